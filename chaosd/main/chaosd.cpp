@@ -1,0 +1,6 @@
+#include <cstdio>
+
+int main() {
+  std::puts("chaosd " CHAOSD_VERSION);
+  return 0;
+}

@@ -1,0 +1,265 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "injectors/FaultRegistry.h"
+
+// The experiment as plain structs: what the parser produces and everything after it reads.
+// No yaml-cpp types past the parser. docs/experiment-format.md documents every field.
+namespace chaosd {
+
+using Duration = std::chrono::nanoseconds;
+
+// Where a field was written, 1-based; 0 when it was not written (a default).
+struct SourcePos {
+  int line = 0;
+  int column = 0;
+};
+
+struct Metadata {
+  std::string name;
+  std::string title;
+  std::string description;
+  std::vector<std::string> tags;
+  std::map<std::string, std::string> labels;
+};
+
+struct ConfigValue {
+  std::string value;
+  bool secret = false;  // redacted in reports and logs
+};
+
+// ---- targets --------------------------------------------------------------------------
+
+enum class SelectionMode { kAll, kOne, kCount, kPercent };
+
+struct Selection {
+  SelectionMode mode = SelectionMode::kAll;
+  uint64_t count = 0;    // kCount
+  double fraction = 0;   // kPercent, 0..1
+  std::optional<uint64_t> seed;  // recorded in the report so a run can be replayed
+};
+
+// Every set field must match (AND). At least one field is set.
+struct ProcessSelector {
+  std::optional<int> pid;
+  std::string name;     // comm, exact
+  std::string cmdline;  // ECMAScript regex searched in the NUL-joined-by-space command line
+  std::string cgroup;   // cgroup v2 path relative to the cgroup2 mount, "/system.slice/x"
+  std::string user;     // name or numeric uid
+  std::string pidFile;
+};
+
+// A process the experiment starts itself and stops at its end.
+struct ExecSpec {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+  std::string cwd;
+};
+
+// A network namespace: the host's (none set), a name under /run/netns, a path, or a pid's.
+struct NetnsRef {
+  std::string name;
+  std::string path;
+  std::optional<int> pid;
+  bool isHost() const { return name.empty() && path.empty() && !pid; }
+  std::string describe() const;  // "host", "netns app", "/proc/42/ns/net"
+  std::string nsPath() const;    // "" for host, else the path to open
+};
+
+struct InterfaceSelector {
+  std::string name;
+  NetnsRef netns;
+};
+
+struct TargetSpec {
+  std::string name;
+  SourcePos pos;
+  TargetKind kind = TargetKind::kProcess;
+  ProcessSelector process;        // kProcess
+  ExecSpec exec;                  // kExec
+  InterfaceSelector interface;    // kInterface
+  std::string path;               // kPath
+  Selection selection;            // kProcess
+  bool emptySkip = false;         // `empty: skip` instead of an error when nothing matches
+};
+
+// ---- probes ---------------------------------------------------------------------------
+
+enum class Phase { kBefore, kDuring, kAfter };
+std::string_view phaseName(Phase phase);
+
+enum class ProbeKind { kHttp, kTcp, kCommand, kProcess, kPrometheus };
+std::string_view probeKindName(ProbeKind kind);
+
+struct HttpProbe {
+  std::string method = "GET";
+  std::string url;
+  std::map<std::string, std::string> headers;
+  std::string body;
+  bool tlsVerify = true;
+};
+
+struct TcpProbe {
+  std::string host;  // v4, v6 or a name
+  uint16_t port = 0;
+};
+
+struct CommandProbe {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+};
+
+struct ProcessProbe {
+  ProcessSelector selector;
+};
+
+struct PrometheusProbe {
+  std::string url;    // base URL of the Prometheus HTTP API, "http://127.0.0.1:9090"
+  std::string query;  // PromQL instant query
+};
+
+// How one observed value is judged. A scalar means equality, a YAML list means set
+// membership, "a..b" an inclusive range, {regex: ...} a regular expression.
+struct ValueMatch {
+  enum class Kind { kEquals, kOneOf, kRange, kRegex };
+  Kind kind = Kind::kEquals;
+  std::vector<std::string> values;  // kEquals (one), kOneOf (many); compared as numbers
+                                    // when both sides are numbers, else as strings
+  double low = 0;                   // kRange
+  double high = 0;
+  std::string regex;                // kRegex (ECMAScript, searched)
+  std::string describe() const;     // "== 200", "in {200, 204}", "in 200..299", "~ /ok/"
+};
+
+enum class CompareOp { kLt, kLe, kGt, kGe, kEq };
+
+// ">= 0.99", "<= 300ms": an operator and a number (a duration is held in nanoseconds).
+struct Comparison {
+  CompareOp op = CompareOp::kGe;
+  double value = 0;
+  bool holds(double observed) const;
+  std::string describe() const;
+};
+
+struct LatencyBound {
+  double percentile = 95;  // p50 -> 50, p99.9 -> 99.9
+  Comparison bound;        // value in nanoseconds
+};
+
+// The statistical mode (DESIGN.md section 6): the baseline's (1 - quantileAlpha) quantile of
+// latency is the threshold; a phase deviates when its exceedances are more than a binomial
+// test at false-alarm bound alpha allows.
+struct BaselineTolerance {
+  double alpha = 0.01;
+  double quantile = 0.95;
+};
+
+struct Tolerance {
+  std::optional<ValueMatch> status;    // http
+  std::optional<std::string> body;     // http, regex searched in the body
+  std::map<std::string, ValueMatch> json;  // http, JSON pointer -> match
+  std::optional<ValueMatch> exitCode;  // command (default: 0)
+  std::optional<std::string> stdoutRegex;  // command
+  std::optional<ValueMatch> count;     // process: number of matching processes
+  std::optional<bool> running;         // process: at least one matches and none is stopped
+  std::optional<ValueMatch> value;     // prometheus: the scalar, or each series' value
+  std::optional<Comparison> successRate;    // over a phase, fraction of passing samples
+  std::vector<LatencyBound> latency;        // over a phase
+  std::optional<BaselineTolerance> baseline;
+};
+
+struct ProbeSpec {
+  std::string name;
+  SourcePos pos;
+  ProbeKind kind = ProbeKind::kHttp;
+  HttpProbe http;
+  TcpProbe tcp;
+  CommandProbe command;
+  ProcessProbe process;
+  PrometheusProbe prometheus;
+  Duration timeout = std::chrono::seconds(1);
+  Duration every = std::chrono::seconds(1);
+  Tolerance tolerance;
+  std::vector<Phase> phases{Phase::kBefore, Phase::kDuring, Phase::kAfter};
+  bool abort = false;
+};
+
+struct SteadyState {
+  Duration baseline = std::chrono::seconds(5);  // the before window
+  Duration recovery = std::chrono::seconds(5);  // the after window
+  std::vector<ProbeSpec> probes;
+};
+
+// ---- method ---------------------------------------------------------------------------
+
+enum class StepKind { kFault, kPause, kParallel };
+
+struct StepSpec {
+  std::string name;
+  SourcePos pos;
+  StepKind kind = StepKind::kFault;
+  std::string fault;  // kFault: the registered type
+  SourcePos faultPos;
+  std::string target;  // a name from `targets`, or "" when the type takes none
+  SourcePos targetPos;
+  nlohmann::json args = nlohmann::json::object();  // normalised by the type's schema
+  std::optional<Duration> duration;  // kFault: how long it is held; kPause: how long to wait
+  std::optional<Duration> at;        // offset from the method's start
+  std::string after;                 // start when that step has ended
+  SourcePos afterPos;
+  std::vector<StepSpec> parallel;    // kParallel: started together
+};
+
+struct RollbackSpec {
+  std::string name;
+  SourcePos pos;
+  std::vector<std::string> command;  // argv, no shell
+  std::map<std::string, std::string> env;
+  Duration timeout = std::chrono::seconds(30);
+};
+
+struct Guardrails {
+  Duration maxDuration = std::chrono::hours(1);  // ceiling on every fault and on the method
+  uint32_t maxTargets = 10;                      // processes one fault may hit
+  double maxPercent = 1.0;                       // of the matching processes
+  uint32_t maxFaults = 50;                       // fault steps in the method
+  bool allowSsh = false;                         // may port 22 be partitioned
+};
+
+struct ReportSpec {
+  std::vector<std::string> formats{"json", "junit", "html", "md"};
+  std::string dir = "./chaos-reports";
+};
+
+struct ScheduleSpec {
+  std::string cron;       // 5 fields
+  std::string timezone;   // IANA name; "" = UTC
+  std::optional<std::pair<std::string, std::string>> window;  // "HH:MM" .. "HH:MM"
+  std::optional<uint32_t> maxRuns;
+};
+
+struct Experiment {
+  std::string file;
+  std::string apiVersion;
+  Metadata metadata;
+  std::map<std::string, ConfigValue> config;
+  std::vector<TargetSpec> targets;
+  SteadyState steadyState;
+  std::vector<StepSpec> method;
+  std::vector<RollbackSpec> rollbacks;
+  Guardrails guardrails;
+  ReportSpec report;
+  std::optional<ScheduleSpec> schedule;
+
+  const TargetSpec* findTarget(std::string_view name) const;
+};
+
+}  // namespace chaosd

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "chaosd/core/Result.h"
+
+namespace chaosd {
+
+struct TargetSpec;
+
+// One fault about to be prepared: its type, its target (nullptr when the type takes none)
+// and its arguments, already validated against the type's ArgSchema and normalised.
+struct FaultRequest {
+  std::string runId;
+  std::string faultId;    // unique per fault applied; names kernel objects where useful
+  std::string stepName;
+  std::string faultType;  // "network.delay"
+  const TargetSpec* target = nullptr;
+  nlohmann::json args;
+  std::chrono::nanoseconds duration{0};
+};
+
+// The result of prepare(): everything needed to undo the fault, decided before the kernel is
+// touched, so it can be journalled as intent. revert(undo) must work from this alone, in
+// another process (the guardian), after the owner died.
+struct PreparedFault {
+  nlohmann::json undo;
+  std::string description;             // "delay 200ms on veth-db (netns app)"
+  std::vector<std::string> resources;  // conflict keys: "iface:/run/netns/app:veth-db"
+  bool revertible = true;              // false for a kill: nothing can bring it back
+};
+
+// What apply() observed (bytes actually filled, backend used, pids signalled).
+struct AppliedFault {
+  std::string backend;
+  nlohmann::json observed = nlohmann::json::object();
+};
+
+// A fault family's implementation. Contract for every method: it touches only what the
+// undo record names, and returns errors as values.
+class Injector {
+ public:
+  virtual ~Injector() = default;
+
+  // Resolves the target and decides names and handles. Reads the machine, never changes it.
+  virtual Result<PreparedFault> prepare(const FaultRequest& request) = 0;
+
+  // Applies a prepared fault. On failure it may leave a partial state: the engine then calls
+  // revert(undo), which must clean it up.
+  virtual Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) = 0;
+
+  // Removes the fault. Idempotent; succeeds when there is nothing left to remove (an intent
+  // never applied, a second revert). Returns what was observed during the fault.
+  virtual Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) = 0;
+
+  // Looks for anything of this fault left on the machine after revert; one line each.
+  virtual Result<std::vector<std::string>> audit(const nlohmann::json& undo) = 0;
+};
+
+}  // namespace chaosd
