@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -54,7 +55,12 @@ struct ArgProblem {
   std::string field;
   std::string message;
 };
-using ArgConstraint = std::function<std::optional<ArgProblem>(const nlohmann::json& args)>;
+// What a constraint sees: the normalised args and the step's duration, if it has one.
+struct ArgContext {
+  const nlohmann::json& args;
+  std::optional<std::chrono::nanoseconds> duration;
+};
+using ArgConstraint = std::function<std::optional<ArgProblem>(const ArgContext& ctx)>;
 
 struct ArgSchema {
   std::vector<ArgSpec> args;
@@ -73,6 +79,12 @@ ArgSpec oneOf(std::string name, std::vector<std::string> choices, std::string he
 ArgSpec listOf(std::string name, ArgSpec element, std::string help);
 ArgSpec object(std::string name, std::vector<ArgSpec> fields, std::string help);
 }  // namespace arg
+
+// A normalised number as the user would write it ("250ms", "25%", "10mbit").
+std::string formatArgValue(const ArgSpec& spec, double value);
+
+// Normalised args in the user's units: "delay=200ms jitter=20ms to.cidr=[10.0.0.2/32]".
+std::string formatArgs(const ArgSchema& schema, const nlohmann::json& args);
 
 // Human-readable documentation of a schema, one argument per line with type, unit,
 // default, range and help; nested fields indented.

@@ -1,6 +1,3 @@
-#include <cstdio>
+#include "chaosd/cli/Cli.h"
 
-int main() {
-  std::puts("chaosctl " CHAOSD_VERSION);
-  return 0;
-}
+int main(int argc, char** argv) { return chaosd::cli::runChaosctl(argc, argv); }

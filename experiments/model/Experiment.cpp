@@ -1,0 +1,91 @@
+#include "experiments/model/Experiment.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "chaosd/core/Units.h"
+
+namespace chaosd {
+
+std::string NetnsRef::describe() const {
+  if (!name.empty()) return "netns " + name;
+  if (!path.empty()) return "netns " + path;
+  if (pid) return "netns of pid " + std::to_string(*pid);
+  return "host netns";
+}
+
+std::string NetnsRef::nsPath() const {
+  if (!name.empty()) return "/run/netns/" + name;
+  if (!path.empty()) return path;
+  if (pid) return "/proc/" + std::to_string(*pid) + "/ns/net";
+  return "";
+}
+
+std::string_view phaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kBefore: return "before";
+    case Phase::kDuring: return "during";
+    case Phase::kAfter: return "after";
+  }
+  return "unknown";
+}
+
+std::string_view probeKindName(ProbeKind kind) {
+  switch (kind) {
+    case ProbeKind::kHttp: return "http";
+    case ProbeKind::kTcp: return "tcp";
+    case ProbeKind::kCommand: return "command";
+    case ProbeKind::kProcess: return "process";
+    case ProbeKind::kPrometheus: return "prometheus";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string number(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+}  // namespace
+
+std::string ValueMatch::describe() const {
+  switch (kind) {
+    case Kind::kEquals: return "== " + (values.empty() ? std::string() : values.front());
+    case Kind::kOneOf: {
+      std::string out = "in {";
+      for (size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + values[i];
+      return out + "}";
+    }
+    case Kind::kRange: return "in " + number(low) + ".." + number(high);
+    case Kind::kRegex: return "~ /" + regex + "/";
+  }
+  return "";
+}
+
+bool Comparison::holds(double observed) const {
+  switch (op) {
+    case CompareOp::kLt: return observed < value;
+    case CompareOp::kLe: return observed <= value;
+    case CompareOp::kGt: return observed > value;
+    case CompareOp::kGe: return observed >= value;
+    case CompareOp::kEq: return observed == value;
+  }
+  return false;
+}
+
+std::string Comparison::describe() const {
+  const char* ops[] = {"<", "<=", ">", ">=", "=="};
+  return std::string(ops[static_cast<int>(op)]) + " " + number(value);
+}
+
+const TargetSpec* Experiment::findTarget(std::string_view name) const {
+  for (const auto& t : targets) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace chaosd

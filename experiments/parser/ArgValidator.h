@@ -1,0 +1,21 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+
+#include "experiments/parser/YamlReader.h"
+#include "injectors/ArgSchema.h"
+
+namespace chaosd::parser {
+
+// Validates a fault's `args` against its type's schema: unknown keys, required, types, units,
+// ranges, then the schema's cross-field constraints. Returns the normalised args (defaults
+// filled in) or nullopt after reporting every problem. `args` may be absent (no node).
+std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional<Field>& args,
+                                           const std::string& argsPath, const YAML::Mark& stepMark,
+                                           const ArgSchema& schema,
+                                           std::optional<std::chrono::nanoseconds> duration);
+
+
+}  // namespace chaosd::parser

@@ -1,0 +1,364 @@
+#include "experiments/parser/ExperimentParser.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "experiments/model/Cron.h"
+#include "experiments/parser/Sections.h"
+
+namespace chaosd {
+namespace parser {
+namespace {
+
+const std::vector<std::string> kTopKeys = {"apiVersion", "kind",      "metadata", "config",
+                                           "targets",    "steadyState", "method", "rollbacks",
+                                           "guardrails", "report",    "schedule"};
+const std::regex kVarName("[A-Za-z_][A-Za-z0-9_]*");
+
+void parseMetadata(ReadContext& ctx, const Field& f, Metadata& md) {
+  MapReader m(ctx, f, {"name", "title", "description", "tags", "labels"});
+  if (!m.valid()) return;
+  if (auto name = m.require("name", "a lowercase name like api-survives-db-latency")) {
+    if (auto s = asNonEmptyString(ctx, *name)) {
+      static const std::regex kDnsLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+      if (s->size() > 63 || !std::regex_match(*s, kDnsLabel)) {
+        ctx.diag.error(name->node.Mark(), name->path, "'" + *s + "' is not a valid name",
+                       "lowercase letters, digits and '-', at most 63 characters");
+      } else {
+        md.name = *s;
+      }
+    }
+  }
+  md.title = m.string("title").value_or("");
+  md.description = m.string("description").value_or("");
+  if (auto tags = m.get("tags")) md.tags = asStringList(ctx, *tags).value_or(md.tags);
+  if (auto labels = m.get("labels")) md.labels = asStringMap(ctx, *labels).value_or(md.labels);
+}
+
+// config: values are read without substitution (they are what is substituted).
+void parseConfig(ReadContext& ctx, const Field& f, Experiment& exp) {
+  if (!f.node.IsMap()) {
+    ctx.diag.error(f.node.Mark(), f.path, "expected a mapping of variable names to values");
+    return;
+  }
+  for (const auto& kv : f.node) {
+    if (!kv.first.IsScalar()) {
+      ctx.diag.error(kv.first.Mark(), f.path, "a variable name must be a plain name");
+      continue;
+    }
+    std::string name = kv.first.Scalar();
+    Field value{kv.second, joinPath(f.path, name)};
+    if (!std::regex_match(name, kVarName)) {
+      ctx.diag.error(kv.first.Mark(), value.path, "'" + name + "' is not a valid variable name",
+                     "letters, digits and '_', not starting with a digit");
+      continue;
+    }
+    if (exp.config.contains(name)) {
+      ctx.diag.error(kv.first.Mark(), value.path, "duplicate key '" + name + "'", "each key once");
+      continue;
+    }
+    ConfigValue cv;
+    if (value.node.IsScalar()) {
+      cv.value = value.node.Scalar();
+    } else if (value.node.IsMap()) {
+      MapReader m(ctx, value, {"value", "env", "default", "secret"});
+      cv.secret = m.boolean("secret").value_or(false);
+      auto literal = m.get("value");
+      auto env = m.get("env");
+      if (literal && env) {
+        ctx.diag.error(env->node.Mark(), env->path, "'value' and 'env' cannot be combined",
+                       "one source for the value");
+      } else if (literal && literal->node.IsScalar()) {
+        cv.value = literal->node.Scalar();
+      } else if (env) {
+        auto var = asNonEmptyString(ctx, *env);
+        const char* got = var ? std::getenv(var->c_str()) : nullptr;
+        if (got) {
+          cv.value = got;
+        } else if (auto def = m.get("default"); def && def->node.IsScalar()) {
+          cv.value = def->node.Scalar();
+        } else if (var) {
+          ctx.diag.error(env->node.Mark(), env->path,
+                         "environment variable '" + *var + "' is not set",
+                         "set it, or give a default");
+        }
+      } else if (!literal) {
+        ctx.diag.error(value.node.Mark(), value.path, "missing 'value' or 'env'",
+                       "value: TEXT, or env: NAME with an optional default");
+      } else {
+        ctx.diag.error(literal->node.Mark(), literal->path, "expected a scalar value");
+      }
+    } else {
+      ctx.diag.error(value.node.Mark(), value.path, "expected a scalar value",
+                     "a string or number, or {value|env, default, secret}");
+      continue;
+    }
+    exp.config.emplace(name, std::move(cv));
+  }
+}
+
+void parseGuardrails(ReadContext& ctx, const Field& f, Guardrails& g) {
+  MapReader m(ctx, f, {"maxDuration", "maxTargets", "maxPercent", "maxFaults", "allowSsh"});
+  if (!m.valid()) return;
+  if (auto d = m.get("maxDuration")) {
+    if (auto v = asDuration(ctx, *d)) {
+      if (*v > std::chrono::hours(24)) {
+        ctx.diag.error(d->node.Mark(), d->path, "longer than chaosd's ceiling of 24h",
+                       "at most 24h");
+      } else {
+        g.maxDuration = *v;
+      }
+    }
+  }
+  if (auto t = m.get("maxTargets")) {
+    if (auto v = asInt(ctx, *t, 1, 100000)) g.maxTargets = static_cast<uint32_t>(*v);
+  }
+  if (auto p = m.get("maxPercent")) {
+    if (auto v = asPercent(ctx, *p)) g.maxPercent = *v;
+  }
+  if (auto n = m.get("maxFaults")) {
+    if (auto v = asInt(ctx, *n, 1, 10000)) g.maxFaults = static_cast<uint32_t>(*v);
+  }
+  if (auto s = m.boolean("allowSsh")) g.allowSsh = *s;
+}
+
+void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {
+  auto items = asSequence(ctx, f);
+  if (!items) return;
+  std::set<std::string> names;
+  for (const auto& item : *items) {
+    MapReader m(ctx, item, {"name", "command", "env", "timeout"});
+    if (!m.valid()) continue;
+    RollbackSpec r;
+    r.pos = posOf(item.node.Mark());
+    if (auto nameField = m.require("name", "a name for the rollback")) {
+      if (auto name = asNonEmptyString(ctx, *nameField)) {
+        if (!names.insert(*name).second) {
+          ctx.diag.error(nameField->node.Mark(), nameField->path,
+                         "duplicate rollback name '" + *name + "'", "unique names");
+        }
+        r.name = *name;
+      }
+    }
+    if (auto cmd = m.require("command", "the command as a list: [systemctl, start, api]")) {
+      if (cmd->node.IsScalar()) {
+        ctx.diag.error(cmd->node.Mark(), cmd->path, "a command is a list of arguments, not a "
+                                                    "string",
+                       "[program, arg1, arg2]; no shell is used");
+      } else if (auto argv = asStringList(ctx, *cmd)) {
+        if (argv->empty()) {
+          ctx.diag.error(cmd->node.Mark(), cmd->path, "the command is empty", "[program, args...]");
+        }
+        r.command = *argv;
+      }
+    }
+    if (auto env = m.get("env")) r.env = asStringMap(ctx, *env).value_or(r.env);
+    if (auto t = m.duration("timeout")) r.timeout = *t;
+    exp.rollbacks.push_back(std::move(r));
+  }
+}
+
+void parseReport(ReadContext& ctx, const Field& f, ReportSpec& report) {
+  MapReader m(ctx, f, {"formats", "dir"});
+  if (!m.valid()) return;
+  if (auto formats = m.get("formats")) {
+    if (auto list = asStringList(ctx, *formats)) {
+      static const std::vector<std::string> kFormats = {"json", "junit", "html", "md"};
+      bool ok = true;
+      for (const auto& fmt : *list) {
+        if (std::find(kFormats.begin(), kFormats.end(), fmt) == kFormats.end()) {
+          ctx.diag.error(formats->node.Mark(), formats->path,
+                         "unknown report format '" + fmt + "'", "any of: json, junit, html, md");
+          ok = false;
+        }
+      }
+      if (ok) report.formats = *list;
+    }
+  }
+  if (auto dir = m.string("dir")) report.dir = *dir;
+}
+
+void parseSchedule(ReadContext& ctx, const Field& f, Experiment& exp) {
+  MapReader m(ctx, f, {"cron", "timezone", "window", "maxRuns"});
+  if (!m.valid()) return;
+  ScheduleSpec s;
+  if (auto cron = m.require("cron", "a 5-field cron expression like \"0 3 * * tue\"")) {
+    if (auto text = asNonEmptyString(ctx, *cron)) {
+      auto spec = parseCron(*text);
+      if (!spec) {
+        ctx.diag.error(cron->node.Mark(), cron->path, spec.error().message(),
+                       "minute hour day-of-month month day-of-week");
+      }
+      s.cron = *text;
+    }
+  }
+  if (auto tz = m.get("timezone")) {
+    if (auto text = asNonEmptyString(ctx, *tz)) {
+      static const std::regex kZone("[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*");
+      if (!std::regex_match(*text, kZone) || text->find("..") != std::string::npos) {
+        ctx.diag.error(tz->node.Mark(), tz->path, "'" + *text + "' is not a time zone name",
+                       "an IANA name like Europe/Berlin or UTC");
+      }
+      s.timezone = *text;
+    }
+  }
+  if (auto w = m.get("window")) {
+    if (auto text = asNonEmptyString(ctx, *w)) {
+      static const std::regex kWindow("([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])");
+      std::smatch match;
+      if (!std::regex_match(*text, match, kWindow)) {
+        ctx.diag.error(w->node.Mark(), w->path, "'" + *text + "' is not a time window",
+                       "HH:MM-HH:MM, e.g. 02:00-05:00");
+      } else {
+        s.window = std::make_pair(text->substr(0, 5), text->substr(6, 5));
+      }
+    }
+  }
+  if (auto n = m.get("maxRuns")) {
+    if (auto v = asInt(ctx, *n, 1, 1000000)) s.maxRuns = static_cast<uint32_t>(*v);
+  }
+  exp.schedule = std::move(s);
+}
+
+void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions& options,
+                   Experiment& exp, std::map<std::string, std::string>& vars) {
+  MapReader top(ctx, Field{root, ""}, kTopKeys);
+  if (!top.valid()) return;
+  if (auto v = top.require("apiVersion", "apiVersion: chaosd/v1")) {
+    if (auto s = asString(ctx, *v)) {
+      if (*s != "chaosd/v1") {
+        ctx.diag.error(v->node.Mark(), v->path, "unsupported apiVersion '" + *s + "'",
+                       "chaosd/v1");
+      }
+      exp.apiVersion = *s;
+    }
+  }
+  if (auto k = top.require("kind", "kind: Experiment")) {
+    if (auto s = asString(ctx, *k); s && *s != "Experiment") {
+      ctx.diag.error(k->node.Mark(), k->path, "unsupported kind '" + *s + "'", "Experiment");
+    }
+  }
+  // Variables first: every other section may use them.
+  if (auto c = top.get("config")) parseConfig(ctx, *c, exp);
+  for (const auto& [name, cv] : exp.config) vars[name] = cv.value;
+  for (const auto& [name, value] : options.vars) vars[name] = value;
+
+  if (auto md = top.require("metadata", "metadata: {name: ...}")) {
+    parseMetadata(ctx, *md, exp.metadata);
+  }
+  // Guardrails before the method, whose durations they bound.
+  if (auto g = top.get("guardrails")) parseGuardrails(ctx, *g, exp.guardrails);
+  if (auto t = top.get("targets")) parseTargets(ctx, *t, exp);
+  if (auto s = top.require("steadyState", "steadyState: {baseline, recovery, probes}")) {
+    parseSteadyState(ctx, *s, exp);
+  }
+  if (auto m = top.require("method", "method: a list of steps")) {
+    parseMethod(ctx, *m, *options.registry, exp);
+  }
+  if (auto r = top.get("rollbacks")) parseRollbacks(ctx, *r, exp);
+  if (auto r = top.get("report")) parseReport(ctx, *r, exp.report);
+  if (auto s = top.get("schedule")) parseSchedule(ctx, *s, exp);
+}
+
+}  // namespace
+
+bool checkName(ReadContext& ctx, const Field& f, const std::string& name, std::string_view what) {
+  static const std::regex kName("[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?");
+  if (name.size() > 63 || !std::regex_match(name, kName)) {
+    ctx.diag.error(f.node.Mark(), f.path,
+                   "'" + name + "' is not a valid " + std::string(what) + " name",
+                   "letters, digits, '-', '_' and '.', at most 63 characters");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace parser
+
+ParseResult parseExperimentText(std::string_view text, const std::string& fileName,
+                                const ParseOptions& options) {
+  parser::Diagnostics diag(fileName);
+  ParseResult result;
+  if (options.registry == nullptr) {
+    diag.errorAt(0, 0, "", "internal error: no fault registry given to the parser");
+    result.diagnostics = diag.take();
+    return result;
+  }
+  try {
+    if (parser::checkText(text, diag, options.limits)) {
+      if (auto root = parser::loadYaml(text, diag, options.limits)) {
+        Experiment exp;
+        exp.file = fileName;
+        std::map<std::string, std::string> vars;
+        parser::ReadContext ctx{diag, vars};
+        parser::parseDocument(ctx, *root, options, exp, vars);
+        if (diag.empty()) result.experiment = std::move(exp);
+      }
+    }
+  } catch (const std::exception& e) {
+    // yaml-cpp can throw from node access on malformed trees; report, never crash.
+    diag.errorAt(0, 0, "", std::string("cannot read the experiment: ") + e.what());
+    result.experiment.reset();
+  }
+  result.diagnostics = diag.take();
+  if (!result.diagnostics.empty()) result.experiment.reset();
+  return result;
+}
+
+ParseResult parseExperimentFile(const std::string& path, const ParseOptions& options) {
+  ParseResult result;
+  auto fail = [&](std::string message, std::string expected = "") {
+    result.diagnostics.push_back(Diagnostic{path, 0, 0, "", std::move(message), std::move(expected)});
+    return result;
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return fail(std::string("cannot open: ") + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return fail("is a directory", "an experiment file");
+  if (!S_ISREG(st.st_mode)) return fail("is not a regular file", "an experiment file");
+  if (static_cast<uint64_t>(st.st_size) > options.limits.maxBytes) {
+    return fail("the file is " + std::to_string(st.st_size) + " bytes, larger than the limit",
+                "an experiment of at most " + std::to_string(options.limits.maxBytes) + " bytes");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(std::string("cannot open: ") + std::strerror(errno));
+  std::string text;
+  text.resize(static_cast<size_t>(st.st_size));
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));  // a file that shrank since stat
+  return parseExperimentText(text, path, options);
+}
+
+Result<std::map<std::string, std::string>> readVarFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error::fromErrno("cannot open var file " + path, errno);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  try {
+    YAML::Node root = YAML::Load(buf.str());
+    std::map<std::string, std::string> out;
+    if (root.IsNull()) return out;
+    if (!root.IsMap()) {
+      return Error(ErrorCode::kInvalid, path + ": expected a mapping of names to values");
+    }
+    for (const auto& kv : root) {
+      if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
+        return Error(ErrorCode::kInvalid,
+                     path + ":" + std::to_string(kv.first.Mark().line + 1) +
+                         ": expected NAME: VALUE with a scalar value");
+      }
+      out[kv.first.Scalar()] = kv.second.Scalar();
+    }
+    return out;
+  } catch (const YAML::Exception& e) {
+    return Error(ErrorCode::kInvalid, path + ": " + e.what());
+  }
+}
+
+}  // namespace chaosd

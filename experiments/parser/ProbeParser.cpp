@@ -1,0 +1,379 @@
+#include <charconv>
+#include <cmath>
+#include <regex>
+#include <set>
+
+#include "chaosd/core/Units.h"
+#include "experiments/parser/Sections.h"
+
+namespace chaosd::parser {
+namespace {
+
+bool isNumber(const std::string& s, double& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+// A scalar is equality ("a..b" an inclusive range), a list is set membership, {regex: R} a
+// regular expression. A list is never a range: [200, 299] means 200 or 299.
+std::optional<ValueMatch> parseMatch(ReadContext& ctx, const Field& f) {
+  ValueMatch vm;
+  if (f.node.IsSequence()) {
+    auto list = asStringList(ctx, f);
+    if (!list) return std::nullopt;
+    if (list->empty()) {
+      ctx.diag.error(f.node.Mark(), f.path, "the set is empty", "a list of accepted values");
+      return std::nullopt;
+    }
+    vm.kind = ValueMatch::Kind::kOneOf;
+    vm.values = *list;
+    return vm;
+  }
+  if (f.node.IsMap()) {
+    MapReader m(ctx, f, {"regex"});
+    auto re = m.string("regex", true);
+    if (!re) return std::nullopt;
+    try {
+      std::regex compiled(*re, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      ctx.diag.error(m.get("regex")->node.Mark(), joinPath(f.path, "regex"),
+                     "'" + *re + "' is not a valid regular expression", e.what());
+      return std::nullopt;
+    }
+    vm.kind = ValueMatch::Kind::kRegex;
+    vm.regex = *re;
+    return vm;
+  }
+  auto s = asString(ctx, f);
+  if (!s) return std::nullopt;
+  if (auto dots = s->find(".."); dots != std::string::npos) {
+    double lo = 0;
+    double hi = 0;
+    if (!isNumber(s->substr(0, dots), lo) || !isNumber(s->substr(dots + 2), hi)) {
+      ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a range",
+                     "LOW..HIGH with numbers, e.g. 200..299");
+      return std::nullopt;
+    }
+    if (lo > hi) {
+      ctx.diag.error(f.node.Mark(), f.path, "the range '" + *s + "' runs backwards",
+                     "LOW..HIGH with LOW <= HIGH");
+      return std::nullopt;
+    }
+    vm.kind = ValueMatch::Kind::kRange;
+    vm.low = lo;
+    vm.high = hi;
+    return vm;
+  }
+  vm.kind = ValueMatch::Kind::kEquals;
+  vm.values = {*s};
+  return vm;
+}
+
+// ">= 0.99", "<= 300ms": parseValue turns the right-hand side into a number.
+template <typename ParseValue>
+std::optional<Comparison> parseComparison(ReadContext& ctx, const Field& f,
+                                          const std::string& example, ParseValue parseValue) {
+  auto s = asString(ctx, f);
+  if (!s) return std::nullopt;
+  static const std::regex kCmp(R"(\s*(<=|>=|==|<|>)\s*(\S+)\s*)");
+  std::smatch m;
+  if (!std::regex_match(*s, m, kCmp)) {
+    ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a comparison",
+                   "an operator and a value, like \"" + example + "\"");
+    return std::nullopt;
+  }
+  Comparison c;
+  const std::string op = m[1].str();
+  c.op = op == "<"    ? CompareOp::kLt
+         : op == "<=" ? CompareOp::kLe
+         : op == ">"  ? CompareOp::kGt
+         : op == ">=" ? CompareOp::kGe
+                      : CompareOp::kEq;
+  auto v = parseValue(m[2].str());
+  if (!v) {
+    ctx.diag.error(f.node.Mark(), f.path, v.error().message());
+    return std::nullopt;
+  }
+  c.value = *v;
+  return c;
+}
+
+Result<double> percentValue(const std::string& s) { return units::parsePercent(s); }
+Result<double> durationValue(const std::string& s) {
+  auto d = units::parseDuration(s);
+  if (!d) return std::move(d).error();
+  return static_cast<double>(d->count());
+}
+
+void parseLatency(ReadContext& ctx, const Field& f, Tolerance& tol) {
+  if (!f.node.IsMap()) {
+    ctx.diag.error(f.node.Mark(), f.path, "expected a mapping of percentiles to bounds",
+                   "latency: {p95: \"<= 300ms\"}");
+    return;
+  }
+  static const std::regex kPct(R"(p(\d{1,2}(\.\d+)?))");
+  for (const auto& kv : f.node) {
+    std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
+    Field value{kv.second, joinPath(f.path, key)};
+    std::smatch m;
+    if (!std::regex_match(key, m, kPct) || std::stod(m[1].str()) <= 0) {
+      ctx.diag.error(kv.first.Mark(), value.path, "'" + key + "' is not a percentile",
+                     "p50, p90, p95, p99 or p99.9");
+      continue;
+    }
+    auto c = parseComparison(ctx, value, "<= 300ms", durationValue);
+    if (c) tol.latency.push_back(LatencyBound{std::stod(m[1].str()), *c});
+  }
+}
+
+std::vector<std::string> toleranceKeys(ProbeKind kind) {
+  std::vector<std::string> keys;
+  switch (kind) {
+    case ProbeKind::kHttp: keys = {"status", "body", "json"}; break;
+    case ProbeKind::kCommand: keys = {"exitCode", "stdout"}; break;
+    case ProbeKind::kProcess: keys = {"count", "running"}; break;
+    case ProbeKind::kPrometheus: keys = {"value"}; break;
+    case ProbeKind::kTcp: break;
+  }
+  for (const char* k : {"successRate", "latency", "baseline"}) keys.push_back(k);
+  return keys;
+}
+
+void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
+  MapReader m(ctx, f, toleranceKeys(probe.kind));
+  if (!m.valid()) return;
+  Tolerance& tol = probe.tolerance;
+  if (auto s = m.get("status")) tol.status = parseMatch(ctx, *s);
+  if (auto b = m.get("body")) {
+    if (auto re = asString(ctx, *b)) {
+      try {
+        std::regex compiled(*re, std::regex::ECMAScript);
+        tol.body = *re;
+      } catch (const std::regex_error& e) {
+        ctx.diag.error(b->node.Mark(), b->path, "'" + *re + "' is not a valid regular expression",
+                       e.what());
+      }
+    }
+  }
+  if (auto j = m.get("json")) {
+    if (!j->node.IsMap()) {
+      ctx.diag.error(j->node.Mark(), j->path, "expected a mapping of JSON pointers to values",
+                     "json: {\"/status\": ok}");
+    } else {
+      for (const auto& kv : j->node) {
+        std::string ptr = kv.first.IsScalar() ? kv.first.Scalar() : "";
+        Field value{kv.second, j->path + "[" + ptr + "]"};
+        if (!ptr.empty() && ptr.front() != '/') {
+          ctx.diag.error(kv.first.Mark(), value.path, "'" + ptr + "' is not a JSON pointer",
+                         "a pointer like /status or /items/0/name (RFC 6901)");
+          continue;
+        }
+        if (auto vm = parseMatch(ctx, value)) tol.json[ptr] = *vm;
+      }
+    }
+  }
+  if (auto e = m.get("exitCode")) tol.exitCode = parseMatch(ctx, *e);
+  if (auto o = m.get("stdout")) {
+    if (auto re = asString(ctx, *o)) {
+      try {
+        std::regex compiled(*re, std::regex::ECMAScript);
+        tol.stdoutRegex = *re;
+      } catch (const std::regex_error& err) {
+        ctx.diag.error(o->node.Mark(), o->path, "'" + *re + "' is not a valid regular expression",
+                       err.what());
+      }
+    }
+  }
+  if (auto c = m.get("count")) tol.count = parseMatch(ctx, *c);
+  if (auto r = m.boolean("running")) tol.running = *r;
+  if (auto v = m.get("value")) tol.value = parseMatch(ctx, *v);
+  if (auto s = m.get("successRate")) {
+    tol.successRate = parseComparison(ctx, *s, ">= 0.99", percentValue);
+  }
+  if (auto l = m.get("latency")) parseLatency(ctx, *l, tol);
+  if (auto b = m.get("baseline")) {
+    MapReader bm(ctx, *b, {"alpha", "quantile"});
+    BaselineTolerance bt;
+    if (auto a = bm.get("alpha")) {
+      if (auto v = asNumber(ctx, *a)) {
+        if (*v <= 0 || *v >= 0.5) {
+          ctx.diag.error(a->node.Mark(), a->path, "alpha " + a->node.Scalar() + " is out of range",
+                         "a false-alarm bound between 0 and 0.5, e.g. 0.01");
+        } else {
+          bt.alpha = *v;
+        }
+      }
+    }
+    if (auto q = bm.get("quantile")) {
+      if (auto v = asNumber(ctx, *q)) {
+        if (*v < 0.5 || *v >= 1) {
+          ctx.diag.error(q->node.Mark(), q->path, "quantile " + q->node.Scalar() +
+                                                      " is out of range",
+                         "between 0.5 and 1 (exclusive), e.g. 0.95");
+        } else {
+          bt.quantile = *v;
+        }
+      }
+    }
+    if (bm.valid()) tol.baseline = bt;
+  }
+}
+
+const std::vector<std::string> kProbeKinds = {"http", "tcp", "command", "process", "prometheus"};
+
+void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, ProbeSpec& p) {
+  Field f = *m.get(kind);
+  if (kind == "http") {
+    p.kind = ProbeKind::kHttp;
+    MapReader h(ctx, f, {"url", "method", "headers", "body", "tlsVerify"});
+    if (auto url = h.string("url", true)) {
+      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
+        ctx.diag.error(h.get("url")->node.Mark(), joinPath(f.path, "url"),
+                       "'" + *url + "' is not an http(s) URL", "http://host:port/path");
+      }
+      p.http.url = *url;
+    }
+    if (auto method = h.string("method")) {
+      static const std::set<std::string> kMethods = {"GET",  "HEAD",   "POST",   "PUT",
+                                                     "PATCH", "DELETE", "OPTIONS"};
+      if (!kMethods.contains(*method)) {
+        ctx.diag.error(h.get("method")->node.Mark(), joinPath(f.path, "method"),
+                       "'" + *method + "' is not an HTTP method",
+                       "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS");
+      }
+      p.http.method = *method;
+    }
+    if (auto headers = h.get("headers")) {
+      p.http.headers = asStringMap(ctx, *headers).value_or(p.http.headers);
+    }
+    if (auto body = h.get("body")) p.http.body = asString(ctx, *body).value_or("");
+    if (auto tls = h.boolean("tlsVerify")) p.http.tlsVerify = *tls;
+  } else if (kind == "tcp") {
+    p.kind = ProbeKind::kTcp;
+    MapReader t(ctx, f, {"host", "port"});
+    p.tcp.host = t.string("host", true).value_or("");
+    if (auto port = t.require("port", "a port 1..65535")) {
+      if (auto v = asInt(ctx, *port, 1, 65535)) p.tcp.port = static_cast<uint16_t>(*v);
+    }
+  } else if (kind == "command") {
+    p.kind = ProbeKind::kCommand;
+    MapReader c(ctx, f, {"argv", "env"});
+    if (auto argv = c.require("argv", "[program, args...]")) {
+      if (auto list = asStringList(ctx, *argv)) {
+        if (list->empty()) {
+          ctx.diag.error(argv->node.Mark(), argv->path, "argv is empty", "[program, args...]");
+        }
+        p.command.argv = *list;
+      }
+    }
+    if (auto env = c.get("env")) p.command.env = asStringMap(ctx, *env).value_or(p.command.env);
+  } else if (kind == "process") {
+    p.kind = ProbeKind::kProcess;
+    if (auto sel = parseProcessSelector(ctx, f)) p.process.selector = *sel;
+  } else {
+    p.kind = ProbeKind::kPrometheus;
+    MapReader q(ctx, f, {"url", "query"});
+    if (auto url = q.string("url", true)) {
+      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
+        ctx.diag.error(q.get("url")->node.Mark(), joinPath(f.path, "url"),
+                       "'" + *url + "' is not an http(s) URL",
+                       "the Prometheus base URL, http://127.0.0.1:9090");
+      }
+      p.prometheus.url = *url;
+    }
+    p.prometheus.query = q.string("query", true).value_or("");
+  }
+}
+
+void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names,
+                SteadyState& ss) {
+  std::vector<std::string> keys = {"name", "timeout", "every", "tolerance", "phases", "abort"};
+  keys.insert(keys.end(), kProbeKinds.begin(), kProbeKinds.end());
+  MapReader m(ctx, f, keys);
+  if (!m.valid()) return;
+  ProbeSpec p;
+  p.pos = posOf(f.node.Mark());
+  if (auto nameField = m.require("name", "a name for the probe")) {
+    if (auto name = asNonEmptyString(ctx, *nameField)) {
+      if (checkName(ctx, *nameField, *name, "probe") && !names.insert(*name).second) {
+        ctx.diag.error(nameField->node.Mark(), nameField->path,
+                       "duplicate probe name '" + *name + "'", "unique probe names");
+      }
+      p.name = *name;
+    }
+  }
+  auto kind = m.exactlyOne(kProbeKinds, "what the probe checks");
+  if (kind) parseProbeKind(ctx, m, *kind, p);
+  if (auto t = m.duration("timeout")) p.timeout = *t;
+  if (auto e = m.get("every")) {
+    if (auto v = asDuration(ctx, *e)) {
+      if (*v < std::chrono::milliseconds(10)) {
+        ctx.diag.error(e->node.Mark(), e->path, "an interval below 10ms would flood the target",
+                       "at least 10ms");
+      } else {
+        p.every = *v;
+      }
+    }
+  }
+  if (auto tol = m.get("tolerance"); tol && kind) parseTolerance(ctx, *tol, p);
+  if (auto ph = m.get("phases")) {
+    if (auto list = asStringList(ctx, *ph, true)) {
+      p.phases.clear();
+      for (const auto& s : *list) {
+        Phase phase;
+        if (s == "before") {
+          phase = Phase::kBefore;
+        } else if (s == "during") {
+          phase = Phase::kDuring;
+        } else if (s == "after") {
+          phase = Phase::kAfter;
+        } else {
+          ctx.diag.error(ph->node.Mark(), ph->path, "'" + s + "' is not a phase",
+                         "before, during, after");
+          continue;
+        }
+        if (std::find(p.phases.begin(), p.phases.end(), phase) != p.phases.end()) {
+          ctx.diag.error(ph->node.Mark(), ph->path, "phase '" + s + "' is listed twice",
+                         "each phase once");
+          continue;
+        }
+        p.phases.push_back(phase);
+      }
+      if (list->empty()) {
+        ctx.diag.error(ph->node.Mark(), ph->path, "no phases", "before, during and/or after");
+      }
+    }
+  }
+  if (auto a = m.boolean("abort")) p.abort = *a;
+  if (p.tolerance.baseline &&
+      std::find(p.phases.begin(), p.phases.end(), Phase::kBefore) == p.phases.end()) {
+    ctx.diag.error(f.node.Mark(), joinPath(f.path, "tolerance.baseline"),
+                   "the statistical mode needs the probe to run in the before phase",
+                   "phases including before");
+  }
+  ss.probes.push_back(std::move(p));
+}
+
+}  // namespace
+
+void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp) {
+  MapReader m(ctx, f, {"baseline", "recovery", "probes"});
+  if (!m.valid()) return;
+  SteadyState& ss = exp.steadyState;
+  for (const char* window : {"baseline", "recovery"}) {
+    auto w = m.get(window);
+    if (!w) continue;
+    MapReader wm(ctx, *w, {"duration"});
+    if (auto d = wm.duration("duration", true)) {
+      (std::string(window) == "baseline" ? ss.baseline : ss.recovery) = *d;
+    }
+  }
+  if (auto probes = m.require("probes", "a list of probes")) {
+    if (auto items = asSequence(ctx, *probes)) {
+      std::set<std::string> names;
+      for (const auto& item : *items) parseProbe(ctx, item, names, ss);
+    }
+  }
+}
+
+}  // namespace chaosd::parser

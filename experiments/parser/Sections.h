@@ -1,0 +1,30 @@
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "experiments/model/Experiment.h"
+#include "experiments/parser/YamlReader.h"
+
+// The section parsers of ExperimentParser.cpp, one file per section family. Each reads its
+// node into the experiment and reports problems; none stops at the first.
+namespace chaosd::parser {
+
+// Raw-text checks before YAML sees the bytes: size, UTF-8, control characters. Reports and
+// returns false when the text cannot be parsed at all.
+bool checkText(std::string_view text, Diagnostics& diag, const ParseLimits& limits);
+// yaml-cpp's load with its exceptions turned into diagnostics, and the node budget (depth,
+// nodes visited through aliases) checked. nullopt after reporting.
+std::optional<YAML::Node> loadYaml(std::string_view text, Diagnostics& diag,
+                                   const ParseLimits& limits);
+
+void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp);
+void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp);
+void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry,
+                 Experiment& exp);
+std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Field& f);
+
+// Shared by sections: names of targets, probes and steps.
+bool checkName(ReadContext& ctx, const Field& f, const std::string& name, std::string_view what);
+
+}  // namespace chaosd::parser

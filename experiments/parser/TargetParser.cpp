@@ -1,0 +1,255 @@
+#include <regex>
+#include <set>
+
+#include "experiments/parser/Sections.h"
+
+namespace chaosd::parser {
+namespace {
+
+void checkRegex(ReadContext& ctx, const Field& f, const std::string& text) {
+  try {
+    std::regex re(text, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    ctx.diag.error(f.node.Mark(), f.path, "'" + text + "' is not a valid regular expression",
+                   std::string("ECMAScript syntax: ") + e.what());
+  }
+}
+
+std::optional<NetnsRef> parseNetns(ReadContext& ctx, const Field& f) {
+  NetnsRef ns;
+  if (f.node.IsScalar()) {
+    auto s = asNonEmptyString(ctx, f);
+    if (!s) return std::nullopt;
+    if (s->front() == '/') {
+      ns.path = *s;
+    } else if (s->find('/') != std::string::npos) {
+      ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is neither a name nor an absolute path",
+                     "a name under /run/netns or an absolute path");
+      return std::nullopt;
+    } else {
+      ns.name = *s;
+    }
+    return ns;
+  }
+  MapReader m(ctx, f, {"name", "path", "pid"});
+  auto which = m.exactlyOne({"name", "path", "pid"}, "the namespace");
+  if (!which) return std::nullopt;
+  if (*which == "pid") {
+    auto v = asInt(ctx, *m.get("pid"), 1, 4194304);
+    if (!v) return std::nullopt;
+    ns.pid = static_cast<int>(*v);
+  } else if (*which == "path") {
+    auto p = m.string("path");
+    if (!p) return std::nullopt;
+    if (p->front() != '/') {
+      ctx.diag.error(m.get("path")->node.Mark(), joinPath(f.path, "path"),
+                     "'" + *p + "' is not an absolute path", "a path like /run/netns/app");
+      return std::nullopt;
+    }
+    ns.path = *p;
+  } else {
+    auto n = m.string("name");
+    if (!n) return std::nullopt;
+    ns.name = *n;
+  }
+  return ns;
+}
+
+// "all", "one", "count(3)", "percent(50)" or "percent(50%)".
+std::optional<Selection> parseMode(ReadContext& ctx, const Field& f, const Guardrails& g) {
+  auto s = asNonEmptyString(ctx, f);
+  if (!s) return std::nullopt;
+  Selection sel;
+  static const std::regex kCount(R"(count\((\d{1,9})\))");
+  static const std::regex kPercent(R"(percent\((\d{1,3}(\.\d+)?)%?\))");
+  std::smatch m;
+  const char* expected = "all, one, count(N) or percent(P)";
+  if (*s == "all") {
+    sel.mode = SelectionMode::kAll;
+  } else if (*s == "one") {
+    sel.mode = SelectionMode::kOne;
+  } else if (std::regex_match(*s, m, kCount)) {
+    sel.mode = SelectionMode::kCount;
+    sel.count = std::stoull(m[1].str());
+    if (sel.count == 0) {
+      ctx.diag.error(f.node.Mark(), f.path, "count(0) selects nothing", "count(N) with N >= 1");
+      return std::nullopt;
+    }
+    if (sel.count > g.maxTargets) {
+      ctx.diag.error(f.node.Mark(), f.path,
+                     "count(" + std::to_string(sel.count) + ") exceeds guardrails.maxTargets " +
+                         std::to_string(g.maxTargets),
+                     "raise guardrails.maxTargets or select fewer");
+      return std::nullopt;
+    }
+  } else if (std::regex_match(*s, m, kPercent)) {
+    sel.mode = SelectionMode::kPercent;
+    double p = std::stod(m[1].str());
+    if (p <= 0 || p > 100) {
+      ctx.diag.error(f.node.Mark(), f.path, "percent(" + m[1].str() + ") is out of range",
+                     "percent(P) with 0 < P <= 100");
+      return std::nullopt;
+    }
+    sel.fraction = p / 100.0;
+    if (sel.fraction > g.maxPercent + 1e-12) {
+      ctx.diag.error(f.node.Mark(), f.path, "percent(" + m[1].str() +
+                                                ") exceeds guardrails.maxPercent",
+                     "raise guardrails.maxPercent or select fewer");
+      return std::nullopt;
+    }
+  } else {
+    ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a selection mode", expected);
+    return std::nullopt;
+  }
+  return sel;
+}
+
+void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Experiment& exp) {
+  MapReader m(ctx, f, {"process", "exec", "interface", "path", "mode", "seed", "empty"});
+  if (!m.valid()) return;
+  TargetSpec t;
+  t.name = name;
+  t.pos = posOf(f.node.Mark());
+  auto kind = m.exactlyOne({"process", "exec", "interface", "path"}, "what the target is");
+  if (kind == "process") {
+    t.kind = TargetKind::kProcess;
+    if (auto sel = parseProcessSelector(ctx, *m.get("process"))) t.process = *sel;
+  } else if (kind == "exec") {
+    t.kind = TargetKind::kExec;
+    MapReader e(ctx, *m.get("exec"), {"argv", "env", "cwd"});
+    if (auto argv = e.require("argv", "the program and its arguments: [/usr/bin/app, --flag]")) {
+      if (auto list = asStringList(ctx, *argv)) {
+        if (list->empty()) {
+          ctx.diag.error(argv->node.Mark(), argv->path, "argv is empty", "[program, args...]");
+        } else if (list->front().front() != '/') {
+          ctx.diag.error(argv->node.Mark(), argv->path,
+                         "'" + list->front() + "' is not an absolute path",
+                         "the program by absolute path (no PATH lookup, no shell)");
+        }
+        t.exec.argv = *list;
+      }
+    }
+    if (auto env = e.get("env")) t.exec.env = asStringMap(ctx, *env).value_or(t.exec.env);
+    if (auto cwd = e.string("cwd")) t.exec.cwd = *cwd;
+  } else if (kind == "interface") {
+    t.kind = TargetKind::kInterface;
+    auto field = *m.get("interface");
+    if (field.node.IsScalar()) {
+      t.interface.name = asNonEmptyString(ctx, field).value_or("");
+    } else {
+      MapReader i(ctx, field, {"name", "netns"});
+      t.interface.name = i.string("name", true).value_or("");
+      if (auto ns = i.get("netns")) {
+        if (auto ref = parseNetns(ctx, *ns)) t.interface.netns = *ref;
+      }
+    }
+    if (t.interface.name.size() > 15) {
+      ctx.diag.error(field.node.Mark(), joinPath(field.path, "name"),
+                     "'" + t.interface.name + "' is longer than an interface name can be",
+                     "at most 15 characters");
+    }
+  } else if (kind == "path") {
+    auto p = m.string("path");
+    if (p && p->front() != '/') {
+      ctx.diag.error(m.get("path")->node.Mark(), joinPath(f.path, "path"),
+                     "'" + *p + "' is not an absolute path", "an absolute path like /var/lib/app");
+    } else if (p) {
+      t.path = *p;
+    }
+  }
+  if (auto mode = m.get("mode")) {
+    if (t.kind != TargetKind::kProcess) {
+      ctx.diag.error(mode->node.Mark(), mode->path, "mode applies to process targets only");
+    } else if (auto sel = parseMode(ctx, *mode, exp.guardrails)) {
+      t.selection.mode = sel->mode;
+      t.selection.count = sel->count;
+      t.selection.fraction = sel->fraction;
+    }
+  }
+  if (auto seed = m.get("seed")) {
+    if (auto v = asInt(ctx, *seed, 0, INT64_MAX)) t.selection.seed = static_cast<uint64_t>(*v);
+  }
+  if (auto empty = m.get("empty")) {
+    if (auto s = asString(ctx, *empty)) {
+      if (*s == "skip") {
+        t.emptySkip = true;
+      } else if (*s != "error") {
+        ctx.diag.error(empty->node.Mark(), empty->path, "'" + *s + "' is not an empty policy",
+                       "error (the default) or skip");
+      }
+    }
+  }
+  exp.targets.push_back(std::move(t));
+}
+
+}  // namespace
+
+std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Field& f) {
+  MapReader m(ctx, f, {"pid", "name", "cmdline", "cgroup", "user", "pidFile"});
+  if (!m.valid()) return std::nullopt;
+  ProcessSelector sel;
+  bool any = false;
+  for (const char* k : {"pid", "name", "cmdline", "cgroup", "user", "pidFile"}) any |= m.has(k);
+  if (!any) {
+    ctx.diag.error(f.node.Mark(), f.path, "the selector selects nothing",
+                   "at least one of: pid, name, cmdline, cgroup, user, pidFile");
+    return std::nullopt;
+  }
+  if (auto pid = m.get("pid")) {
+    if (auto v = asInt(ctx, *pid, 1, 4194304)) sel.pid = static_cast<int>(*v);
+  }
+  if (auto name = m.string("name")) {
+    if (name->size() > 15) {
+      ctx.diag.error(m.get("name")->node.Mark(), joinPath(f.path, "name"),
+                     "'" + *name + "' is longer than a process name (comm) can be",
+                     "at most 15 characters; match longer names with cmdline");
+    }
+    sel.name = *name;
+  }
+  if (auto cmd = m.string("cmdline")) {
+    checkRegex(ctx, *m.get("cmdline"), *cmd);
+    sel.cmdline = *cmd;
+  }
+  if (auto cg = m.string("cgroup")) {
+    if (cg->front() != '/') {
+      ctx.diag.error(m.get("cgroup")->node.Mark(), joinPath(f.path, "cgroup"),
+                     "'" + *cg + "' is not a cgroup path",
+                     "a path inside the cgroup v2 tree, like /system.slice/api.service");
+    }
+    sel.cgroup = *cg;
+  }
+  if (auto user = m.string("user")) {
+    sel.user = *user;
+  }
+  if (auto pf = m.string("pidFile")) {
+    sel.pidFile = *pf;
+  }
+  return sel;
+}
+
+void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp) {
+  if (!f.node.IsMap()) {
+    ctx.diag.error(f.node.Mark(), f.path, "expected a mapping of target names to targets",
+                   "targets: {api: {process: {name: api-server}}}");
+    return;
+  }
+  std::set<std::string> seen;
+  for (const auto& kv : f.node) {
+    if (!kv.first.IsScalar()) {
+      ctx.diag.error(kv.first.Mark(), f.path, "a target name must be a plain name");
+      continue;
+    }
+    std::string name = kv.first.Scalar();
+    Field target{kv.second, joinPath(f.path, name)};
+    Field key{kv.first, target.path};
+    if (!seen.insert(name).second) {
+      ctx.diag.error(kv.first.Mark(), target.path, "duplicate target '" + name + "'",
+                     "each target once");
+      continue;
+    }
+    if (!checkName(ctx, key, name, "target")) continue;
+    parseTarget(ctx, target, name, exp);
+  }
+}
+
+}  // namespace chaosd::parser

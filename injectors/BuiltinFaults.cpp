@@ -1,0 +1,14 @@
+#include "injectors/BuiltinFaults.h"
+
+#include "injectors/FaultRegistry.h"
+
+namespace chaosd {
+
+void registerBuiltinFaults(FaultRegistry& registry) {
+  registerNetworkFaults(registry);
+  registerProcessFaults(registry);
+  registerDiskFaults(registry);
+  registerSyscallFaults(registry);
+}
+
+}  // namespace chaosd

@@ -1,0 +1,13 @@
+#pragma once
+
+namespace chaosd {
+
+class FaultRegistry;
+
+// One function per fault family, each in its folder; registerBuiltinFaults calls them all.
+void registerNetworkFaults(FaultRegistry& registry);
+void registerProcessFaults(FaultRegistry& registry);
+void registerDiskFaults(FaultRegistry& registry);
+void registerSyscallFaults(FaultRegistry& registry);
+
+}  // namespace chaosd

@@ -1,0 +1,190 @@
+// The network fault types and their arguments. The injectors that apply them (netem/tbf via
+// libnl-route, nftables via libnftables) plug their factories in here.
+#include <chrono>
+
+#include "injectors/BuiltinFaults.h"
+#include "injectors/FaultRegistry.h"
+
+namespace chaosd {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr double kNs = 1.0;  // durations are normalised to nanoseconds
+constexpr double kMinute = 60e9 * kNs;
+
+ArgSpec endpoint(std::string name, std::string help) {
+  return arg::object(
+      std::move(name),
+      {arg::listOf("cidr", arg::make("cidr", ArgType::kCidr, "an IPv4 or IPv6 CIDR"),
+                   "addresses, IPv4 and IPv6 (10.0.0.2, 10.0.0.0/24, fd00::/64)"),
+       arg::listOf("ports", arg::make("port", ArgType::kPortRange, "a port or a range"),
+                   "ports or ranges (5432, 8000-8100)")},
+      std::move(help));
+}
+
+std::vector<ArgSpec> filterArgs() {
+  return {endpoint("to", "match packets going to these addresses/ports (destination)"),
+          endpoint("from", "match packets coming from these addresses/ports (source)"),
+          arg::withDefault(arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"},
+                                      "match only this protocol"),
+                           "all"),
+          arg::withDefault(arg::oneOf("direction", {"egress", "ingress"},
+                                      "egress: packets the interface sends; ingress: packets it "
+                                      "receives (through an ifb device the fault owns)"),
+                           "egress")};
+}
+
+std::vector<ArgSpec> netemArgs() {
+  auto pct = [](std::string name, std::string help) {
+    return arg::range(arg::make(std::move(name), ArgType::kPercent, std::move(help)), 0, 1);
+  };
+  return {
+      arg::range(arg::make("delay", ArgType::kDuration, "added latency per packet"), 0,
+                 10 * kMinute),
+      arg::range(arg::make("jitter", ArgType::kDuration, "random variation of the delay (+/-)"),
+                 0, 10 * kMinute),
+      pct("correlation", "how much each delay depends on the previous one"),
+      arg::oneOf("distribution", {"uniform", "normal", "pareto", "paretonormal"},
+                 "shape of the jitter (default uniform)"),
+      pct("loss", "share of packets dropped"),
+      pct("lossCorrelation", "how much each loss depends on the previous one"),
+      pct("duplicate", "share of packets sent twice"),
+      pct("corrupt", "share of packets with a flipped bit"),
+      pct("reorder", "share of packets sent at once, ahead of delayed ones (needs a delay)"),
+      arg::range(arg::make("gap", ArgType::kInt, "reorder every Nth packet"), 1, 1e9),
+      arg::range(arg::make("rate", ArgType::kRate, "netem's own rate limit"), 8, 1e13),
+      arg::withDefault(arg::range(arg::make("limit", ArgType::kInt, "netem queue length, packets"),
+                                  1, 1e7),
+                       1000),
+  };
+}
+
+std::optional<ArgProblem> netemConsistency(const ArgContext& ctx) {
+  const auto& a = ctx.args;
+  int64_t delay = a.value("delay", int64_t{0});
+  int64_t jitter = a.value("jitter", int64_t{0});
+  if (jitter > delay) return ArgProblem{"jitter", "jitter is larger than the delay"};
+  if (a.contains("distribution") && jitter == 0) {
+    return ArgProblem{"distribution", "a distribution shapes the jitter: set a jitter too"};
+  }
+  if (a.contains("reorder") && delay == 0) {
+    return ArgProblem{"reorder", "reordering needs a delay (netem sends the other packets late)"};
+  }
+  if (a.contains("gap") && !a.contains("reorder")) {
+    return ArgProblem{"gap", "gap applies to reordering: set reorder too"};
+  }
+  return std::nullopt;
+}
+
+// backend: nftables can only drop (loss) or hold packets in userspace (delay, jitter).
+std::optional<ArgProblem> backendFits(const ArgContext& ctx) {
+  const auto& a = ctx.args;
+  if (a.value("backend", std::string("auto")) != "nftables") return std::nullopt;
+  for (const char* k : {"duplicate", "corrupt", "reorder", "rate", "correlation",
+                        "lossCorrelation", "distribution"}) {
+    if (a.contains(k)) {
+      return ArgProblem{k, std::string("the nftables backend cannot do '") + k +
+                               "' (use backend: netem)"};
+    }
+  }
+  if (a.contains("loss") && a.contains("delay")) {
+    return ArgProblem{"backend", "the nftables backend does delay or loss, not both in one fault"};
+  }
+  return std::nullopt;
+}
+
+ArgSpec backendArg() {
+  return arg::withDefault(
+      arg::oneOf("backend", {"auto", "netem", "nftables"},
+                 "netem qdisc, or nftables (loss: random drop; delay: NFQUEUE); auto picks netem "
+                 "when the kernel has it"),
+      "auto");
+}
+
+FaultType netemFault(std::string name, std::string summary, const std::string& primary,
+                     bool withBackend) {
+  FaultType t;
+  t.name = std::move(name);
+  t.summary = std::move(summary);
+  t.targetKinds = {TargetKind::kInterface};
+  t.schema.args = netemArgs();
+  for (auto& a : t.schema.args) {
+    if (a.name == primary) a.required = true;
+  }
+  for (auto& a : filterArgs()) t.schema.args.push_back(std::move(a));
+  t.schema.constraints.push_back(netemConsistency);
+  if (withBackend) {
+    t.schema.args.push_back(backendArg());
+    t.schema.constraints.push_back(backendFits);
+  }
+  return t;
+}
+
+FaultType bandwidthFault() {
+  FaultType t;
+  t.name = "network.bandwidth";
+  t.summary = "limit throughput with a token bucket (tbf)";
+  t.targetKinds = {TargetKind::kInterface};
+  t.schema.args = {
+      arg::required(arg::range(arg::make("rate", ArgType::kRate, "the rate limit"), 8, 1e13)),
+      arg::range(arg::make("burst", ArgType::kSize, "bucket size (default: rate/250, >= 16KiB)"),
+                 1500, 1ULL << 30),
+      arg::range(arg::make("limit", ArgType::kSize, "bytes that may wait in the queue"), 1500,
+                 1ULL << 30),
+      arg::range(arg::make("latency", ArgType::kDuration,
+                           "longest a packet may wait (instead of limit; default 50ms)"),
+                 1e6, 10 * kMinute)};
+  for (auto& a : filterArgs()) t.schema.args.push_back(std::move(a));
+  t.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
+    if (ctx.args.contains("limit") && ctx.args.contains("latency")) {
+      return ArgProblem{"latency", "give limit or latency, not both"};
+    }
+    return std::nullopt;
+  });
+  return t;
+}
+
+FaultType partitionFault() {
+  FaultType t;
+  t.name = "network.partition";
+  t.summary = "drop (or reject) traffic to and/or from addresses and ports (nftables)";
+  t.targetKinds = {TargetKind::kInterface};
+  t.schema.args = {
+      arg::listOf("cidr", arg::make("cidr", ArgType::kCidr, "an IPv4 or IPv6 CIDR"),
+                  "the peers cut off (10.0.0.2, 10.0.0.0/24, fd00::/64)"),
+      arg::listOf("ports", arg::make("port", ArgType::kPortRange, "a port or a range"),
+                  "only these peer ports"),
+      arg::withDefault(arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"}, "only this protocol"),
+                       "all"),
+      arg::withDefault(arg::oneOf("direction", {"to", "from", "both"},
+                                  "to: our packets to the peers; from: theirs to us"),
+                       "both"),
+      arg::withDefault(arg::make("reject", ArgType::kBool,
+                                 "answer with a TCP reset / ICMP unreachable instead of a silent "
+                                 "drop"),
+                       false)};
+  t.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
+    if (!ctx.args.contains("cidr") && !ctx.args.contains("ports")) {
+      return ArgProblem{"", "a partition needs cidr or ports (to cut everything, give cidr "
+                            "0.0.0.0/0 and ::/0)"};
+    }
+    return std::nullopt;
+  });
+  return t;
+}
+
+}  // namespace
+
+void registerNetworkFaults(FaultRegistry& registry) {
+  auto add = [&](FaultType t) { (void)registry.add(std::move(t)); };
+  add(netemFault("network.delay", "add latency (and jitter) to packets", "delay", true));
+  add(netemFault("network.loss", "drop a share of packets", "loss", true));
+  add(netemFault("network.duplicate", "send a share of packets twice", "duplicate", false));
+  add(netemFault("network.corrupt", "flip a bit in a share of packets", "corrupt", false));
+  add(netemFault("network.reorder", "send a share of packets out of order", "reorder", false));
+  add(netemFault("network.rate", "limit the rate with netem", "rate", false));
+  add(bandwidthFault());
+  add(partitionFault());
+}
+
+}  // namespace chaosd

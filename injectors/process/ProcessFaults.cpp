@@ -1,0 +1,36 @@
+// The process fault types and their arguments; the injector (pidfd signals) plugs in here.
+#include "injectors/BuiltinFaults.h"
+#include "injectors/FaultRegistry.h"
+
+namespace chaosd {
+
+void registerProcessFaults(FaultRegistry& registry) {
+  FaultType kill;
+  kill.name = "process.kill";
+  kill.summary = "send a signal (default SIGKILL) to the selected processes";
+  kill.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  kill.revertible = false;
+  kill.needsDuration = false;
+  kill.schema.args = {
+      arg::withDefault(arg::make("signal", ArgType::kSignal, "the signal, by name or number"), 9),
+      arg::range(arg::make("interval", ArgType::kDuration,
+                           "keep killing: one selected target each interval, for the step's "
+                           "duration"),
+                 1e6, 3600e9)};
+  kill.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
+    if (ctx.args.contains("interval") && !ctx.duration) {
+      return ArgProblem{"interval", "an interval needs the step's duration (how long to keep "
+                                    "killing)"};
+    }
+    return std::nullopt;
+  });
+  (void)registry.add(std::move(kill));
+
+  FaultType pause;
+  pause.name = "process.pause";
+  pause.summary = "stop the selected processes (SIGSTOP) for the duration, then SIGCONT";
+  pause.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  (void)registry.add(std::move(pause));
+}
+
+}  // namespace chaosd
