@@ -59,6 +59,7 @@ struct ArgProblem {
 struct ArgContext {
   const nlohmann::json& args;
   std::optional<std::chrono::nanoseconds> duration;
+  bool allowSsh = false;  // guardrails.allowSsh: may port 22 be cut off
 };
 using ArgConstraint = std::function<std::optional<ArgProblem>(const ArgContext& ctx)>;
 

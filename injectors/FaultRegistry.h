@@ -27,6 +27,8 @@ struct FaultType {
   ArgSchema schema;
   bool revertible = true;
   bool needsDuration = true;  // false for instantaneous faults (a single kill)
+  // The fault outlives a reboot (a filler file): its intent is synced to disk before apply.
+  bool survivesReboot = false;
   InjectorFactory factory;    // empty while the family is not implemented in this build
 };
 

@@ -5,6 +5,7 @@
 
 #include "chaosd/core/ExitCode.h"
 #include "chaosd/core/Log.h"
+#include "chaosd/engine/Guardian.h"
 #include "injectors/FaultRegistry.h"
 
 namespace chaosd::cli {
@@ -22,6 +23,11 @@ const std::vector<Command>& commands() {
        validateCommand},
       {"plan", "the dry run: timeline, targets as they resolve now, guardrails; applies nothing",
        planCommand},
+      {"run", "run an experiment here, in-process (the CI path): exit code = outcome",
+       runCommand},
+      {"faults", "list the faults held now (journal): what, where, since, deadline, owner",
+       faultsCommand},
+      {"recover", "revert every fault the journal holds whose owner is gone", recoverCommand},
       {"fault-types", "list the fault types and document their arguments", faultTypesCommand},
   };
   return kCommands;
@@ -29,7 +35,7 @@ const std::vector<Command>& commands() {
 
 void usage(std::ostream& out) {
   out << "usage: chaosctl <command> [options]\n\n"
-         "chaosd's command line: validate and plan chaos experiments.\n\ncommands:\n";
+         "chaosd's command line: validate, plan and run chaos experiments.\n\ncommands:\n";
   for (const auto& c : commands()) {
     out << "  " << c.name << std::string(14 - std::string(c.name).size(), ' ') << c.summary
         << "\n";
@@ -130,6 +136,7 @@ int runChaosctl(int argc, char** argv) {
     std::cout << "chaosctl " << CHAOSD_VERSION << "\n";
     return kExitOk;
   }
+  if (args[0] == kGuardianSubcommand) return runGuardian(argc, argv);
   for (const auto& c : commands()) {
     if (args[0] == c.name) {
       try {

@@ -48,5 +48,9 @@ bool parseArgs(const std::string& usage, po::options_description& desc,
 int validateCommand(const std::vector<std::string>& args);
 int planCommand(const std::vector<std::string>& args);
 int faultTypesCommand(const std::vector<std::string>& args);
+int runCommand(const std::vector<std::string>& args);
+int faultsCommand(const std::vector<std::string>& args);
+int recoverCommand(const std::vector<std::string>& args);
+void addStateDirOption(po::options_description& desc, std::string& stateDir);
 
 }  // namespace chaosd::cli

@@ -9,6 +9,7 @@
 #include "chaosd/core/Units.h"
 #include "chaosd/engine/TargetResolution.h"
 #include "experiments/model/Timeline.h"
+#include "reports/ReportJson.h"
 
 namespace chaosd::cli {
 namespace {
@@ -68,63 +69,63 @@ const StepSpec* findStep(const Experiment& e, const std::string& name) {
   return nullptr;
 }
 
-void printText(const Experiment& e, const Timeline& tl, const std::vector<ResolvedTarget>& targets,
-               const FaultRegistry& registry) {
+void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
+               const std::vector<ResolvedTarget>& targets, const FaultRegistry& registry) {
   const auto& g = e.guardrails;
-  std::cout << "Plan for " << e.metadata.name << " (" << e.file << ")"
+  out << "Plan for " << e.metadata.name << " (" << e.file << ")"
             << (e.metadata.title.empty() ? "" : ": " + e.metadata.title) << "\n\n";
-  std::cout << "Guardrails: each fault at most " << units::formatDuration(g.maxDuration)
+  out << "Guardrails: each fault at most " << units::formatDuration(g.maxDuration)
             << ", at most " << g.maxTargets << " process(es) per fault and "
             << units::formatPercent(g.maxPercent) << " of the matches, at most " << g.maxFaults
             << " fault steps, port 22 " << (g.allowSsh ? "MAY be partitioned" : "protected")
             << "; PID 1, kernel threads, chaosd, its guardian and the invoking shell are never "
                "targeted.\n\n";
   Duration total = e.steadyState.baseline + tl.total + e.steadyState.recovery;
-  std::cout << "Timeline (" << units::formatDuration(total) << " in all; offsets from the "
+  out << "Timeline (" << units::formatDuration(total) << " in all; offsets from the "
             << "method's start):\n";
-  std::cout << "  " << std::left << std::setw(22) << ("-" + units::formatDuration(e.steadyState.baseline) + " .. +0s")
+  out << "  " << std::left << std::setw(22) << ("-" + units::formatDuration(e.steadyState.baseline) + " .. +0s")
             << "baseline: steady-state probes, no faults\n";
   for (const auto& entry : tl.entries) {
     const StepSpec* s = findStep(e, entry.step);
     std::ostringstream when;
     when << offset(entry.start) << " .. " << offset(entry.end);
-    std::cout << "  " << std::left << std::setw(22) << when.str()
+    out << "  " << std::left << std::setw(22) << when.str()
               << (entry.group.empty() ? "" : "[" + entry.group + "] ") << entry.step << ": ";
     if (entry.kind == StepKind::kPause) {
-      std::cout << "pause\n";
+      out << "pause\n";
     } else if (entry.kind == StepKind::kParallel) {
-      std::cout << "parallel group\n";
+      out << "parallel group\n";
     } else {
       const FaultType* type = registry.find(entry.fault);
-      std::cout << entry.fault << (entry.target.empty() ? "" : " on " + entry.target)
+      out << entry.fault << (entry.target.empty() ? "" : " on " + entry.target)
                 << (s ? argsText(*s, type) : "")
                 << (type && !type->revertible ? " (cannot be reverted)" : "")
                 << (type && !type->factory ? " [not implemented in this build]" : "") << "\n";
     }
   }
-  std::cout << "  " << std::left << std::setw(22)
+  out << "  " << std::left << std::setw(22)
             << (offset(tl.total) + " .. " + offset(tl.total + e.steadyState.recovery))
             << "recovery: probes again, time to recover measured\n\n";
-  std::cout << "Probes:\n";
-  if (e.steadyState.probes.empty()) std::cout << "  (none: the hypothesis is not measured)\n";
-  for (const auto& p : e.steadyState.probes) std::cout << "  " << probeText(p) << "\n";
-  std::cout << "\nTargets, as they resolve on this machine now:\n";
-  if (targets.empty()) std::cout << "  (none)\n";
+  out << "Probes:\n";
+  if (e.steadyState.probes.empty()) out << "  (none: the hypothesis is not measured)\n";
+  for (const auto& p : e.steadyState.probes) out << "  " << probeText(p) << "\n";
+  out << "\nTargets, as they resolve on this machine now:\n";
+  if (targets.empty()) out << "  (none)\n";
   for (const auto& t : targets) {
-    std::cout << "  " << t.name << " (" << t.selector << "): "
+    out << "  " << t.name << " (" << t.selector << "): "
               << (t.usable && t.problems.empty() ? "ok" : "PROBLEM") << "\n";
-    for (const auto& d : t.details) std::cout << "    " << d << "\n";
-    for (const auto& p : t.problems) std::cout << "    ! " << p << "\n";
+    for (const auto& d : t.details) out << "    " << d << "\n";
+    for (const auto& p : t.problems) out << "    ! " << p << "\n";
   }
   if (!e.rollbacks.empty()) {
-    std::cout << "\nRollbacks (always run at the end):\n";
+    out << "\nRollbacks (always run at the end):\n";
     for (const auto& r : e.rollbacks) {
-      std::cout << "  " << r.name << ":";
-      for (const auto& a : r.command) std::cout << " " << a;
-      std::cout << "\n";
+      out << "  " << r.name << ":";
+      for (const auto& a : r.command) out << " " << a;
+      out << "\n";
     }
   }
-  std::cout << "\nNothing was applied: plan reads the machine and changes nothing.\n";
+  out << "\nNothing was applied: plan reads the machine and changes nothing.\n";
 }
 
 }  // namespace
@@ -184,9 +185,12 @@ int planCommand(const std::vector<std::string>& args) {
                      {"applied", false}};
     for (const auto& t : targets) j["targets"].push_back(t.toJson());
     for (const auto& p : e.steadyState.probes) j["probes"].push_back(probeText(p));
+    redactSecrets(j, e);
     std::cout << j.dump(2) << "\n";
   } else {
-    printText(e, tl, targets, builtinRegistry());
+    std::ostringstream text;
+    printText(text, e, tl, targets, builtinRegistry());
+    std::cout << redactText(text.str(), e);
   }
   return kExitOk;
 }

@@ -36,10 +36,12 @@ class Resolver {
     if (auto it = done_.find(key); it != done_.end()) return it->second;
     auto nit = nodes_.find(name);
     if (nit == nodes_.end()) return Duration{0};  // dangling: the parser reports it
-    if (std::find(stack_.begin(), stack_.end(), key) != stack_.end()) {
+    if (auto from = std::find(stack_.begin(), stack_.end(), key); from != stack_.end()) {
       if (cycle.empty()) {
-        for (const auto& [n, e] : stack_) {
-          if (e && (cycle.empty() || cycle.back() != n)) cycle.push_back(n);
+        // The names from the repeated visit on, each once in a row: "b -> c -> b" reads
+        // "b waits for c, which waits for b".
+        for (auto it = from; it != stack_.end(); ++it) {
+          if (cycle.empty() || cycle.back() != it->first) cycle.push_back(it->first);
         }
         cycle.push_back(name);
       }

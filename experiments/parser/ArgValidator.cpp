@@ -208,7 +208,8 @@ YAML::Mark markOf(const std::optional<Field>& args, const std::string& dotted,
 std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional<Field>& args,
                                            const std::string& argsPath, const YAML::Mark& stepMark,
                                            const ArgSchema& schema,
-                                           std::optional<std::chrono::nanoseconds> duration) {
+                                           std::optional<std::chrono::nanoseconds> duration,
+                                           bool allowSsh) {
   std::optional<nlohmann::json> out;
   if (args) {
     out = validateObject(ctx, *args, schema.args);
@@ -229,7 +230,7 @@ std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional
   if (!out) return std::nullopt;
   bool ok = true;
   for (const auto& constraint : schema.constraints) {
-    if (auto problem = constraint(ArgContext{*out, duration})) {
+    if (auto problem = constraint(ArgContext{*out, duration, allowSsh})) {
       ctx.diag.error(markOf(args, problem->field, stepMark),
                      problem->field.empty() ? argsPath : joinPath(argsPath, problem->field),
                      problem->message);

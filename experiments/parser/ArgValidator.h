@@ -15,7 +15,8 @@ namespace chaosd::parser {
 std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional<Field>& args,
                                            const std::string& argsPath, const YAML::Mark& stepMark,
                                            const ArgSchema& schema,
-                                           std::optional<std::chrono::nanoseconds> duration);
+                                           std::optional<std::chrono::nanoseconds> duration,
+                                           bool allowSsh);
 
 
 }  // namespace chaosd::parser

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "chaosd/probes/SearchRegex.h"
 #include "experiments/model/Cron.h"
 #include "experiments/parser/Sections.h"
 
@@ -77,6 +78,10 @@ void parseConfig(ReadContext& ctx, const Field& f, Experiment& exp) {
                        "one source for the value");
       } else if (literal && literal->node.IsScalar()) {
         cv.value = literal->node.Scalar();
+        if (auto def = m.get("default")) {
+          ctx.diag.error(def->node.Mark(), def->path, "a default applies to env only",
+                         "value: TEXT, or env: NAME with default: TEXT");
+        }
       } else if (env) {
         auto var = asNonEmptyString(ctx, *env);
         const char* got = var ? std::getenv(var->c_str()) : nullptr;
@@ -140,7 +145,7 @@ void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {
     r.pos = posOf(item.node.Mark());
     if (auto nameField = m.require("name", "a name for the rollback")) {
       if (auto name = asNonEmptyString(ctx, *nameField)) {
-        if (!names.insert(*name).second) {
+        if (checkName(ctx, *nameField, *name, "rollback") && !names.insert(*name).second) {
           ctx.diag.error(nameField->node.Mark(), nameField->path,
                          "duplicate rollback name '" + *name + "'", "unique names");
         }
@@ -171,11 +176,20 @@ void parseReport(ReadContext& ctx, const Field& f, ReportSpec& report) {
   if (auto formats = m.get("formats")) {
     if (auto list = asStringList(ctx, *formats)) {
       static const std::vector<std::string> kFormats = {"json", "junit", "html", "md"};
-      bool ok = true;
+      bool ok = !list->empty();
+      if (list->empty()) {
+        ctx.diag.error(formats->node.Mark(), formats->path, "no report formats",
+                       "any of: json, junit, html, md (json is always written)");
+      }
+      std::set<std::string> seen;
       for (const auto& fmt : *list) {
         if (std::find(kFormats.begin(), kFormats.end(), fmt) == kFormats.end()) {
           ctx.diag.error(formats->node.Mark(), formats->path,
                          "unknown report format '" + fmt + "'", "any of: json, junit, html, md");
+          ok = false;
+        } else if (!seen.insert(fmt).second) {
+          ctx.diag.error(formats->node.Mark(), formats->path,
+                         "report format '" + fmt + "' is listed twice", "each format once");
           ok = false;
         }
       }
@@ -202,9 +216,14 @@ void parseSchedule(ReadContext& ctx, const Field& f, Experiment& exp) {
   if (auto tz = m.get("timezone")) {
     if (auto text = asNonEmptyString(ctx, *tz)) {
       static const std::regex kZone("[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*");
+      struct stat st {};
+      bool haveDb = ::stat("/usr/share/zoneinfo", &st) == 0;
       if (!std::regex_match(*text, kZone) || text->find("..") != std::string::npos) {
         ctx.diag.error(tz->node.Mark(), tz->path, "'" + *text + "' is not a time zone name",
                        "an IANA name like Europe/Berlin or UTC");
+      } else if (haveDb && ::stat(("/usr/share/zoneinfo/" + *text).c_str(), &st) != 0) {
+        ctx.diag.error(tz->node.Mark(), tz->path, "unknown time zone '" + *text + "'",
+                       "an IANA name from /usr/share/zoneinfo, like Europe/Berlin or UTC");
       }
       s.timezone = *text;
     }
@@ -268,6 +287,16 @@ void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions&
 }
 
 }  // namespace
+
+bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& pattern) {
+  auto re = SearchRegex::compile(pattern, "regex");
+  if (!re) {
+    ctx.diag.error(f.node.Mark(), f.path, "'" + pattern + "' is not a valid regular expression",
+                   "ECMAScript syntax without back-references: " + re.error().message());
+    return false;
+  }
+  return true;
+}
 
 bool checkName(ReadContext& ctx, const Field& f, const std::string& name, std::string_view what) {
   static const std::regex kName("[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?");

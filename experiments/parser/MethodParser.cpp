@@ -35,6 +35,13 @@ class MethodParser {
     checkFaultCount(f);
     if (!ctx_.diag.empty()) return;  // a timeline over broken steps says nothing useful
     Timeline tl = computeTimeline(exp_.method);
+    if (tl.ok() && tl.total > exp_.guardrails.maxDuration) {
+      ctx_.diag.error(f.node.Mark(), f.path,
+                      "the method runs " + units::formatDuration(tl.total) +
+                          ", longer than guardrails.maxDuration",
+                      "at most " + units::formatDuration(exp_.guardrails.maxDuration) +
+                          ", or raise guardrails.maxDuration (up to 24h)");
+    }
     if (!tl.ok()) {
       std::string chain;
       for (size_t i = 0; i < tl.cycle.size(); ++i) chain += (i ? " -> " : "") + tl.cycle[i];
@@ -158,7 +165,7 @@ class MethodParser {
     if (type) {
       checkTarget(f, targetField, step, *type);
       step.args = validateArgs(ctx_, m.get("args"), joinPath(f.path, "args"), f.node.Mark(),
-                               type->schema, step.duration)
+                               type->schema, step.duration, exp_.guardrails.allowSsh)
                       .value_or(nlohmann::json::object());
     }
   }

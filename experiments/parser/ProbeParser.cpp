@@ -32,14 +32,7 @@ std::optional<ValueMatch> parseMatch(ReadContext& ctx, const Field& f) {
   if (f.node.IsMap()) {
     MapReader m(ctx, f, {"regex"});
     auto re = m.string("regex", true);
-    if (!re) return std::nullopt;
-    try {
-      std::regex compiled(*re, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      ctx.diag.error(m.get("regex")->node.Mark(), joinPath(f.path, "regex"),
-                     "'" + *re + "' is not a valid regular expression", e.what());
-      return std::nullopt;
-    }
+    if (!re || !checkSearchRegex(ctx, *m.get("regex"), *re)) return std::nullopt;
     vm.kind = ValueMatch::Kind::kRegex;
     vm.regex = *re;
     return vm;
@@ -143,17 +136,21 @@ void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
   MapReader m(ctx, f, toleranceKeys(probe.kind));
   if (!m.valid()) return;
   Tolerance& tol = probe.tolerance;
-  if (auto s = m.get("status")) tol.status = parseMatch(ctx, *s);
-  if (auto b = m.get("body")) {
-    if (auto re = asString(ctx, *b)) {
-      try {
-        std::regex compiled(*re, std::regex::ECMAScript);
-        tol.body = *re;
-      } catch (const std::regex_error& e) {
-        ctx.diag.error(b->node.Mark(), b->path, "'" + *re + "' is not a valid regular expression",
-                       e.what());
-      }
+  if (auto s = m.get("status")) {
+    // "2xx" is the class of statuses 200..299, as people say it.
+    static const std::regex kClass("[1-5]xx");
+    if (s->node.IsScalar() && std::regex_match(s->node.Scalar(), kClass)) {
+      ValueMatch vm;
+      vm.kind = ValueMatch::Kind::kRange;
+      vm.low = (s->node.Scalar()[0] - '0') * 100;
+      vm.high = vm.low + 99;
+      tol.status = vm;
+    } else {
+      tol.status = parseMatch(ctx, *s);
     }
+  }
+  if (auto b = m.get("body")) {
+    if (auto re = asString(ctx, *b); re && checkSearchRegex(ctx, *b, *re)) tol.body = *re;
   }
   if (auto j = m.get("json")) {
     if (!j->node.IsMap()) {
@@ -174,21 +171,24 @@ void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
   }
   if (auto e = m.get("exitCode")) tol.exitCode = parseMatch(ctx, *e);
   if (auto o = m.get("stdout")) {
-    if (auto re = asString(ctx, *o)) {
-      try {
-        std::regex compiled(*re, std::regex::ECMAScript);
-        tol.stdoutRegex = *re;
-      } catch (const std::regex_error& err) {
-        ctx.diag.error(o->node.Mark(), o->path, "'" + *re + "' is not a valid regular expression",
-                       err.what());
-      }
+    if (auto re = asString(ctx, *o); re && checkSearchRegex(ctx, *o, *re)) {
+      tol.stdoutRegex = *re;
     }
   }
   if (auto c = m.get("count")) tol.count = parseMatch(ctx, *c);
   if (auto r = m.boolean("running")) tol.running = *r;
   if (auto v = m.get("value")) tol.value = parseMatch(ctx, *v);
   if (auto s = m.get("successRate")) {
-    tol.successRate = parseComparison(ctx, *s, ">= 0.99", percentValue);
+    // A bare value is a floor: "0.99" and "99%" mean ">= 0.99".
+    double floor = 0;
+    if (s->node.IsScalar() && s->node.Scalar().find_first_of("<>=") == std::string::npos) {
+      if (auto v = asPercent(ctx, *s)) {
+        floor = *v;
+        tol.successRate = Comparison{CompareOp::kGe, floor};
+      }
+    } else {
+      tol.successRate = parseComparison(ctx, *s, ">= 0.99", percentValue);
+    }
   }
   if (auto l = m.get("latency")) parseLatency(ctx, *l, tol);
   if (auto b = m.get("baseline")) {

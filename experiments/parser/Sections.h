@@ -24,6 +24,10 @@ void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry
                  Experiment& exp);
 std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Field& f);
 
+// A regex as probes and selectors compile it (chaosd/probes/SearchRegex.h: ECMAScript, no
+// back-references); reports it when it does not compile.
+bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& pattern);
+
 // Shared by sections: names of targets, probes and steps.
 bool checkName(ReadContext& ctx, const Field& f, const std::string& name, std::string_view what);
 

@@ -6,15 +6,6 @@
 namespace chaosd::parser {
 namespace {
 
-void checkRegex(ReadContext& ctx, const Field& f, const std::string& text) {
-  try {
-    std::regex re(text, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    ctx.diag.error(f.node.Mark(), f.path, "'" + text + "' is not a valid regular expression",
-                   std::string("ECMAScript syntax: ") + e.what());
-  }
-}
-
 std::optional<NetnsRef> parseNetns(ReadContext& ctx, const Field& f) {
   NetnsRef ns;
   if (f.node.IsScalar()) {
@@ -130,7 +121,13 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
       }
     }
     if (auto env = e.get("env")) t.exec.env = asStringMap(ctx, *env).value_or(t.exec.env);
-    if (auto cwd = e.string("cwd")) t.exec.cwd = *cwd;
+    if (auto cwd = e.string("cwd")) {
+      if (cwd->front() != '/') {
+        ctx.diag.error(e.get("cwd")->node.Mark(), joinPath(e.self().path, "cwd"),
+                       "'" + *cwd + "' is not an absolute path", "an absolute directory");
+      }
+      t.exec.cwd = *cwd;
+    }
   } else if (kind == "interface") {
     t.kind = TargetKind::kInterface;
     auto field = *m.get("interface");
@@ -149,6 +146,7 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
                      "at most 15 characters");
     }
   } else if (kind == "path") {
+    t.kind = TargetKind::kPath;
     auto p = m.string("path");
     if (p && p->front() != '/') {
       ctx.diag.error(m.get("path")->node.Mark(), joinPath(f.path, "path"),
@@ -164,6 +162,12 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
       t.selection.mode = sel->mode;
       t.selection.count = sel->count;
       t.selection.fraction = sel->fraction;
+    }
+  }
+  for (const char* k : {"seed", "empty"}) {
+    if (auto field = m.get(k); field && kind && t.kind != TargetKind::kProcess) {
+      ctx.diag.error(field->node.Mark(), field->path,
+                     std::string(k) + " applies to process targets only");
     }
   }
   if (auto seed = m.get("seed")) {
@@ -207,7 +211,7 @@ std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Fiel
     sel.name = *name;
   }
   if (auto cmd = m.string("cmdline")) {
-    checkRegex(ctx, *m.get("cmdline"), *cmd);
+    checkSearchRegex(ctx, *m.get("cmdline"), *cmd);
     sel.cmdline = *cmd;
   }
   if (auto cg = m.string("cgroup")) {
@@ -222,6 +226,10 @@ std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Fiel
     sel.user = *user;
   }
   if (auto pf = m.string("pidFile")) {
+    if (pf->front() != '/') {
+      ctx.diag.error(m.get("pidFile")->node.Mark(), joinPath(f.path, "pidFile"),
+                     "'" + *pf + "' is not an absolute path", "a path like /run/api.pid");
+    }
     sel.pidFile = *pf;
   }
   return sel;

@@ -168,6 +168,14 @@ FaultType partitionFault() {
       return ArgProblem{"", "a partition needs cidr or ports (to cut everything, give cidr "
                             "0.0.0.0/0 and ::/0)"};
     }
+    if (!ctx.allowSsh && ctx.args.contains("ports")) {
+      for (const auto& r : ctx.args["ports"]) {
+        if (r.value("first", 0) <= 22 && r.value("last", 0) >= 22) {
+          return ArgProblem{"ports", "port 22 (SSH) is protected: set guardrails.allowSsh: true "
+                                     "to partition it"};
+        }
+      }
+    }
     return std::nullopt;
   });
   return t;

@@ -1,0 +1,206 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "chaosd/cli/Cli.h"
+#include "chaosd/cli/Progress.h"
+#include "chaosd/core/ExitCode.h"
+#include "chaosd/core/Log.h"
+#include "chaosd/engine/Engine.h"
+#include "chaosd/engine/Guardian.h"
+#include "chaosd/engine/Recovery.h"
+#include "chaosd/engine/Rollbacks.h"
+#include "reports/ReportJson.h"
+
+namespace chaosd::cli {
+namespace {
+
+// SIGINT/SIGTERM become a byte on a pipe; a thread turns it into Engine::requestAbort. No
+// signal mask is changed, so child processes (probes, rollbacks) start with the usual one.
+int gSignalPipe[2] = {-1, -1};
+
+extern "C" void onStopSignal(int sig) {
+  unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] ssize_t n = ::write(gSignalPipe[1], &b, 1);
+}
+
+class StopSignals {
+ public:
+  explicit StopSignals(Engine& engine) {
+    if (::pipe2(gSignalPipe, O_CLOEXEC) != 0) return;
+    struct sigaction sa {};
+    sa.sa_handler = onStopSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGINT, &sa, &oldInt_);
+    ::sigaction(SIGTERM, &sa, &oldTerm_);
+    thread_ = std::thread([&engine] {
+      unsigned char b = 0;
+      while (::read(gSignalPipe[0], &b, 1) == 1 && b != 0) {
+        std::string name = b == SIGINT ? "SIGINT" : b == SIGTERM ? "SIGTERM" : "signal";
+        std::fprintf(stderr, "\nchaosctl: %s: stopping; reverting every fault first\n",
+                     name.c_str());
+        engine.requestAbort("interrupted by " + name);
+      }
+    });
+  }
+  ~StopSignals() {
+    if (thread_.joinable()) {
+      unsigned char zero = 0;
+      [[maybe_unused]] ssize_t n = ::write(gSignalPipe[1], &zero, 1);
+      thread_.join();
+    }
+    ::sigaction(SIGINT, &oldInt_, nullptr);
+    ::sigaction(SIGTERM, &oldTerm_, nullptr);
+  }
+
+ private:
+  std::thread thread_;
+  struct sigaction oldInt_ {};
+  struct sigaction oldTerm_ {};
+};
+
+std::string newRunId() {
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  return buf;
+}
+
+std::string runFolderName(const std::string& name, const std::string& runId) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  return name + "-" + stamp + "-" + runId.substr(0, 8);
+}
+
+Result<FaultJournal> openStateJournal(const std::string& stateDir) {
+  std::error_code ec;
+  std::filesystem::create_directories(stateDir, ec);
+  if (ec) return Error(ErrorCode::kIo, "cannot create state dir " + stateDir + ": " + ec.message());
+  ::chmod(stateDir.c_str(), 0700);
+  return openJournal(stateDir + "/journal.db");
+}
+
+}  // namespace
+
+void addStateDirOption(po::options_description& desc, std::string& stateDir) {
+  desc.add_options()("state-dir", po::value(&stateDir)->default_value("/var/lib/chaosd"),
+                     "where the fault journal lives");
+}
+
+int runCommand(const std::vector<std::string>& args) {
+  po::options_description desc("chaosctl run options");
+  CommonOptions common;
+  VarOptions varOpts;
+  std::string file;
+  std::string stateDir;
+  std::string reportDir;
+  desc.add_options()("file", po::value(&file)->required(), "the experiment file")(
+      "report-dir", po::value(&reportDir), "where the run folder goes (default: report.dir)");
+  addStateDirOption(desc, stateDir);
+  addVarOptions(desc, varOpts);
+  addCommonOptions(desc, common);
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  int code = kExitOk;
+  if (!parseArgs("chaosctl run [options] FILE", desc, pos, args, vm, code)) return code;
+  if (!applyCommonOptions(common)) return kExitInvalid;
+  auto vars = collectVars(varOpts);
+  if (!vars) {
+    std::cerr << "chaosctl run: " << vars.error().describe() << "\n";
+    return kExitInvalid;
+  }
+  ParseOptions options;
+  options.vars = *vars;
+  options.registry = &builtinRegistry();
+  ParseResult parsed = parseExperimentFile(file, options);
+  if (!parsed.ok()) {
+    for (const auto& d : parsed.diagnostics) std::cerr << d.str() << "\n";
+    return kExitInvalid;
+  }
+  const Experiment& exp = *parsed.experiment;
+
+  auto journal = openStateJournal(stateDir);
+  if (!journal) {
+    std::cerr << "chaosctl run: " << journal.error().describe() << "\n";
+    return kExitRuntimeError;
+  }
+  std::string runId = newRunId();
+  auto start = selfStartTime();
+  auto begun = journal->beginRun(RunRecord{runId, exp.metadata.name, ::getpid(),
+                                           start ? *start : 0, std::chrono::system_clock::now(),
+                                           std::nullopt, ""});
+  if (!begun) {
+    std::cerr << "chaosctl run: journal: " << begun.error().describe() << "\n";
+    return kExitRuntimeError;
+  }
+  GuardianConfig gc;
+  gc.journalPath = journal->path();
+  gc.runId = runId;
+  gc.logLevel = common.logLevel;
+  auto guardian = startGuardian(gc);
+  if (!guardian) {
+    std::cerr << "chaosctl run: cannot start the guardian: " << guardian.error().describe()
+              << "\nchaosctl run: no fault is applied without a guardian\n";
+    (void)journal->endRun(runId, "error");
+    return kExitRuntimeError;
+  }
+
+  RealClock clock;
+  RealWaiter waiter(clock);
+  ProgressPrinter progress(stdout);
+  EngineDeps deps;
+  deps.clock = &clock;
+  deps.waiter = &waiter;
+  deps.registry = &builtinRegistry();
+  deps.journal = &*journal;
+  deps.guardian = &*guardian;
+  deps.makeProbe = [&clock](const ProbeSpec& spec) { return makeProbe(spec, clock); };
+  deps.makeRunner = [](std::vector<std::unique_ptr<Probe>> probes, ProbeRunner::Deliver d) {
+    return std::make_unique<ThreadedProbeRunner>(std::move(probes), std::move(d));
+  };
+  deps.runRollback = runRollbackCommand;
+  deps.observer = &progress;
+
+  std::printf("chaosctl: running %s (run %s)\n", exp.metadata.name.c_str(), runId.c_str());
+  std::fflush(stdout);
+  RunResult result;
+  {
+    Engine engine(exp, deps, runId);
+    StopSignals stop(engine);
+    result = engine.run();
+  }
+
+  std::string dir = (reportDir.empty() ? exp.report.dir : reportDir) + "/" +
+                    runFolderName(exp.metadata.name, runId);
+  auto written = writeReportJson(reportJson(exp, result), dir);
+  (void)journal->endRun(runId, outcomeName(result.outcome));
+  auto finished = guardian->finish();
+  if (!finished) log::get("run")->warn("guardian: {}", finished.error().describe());
+
+  std::printf("\nverdict: %s (exit %d)\n", std::string(outcomeName(result.outcome)).c_str(),
+              result.exitCode());
+  for (const auto& r : result.reasons) std::printf("  - %s\n", r.c_str());
+  if (written) {
+    std::printf("run folder: %s\n", dir.c_str());
+  } else {
+    std::fprintf(stderr, "chaosctl run: cannot write the report: %s\n",
+                 written.error().describe().c_str());
+    return worse(result.outcome, Outcome::kError) == Outcome::kError ? kExitRuntimeError
+                                                                     : result.exitCode();
+  }
+  return result.exitCode();
+}
+
+}  // namespace chaosd::cli

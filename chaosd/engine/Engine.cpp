@@ -1,0 +1,446 @@
+#include "chaosd/engine/Engine.h"
+
+#include <algorithm>
+
+#include "chaosd/core/Log.h"
+#include "chaosd/core/Units.h"
+#include "chaosd/engine/Guardian.h"
+
+namespace chaosd {
+std::string_view outcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kDeviated: return "deviated";
+    case Outcome::kAborted: return "aborted";
+    case Outcome::kLeftovers: return "leftovers";
+    case Outcome::kError: return "error";
+  }
+  return "unknown";
+}
+
+int exitCodeOf(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk: return kExitOk;
+    case Outcome::kDeviated: return kExitDeviated;
+    case Outcome::kAborted: return kExitAborted;
+    case Outcome::kLeftovers: return kExitLeftovers;
+    case Outcome::kError: return kExitRuntimeError;
+  }
+  return kExitRuntimeError;
+}
+
+Outcome worse(Outcome a, Outcome b) {
+  auto rank = [](Outcome o) {
+    switch (o) {
+      case Outcome::kOk: return 0;
+      case Outcome::kDeviated: return 1;
+      case Outcome::kAborted: return 2;
+      case Outcome::kError: return 3;
+      case Outcome::kLeftovers: return 4;
+    }
+    return 4;
+  };
+  return rank(a) >= rank(b) ? a : b;
+}
+
+Engine::Engine(const Experiment& experiment, EngineDeps deps, std::string runId)
+    : experiment_(experiment), deps_(std::move(deps)) {
+  result_.runId = std::move(runId);
+  result_.experimentName = experiment.metadata.name;
+  timeline_ = computeTimeline(experiment.method);
+  for (const auto& entry : timeline_.entries) {
+    if (entry.kind != StepKind::kFault) continue;
+    const StepSpec* step = nullptr;
+    for (const auto& s : experiment.method) {
+      if (s.name == entry.step) step = &s;
+      for (const auto& m : s.parallel) {
+        if (m.name == entry.step) step = &m;
+      }
+    }
+    FaultRecordOut f;
+    f.faultId = result_.runId + "-" + std::to_string(result_.faults.size() + 1);
+    f.step = entry.step;
+    f.type = entry.fault;
+    f.target = entry.target;
+    f.args = step->args;
+    f.plannedStart = entry.start;
+    f.plannedEnd = entry.end;
+    if (const FaultType* t = deps_.registry->find(entry.fault)) f.revertible = t->revertible;
+    size_t index = result_.faults.size();
+    result_.faults.push_back(std::move(f));
+    faultSteps_.push_back(step);
+    undo_.emplace_back();
+    events_.push_back(FaultEvent{entry.start, false, index});
+    events_.push_back(FaultEvent{entry.end, true, index});
+  }
+  // Time order; at the same instant, ends before starts so sequential faults never overlap,
+  // except a fault's own start and end (an instantaneous fault): start first.
+  std::stable_sort(events_.begin(), events_.end(), [](const FaultEvent& a, const FaultEvent& b) {
+    if (a.at != b.at) return a.at < b.at;
+    if (a.fault == b.fault) return !a.isEnd && b.isEnd;
+    return a.isEnd && !b.isEnd;
+  });
+  for (const auto& p : experiment.steadyState.probes) result_.probes.push_back(ProbeRecord{p.name, {}, {}});
+}
+
+void Engine::note(const std::string& line) {
+  log::get("engine")->debug("{}", line);
+  if (deps_.observer) deps_.observer->message(line);
+}
+
+void Engine::fail(Outcome outcome, std::string reason) {
+  result_.outcome = worse(result_.outcome, outcome);
+  result_.reasons.push_back(std::move(reason));
+}
+
+void Engine::requestAbort(const std::string& reason) {
+  {
+    std::lock_guard lock(abortMu_);
+    if (abortRequested_) {
+      log::get("engine")->warn("{}: already stopping; the revert runs to its end", reason);
+      return;
+    }
+    abortReason_ = reason;
+    abortRequested_ = true;
+  }
+  deps_.waiter->notify();
+}
+
+bool Engine::prepareInjectors() {
+  for (const auto& f : result_.faults) {
+    if (injectors_.contains(f.type)) continue;
+    const FaultType* type = deps_.registry->find(f.type);
+    if (!type || !type->factory) {
+      fail(Outcome::kError, "fault type " + f.type +
+                                " is not implemented in this build (validate and plan only); "
+                                "nothing was applied");
+      return false;
+    }
+    injectors_[f.type] = type->factory();
+  }
+  return true;
+}
+
+bool Engine::prepareProbes() {
+  std::vector<std::unique_ptr<Probe>> probes;
+  for (const auto& spec : experiment_.steadyState.probes) {
+    auto p = deps_.makeProbe(spec);
+    if (!p) {
+      fail(Outcome::kError, "probe " + spec.name + ": " + p.error().describe());
+      return false;
+    }
+    probes.push_back(std::move(*p));
+  }
+  runner_ = deps_.makeRunner(std::move(probes), [this](size_t i, ProbeSample s) {
+    {
+      std::lock_guard lock(samplesMu_);
+      incoming_.emplace_back(i, std::move(s));
+    }
+    deps_.waiter->notify();
+  });
+  return true;
+}
+
+void Engine::drainSamples() {
+  std::vector<std::pair<size_t, ProbeSample>> batch;
+  {
+    std::lock_guard lock(samplesMu_);
+    batch.swap(incoming_);
+  }
+  for (auto& [i, s] : batch) {
+    const ProbeSpec& spec = experiment_.steadyState.probes[i];
+    if (deps_.observer) deps_.observer->sample(s);
+    // A stop condition guards the faults; before them a failure is a deviated baseline.
+    if (!s.ok && spec.abort && s.phase == Phase::kDuring && !abortRequested_) {
+      requestAbort("stop condition: probe " + spec.name + " failed (" + s.detail + ")");
+    }
+    result_.probes[i].samples.push_back(std::move(s));
+  }
+}
+
+Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
+  const Clock& clock = *deps_.clock;
+  const auto start = clock.now();
+  const auto end = start + length;
+  PhaseRecord rec{phase, clock.wallNow(), {}, true, ""};
+  if (deps_.observer) deps_.observer->phaseStarted(phase, length);
+  const auto& probes = experiment_.steadyState.probes;
+  std::vector<std::optional<Clock::TimePoint>> due(probes.size());
+  for (size_t i = 0; i < probes.size(); ++i) {
+    if (std::find(probes[i].phases.begin(), probes[i].phases.end(), phase) != probes[i].phases.end()) {
+      due[i] = start;
+    }
+  }
+  WindowEnd how = WindowEnd::kElapsed;
+  for (;;) {
+    drainSamples();
+    if (abortRequested_) {
+      how = WindowEnd::kAborted;
+      break;
+    }
+    if (phase == Phase::kDuring && !processFaultEvents(start)) {
+      how = WindowEnd::kFailed;
+      break;
+    }
+    auto now = clock.now();
+    if (now >= end && (phase != Phase::kDuring || nextEvent_ >= events_.size())) break;
+    Clock::TimePoint next = end;
+    for (size_t i = 0; i < probes.size(); ++i) {
+      if (!due[i]) continue;
+      if (now >= *due[i]) {
+        runner_->start(i, phase);  // skipped while the previous sample still runs
+        *due[i] += probes[i].every;
+        if (*due[i] <= now) *due[i] = now + probes[i].every;  // fell behind: no burst
+      }
+      next = std::min(next, *due[i]);
+    }
+    if (phase == Phase::kDuring && nextEvent_ < events_.size()) {
+      next = std::min(next, start + events_[nextEvent_].at);
+    }
+    if (next > now) deps_.waiter->waitUntil(next);
+  }
+  rec.endedAt = clock.wallNow();
+  result_.phases.push_back(rec);
+  return how;
+}
+
+// Applies and reverts the faults whose planned time has come. False when an apply failed.
+bool Engine::processFaultEvents(Clock::TimePoint windowStart) {
+  const auto now = deps_.clock->now();
+  while (nextEvent_ < events_.size() && windowStart + events_[nextEvent_].at <= now) {
+    const FaultEvent ev = events_[nextEvent_++];
+    if (ev.isEnd) {
+      revertFault(ev.fault);
+    } else if (!applyFault(ev.fault)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Engine::applyFault(size_t index) {
+  FaultRecordOut& f = result_.faults[index];
+  const FaultType* type = deps_.registry->find(f.type);
+  Injector& injector = *injectors_.at(f.type);
+  if (deps_.guardian && !deps_.guardian->alive()) {
+    f.state = "skipped";
+    f.error = "the guardian is gone; no fault is applied without one";
+    fail(Outcome::kError, f.error);
+    return false;
+  }
+  FaultRequest req;
+  req.runId = result_.runId;
+  req.faultId = f.faultId;
+  req.stepName = f.step;
+  req.faultType = f.type;
+  req.target = f.target.empty() ? nullptr : experiment_.findTarget(f.target);
+  req.args = f.args;
+  req.duration = f.plannedEnd - f.plannedStart;
+  auto prepared = injector.prepare(req);
+  if (!prepared) {
+    f.state = "apply-failed";
+    f.error = prepared.error().describe();
+    fail(prepared.error().code() == ErrorCode::kInvalid ? Outcome::kAborted : Outcome::kError,
+         "step " + f.step + ": " + f.error);
+    return false;
+  }
+  f.description = prepared->description;
+  f.revertible = prepared->revertible;
+  undo_[index] = prepared->undo;
+  const auto wallNow = deps_.clock->wallNow();
+  f.deadline = wallNow + std::chrono::duration_cast<WallClock::duration>(req.duration);
+  if (deps_.journal) {
+    auto intent = makeIntent(req, *prepared, f.deadline, type && type->survivesReboot);
+    auto ok = deps_.journal->recordIntent(result_.runId, intent);
+    if (!ok) {
+      f.state = "skipped";
+      f.error = "journal: " + ok.error().describe() + " (not applied: a fault is journalled first)";
+      fail(Outcome::kError, f.error);
+      return false;
+    }
+  }
+  f.intentAt = wallNow;
+  auto applied = injector.apply(f.faultId, undo_[index]);
+  if (!applied) {
+    f.state = "apply-failed";
+    f.error = applied.error().describe();
+    // A partial apply is cleaned up by the revert, which succeeds when nothing is there.
+    auto cleanup = injector.revert(f.faultId, undo_[index]);
+    if (deps_.journal) {
+      (void)(cleanup ? deps_.journal->markReverted(f.faultId)
+                     : deps_.journal->markRevertFailed(f.faultId, cleanup.error().describe()));
+    }
+    if (!cleanup) f.error += "; cleanup failed: " + cleanup.error().describe();
+    fail(Outcome::kError, "step " + f.step + ": " + f.type + " failed: " + f.error);
+    return false;
+  }
+  f.backend = applied->backend;
+  f.observed = applied->observed;
+  f.state = "applied";
+  f.appliedAt = deps_.clock->wallNow();
+  f.appliedMono = deps_.clock->now();
+  if (deps_.journal) (void)deps_.journal->markApplied(f.faultId);
+  if (deps_.observer) deps_.observer->faultApplied(f);
+  return true;
+}
+
+void Engine::revertFault(size_t index) {
+  FaultRecordOut& f = result_.faults[index];
+  if (f.state != "applied") return;
+  Injector& injector = *injectors_.at(f.type);
+  auto r = injector.revert(f.faultId, undo_[index]);
+  f.revertedAt = deps_.clock->wallNow();
+  f.revertedMono = deps_.clock->now();
+  if (r) {
+    f.state = "reverted";
+    if (r->is_object()) f.observed.update(*r);
+    if (deps_.journal) (void)deps_.journal->markReverted(f.faultId);
+  } else {
+    f.state = "revert-failed";
+    f.error = r.error().describe();
+    if (deps_.journal) (void)deps_.journal->markRevertFailed(f.faultId, f.error);
+    fail(Outcome::kLeftovers, "step " + f.step + ": revert failed: " + f.error);
+  }
+  if (deps_.observer) deps_.observer->faultReverted(f);
+}
+
+void Engine::revertAllHeld() {
+  std::vector<size_t> held;
+  for (size_t i = 0; i < result_.faults.size(); ++i) {
+    if (result_.faults[i].state == "applied") held.push_back(i);
+  }
+  // Newest first, the reverse of application, as a stack of changes unwinds.
+  std::sort(held.begin(), held.end(), [&](size_t a, size_t b) {
+    return result_.faults[a].appliedMono > result_.faults[b].appliedMono;
+  });
+  for (size_t i : held) revertFault(i);
+}
+
+void Engine::runRollbacks() {
+  for (const auto& r : experiment_.rollbacks) {
+    RollbackRecord rec = deps_.runRollback(r);
+    if (!rec.ok) fail(Outcome::kLeftovers, "rollback " + r.name + " failed: " + rec.detail);
+    note("rollback " + r.name + (rec.ok ? ": ok" : ": FAILED: " + rec.detail));
+    result_.rollbacks.push_back(std::move(rec));
+  }
+}
+
+void Engine::audit() {
+  for (size_t i = 0; i < result_.faults.size(); ++i) {
+    FaultRecordOut& f = result_.faults[i];
+    if (f.state == "not-started" || f.state == "skipped" || !f.revertible) continue;
+    auto it = injectors_.find(f.type);
+    if (it == injectors_.end()) continue;
+    auto left = it->second->audit(undo_[i]);
+    if (!left) {
+      f.leftovers.push_back("audit failed: " + left.error().describe());
+    } else {
+      f.leftovers = *left;
+    }
+    if (!f.leftovers.empty()) {
+      result_.auditClean = false;
+      for (const auto& l : f.leftovers) fail(Outcome::kLeftovers, "left behind by " + f.step + ": " + l);
+    }
+  }
+}
+
+std::vector<PhaseVerdict> Engine::judge(Phase phase) {
+  std::vector<PhaseVerdict> out;
+  const auto& probes = experiment_.steadyState.probes;
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const auto& spec = probes[i];
+    if (std::find(spec.phases.begin(), spec.phases.end(), phase) == spec.phases.end()) continue;
+    std::vector<ProbeSample> samples;
+    std::vector<ProbeSample> baseline;
+    for (const auto& s : result_.probes[i].samples) {
+      if (s.phase == phase) samples.push_back(s);
+      if (s.phase == Phase::kBefore) baseline.push_back(s);
+    }
+    PhaseVerdict v = phase == Phase::kBefore || !spec.tolerance.baseline
+                         ? judgePhase(spec, phase, samples)
+                         : judgePhase(spec, phase, samples, std::span<const ProbeSample>(baseline));
+    if (!v.held) {
+      std::string why;
+      for (const auto& r : v.reasons) why += (why.empty() ? "" : "; ") + r;
+      fail(Outcome::kDeviated, "probe " + spec.name + " failed in the " +
+                                   std::string(phaseName(phase)) + " phase: " + why);
+    }
+    result_.probes[i].verdicts.push_back(v);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+RunResult Engine::run() {
+  const Clock& clock = *deps_.clock;
+  result_.startedAt = clock.wallNow();
+  result_.startedMono = clock.now();
+  const auto& ss = experiment_.steadyState;
+  auto skip = [&](Phase phase, std::string why) {
+    result_.phases.push_back(PhaseRecord{phase, clock.wallNow(), clock.wallNow(), false, std::move(why)});
+  };
+
+  bool ready = prepareInjectors() && prepareProbes();
+  if (!ready) {
+    skip(Phase::kBefore, "not started: " + result_.reasons.back());
+    result_.endedAt = clock.wallNow();
+    return result_;
+  }
+
+  // 1. Baseline: the hypothesis must hold before anything is touched.
+  WindowEnd base = runWindow(Phase::kBefore, ss.baseline);
+  runner_->drain();
+  drainSamples();
+  bool baselineHeld = true;
+  if (base == WindowEnd::kElapsed) {
+    auto verdicts = judge(Phase::kBefore);
+    if (deps_.observer) deps_.observer->phaseEnded(Phase::kBefore, verdicts);
+    for (const auto& v : verdicts) baselineHeld = baselineHeld && v.held;
+    if (!baselineHeld) note("the steady state does not hold before any fault: nothing is applied");
+  }
+
+  // 2. Method: faults at their planned times, reverted at their deadlines.
+  bool methodRan = false;
+  if (base == WindowEnd::kElapsed && baselineHeld) {
+    methodRan = true;
+    WindowEnd how = runWindow(Phase::kDuring, timeline_.total);
+    revertAllHeld();  // after an abort or a failure; a no-op when every deadline passed
+    runner_->drain();
+    drainSamples();
+    if (how == WindowEnd::kElapsed) {
+      auto verdicts = judge(Phase::kDuring);
+      if (deps_.observer) deps_.observer->phaseEnded(Phase::kDuring, verdicts);
+    }
+  } else {
+    skip(Phase::kDuring, base != WindowEnd::kElapsed ? "aborted" : "the baseline deviated");
+  }
+  if (abortRequested_) {
+    std::lock_guard lock(abortMu_);
+    fail(Outcome::kAborted, abortReason_);
+  }
+
+  // 3. Rollbacks always run; 4. the audit checks nothing of ours is left.
+  runRollbacks();
+  audit();
+
+  // 5. Recovery: the probes again, unless the run was stopped.
+  if (methodRan && !abortRequested_ && result_.outcome != Outcome::kError) {
+    WindowEnd after = runWindow(Phase::kAfter, ss.recovery);
+    runner_->drain();
+    drainSamples();
+    if (after == WindowEnd::kElapsed) {
+      auto verdicts = judge(Phase::kAfter);
+      if (deps_.observer) deps_.observer->phaseEnded(Phase::kAfter, verdicts);
+    } else {
+      std::lock_guard lock(abortMu_);
+      fail(Outcome::kAborted, abortReason_);
+    }
+  } else {
+    skip(Phase::kAfter, abortRequested_ ? "aborted" : methodRan ? "the run failed" : "no faults ran");
+  }
+  revertAllHeld();  // belt and braces: nothing may be held past run()
+  result_.endedAt = clock.wallNow();
+  return result_;
+}
+
+}  // namespace chaosd

@@ -1,0 +1,104 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "chaosd/engine/ProbeRunner.h"
+#include "chaosd/engine/RunResult.h"
+#include "chaosd/engine/Waiter.h"
+#include "chaosd/journal/FaultJournal.h"
+#include "experiments/model/Experiment.h"
+#include "experiments/model/Timeline.h"
+#include "injectors/FaultRegistry.h"
+
+namespace chaosd {
+
+class GuardianHandle;
+
+// Live progress, for a terminal or the daemon's status endpoint. Called on the engine thread.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void phaseStarted(Phase /*phase*/, Duration /*length*/) {}
+  virtual void phaseEnded(Phase /*phase*/, const std::vector<PhaseVerdict>& /*verdicts*/) {}
+  virtual void faultApplied(const FaultRecordOut& /*fault*/) {}
+  virtual void faultReverted(const FaultRecordOut& /*fault*/) {}
+  virtual void sample(const ProbeSample& /*sample*/) {}
+  virtual void message(const std::string& /*line*/) {}
+};
+
+struct EngineDeps {
+  const Clock* clock = nullptr;
+  Waiter* waiter = nullptr;
+  const FaultRegistry* registry = nullptr;
+  FaultJournal* journal = nullptr;    // null only in unit tests
+  GuardianHandle* guardian = nullptr;  // null only in unit tests
+  std::function<Result<std::unique_ptr<Probe>>(const ProbeSpec&)> makeProbe;
+  std::function<std::unique_ptr<ProbeRunner>(std::vector<std::unique_ptr<Probe>>,
+                                             ProbeRunner::Deliver)>
+      makeRunner;
+  std::function<RollbackRecord(const RollbackSpec&)> runRollback;
+  EngineObserver* observer = nullptr;
+};
+
+// Runs one experiment: baseline, method (faults applied, held, reverted at their deadlines),
+// rollbacks, audit, recovery, outcome. Every fault is journalled before it is applied and is
+// reverted on every path out of run().
+class Engine {
+ public:
+  Engine(const Experiment& experiment, EngineDeps deps, std::string runId);
+
+  RunResult run();
+  // Stops the run: faults are reverted at once, rollbacks run, the outcome is aborted.
+  // Thread-safe; a second call does not skip anything.
+  void requestAbort(const std::string& reason);
+
+ private:
+  struct Held;
+  enum class WindowEnd { kElapsed, kAborted, kFailed };
+
+  bool prepareInjectors();
+  bool prepareProbes();
+  WindowEnd runWindow(Phase phase, Duration length);
+  void drainSamples();
+  bool processFaultEvents(Clock::TimePoint windowStart);
+  bool applyFault(size_t index);
+  void revertFault(size_t index);
+  void revertAllHeld();
+  void runRollbacks();
+  void audit();
+  std::vector<PhaseVerdict> judge(Phase phase);
+  void fail(Outcome outcome, std::string reason);
+  void note(const std::string& line);
+
+  const Experiment& experiment_;
+  EngineDeps deps_;
+  RunResult result_;
+  Timeline timeline_;
+  std::map<std::string, std::unique_ptr<Injector>> injectors_;  // by fault type
+  std::unique_ptr<ProbeRunner> runner_;
+
+  struct FaultEvent {
+    Duration at;
+    bool isEnd;
+    size_t fault;  // index in result_.faults
+  };
+  std::vector<FaultEvent> events_;
+  size_t nextEvent_ = 0;
+  std::vector<const StepSpec*> faultSteps_;  // parallel to result_.faults
+  std::vector<nlohmann::json> undo_;          // parallel to result_.faults
+
+  std::mutex samplesMu_;
+  std::vector<std::pair<size_t, ProbeSample>> incoming_;
+  std::atomic<bool> abortRequested_{false};
+  std::mutex abortMu_;
+  std::string abortReason_;
+  bool aborted_ = false;
+};
+
+}  // namespace chaosd

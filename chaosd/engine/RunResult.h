@@ -1,0 +1,89 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chaosd/core/ExitCode.h"
+#include "chaosd/probes/ProbeSample.h"
+#include "chaosd/probes/Verdict.h"
+#include "experiments/model/Experiment.h"
+
+namespace chaosd {
+
+using WallClock = std::chrono::system_clock::time_point;
+
+// How a run ended (DESIGN.md section 5). When several apply, the most serious wins:
+// leftovers > error > aborted > deviated > ok.
+enum class Outcome { kOk, kDeviated, kAborted, kLeftovers, kError };
+std::string_view outcomeName(Outcome outcome);
+int exitCodeOf(Outcome outcome);
+Outcome worse(Outcome a, Outcome b);
+
+struct PhaseRecord {
+  Phase phase = Phase::kBefore;
+  WallClock startedAt{};
+  WallClock endedAt{};
+  bool ran = false;
+  std::string skipped;  // why it did not run ("baseline deviated", "aborted")
+};
+
+struct FaultRecordOut {
+  std::string faultId;
+  std::string step;
+  std::string type;
+  std::string target;
+  std::string description;
+  std::string backend;
+  nlohmann::json args;
+  nlohmann::json observed = nlohmann::json::object();
+  bool revertible = true;
+  // not-started | apply-failed | applied | reverted | revert-failed | skipped
+  std::string state = "not-started";
+  std::string error;
+  Duration plannedStart{0};
+  Duration plannedEnd{0};
+  std::optional<WallClock> intentAt;
+  std::optional<WallClock> appliedAt;
+  std::optional<WallClock> revertedAt;
+  std::optional<WallClock> deadline;
+  std::optional<Clock::TimePoint> appliedMono;
+  std::optional<Clock::TimePoint> revertedMono;
+  std::vector<std::string> leftovers;  // what the audit found
+};
+
+struct RollbackRecord {
+  std::string name;
+  std::vector<std::string> command;
+  bool ok = false;
+  std::optional<int> exitCode;
+  std::string detail;
+  Duration duration{0};
+};
+
+struct ProbeRecord {
+  std::string name;
+  std::vector<ProbeSample> samples;
+  std::vector<PhaseVerdict> verdicts;  // one per phase it ran in
+};
+
+struct RunResult {
+  std::string runId;
+  std::string experimentName;
+  WallClock startedAt{};
+  WallClock endedAt{};
+  Clock::TimePoint startedMono{};
+  Outcome outcome = Outcome::kOk;
+  std::vector<std::string> reasons;  // why the outcome is what it is, in words
+  std::vector<PhaseRecord> phases;
+  std::vector<FaultRecordOut> faults;
+  std::vector<RollbackRecord> rollbacks;
+  std::vector<ProbeRecord> probes;
+  bool auditClean = true;
+  int exitCode() const { return exitCodeOf(outcome); }
+};
+
+}  // namespace chaosd

@@ -1,0 +1,308 @@
+#include "reports/ReportJson.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <filesystem>
+#include <sstream>
+
+#include "chaosd/core/Fd.h"
+#include "chaosd/core/Units.h"
+#include "injectors/FaultRegistry.h"
+
+namespace chaosd {
+namespace {
+
+int64_t ns(Duration d) { return d.count(); }
+
+nlohmann::json optTime(const std::optional<WallClock>& t) {
+  return t ? nlohmann::json(isoTime(*t)) : nlohmann::json(nullptr);
+}
+
+nlohmann::json matchJson(const std::optional<ValueMatch>& m) {
+  return m ? nlohmann::json(m->describe()) : nlohmann::json(nullptr);
+}
+
+nlohmann::json toleranceJson(const Tolerance& t) {
+  nlohmann::json j = nlohmann::json::object();
+  if (t.status) j["status"] = matchJson(t.status);
+  if (t.body) j["body"] = *t.body;
+  for (const auto& [ptr, m] : t.json) j["json"][ptr] = m.describe();
+  if (t.exitCode) j["exitCode"] = matchJson(t.exitCode);
+  if (t.stdoutRegex) j["stdout"] = *t.stdoutRegex;
+  if (t.count) j["count"] = matchJson(t.count);
+  if (t.running) j["running"] = *t.running;
+  if (t.value) j["value"] = matchJson(t.value);
+  if (t.successRate) j["successRate"] = t.successRate->describe();
+  for (const auto& l : t.latency) {
+    std::ostringstream key;
+    key << "p" << l.percentile;
+    std::string op = l.bound.describe();
+    op = op.substr(0, op.find(' '));
+    j["latency"][key.str()] = op + " " + units::formatDuration(Duration(static_cast<int64_t>(l.bound.value)));
+  }
+  if (t.baseline) j["baseline"] = {{"alpha", t.baseline->alpha}, {"quantile", t.baseline->quantile}};
+  return j;
+}
+
+nlohmann::json probeSpecJson(const ProbeSpec& p) {
+  nlohmann::json j{{"name", p.name},
+                   {"kind", std::string(probeKindName(p.kind))},
+                   {"every", units::formatDuration(p.every)},
+                   {"timeout", units::formatDuration(p.timeout)},
+                   {"abort", p.abort},
+                   {"tolerance", toleranceJson(p.tolerance)}};
+  for (auto ph : p.phases) j["phases"].push_back(std::string(phaseName(ph)));
+  switch (p.kind) {
+    case ProbeKind::kHttp:
+      j["http"] = {{"method", p.http.method}, {"url", p.http.url}, {"tlsVerify", p.http.tlsVerify}};
+      break;
+    case ProbeKind::kTcp: j["tcp"] = {{"host", p.tcp.host}, {"port", p.tcp.port}}; break;
+    case ProbeKind::kCommand: j["command"] = {{"argv", p.command.argv}}; break;
+    case ProbeKind::kProcess: j["process"] = {{"name", p.process.selector.name}}; break;
+    case ProbeKind::kPrometheus:
+      j["prometheus"] = {{"url", p.prometheus.url}, {"query", p.prometheus.query}};
+      break;
+  }
+  return j;
+}
+
+nlohmann::json stepJson(const StepSpec& s) {
+  nlohmann::json j{{"name", s.name}};
+  switch (s.kind) {
+    case StepKind::kFault:
+      j["fault"] = s.fault;
+      if (!s.target.empty()) j["target"] = s.target;
+      j["args"] = s.args;
+      if (s.duration) j["duration"] = units::formatDuration(*s.duration);
+      break;
+    case StepKind::kPause: j["pause"] = units::formatDuration(s.duration.value_or(Duration{0})); break;
+    case StepKind::kParallel:
+      for (const auto& m : s.parallel) j["parallel"].push_back(stepJson(m));
+      break;
+  }
+  if (s.at) j["at"] = units::formatDuration(*s.at);
+  if (!s.after.empty()) j["after"] = s.after;
+  return j;
+}
+
+void redactInto(nlohmann::json& node, const std::vector<std::string>& secrets) {
+  if (node.is_string()) {
+    std::string s = node.get<std::string>();
+    bool changed = false;
+    for (const auto& secret : secrets) {
+      for (size_t pos = s.find(secret); pos != std::string::npos; pos = s.find(secret, pos + 3)) {
+        s.replace(pos, secret.size(), "***");
+        changed = true;
+      }
+    }
+    if (changed) node = s;
+  } else if (node.is_structured()) {
+    for (auto& child : node) redactInto(child, secrets);
+  }
+}
+
+}  // namespace
+
+std::string isoTime(std::chrono::system_clock::time_point t) {
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count();
+  std::time_t tt = std::chrono::system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03lldZ", buf, static_cast<long long>(ms));
+  return out;
+}
+
+nlohmann::json experimentJson(const Experiment& e) {
+  nlohmann::json j{{"apiVersion", e.apiVersion},
+                   {"file", e.file},
+                   {"metadata",
+                    {{"name", e.metadata.name},
+                     {"title", e.metadata.title},
+                     {"description", e.metadata.description},
+                     {"tags", e.metadata.tags},
+                     {"labels", e.metadata.labels}}}};
+  for (const auto& [k, v] : e.config) j["config"][k] = v.secret ? "***" : v.value;
+  for (const auto& t : e.targets) {
+    nlohmann::json tj{{"kind", std::string(targetKindName(t.kind))}};
+    switch (t.kind) {
+      case TargetKind::kProcess: {
+        const auto& p = t.process;
+        if (p.pid) tj["pid"] = *p.pid;
+        if (!p.name.empty()) tj["name"] = p.name;
+        if (!p.cmdline.empty()) tj["cmdline"] = p.cmdline;
+        if (!p.cgroup.empty()) tj["cgroup"] = p.cgroup;
+        if (!p.user.empty()) tj["user"] = p.user;
+        if (!p.pidFile.empty()) tj["pidFile"] = p.pidFile;
+        if (t.selection.seed) tj["seed"] = *t.selection.seed;
+        break;
+      }
+      case TargetKind::kExec: tj["argv"] = t.exec.argv; break;
+      case TargetKind::kInterface:
+        tj["interface"] = t.interface.name;
+        tj["netns"] = t.interface.netns.describe();
+        break;
+      case TargetKind::kPath: tj["path"] = t.path; break;
+    }
+    j["targets"][t.name] = tj;
+  }
+  j["steadyState"] = {{"baseline", units::formatDuration(e.steadyState.baseline)},
+                      {"recovery", units::formatDuration(e.steadyState.recovery)},
+                      {"probes", nlohmann::json::array()}};
+  for (const auto& p : e.steadyState.probes) j["steadyState"]["probes"].push_back(probeSpecJson(p));
+  for (const auto& s : e.method) j["method"].push_back(stepJson(s));
+  for (const auto& r : e.rollbacks) j["rollbacks"].push_back({{"name", r.name}, {"command", r.command}});
+  j["guardrails"] = {{"maxDuration", units::formatDuration(e.guardrails.maxDuration)},
+                     {"maxTargets", e.guardrails.maxTargets},
+                     {"maxPercent", e.guardrails.maxPercent},
+                     {"maxFaults", e.guardrails.maxFaults},
+                     {"allowSsh", e.guardrails.allowSsh}};
+  j["report"] = {{"formats", e.report.formats}, {"dir", e.report.dir}};
+  if (e.schedule) j["schedule"] = {{"cron", e.schedule->cron}, {"timezone", e.schedule->timezone}};
+  return j;
+}
+
+std::string redactText(std::string text, const Experiment& experiment) {
+  nlohmann::json j = std::move(text);
+  redactSecrets(j, experiment);
+  return j.get<std::string>();
+}
+
+void redactSecrets(nlohmann::json& doc, const Experiment& experiment) {
+  std::vector<std::string> secrets;
+  for (const auto& [k, v] : experiment.config) {
+    if (v.secret && !v.value.empty()) secrets.push_back(v.value);
+  }
+  if (!secrets.empty()) redactInto(doc, secrets);
+}
+
+nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
+  auto rel = [&](Clock::TimePoint t) { return ns(t - r.startedMono); };
+  nlohmann::json j{{"schema", kReportSchema},
+                   {"runId", r.runId},
+                   {"experiment", experimentJson(experiment)},
+                   {"startedAt", isoTime(r.startedAt)},
+                   {"endedAt", isoTime(r.endedAt)},
+                   {"outcome", std::string(outcomeName(r.outcome))},
+                   {"exitCode", r.exitCode()},
+                   {"reasons", r.reasons},
+                   {"auditClean", r.auditClean},
+                   {"phases", nlohmann::json::array()},
+                   {"faults", nlohmann::json::array()},
+                   {"rollbacks", nlohmann::json::array()},
+                   {"probes", nlohmann::json::array()}};
+  for (const auto& p : r.phases) {
+    j["phases"].push_back({{"phase", std::string(phaseName(p.phase))},
+                           {"ran", p.ran},
+                           {"skipped", p.skipped},
+                           {"startedAt", isoTime(p.startedAt)},
+                           {"endedAt", isoTime(p.endedAt)}});
+  }
+  for (const auto& f : r.faults) {
+    nlohmann::json fj{{"id", f.faultId},
+                      {"step", f.step},
+                      {"type", f.type},
+                      {"target", f.target},
+                      {"description", f.description},
+                      {"backend", f.backend},
+                      {"args", f.args},
+                      {"observed", f.observed},
+                      {"revertible", f.revertible},
+                      {"state", f.state},
+                      {"error", f.error},
+                      {"plannedStartNs", ns(f.plannedStart)},
+                      {"plannedEndNs", ns(f.plannedEnd)},
+                      {"intentAt", optTime(f.intentAt)},
+                      {"appliedAt", optTime(f.appliedAt)},
+                      {"revertedAt", optTime(f.revertedAt)},
+                      {"deadline", optTime(f.deadline)},
+                      {"appliedOffsetNs", f.appliedMono ? nlohmann::json(rel(*f.appliedMono)) : nlohmann::json(nullptr)},
+                      {"revertedOffsetNs", f.revertedMono ? nlohmann::json(rel(*f.revertedMono)) : nlohmann::json(nullptr)},
+                      {"leftovers", f.leftovers}};
+    j["faults"].push_back(fj);
+  }
+  for (const auto& rb : r.rollbacks) {
+    j["rollbacks"].push_back({{"name", rb.name},
+                              {"command", rb.command},
+                              {"ok", rb.ok},
+                              {"exitCode", rb.exitCode ? nlohmann::json(*rb.exitCode) : nlohmann::json(nullptr)},
+                              {"detail", rb.detail},
+                              {"durationNs", ns(rb.duration)}});
+  }
+  for (const auto& p : r.probes) {
+    nlohmann::json pj{{"name", p.name}, {"samples", nlohmann::json::array()}, {"verdicts", nlohmann::json::array()}};
+    for (const auto& s : p.samples) {
+      pj["samples"].push_back({{"phase", std::string(phaseName(s.phase))},
+                               {"at", isoTime(s.wallStart)},
+                               {"offsetNs", rel(s.start)},
+                               {"durationNs", ns(s.duration)},
+                               {"ok", s.ok},
+                               {"detail", s.detail},
+                               {"value", s.value ? nlohmann::json(*s.value) : nlohmann::json(nullptr)}});
+    }
+    for (const auto& v : p.verdicts) {
+      nlohmann::json vj{{"phase", std::string(phaseName(v.phase))},
+                        {"held", v.held},
+                        {"reasons", v.reasons},
+                        {"count", v.count},
+                        {"passed", v.passed},
+                        {"availability", v.availability},
+                        {"successRate", v.successRate.describe()},
+                        {"p50Ns", ns(v.p50)},
+                        {"p95Ns", ns(v.p95)},
+                        {"p99Ns", ns(v.p99)},
+                        {"firstFailureOffsetNs", v.firstFailure ? nlohmann::json(rel(*v.firstFailure)) : nlohmann::json(nullptr)},
+                        {"firstFailureDetail", v.firstFailureDetail}};
+      for (const auto& l : v.latency) {
+        vj["latency"].push_back({{"percentile", l.percentile},
+                                 {"observedNs", ns(l.observed)},
+                                 {"bound", l.bound.describe()},
+                                 {"held", l.held}});
+      }
+      if (v.baseline) {
+        const auto& b = *v.baseline;
+        vj["baseline"] = {{"alpha", b.alpha},         {"quantile", b.quantile},
+                          {"baselineCount", b.baselineCount}, {"thresholdNs", ns(b.threshold)},
+                          {"count", b.count},         {"exceedances", b.exceedances},
+                          {"expected", b.expected},   {"pValue", b.pValue},
+                          {"deviated", b.deviated}};
+      }
+      pj["verdicts"].push_back(vj);
+    }
+    j["probes"].push_back(pj);
+  }
+  redactSecrets(j, experiment);
+  return j;
+}
+
+Result<std::string> writeReportJson(const nlohmann::json& report, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error(ErrorCode::kIo, "cannot create " + dir + ": " + ec.message());
+  std::string path = dir + "/report.json";
+  std::string tmp = path + ".tmp";
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return Error::fromErrno("open " + tmp, errno);
+  std::string text = report.dump(2) + "\n";
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::fromErrno("write " + tmp, errno);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return Error::fromErrno("fsync " + tmp, errno);
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error::fromErrno("rename " + path, errno);
+  return path;
+}
+
+}  // namespace chaosd

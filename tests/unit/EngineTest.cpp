@@ -1,0 +1,324 @@
+// The engine with fake injectors, fake probes and a fake clock: ordering, deadlines, aborts,
+// rollbacks, outcomes. Deterministic and instantaneous: no sleeps, no threads.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "chaosd/engine/Engine.h"
+#include "experiments/parser/ExperimentParser.h"
+
+namespace chaosd {
+namespace {
+
+using namespace std::chrono_literals;
+
+// What the fake faults did, in order, with the fake time of each call.
+struct World {
+  FakeClock clock;
+  std::vector<std::string> calls;  // "apply step@12s", "revert step@42s"
+  std::map<std::string, bool> held;
+  std::set<std::string> failApply;   // steps whose apply fails
+  std::set<std::string> failRevert;  // steps whose revert fails
+  std::set<std::string> leaveBehind;  // steps the audit finds left
+  std::vector<std::string> rollbacks;
+  std::function<bool(const std::string& probe, Phase phase)> probeOk = [](auto&, Phase) {
+    return true;
+  };
+  std::function<void()> onApply;
+
+  std::string at() const {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch());
+    return std::to_string(ms.count()) + "ms";
+  }
+  bool anyHeld() const {
+    for (const auto& [k, v] : held) {
+      if (v) return true;
+    }
+    return false;
+  }
+};
+
+class FakeInjector final : public Injector {
+ public:
+  explicit FakeInjector(World& w) : w_(w) {}
+  Result<PreparedFault> prepare(const FaultRequest& r) override {
+    PreparedFault p;
+    p.undo = {{"step", r.stepName}};
+    p.description = "fake on " + r.stepName;
+    return p;
+  }
+  Result<AppliedFault> apply(const std::string&, const nlohmann::json& undo) override {
+    std::string step = undo["step"];
+    w_.calls.push_back("apply " + step + "@" + w_.at());
+    if (w_.failApply.contains(step)) {
+      return Error(ErrorCode::kKernel, "the kernel said no");
+    }
+    w_.held[step] = true;
+    if (w_.onApply) w_.onApply();
+    return AppliedFault{"fake", {}};
+  }
+  Result<nlohmann::json> revert(const std::string&, const nlohmann::json& undo) override {
+    std::string step = undo["step"];
+    w_.calls.push_back("revert " + step + "@" + w_.at());
+    if (w_.failRevert.contains(step)) return Error(ErrorCode::kKernel, "revert refused");
+    w_.held[step] = false;
+    return nlohmann::json::object();
+  }
+  Result<std::vector<std::string>> audit(const nlohmann::json& undo) override {
+    std::string step = undo["step"];
+    if (w_.leaveBehind.contains(step) || w_.held[step]) {
+      return std::vector<std::string>{"fake thing of " + step};
+    }
+    return std::vector<std::string>{};
+  }
+
+ private:
+  World& w_;
+};
+
+class FakeProbe final : public Probe {
+ public:
+  FakeProbe(ProbeSpec spec, World& w) : spec_(std::move(spec)), w_(w) {}
+  ProbeSample sample(Phase phase) override {
+    ProbeSample s;
+    s.probe = spec_.name;
+    s.phase = phase;
+    s.start = w_.clock.now();
+    s.wallStart = w_.clock.wallNow();
+    s.duration = 2ms;
+    s.ok = w_.probeOk(spec_.name, phase);
+    s.detail = s.ok ? "ok" : "fake failure";
+    return s;
+  }
+  const ProbeSpec& spec() const override { return spec_; }
+
+ private:
+  ProbeSpec spec_;
+  World& w_;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FaultType t;
+    t.name = "fake.fault";
+    t.summary = "a fault of the test's own";
+    t.factory = [this] { return std::make_unique<FakeInjector>(world_); };
+    ASSERT_TRUE(registry_.add(t).ok());
+    FaultType once = t;
+    once.name = "fake.once";
+    once.needsDuration = false;
+    once.revertible = false;
+    ASSERT_TRUE(registry_.add(once).ok());
+  }
+
+  RunResult run(const std::string& body, std::function<void(Engine&)> during = nullptr) {
+    std::string text = "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: t}\n" + body;
+    ParseOptions opts;
+    opts.registry = &registry_;
+    ParseResult parsed = parseExperimentText(text, "test.yaml", opts);
+    for (const auto& d : parsed.diagnostics) ADD_FAILURE() << d.str();
+    if (!parsed.ok()) return {};
+    experiment_ = std::move(*parsed.experiment);
+    FakeWaiter waiter(world_.clock);
+    EngineDeps deps;
+    deps.clock = &world_.clock;
+    deps.waiter = &waiter;
+    deps.registry = &registry_;
+    deps.makeProbe = [this](const ProbeSpec& s) -> Result<std::unique_ptr<Probe>> {
+      return std::unique_ptr<Probe>(std::make_unique<FakeProbe>(s, world_));
+    };
+    deps.makeRunner = [](std::vector<std::unique_ptr<Probe>> p, ProbeRunner::Deliver d) {
+      return std::make_unique<InlineProbeRunner>(std::move(p), std::move(d));
+    };
+    deps.runRollback = [this](const RollbackSpec& r) {
+      world_.rollbacks.push_back(r.name + "@" + world_.at());
+      RollbackRecord rec;
+      rec.name = r.name;
+      rec.ok = r.name != "broken";
+      rec.detail = rec.ok ? "exit code 0" : "exit code 1";
+      return rec;
+    };
+    Engine engine(experiment_, deps, "run1");
+    if (during) during(engine);
+    return engine.run();
+  }
+
+  static std::string probes(const std::string& extra = "") {
+    return "steadyState:\n  baseline: {duration: 10s}\n  recovery: {duration: 10s}\n"
+           "  probes:\n    - {name: health, command: {argv: [/bin/true]}, every: 1s" +
+           extra + "}\n";
+  }
+
+  World world_;
+  FaultRegistry registry_;
+  Experiment experiment_;
+};
+
+TEST_F(EngineTest, SequentialStepsApplyAndRevertAtTheirPlannedTimes) {
+  auto r = run(probes() +
+               "method:\n"
+               "  - {name: a, fault: fake.fault, duration: 5s}\n"
+               "  - {name: b, fault: fake.fault, duration: 3s}\n"
+               "rollbacks: [{name: rb, command: [/bin/true]}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(r.exitCode(), 0);
+  // Baseline 10s, then a at +0 for 5s, b at +5s for 3s: ends before starts at the same time.
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply a@10000ms", "revert a@15000ms",
+                                                    "apply b@15000ms", "revert b@18000ms"}));
+  EXPECT_EQ(world_.rollbacks, (std::vector<std::string>{"rb@18000ms"}));
+  ASSERT_EQ(r.faults.size(), 2u);
+  EXPECT_EQ(r.faults[0].state, "reverted");
+  EXPECT_EQ(r.faults[1].state, "reverted");
+  // The probe ran through all three phases, every second.
+  size_t before = 0, during = 0, after = 0;
+  for (const auto& s : r.probes[0].samples) {
+    (s.phase == Phase::kBefore ? before : s.phase == Phase::kDuring ? during : after)++;
+  }
+  EXPECT_EQ(before, 10u);
+  EXPECT_EQ(during, 8u);
+  EXPECT_EQ(after, 10u);
+}
+
+TEST_F(EngineTest, AtAfterAndParallelGroupsFollowTheTimeline) {
+  auto r = run(probes() +
+               "method:\n"
+               "  - {name: a, fault: fake.fault, duration: 10s}\n"
+               "  - {name: b, fault: fake.fault, duration: 2s, at: 3s}\n"
+               "  - {name: g, parallel: [{name: c, fault: fake.fault, duration: 4s},\n"
+               "                         {name: d, fault: fake.fault, duration: 1s}], after: b}\n"
+               "  - {name: e, fault: fake.fault, duration: 1s, after: a}\n");
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{
+                              "apply a@10000ms", "apply b@13000ms", "revert b@15000ms",
+                              "apply c@15000ms", "apply d@15000ms", "revert d@16000ms",
+                              "revert c@19000ms", "revert a@20000ms", "apply e@20000ms",
+                              "revert e@21000ms"}));
+}
+
+TEST_F(EngineTest, BaselineDeviationAppliesNothingAndNamesTheProbe) {
+  world_.probeOk = [](const std::string&, Phase p) { return p != Phase::kBefore; };
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n"
+                          "rollbacks: [{name: rb, command: [/bin/true]}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kDeviated);
+  EXPECT_EQ(r.exitCode(), 1);
+  EXPECT_TRUE(world_.calls.empty());
+  EXPECT_EQ(r.faults[0].state, "not-started");
+  ASSERT_FALSE(r.reasons.empty());
+  EXPECT_NE(r.reasons[0].find("probe health failed in the before phase"), std::string::npos)
+      << r.reasons[0];
+  EXPECT_EQ(world_.rollbacks.size(), 1u) << "rollbacks run on deviation too";
+}
+
+TEST_F(EngineTest, DeviationDuringTheFaultIsExitOne) {
+  world_.probeOk = [this](const std::string&, Phase) { return !world_.anyHeld(); };
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kDeviated);
+  EXPECT_EQ(r.exitCode(), 1);
+  EXPECT_EQ(r.faults[0].state, "reverted");
+  ASSERT_EQ(r.probes[0].verdicts.size(), 3u);
+  EXPECT_TRUE(r.probes[0].verdicts[0].held);
+  EXPECT_FALSE(r.probes[0].verdicts[1].held);
+  EXPECT_TRUE(r.probes[0].verdicts[2].held) << "recovered after the revert";
+}
+
+TEST_F(EngineTest, StopConditionRevertsWithinOneProbeInterval) {
+  // The service breaks 4.5s into the method; the abort probe samples every second.
+  world_.probeOk = [this](const std::string& name, Phase p) {
+    if (name != "guard" || p != Phase::kDuring) return true;
+    return world_.clock.now() < Clock::TimePoint(14500ms);
+  };
+  auto r = run("steadyState:\n  baseline: {duration: 10s}\n  probes:\n"
+               "    - {name: guard, command: {argv: [/bin/true]}, every: 1s, abort: true}\n"
+               "method:\n"
+               "  - {name: a, fault: fake.fault, duration: 60s}\n"
+               "  - {name: b, fault: fake.fault, duration: 60s, at: 1s}\n"
+               "  - {name: c, fault: fake.fault, duration: 60s, at: 30s}\n"
+               "rollbacks: [{name: rb, command: [/bin/true]}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kAborted);
+  EXPECT_EQ(r.exitCode(), 3);
+  // Failing sample at 15s (the first at or after 14.5s); both held faults reverted at once,
+  // newest first; c never started.
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply a@10000ms", "apply b@11000ms",
+                                                    "revert b@15000ms", "revert a@15000ms"}));
+  EXPECT_EQ(r.faults[2].state, "not-started");
+  EXPECT_EQ(world_.rollbacks, (std::vector<std::string>{"rb@15000ms"}));
+  ASSERT_FALSE(r.reasons.empty());
+  EXPECT_NE(r.reasons.back().find("stop condition: probe guard failed"), std::string::npos);
+}
+
+TEST_F(EngineTest, SignalAbortRevertsEverythingAndRunsRollbacks) {
+  world_.onApply = nullptr;
+  Engine* enginePtr = nullptr;
+  world_.onApply = [&] { enginePtr->requestAbort("interrupted by SIGINT"); };
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5m}]\n"
+                          "rollbacks: [{name: rb, command: [/bin/true]}]\n",
+               [&](Engine& e) { enginePtr = &e; });
+  EXPECT_EQ(r.outcome, Outcome::kAborted);
+  EXPECT_EQ(r.exitCode(), 3);
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply a@10000ms", "revert a@10000ms"}));
+  EXPECT_EQ(world_.rollbacks.size(), 1u);
+  EXPECT_FALSE(world_.anyHeld());
+}
+
+TEST_F(EngineTest, ApplyFailureIsARuntimeErrorAndRevertsWhatWasHeld) {
+  world_.failApply = {"b"};
+  auto r = run(probes() +
+               "method:\n"
+               "  - {name: a, fault: fake.fault, duration: 60s}\n"
+               "  - {name: b, fault: fake.fault, duration: 5s, at: 2s}\n"
+               "rollbacks: [{name: rb, command: [/bin/true]}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_EQ(r.exitCode(), 5);
+  // b's failed apply is cleaned up by its own revert; a is reverted at once.
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply a@10000ms", "apply b@12000ms",
+                                                    "revert b@12000ms", "revert a@12000ms"}));
+  EXPECT_EQ(r.faults[1].state, "apply-failed");
+  EXPECT_EQ(world_.rollbacks.size(), 1u);
+}
+
+TEST_F(EngineTest, RevertFailureAndLeftoversAreExitFour) {
+  world_.failRevert = {"a"};
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kLeftovers);
+  EXPECT_EQ(r.exitCode(), 4);
+  EXPECT_EQ(r.faults[0].state, "revert-failed");
+  EXPECT_FALSE(r.auditClean);
+  EXPECT_FALSE(r.faults[0].leftovers.empty());
+}
+
+TEST_F(EngineTest, AuditFindingSomethingLeftIsExitFour) {
+  world_.leaveBehind = {"a"};
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kLeftovers);
+  EXPECT_EQ(r.faults[0].leftovers, (std::vector<std::string>{"fake thing of a"}));
+}
+
+TEST_F(EngineTest, FailedRollbackIsExitFour) {
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n"
+                          "rollbacks: [{name: broken, command: [/bin/false]}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kLeftovers);
+  ASSERT_EQ(r.rollbacks.size(), 1u);
+  EXPECT_FALSE(r.rollbacks[0].ok);
+}
+
+TEST_F(EngineTest, InstantFaultIsAppliedAndClosedAtOnce) {
+  auto r = run(probes() + "method: [{name: k, fault: fake.once, at: 2s}, "
+                          "{name: p, pause: 3s, at: 0s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply k@12000ms", "revert k@12000ms"}));
+}
+
+TEST_F(EngineTest, UnimplementedFaultTypeAppliesNothing) {
+  FaultType t;
+  t.name = "fake.missing";
+  ASSERT_TRUE(registry_.add(t).ok());
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s},"
+                          " {name: m, fault: fake.missing, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_TRUE(world_.calls.empty());
+  EXPECT_NE(r.reasons[0].find("not implemented"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace chaosd
