@@ -1,5 +1,6 @@
 #include "chaosd/core/Log.h"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 #include <mutex>
@@ -18,15 +19,46 @@ State& state() {
   return s;
 }
 
-// JSON lines: one object per line, message escaped by spdlog's %v is not enough for
-// quotes, so the text pattern is only used for the text format.
 constexpr const char* kTextPattern = "%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v";
+// JSON lines: %* is the message escaped as a JSON string body (spdlog's %v is raw).
 constexpr const char* kJsonPattern =
-    R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%v"})";
+    R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%*"})";
+
+class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static const char* kHex = "0123456789abcdef";
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      switch (c) {
+        case '"': dest.append(std::string_view("\\\"")); break;
+        case '\\': dest.append(std::string_view("\\\\")); break;
+        case '\n': dest.append(std::string_view("\\n")); break;
+        case '\t': dest.append(std::string_view("\\t")); break;
+        case '\r': dest.append(std::string_view("\\r")); break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char esc[] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 0xF], kHex[c & 0xF]};
+            dest.append(esc, esc + sizeof esc);
+          } else {
+            dest.push_back(c);
+          }
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
 
 void configure(spdlog::logger& logger, Format format, spdlog::level::level_enum level) {
-  logger.set_pattern(format == Format::kJson ? kJsonPattern : kTextPattern,
-                     spdlog::pattern_time_type::utc);
+  if (format == Format::kJson) {
+    auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    f->add_flag<JsonEscapedMessage>('*').set_pattern(kJsonPattern);
+    logger.set_formatter(std::move(f));
+  } else {
+    logger.set_pattern(kTextPattern, spdlog::pattern_time_type::utc);
+  }
   logger.set_level(level);
 }
 

@@ -28,7 +28,8 @@
 //   at most two decimals ("1.5GiB", "1025MiB"); else, for display only, two decimals rounded
 //   down in the largest unit ("1.43MiB").
 // - Percentages: with '%' the number is 0..100, without it a fraction 0..1; a bare number in
-//   (1, 100] is ambiguous and rejected with both spellings suggested.
+//   [1, 100] is ambiguous and rejected with both spellings suggested (a bare 1 included:
+//   write 100% or 1%).
 namespace chaosd::units {
 namespace {
 
@@ -461,7 +462,9 @@ Result<double> percentBody(std::string_view s) {
     if (value > 1) return invalid(quote(s) + " is more than 100% (expected 0%..100%)");
     return value;
   }
-  if (value <= 1) return value;
+  // A bare 1 is the fraction 1.0 = 100%, but people who write `loss: 1` mostly mean 1%:
+  // rejected as ambiguous like 25, so nobody gets total loss by accident.
+  if (value < 1) return value;
   std::string n(text);
   if (value <= 100)
     return invalid(quote(s) + " is ambiguous as a percentage (write " + n +

@@ -384,11 +384,18 @@ TEST(UnitsPercentTest, BareNumberIsAFraction) {
   EXPECT_DOUBLE_EQ(*parsePercent("0.25"), 0.25);
   EXPECT_DOUBLE_EQ(*parsePercent(".5"), 0.5);
   EXPECT_DOUBLE_EQ(*parsePercent("0"), 0.0);
-  EXPECT_DOUBLE_EQ(*parsePercent("1"), 1.0);
-  EXPECT_DOUBLE_EQ(*parsePercent("1.0"), 1.0);
+  EXPECT_DOUBLE_EQ(*parsePercent("0.999"), 0.999);
   // Closer to zero than any double: zero, not an error.
   EXPECT_EQ(*parsePercent("0." + std::string(400, '0') + "1"), 0.0);
   EXPECT_EQ(*parsePercent("0." + std::string(400, '0') + "1%"), 0.0);
+}
+
+TEST(UnitsPercentTest, BareOneIsAmbiguous) {
+  // `loss: 1` must not silently mean total loss.
+  EXPECT_EQ(errorOf(parsePercent("1")),
+            "'1' is ambiguous as a percentage (write 1% for a percentage or 0.01 for a fraction)");
+  EXPECT_FALSE(parsePercent("1.0").ok());
+  EXPECT_DOUBLE_EQ(*parsePercent("100%"), 1.0);
 }
 
 TEST(UnitsPercentTest, RejectsWithPreciseMessages) {

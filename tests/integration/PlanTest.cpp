@@ -1,0 +1,112 @@
+// `chaosctl plan` on every example: it prints the timeline and the targets, and the machine's
+// state (namespaces, links, qdiscs, nftables, stopped processes, chaosd's state dir) is the
+// same before and after.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+std::string capture(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int st = ::pclose(p);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+std::string stoppedProcesses() {
+  std::string out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size() &&
+        (line[close + 2] == 'T' || line[close + 2] == 't')) {
+      out += line.substr(0, close + 1) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string machineState() {
+  struct stat st {};
+  return "netns:\n" + capture("ip netns list 2>&1") + "links:\n" +
+         capture("ip -o link show 2>&1 | sed 's/ state [A-Z]*//'") + "qdiscs:\n" +
+         capture("tc qdisc show 2>&1") + "nft:\n" + capture("nft list ruleset 2>&1") +
+         "stopped:\n" + stoppedProcesses() + "statedir: " +
+         (::stat("/var/lib/chaosd", &st) == 0 ? "present" : "absent") + "\n";
+}
+
+TEST(PlanTest, EveryExamplePrintsTheTimelineAndChangesNothing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to read every namespace";
+  const std::string before = machineState();
+  int examples = 0;
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(CHAOSD_SOURCE_DIR) + "/experiments/examples")) {
+    if (e.path().extension() != ".yaml") continue;
+    ++examples;
+    int status = -1;
+    std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + e.path().string() + " 2>&1",
+                              &status);
+    EXPECT_EQ(status, 0) << e.path() << "\n" << out;
+    EXPECT_NE(out.find("Timeline ("), std::string::npos) << out;
+    EXPECT_NE(out.find("baseline:"), std::string::npos) << out;
+    EXPECT_NE(out.find("Targets, as they resolve on this machine now:"), std::string::npos) << out;
+    EXPECT_NE(out.find("Nothing was applied"), std::string::npos) << out;
+    std::string json = capture(std::string(CHAOSCTL_PATH) + " plan --output json " +
+                                   e.path().string() + " 2>&1",
+                               &status);
+    EXPECT_EQ(status, 0) << json;
+    EXPECT_NE(json.find("\"applied\": false"), std::string::npos) << json;
+  }
+  EXPECT_GE(examples, 5);
+  EXPECT_EQ(machineState(), before);
+}
+
+TEST(PlanTest, ResolvesARealProcessTarget) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::execl("/bin/sleep", "sleep", "987.654", nullptr);
+    ::_exit(127);
+  }
+  // Wait until the child has exec'd (its cmdline shows the argument).
+  std::string cmdline;
+  for (int i = 0; i < 2000 && cmdline.find("987.654") == std::string::npos; ++i) {
+    std::ifstream f("/proc/" + std::to_string(child) + "/cmdline");
+    std::getline(f, cmdline, '\0');
+    std::getline(f, cmdline, '\0');
+    if (cmdline.find("987.654") == std::string::npos) ::usleep(1000);
+  }
+  char dir[] = "/tmp/chaosd-plan-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string file = std::string(dir) + "/exp.yaml";
+  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: p}\n"
+                         "targets: {sleeper: {process: {cmdline: 'sleep 987\\.654'}, mode: one, seed: 3}}\n"
+                         "steadyState: {probes: []}\n"
+                         "method: [{name: k, fault: process.kill, target: sleeper}]\n";
+  int status = -1;
+  std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + file + " 2>&1", &status);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("* " + std::to_string(child) + " (sleep)"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 eligible process(es) match; mode one would hit 1"), std::string::npos)
+      << out;
+}
+
+}  // namespace
