@@ -96,9 +96,8 @@ Result<CronSpec> parseCron(std::string_view text) {
   std::vector<std::string> fields;
   for (std::string f; in >> f;) fields.push_back(f);
   if (fields.size() != 5) {
-    return Error(ErrorCode::kInvalid, "a cron expression has 5 fields (minute hour day-of-month "
-                                      "month day-of-week), this one has " +
-                                          std::to_string(fields.size()));
+    return Error(ErrorCode::kInvalid,
+                 "a cron expression has 5 fields, this one has " + std::to_string(fields.size()));
   }
   CronSpec spec;
   spec.text = std::string(text);

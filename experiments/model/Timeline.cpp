@@ -43,7 +43,7 @@ class Resolver {
         for (auto it = from; it != stack_.end(); ++it) {
           if (cycle.empty() || cycle.back() != it->first) cycle.push_back(it->first);
         }
-        cycle.push_back(name);
+        if (cycle.back() != name || cycle.size() == 1) cycle.push_back(name);
       }
       return std::nullopt;
     }

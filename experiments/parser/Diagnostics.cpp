@@ -1,6 +1,7 @@
 #include "experiments/parser/Diagnostics.h"
 
 #include <algorithm>
+#include <string_view>
 #include <tuple>
 
 namespace chaosd {
@@ -22,9 +23,29 @@ SourcePos posOf(const YAML::Mark& mark) {
   return {mark.line + 1, mark.column + 1};
 }
 
+void Diagnostics::setText(std::string_view text) {
+  text_ = text;
+  lineStarts_ = {0};
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n') lineStarts_.push_back(i + 1);
+  }
+}
+
+int Diagnostics::charColumn(int line, int byteColumn) const {
+  if (line < 1 || static_cast<size_t>(line) > lineStarts_.size() || byteColumn < 1) return byteColumn;
+  size_t start = lineStarts_[static_cast<size_t>(line) - 1];
+  size_t end = std::min(text_.size(), start + static_cast<size_t>(byteColumn) - 1);
+  int chars = 1;
+  for (size_t i = start; i < end; ++i) {
+    if ((static_cast<unsigned char>(text_[i]) & 0xC0) != 0x80) ++chars;  // not a continuation
+  }
+  return chars;
+}
+
 void Diagnostics::error(const YAML::Mark& mark, std::string path, std::string message,
                         std::string expected) {
   SourcePos pos = posOf(mark);
+  if (!text_.empty()) pos.column = charColumn(pos.line, pos.column);
   errorAt(pos.line, pos.column, std::move(path), std::move(message), std::move(expected));
 }
 

@@ -291,8 +291,12 @@ void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions&
 bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& pattern) {
   auto re = SearchRegex::compile(pattern, "regex");
   if (!re) {
+    // SearchRegex's message repeats the pattern; keep only what the engine said.
+    std::string why = re.error().message();
+    static const std::string kMarker = "is not a valid regex: ";
+    if (auto pos = why.find(kMarker); pos != std::string::npos) why = why.substr(pos + kMarker.size());
     ctx.diag.error(f.node.Mark(), f.path, "'" + pattern + "' is not a valid regular expression",
-                   "ECMAScript syntax without back-references: " + re.error().message());
+                   "ECMAScript syntax without back-references: " + why);
     return false;
   }
   return true;
@@ -322,11 +326,12 @@ ParseResult parseExperimentText(std::string_view text, const std::string& fileNa
   }
   try {
     if (parser::checkText(text, diag, options.limits)) {
+      diag.setText(text);
       if (auto root = parser::loadYaml(text, diag, options.limits)) {
         Experiment exp;
         exp.file = fileName;
         std::map<std::string, std::string> vars;
-        parser::ReadContext ctx{diag, vars};
+        parser::ReadContext ctx{diag, vars, {}};
         parser::parseDocument(ctx, *root, options, exp, vars);
         if (diag.empty()) result.experiment = std::move(exp);
       }

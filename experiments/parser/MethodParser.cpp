@@ -45,7 +45,17 @@ class MethodParser {
     if (!tl.ok()) {
       std::string chain;
       for (size_t i = 0; i < tl.cycle.size(); ++i) chain += (i ? " -> " : "") + tl.cycle[i];
-      const auto& where = fields_[tl.cycle.front()];
+      const StepFields* found = nullptr;
+      size_t i = 0;
+      auto visit = [&](const StepSpec& st) {
+        if (st.name == tl.cycle.front() && !found) found = &order_[i];
+        ++i;
+      };
+      for (const auto& st : exp_.method) {
+        visit(st);
+        for (const auto& mm : st.parallel) visit(mm);
+      }
+      const StepFields& where = *found;
       ctx_.diag.error(where.afterMark.is_null() ? where.mark : where.afterMark,
                       where.afterPath.empty() ? where.path : where.afterPath,
                       "the steps wait for each other in a cycle: " + chain,
@@ -61,35 +71,43 @@ class MethodParser {
     StepSpec step;
     step.pos = posOf(f.node.Mark());
     StepFields sf{YAML::Mark::null_mark(), "", f.node.Mark(), f.path};
+    size_t slot = order_.size();
+    order_.emplace_back();  // reserved: the group's entry precedes its members'
+
     if (auto nameField = m.require("name", "a name for the step")) {
       if (auto name = asNonEmptyString(ctx_, *nameField)) {
-        if (checkName(ctx_, *nameField, *name, "step") && fields_.contains(*name)) {
+        if (checkName(ctx_, *nameField, *name, "step") && names_.contains(*name)) {
           ctx_.diag.error(nameField->node.Mark(), nameField->path,
                           "duplicate step name '" + *name + "'", "unique step names");
         }
         step.name = *name;
       }
     }
+    // Registered before the members, so a member cannot take its group's name.
+    if (!step.name.empty()) names_.insert(step.name);
     auto kind = m.exactlyOne({"fault", "pause", "parallel"}, "what the step does");
-    if (kind == "fault") {
-      parseFaultStep(m, f, step);
+    auto what = kind ? m.get(*kind) : std::nullopt;  // nullopt also when it has no value
+    if (kind == "fault" && what) {
+      parseFaultStep(m, f, *what, step);
     } else if (kind == "pause") {
       step.kind = StepKind::kPause;
-      step.duration = asDuration(ctx_, *m.get("pause"));
+      if (what) step.duration = asDuration(ctx_, *what);
       rejectKeys(m, {"fault", "target", "args", "duration"}, "a pause step");
     } else if (kind == "parallel") {
       step.kind = StepKind::kParallel;
       rejectKeys(m, {"target", "args", "duration"}, "a parallel group");
-      if (inGroup) {
-        ctx_.diag.error(m.get("parallel")->node.Mark(), joinPath(f.path, "parallel"),
-                        "parallel groups cannot be nested", "fault or pause steps in a group");
-      } else if (auto items = asSequence(ctx_, *m.get("parallel"))) {
-        if (items->empty()) {
-          ctx_.diag.error(m.get("parallel")->node.Mark(), joinPath(f.path, "parallel"),
-                          "the group is empty", "at least one step");
-        }
-        for (const auto& item : *items) {
-          if (auto member = parseStep(item, true)) step.parallel.push_back(std::move(*member));
+      if (what && inGroup) {
+        ctx_.diag.error(what->node.Mark(), what->path, "parallel groups cannot be nested",
+                        "fault or pause steps in a group");
+      } else if (what) {
+        if (auto items = asSequence(ctx_, *what)) {
+          if (items->empty()) {
+            ctx_.diag.error(what->node.Mark(), what->path, "the group is empty",
+                            "at least one step");
+          }
+          for (const auto& item : *items) {
+            if (auto member = parseStep(item, true)) step.parallel.push_back(std::move(*member));
+          }
         }
       }
     }
@@ -114,7 +132,7 @@ class MethodParser {
                         "one of them");
       }
     }
-    if (!step.name.empty()) fields_.emplace(step.name, sf);
+    order_[slot] = sf;  // depth-first, the order checkReferences walks the steps in
     return step;
   }
 
@@ -127,9 +145,8 @@ class MethodParser {
     }
   }
 
-  void parseFaultStep(MapReader& m, const Field& f, StepSpec& step) {
+  void parseFaultStep(MapReader& m, const Field& f, const Field& faultField, StepSpec& step) {
     step.kind = StepKind::kFault;
-    auto faultField = *m.get("fault");
     auto name = asNonEmptyString(ctx_, faultField);
     step.faultPos = posOf(faultField.node.Mark());
     const FaultType* type = nullptr;
@@ -152,7 +169,7 @@ class MethodParser {
                             ", longer than guardrails.maxDuration",
                         "at most " + units::formatDuration(exp_.guardrails.maxDuration));
       }
-    } else if (type && type->needsDuration) {
+    } else if (type && type->needsDuration && !m.has("duration")) {
       ctx_.diag.error(f.node.Mark(), joinPath(f.path, "duration"),
                       "the fault has no duration",
                       "every fault needs a duration (its deadline), e.g. duration: 30s");
@@ -163,10 +180,13 @@ class MethodParser {
       step.targetPos = posOf(targetField->node.Mark());
     }
     if (type) {
-      checkTarget(f, targetField, step, *type);
-      step.args = validateArgs(ctx_, m.get("args"), joinPath(f.path, "args"), f.node.Mark(),
-                               type->schema, step.duration, exp_.guardrails.allowSsh)
-                      .value_or(nlohmann::json::object());
+      if (targetField || !m.has("target")) checkTarget(f, targetField, step, *type);
+      auto args = m.get("args");
+      if (args || !m.has("args")) {  // a present but empty args: was reported
+        step.args = validateArgs(ctx_, args, joinPath(f.path, "args"), f.node.Mark(),
+                                 type->schema, step.duration, exp_.guardrails.allowSsh)
+                        .value_or(nlohmann::json::object());
+      }
     }
   }
 
@@ -187,7 +207,7 @@ class MethodParser {
                       "the name of a target of kind " + listOptions(kinds));
       return;
     }
-    if (step.target.empty()) return;
+    if (step.target.empty() || ctx_.brokenTargets.contains(step.target)) return;
     const TargetSpec* t = exp_.findTarget(step.target);
     if (!t) {
       std::vector<std::string> names;
@@ -210,15 +230,15 @@ class MethodParser {
   }
 
   void checkReferences() {
+    size_t next = 0;
     auto check = [&](const StepSpec& s) {
+      const StepFields& sf = order_.at(next++);
       if (s.after.empty()) return;
-      const auto& sf = fields_[s.name];
       if (s.after == s.name) {
         ctx_.diag.error(sf.afterMark, sf.afterPath, "a step cannot wait for itself",
                         "the name of another step");
-      } else if (!fields_.contains(s.after)) {
-        std::vector<std::string> names;
-        for (const auto& [n, unused] : fields_) names.push_back(n);
+      } else if (!names_.contains(s.after)) {
+        std::vector<std::string> names(names_.begin(), names_.end());
         auto near = closest(s.after, names);
         ctx_.diag.error(sf.afterMark, sf.afterPath, "no step named '" + s.after + "'",
                         near ? "did you mean '" + *near + "'?" : "one of: " + listOptions(names));
@@ -246,7 +266,8 @@ class MethodParser {
   ReadContext& ctx_;
   const FaultRegistry& registry_;
   Experiment& exp_;
-  std::map<std::string, StepFields> fields_;
+  std::set<std::string> names_;
+  std::vector<StepFields> order_;  // per step, depth-first: a group, then its members
 };
 
 }  // namespace

@@ -132,8 +132,43 @@ std::vector<std::string> toleranceKeys(ProbeKind kind) {
   return keys;
 }
 
+// Keys that belong to another kind of probe get their own message: "unknown" would mislead.
+void rejectOtherKindKeys(ReadContext& ctx, const Field& f, ProbeKind kind) {
+  if (!f.node.IsMap()) return;
+  auto mine = toleranceKeys(kind);
+  for (ProbeKind other : {ProbeKind::kHttp, ProbeKind::kTcp, ProbeKind::kCommand,
+                          ProbeKind::kProcess, ProbeKind::kPrometheus}) {
+    for (const auto& key : toleranceKeys(other)) {
+      if (std::find(mine.begin(), mine.end(), key) != mine.end()) continue;
+      YAML::Node v = f.node[key];
+      if (!v.IsDefined()) continue;
+      std::string kindName(probeKindName(kind));
+      std::string article = kindName == "http" ? "an " : "a ";
+      for (const auto& kv : f.node) {
+        if (kv.first.IsScalar() && kv.first.Scalar() == key) {
+          ctx.diag.error(kv.first.Mark(), joinPath(f.path, key),
+                         "'" + key + "' does not apply to " + article + kindName + " probe",
+                         "for " + kindName + ": " + listOptions(mine));
+        }
+      }
+    }
+  }
+}
+
+std::vector<std::string> allToleranceKeys() {
+  std::vector<std::string> all;
+  for (ProbeKind k : {ProbeKind::kHttp, ProbeKind::kTcp, ProbeKind::kCommand, ProbeKind::kProcess,
+                      ProbeKind::kPrometheus}) {
+    for (const auto& key : toleranceKeys(k)) {
+      if (std::find(all.begin(), all.end(), key) == all.end()) all.push_back(key);
+    }
+  }
+  return all;
+}
+
 void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
-  MapReader m(ctx, f, toleranceKeys(probe.kind));
+  rejectOtherKindKeys(ctx, f, probe.kind);
+  MapReader m(ctx, f, allToleranceKeys());
   if (!m.valid()) return;
   Tolerance& tol = probe.tolerance;
   if (auto s = m.get("status")) {
@@ -221,11 +256,19 @@ void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
 
 const std::vector<std::string> kProbeKinds = {"http", "tcp", "command", "process", "prometheus"};
 
+// `http: {url: ..., timeout: 1s}` (DESIGN.md's form) is the same as a probe-level timeout.
+void innerTimeout(ReadContext&, MapReader& block, ProbeSpec& p) {
+  if (auto t = block.duration("timeout")) p.timeout = *t;
+}
+
 void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, ProbeSpec& p) {
-  Field f = *m.get(kind);
+  auto what = m.get(kind);
+  if (!what) return;  // no value: reported
+  Field f = *what;
   if (kind == "http") {
     p.kind = ProbeKind::kHttp;
-    MapReader h(ctx, f, {"url", "method", "headers", "body", "tlsVerify"});
+    MapReader h(ctx, f, {"url", "method", "headers", "body", "tlsVerify", "timeout"});
+    innerTimeout(ctx, h, p);
     if (auto url = h.string("url", true)) {
       if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
         ctx.diag.error(h.get("url")->node.Mark(), joinPath(f.path, "url"),
@@ -250,14 +293,16 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     if (auto tls = h.boolean("tlsVerify")) p.http.tlsVerify = *tls;
   } else if (kind == "tcp") {
     p.kind = ProbeKind::kTcp;
-    MapReader t(ctx, f, {"host", "port"});
+    MapReader t(ctx, f, {"host", "port", "timeout"});
+    innerTimeout(ctx, t, p);
     p.tcp.host = t.string("host", true).value_or("");
     if (auto port = t.require("port", "a port 1..65535")) {
       if (auto v = asInt(ctx, *port, 1, 65535)) p.tcp.port = static_cast<uint16_t>(*v);
     }
   } else if (kind == "command") {
     p.kind = ProbeKind::kCommand;
-    MapReader c(ctx, f, {"argv", "env"});
+    MapReader c(ctx, f, {"argv", "env", "timeout"});
+    innerTimeout(ctx, c, p);
     if (auto argv = c.require("argv", "[program, args...]")) {
       if (auto list = asStringList(ctx, *argv)) {
         if (list->empty()) {
@@ -272,7 +317,8 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     if (auto sel = parseProcessSelector(ctx, f)) p.process.selector = *sel;
   } else {
     p.kind = ProbeKind::kPrometheus;
-    MapReader q(ctx, f, {"url", "query"});
+    MapReader q(ctx, f, {"url", "query", "timeout"});
+    innerTimeout(ctx, q, p);
     if (auto url = q.string("url", true)) {
       if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
         ctx.diag.error(q.get("url")->node.Mark(), joinPath(f.path, "url"),
@@ -304,7 +350,13 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names,
   }
   auto kind = m.exactlyOne(kProbeKinds, "what the probe checks");
   if (kind) parseProbeKind(ctx, m, *kind, p);
-  if (auto t = m.duration("timeout")) p.timeout = *t;
+  if (auto t = m.duration("timeout")) {
+    if (kind && m.get(*kind) && m.get(*kind)->node.IsMap() && m.get(*kind)->node["timeout"]) {
+      ctx.diag.error(m.get("timeout")->node.Mark(), joinPath(f.path, "timeout"),
+                     "the timeout is also given inside " + *kind, "one timeout");
+    }
+    p.timeout = *t;
+  }
   if (auto e = m.get("every")) {
     if (auto v = asDuration(ctx, *e)) {
       if (*v < std::chrono::milliseconds(10)) {

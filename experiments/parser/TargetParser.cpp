@@ -26,7 +26,8 @@ std::optional<NetnsRef> parseNetns(ReadContext& ctx, const Field& f) {
   auto which = m.exactlyOne({"name", "path", "pid"}, "the namespace");
   if (!which) return std::nullopt;
   if (*which == "pid") {
-    auto v = asInt(ctx, *m.get("pid"), 1, 4194304);
+    auto pid = m.get("pid");
+    auto v = pid ? asInt(ctx, *pid, 1, 4194304) : std::nullopt;
     if (!v) return std::nullopt;
     ns.pid = static_cast<int>(*v);
   } else if (*which == "path") {
@@ -102,17 +103,22 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
   t.name = name;
   t.pos = posOf(f.node.Mark());
   auto kind = m.exactlyOne({"process", "exec", "interface", "path"}, "what the target is");
+  auto what = kind ? m.get(*kind) : std::nullopt;  // nullopt also when it has no value
+  if (!kind || !what) {
+    ctx.brokenTargets.insert(name);
+    kind.reset();
+  }
   if (kind == "process") {
     t.kind = TargetKind::kProcess;
-    if (auto sel = parseProcessSelector(ctx, *m.get("process"))) t.process = *sel;
+    if (auto sel = parseProcessSelector(ctx, *what)) t.process = *sel;
   } else if (kind == "exec") {
     t.kind = TargetKind::kExec;
-    MapReader e(ctx, *m.get("exec"), {"argv", "env", "cwd"});
+    MapReader e(ctx, *what, {"argv", "env", "cwd"});
     if (auto argv = e.require("argv", "the program and its arguments: [/usr/bin/app, --flag]")) {
       if (auto list = asStringList(ctx, *argv)) {
         if (list->empty()) {
           ctx.diag.error(argv->node.Mark(), argv->path, "argv is empty", "[program, args...]");
-        } else if (list->front().front() != '/') {
+        } else if (list->front().empty() || list->front().front() != '/') {
           ctx.diag.error(argv->node.Mark(), argv->path,
                          "'" + list->front() + "' is not an absolute path",
                          "the program by absolute path (no PATH lookup, no shell)");
@@ -130,18 +136,19 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
     }
   } else if (kind == "interface") {
     t.kind = TargetKind::kInterface;
-    auto field = *m.get("interface");
-    if (field.node.IsScalar()) {
-      t.interface.name = asNonEmptyString(ctx, field).value_or("");
+    Field nameField = *what;  // the scalar form is the name itself
+    if (what->node.IsScalar()) {
+      t.interface.name = asNonEmptyString(ctx, *what).value_or("");
     } else {
-      MapReader i(ctx, field, {"name", "netns"});
+      MapReader i(ctx, *what, {"name", "netns"});
       t.interface.name = i.string("name", true).value_or("");
+      if (i.has("name") && i.get("name")) nameField = *i.get("name");
       if (auto ns = i.get("netns")) {
         if (auto ref = parseNetns(ctx, *ns)) t.interface.netns = *ref;
       }
     }
     if (t.interface.name.size() > 15) {
-      ctx.diag.error(field.node.Mark(), joinPath(field.path, "name"),
+      ctx.diag.error(nameField.node.Mark(), nameField.path,
                      "'" + t.interface.name + "' is longer than an interface name can be",
                      "at most 15 characters");
     }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,9 @@ namespace chaosd::parser {
 struct ReadContext {
   Diagnostics& diag;
   const std::map<std::string, std::string>& vars;  // `config:` merged with --var
+  // Targets whose kind could not be read: references to them are not checked further, so
+  // one mistake gives one error.
+  std::set<std::string> brokenTargets;
 };
 
 struct Field {
