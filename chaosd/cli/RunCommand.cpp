@@ -17,6 +17,7 @@
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Recovery.h"
 #include "chaosd/engine/Rollbacks.h"
+#include "chaosd/engine/TargetResolution.h"
 #include "reports/ReportJson.h"
 
 namespace chaosd::cli {
@@ -172,6 +173,16 @@ int runCommand(const std::vector<std::string>& args) {
   };
   deps.runRollback = runRollbackCommand;
   deps.observer = &progress;
+  deps.checkTarget = [&exp](const TargetSpec& t) {
+    auto table = ProcessTable::scan();
+    ResolveContext ctx;
+    if (table) ctx.processes = &*table;
+    ctx.protection.selfPid = ::getpid();
+    ctx.protection.invokerPid = ::getpid();
+    ResolvedTarget r = resolveTarget(t, exp.guardrails, ctx);
+    if (r.usable) return std::vector<std::string>{};
+    return r.problems;
+  };
 
   std::printf("chaosctl: running %s (run %s)\n", exp.metadata.name.c_str(), runId.c_str());
   std::fflush(stdout);

@@ -1,6 +1,7 @@
 #include "chaosd/engine/Engine.h"
 
 #include <algorithm>
+#include <set>
 
 #include "chaosd/core/Log.h"
 #include "chaosd/core/Units.h"
@@ -119,6 +120,22 @@ bool Engine::prepareInjectors() {
     injectors_[f.type] = type->factory();
   }
   return true;
+}
+
+bool Engine::checkTargets() {
+  if (!deps_.checkTarget) return true;
+  std::set<std::string> checked;
+  bool ok = true;
+  for (const auto& f : result_.faults) {
+    if (f.target.empty() || !checked.insert(f.target).second) continue;
+    const TargetSpec* t = experiment_.findTarget(f.target);
+    if (!t) continue;
+    for (const auto& problem : deps_.checkTarget(*t)) {
+      fail(Outcome::kError, "target " + t->name + ": " + problem + "; nothing was applied");
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 bool Engine::prepareProbes() {
@@ -380,7 +397,7 @@ RunResult Engine::run() {
     result_.phases.push_back(PhaseRecord{phase, clock.wallNow(), clock.wallNow(), false, std::move(why)});
   };
 
-  bool ready = prepareInjectors() && prepareProbes();
+  bool ready = prepareInjectors() && checkTargets() && prepareProbes();
   if (!ready) {
     skip(Phase::kBefore, "not started: " + result_.reasons.back());
     result_.endedAt = clock.wallNow();

@@ -43,6 +43,9 @@ struct EngineDeps {
                                              ProbeRunner::Deliver)>
       makeRunner;
   std::function<RollbackRecord(const RollbackSpec&)> runRollback;
+  // Resolves a target now; returns its problems (missing, protected, over a guardrail). Run
+  // for every target a fault uses, before the baseline. Optional (unit tests leave it empty).
+  std::function<std::vector<std::string>(const TargetSpec&)> checkTarget;
   EngineObserver* observer = nullptr;
 };
 
@@ -63,6 +66,7 @@ class Engine {
   enum class WindowEnd { kElapsed, kAborted, kFailed };
 
   bool prepareInjectors();
+  bool checkTargets();
   bool prepareProbes();
   WindowEnd runWindow(Phase phase, Duration length);
   void drainSamples();

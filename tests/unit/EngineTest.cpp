@@ -139,6 +139,7 @@ class EngineTest : public ::testing::Test {
       rec.detail = rec.ok ? "exit code 0" : "exit code 1";
       return rec;
     };
+    deps.checkTarget = checkTarget_;
     Engine engine(experiment_, deps, "run1");
     if (during) during(engine);
     return engine.run();
@@ -152,6 +153,7 @@ class EngineTest : public ::testing::Test {
 
   World world_;
   FaultRegistry registry_;
+  std::function<std::vector<std::string>(const TargetSpec&)> checkTarget_;
   Experiment experiment_;
 };
 
@@ -318,6 +320,29 @@ TEST_F(EngineTest, UnimplementedFaultTypeAppliesNothing) {
   EXPECT_EQ(r.outcome, Outcome::kError);
   EXPECT_TRUE(world_.calls.empty());
   EXPECT_NE(r.reasons[0].find("not implemented"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace chaosd
+
+namespace chaosd {
+namespace {
+
+TEST_F(EngineTest, MissingTargetAppliesNothing) {
+  FaultType t;
+  t.name = "fake.onpath";
+  t.targetKinds = {TargetKind::kPath};
+  t.factory = [this] { return std::make_unique<FakeInjector>(world_); };
+  ASSERT_TRUE(registry_.add(t).ok());
+  checkTarget_ = [](const TargetSpec& spec) {
+    return std::vector<std::string>{"'" + spec.path + "' does not exist"};
+  };
+  auto r = run("targets: {data: {path: /nowhere}}\n" + probes() +
+               "method: [{name: a, fault: fake.onpath, target: data, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_TRUE(world_.calls.empty());
+  ASSERT_FALSE(r.reasons.empty());
+  EXPECT_EQ(r.reasons[0], "target data: '/nowhere' does not exist; nothing was applied");
 }
 
 }  // namespace
