@@ -1,6 +1,8 @@
 // The disk fault types and their arguments; the injectors plug in here.
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
+#include "injectors/disk/DiskFillInjector.h"
+#include "injectors/disk/IoLoadInjector.h"
 
 namespace chaosd {
 
@@ -9,9 +11,12 @@ void registerDiskFaults(FaultRegistry& registry) {
   fill.name = "disk.fill";
   fill.summary = "fill the filesystem holding the target path, to a size or a usage";
   fill.targetKinds = {TargetKind::kPath};
+  fill.survivesReboot = true;
   fill.schema.args = {
-      arg::range(arg::make("size", ArgType::kSize, "bytes to add to the filesystem"), 1,
-                 static_cast<double>(1ULL << 60)),
+      arg::range(
+          arg::make("size", ArgType::kSize,
+                    "bytes to allocate (fewer when the filesystem runs out: a partial fill)"),
+          1, static_cast<double>(1ULL << 60)),
       arg::range(arg::make("usage", ArgType::kPercent,
                            "fill until the filesystem is this full, as df counts use%"),
                  0.01, 1)};
@@ -23,30 +28,36 @@ void registerDiskFaults(FaultRegistry& registry) {
     }
     return std::nullopt;
   });
+  fill.factory = [] { return std::make_unique<DiskFillInjector>(); };
   (void)registry.add(std::move(fill));
 
   FaultType io;
   io.name = "disk.io-load";
   io.summary = "load the disk holding the target path with reads and writes";
   io.targetKinds = {TargetKind::kPath};
+  io.survivesReboot = true;  // its work files stay on disk
   io.schema.args = {
       arg::withDefault(arg::range(arg::make("workers", ArgType::kInt, "worker threads"), 1, 64), 2),
       arg::withDefault(
-          arg::range(arg::make("readShare", ArgType::kPercent, "share of operations that read"), 0,
-                     1),
+          arg::range(
+              arg::make("readShare", ArgType::kPercent,
+                        "share of operations that read, once each worker has written its file"),
+              0, 1),
           0.5),
-      arg::withDefault(arg::range(arg::make("blockSize", ArgType::kSize, "bytes per operation"),
-                                  512, 64 << 20),
-                       1 << 20),
-      arg::withDefault(arg::make("direct", ArgType::kBool,
-                                 "O_DIRECT where the filesystem allows it"),
-                       true),
-      arg::withDefault(arg::range(arg::make("fileSize", ArgType::kSize, "size of each worker's "
-                                                                        "file"),
+      arg::withDefault(
+          arg::range(arg::make("blockSize", ArgType::kSize, "bytes per operation"), 512, 64 << 20),
+          1 << 20),
+      arg::withDefault(
+          arg::make("direct", ArgType::kBool, "O_DIRECT where the filesystem allows it"), true),
+      arg::withDefault(arg::range(arg::make("fileSize", ArgType::kSize,
+                                            "size of each worker's "
+                                            "file"),
                                   1 << 20, static_cast<double>(1ULL << 40)),
                        256 << 20),
-      arg::range(arg::make("bytes", ArgType::kSize, "stop after this many bytes in all"), 1,
-                 static_cast<double>(1ULL << 60))};
+      arg::range(
+          arg::make("bytes", ArgType::kSize, "stop after this many bytes read and written in all"),
+          1, static_cast<double>(1ULL << 60))};
+  io.factory = [] { return std::make_unique<IoLoadInjector>(); };
   (void)registry.add(std::move(io));
 }
 

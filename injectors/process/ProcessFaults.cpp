@@ -1,6 +1,8 @@
-// The process fault types and their arguments; the injector (pidfd signals) plugs in here.
+// The process fault types and their arguments; the injectors (pidfd signals) plug in here.
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
+#include "injectors/process/KillInjector.h"
+#include "injectors/process/PauseInjector.h"
 
 namespace chaosd {
 
@@ -19,17 +21,20 @@ void registerProcessFaults(FaultRegistry& registry) {
                  1e6, 3600e9)};
   kill.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
     if (ctx.args.contains("interval") && !ctx.duration) {
-      return ArgProblem{"interval", "an interval needs the step's duration (how long to keep "
-                                    "killing)"};
+      return ArgProblem{"interval",
+                        "an interval needs the step's duration (how long to keep "
+                        "killing)"};
     }
     return std::nullopt;
   });
+  kill.factory = [] { return std::make_unique<KillInjector>(); };
   (void)registry.add(std::move(kill));
 
   FaultType pause;
   pause.name = "process.pause";
   pause.summary = "stop the selected processes (SIGSTOP) for the duration, then SIGCONT";
   pause.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  pause.factory = [] { return std::make_unique<PauseInjector>(); };
   (void)registry.add(std::move(pause));
 }
 

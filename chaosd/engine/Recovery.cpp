@@ -1,0 +1,122 @@
+#include "chaosd/engine/Recovery.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "chaosd/core/Log.h"
+#include "chaosd/system/ProcessTable.h"
+
+namespace chaosd {
+namespace {
+
+Result<void> revertOne(const FaultRegistry& registry, const FaultRecord& fault) {
+  const FaultType* type = registry.find(fault.faultType);
+  if (type == nullptr || !type->factory) {
+    return Error(ErrorCode::kUnsupported,
+                 "fault type " + fault.faultType + " is not available in this build");
+  }
+  auto injector = type->factory();
+  auto reverted = injector->revert(fault.faultId, fault.undo);
+  if (!reverted) return std::move(reverted).error();
+  return success();
+}
+
+}  // namespace
+
+bool ownerAlive(pid_t pid, uint64_t startTime) {
+  if (pid <= 0) return false;
+  auto info = readProcess(pid);
+  if (!info) return info.error().code() != ErrorCode::kNotFound;  // unreadable: assume alive
+  return info->startTime == startTime && info->state != 'Z' && info->state != 'X';
+}
+
+Result<uint64_t> selfStartTime() { return readStartTime(::getpid()); }
+
+std::vector<RevertOutcome> revertFaults(FaultJournal& journal, const FaultRegistry& registry,
+                                        std::vector<FaultRecord> faults, std::string_view by) {
+  std::sort(faults.begin(), faults.end(),
+            [](const FaultRecord& a, const FaultRecord& b) { return a.seq > b.seq; });
+  auto logger = log::get(std::string(by));
+  std::vector<RevertOutcome> outcomes;
+  for (auto& fault : faults) {
+    RevertOutcome outcome{fault, false, ""};
+    auto reverted = revertOne(registry, fault);
+    if (reverted) {
+      auto marked = journal.markReverted(fault.faultId, by);
+      outcome.reverted = true;
+      if (!marked)
+        outcome.error = "reverted, but the journal write failed: " + marked.error().describe();
+    } else {
+      outcome.error = reverted.error().describe();
+      auto marked = journal.markRevertFailed(fault.faultId, outcome.error);
+      if (!marked)
+        outcome.error += " (and the journal write failed: " + marked.error().describe() + ")";
+    }
+    if (outcome.reverted) {
+      logger->info("fault reverted fault={} type={} run={} was={} target=\"{}\"{}", fault.faultId,
+                   fault.faultType, fault.runId, faultStateName(fault.state), fault.target,
+                   outcome.error.empty() ? "" : " warning=\"" + outcome.error + "\"");
+    } else {
+      logger->error("fault revert failed fault={} type={} run={} was={} target=\"{}\" error=\"{}\"",
+                    fault.faultId, fault.faultType, fault.runId, faultStateName(fault.state),
+                    fault.target, outcome.error);
+    }
+    outcomes.push_back(std::move(outcome));
+  }
+  return outcomes;
+}
+
+size_t RecoveryReport::reverted() const {
+  return static_cast<size_t>(std::count_if(outcomes.begin(), outcomes.end(),
+                                           [](const RevertOutcome& o) { return o.reverted; }));
+}
+
+size_t RecoveryReport::failed() const { return outcomes.size() - reverted(); }
+
+Result<RecoveryReport> recoverAll(FaultJournal& journal, const FaultRegistry& registry,
+                                  const RecoveryFilter& filter) {
+  auto faults = journal.unreverted(filter.runId);
+  if (!faults) return std::move(faults).error().withContext("recovering faults");
+  auto runs = journal.openRuns();
+  if (!runs) return std::move(runs).error().withContext("recovering faults");
+
+  // Owner liveness, looked up once per run.
+  std::map<std::string, bool> alive;
+  auto ownerOf = [&](const std::string& runId) -> bool {
+    auto it = alive.find(runId);
+    if (it != alive.end()) return it->second;
+    auto run = journal.run(runId);
+    bool live = run.ok() && ownerAlive(run->ownerPid, run->ownerStartTime);
+    alive.emplace(runId, live);
+    return live;
+  };
+
+  RecoveryReport report;
+  std::vector<FaultRecord> selected;
+  for (auto& f : *faults) {
+    if (!filter.force && ownerOf(f.runId)) {
+      report.ownerAlive.push_back(std::move(f));
+    } else {
+      selected.push_back(std::move(f));
+    }
+  }
+  report.outcomes = revertFaults(journal, registry, std::move(selected), filter.by);
+
+  std::set<std::string> failedRuns;
+  for (const auto& o : report.outcomes) {
+    if (!o.reverted) failedRuns.insert(o.fault.runId);
+  }
+  for (const auto& run : *runs) {
+    if (!filter.runId.empty() && run.runId != filter.runId) continue;
+    if (ownerOf(run.runId)) continue;
+    bool failed = failedRuns.contains(run.runId);
+    auto ended = journal.endRun(run.runId, failed ? "recovery-failed" : "recovered");
+    if (ended.ok() && *ended) report.runsEnded.push_back(run.runId);
+  }
+  return report;
+}
+
+}  // namespace chaosd

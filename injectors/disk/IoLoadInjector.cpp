@@ -1,0 +1,461 @@
+#include "injectors/disk/IoLoadInjector.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <set>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "chaosd/core/Fd.h"
+#include "chaosd/core/Log.h"
+#include "chaosd/core/Units.h"
+#include "injectors/disk/DiskFillInjector.h"
+
+namespace chaosd {
+namespace {
+
+namespace fs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr std::string_view kIoPrefix = ".chaosd-io-";
+constexpr size_t kDirectAlign = 4096;  // covers every logical block size Linux supports
+
+struct IoParams {
+  int workers = 2;
+  double readShare = 0.5;
+  uint64_t blockSize = 1 << 20;
+  bool direct = true;
+  uint64_t fileSize = 256 << 20;
+  uint64_t bytes = 0;  // 0: unbounded
+  std::chrono::nanoseconds duration{0};
+};
+
+nlohmann::json paramsJson(const IoParams& p) {
+  return {{"workers", p.workers},
+          {"readShare", p.readShare},
+          {"blockSize", p.blockSize},
+          {"direct", p.direct},
+          {"fileSize", p.fileSize},
+          {"bytes", p.bytes},
+          {"durationNs", p.duration.count()}};
+}
+
+IoParams paramsFrom(const nlohmann::json& j) {
+  IoParams p;
+  p.workers = j.value("workers", p.workers);
+  p.readShare = j.value("readShare", p.readShare);
+  p.blockSize = j.value("blockSize", p.blockSize);
+  p.direct = j.value("direct", p.direct);
+  p.fileSize = j.value("fileSize", p.fileSize);
+  p.bytes = j.value("bytes", p.bytes);
+  p.duration = std::chrono::nanoseconds(j.value("durationNs", int64_t{0}));
+  return p;
+}
+
+struct IoUndo {
+  std::string faultId;
+  std::string dir;
+  std::vector<std::string> files;
+  FsIdentity fs;
+  IoParams params;
+};
+
+// Reads the undo record; every file must be <dir>/.chaosd-io-<faultId>-<n> with n its index.
+Result<IoUndo> parseUndo(const nlohmann::json& undo, std::string_view faultId) {
+  if (!undo.is_object() || !undo.contains("faultId") || !undo["faultId"].is_string() ||
+      !undo.contains("files") || !undo["files"].is_array() || !undo.contains("dir") ||
+      !undo["dir"].is_string()) {
+    return Error(ErrorCode::kInvalid, "disk.io-load undo record lacks 'faultId', 'dir' or 'files'");
+  }
+  IoUndo u;
+  u.faultId = undo["faultId"].get<std::string>();
+  u.dir = undo["dir"].get<std::string>();
+  if (!faultId.empty() && u.faultId != faultId) {
+    return Error(ErrorCode::kInvalid, "disk.io-load undo record belongs to fault " + u.faultId +
+                                          ", not " + std::string(faultId));
+  }
+  if (!isFileNameSafe(u.faultId) || !fs::path(u.dir).is_absolute()) {
+    return Error(ErrorCode::kInvalid, "disk.io-load undo record has a bad fault id or directory");
+  }
+  for (size_t i = 0; i < undo["files"].size(); ++i) {
+    const auto& f = undo["files"][i];
+    std::string expected =
+        (fs::path(u.dir) / IoLoadInjector::fileNameFor(u.faultId, static_cast<int>(i))).string();
+    if (!f.is_string() || f.get<std::string>() != expected) {
+      return Error(ErrorCode::kInvalid,
+                   "disk.io-load refuses to touch " + f.dump() + ": expected " + expected);
+    }
+    u.files.push_back(expected);
+  }
+  auto id = fsIdentityFromJson(undo);
+  if (!id) return std::move(id).error();
+  u.fs = *id;
+  u.params = paramsFrom(undo);
+  return u;
+}
+
+// A buffer aligned for O_DIRECT.
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t size)
+      : size_(size),
+        data_(static_cast<char*>(std::aligned_alloc(
+            kDirectAlign, (size + kDirectAlign - 1) / kDirectAlign * kDirectAlign))) {}
+  ~AlignedBuffer() { std::free(data_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  char* data() { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  size_t size_;
+  char* data_;
+};
+
+// One worker thread and its file.
+struct IoWorker {
+  int index = 0;
+  std::string file;
+  Fd fd;
+  bool direct = false;
+  std::string directNote;  // why O_DIRECT was given up
+  std::atomic<uint64_t> bytesRead{0};
+  std::atomic<uint64_t> bytesWritten{0};
+  // Written by the worker thread before it ends, read after join.
+  std::string endedBy;
+  std::string error;
+  SteadyClock::time_point endedAt;
+  std::thread thread;
+};
+
+}  // namespace
+
+struct IoLoadInjector::Load {
+  IoParams params;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> issued{0};  // bytes claimed by operations, for the `bytes` bound
+  SteadyClock::time_point startedAt;
+  std::optional<SteadyClock::time_point> deadline;
+  std::vector<std::unique_ptr<IoWorker>> workers;
+
+  void stopAndJoin() {
+    stop.store(true);
+    for (auto& w : workers) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+  }
+};
+
+namespace {
+
+// One read or write of the buffer at offset. A direct operation the filesystem or device
+// refuses (EINVAL: an unaligned size) switches the file to buffered IO, once, and retries.
+Result<void> doIo(IoWorker& w, AlignedBuffer& buf, bool read, uint64_t offset) {
+  for (;;) {
+    ssize_t n = read ? ::pread(w.fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset))
+                     : ::pwrite(w.fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
+    if (n >= 0) {
+      (read ? w.bytesRead : w.bytesWritten)
+          .fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      return success();
+    }
+    if (errno == EINTR) continue;
+    if (errno == EINVAL && w.direct) {
+      int flags = ::fcntl(w.fd.get(), F_GETFL);
+      if (flags < 0 || ::fcntl(w.fd.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
+        return Error::fromErrno("leaving O_DIRECT on " + w.file, errno);
+      }
+      w.direct = false;
+      w.directNote = std::string("direct ") + (read ? "read" : "write") + " of " +
+                     std::to_string(buf.size()) + " bytes refused (EINVAL): buffered IO";
+      continue;
+    }
+    return Error::fromErrno(std::string(read ? "reading " : "writing ") + w.file, errno);
+  }
+}
+
+// The worker: one sequential pass writing the whole file (reads of never-written blocks are
+// answered with zeros without touching the disk), then random blocks, a share of them reads.
+void runWorker(IoLoadInjector::Load& load, IoWorker& w) {
+  const IoParams& p = load.params;
+  const uint64_t blocks = std::max<uint64_t>(1, p.fileSize / p.blockSize);
+  AlignedBuffer buf(p.blockSize);
+  std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(w.index));
+  for (size_t i = 0; i < buf.size(); i += sizeof(uint64_t)) {
+    uint64_t v = rng();
+    std::memcpy(buf.data() + i, &v, std::min(sizeof v, buf.size() - i));
+  }
+  std::bernoulli_distribution isRead(p.readShare);
+  std::uniform_int_distribution<uint64_t> pick(0, blocks - 1);
+  uint64_t laidOut = 0;
+  w.endedBy = "revert";
+  while (!load.stop.load(std::memory_order_relaxed)) {
+    if (load.deadline && SteadyClock::now() >= *load.deadline) {
+      w.endedBy = "duration";
+      break;
+    }
+    if (p.bytes > 0 && load.issued.fetch_add(p.blockSize) >= p.bytes) {
+      w.endedBy = "bytes";
+      break;
+    }
+    bool read = laidOut >= blocks && isRead(rng);
+    uint64_t block = laidOut < blocks ? laidOut++ : pick(rng);
+    if (auto r = doIo(w, buf, read, block * p.blockSize); !r) {
+      w.endedBy = "error";
+      w.error = r.error().describe();
+      break;
+    }
+  }
+  w.endedAt = SteadyClock::now();
+}
+
+// Creates a worker's file and reserves its space; decides O_DIRECT.
+Result<std::unique_ptr<IoWorker>> makeWorker(int index, const std::string& file, const IoParams& p,
+                                             std::string& layout) {
+  auto w = std::make_unique<IoWorker>();
+  w->index = index;
+  w->file = file;
+  w->fd.reset(::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!w->fd) return Error::fromErrno("creating " + file, errno);
+  if (::fallocate(w->fd.get(), 0, 0, static_cast<off_t>(p.fileSize)) != 0) {
+    if (errno != EOPNOTSUPP) return Error::fromErrno("allocating " + file, errno);
+    if (::ftruncate(w->fd.get(), static_cast<off_t>(p.fileSize)) != 0) {
+      return Error::fromErrno("sizing " + file, errno);
+    }
+    layout = "sparse";
+  }
+  if (p.direct) {
+    int flags = ::fcntl(w->fd.get(), F_GETFL);
+    if (flags >= 0 && ::fcntl(w->fd.get(), F_SETFL, flags | O_DIRECT) == 0) {
+      w->direct = true;
+    } else {
+      w->directNote = std::string("the filesystem refuses O_DIRECT (") + std::strerror(errno) +
+                      "): buffered IO";
+    }
+  }
+  return w;
+}
+
+double mbPerSecond(uint64_t bytes, double seconds) {
+  return seconds > 0 ? static_cast<double>(bytes) / 1e6 / seconds : 0.0;
+}
+
+// What the workers achieved, after they were joined.
+nlohmann::json loadStats(const IoLoadInjector::Load& load) {
+  uint64_t read = 0;
+  uint64_t written = 0;
+  SteadyClock::time_point end = load.startedAt;
+  bool direct = !load.workers.empty();
+  std::set<std::string> endedBy;
+  nlohmann::json notes = nlohmann::json::array();
+  nlohmann::json errors = nlohmann::json::array();
+  for (const auto& w : load.workers) {
+    read += w->bytesRead.load();
+    written += w->bytesWritten.load();
+    end = std::max(end, w->endedAt);
+    direct = direct && w->direct;
+    endedBy.insert(w->endedBy);
+    if (!w->directNote.empty()) notes.push_back(w->directNote);
+    if (!w->error.empty()) errors.push_back(w->error);
+  }
+  double seconds = std::chrono::duration<double>(end - load.startedAt).count();
+  return {{"bytesRead", read},
+          {"bytesWritten", written},
+          {"loadSeconds", seconds},
+          {"readMBps", mbPerSecond(read, seconds)},
+          {"writeMBps", mbPerSecond(written, seconds)},
+          {"totalMBps", mbPerSecond(read + written, seconds)},
+          {"directAtEnd", direct},
+          {"directNotes", notes},
+          {"workersEndedBy", std::vector<std::string>(endedBy.begin(), endedBy.end())},
+          {"workerErrors", errors}};
+}
+
+}  // namespace
+
+IoLoadInjector::IoLoadInjector() = default;
+
+IoLoadInjector::~IoLoadInjector() {
+  std::lock_guard lock(mutex_);
+  for (auto& [id, load] : loads_) load->stopAndJoin();
+}
+
+std::string IoLoadInjector::fileNameFor(std::string_view faultId, int worker) {
+  return std::string(kIoPrefix) + std::string(faultId) + "-" + std::to_string(worker);
+}
+
+Result<PreparedFault> IoLoadInjector::prepare(const FaultRequest& request) {
+  if (!isFileNameSafe(request.faultId)) {
+    return Error(ErrorCode::kInvalid, "fault id '" + request.faultId + "' cannot name a file");
+  }
+  auto target = resolveDiskTarget(request);
+  if (!target) return std::move(target).error();
+  if (target->readOnly) {
+    return Error(ErrorCode::kUnsupported, "the filesystem of " + target->dir + " is read-only");
+  }
+  IoParams p = paramsFrom(request.args);
+  p.duration = request.duration;
+  if (p.workers < 1 || p.blockSize == 0 || p.readShare < 0 || p.readShare > 1) {
+    return Error(ErrorCode::kInvalid, "disk.io-load: workers, blockSize or readShare out of range");
+  }
+  if (p.fileSize < p.blockSize) {
+    return Error(ErrorCode::kInvalid, "disk.io-load: fileSize " + units::formatSize(p.fileSize) +
+                                          " is smaller than blockSize " +
+                                          units::formatSize(p.blockSize));
+  }
+  p.fileSize -= p.fileSize % p.blockSize;  // whole blocks, so every offset is aligned
+  const uint64_t need = p.fileSize * static_cast<uint64_t>(p.workers);
+  if (need > target->space.availBytes()) {
+    return Error(ErrorCode::kIo,
+                 "disk.io-load needs " + units::formatSize(need) + " for " +
+                     std::to_string(p.workers) + " files of " + units::formatSize(p.fileSize) +
+                     " in " + target->dir + ", only " +
+                     units::formatSize(target->space.availBytes()) +
+                     " available (lower fileSize or workers)",
+                 ENOSPC);
+  }
+  nlohmann::json files = nlohmann::json::array();
+  PreparedFault prepared;
+  for (int i = 0; i < p.workers; ++i) {
+    std::string file = (fs::path(target->dir) / fileNameFor(request.faultId, i)).string();
+    struct stat st {};
+    if (::lstat(file.c_str(), &st) == 0) {
+      return Error(ErrorCode::kConflict, file + " already exists: a leftover of this fault id");
+    }
+    files.push_back(file);
+    prepared.resources.push_back("file:" + file);
+  }
+  prepared.undo = {
+      {"version", 1}, {"faultId", request.faultId}, {"dir", target->dir}, {"files", files}};
+  prepared.undo.update(fsIdentityToJson(target->fs));
+  prepared.undo.update(paramsJson(p));
+  prepared.description =
+      "IO load on " + target->dir + ": " + std::to_string(p.workers) + " workers, " +
+      units::formatSize(p.blockSize) + " blocks, " + units::formatPercent(p.readShare) + " reads" +
+      (p.direct ? ", O_DIRECT" : "") + ", files of " + units::formatSize(p.fileSize) +
+      (p.bytes > 0 ? ", up to " + units::formatSize(p.bytes) : "");
+  return prepared;
+}
+
+Result<AppliedFault> IoLoadInjector::apply(const std::string& faultId, const nlohmann::json& undo) {
+  auto u = parseUndo(undo, faultId);
+  if (!u) return std::move(u).error();
+  if (u->files.empty()) return Error(ErrorCode::kInvalid, "disk.io-load undo record has no files");
+  struct stat dirSt {};
+  if (::stat(u->dir.c_str(), &dirSt) != 0) return Error::fromErrno("stat " + u->dir, errno);
+  if (static_cast<uint64_t>(dirSt.st_dev) != u->fs.dev) {
+    return Error(ErrorCode::kConflict, u->dir + " is no longer on the filesystem prepared for");
+  }
+  auto load = std::make_unique<Load>();
+  load->params = u->params;
+  std::string layout = "fallocate";
+  for (size_t i = 0; i < u->files.size(); ++i) {
+    auto w = makeWorker(static_cast<int>(i), u->files[i], u->params, layout);
+    if (!w) return std::move(w).error();  // the engine's revert removes what was created
+    load->workers.push_back(std::move(*w));
+  }
+  CHAOSD_TRY(syncDirectory(u->dir));
+
+  AppliedFault applied;
+  applied.backend = "threads";
+  bool direct = true;
+  nlohmann::json notes = nlohmann::json::array();
+  for (const auto& w : load->workers) {
+    direct = direct && w->direct;
+    if (!w->directNote.empty()) notes.push_back(w->directNote);
+  }
+  applied.observed = {
+      {"files", u->files}, {"layout", layout}, {"direct", direct}, {"directNotes", notes}};
+  applied.observed.update(paramsJson(u->params));
+
+  std::lock_guard lock(mutex_);
+  if (loads_.count(faultId) != 0) {
+    return Error(ErrorCode::kConflict, "disk.io-load " + faultId + " is already running");
+  }
+  Load& l = *load;
+  l.startedAt = SteadyClock::now();
+  if (l.params.duration.count() > 0) l.deadline = l.startedAt + l.params.duration;
+  try {
+    for (auto& w : l.workers) {
+      IoWorker* wp = w.get();
+      wp->thread = std::thread([&l, wp] { runWorker(l, *wp); });
+    }
+  } catch (const std::system_error& e) {
+    l.stopAndJoin();
+    return Error(ErrorCode::kKernel, std::string("starting IO workers: ") + e.what());
+  }
+  loads_[faultId] = std::move(load);
+  log::get("disk")->info("io load started fault={} dir={} workers={} direct={}", faultId, u->dir,
+                         u->files.size(), direct);
+  return applied;
+}
+
+Result<nlohmann::json> IoLoadInjector::revert(const std::string& faultId,
+                                              const nlohmann::json& undo) {
+  auto u = parseUndo(undo, faultId);
+  if (!u) return std::move(u).error();
+  std::unique_ptr<Load> load;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = loads_.find(faultId); it != loads_.end()) {
+      load = std::move(it->second);
+      loads_.erase(it);
+    }
+  }
+  nlohmann::json out = nlohmann::json::object();
+  if (load) {
+    const auto t0 = SteadyClock::now();
+    load->stopAndJoin();
+    out = loadStats(*load);
+    out["stopSeconds"] = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+    load.reset();  // closes the files, so removing them frees their space
+  } else {
+    out["workersInThisProcess"] = false;  // the guardian's revert, or a second one
+  }
+  int removed = 0;
+  uint64_t freed = 0;
+  std::optional<Error> firstError;
+  for (size_t i = 0; i < u->files.size(); ++i) {
+    auto r = removeOwnedFile(u->files[i], fileNameFor(u->faultId, static_cast<int>(i)), u->fs);
+    if (!r) {
+      if (!firstError) firstError = std::move(r).error();
+      continue;
+    }
+    removed += r->removed ? 1 : 0;
+    freed += r->freedBytes;
+  }
+  if (firstError) return std::move(*firstError);
+  out["filesRemoved"] = removed;
+  out["freedBytes"] = freed;
+  return out;
+}
+
+Result<std::vector<std::string>> IoLoadInjector::audit(const nlohmann::json& undo) {
+  auto u = parseUndo(undo, "");
+  if (!u) return std::move(u).error();
+  std::vector<std::string> left;
+  for (const auto& file : u->files) {
+    if (auto line = auditOwnedFile(file, u->fs, "IO load file"); !line.empty()) {
+      left.push_back(std::move(line));
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (loads_.count(u->faultId) != 0) left.push_back("IO load workers still running");
+  }
+  return left;
+}
+
+}  // namespace chaosd

@@ -1,0 +1,205 @@
+#include "injectors/process/PauseInjector.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "chaosd/core/Log.h"
+#include "injectors/process/ProcessInjector.h"
+
+namespace chaosd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A stop is delivered when the target next runs: microseconds for a sleeping process, later
+// for one in uninterruptible sleep (D), which stops when its system call ends.
+constexpr auto kStopWait = std::chrono::seconds(2);
+constexpr auto kResumeWait = std::chrono::seconds(1);
+
+bool isStopped(char state) { return state == 'T' || state == 't'; }
+
+// Polls /proc until done(victim index, state or nullopt when gone) holds for every index in
+// `left`, or the deadline; returns the indexes still left.
+template <typename Done>
+std::vector<size_t> pollStates(const std::vector<Victim>& victims, std::vector<size_t> left,
+                               Clock::time_point deadline, Done done) {
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    std::erase_if(left, [&](size_t i) { return done(i, victimStateLetter(victims[i])); });
+    if (left.empty() || Clock::now() >= deadline) return left;
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+Result<PreparedFault> PauseInjector::prepare(const FaultRequest& request) {
+  auto plan = planProcessFault(request, SIGSTOP, std::chrono::nanoseconds(0));
+  if (!plan) return std::move(plan).error();
+  for (const Victim& v : plan->victims) {
+    auto state = victimStateLetter(v);
+    (state && isStopped(*state) ? plan->alreadyStopped : plan->stopped).push_back(v);
+  }
+  PreparedFault prepared;
+  prepared.undo = plan->toJson();
+  if (plan->noop) {
+    prepared.description =
+        "pause: no process matches " + plan->selectorText + " (empty: skip, nothing to do)";
+    return prepared;
+  }
+  for (const Victim& v : plan->stopped) {
+    prepared.resources.push_back("pid:" + std::to_string(v.pid) + "@" +
+                                 std::to_string(v.startTime));
+  }
+  prepared.description = "pause (SIGSTOP) " + std::to_string(plan->stopped.size()) + " of " +
+                         std::to_string(plan->eligible) + " processes matching " +
+                         plan->selectorText + " (seed " + std::to_string(plan->seed) +
+                         (plan->seedFromExperiment ? "" : ", drawn at random") +
+                         "): " + describeVictims(plan->stopped);
+  if (!plan->alreadyStopped.empty()) {
+    prepared.description +=
+        "; already stopped by someone else, left alone: " + describeVictims(plan->alreadyStopped);
+  }
+  return prepared;
+}
+
+Result<AppliedFault> PauseInjector::apply(const std::string& faultId, const nlohmann::json& undo) {
+  auto plan = ProcessPlan::fromJson(undo, faultId);
+  if (!plan) return std::move(plan).error();
+  AppliedFault applied;
+  applied.backend = "pidfd";
+  if (plan->noop) {
+    applied.backend = "none";
+    applied.observed = {{"noop", true}, {"seed", plan->seed}, {"stopped", 0}};
+    return applied;
+  }
+  const auto start = Clock::now();
+  const std::vector<Victim>& victims = plan->stopped;
+  nlohmann::json records = nlohmann::json::array();
+  std::vector<size_t> signalled;
+  for (size_t i = 0; i < victims.size(); ++i) {
+    records.push_back(victimToJson(victims[i]));
+    auto reached = reachVictim(victims[i]);
+    if (!reached) return std::move(reached).error().withContext("process.pause");
+    if (reached->state == VictimState::kLive) {
+      auto sent = signalVictim(reached->pidfd, SIGSTOP, victims[i]);
+      if (sent) {
+        records[i]["outcome"] = "signalled";
+        records[i]["signalledMs"] = millisBetween(start, Clock::now());
+        signalled.push_back(i);
+        continue;
+      }
+      if (sent.error().sysErrno() != ESRCH) {
+        return std::move(sent).error().withContext("process.pause");
+      }
+      reached->state = VictimState::kExited;
+    }
+    records[i]["outcome"] = std::string(victimStateText(reached->state));
+  }
+  size_t stopped = 0;
+  auto left =
+      pollStates(victims, signalled, start + kStopWait, [&](size_t i, std::optional<char> state) {
+        if (!state) {
+          records[i]["outcome"] = "exited after the signal";
+          return true;
+        }
+        if (!isStopped(*state)) return false;
+        records[i]["outcome"] = "stopped";
+        records[i]["stoppedMs"] = millisBetween(start, Clock::now());
+        ++stopped;
+        return true;
+      });
+  for (size_t i : left) {
+    auto state = victimStateLetter(victims[i]);
+    records[i]["outcome"] =
+        "signalled, not seen stopped within 2s (state " + std::string(1, state.value_or('?')) + ")";
+    log::get("process")->warn("pause not confirmed fault={} pid={} state={}", faultId,
+                              victims[i].pid, state.value_or('?'));
+  }
+  applied.observed = {{"seed", plan->seed},
+                      {"seedSource", plan->seedFromExperiment ? "experiment" : "random"},
+                      {"victims", records},
+                      {"stopped", stopped},
+                      {"notConfirmed", left.size()}};
+  if (!plan->alreadyStopped.empty()) {
+    nlohmann::json already = nlohmann::json::array();
+    for (const Victim& v : plan->alreadyStopped) already.push_back(victimToJson(v));
+    applied.observed["alreadyStopped"] = already;
+  }
+  if (!plan->refused.empty()) applied.observed["refused"] = plan->refused;
+  log::get("process")->info("pause applied fault={} stopped={} of={}", faultId, stopped,
+                            victims.size());
+  return applied;
+}
+
+Result<nlohmann::json> PauseInjector::revert(const std::string& faultId,
+                                             const nlohmann::json& undo) {
+  auto plan = ProcessPlan::fromJson(undo, faultId);
+  if (!plan) return std::move(plan).error();
+  const std::vector<Victim>& victims = plan->stopped;
+  nlohmann::json resumed = nlohmann::json::array(), gone = nlohmann::json::array(),
+                 reused = nlohmann::json::array();
+  std::vector<std::string> errors;
+  std::vector<size_t> signalled;
+  for (size_t i = 0; i < victims.size(); ++i) {
+    auto reached = reachVictim(victims[i]);
+    if (reached && reached->state == VictimState::kLive) {
+      auto sent = signalVictim(reached->pidfd, SIGCONT, victims[i]);
+      if (sent) {
+        signalled.push_back(i);
+        continue;
+      }
+      if (sent.error().sysErrno() == ESRCH) {
+        reached->state = VictimState::kExited;
+      } else {
+        reached = std::move(sent).error();
+      }
+    }
+    if (!reached) {
+      errors.push_back(reached.error().describe());
+    } else {
+      (reached->state == VictimState::kReused ? reused : gone).push_back(victims[i].pid);
+    }
+  }
+  auto left = pollStates(victims, signalled, Clock::now() + kResumeWait,
+                         [&](size_t i, std::optional<char> state) {
+                           if (!state) {
+                             gone.push_back(victims[i].pid);
+                             return true;
+                           }
+                           if (isStopped(*state)) return false;
+                           resumed.push_back(victims[i].pid);
+                           return true;
+                         });
+  for (size_t i : left) {
+    errors.push_back("pid " + std::to_string(victims[i].pid) + " (" + victims[i].comm +
+                     ") is still stopped after SIGCONT");
+  }
+  if (!errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+    return Error(ErrorCode::kKernel, "process.pause revert: " + all);
+  }
+  log::get("process")->info("pause reverted fault={} resumed={} gone={} reused={}", faultId,
+                            resumed.size(), gone.size(), reused.size());
+  return nlohmann::json{{"resumed", resumed}, {"gone", gone}, {"pidReused", reused}};
+}
+
+Result<std::vector<std::string>> PauseInjector::audit(const nlohmann::json& undo) {
+  auto plan = ProcessPlan::fromJson(undo, "");
+  if (!plan) return std::move(plan).error();
+  std::vector<std::string> left;
+  for (const Victim& v : plan->stopped) {
+    auto state = victimStateLetter(v);
+    if (state && isStopped(*state)) {
+      left.push_back("process.pause: pid " + std::to_string(v.pid) + " (" + v.comm +
+                     ") is still stopped (state " + std::string(1, *state) + ")");
+    }
+  }
+  return left;
+}
+
+}  // namespace chaosd

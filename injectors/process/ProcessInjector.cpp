@@ -1,0 +1,397 @@
+#include "injectors/process/ProcessInjector.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+
+#include "chaosd/engine/Guardian.h"
+#include "chaosd/engine/Selection.h"
+#include "chaosd/engine/TargetResolution.h"
+#include "chaosd/system/Pidfd.h"
+
+namespace chaosd {
+namespace {
+
+std::string_view modeName(SelectionMode mode) {
+  switch (mode) {
+    case SelectionMode::kAll:
+      return "all";
+    case SelectionMode::kOne:
+      return "one";
+    case SelectionMode::kCount:
+      return "count";
+    case SelectionMode::kPercent:
+      return "percent";
+  }
+  return "all";
+}
+
+std::optional<SelectionMode> modeFromName(std::string_view name) {
+  for (auto mode :
+       {SelectionMode::kAll, SelectionMode::kOne, SelectionMode::kCount, SelectionMode::kPercent}) {
+    if (modeName(mode) == name) return mode;
+  }
+  return std::nullopt;
+}
+
+nlohmann::json selectorToJson(const ProcessSelector& s) {
+  nlohmann::json j = {{"name", s.name},
+                      {"cmdline", s.cmdline},
+                      {"cgroup", s.cgroup},
+                      {"user", s.user},
+                      {"pidFile", s.pidFile}};
+  if (s.pid) j["pid"] = *s.pid;
+  return j;
+}
+
+ProcessSelector selectorFromJson(const nlohmann::json& j) {
+  ProcessSelector s;
+  if (j.contains("pid") && j["pid"].is_number_integer()) s.pid = j["pid"].get<int>();
+  auto text = [&](const char* key) {
+    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+  };
+  s.name = text("name");
+  s.cmdline = text("cmdline");
+  s.cgroup = text("cgroup");
+  s.user = text("user");
+  s.pidFile = text("pidFile");
+  return s;
+}
+
+nlohmann::json victimsToJson(const std::vector<Victim>& victims) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const Victim& v : victims) a.push_back(victimToJson(v));
+  return a;
+}
+
+Result<std::vector<Victim>> victimsFromJson(const nlohmann::json& undo, const char* key) {
+  std::vector<Victim> out;
+  if (!undo.contains(key)) return out;
+  const auto& list = undo[key];
+  if (!list.is_array())
+    return Error(ErrorCode::kInvalid, std::string("'") + key + "' is not a list");
+  for (const auto& v : list) {
+    if (!v.is_object() || !v.contains("pid") || !v["pid"].is_number_integer() ||
+        !v.contains("startTime") || !v["startTime"].is_number_unsigned()) {
+      return Error(ErrorCode::kInvalid, std::string("an entry of '") + key +
+                                            "' lacks its pid or startTime: " + v.dump());
+    }
+    Victim victim;
+    victim.pid = v["pid"].get<pid_t>();
+    victim.startTime = v["startTime"].get<uint64_t>();
+    victim.comm = v.value("comm", std::string());
+    // pid 0 and negative pids mean process groups to the kernel: never from our own records.
+    if (victim.pid <= 0) return Error(ErrorCode::kInvalid, "a victim with pid " + v.dump());
+    out.push_back(std::move(victim));
+  }
+  return out;
+}
+
+// A chaosd guardian, ours or another run's: named by prctl, or by its hidden subcommand while
+// it starts. It must never be paused or killed by a fault (a selector such as `user: root`
+// matches it): it is what reverts the faults when the owner dies.
+bool isGuardian(const ProcessInfo& p) {
+  return p.comm == "chaosd-guardian" ||
+         (p.cmdline.size() > 1 && p.cmdline[1] == kGuardianSubcommand);
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t freshSeed() {
+  std::random_device device;
+  return (static_cast<uint64_t>(device()) << 32) ^ static_cast<uint64_t>(device());
+}
+
+}  // namespace
+
+// ---- the undo record --------------------------------------------------------------------
+
+nlohmann::json victimToJson(const Victim& v) {
+  return {{"pid", v.pid}, {"startTime", v.startTime}, {"comm", v.comm}};
+}
+
+nlohmann::json ProcessPlan::toJson() const {
+  nlohmann::json j = {
+      {"version", 1},
+      {"faultId", faultId},
+      {"faultType", faultType},
+      {"selectorText", selectorText},
+      {"selector", selectorToJson(selector)},
+      {"selection",
+       {{"mode", modeName(selection.mode)},
+        {"count", selection.count},
+        {"fraction", selection.fraction}}},
+      {"seed", seed},
+      {"seedSource", seedFromExperiment ? "experiment" : "random"},
+      {"signal", signal},
+      {"durationNs", duration.count()},
+      {"intervalNs", interval.count()},
+      {"noop", noop},
+      {"matched", matched},
+      {"eligible", eligible},
+      {"refused", refused},
+      {"victims", victimsToJson(victims)},
+  };
+  if (faultType == "process.pause") {
+    j["stopped"] = victimsToJson(stopped);
+    j["alreadyStopped"] = victimsToJson(alreadyStopped);
+  }
+  return j;
+}
+
+Result<ProcessPlan> ProcessPlan::fromJson(const nlohmann::json& undo, std::string_view faultId) {
+  if (!undo.is_object() || !undo.contains("faultId") || !undo["faultId"].is_string() ||
+      !undo.contains("faultType") || !undo["faultType"].is_string()) {
+    return Error(ErrorCode::kInvalid, "process undo record lacks 'faultId' or 'faultType'");
+  }
+  ProcessPlan p;
+  p.faultId = undo["faultId"].get<std::string>();
+  if (!faultId.empty() && p.faultId != faultId) {
+    return Error(ErrorCode::kInvalid, "process undo record belongs to fault " + p.faultId +
+                                          ", not " + std::string(faultId));
+  }
+  p.faultType = undo["faultType"].get<std::string>();
+  p.selectorText = undo.value("selectorText", std::string());
+  if (undo.contains("selector") && undo["selector"].is_object()) {
+    p.selector = selectorFromJson(undo["selector"]);
+  }
+  if (undo.contains("selection") && undo["selection"].is_object()) {
+    const auto& s = undo["selection"];
+    p.selection.mode =
+        modeFromName(s.value("mode", std::string("all"))).value_or(SelectionMode::kAll);
+    p.selection.count = s.value("count", uint64_t{0});
+    p.selection.fraction = s.value("fraction", 0.0);
+  }
+  p.seed = undo.value("seed", uint64_t{0});
+  p.seedFromExperiment = undo.value("seedSource", std::string()) == "experiment";
+  p.selection.seed = p.seed;
+  p.signal = undo.value("signal", 0);
+  p.duration = std::chrono::nanoseconds(undo.value("durationNs", int64_t{0}));
+  p.interval = std::chrono::nanoseconds(undo.value("intervalNs", int64_t{0}));
+  p.noop = undo.value("noop", false);
+  p.matched = undo.value("matched", size_t{0});
+  p.eligible = undo.value("eligible", size_t{0});
+  if (undo.contains("refused") && undo["refused"].is_array()) {
+    for (const auto& r : undo["refused"]) {
+      if (r.is_string()) p.refused.push_back(r.get<std::string>());
+    }
+  }
+  for (auto [key, out] : {std::pair{"victims", &p.victims}, std::pair{"stopped", &p.stopped},
+                          std::pair{"alreadyStopped", &p.alreadyStopped}}) {
+    auto list = victimsFromJson(undo, key);
+    if (!list) return std::move(list).error().withContext("process undo record");
+    *out = std::move(*list);
+  }
+  return p;
+}
+
+// ---- resolution -------------------------------------------------------------------------
+
+Candidates eligibleAmong(const ProcessTable& table, std::vector<ProcessInfo> matched,
+                         const ProtectionContext& protection) {
+  ProtectionContext context = protection;
+  for (const ProcessInfo& p : table.processes()) {
+    if (isGuardian(p)) context.guardedPids.insert(p.pid);
+  }
+  Candidates out;
+  out.matched = matched.size();
+  for (ProcessInfo& p : matched) {
+    if (p.state == 'Z' || p.state == 'X') continue;
+    auto allowed = table.checkNotProtected(p, context);
+    if (allowed) {
+      out.eligible.push_back(std::move(p));
+    } else {
+      out.refused.push_back(allowed.error().message());
+    }
+  }
+  return out;
+}
+
+Result<Candidates> findCandidates(const ProcessSelector& selector,
+                                  const ProtectionContext& protection,
+                                  const std::string& procRoot) {
+  auto table = ProcessTable::scan(procRoot);
+  if (!table) return std::move(table).error();
+  auto matched = table->match(selector);
+  if (!matched) return std::move(matched).error();
+  return eligibleAmong(*table, std::move(*matched), protection);
+}
+
+ProtectionContext defaultProtection() {
+  ProtectionContext protection;
+  protection.selfPid = ::getpid();
+  protection.invokerPid = ::getpid();
+  return protection;
+}
+
+Result<ProcessPlan> planProcessFault(const FaultRequest& request, int signal,
+                                     std::chrono::nanoseconds interval) {
+  const TargetSpec* target = request.target;
+  if (target == nullptr) {
+    return Error(ErrorCode::kInvalid, request.faultType + " needs a process target");
+  }
+  if (target->kind == TargetKind::kExec) {
+    return Error(ErrorCode::kUnsupported,
+                 "exec targets are started by the engine (not in this build yet)");
+  }
+  if (target->kind != TargetKind::kProcess) {
+    return Error(ErrorCode::kInvalid, request.faultType + " needs a process target; '" +
+                                          target->name + "' is " +
+                                          std::string(targetKindName(target->kind)));
+  }
+  ProcessPlan plan;
+  plan.faultId = request.faultId;
+  plan.faultType = request.faultType;
+  plan.selectorText = describeSelector(*target);
+  plan.selector = target->process;
+  plan.selection = target->selection;
+  plan.seedFromExperiment = target->selection.seed.has_value();
+  plan.seed = plan.seedFromExperiment ? *target->selection.seed : freshSeed();
+  plan.selection.seed = plan.seed;
+  plan.signal = signal;
+  plan.duration = request.duration;
+  plan.interval = interval;
+
+  auto found = findCandidates(target->process, defaultProtection());
+  if (!found) return std::move(found).error().withContext("resolving target " + target->name);
+  plan.matched = found->matched;
+  plan.eligible = found->eligible.size();
+  plan.refused = found->refused;
+  if (found->eligible.empty()) {
+    if (!found->refused.empty()) {
+      std::string why;
+      for (const auto& r : found->refused) why += (why.empty() ? "" : "; ") + r;
+      return Error(ErrorCode::kPermission, "every process matching " + plan.selectorText +
+                                               " (target " + target->name +
+                                               ") is protected: " + why);
+    }
+    if (!target->emptySkip) {
+      return Error(ErrorCode::kNotFound,
+                   "no process matches " + plan.selectorText + " (target " + target->name + ")");
+    }
+    plan.noop = true;
+    return plan;
+  }
+
+  std::vector<ProcessInfo> chosen;
+  if (interval.count() > 0) {
+    if (auto first = chooseForRound(found->eligible, plan.selection, plan.seed, 0)) {
+      chosen.push_back(std::move(*first));
+    }
+  } else {
+    chosen = selectProcesses(found->eligible, plan.selection, plan.seed);
+  }
+  if (chosen.size() > kMaxVictims) {
+    return Error(ErrorCode::kInvalid,
+                 "target " + target->name + " selects " + std::to_string(chosen.size()) +
+                     " processes, over the sanity bound of " + std::to_string(kMaxVictims));
+  }
+  for (const ProcessInfo& p : chosen) plan.victims.push_back(Victim{p.pid, p.startTime, p.comm});
+  return plan;
+}
+
+std::optional<ProcessInfo> chooseForRound(std::vector<ProcessInfo> candidates,
+                                          const Selection& selection, uint64_t seed,
+                                          uint64_t round) {
+  std::mt19937_64 rng(splitmix64(seed ^ splitmix64(round)));
+  std::vector<ProcessInfo> selected = selectProcesses(std::move(candidates), selection, rng());
+  if (selected.empty()) return std::nullopt;
+  // Rejection sampling, as in selectProcesses: the same draw on every standard library.
+  uint64_t bound = selected.size();
+  uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+  uint64_t r = 0;
+  do {
+    r = rng();
+  } while (r >= limit);
+  return std::move(selected[static_cast<size_t>(r % bound)]);
+}
+
+// ---- reaching a victim ------------------------------------------------------------------
+
+std::string_view victimStateText(VictimState state) {
+  switch (state) {
+    case VictimState::kLive:
+      return "live";
+    case VictimState::kExited:
+      return "exited before the signal";
+    case VictimState::kReused:
+      return "pid reused by another process: not signalled";
+  }
+  return "";
+}
+
+bool hasExited(const Fd& pidfd) {
+  pollfd p{pidfd.get(), POLLIN, 0};
+  int n = 0;
+  do {
+    n = ::poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+Result<ReachedVictim> reachVictim(const Victim& victim, const std::string& procRoot) {
+  ReachedVictim out;
+  // The pidfd first, the start time second: if the start time still matches after the
+  // pidfd is open, the pidfd holds the recorded process and no later reuse can redirect it.
+  Fd pidfd(::pidfd_open(victim.pid, 0));
+  if (!pidfd) {
+    if (errno == ESRCH) return out;
+    return Error::fromErrno("pidfd_open of pid " + std::to_string(victim.pid), errno);
+  }
+  auto start = readStartTime(victim.pid, procRoot);
+  if (!start) {
+    if (start.error().code() == ErrorCode::kNotFound) return out;
+    return std::move(start).error();
+  }
+  if (*start != victim.startTime) {
+    out.state = VictimState::kReused;
+    return out;
+  }
+  if (hasExited(pidfd)) return out;  // a zombie: its start time still reads the same
+  out.state = VictimState::kLive;
+  out.pidfd = std::move(pidfd);
+  return out;
+}
+
+Result<void> signalVictim(const Fd& pidfd, int signal, const Victim& victim) {
+  if (::pidfd_send_signal(pidfd.get(), signal, nullptr, 0) == 0) return success();
+  return Error::fromErrno("pidfd_send_signal " + std::to_string(signal) + " to pid " +
+                              std::to_string(victim.pid) + " (" + victim.comm + ")",
+                          errno);
+}
+
+std::optional<char> victimStateLetter(const Victim& victim, const std::string& procRoot) {
+  auto info = readProcess(victim.pid, procRoot);
+  if (!info || info->startTime != victim.startTime) return std::nullopt;
+  return info->state;
+}
+
+double millisBetween(std::chrono::steady_clock::time_point from,
+                     std::chrono::steady_clock::time_point to) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+  return static_cast<double>(us) / 1000.0;
+}
+
+std::string describeVictims(const std::vector<Victim>& victims) {
+  std::string out;
+  size_t shown = 0;
+  for (const Victim& v : victims) {
+    if (shown == 5) {
+      out += ", and " + std::to_string(victims.size() - shown) + " more";
+      break;
+    }
+    out += (out.empty() ? "" : ", ") + std::to_string(v.pid) + " (" + v.comm + ")";
+    ++shown;
+  }
+  return out;
+}
+
+}  // namespace chaosd

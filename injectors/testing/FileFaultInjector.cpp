@@ -1,0 +1,108 @@
+#include "injectors/testing/FileFaultInjector.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "chaosd/core/Fd.h"
+
+namespace chaosd {
+namespace {
+
+constexpr std::string_view kPrefix = ".chaosd-test-";
+
+Result<std::string> fileOf(const nlohmann::json& undo) {
+  if (!undo.is_object() || !undo.contains("file") || !undo["file"].is_string()) {
+    return Error(ErrorCode::kInvalid, "test.file undo record has no 'file'");
+  }
+  std::string file = undo["file"].get<std::string>();
+  // Touch only what we own: a name of our own pattern.
+  if (std::filesystem::path(file).filename().string().rfind(kPrefix, 0) != 0) {
+    return Error(ErrorCode::kInvalid, "test.file refuses to touch " + file + ": not ours");
+  }
+  return file;
+}
+
+Result<void> syncDirectoryOf(const std::string& file) {
+  std::string dir = std::filesystem::path(file).parent_path().string();
+  Fd dfd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd) return Error::fromErrno("opening " + dir, errno);
+  if (::fsync(dfd.get()) != 0) return Error::fromErrno("syncing " + dir, errno);
+  return success();
+}
+
+}  // namespace
+
+std::string FileFaultInjector::fileFor(const std::string& dir, const std::string& faultId) {
+  return (std::filesystem::path(dir) / (std::string(kPrefix) + faultId)).string();
+}
+
+Result<PreparedFault> FileFaultInjector::prepare(const FaultRequest& request) {
+  if (!request.args.contains("path") || !request.args["path"].is_string()) {
+    return Error(ErrorCode::kInvalid, "test.file needs args.path (a directory)");
+  }
+  std::string dir = request.args["path"].get<std::string>();
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return Error::fromErrno("test.file directory " + dir, errno);
+  if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::kInvalid, dir + " is not a directory");
+  std::string file = fileFor(dir, request.faultId);
+  PreparedFault prepared;
+  prepared.undo = {{"file", file}};
+  prepared.description = "test file " + file;
+  prepared.resources = {"file:" + file};
+  return prepared;
+}
+
+Result<AppliedFault> FileFaultInjector::apply(const std::string& faultId,
+                                              const nlohmann::json& undo) {
+  auto file = fileOf(undo);
+  if (!file) return std::move(file).error();
+  Fd fd(::open(file->c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return Error::fromErrno("creating " + *file, errno);
+  std::string content = faultId + "\n";
+  if (::write(fd.get(), content.data(), content.size()) < 0) {
+    return Error::fromErrno("writing " + *file, errno);
+  }
+  if (::fsync(fd.get()) != 0) return Error::fromErrno("syncing " + *file, errno);
+  CHAOSD_TRY(syncDirectoryOf(*file));
+  AppliedFault applied;
+  applied.backend = "file";
+  applied.observed = {{"file", *file}};
+  return applied;
+}
+
+Result<nlohmann::json> FileFaultInjector::revert(const std::string& /*faultId*/,
+                                                 const nlohmann::json& undo) {
+  auto file = fileOf(undo);
+  if (!file) return std::move(file).error();
+  // The removal is not synced: it is what the guardian's kill-to-revert time measures, and a
+  // removal lost to a power cut leaves a file the audit reports (a real filler file would be
+  // synced here, since it holds disk space across the reboot).
+  bool removed = ::unlink(file->c_str()) == 0;
+  if (!removed && errno != ENOENT) return Error::fromErrno("removing " + *file, errno);
+  return nlohmann::json{{"removed", removed}};
+}
+
+Result<std::vector<std::string>> FileFaultInjector::audit(const nlohmann::json& undo) {
+  auto file = fileOf(undo);
+  if (!file) return std::move(file).error();
+  std::vector<std::string> left;
+  struct stat st {};
+  if (::lstat(file->c_str(), &st) == 0) left.push_back("test file left: " + *file);
+  return left;
+}
+
+void registerTestFaults(FaultRegistry& registry) {
+  FaultType type;
+  type.name = std::string(kTestFileFault);
+  type.summary = "creates a file of our own name in a directory (for tests)";
+  type.schema.args = {arg::required(arg::make("path", ArgType::kString, "an existing directory"))};
+  type.factory = [] { return std::make_unique<FileFaultInjector>(); };
+  // A second registration (two test helpers sharing a registry) is harmless.
+  (void)registry.add(std::move(type));
+}
+
+}  // namespace chaosd
