@@ -9,21 +9,36 @@ namespace chaosd {
 
 std::string_view argTypeName(ArgType type) {
   switch (type) {
-    case ArgType::kBool: return "bool";
-    case ArgType::kInt: return "integer";
-    case ArgType::kNumber: return "number";
-    case ArgType::kString: return "string";
-    case ArgType::kDuration: return "duration";
-    case ArgType::kSize: return "size";
-    case ArgType::kRate: return "rate";
-    case ArgType::kPercent: return "percentage";
-    case ArgType::kSignal: return "signal";
-    case ArgType::kCidr: return "CIDR";
-    case ArgType::kPortRange: return "port or port range";
-    case ArgType::kEnum: return "one of";
-    case ArgType::kList: return "list";
-    case ArgType::kObject: return "mapping";
-    case ArgType::kStringMap: return "mapping of strings";
+    case ArgType::kBool:
+      return "bool";
+    case ArgType::kInt:
+      return "integer";
+    case ArgType::kNumber:
+      return "number";
+    case ArgType::kString:
+      return "string";
+    case ArgType::kDuration:
+      return "duration";
+    case ArgType::kSize:
+      return "size";
+    case ArgType::kRate:
+      return "rate";
+    case ArgType::kPercent:
+      return "percentage";
+    case ArgType::kSignal:
+      return "signal";
+    case ArgType::kCidr:
+      return "CIDR";
+    case ArgType::kPortRange:
+      return "port or port range";
+    case ArgType::kEnum:
+      return "one of";
+    case ArgType::kList:
+      return "list";
+    case ArgType::kObject:
+      return "mapping";
+    case ArgType::kStringMap:
+      return "mapping of strings";
   }
   return "unknown";
 }
@@ -39,9 +54,12 @@ std::string formatArgValue(const ArgSpec& spec, double value) {
   switch (spec.type) {
     case ArgType::kDuration:
       return units::formatDuration(units::Duration(static_cast<int64_t>(value)));
-    case ArgType::kSize: return units::formatSize(static_cast<uint64_t>(value));
-    case ArgType::kRate: return units::formatRate(static_cast<uint64_t>(value));
-    case ArgType::kPercent: return units::formatPercent(value);
+    case ArgType::kSize:
+      return units::formatSize(static_cast<uint64_t>(value));
+    case ArgType::kRate:
+      return units::formatRate(static_cast<uint64_t>(value));
+    case ArgType::kPercent:
+      return units::formatPercent(value);
     default: {
       if (std::floor(value) == value && std::fabs(value) < 1e15) {
         return std::to_string(static_cast<int64_t>(value));
@@ -60,11 +78,13 @@ std::string formatValue(const ArgSpec& spec, const nlohmann::json& v) {
     case ArgType::kRate:
     case ArgType::kPercent:
       return v.is_number() ? formatArgValue(spec, v.get<double>()) : v.dump();
-    case ArgType::kSignal: return v.is_number_integer() ? units::signalName(v.get<int>()) : v.dump();
+    case ArgType::kSignal:
+      return v.is_number_integer() ? units::signalName(v.get<int>()) : v.dump();
     case ArgType::kPortRange: {
       auto first = v.value("first", 0);
       auto last = v.value("last", 0);
-      return first == last ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
+      return first == last ? std::to_string(first)
+                           : std::to_string(first) + "-" + std::to_string(last);
     }
     case ArgType::kList: {
       std::string out = "[";
@@ -75,8 +95,10 @@ std::string formatValue(const ArgSpec& spec, const nlohmann::json& v) {
     }
     case ArgType::kString:
     case ArgType::kEnum:
-    case ArgType::kCidr: return v.is_string() ? v.get<std::string>() : v.dump();
-    default: return v.dump();
+    case ArgType::kCidr:
+      return v.is_string() ? v.get<std::string>() : v.dump();
+    default:
+      return v.dump();
   }
 }
 
@@ -161,7 +183,8 @@ std::string typeText(const ArgSpec& spec) {
     }
     case ArgType::kList:
       return "list of " + (spec.element ? typeText(*spec.element) : std::string("values"));
-    default: return std::string(argTypeName(spec.type));
+    default:
+      return std::string(argTypeName(spec.type));
   }
 }
 
@@ -174,7 +197,8 @@ void describeInto(std::ostringstream& out, const ArgSpec& spec, int indent) {
         << (spec.max ? formatArgValue(spec, *spec.max) : "");
   }
   out << "): " << spec.help << "\n";
-  const auto& fields = spec.type == ArgType::kList && spec.element ? spec.element->fields : spec.fields;
+  const auto& fields =
+      spec.type == ArgType::kList && spec.element ? spec.element->fields : spec.fields;
   for (const auto& f : fields) describeInto(out, f, indent + 2);
 }
 

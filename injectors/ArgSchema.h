@@ -1,10 +1,9 @@
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,8 +15,8 @@ namespace chaosd {
 
 enum class ArgType {
   kBool,
-  kInt,        // integer
-  kNumber,     // real number
+  kInt,     // integer
+  kNumber,  // real number
   kString,
   kDuration,   // normalised to integer nanoseconds
   kSize,       // normalised to integer bytes

@@ -4,10 +4,14 @@ namespace chaosd {
 
 std::string_view targetKindName(TargetKind kind) {
   switch (kind) {
-    case TargetKind::kProcess: return "process";
-    case TargetKind::kExec: return "exec";
-    case TargetKind::kInterface: return "interface";
-    case TargetKind::kPath: return "path";
+    case TargetKind::kProcess:
+      return "process";
+    case TargetKind::kExec:
+      return "exec";
+    case TargetKind::kInterface:
+      return "interface";
+    case TargetKind::kPath:
+      return "path";
   }
   return "unknown";
 }

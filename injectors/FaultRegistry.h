@@ -21,15 +21,15 @@ using InjectorFactory = std::function<std::unique_ptr<Injector>()>;
 // A fault type as the experiment names it: its schema and, once its family is implemented,
 // a factory for the injector that applies it.
 struct FaultType {
-  std::string name;     // "network.delay"
-  std::string summary;  // one line for `chaosctl faults`
+  std::string name;                     // "network.delay"
+  std::string summary;                  // one line for `chaosctl faults`
   std::vector<TargetKind> targetKinds;  // empty: the fault takes no target
   ArgSchema schema;
   bool revertible = true;
   bool needsDuration = true;  // false for instantaneous faults (a single kill)
   // The fault outlives a reboot (a filler file): its intent is synced to disk before apply.
   bool survivesReboot = false;
-  InjectorFactory factory;    // empty while the family is not implemented in this build
+  InjectorFactory factory;  // empty while the family is not implemented in this build
 };
 
 class FaultRegistry {

@@ -1,8 +1,7 @@
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -16,7 +15,7 @@ struct TargetSpec;
 // and its arguments, already validated against the type's ArgSchema and normalised.
 struct FaultRequest {
   std::string runId;
-  std::string faultId;    // unique per fault applied; names kernel objects where useful
+  std::string faultId;  // unique per fault applied; names kernel objects where useful
   std::string stepName;
   std::string faultType;  // "network.delay"
   const TargetSpec* target = nullptr;

@@ -41,9 +41,11 @@ nlohmann::json toleranceJson(const Tolerance& t) {
     key << "p" << l.percentile;
     std::string op = l.bound.describe();
     op = op.substr(0, op.find(' '));
-    j["latency"][key.str()] = op + " " + units::formatDuration(Duration(static_cast<int64_t>(l.bound.value)));
+    j["latency"][key.str()] =
+        op + " " + units::formatDuration(Duration(static_cast<int64_t>(l.bound.value)));
   }
-  if (t.baseline) j["baseline"] = {{"alpha", t.baseline->alpha}, {"quantile", t.baseline->quantile}};
+  if (t.baseline)
+    j["baseline"] = {{"alpha", t.baseline->alpha}, {"quantile", t.baseline->quantile}};
   return j;
 }
 
@@ -59,9 +61,15 @@ nlohmann::json probeSpecJson(const ProbeSpec& p) {
     case ProbeKind::kHttp:
       j["http"] = {{"method", p.http.method}, {"url", p.http.url}, {"tlsVerify", p.http.tlsVerify}};
       break;
-    case ProbeKind::kTcp: j["tcp"] = {{"host", p.tcp.host}, {"port", p.tcp.port}}; break;
-    case ProbeKind::kCommand: j["command"] = {{"argv", p.command.argv}}; break;
-    case ProbeKind::kProcess: j["process"] = {{"name", p.process.selector.name}}; break;
+    case ProbeKind::kTcp:
+      j["tcp"] = {{"host", p.tcp.host}, {"port", p.tcp.port}};
+      break;
+    case ProbeKind::kCommand:
+      j["command"] = {{"argv", p.command.argv}};
+      break;
+    case ProbeKind::kProcess:
+      j["process"] = {{"name", p.process.selector.name}};
+      break;
     case ProbeKind::kPrometheus:
       j["prometheus"] = {{"url", p.prometheus.url}, {"query", p.prometheus.query}};
       break;
@@ -78,7 +86,9 @@ nlohmann::json stepJson(const StepSpec& s) {
       j["args"] = s.args;
       if (s.duration) j["duration"] = units::formatDuration(*s.duration);
       break;
-    case StepKind::kPause: j["pause"] = units::formatDuration(s.duration.value_or(Duration{0})); break;
+    case StepKind::kPause:
+      j["pause"] = units::formatDuration(s.duration.value_or(Duration{0}));
+      break;
     case StepKind::kParallel:
       for (const auto& m : s.parallel) j["parallel"].push_back(stepJson(m));
       break;
@@ -143,12 +153,16 @@ nlohmann::json experimentJson(const Experiment& e) {
         if (t.selection.seed) tj["seed"] = *t.selection.seed;
         break;
       }
-      case TargetKind::kExec: tj["argv"] = t.exec.argv; break;
+      case TargetKind::kExec:
+        tj["argv"] = t.exec.argv;
+        break;
       case TargetKind::kInterface:
         tj["interface"] = t.interface.name;
         tj["netns"] = t.interface.netns.describe();
         break;
-      case TargetKind::kPath: tj["path"] = t.path; break;
+      case TargetKind::kPath:
+        tj["path"] = t.path;
+        break;
     }
     j["targets"][t.name] = tj;
   }
@@ -157,7 +171,8 @@ nlohmann::json experimentJson(const Experiment& e) {
                       {"probes", nlohmann::json::array()}};
   for (const auto& p : e.steadyState.probes) j["steadyState"]["probes"].push_back(probeSpecJson(p));
   for (const auto& s : e.method) j["method"].push_back(stepJson(s));
-  for (const auto& r : e.rollbacks) j["rollbacks"].push_back({{"name", r.name}, {"command", r.command}});
+  for (const auto& r : e.rollbacks)
+    j["rollbacks"].push_back({{"name", r.name}, {"command", r.command}});
   j["guardrails"] = {{"maxDuration", units::formatDuration(e.guardrails.maxDuration)},
                      {"maxTargets", e.guardrails.maxTargets},
                      {"maxPercent", e.guardrails.maxPercent},
@@ -222,43 +237,51 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
                       {"appliedAt", optTime(f.appliedAt)},
                       {"revertedAt", optTime(f.revertedAt)},
                       {"deadline", optTime(f.deadline)},
-                      {"appliedOffsetNs", f.appliedMono ? nlohmann::json(rel(*f.appliedMono)) : nlohmann::json(nullptr)},
-                      {"revertedOffsetNs", f.revertedMono ? nlohmann::json(rel(*f.revertedMono)) : nlohmann::json(nullptr)},
+                      {"appliedOffsetNs", f.appliedMono ? nlohmann::json(rel(*f.appliedMono))
+                                                        : nlohmann::json(nullptr)},
+                      {"revertedOffsetNs", f.revertedMono ? nlohmann::json(rel(*f.revertedMono))
+                                                          : nlohmann::json(nullptr)},
                       {"leftovers", f.leftovers}};
     j["faults"].push_back(fj);
   }
   for (const auto& rb : r.rollbacks) {
-    j["rollbacks"].push_back({{"name", rb.name},
-                              {"command", rb.command},
-                              {"ok", rb.ok},
-                              {"exitCode", rb.exitCode ? nlohmann::json(*rb.exitCode) : nlohmann::json(nullptr)},
-                              {"detail", rb.detail},
-                              {"durationNs", ns(rb.duration)}});
+    j["rollbacks"].push_back(
+        {{"name", rb.name},
+         {"command", rb.command},
+         {"ok", rb.ok},
+         {"exitCode", rb.exitCode ? nlohmann::json(*rb.exitCode) : nlohmann::json(nullptr)},
+         {"detail", rb.detail},
+         {"durationNs", ns(rb.duration)}});
   }
   for (const auto& p : r.probes) {
-    nlohmann::json pj{{"name", p.name}, {"samples", nlohmann::json::array()}, {"verdicts", nlohmann::json::array()}};
+    nlohmann::json pj{{"name", p.name},
+                      {"samples", nlohmann::json::array()},
+                      {"verdicts", nlohmann::json::array()}};
     for (const auto& s : p.samples) {
-      pj["samples"].push_back({{"phase", std::string(phaseName(s.phase))},
-                               {"at", isoTime(s.wallStart)},
-                               {"offsetNs", rel(s.start)},
-                               {"durationNs", ns(s.duration)},
-                               {"ok", s.ok},
-                               {"detail", s.detail},
-                               {"value", s.value ? nlohmann::json(*s.value) : nlohmann::json(nullptr)}});
+      pj["samples"].push_back(
+          {{"phase", std::string(phaseName(s.phase))},
+           {"at", isoTime(s.wallStart)},
+           {"offsetNs", rel(s.start)},
+           {"durationNs", ns(s.duration)},
+           {"ok", s.ok},
+           {"detail", s.detail},
+           {"value", s.value ? nlohmann::json(*s.value) : nlohmann::json(nullptr)}});
     }
     for (const auto& v : p.verdicts) {
-      nlohmann::json vj{{"phase", std::string(phaseName(v.phase))},
-                        {"held", v.held},
-                        {"reasons", v.reasons},
-                        {"count", v.count},
-                        {"passed", v.passed},
-                        {"availability", v.availability},
-                        {"successRate", v.successRate.describe()},
-                        {"p50Ns", ns(v.p50)},
-                        {"p95Ns", ns(v.p95)},
-                        {"p99Ns", ns(v.p99)},
-                        {"firstFailureOffsetNs", v.firstFailure ? nlohmann::json(rel(*v.firstFailure)) : nlohmann::json(nullptr)},
-                        {"firstFailureDetail", v.firstFailureDetail}};
+      nlohmann::json vj{
+          {"phase", std::string(phaseName(v.phase))},
+          {"held", v.held},
+          {"reasons", v.reasons},
+          {"count", v.count},
+          {"passed", v.passed},
+          {"availability", v.availability},
+          {"successRate", v.successRate.describe()},
+          {"p50Ns", ns(v.p50)},
+          {"p95Ns", ns(v.p95)},
+          {"p99Ns", ns(v.p99)},
+          {"firstFailureOffsetNs",
+           v.firstFailure ? nlohmann::json(rel(*v.firstFailure)) : nlohmann::json(nullptr)},
+          {"firstFailureDetail", v.firstFailureDetail}};
       for (const auto& l : v.latency) {
         vj["latency"].push_back({{"percentile", l.percentile},
                                  {"observedNs", ns(l.observed)},
@@ -267,10 +290,14 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
       }
       if (v.baseline) {
         const auto& b = *v.baseline;
-        vj["baseline"] = {{"alpha", b.alpha},         {"quantile", b.quantile},
-                          {"baselineCount", b.baselineCount}, {"thresholdNs", ns(b.threshold)},
-                          {"count", b.count},         {"exceedances", b.exceedances},
-                          {"expected", b.expected},   {"pValue", b.pValue},
+        vj["baseline"] = {{"alpha", b.alpha},
+                          {"quantile", b.quantile},
+                          {"baselineCount", b.baselineCount},
+                          {"thresholdNs", ns(b.threshold)},
+                          {"count", b.count},
+                          {"exceedances", b.exceedances},
+                          {"expected", b.expected},
+                          {"pValue", b.pValue},
                           {"deviated", b.deviated}};
       }
       pj["verdicts"].push_back(vj);

@@ -23,8 +23,7 @@ const std::vector<Command>& commands() {
        validateCommand},
       {"plan", "the dry run: timeline, targets as they resolve now, guardrails; applies nothing",
        planCommand},
-      {"run", "run an experiment here, in-process (the CI path): exit code = outcome",
-       runCommand},
+      {"run", "run an experiment here, in-process (the CI path): exit code = outcome", runCommand},
       {"faults", "list the faults held now (journal): what, where, since, deadline, owner",
        faultsCommand},
       {"recover", "revert every fault the journal holds whose owner is gone", recoverCommand},
@@ -37,8 +36,7 @@ void usage(std::ostream& out) {
   out << "usage: chaosctl <command> [options]\n\n"
          "chaosd's command line: validate, plan and run chaos experiments.\n\ncommands:\n";
   for (const auto& c : commands()) {
-    out << "  " << c.name << std::string(14 - std::string(c.name).size(), ' ') << c.summary
-        << "\n";
+    out << "  " << c.name << std::string(14 - std::string(c.name).size(), ' ') << c.summary << "\n";
   }
   out << "\n`chaosctl <command> --help` shows a command's options.\n"
          "Exit codes: 0 ok, 1 deviated, 2 invalid input, 3 aborted, 4 leftovers or rollback "
@@ -48,8 +46,7 @@ void usage(std::ostream& out) {
 }  // namespace
 
 void addCommonOptions(po::options_description& desc, CommonOptions& common) {
-  desc.add_options()("output,o", po::value(&common.output)->default_value("text"),
-                     "text or json")(
+  desc.add_options()("output,o", po::value(&common.output)->default_value("text"), "text or json")(
       "log-level", po::value(&common.logLevel)->default_value("info"),
       "trace, debug, info, warn, error, critical, off")(
       "log-format", po::value(&common.logFormat)->default_value("text"), "text or json lines");

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <boost/program_options.hpp>
-
 #include <map>
 #include <string>
 #include <vector>

@@ -1,6 +1,5 @@
-#include <nlohmann/json.hpp>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "chaosd/cli/Cli.h"
 #include "chaosd/core/ExitCode.h"
@@ -48,8 +47,10 @@ int faultTypesCommand(const std::vector<std::string>& args) {
     std::vector<std::string> kinds;
     for (auto k : t->targetKinds) kinds.emplace_back(targetKindName(k));
     if (common.json()) {
-      nlohmann::json j{{"name", t->name},         {"summary", t->summary},
-                       {"targets", kinds},        {"revertible", t->revertible},
+      nlohmann::json j{{"name", t->name},
+                       {"summary", t->summary},
+                       {"targets", kinds},
+                       {"revertible", t->revertible},
                        {"needsDuration", t->needsDuration},
                        {"implemented", static_cast<bool>(t->factory)}};
       for (const auto& a : t->schema.args) j["args"].push_back(specJson(a));

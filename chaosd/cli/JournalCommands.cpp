@@ -126,8 +126,8 @@ int recoverCommand(const std::vector<std::string>& args) {
                 << " " << f["target"].get<std::string>() << ")\n";
     }
     for (const auto& f : out["failed"]) {
-      std::cout << "FAILED   " << f["id"].get<std::string>() << ": " << f["error"].get<std::string>()
-                << "\n";
+      std::cout << "FAILED   " << f["id"].get<std::string>() << ": "
+                << f["error"].get<std::string>() << "\n";
     }
     for (const auto& f : out["ownerAlive"]) {
       std::cout << "left     " << f["id"].get<std::string>()

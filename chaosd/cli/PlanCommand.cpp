@@ -24,13 +24,21 @@ std::string argsText(const StepSpec& s, const FaultType* type) {
 std::string probeText(const ProbeSpec& p) {
   std::string what;
   switch (p.kind) {
-    case ProbeKind::kHttp: what = p.http.method + " " + p.http.url; break;
-    case ProbeKind::kTcp: what = p.tcp.host + ":" + std::to_string(p.tcp.port); break;
+    case ProbeKind::kHttp:
+      what = p.http.method + " " + p.http.url;
+      break;
+    case ProbeKind::kTcp:
+      what = p.tcp.host + ":" + std::to_string(p.tcp.port);
+      break;
     case ProbeKind::kCommand:
       for (const auto& a : p.command.argv) what += (what.empty() ? "" : " ") + a;
       break;
-    case ProbeKind::kProcess: what = "processes"; break;
-    case ProbeKind::kPrometheus: what = p.prometheus.query + " @ " + p.prometheus.url; break;
+    case ProbeKind::kProcess:
+      what = "processes";
+      break;
+    case ProbeKind::kPrometheus:
+      what = p.prometheus.query + " @ " + p.prometheus.url;
+      break;
   }
   std::string phases;
   for (auto ph : p.phases) phases += (phases.empty() ? "" : ",") + std::string(phaseName(ph));
@@ -73,24 +81,25 @@ void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
                const std::vector<ResolvedTarget>& targets, const FaultRegistry& registry) {
   const auto& g = e.guardrails;
   out << "Plan for " << e.metadata.name << " (" << e.file << ")"
-            << (e.metadata.title.empty() ? "" : ": " + e.metadata.title) << "\n\n";
-  out << "Guardrails: each fault at most " << units::formatDuration(g.maxDuration)
-            << ", at most " << g.maxTargets << " process(es) per fault and "
-            << units::formatPercent(g.maxPercent) << " of the matches, at most " << g.maxFaults
-            << " fault steps, port 22 " << (g.allowSsh ? "MAY be partitioned" : "protected")
-            << "; PID 1, kernel threads, chaosd, its guardian and the invoking shell are never "
-               "targeted.\n\n";
+      << (e.metadata.title.empty() ? "" : ": " + e.metadata.title) << "\n\n";
+  out << "Guardrails: each fault at most " << units::formatDuration(g.maxDuration) << ", at most "
+      << g.maxTargets << " process(es) per fault and " << units::formatPercent(g.maxPercent)
+      << " of the matches, at most " << g.maxFaults << " fault steps, port 22 "
+      << (g.allowSsh ? "MAY be partitioned" : "protected")
+      << "; PID 1, kernel threads, chaosd, its guardian and the invoking shell are never "
+         "targeted.\n\n";
   Duration total = e.steadyState.baseline + tl.total + e.steadyState.recovery;
   out << "Timeline (" << units::formatDuration(total) << " in all; offsets from the "
-            << "method's start):\n";
-  out << "  " << std::left << std::setw(22) << ("-" + units::formatDuration(e.steadyState.baseline) + " .. +0s")
-            << "baseline: steady-state probes, no faults\n";
+      << "method's start):\n";
+  out << "  " << std::left << std::setw(22)
+      << ("-" + units::formatDuration(e.steadyState.baseline) + " .. +0s")
+      << "baseline: steady-state probes, no faults\n";
   for (const auto& entry : tl.entries) {
     const StepSpec* s = findStep(e, entry.step);
     std::ostringstream when;
     when << offset(entry.start) << " .. " << offset(entry.end);
     out << "  " << std::left << std::setw(22) << when.str()
-              << (entry.group.empty() ? "" : "[" + entry.group + "] ") << entry.step << ": ";
+        << (entry.group.empty() ? "" : "[" + entry.group + "] ") << entry.step << ": ";
     if (entry.kind == StepKind::kPause) {
       out << "pause\n";
     } else if (entry.kind == StepKind::kParallel) {
@@ -98,22 +107,22 @@ void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
     } else {
       const FaultType* type = registry.find(entry.fault);
       out << entry.fault << (entry.target.empty() ? "" : " on " + entry.target)
-                << (s ? argsText(*s, type) : "")
-                << (type && !type->revertible ? " (cannot be reverted)" : "")
-                << (type && !type->factory ? " [not implemented in this build]" : "") << "\n";
+          << (s ? argsText(*s, type) : "")
+          << (type && !type->revertible ? " (cannot be reverted)" : "")
+          << (type && !type->factory ? " [not implemented in this build]" : "") << "\n";
     }
   }
   out << "  " << std::left << std::setw(22)
-            << (offset(tl.total) + " .. " + offset(tl.total + e.steadyState.recovery))
-            << "recovery: probes again, time to recover measured\n\n";
+      << (offset(tl.total) + " .. " + offset(tl.total + e.steadyState.recovery))
+      << "recovery: probes again, time to recover measured\n\n";
   out << "Probes:\n";
   if (e.steadyState.probes.empty()) out << "  (none: the hypothesis is not measured)\n";
   for (const auto& p : e.steadyState.probes) out << "  " << probeText(p) << "\n";
   out << "\nTargets, as they resolve on this machine now:\n";
   if (targets.empty()) out << "  (none)\n";
   for (const auto& t : targets) {
-    out << "  " << t.name << " (" << t.selector << "): "
-              << (t.usable && t.problems.empty() ? "ok" : "PROBLEM") << "\n";
+    out << "  " << t.name << " (" << t.selector
+        << "): " << (t.usable && t.problems.empty() ? "ok" : "PROBLEM") << "\n";
     for (const auto& d : t.details) out << "    " << d << "\n";
     for (const auto& p : t.problems) out << "    ! " << p << "\n";
   }

@@ -43,7 +43,8 @@ void ProgressPrinter::faultApplied(const FaultRecordOut& f) {
 
 void ProgressPrinter::faultReverted(const FaultRecordOut& f) {
   std::lock_guard lock(mu_);
-  line("   - " + f.step + ": " + (f.state == "reverted" ? "reverted" : "REVERT FAILED: " + f.error));
+  line("   - " + f.step + ": " +
+       (f.state == "reverted" ? "reverted" : "REVERT FAILED: " + f.error));
 }
 
 void ProgressPrinter::sample(const ProbeSample& s) {

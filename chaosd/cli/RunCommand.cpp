@@ -139,9 +139,8 @@ int runCommand(const std::vector<std::string>& args) {
   }
   std::string runId = newRunId();
   auto start = selfStartTime();
-  auto begun = journal->beginRun(RunRecord{runId, exp.metadata.name, ::getpid(),
-                                           start ? *start : 0, std::chrono::system_clock::now(),
-                                           std::nullopt, ""});
+  auto begun = journal->beginRun(RunRecord{runId, exp.metadata.name, ::getpid(), start ? *start : 0,
+                                           std::chrono::system_clock::now(), std::nullopt, ""});
   if (!begun) {
     std::cerr << "chaosctl run: journal: " << begun.error().describe() << "\n";
     return kExitRuntimeError;

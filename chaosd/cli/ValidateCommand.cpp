@@ -1,6 +1,5 @@
-#include <nlohmann/json.hpp>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "chaosd/cli/Cli.h"
 #include "chaosd/core/ExitCode.h"
@@ -9,9 +8,8 @@ namespace chaosd::cli {
 namespace {
 
 nlohmann::json diagnosticJson(const Diagnostic& d) {
-  return {{"file", d.file},       {"line", d.line},         {"column", d.column},
-          {"path", d.path},       {"message", d.message},   {"expected", d.expected},
-          {"text", d.str()}};
+  return {{"file", d.file},       {"line", d.line},         {"column", d.column}, {"path", d.path},
+          {"message", d.message}, {"expected", d.expected}, {"text", d.str()}};
 }
 
 size_t faultSteps(const Experiment& e) {
@@ -71,7 +69,8 @@ int validateCommand(const std::vector<std::string>& args) {
       std::cerr << file << ": " << r.diagnostics.size() << " error(s)\n";
     }
   }
-  if (common.json()) std::cout << nlohmann::json{{"valid", allValid}, {"files", report}}.dump(2) << "\n";
+  if (common.json())
+    std::cout << nlohmann::json{{"valid", allValid}, {"files", report}}.dump(2) << "\n";
   return allValid ? kExitOk : kExitInvalid;
 }
 

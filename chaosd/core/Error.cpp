@@ -6,16 +6,26 @@ namespace chaosd {
 
 std::string_view errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalid: return "invalid";
-    case ErrorCode::kNotFound: return "not-found";
-    case ErrorCode::kPermission: return "permission";
-    case ErrorCode::kKernel: return "kernel";
-    case ErrorCode::kIo: return "io";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kConflict: return "conflict";
-    case ErrorCode::kUnsupported: return "unsupported";
-    case ErrorCode::kAborted: return "aborted";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalid:
+      return "invalid";
+    case ErrorCode::kNotFound:
+      return "not-found";
+    case ErrorCode::kPermission:
+      return "permission";
+    case ErrorCode::kKernel:
+      return "kernel";
+    case ErrorCode::kIo:
+      return "io";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kConflict:
+      return "conflict";
+    case ErrorCode::kUnsupported:
+      return "unsupported";
+    case ErrorCode::kAborted:
+      return "aborted";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -24,17 +34,30 @@ Error Error::fromErrno(std::string_view what, int errnum) {
   ErrorCode code = ErrorCode::kIo;
   switch (errnum) {
     case EPERM:
-    case EACCES: code = ErrorCode::kPermission; break;
+    case EACCES:
+      code = ErrorCode::kPermission;
+      break;
     case ENOENT:
     case ESRCH:
-    case ENODEV: code = ErrorCode::kNotFound; break;
+    case ENODEV:
+      code = ErrorCode::kNotFound;
+      break;
     case EEXIST:
-    case EBUSY: code = ErrorCode::kConflict; break;
+    case EBUSY:
+      code = ErrorCode::kConflict;
+      break;
     case EOPNOTSUPP:
-    case ENOSYS: code = ErrorCode::kUnsupported; break;
-    case ETIMEDOUT: code = ErrorCode::kTimeout; break;
-    case EINVAL: code = ErrorCode::kInvalid; break;
-    default: break;
+    case ENOSYS:
+      code = ErrorCode::kUnsupported;
+      break;
+    case ETIMEDOUT:
+      code = ErrorCode::kTimeout;
+      break;
+    case EINVAL:
+      code = ErrorCode::kInvalid;
+      break;
+    default:
+      break;
   }
   return Error(code, std::string(what) + ": " + std::strerror(errnum), errnum);
 }

@@ -82,9 +82,8 @@ inline Result<void> success() { return {}; }
 }  // namespace chaosd
 
 // Propagates an error from an expression returning Result<...>; evaluates to nothing.
-#define CHAOSD_TRY(expr)                              \
-  do {                                                \
-    auto chaosd_try_result_ = (expr);                 \
-    if (!chaosd_try_result_.ok())                     \
-      return std::move(chaosd_try_result_).error();   \
+#define CHAOSD_TRY(expr)                                                        \
+  do {                                                                          \
+    auto chaosd_try_result_ = (expr);                                           \
+    if (!chaosd_try_result_.ok()) return std::move(chaosd_try_result_).error(); \
   } while (0)

@@ -44,7 +44,7 @@ std::string signalName(int signal);  // 9 -> "SIGKILL"; unknown -> "SIG<n>"
 
 // IP addresses and CIDRs, v4 and v6. An address without a prefix is a /32 or /128.
 struct Cidr {
-  int family = 0;           // AF_INET or AF_INET6
+  int family = 0;            // AF_INET or AF_INET6
   unsigned char addr[16]{};  // network byte order, host bits cleared
   int prefix = 0;
   std::string str() const;  // canonical: "10.0.0.0/24", "fd00::/64", "10.0.0.2/32"

@@ -10,22 +10,32 @@
 namespace chaosd {
 std::string_view outcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kOk: return "ok";
-    case Outcome::kDeviated: return "deviated";
-    case Outcome::kAborted: return "aborted";
-    case Outcome::kLeftovers: return "leftovers";
-    case Outcome::kError: return "error";
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kDeviated:
+      return "deviated";
+    case Outcome::kAborted:
+      return "aborted";
+    case Outcome::kLeftovers:
+      return "leftovers";
+    case Outcome::kError:
+      return "error";
   }
   return "unknown";
 }
 
 int exitCodeOf(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kOk: return kExitOk;
-    case Outcome::kDeviated: return kExitDeviated;
-    case Outcome::kAborted: return kExitAborted;
-    case Outcome::kLeftovers: return kExitLeftovers;
-    case Outcome::kError: return kExitRuntimeError;
+    case Outcome::kOk:
+      return kExitOk;
+    case Outcome::kDeviated:
+      return kExitDeviated;
+    case Outcome::kAborted:
+      return kExitAborted;
+    case Outcome::kLeftovers:
+      return kExitLeftovers;
+    case Outcome::kError:
+      return kExitRuntimeError;
   }
   return kExitRuntimeError;
 }
@@ -33,11 +43,16 @@ int exitCodeOf(Outcome outcome) {
 Outcome worse(Outcome a, Outcome b) {
   auto rank = [](Outcome o) {
     switch (o) {
-      case Outcome::kOk: return 0;
-      case Outcome::kDeviated: return 1;
-      case Outcome::kAborted: return 2;
-      case Outcome::kError: return 3;
-      case Outcome::kLeftovers: return 4;
+      case Outcome::kOk:
+        return 0;
+      case Outcome::kDeviated:
+        return 1;
+      case Outcome::kAborted:
+        return 2;
+      case Outcome::kError:
+        return 3;
+      case Outcome::kLeftovers:
+        return 4;
     }
     return 4;
   };
@@ -81,7 +96,8 @@ Engine::Engine(const Experiment& experiment, EngineDeps deps, std::string runId)
     if (a.fault == b.fault) return !a.isEnd && b.isEnd;
     return a.isEnd && !b.isEnd;
   });
-  for (const auto& p : experiment.steadyState.probes) result_.probes.push_back(ProbeRecord{p.name, {}, {}});
+  for (const auto& p : experiment.steadyState.probes)
+    result_.probes.push_back(ProbeRecord{p.name, {}, {}});
 }
 
 void Engine::note(const std::string& line) {
@@ -184,7 +200,8 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
   const auto& probes = experiment_.steadyState.probes;
   std::vector<std::optional<Clock::TimePoint>> due(probes.size());
   for (size_t i = 0; i < probes.size(); ++i) {
-    if (std::find(probes[i].phases.begin(), probes[i].phases.end(), phase) != probes[i].phases.end()) {
+    if (std::find(probes[i].phases.begin(), probes[i].phases.end(), phase) !=
+        probes[i].phases.end()) {
       due[i] = start;
     }
   }
@@ -356,7 +373,8 @@ void Engine::audit() {
     }
     if (!f.leftovers.empty()) {
       result_.auditClean = false;
-      for (const auto& l : f.leftovers) fail(Outcome::kLeftovers, "left behind by " + f.step + ": " + l);
+      for (const auto& l : f.leftovers)
+        fail(Outcome::kLeftovers, "left behind by " + f.step + ": " + l);
     }
   }
 }
@@ -394,7 +412,8 @@ RunResult Engine::run() {
   result_.startedMono = clock.now();
   const auto& ss = experiment_.steadyState;
   auto skip = [&](Phase phase, std::string why) {
-    result_.phases.push_back(PhaseRecord{phase, clock.wallNow(), clock.wallNow(), false, std::move(why)});
+    result_.phases.push_back(
+        PhaseRecord{phase, clock.wallNow(), clock.wallNow(), false, std::move(why)});
   };
 
   bool ready = prepareInjectors() && checkTargets() && prepareProbes();
@@ -453,7 +472,9 @@ RunResult Engine::run() {
       fail(Outcome::kAborted, abortReason_);
     }
   } else {
-    skip(Phase::kAfter, abortRequested_ ? "aborted" : methodRan ? "the run failed" : "no faults ran");
+    skip(Phase::kAfter, abortRequested_ ? "aborted"
+                        : methodRan     ? "the run failed"
+                                        : "no faults ran");
   }
   revertAllHeld();  // belt and braces: nothing may be held past run()
   result_.endedAt = clock.wallNow();

@@ -36,7 +36,7 @@ struct EngineDeps {
   const Clock* clock = nullptr;
   Waiter* waiter = nullptr;
   const FaultRegistry* registry = nullptr;
-  FaultJournal* journal = nullptr;    // null only in unit tests
+  FaultJournal* journal = nullptr;     // null only in unit tests
   GuardianHandle* guardian = nullptr;  // null only in unit tests
   std::function<Result<std::unique_ptr<Probe>>(const ProbeSpec&)> makeProbe;
   std::function<std::unique_ptr<ProbeRunner>(std::vector<std::unique_ptr<Probe>>,
@@ -95,7 +95,7 @@ class Engine {
   std::vector<FaultEvent> events_;
   size_t nextEvent_ = 0;
   std::vector<const StepSpec*> faultSteps_;  // parallel to result_.faults
-  std::vector<nlohmann::json> undo_;          // parallel to result_.faults
+  std::vector<nlohmann::json> undo_;         // parallel to result_.faults
 
   std::mutex samplesMu_;
   std::vector<std::pair<size_t, ProbeSample>> incoming_;

@@ -8,9 +8,12 @@ namespace chaosd {
 
 size_t selectionSize(const Selection& selection, size_t available) {
   switch (selection.mode) {
-    case SelectionMode::kAll: return available;
-    case SelectionMode::kOne: return std::min<size_t>(1, available);
-    case SelectionMode::kCount: return std::min<size_t>(selection.count, available);
+    case SelectionMode::kAll:
+      return available;
+    case SelectionMode::kOne:
+      return std::min<size_t>(1, available);
+    case SelectionMode::kCount:
+      return std::min<size_t>(selection.count, available);
     case SelectionMode::kPercent:
       return std::min(available, static_cast<size_t>(std::ceil(
                                      selection.fraction * static_cast<double>(available) - 1e-9)));

@@ -14,8 +14,8 @@ namespace chaosd {
 size_t selectionSize(const Selection& selection, size_t available);
 
 // The deterministic choice: candidates sorted by pid, shuffled with std::mt19937_64(seed)
-// (Fisher-Yates from the last element down, unbiased by rejection), the first selectionSize() taken and
-// returned sorted by pid. The same seed and the same candidates give the same victims.
+// (Fisher-Yates from the last element down, unbiased by rejection), the first selectionSize() taken
+// and returned sorted by pid. The same seed and the same candidates give the same victims.
 std::vector<ProcessInfo> selectProcesses(std::vector<ProcessInfo> candidates,
                                          const Selection& selection, uint64_t seed);
 

@@ -26,10 +26,14 @@ std::string processLine(const ProcessInfo& p) {
 
 std::string modeText(const Selection& s) {
   switch (s.mode) {
-    case SelectionMode::kAll: return "all";
-    case SelectionMode::kOne: return "one";
-    case SelectionMode::kCount: return "count(" + std::to_string(s.count) + ")";
-    case SelectionMode::kPercent: return "percent(" + units::formatPercent(s.fraction) + ")";
+    case SelectionMode::kAll:
+      return "all";
+    case SelectionMode::kOne:
+      return "one";
+    case SelectionMode::kCount:
+      return "count(" + std::to_string(s.count) + ")";
+    case SelectionMode::kPercent:
+      return "percent(" + units::formatPercent(s.fraction) + ")";
   }
   return "";
 }
@@ -75,10 +79,10 @@ void resolveProcess(const TargetSpec& t, const Guardrails& g, const ResolveConte
     out.seed = t.selection.seed;
     out.selected = selectProcesses(eligible, t.selection, *t.selection.seed);
   }
-  out.details.push_back(std::to_string(eligible.size()) + " eligible process(es) match; mode " +
-                        modeText(t.selection) + " would hit " + std::to_string(n) +
-                        (out.selected.empty() ? " (chosen at run time; the seed is recorded)"
-                                              : ""));
+  out.details.push_back(
+      std::to_string(eligible.size()) + " eligible process(es) match; mode " +
+      modeText(t.selection) + " would hit " + std::to_string(n) +
+      (out.selected.empty() ? " (chosen at run time; the seed is recorded)" : ""));
   for (const auto& p : eligible) {
     bool hit = std::any_of(out.selected.begin(), out.selected.end(),
                            [&](const ProcessInfo& s) { return s.pid == p.pid; });
@@ -137,7 +141,8 @@ void resolvePath(const TargetSpec& t, ResolvedTarget& out) {
   uint64_t total = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
   uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   uint64_t used = static_cast<uint64_t>(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
-  double usage = used + avail == 0 ? 0 : static_cast<double>(used) / static_cast<double>(used + avail);
+  double usage =
+      used + avail == 0 ? 0 : static_cast<double>(used) / static_cast<double>(used + avail);
   out.details.push_back(std::string(S_ISDIR(st.st_mode) ? "directory" : "file") + " " + t.path +
                         ": filesystem " + units::formatSize(total) + ", " +
                         units::formatSize(avail) + " available, " + units::formatPercent(usage) +
@@ -166,8 +171,10 @@ std::string describeSelector(const TargetSpec& t) {
       for (const auto& a : t.exec.argv) s += " " + a;
       return s;
     }
-    case TargetKind::kInterface: return "interface " + t.interface.name + " in " + t.interface.netns.describe();
-    case TargetKind::kPath: return "path " + t.path;
+    case TargetKind::kInterface:
+      return "interface " + t.interface.name + " in " + t.interface.netns.describe();
+    case TargetKind::kPath:
+      return "path " + t.path;
   }
   return "";
 }
@@ -179,18 +186,26 @@ ResolvedTarget resolveTarget(const TargetSpec& target, const Guardrails& guardra
   out.kind = target.kind;
   out.selector = describeSelector(target);
   switch (target.kind) {
-    case TargetKind::kProcess: resolveProcess(target, guardrails, context, out); break;
-    case TargetKind::kExec: resolveExec(target, out); break;
-    case TargetKind::kInterface: resolveInterface(target, out); break;
-    case TargetKind::kPath: resolvePath(target, out); break;
+    case TargetKind::kProcess:
+      resolveProcess(target, guardrails, context, out);
+      break;
+    case TargetKind::kExec:
+      resolveExec(target, out);
+      break;
+    case TargetKind::kInterface:
+      resolveInterface(target, out);
+      break;
+    case TargetKind::kPath:
+      resolvePath(target, out);
+      break;
   }
   return out;
 }
 
 nlohmann::json ResolvedTarget::toJson() const {
-  nlohmann::json j{{"name", name},       {"kind", std::string(targetKindName(kind))},
+  nlohmann::json j{{"name", name},         {"kind", std::string(targetKindName(kind))},
                    {"selector", selector}, {"usable", usable},
-                   {"details", details}, {"problems", problems}};
+                   {"details", details},   {"problems", problems}};
   auto pids = [](const std::vector<ProcessInfo>& v) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& p : v) a.push_back({{"pid", p.pid}, {"comm", p.comm}});

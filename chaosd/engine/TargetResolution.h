@@ -1,7 +1,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,13 +15,13 @@ namespace chaosd {
 struct ResolvedTarget {
   std::string name;
   TargetKind kind = TargetKind::kProcess;
-  std::string selector;                 // the selector in words
-  bool usable = false;                  // the target exists / something matches
-  std::vector<std::string> details;     // one line each: matches, interface, filesystem
-  std::vector<std::string> problems;    // missing, protected, over a guardrail
-  std::vector<ProcessInfo> matched;     // kProcess
-  std::vector<ProcessInfo> selected;    // kProcess: who would be hit
-  std::optional<uint64_t> seed;         // the seed the selection used (when it chose)
+  std::string selector;               // the selector in words
+  bool usable = false;                // the target exists / something matches
+  std::vector<std::string> details;   // one line each: matches, interface, filesystem
+  std::vector<std::string> problems;  // missing, protected, over a guardrail
+  std::vector<ProcessInfo> matched;   // kProcess
+  std::vector<ProcessInfo> selected;  // kProcess: who would be hit
+  std::optional<uint64_t> seed;       // the seed the selection used (when it chose)
   nlohmann::json toJson() const;
 };
 

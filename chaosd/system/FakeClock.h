@@ -16,8 +16,8 @@ class FakeClock final : public Clock {
 
   TimePoint now() const override { return TimePoint(Duration(ns_.load())); }
   std::chrono::system_clock::time_point wallNow() const override {
-    return wallStart_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                            Duration(ns_.load()));
+    return wallStart_ +
+           std::chrono::duration_cast<std::chrono::system_clock::duration>(Duration(ns_.load()));
   }
   void advance(Duration d) { ns_ += d.count(); }
   // Moves to t; never backwards.

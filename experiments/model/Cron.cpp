@@ -27,8 +27,8 @@ const std::array<FieldRule, 5> kRules = {{{"minute", 0, 59, nullptr, 0},
                                           {"day of week", 0, 7, kDays, 7}}};
 
 Error bad(const FieldRule& rule, std::string_view item, const std::string& why) {
-  return Error(ErrorCode::kInvalid, "cron " + std::string(rule.name) + " field '" +
-                                        std::string(item) + "': " + why);
+  return Error(ErrorCode::kInvalid,
+               "cron " + std::string(rule.name) + " field '" + std::string(item) + "': " + why);
 }
 
 Result<int> value(const FieldRule& rule, std::string_view text) {
@@ -108,11 +108,21 @@ Result<CronSpec> parseCron(std::string_view text) {
     for (size_t v = 0; v < bits.size(); ++v) {
       if (!bits[v]) continue;
       switch (i) {
-        case 0: spec.minutes.set(v); break;
-        case 1: spec.hours.set(v); break;
-        case 2: spec.daysOfMonth.set(v); break;
-        case 3: spec.months.set(v); break;
-        default: spec.daysOfWeek.set(v % 7); break;
+        case 0:
+          spec.minutes.set(v);
+          break;
+        case 1:
+          spec.hours.set(v);
+          break;
+        case 2:
+          spec.daysOfMonth.set(v);
+          break;
+        case 3:
+          spec.months.set(v);
+          break;
+        default:
+          spec.daysOfWeek.set(v % 7);
+          break;
       }
     }
   }

@@ -23,20 +23,28 @@ std::string NetnsRef::nsPath() const {
 
 std::string_view phaseName(Phase phase) {
   switch (phase) {
-    case Phase::kBefore: return "before";
-    case Phase::kDuring: return "during";
-    case Phase::kAfter: return "after";
+    case Phase::kBefore:
+      return "before";
+    case Phase::kDuring:
+      return "during";
+    case Phase::kAfter:
+      return "after";
   }
   return "unknown";
 }
 
 std::string_view probeKindName(ProbeKind kind) {
   switch (kind) {
-    case ProbeKind::kHttp: return "http";
-    case ProbeKind::kTcp: return "tcp";
-    case ProbeKind::kCommand: return "command";
-    case ProbeKind::kProcess: return "process";
-    case ProbeKind::kPrometheus: return "prometheus";
+    case ProbeKind::kHttp:
+      return "http";
+    case ProbeKind::kTcp:
+      return "tcp";
+    case ProbeKind::kCommand:
+      return "command";
+    case ProbeKind::kProcess:
+      return "process";
+    case ProbeKind::kPrometheus:
+      return "prometheus";
   }
   return "unknown";
 }
@@ -53,25 +61,33 @@ std::string number(double v) {
 
 std::string ValueMatch::describe() const {
   switch (kind) {
-    case Kind::kEquals: return "== " + (values.empty() ? std::string() : values.front());
+    case Kind::kEquals:
+      return "== " + (values.empty() ? std::string() : values.front());
     case Kind::kOneOf: {
       std::string out = "in {";
       for (size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + values[i];
       return out + "}";
     }
-    case Kind::kRange: return "in " + number(low) + ".." + number(high);
-    case Kind::kRegex: return "~ /" + regex + "/";
+    case Kind::kRange:
+      return "in " + number(low) + ".." + number(high);
+    case Kind::kRegex:
+      return "~ /" + regex + "/";
   }
   return "";
 }
 
 bool Comparison::holds(double observed) const {
   switch (op) {
-    case CompareOp::kLt: return observed < value;
-    case CompareOp::kLe: return observed <= value;
-    case CompareOp::kGt: return observed > value;
-    case CompareOp::kGe: return observed >= value;
-    case CompareOp::kEq: return observed == value;
+    case CompareOp::kLt:
+      return observed < value;
+    case CompareOp::kLe:
+      return observed <= value;
+    case CompareOp::kGt:
+      return observed > value;
+    case CompareOp::kGe:
+      return observed >= value;
+    case CompareOp::kEq:
+      return observed == value;
   }
   return false;
 }

@@ -1,10 +1,9 @@
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,8 +41,8 @@ enum class SelectionMode { kAll, kOne, kCount, kPercent };
 
 struct Selection {
   SelectionMode mode = SelectionMode::kAll;
-  uint64_t count = 0;    // kCount
-  double fraction = 0;   // kPercent, 0..1
+  uint64_t count = 0;            // kCount
+  double fraction = 0;           // kPercent, 0..1
   std::optional<uint64_t> seed;  // recorded in the report so a run can be replayed
 };
 
@@ -83,12 +82,12 @@ struct TargetSpec {
   std::string name;
   SourcePos pos;
   TargetKind kind = TargetKind::kProcess;
-  ProcessSelector process;        // kProcess
-  ExecSpec exec;                  // kExec
-  InterfaceSelector interface;    // kInterface
-  std::string path;               // kPath
-  Selection selection;            // kProcess
-  bool emptySkip = false;         // `empty: skip` instead of an error when nothing matches
+  ProcessSelector process;      // kProcess
+  ExecSpec exec;                // kExec
+  InterfaceSelector interface;  // kInterface
+  std::string path;             // kPath
+  Selection selection;          // kProcess
+  bool emptySkip = false;       // `empty: skip` instead of an error when nothing matches
 };
 
 // ---- probes ---------------------------------------------------------------------------
@@ -135,8 +134,8 @@ struct ValueMatch {
                                     // when both sides are numbers, else as strings
   double low = 0;                   // kRange
   double high = 0;
-  std::string regex;                // kRegex (ECMAScript, searched)
-  std::string describe() const;     // "== 200", "in {200, 204}", "in 200..299", "~ /ok/"
+  std::string regex;             // kRegex (ECMAScript, searched)
+  std::string describe() const;  // "== 200", "in {200, 204}", "in 200..299", "~ /ok/"
 };
 
 enum class CompareOp { kLt, kLe, kGt, kGe, kEq };
@@ -163,16 +162,16 @@ struct BaselineTolerance {
 };
 
 struct Tolerance {
-  std::optional<ValueMatch> status;    // http
-  std::optional<std::string> body;     // http, regex searched in the body
+  std::optional<ValueMatch> status;        // http
+  std::optional<std::string> body;         // http, regex searched in the body
   std::map<std::string, ValueMatch> json;  // http, JSON pointer -> match
-  std::optional<ValueMatch> exitCode;  // command (default: 0)
+  std::optional<ValueMatch> exitCode;      // command (default: 0)
   std::optional<std::string> stdoutRegex;  // command
-  std::optional<ValueMatch> count;     // process: number of matching processes
-  std::optional<bool> running;         // process: at least one matches and none is stopped
-  std::optional<ValueMatch> value;     // prometheus: the scalar, or each series' value
-  std::optional<Comparison> successRate;    // over a phase, fraction of passing samples
-  std::vector<LatencyBound> latency;        // over a phase
+  std::optional<ValueMatch> count;         // process: number of matching processes
+  std::optional<bool> running;             // process: at least one matches and none is stopped
+  std::optional<ValueMatch> value;         // prometheus: the scalar, or each series' value
+  std::optional<Comparison> successRate;   // over a phase, fraction of passing samples
+  std::vector<LatencyBound> latency;       // over a phase
   std::optional<BaselineTolerance> baseline;
 };
 
@@ -215,7 +214,7 @@ struct StepSpec {
   std::optional<Duration> at;        // offset from the method's start
   std::string after;                 // start when that step has ended
   SourcePos afterPos;
-  std::vector<StepSpec> parallel;    // kParallel: started together
+  std::vector<StepSpec> parallel;  // kParallel: started together
 };
 
 struct RollbackSpec {
@@ -240,8 +239,8 @@ struct ReportSpec {
 };
 
 struct ScheduleSpec {
-  std::string cron;       // 5 fields
-  std::string timezone;   // IANA name; "" = UTC
+  std::string cron;                                           // 5 fields
+  std::string timezone;                                       // IANA name; "" = UTC
   std::optional<std::pair<std::string, std::string>> window;  // "HH:MM" .. "HH:MM"
   std::optional<uint32_t> maxRuns;
 };

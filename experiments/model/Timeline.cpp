@@ -108,8 +108,9 @@ Timeline computeTimeline(const std::vector<StepSpec>& method) {
       }
     }
   }
-  std::stable_sort(out.entries.begin(), out.entries.end(),
-                   [](const TimelineEntry& a, const TimelineEntry& b) { return a.start < b.start; });
+  std::stable_sort(
+      out.entries.begin(), out.entries.end(),
+      [](const TimelineEntry& a, const TimelineEntry& b) { return a.start < b.start; });
   return out;
 }
 

@@ -136,9 +136,9 @@ std::optional<nlohmann::json> validateValue(ReadContext& ctx, const Field& f, co
       if (!s) return std::nullopt;
       if (std::find(spec.choices.begin(), spec.choices.end(), *s) == spec.choices.end()) {
         auto near = closest(*s, spec.choices);
-        ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a valid " + spec.name,
-                       near ? "did you mean '" + *near + "'?"
-                            : "one of: " + listOptions(spec.choices));
+        ctx.diag.error(
+            f.node.Mark(), f.path, "'" + *s + "' is not a valid " + spec.name,
+            near ? "did you mean '" + *near + "'?" : "one of: " + listOptions(spec.choices));
         return std::nullopt;
       }
       return nlohmann::json(*s);
@@ -174,7 +174,8 @@ std::optional<nlohmann::json> validateValue(ReadContext& ctx, const Field& f, co
       if (!ok) return std::nullopt;
       return out;
     }
-    case ArgType::kObject: return validateObject(ctx, f, spec.fields);
+    case ArgType::kObject:
+      return validateObject(ctx, f, spec.fields);
     case ArgType::kStringMap: {
       auto m = asStringMap(ctx, f);
       if (!m) return std::nullopt;

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <optional>
 
 #include "experiments/parser/YamlReader.h"
@@ -17,6 +16,5 @@ std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional
                                            const ArgSchema& schema,
                                            std::optional<std::chrono::nanoseconds> duration,
                                            bool allowSsh);
-
 
 }  // namespace chaosd::parser

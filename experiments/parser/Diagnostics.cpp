@@ -32,7 +32,8 @@ void Diagnostics::setText(std::string_view text) {
 }
 
 int Diagnostics::charColumn(int line, int byteColumn) const {
-  if (line < 1 || static_cast<size_t>(line) > lineStarts_.size() || byteColumn < 1) return byteColumn;
+  if (line < 1 || static_cast<size_t>(line) > lineStarts_.size() || byteColumn < 1)
+    return byteColumn;
   size_t start = lineStarts_[static_cast<size_t>(line) - 1];
   size_t end = std::min(text_.size(), start + static_cast<size_t>(byteColumn) - 1);
   int chars = 1;
@@ -51,8 +52,8 @@ void Diagnostics::error(const YAML::Mark& mark, std::string path, std::string me
 
 void Diagnostics::errorAt(int line, int column, std::string path, std::string message,
                           std::string expected) {
-  list_.push_back(Diagnostic{file_, line, column, std::move(path), std::move(message),
-                             std::move(expected)});
+  list_.push_back(
+      Diagnostic{file_, line, column, std::move(path), std::move(message), std::move(expected)});
 }
 
 std::vector<Diagnostic> Diagnostics::take() {
@@ -61,9 +62,10 @@ std::vector<Diagnostic> Diagnostics::take() {
   };
   std::stable_sort(list_.begin(), list_.end(),
                    [&](const Diagnostic& a, const Diagnostic& b) { return key(a) < key(b); });
-  list_.erase(std::unique(list_.begin(), list_.end(),
-                          [&](const Diagnostic& a, const Diagnostic& b) { return key(a) == key(b); }),
-              list_.end());
+  list_.erase(
+      std::unique(list_.begin(), list_.end(),
+                  [&](const Diagnostic& a, const Diagnostic& b) { return key(a) == key(b); }),
+      list_.end());
   return std::move(list_);
 }
 

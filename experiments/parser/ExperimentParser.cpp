@@ -18,9 +18,9 @@ namespace chaosd {
 namespace parser {
 namespace {
 
-const std::vector<std::string> kTopKeys = {"apiVersion", "kind",      "metadata", "config",
-                                           "targets",    "steadyState", "method", "rollbacks",
-                                           "guardrails", "report",    "schedule"};
+const std::vector<std::string> kTopKeys = {"apiVersion", "kind",        "metadata", "config",
+                                           "targets",    "steadyState", "method",   "rollbacks",
+                                           "guardrails", "report",      "schedule"};
 const std::regex kVarName("[A-Za-z_][A-Za-z0-9_]*");
 
 void parseMetadata(ReadContext& ctx, const Field& f, Metadata& md) {
@@ -154,8 +154,9 @@ void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {
     }
     if (auto cmd = m.require("command", "the command as a list: [systemctl, start, api]")) {
       if (cmd->node.IsScalar()) {
-        ctx.diag.error(cmd->node.Mark(), cmd->path, "a command is a list of arguments, not a "
-                                                    "string",
+        ctx.diag.error(cmd->node.Mark(), cmd->path,
+                       "a command is a list of arguments, not a "
+                       "string",
                        "[program, arg1, arg2]; no shell is used");
       } else if (auto argv = asStringList(ctx, *cmd)) {
         if (argv->empty()) {
@@ -184,8 +185,8 @@ void parseReport(ReadContext& ctx, const Field& f, ReportSpec& report) {
       std::set<std::string> seen;
       for (const auto& fmt : *list) {
         if (std::find(kFormats.begin(), kFormats.end(), fmt) == kFormats.end()) {
-          ctx.diag.error(formats->node.Mark(), formats->path,
-                         "unknown report format '" + fmt + "'", "any of: json, junit, html, md");
+          ctx.diag.error(formats->node.Mark(), formats->path, "unknown report format '" + fmt + "'",
+                         "any of: json, junit, html, md");
           ok = false;
         } else if (!seen.insert(fmt).second) {
           ctx.diag.error(formats->node.Mark(), formats->path,
@@ -230,7 +231,8 @@ void parseSchedule(ReadContext& ctx, const Field& f, Experiment& exp) {
   }
   if (auto w = m.get("window")) {
     if (auto text = asNonEmptyString(ctx, *w)) {
-      static const std::regex kWindow("([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])");
+      static const std::regex kWindow(
+          "([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])");
       std::smatch match;
       if (!std::regex_match(*text, match, kWindow)) {
         ctx.diag.error(w->node.Mark(), w->path, "'" + *text + "' is not a time window",
@@ -253,8 +255,7 @@ void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions&
   if (auto v = top.require("apiVersion", "apiVersion: chaosd/v1")) {
     if (auto s = asString(ctx, *v)) {
       if (*s != "chaosd/v1") {
-        ctx.diag.error(v->node.Mark(), v->path, "unsupported apiVersion '" + *s + "'",
-                       "chaosd/v1");
+        ctx.diag.error(v->node.Mark(), v->path, "unsupported apiVersion '" + *s + "'", "chaosd/v1");
       }
       exp.apiVersion = *s;
     }
@@ -294,7 +295,8 @@ bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& patte
     // SearchRegex's message repeats the pattern; keep only what the engine said.
     std::string why = re.error().message();
     static const std::string kMarker = "is not a valid regex: ";
-    if (auto pos = why.find(kMarker); pos != std::string::npos) why = why.substr(pos + kMarker.size());
+    if (auto pos = why.find(kMarker); pos != std::string::npos)
+      why = why.substr(pos + kMarker.size());
     ctx.diag.error(f.node.Mark(), f.path, "'" + pattern + "' is not a valid regular expression",
                    "ECMAScript syntax without back-references: " + why);
     return false;
@@ -349,11 +351,13 @@ ParseResult parseExperimentText(std::string_view text, const std::string& fileNa
 ParseResult parseExperimentFile(const std::string& path, const ParseOptions& options) {
   ParseResult result;
   auto fail = [&](std::string message, std::string expected = "") {
-    result.diagnostics.push_back(Diagnostic{path, 0, 0, "", std::move(message), std::move(expected)});
+    result.diagnostics.push_back(
+        Diagnostic{path, 0, 0, "", std::move(message), std::move(expected)});
     return result;
   };
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return fail(std::string("cannot open: ") + std::strerror(errno));
+  if (::stat(path.c_str(), &st) != 0)
+    return fail(std::string("cannot open: ") + std::strerror(errno));
   if (S_ISDIR(st.st_mode)) return fail("is a directory", "an experiment file");
   if (!S_ISREG(st.st_mode)) return fail("is not a regular file", "an experiment file");
   if (static_cast<uint64_t>(st.st_size) > options.limits.maxBytes) {
@@ -383,9 +387,8 @@ Result<std::map<std::string, std::string>> readVarFile(const std::string& path) 
     }
     for (const auto& kv : root) {
       if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
-        return Error(ErrorCode::kInvalid,
-                     path + ":" + std::to_string(kv.first.Mark().line + 1) +
-                         ": expected NAME: VALUE with a scalar value");
+        return Error(ErrorCode::kInvalid, path + ":" + std::to_string(kv.first.Mark().line + 1) +
+                                              ": expected NAME: VALUE with a scalar value");
       }
       out[kv.first.Scalar()] = kv.second.Scalar();
     }

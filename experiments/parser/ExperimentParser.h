@@ -15,8 +15,8 @@ namespace chaosd {
 //   FILE:LINE:COLUMN: path.to.field: what is wrong (what was expected)
 struct Diagnostic {
   std::string file;
-  int line = 0;    // 1-based; 0 when the problem is the file as a whole
-  int column = 0;  // 1-based
+  int line = 0;      // 1-based; 0 when the problem is the file as a whole
+  int column = 0;    // 1-based
   std::string path;  // "method[0].args.delay"; "" for the document
   std::string message;
   std::string expected;  // may be empty

@@ -65,8 +65,9 @@ class MethodParser {
 
  private:
   std::optional<StepSpec> parseStep(const Field& f, bool inGroup) {
-    MapReader m(ctx_, f,
-                {"name", "fault", "target", "args", "duration", "at", "after", "pause", "parallel"});
+    MapReader m(
+        ctx_, f,
+        {"name", "fault", "target", "args", "duration", "at", "after", "pause", "parallel"});
     if (!m.valid()) return std::nullopt;
     StepSpec step;
     step.pos = posOf(f.node.Mark());
@@ -155,10 +156,9 @@ class MethodParser {
       type = registry_.find(*name);
       if (!type) {
         auto near = closest(*name, registry_.names());
-        ctx_.diag.error(faultField.node.Mark(), faultField.path,
-                        "unknown fault type '" + *name + "'",
-                        near ? "did you mean '" + *near + "'?"
-                             : "one of: " + listOptions(registry_.names()));
+        ctx_.diag.error(
+            faultField.node.Mark(), faultField.path, "unknown fault type '" + *name + "'",
+            near ? "did you mean '" + *near + "'?" : "one of: " + listOptions(registry_.names()));
       }
     }
     if (auto d = m.get("duration")) {
@@ -170,8 +170,7 @@ class MethodParser {
                         "at most " + units::formatDuration(exp_.guardrails.maxDuration));
       }
     } else if (type && type->needsDuration && !m.has("duration")) {
-      ctx_.diag.error(f.node.Mark(), joinPath(f.path, "duration"),
-                      "the fault has no duration",
+      ctx_.diag.error(f.node.Mark(), joinPath(f.path, "duration"), "the fault has no duration",
                       "every fault needs a duration (its deadline), e.g. duration: 30s");
     }
     auto targetField = m.get("target");
@@ -183,8 +182,8 @@ class MethodParser {
       if (targetField || !m.has("target")) checkTarget(f, targetField, step, *type);
       auto args = m.get("args");
       if (args || !m.has("args")) {  // a present but empty args: was reported
-        step.args = validateArgs(ctx_, args, joinPath(f.path, "args"), f.node.Mark(),
-                                 type->schema, step.duration, exp_.guardrails.allowSsh)
+        step.args = validateArgs(ctx_, args, joinPath(f.path, "args"), f.node.Mark(), type->schema,
+                                 step.duration, exp_.guardrails.allowSsh)
                         .value_or(nlohmann::json::object());
       }
     }
@@ -202,8 +201,7 @@ class MethodParser {
     std::vector<std::string> kinds;
     for (auto k : type.targetKinds) kinds.emplace_back(targetKindName(k));
     if (!targetField) {
-      ctx_.diag.error(f.node.Mark(), joinPath(f.path, "target"),
-                      "missing required field 'target'",
+      ctx_.diag.error(f.node.Mark(), joinPath(f.path, "target"), "missing required field 'target'",
                       "the name of a target of kind " + listOptions(kinds));
       return;
     }
@@ -215,7 +213,7 @@ class MethodParser {
       auto near = closest(step.target, names);
       ctx_.diag.error(targetField->node.Mark(), targetField->path,
                       "no target named '" + step.target + "'",
-                      near           ? "did you mean '" + *near + "'?"
+                      near            ? "did you mean '" + *near + "'?"
                       : names.empty() ? "define it under targets:"
                                       : "one of: " + listOptions(names));
       return;
@@ -272,8 +270,7 @@ class MethodParser {
 
 }  // namespace
 
-void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry,
-                 Experiment& exp) {
+void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry, Experiment& exp) {
   MethodParser(ctx, registry, exp).parse(f);
 }
 

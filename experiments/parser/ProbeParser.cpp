@@ -122,11 +122,20 @@ void parseLatency(ReadContext& ctx, const Field& f, Tolerance& tol) {
 std::vector<std::string> toleranceKeys(ProbeKind kind) {
   std::vector<std::string> keys;
   switch (kind) {
-    case ProbeKind::kHttp: keys = {"status", "body", "json"}; break;
-    case ProbeKind::kCommand: keys = {"exitCode", "stdout"}; break;
-    case ProbeKind::kProcess: keys = {"count", "running"}; break;
-    case ProbeKind::kPrometheus: keys = {"value"}; break;
-    case ProbeKind::kTcp: break;
+    case ProbeKind::kHttp:
+      keys = {"status", "body", "json"};
+      break;
+    case ProbeKind::kCommand:
+      keys = {"exitCode", "stdout"};
+      break;
+    case ProbeKind::kProcess:
+      keys = {"count", "running"};
+      break;
+    case ProbeKind::kPrometheus:
+      keys = {"value"};
+      break;
+    case ProbeKind::kTcp:
+      break;
   }
   for (const char* k : {"successRate", "latency", "baseline"}) keys.push_back(k);
   return keys;
@@ -242,8 +251,8 @@ void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
     if (auto q = bm.get("quantile")) {
       if (auto v = asNumber(ctx, *q)) {
         if (*v < 0.5 || *v >= 1) {
-          ctx.diag.error(q->node.Mark(), q->path, "quantile " + q->node.Scalar() +
-                                                      " is out of range",
+          ctx.diag.error(q->node.Mark(), q->path,
+                         "quantile " + q->node.Scalar() + " is out of range",
                          "between 0.5 and 1 (exclusive), e.g. 0.95");
         } else {
           bt.quantile = *v;
@@ -277,7 +286,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
       p.http.url = *url;
     }
     if (auto method = h.string("method")) {
-      static const std::set<std::string> kMethods = {"GET",  "HEAD",   "POST",   "PUT",
+      static const std::set<std::string> kMethods = {"GET",   "HEAD",   "POST",   "PUT",
                                                      "PATCH", "DELETE", "OPTIONS"};
       if (!kMethods.contains(*method)) {
         ctx.diag.error(h.get("method")->node.Mark(), joinPath(f.path, "method"),
@@ -331,8 +340,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
   }
 }
 
-void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names,
-                SteadyState& ss) {
+void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, SteadyState& ss) {
   std::vector<std::string> keys = {"name", "timeout", "every", "tolerance", "phases", "abort"};
   keys.insert(keys.end(), kProbeKinds.begin(), kProbeKinds.end());
   MapReader m(ctx, f, keys);

@@ -20,8 +20,7 @@ std::optional<YAML::Node> loadYaml(std::string_view text, Diagnostics& diag,
 
 void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp);
 void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp);
-void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry,
-                 Experiment& exp);
+void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry, Experiment& exp);
 std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Field& f);
 
 // A regex as probes and selectors compile it (chaosd/probes/SearchRegex.h: ECMAScript, no

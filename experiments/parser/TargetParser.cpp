@@ -84,8 +84,8 @@ std::optional<Selection> parseMode(ReadContext& ctx, const Field& f, const Guard
     }
     sel.fraction = p / 100.0;
     if (sel.fraction > g.maxPercent + 1e-12) {
-      ctx.diag.error(f.node.Mark(), f.path, "percent(" + m[1].str() +
-                                                ") exceeds guardrails.maxPercent",
+      ctx.diag.error(f.node.Mark(), f.path,
+                     "percent(" + m[1].str() + ") exceeds guardrails.maxPercent",
                      "raise guardrails.maxPercent or select fewer");
       return std::nullopt;
     }

@@ -11,19 +11,24 @@ namespace {
 
 std::string_view kindOf(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "a scalar";
-    default: return "an undefined value";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "an undefined value";
   }
 }
 
 // The scalar's text with variables substituted, or a report that it is not a scalar.
 std::optional<std::string> scalar(ReadContext& ctx, const Field& f, std::string_view expected) {
   if (!f.node.IsScalar()) {
-    ctx.diag.error(f.node.Mark(), f.path, "expected " + std::string(expected) + ", found " +
-                                              std::string(kindOf(f.node)));
+    ctx.diag.error(f.node.Mark(), f.path,
+                   "expected " + std::string(expected) + ", found " + std::string(kindOf(f.node)));
     return std::nullopt;
   }
   return substitute(ctx, f, f.node.Scalar());
@@ -169,8 +174,8 @@ std::optional<double> asNumber(ReadContext& ctx, const Field& f) {
 
 std::optional<std::chrono::nanoseconds> asDuration(ReadContext& ctx, const Field& f,
                                                    bool allowZero) {
-  auto d = unitValue<units::Duration>(ctx, f, "a duration like 250ms, 10s, 5m",
-                                      &units::parseDuration);
+  auto d =
+      unitValue<units::Duration>(ctx, f, "a duration like 250ms, 10s, 5m", &units::parseDuration);
   if (d && !allowZero && d->count() == 0) {
     ctx.diag.error(f.node.Mark(), f.path, "must be longer than zero", "a duration like 10s");
     return std::nullopt;
@@ -197,8 +202,7 @@ std::optional<int> asSignal(ReadContext& ctx, const Field& f) {
 
 std::optional<std::vector<Field>> asSequence(ReadContext& ctx, const Field& f) {
   if (!f.node.IsSequence()) {
-    ctx.diag.error(f.node.Mark(), f.path,
-                   "expected a list, found " + std::string(kindOf(f.node)));
+    ctx.diag.error(f.node.Mark(), f.path, "expected a list, found " + std::string(kindOf(f.node)));
     return std::nullopt;
   }
   std::vector<Field> out;
@@ -247,8 +251,7 @@ std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, 
     std::string key = kv.first.Scalar();
     Field value{kv.second, joinPath(f.path, key)};
     if (out.contains(key)) {
-      ctx.diag.error(kv.first.Mark(), value.path, "duplicate key '" + key + "'",
-                     "each key once");
+      ctx.diag.error(kv.first.Mark(), value.path, "duplicate key '" + key + "'", "each key once");
       ok = false;
       continue;
     }

@@ -23,15 +23,15 @@ ArgSpec endpoint(std::string name, std::string help) {
 }
 
 std::vector<ArgSpec> filterArgs() {
-  return {endpoint("to", "match packets going to these addresses/ports (destination)"),
-          endpoint("from", "match packets coming from these addresses/ports (source)"),
-          arg::withDefault(arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"},
-                                      "match only this protocol"),
-                           "all"),
-          arg::withDefault(arg::oneOf("direction", {"egress", "ingress"},
-                                      "egress: packets the interface sends; ingress: packets it "
-                                      "receives (through an ifb device the fault owns)"),
-                           "egress")};
+  return {
+      endpoint("to", "match packets going to these addresses/ports (destination)"),
+      endpoint("from", "match packets coming from these addresses/ports (source)"),
+      arg::withDefault(
+          arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"}, "match only this protocol"), "all"),
+      arg::withDefault(arg::oneOf("direction", {"egress", "ingress"},
+                                  "egress: packets the interface sends; ingress: packets it "
+                                  "receives (through an ifb device the fault owns)"),
+                       "egress")};
 }
 
 std::vector<ArgSpec> netemArgs() {
@@ -41,8 +41,8 @@ std::vector<ArgSpec> netemArgs() {
   return {
       arg::range(arg::make("delay", ArgType::kDuration, "added latency per packet"), 0,
                  10 * kMinute),
-      arg::range(arg::make("jitter", ArgType::kDuration, "random variation of the delay (+/-)"),
-                 0, 10 * kMinute),
+      arg::range(arg::make("jitter", ArgType::kDuration, "random variation of the delay (+/-)"), 0,
+                 10 * kMinute),
       pct("correlation", "how much each delay depends on the previous one"),
       arg::oneOf("distribution", {"uniform", "normal", "pareto", "paretonormal"},
                  "shape of the jitter (default uniform)"),
@@ -53,9 +53,9 @@ std::vector<ArgSpec> netemArgs() {
       pct("reorder", "share of packets sent at once, ahead of delayed ones (needs a delay)"),
       arg::range(arg::make("gap", ArgType::kInt, "reorder every Nth packet"), 1, 1e9),
       arg::range(arg::make("rate", ArgType::kRate, "netem's own rate limit"), 8, 1e13),
-      arg::withDefault(arg::range(arg::make("limit", ArgType::kInt, "netem queue length, packets"),
-                                  1, 1e7),
-                       1000),
+      arg::withDefault(
+          arg::range(arg::make("limit", ArgType::kInt, "netem queue length, packets"), 1, 1e7),
+          1000),
   };
 }
 
@@ -80,11 +80,11 @@ std::optional<ArgProblem> netemConsistency(const ArgContext& ctx) {
 std::optional<ArgProblem> backendFits(const ArgContext& ctx) {
   const auto& a = ctx.args;
   if (a.value("backend", std::string("auto")) != "nftables") return std::nullopt;
-  for (const char* k : {"duplicate", "corrupt", "reorder", "rate", "correlation",
-                        "lossCorrelation", "distribution"}) {
+  for (const char* k : {"duplicate", "corrupt", "reorder", "rate", "correlation", "lossCorrelation",
+                        "distribution"}) {
     if (a.contains(k)) {
-      return ArgProblem{k, std::string("the nftables backend cannot do '") + k +
-                               "' (use backend: netem)"};
+      return ArgProblem{
+          k, std::string("the nftables backend cannot do '") + k + "' (use backend: netem)"};
     }
   }
   if (a.contains("loss") && a.contains("delay")) {
@@ -165,14 +165,16 @@ FaultType partitionFault() {
                        false)};
   t.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
     if (!ctx.args.contains("cidr") && !ctx.args.contains("ports")) {
-      return ArgProblem{"", "a partition needs cidr or ports (to cut everything, give cidr "
-                            "0.0.0.0/0 and ::/0)"};
+      return ArgProblem{"",
+                        "a partition needs cidr or ports (to cut everything, give cidr "
+                        "0.0.0.0/0 and ::/0)"};
     }
     if (!ctx.allowSsh && ctx.args.contains("ports")) {
       for (const auto& r : ctx.args["ports"]) {
         if (r.value("first", 0) <= 22 && r.value("last", 0) >= 22) {
-          return ArgProblem{"ports", "port 22 (SSH) is protected: set guardrails.allowSsh: true "
-                                     "to partition it"};
+          return ArgProblem{"ports",
+                            "port 22 (SSH) is protected: set guardrails.allowSsh: true "
+                            "to partition it"};
         }
       }
     }

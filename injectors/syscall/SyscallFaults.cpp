@@ -9,21 +9,22 @@ namespace chaosd {
 namespace {
 
 const std::vector<std::string> kErrnos = {
-    "EPERM",  "ENOENT", "EINTR",   "EIO",          "ENXIO",        "E2BIG",     "EBADF",
-    "EAGAIN", "ENOMEM", "EACCES",  "EFAULT",       "EBUSY",        "EEXIST",    "ENODEV",
-    "ENOTDIR", "EISDIR", "EINVAL", "ENFILE",       "EMFILE",       "ETXTBSY",   "EFBIG",
-    "ENOSPC", "ESPIPE", "EROFS",   "EMLINK",       "EPIPE",        "EDQUOT",    "ENAMETOOLONG",
-    "ENOSYS", "ENOTEMPTY", "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ETIMEDOUT",
-    "EHOSTUNREACH", "ENETUNREACH", "EADDRINUSE", "EADDRNOTAVAIL", "ENOBUFS"};
+    "EPERM",        "ENOENT",        "EINTR",        "EIO",          "ENXIO",        "E2BIG",
+    "EBADF",        "EAGAIN",        "ENOMEM",       "EACCES",       "EFAULT",       "EBUSY",
+    "EEXIST",       "ENODEV",        "ENOTDIR",      "EISDIR",       "EINVAL",       "ENFILE",
+    "EMFILE",       "ETXTBSY",       "EFBIG",        "ENOSPC",       "ESPIPE",       "EROFS",
+    "EMLINK",       "EPIPE",         "EDQUOT",       "ENAMETOOLONG", "ENOSYS",       "ENOTEMPTY",
+    "ECONNREFUSED", "ECONNRESET",    "ECONNABORTED", "ETIMEDOUT",    "EHOSTUNREACH", "ENETUNREACH",
+    "EADDRINUSE",   "EADDRNOTAVAIL", "ENOBUFS"};
 
 std::vector<ArgSpec> commonArgs() {
   return {
       arg::required(arg::listOf("syscalls", arg::make("syscall", ArgType::kString, "a name"),
                                 "the system calls to intercept, by name (openat, write, fsync)")),
-      arg::withDefault(arg::range(arg::make("probability", ArgType::kPercent,
-                                            "share of matching calls hit"),
-                                  0, 1),
-                       1.0),
+      arg::withDefault(
+          arg::range(arg::make("probability", ArgType::kPercent, "share of matching calls hit"), 0,
+                     1),
+          1.0),
       arg::make("path", ArgType::kString,
                 "only calls on paths matching this glob (path arguments, or an fd's path)"),
       arg::range(arg::make("first", ArgType::kInt, "hit only the first N matching calls"), 1, 1e12),

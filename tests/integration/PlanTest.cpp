@@ -46,29 +46,28 @@ std::string machineState() {
   return "netns:\n" + capture("ip netns list 2>&1") + "links:\n" +
          capture("ip -o link show 2>&1 | sed 's/ state [A-Z]*//'") + "qdiscs:\n" +
          capture("tc qdisc show 2>&1") + "nft:\n" + capture("nft list ruleset 2>&1") +
-         "stopped:\n" + stoppedProcesses() + "statedir: " +
-         (::stat("/var/lib/chaosd", &st) == 0 ? "present" : "absent") + "\n";
+         "stopped:\n" + stoppedProcesses() +
+         "statedir: " + (::stat("/var/lib/chaosd", &st) == 0 ? "present" : "absent") + "\n";
 }
 
 TEST(PlanTest, EveryExamplePrintsTheTimelineAndChangesNothing) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to read every namespace";
   const std::string before = machineState();
   int examples = 0;
-  for (const auto& e :
-       std::filesystem::directory_iterator(std::string(CHAOSD_SOURCE_DIR) + "/experiments/examples")) {
+  for (const auto& e : std::filesystem::directory_iterator(std::string(CHAOSD_SOURCE_DIR) +
+                                                           "/experiments/examples")) {
     if (e.path().extension() != ".yaml") continue;
     ++examples;
     int status = -1;
-    std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + e.path().string() + " 2>&1",
-                              &status);
+    std::string out =
+        capture(std::string(CHAOSCTL_PATH) + " plan " + e.path().string() + " 2>&1", &status);
     EXPECT_EQ(status, 0) << e.path() << "\n" << out;
     EXPECT_NE(out.find("Timeline ("), std::string::npos) << out;
     EXPECT_NE(out.find("baseline:"), std::string::npos) << out;
     EXPECT_NE(out.find("Targets, as they resolve on this machine now:"), std::string::npos) << out;
     EXPECT_NE(out.find("Nothing was applied"), std::string::npos) << out;
-    std::string json = capture(std::string(CHAOSCTL_PATH) + " plan --output json " +
-                                   e.path().string() + " 2>&1",
-                               &status);
+    std::string json = capture(
+        std::string(CHAOSCTL_PATH) + " plan --output json " + e.path().string() + " 2>&1", &status);
     EXPECT_EQ(status, 0) << json;
     EXPECT_NE(json.find("\"applied\": false"), std::string::npos) << json;
   }
@@ -94,10 +93,11 @@ TEST(PlanTest, ResolvesARealProcessTarget) {
   char dir[] = "/tmp/chaosd-plan-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
   std::string file = std::string(dir) + "/exp.yaml";
-  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: p}\n"
-                         "targets: {sleeper: {process: {cmdline: 'sleep 987\\.654'}, mode: one, seed: 3}}\n"
-                         "steadyState: {probes: []}\n"
-                         "method: [{name: k, fault: process.kill, target: sleeper}]\n";
+  std::ofstream(file)
+      << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: p}\n"
+         "targets: {sleeper: {process: {cmdline: 'sleep 987\\.654'}, mode: one, seed: 3}}\n"
+         "steadyState: {probes: []}\n"
+         "method: [{name: k, fault: process.kill, target: sleeper}]\n";
   int status = -1;
   std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + file + " 2>&1", &status);
   ::kill(child, SIGKILL);

@@ -3,6 +3,7 @@
 // each, nothing of ours may be left and the journal must say so.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/inotify.h>
@@ -15,7 +16,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <poll.h>
 #include <random>
 #include <string>
 #include <thread>
@@ -107,13 +107,16 @@ class RunCrashSafetyTest : public ::testing::Test {
                          const std::string& extra = "") {
     std::string file = root_ + "/exp.yaml";
     std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: crash}\n"
-                           "targets: {data: {path: " << root_ << "/data}}\n"
+                           "targets: {data: {path: "
+                        << root_
+                        << "/data}}\n"
                            "steadyState:\n  baseline: {duration: 200ms}\n"
                            "  recovery: {duration: 200ms}\n  probes:\n"
-                           "    - {name: alive, command: {argv: " << probeArgv
+                           "    - {name: alive, command: {argv: "
+                        << probeArgv
                         << "}, every: 100ms}\n"
-                           "method:\n" << method << extra
-                        << "report: {dir: " << root_ << "/reports}\n";
+                           "method:\n"
+                        << method << extra << "report: {dir: " << root_ << "/reports}\n";
     return file;
   }
 
@@ -172,9 +175,8 @@ TEST_F(RunCrashSafetyTest, Sigkill50RandomPointsLeavesNothing) {
     ::kill(c.pid, SIGKILL);
     waitExit(c.pid);
     ::close(c.stdoutFd);
-    ASSERT_TRUE(cleanWithin(5s)) << "iteration " << i << ", kill after " << delay
-                                 << "ms: left " << ourFiles().size() << " file(s), journal "
-                                 << held().dump();
+    ASSERT_TRUE(cleanWithin(5s)) << "iteration " << i << ", kill after " << delay << "ms: left "
+                                 << ourFiles().size() << " file(s), journal " << held().dump();
   }
 }
 
@@ -308,9 +310,8 @@ TEST_F(RunCrashSafetyTest, GuardianKilledTooThenRecoverCleansUp) {
   // Nobody is left to revert: the filler stays until recover.
   EXPECT_EQ(ourFiles().size(), 1u);
   int st = 0;
-  std::string out = run(std::string(CHAOSCTL_PATH) + " recover --state-dir " + root_ +
-                            "/state 2>&1",
-                        &st);
+  std::string out =
+      run(std::string(CHAOSCTL_PATH) + " recover --state-dir " + root_ + "/state 2>&1", &st);
   EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find("reverted"), std::string::npos) << out;
   EXPECT_TRUE(ourFiles().empty());

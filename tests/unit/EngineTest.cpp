@@ -17,8 +17,8 @@ struct World {
   FakeClock clock;
   std::vector<std::string> calls;  // "apply step@12s", "revert step@42s"
   std::map<std::string, bool> held;
-  std::set<std::string> failApply;   // steps whose apply fails
-  std::set<std::string> failRevert;  // steps whose revert fails
+  std::set<std::string> failApply;    // steps whose apply fails
+  std::set<std::string> failRevert;   // steps whose revert fails
   std::set<std::string> leaveBehind;  // steps the audit finds left
   std::vector<std::string> rollbacks;
   std::function<bool(const std::string& probe, Phase phase)> probeOk = [](auto&, Phase) {
@@ -191,17 +191,18 @@ TEST_F(EngineTest, AtAfterAndParallelGroupsFollowTheTimeline) {
                "                         {name: d, fault: fake.fault, duration: 1s}], after: b}\n"
                "  - {name: e, fault: fake.fault, duration: 1s, after: a}\n");
   EXPECT_EQ(r.outcome, Outcome::kOk);
-  EXPECT_EQ(world_.calls, (std::vector<std::string>{
-                              "apply a@10000ms", "apply b@13000ms", "revert b@15000ms",
-                              "apply c@15000ms", "apply d@15000ms", "revert d@16000ms",
-                              "revert c@19000ms", "revert a@20000ms", "apply e@20000ms",
-                              "revert e@21000ms"}));
+  EXPECT_EQ(world_.calls,
+            (std::vector<std::string>{"apply a@10000ms", "apply b@13000ms", "revert b@15000ms",
+                                      "apply c@15000ms", "apply d@15000ms", "revert d@16000ms",
+                                      "revert c@19000ms", "revert a@20000ms", "apply e@20000ms",
+                                      "revert e@21000ms"}));
 }
 
 TEST_F(EngineTest, BaselineDeviationAppliesNothingAndNamesTheProbe) {
   world_.probeOk = [](const std::string&, Phase p) { return p != Phase::kBefore; };
-  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n"
-                          "rollbacks: [{name: rb, command: [/bin/true]}]\n");
+  auto r = run(probes() +
+               "method: [{name: a, fault: fake.fault, duration: 5s}]\n"
+               "rollbacks: [{name: rb, command: [/bin/true]}]\n");
   EXPECT_EQ(r.outcome, Outcome::kDeviated);
   EXPECT_EQ(r.exitCode(), 1);
   EXPECT_TRUE(world_.calls.empty());
@@ -230,13 +231,14 @@ TEST_F(EngineTest, StopConditionRevertsWithinOneProbeInterval) {
     if (name != "guard" || p != Phase::kDuring) return true;
     return world_.clock.now() < Clock::TimePoint(14500ms);
   };
-  auto r = run("steadyState:\n  baseline: {duration: 10s}\n  probes:\n"
-               "    - {name: guard, command: {argv: [/bin/true]}, every: 1s, abort: true}\n"
-               "method:\n"
-               "  - {name: a, fault: fake.fault, duration: 60s}\n"
-               "  - {name: b, fault: fake.fault, duration: 60s, at: 1s}\n"
-               "  - {name: c, fault: fake.fault, duration: 60s, at: 30s}\n"
-               "rollbacks: [{name: rb, command: [/bin/true]}]\n");
+  auto r =
+      run("steadyState:\n  baseline: {duration: 10s}\n  probes:\n"
+          "    - {name: guard, command: {argv: [/bin/true]}, every: 1s, abort: true}\n"
+          "method:\n"
+          "  - {name: a, fault: fake.fault, duration: 60s}\n"
+          "  - {name: b, fault: fake.fault, duration: 60s, at: 1s}\n"
+          "  - {name: c, fault: fake.fault, duration: 60s, at: 30s}\n"
+          "rollbacks: [{name: rb, command: [/bin/true]}]\n");
   EXPECT_EQ(r.outcome, Outcome::kAborted);
   EXPECT_EQ(r.exitCode(), 3);
   // Failing sample at 15s (the first at or after 14.5s); both held faults reverted at once,
@@ -253,8 +255,9 @@ TEST_F(EngineTest, SignalAbortRevertsEverythingAndRunsRollbacks) {
   world_.onApply = nullptr;
   Engine* enginePtr = nullptr;
   world_.onApply = [&] { enginePtr->requestAbort("interrupted by SIGINT"); };
-  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5m}]\n"
-                          "rollbacks: [{name: rb, command: [/bin/true]}]\n",
+  auto r = run(probes() +
+                   "method: [{name: a, fault: fake.fault, duration: 5m}]\n"
+                   "rollbacks: [{name: rb, command: [/bin/true]}]\n",
                [&](Engine& e) { enginePtr = &e; });
   EXPECT_EQ(r.outcome, Outcome::kAborted);
   EXPECT_EQ(r.exitCode(), 3);
@@ -297,16 +300,18 @@ TEST_F(EngineTest, AuditFindingSomethingLeftIsExitFour) {
 }
 
 TEST_F(EngineTest, FailedRollbackIsExitFour) {
-  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n"
-                          "rollbacks: [{name: broken, command: [/bin/false]}]\n");
+  auto r = run(probes() +
+               "method: [{name: a, fault: fake.fault, duration: 5s}]\n"
+               "rollbacks: [{name: broken, command: [/bin/false]}]\n");
   EXPECT_EQ(r.outcome, Outcome::kLeftovers);
   ASSERT_EQ(r.rollbacks.size(), 1u);
   EXPECT_FALSE(r.rollbacks[0].ok);
 }
 
 TEST_F(EngineTest, InstantFaultIsAppliedAndClosedAtOnce) {
-  auto r = run(probes() + "method: [{name: k, fault: fake.once, at: 2s}, "
-                          "{name: p, pause: 3s, at: 0s}]\n");
+  auto r = run(probes() +
+               "method: [{name: k, fault: fake.once, at: 2s}, "
+               "{name: p, pause: 3s, at: 0s}]\n");
   EXPECT_EQ(r.outcome, Outcome::kOk);
   EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply k@12000ms", "revert k@12000ms"}));
 }
@@ -315,8 +320,9 @@ TEST_F(EngineTest, UnimplementedFaultTypeAppliesNothing) {
   FaultType t;
   t.name = "fake.missing";
   ASSERT_TRUE(registry_.add(t).ok());
-  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s},"
-                          " {name: m, fault: fake.missing, duration: 5s}]\n");
+  auto r = run(probes() +
+               "method: [{name: a, fault: fake.fault, duration: 5s},"
+               " {name: m, fault: fake.missing, duration: 5s}]\n");
   EXPECT_EQ(r.outcome, Outcome::kError);
   EXPECT_TRUE(world_.calls.empty());
   EXPECT_NE(r.reasons[0].find("not implemented"), std::string::npos);

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "chaosd/core/Log.h"
