@@ -24,6 +24,9 @@
 // parent, opens the journal and writes 'R'. The owner's finish() writes 'D' ("done, touch
 // nothing") and closes its end. The end closing without 'D' means nothing by itself (a dying
 // owner's files close before its pidfd fires): only the pidfd decides that the owner died.
+//
+// Deadlines are wall-clock times (the journal is shared between processes): a clock stepped
+// forward makes the guardian revert a fault early.
 namespace chaosd {
 
 inline constexpr std::string_view kGuardianSubcommand = "__guardian";

@@ -81,7 +81,7 @@ struct FaultRecord {
   std::string revertedBy;  // "owner", "guardian", "recovery" once reverted
   WallTime intentAt{};
   std::optional<WallTime> appliedAt;
-  std::optional<WallTime> revertedAt;
+  std::optional<WallTime> revertedAt;  // reverted, revert-failed (last attempt) or skipped
   std::optional<WallTime> deadline;
   bool revertible = true;
   bool durable = false;

@@ -26,28 +26,20 @@
 namespace chaosd {
 namespace {
 
-std::string describeRef(const NetnsRef& ref) {
-  if (!ref.name.empty()) return "netns " + ref.name;
-  if (!ref.path.empty()) return "netns " + ref.path;
-  if (ref.pid) return "netns of pid " + std::to_string(*ref.pid);
-  return "host netns";
-}
-
+// NetnsRef::nsPath() after the checks a user-written reference needs.
 Result<std::string> nsPathOf(const NetnsRef& ref) {
   int fieldsSet = !ref.name.empty() + !ref.path.empty() + ref.pid.has_value();
   if (fieldsSet > 1) {
     return Error(ErrorCode::kInvalid, "a netns reference sets only one of name, path, pid");
   }
-  if (!ref.name.empty()) {
-    // The name becomes a path component: no escaping /run/netns.
-    if (ref.name == "." || ref.name == ".." || ref.name.find('/') != std::string::npos) {
-      return Error(ErrorCode::kInvalid, "invalid netns name '" + ref.name + "'");
-    }
-    return "/run/netns/" + ref.name;
+  // The name becomes a path component: no escaping /run/netns.
+  if (ref.name == "." || ref.name == ".." || ref.name.find('/') != std::string::npos) {
+    return Error(ErrorCode::kInvalid, "invalid netns name '" + ref.name + "'");
   }
-  if (!ref.path.empty()) return ref.path;
-  if (*ref.pid <= 0) return Error(ErrorCode::kInvalid, "invalid pid " + std::to_string(*ref.pid));
-  return "/proc/" + std::to_string(*ref.pid) + "/ns/net";
+  if (ref.pid && *ref.pid <= 0) {
+    return Error(ErrorCode::kInvalid, "invalid pid " + std::to_string(*ref.pid));
+  }
+  return ref.nsPath();
 }
 
 Error notFound(const NetnsRef& ref, const std::string& path, int err) {
@@ -147,7 +139,7 @@ Result<Fd> openNetns(const NetnsRef& ref) {
   if (!fd) {
     int err = errno;
     if (err == ENOENT || err == ESRCH) return notFound(ref, *path, err);
-    return Error::fromErrno("opening " + *path, err).withContext("in " + describeRef(ref));
+    return Error::fromErrno("opening " + *path, err).withContext("in " + ref.describe());
   }
   // A stale /run/netns entry (its mount gone) or a wrong path is a plain file: say so
   // here rather than as an EINVAL from setns later.
@@ -166,7 +158,7 @@ Result<NetnsGuard> NetnsGuard::enter(const NetnsRef& ref) {
   auto netns = openNetns(ref);
   if (!netns) return std::move(netns).error();
   auto guard = enter(*netns);
-  if (!guard) return std::move(guard).error().withContext("in " + describeRef(ref));
+  if (!guard) return std::move(guard).error().withContext("in " + ref.describe());
   return guard;
 }
 
@@ -216,7 +208,7 @@ Result<void> runInNetns(const NetnsRef& ref, const std::function<Result<void>()>
   } catch (const std::system_error& e) {
     return Error(ErrorCode::kInternal, std::string("starting a netns thread: ") + e.what());
   }
-  if (!result) return std::move(result).error().withContext("in " + describeRef(ref));
+  if (!result) return std::move(result).error().withContext("in " + ref.describe());
   return result;
 }
 

@@ -44,13 +44,11 @@ struct IoParams {
 };
 
 nlohmann::json paramsJson(const IoParams& p) {
-  return {{"workers", p.workers},
-          {"readShare", p.readShare},
-          {"blockSize", p.blockSize},
-          {"direct", p.direct},
-          {"fileSize", p.fileSize},
-          {"bytes", p.bytes},
-          {"durationNs", p.duration.count()}};
+  nlohmann::json j{{"workers", p.workers},     {"readShare", p.readShare},
+                   {"blockSize", p.blockSize}, {"direct", p.direct},
+                   {"fileSize", p.fileSize},   {"durationNs", p.duration.count()}};
+  if (p.bytes > 0) j["bytes"] = p.bytes;  // absent: unbounded
+  return j;
 }
 
 IoParams paramsFrom(const nlohmann::json& j) {

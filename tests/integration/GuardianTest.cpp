@@ -606,13 +606,27 @@ TEST_F(GuardianTest, StartFailsCleanlyForARunTheJournalDoesNotKnow) {
 TEST_F(GuardianTest, CrashSafetyAtFiftyRandomKillPoints) {
   constexpr int kIterations = 50;
   constexpr uint64_t kSeed = 0xC4A05D;
-  // Start-up takes ~10-20 ms and a churn cycle ~30-50 ms (fsyncs): kills land before the
-  // guardian exists, while it starts, and in every phase of journal, apply and revert.
-  constexpr int kMaxDelayUs = 150'000;
-  std::printf("[ crash    ] seed 0x%llx, delay uniform in [0, %d] us from the owner's spawn\n",
-              static_cast<unsigned long long>(kSeed), kMaxDelayUs);
+  // The kill window is the owner's start-up (measured here: ~15 ms, ~150 ms under ASan) plus
+  // 150 ms of churn (a cycle is ~10-50 ms of fsyncs), so kills land before the guardian exists,
+  // while it starts, and in every phase of journal, apply and revert.
+  int startupUs = 0;
+  {
+    auto t0 = SteadyClock::now();
+    Child probe = spawnOwner("crash-calibration", "churn");
+    ASSERT_TRUE(probe.valid());
+    ASSERT_TRUE(probe.waitLine("churning", 30s));
+    startupUs = static_cast<int>(msSince(t0) * 1000);
+    probe.kill();
+    ASSERT_TRUE(killedBy(probe.wait(), SIGKILL));
+    ASSERT_TRUE(reapChildren(SteadyClock::now() + 10s));
+  }
+  const int maxDelayUs = startupUs + 150'000;
+  std::printf(
+      "[ crash    ] seed 0x%llx, start-up %d us, delay uniform in [0, %d] us from the "
+      "owner's spawn\n",
+      static_cast<unsigned long long>(kSeed), startupUs, maxDelayUs);
   std::mt19937_64 rng(kSeed);
-  std::uniform_int_distribution<int> delayUs(0, kMaxDelayUs);
+  std::uniform_int_distribution<int> delayUs(0, maxDelayUs);
   std::vector<double> guardianLatency;
   int beforeGuardian = 0, starting = 0, churning = 0;
   size_t totalFaults = 0, totalByGuardian = 0, totalWasApplied = 0;
