@@ -357,7 +357,10 @@ KillInjector::~KillInjector() {
 }
 
 Result<PreparedFault> KillInjector::prepare(const FaultRequest& request) {
-  int signal = request.args.value("signal", SIGKILL);
+  int signal = SIGKILL;
+  if (request.args.contains("signal") && request.args["signal"].is_number_integer()) {
+    signal = request.args["signal"].get<int>();
+  }
   if (isStoppingSignal(signal)) {
     return Error(ErrorCode::kInvalid, "process.kill does not send " + units::signalName(signal) +
                                           ": a stopped process would be left behind; use "

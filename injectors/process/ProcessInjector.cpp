@@ -114,6 +114,10 @@ uint64_t freshSeed() {
 
 // ---- the undo record --------------------------------------------------------------------
 
+namespace {
+Result<ProcessPlan> planFromJson(const nlohmann::json& undo, std::string_view faultId);
+}  // namespace
+
 nlohmann::json victimToJson(const Victim& v) {
   return {{"pid", v.pid}, {"startTime", v.startTime}, {"comm", v.comm}};
 }
@@ -148,6 +152,17 @@ nlohmann::json ProcessPlan::toJson() const {
 }
 
 Result<ProcessPlan> ProcessPlan::fromJson(const nlohmann::json& undo, std::string_view faultId) {
+  // A corrupt record must fail as a value, not throw: the guardian reverts from it.
+  try {
+    return planFromJson(undo, faultId);
+  } catch (const nlohmann::json::exception& e) {
+    return Error(ErrorCode::kInvalid, std::string("process undo record: ") + e.what());
+  }
+}
+
+namespace {
+
+Result<ProcessPlan> planFromJson(const nlohmann::json& undo, std::string_view faultId) {
   if (!undo.is_object() || !undo.contains("faultId") || !undo["faultId"].is_string() ||
       !undo.contains("faultType") || !undo["faultType"].is_string()) {
     return Error(ErrorCode::kInvalid, "process undo record lacks 'faultId' or 'faultType'");
@@ -192,6 +207,8 @@ Result<ProcessPlan> ProcessPlan::fromJson(const nlohmann::json& undo, std::strin
   }
   return p;
 }
+
+}  // namespace
 
 // ---- resolution -------------------------------------------------------------------------
 

@@ -115,13 +115,13 @@ class ProcessFaultTest : public ::testing::Test {
       }
       EXPECT_FALSE(fs::exists(dir)) << "could not remove " << dir;
     }
-    if (!dir_.empty()) fs::remove_all(dir_);
-    // What a failed chaosctl test may have left in its journal.
+    // What a failed chaosctl test may have left in its journal, before the files go.
     if (!stateDir_.empty()) {
       std::string cmd = std::string(CHAOSCTL_PATH) + " recover --force --state-dir " + stateDir_ +
                         " >/dev/null 2>&1";
       EXPECT_EQ(std::system(cmd.c_str()), 0);
     }
+    if (!dir_.empty()) fs::remove_all(dir_);
   }
 
   // sleep 1000 named comm_, argv[0] "chaosd-pf-<token>-<suffix>"; returns once it has exec'd.

@@ -99,6 +99,9 @@ TEST(ProcessFaultPlanTest, MalformedOrForeignUndoRecordsAreRefused) {
            [](nlohmann::json& j) { j["stopped"][0]["pid"] = 0; },   // a process group
            [](nlohmann::json& j) { j["victims"][0]["pid"] = -1; },  // every process
            [](nlohmann::json& j) { j["victims"][0]["startTime"] = -5; },
+           [](nlohmann::json& j) { j["victims"][0]["comm"] = 5; },  // would throw in value()
+           [](nlohmann::json& j) { j["seed"] = "seven"; },
+           [](nlohmann::json& j) { j["durationNs"] = nlohmann::json::array(); },
        }) {
     nlohmann::json bad = good;
     mutate(bad);
