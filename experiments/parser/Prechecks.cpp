@@ -84,6 +84,44 @@ bool withinBudget(const YAML::Node& node, int depth, size_t& visited, const Pars
   return true;
 }
 
+// A ']' or '}' that closes nothing, outside quotes and comments. yaml-cpp 0.7 can loop
+// without end (and grow to gigabytes) on such malformed flow text, found by our fuzzer, so it
+// is refused before yaml-cpp sees it. Returns the 1-based line and column.
+std::optional<std::pair<int, int>> strayCloser(std::string_view text) {
+  int depth = 0;
+  int line = 1;
+  int col = 0;
+  char quote = 0;
+  char prev = ' ';
+  bool comment = false;
+  for (char c : text) {
+    ++col;
+    if (c == '\n') {
+      ++line;
+      col = 0;
+      quote = 0;
+      comment = false;
+      prev = ' ';
+      continue;
+    }
+    if (comment) continue;
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if ((c == '"' || c == '\'') &&
+               std::string_view(" \t[{,:").find(prev) != std::string_view::npos) {
+      quote = c;
+    } else if (c == '#' && (prev == ' ' || prev == '\t')) {
+      comment = true;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      if (--depth < 0) return std::make_pair(line, col);
+    }
+    prev = c;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool checkText(std::string_view text, Diagnostics& diag, const ParseLimits& limits) {
@@ -128,6 +166,11 @@ bool checkText(std::string_view text, Diagnostics& diag, const ParseLimits& limi
 
 std::optional<YAML::Node> loadYaml(std::string_view text, Diagnostics& diag,
                                    const ParseLimits& limits) {
+  if (auto stray = strayCloser(text)) {
+    diag.errorAt(stray->first, stray->second, "", "YAML syntax error: a bracket closes nothing",
+                 "balanced [ ] and { }; quote scalars that contain brackets");
+    return std::nullopt;
+  }
   YAML::Node root;
   try {
     std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
