@@ -119,6 +119,7 @@ std::optional<std::pair<int, int>> strayCloser(std::string_view text) {
     }
     prev = c;
   }
+  if (depth > 0) return std::make_pair(line, col + 1);  // never closed: yaml-cpp loops too
   return std::nullopt;
 }
 
@@ -167,7 +168,7 @@ bool checkText(std::string_view text, Diagnostics& diag, const ParseLimits& limi
 std::optional<YAML::Node> loadYaml(std::string_view text, Diagnostics& diag,
                                    const ParseLimits& limits) {
   if (auto stray = strayCloser(text)) {
-    diag.errorAt(stray->first, stray->second, "", "YAML syntax error: a bracket closes nothing",
+    diag.errorAt(stray->first, stray->second, "", "YAML syntax error: unbalanced brackets",
                  "balanced [ ] and { }; quote scalars that contain brackets");
     return std::nullopt;
   }
