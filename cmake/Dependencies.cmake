@@ -5,6 +5,7 @@ find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(nlohmann_json 3.11 REQUIRED)
 find_package(spdlog REQUIRED)
 pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
+pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 pkg_check_modules(LIBNL REQUIRED IMPORTED_TARGET libnl-3.0 libnl-route-3.0)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(NFTABLES REQUIRED IMPORTED_TARGET libnftables)
@@ -14,5 +15,5 @@ pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
 add_library(chaosd_deps INTERFACE)
 target_link_libraries(chaosd_deps INTERFACE
   Threads::Threads Boost::program_options nlohmann_json::nlohmann_json spdlog::spdlog
-  PkgConfig::YAMLCPP PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES
+  PkgConfig::YAMLCPP PkgConfig::LIBYAML PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES
   PkgConfig::CURL PkgConfig::SQLITE)

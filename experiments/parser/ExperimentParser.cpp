@@ -13,6 +13,7 @@
 #include "chaosd/probes/SearchRegex.h"
 #include "experiments/model/Cron.h"
 #include "experiments/parser/Sections.h"
+#include "experiments/parser/YamlSyntaxGate.h"
 
 namespace chaosd {
 namespace parser {
@@ -378,8 +379,15 @@ Result<std::map<std::string, std::string>> readVarFile(const std::string& path) 
   if (!in) return Error::fromErrno("cannot open var file " + path, errno);
   std::stringstream buf;
   buf << in.rdbuf();
+  const std::string text = buf.str();
+  if (auto problem = parser::yamlSyntaxProblem(text, ParseLimits{}.maxDepth)) {
+    return Error(ErrorCode::kInvalid,
+                 path + ":" + std::to_string(problem->line) + ":" +
+                     std::to_string(problem->column) + ": " +
+                     (problem->tooDeep ? "nesting too deep" : problem->message));
+  }
   try {
-    YAML::Node root = YAML::Load(buf.str());
+    YAML::Node root = YAML::Load(text);
     std::map<std::string, std::string> out;
     if (root.IsNull()) return out;
     if (!root.IsMap()) {

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "experiments/parser/Sections.h"
+#include "experiments/parser/YamlSyntaxGate.h"
 
 namespace chaosd::parser {
 namespace {
@@ -84,45 +85,6 @@ bool withinBudget(const YAML::Node& node, int depth, size_t& visited, const Pars
   return true;
 }
 
-// A ']' or '}' that closes nothing, outside quotes and comments. yaml-cpp 0.7 can loop
-// without end (and grow to gigabytes) on such malformed flow text, found by our fuzzer, so it
-// is refused before yaml-cpp sees it. Returns the 1-based line and column.
-std::optional<std::pair<int, int>> strayCloser(std::string_view text) {
-  int depth = 0;
-  int line = 1;
-  int col = 0;
-  char quote = 0;
-  char prev = ' ';
-  bool comment = false;
-  for (char c : text) {
-    ++col;
-    if (c == '\n') {
-      ++line;
-      col = 0;
-      quote = 0;
-      comment = false;
-      prev = ' ';
-      continue;
-    }
-    if (comment) continue;
-    if (quote) {
-      if (c == quote) quote = 0;
-    } else if ((c == '"' || c == '\'') &&
-               std::string_view(" \t[{,:").find(prev) != std::string_view::npos) {
-      quote = c;
-    } else if (c == '#' && (prev == ' ' || prev == '\t')) {
-      comment = true;
-    } else if (c == '[' || c == '{') {
-      ++depth;
-    } else if (c == ']' || c == '}') {
-      if (--depth < 0) return std::make_pair(line, col);
-    }
-    prev = c;
-  }
-  if (depth > 0) return std::make_pair(line, col + 1);  // never closed: yaml-cpp loops too
-  return std::nullopt;
-}
-
 }  // namespace
 
 bool checkText(std::string_view text, Diagnostics& diag, const ParseLimits& limits) {
@@ -167,9 +129,25 @@ bool checkText(std::string_view text, Diagnostics& diag, const ParseLimits& limi
 
 std::optional<YAML::Node> loadYaml(std::string_view text, Diagnostics& diag,
                                    const ParseLimits& limits) {
-  if (auto stray = strayCloser(text)) {
-    diag.errorAt(stray->first, stray->second, "", "YAML syntax error: unbalanced brackets",
-                 "balanced [ ] and { }; quote scalars that contain brackets");
+  YamlShape shape;
+  if (auto problem = yamlSyntaxProblem(text, limits.maxDepth, &shape)) {
+    if (problem->tooDeep) {
+      diag.errorAt(problem->line, problem->column, "",
+                   "nesting deeper than " + std::to_string(limits.maxDepth) + " levels",
+                   "at most " + std::to_string(limits.maxDepth) + " levels of mappings and lists");
+      return std::nullopt;
+    }
+    if (auto tab = tabIndent(text, problem->line)) {
+      diag.errorAt(tab->first, tab->second, "", "a tab is used for indentation",
+                   "YAML indents with spaces only");
+      return std::nullopt;
+    }
+    diag.errorAt(problem->line, problem->column, "", "YAML syntax error: " + problem->message);
+    return std::nullopt;
+  }
+  if (shape.documents > 1) {
+    diag.errorAt(1, 1, "", "the file holds " + std::to_string(shape.documents) + " YAML documents",
+                 "one experiment per file");
     return std::nullopt;
   }
   YAML::Node root;

@@ -42,13 +42,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 // Replay driver (the fuzz_corpus_replay test): feeds every regular file under the given files
 // and directories to the entry point once. A crash, an escaping exception or a sanitizer
 // report fails the test; the file being run is printed first so the culprit is named.
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <vector>
 
 namespace {
+
+// A hang must name its input and fail fast, as libFuzzer's -timeout=5 would, rather than wait
+// for ctest's timeout with the culprit unnamed.
+constexpr unsigned kPerFileTimeoutSeconds = 10;
+char currentFile[4096] = "";  // NOLINT: read by the signal handler
+
+extern "C" void onAlarm(int /*sig*/) {
+  constexpr char kMsg[] = "replay: TIMEOUT: no answer within 10 s for ";
+  (void)!write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+  (void)!write(STDERR_FILENO, currentFile, std::strlen(currentFile));
+  (void)!write(STDERR_FILENO, "\n", 1);
+  _exit(70);
+}
 
 int replayFile(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -59,7 +76,10 @@ int replayFile(const std::filesystem::path& file) {
   const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
                                 std::istreambuf_iterator<char>());
   std::fprintf(stderr, "replay %s (%zu bytes)\n", file.c_str(), bytes.size());
+  std::snprintf(currentFile, sizeof currentFile, "%s", file.c_str());
+  alarm(kPerFileTimeoutSeconds);
   LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  alarm(0);
   return 0;
 }
 
@@ -67,6 +87,7 @@ int replayFile(const std::filesystem::path& file) {
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
+  std::signal(SIGALRM, onAlarm);
   int failures = 0;
   size_t count = 0;
   for (int i = 1; i < argc; ++i) {

@@ -823,6 +823,13 @@ TEST(ExperimentParserTextTest, YamlSyntaxErrorHasAPosition) {
   EXPECT_THAT(r.diagnostics[0].message, HasSubstr("YAML syntax error"));
 }
 
+TEST(ExperimentParserTextTest, YamlSyntaxErrorNamesWhereTheUnclosedBracketOpened) {
+  ParseResult r = parse("apiVersion: chaosd/v1\nmetadata: {name: x,\n  labels: [a, b}\n");
+  EXPECT_THAT(lines(r), ElementsAre("exp.yaml:3:16: YAML syntax error: did not find expected "
+                                    "',' or ']', while parsing a flow sequence opened at line 3, "
+                                    "column 11"));
+}
+
 TEST(ExperimentParserTextTest, ScalarDocumentIsNotAnExperiment) {
   ParseResult r = parse("just a string\n");
   EXPECT_THAT(lines(r), ElementsAre("exp.yaml:1:1: expected a mapping, found a scalar (keys: "

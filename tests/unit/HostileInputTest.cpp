@@ -418,6 +418,24 @@ TEST_F(HostileInputTest, UndefinedAlias) {
   expectRejected(write("undefined-alias.yaml", validWith("{team: sre}", "*nowhere")));
 }
 
+// Inputs on which yaml-cpp 0.7 alone loops forever while allocating (jbeder/yaml-cpp#499,
+// #938, #1040, and three our fuzzer found). The libyaml gate must answer each quickly.
+TEST_F(HostileInputTest, YamlCppEndlessLoopInputs) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"brace-colon.yaml", "{:"},
+      {"bracket-colon.yaml", "[:"},
+      {"comma.yaml", ",\n"},
+      {"comment-brace.yaml", "{# ke\ny{:"},
+      {"stray-closer.yaml", validWith("  - name: ", "  - name: ]")},
+      {"unclosed-flow.yaml", validWith("{team: sre}", "{team: [sre}")},
+      {"flow-after-comment.yaml", "# x: 25%}, y: 3s},\n{name: b, p: [{name: c},\n k: v\n"},
+  };
+  for (const auto& [name, text] : cases) {
+    SCOPED_TRACE(name);
+    expectRejected(write(name, text));
+  }
+}
+
 TEST_F(HostileInputTest, NotAMapping) {
   expectRejected(write("list.yaml", "- apiVersion: chaosd/v1\n- kind: Experiment\n"));
 }
