@@ -241,7 +241,18 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
                                                         : nlohmann::json(nullptr)},
                       {"revertedOffsetNs", f.revertedMono ? nlohmann::json(rel(*f.revertedMono))
                                                           : nlohmann::json(nullptr)},
-                      {"leftovers", f.leftovers}};
+                      {"leftovers", f.leftovers},
+                      {"impact", nlohmann::json::array()}};
+    for (const auto& i : f.impact) {
+      fj["impact"].push_back(
+          {{"probe", i.probe},
+           {"detected", i.detected},
+           {"detectedAfterNs", i.detected ? nlohmann::json(ns(i.detectedAfter)) : nlohmann::json()},
+           {"detail", i.detail},
+           {"recovered", i.recovered},
+           {"recoveredAfterNs",
+            i.recovered ? nlohmann::json(ns(i.recoveredAfter)) : nlohmann::json()}});
+    }
     j["faults"].push_back(fj);
   }
   for (const auto& rb : r.rollbacks) {

@@ -18,11 +18,17 @@ nlohmann::json faultJson(const FaultRecord& f, const std::string& owner) {
           {"state", std::string(faultStateName(f.state))},
           {"since", isoTime(f.appliedAt.value_or(f.intentAt))},
           {"deadline", f.deadline ? nlohmann::json(isoTime(*f.deadline)) : nlohmann::json(nullptr)},
-          {"owner", owner}};
+          {"owner", owner},
+          {"error", f.error}};
 }
 
+// The journal as it is: reading or recovering never creates one (nor its directory).
 Result<FaultJournal> openExisting(const std::string& stateDir) {
-  return openJournal(stateDir + "/journal.db");
+  return openJournal(stateDir + "/journal.db", JournalOpen::kExisting);
+}
+
+bool noJournal(const Result<FaultJournal>& journal) {
+  return !journal && journal.error().code() == ErrorCode::kNotFound;
 }
 
 }  // namespace
@@ -38,11 +44,18 @@ int faultsCommand(const std::vector<std::string>& args) {
   if (!parseArgs("chaosctl faults [--state-dir DIR]", desc, {}, args, vm, code)) return code;
   if (!applyCommonOptions(common)) return kExitInvalid;
   auto journal = openExisting(stateDir);
+  if (noJournal(journal)) {
+    // Nothing was ever applied with this state directory.
+    std::cout << (common.json() ? "[]" : "no faults held (" + journal.error().message() + ")")
+              << "\n";
+    return kExitOk;
+  }
   if (!journal) {
     std::cerr << "chaosctl faults: " << journal.error().describe() << "\n";
     return kExitRuntimeError;
   }
-  auto held = journal->faultsHeld();
+  // Held (intent, applied) and those whose revert failed: all may still be on the machine.
+  auto held = journal->unreverted();
   if (!held) {
     std::cerr << "chaosctl faults: " << held.error().describe() << "\n";
     return kExitRuntimeError;
@@ -70,6 +83,10 @@ int faultsCommand(const std::vector<std::string>& args) {
               << "  since " << f["since"].get<std::string>() << "  deadline "
               << (f["deadline"].is_null() ? "-" : f["deadline"].get<std::string>()) << "  owner "
               << f["owner"].get<std::string>() << "\n";
+    if (!f["error"].get<std::string>().empty()) {
+      std::cout << "    revert failed: " << f["error"].get<std::string>()
+                << " (run chaosctl recover)\n";
+    }
   }
   return kExitOk;
 }
@@ -93,6 +110,15 @@ int recoverCommand(const std::vector<std::string>& args) {
   }
   if (!applyCommonOptions(common)) return kExitInvalid;
   auto journal = openExisting(stateDir);
+  if (noJournal(journal)) {
+    if (common.json()) {
+      std::cout << R"({"reverted": [], "failed": [], "ownerAlive": []})"
+                << "\n";
+    } else {
+      std::cout << "nothing to recover (" << journal.error().message() << ")\n";
+    }
+    return kExitOk;
+  }
   if (!journal) {
     std::cerr << "chaosctl recover: " << journal.error().describe() << "\n";
     return kExitRuntimeError;

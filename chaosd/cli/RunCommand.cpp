@@ -15,9 +15,11 @@
 #include "chaosd/core/Log.h"
 #include "chaosd/engine/Engine.h"
 #include "chaosd/engine/Guardian.h"
+#include "chaosd/engine/Impact.h"
 #include "chaosd/engine/Recovery.h"
 #include "chaosd/engine/Rollbacks.h"
 #include "chaosd/engine/TargetResolution.h"
+#include "chaosd/probes/Verdict.h"
 #include "reports/ReportJson.h"
 
 namespace chaosd::cli {
@@ -90,6 +92,28 @@ Result<FaultJournal> openStateJournal(const std::string& stateDir) {
   if (ec) return Error(ErrorCode::kIo, "cannot create state dir " + stateDir + ": " + ec.message());
   ::chmod(stateDir.c_str(), 0700);
   return openJournal(stateDir + "/journal.db");
+}
+
+// One line per fault and probe that noticed it: the time to detect and to recover.
+void printImpacts(const RunResult& result) {
+  bool header = false;
+  for (const auto& f : result.faults) {
+    for (const auto& i : f.impact) {
+      if (!i.detected) continue;
+      if (!header) {
+        std::printf("impact (time to detect after apply, time to recover after revert):\n");
+        header = true;
+      }
+      std::string line = "  " + f.step + " (" + f.type + ") -> probe " + i.probe + ": failed " +
+                         formatLatency(i.detectedAfter) + " after apply (" + i.detail + "); ";
+      line += i.recovered ? "recovered " + formatLatency(i.recoveredAfter) + " after revert"
+                          : "did not recover before the run ended";
+      std::printf("%s\n", line.c_str());
+    }
+  }
+  if (!header && !result.faults.empty()) {
+    std::printf("impact: no probe failed while a fault was held\n");
+  }
 }
 
 }  // namespace
@@ -202,6 +226,7 @@ int runCommand(const std::vector<std::string>& args) {
   std::printf("\nverdict: %s (exit %d)\n", std::string(outcomeName(result.outcome)).c_str(),
               result.exitCode());
   for (const auto& r : result.reasons) std::printf("  - %s\n", r.c_str());
+  printImpacts(result);
   if (written) {
     std::printf("run folder: %s\n", dir.c_str());
   } else {

@@ -6,6 +6,7 @@
 #include "chaosd/core/Log.h"
 #include "chaosd/core/Units.h"
 #include "chaosd/engine/Guardian.h"
+#include "chaosd/engine/Impact.h"
 
 namespace chaosd {
 std::string_view outcomeName(Outcome outcome) {
@@ -241,27 +242,73 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
 // Applies and reverts the faults whose planned time has come. False when an apply failed.
 bool Engine::processFaultEvents(Clock::TimePoint windowStart) {
   const auto now = deps_.clock->now();
-  while (nextEvent_ < events_.size() && windowStart + events_[nextEvent_].at <= now) {
-    const FaultEvent ev = events_[nextEvent_++];
-    if (ev.isEnd) {
-      revertFault(ev.fault);
-    } else if (!applyFault(ev.fault)) {
-      return false;
+  auto due = [&] {
+    return nextEvent_ < events_.size() && windowStart + events_[nextEvent_].at <= now;
+  };
+  while (due()) {
+    if (events_[nextEvent_].isEnd) {
+      revertFault(events_[nextEvent_++].fault);
+      continue;
     }
+    // Every start due now (a parallel group, steps at one offset) is journalled at once.
+    std::vector<size_t> batch;
+    while (due() && !events_[nextEvent_].isEnd) batch.push_back(events_[nextEvent_++].fault);
+    if (!applyFaults(batch)) return false;
   }
   return true;
 }
 
-bool Engine::applyFault(size_t index) {
+bool Engine::applyFaults(const std::vector<size_t>& indexes) {
+  if (deps_.guardian && !deps_.guardian->alive()) {
+    for (size_t i : indexes) {
+      result_.faults[i].state = "skipped";
+      result_.faults[i].error = "the guardian is gone; no fault is applied without one";
+    }
+    fail(Outcome::kError, "the guardian is gone; no fault is applied without one");
+    return false;
+  }
+  // 1. Prepare: read-only. When one fails, none of the batch is journalled or applied.
+  std::vector<FaultIntent> intents;
+  for (size_t i : indexes) {
+    auto intent = prepareFault(i);
+    if (!intent) return false;
+    intents.push_back(std::move(*intent));
+  }
+  // 2. Journal every intent in one transaction before the kernel is touched.
+  if (deps_.journal) {
+    auto ok = intents.size() == 1 ? deps_.journal->recordIntent(result_.runId, intents[0])
+                                  : deps_.journal->recordIntents(result_.runId, intents);
+    if (!ok) {
+      const std::string why =
+          "journal: " + ok.error().describe() + " (not applied: a fault is journalled first)";
+      for (size_t i : indexes) {
+        result_.faults[i].state = "skipped";
+        result_.faults[i].error = why;
+      }
+      fail(Outcome::kError, why);
+      return false;
+    }
+  }
+  const auto wallNow = deps_.clock->wallNow();
+  for (size_t i : indexes) result_.faults[i].intentAt = wallNow;
+  // 3. Apply in order. After a failure the rest of the batch is not applied: skipped.
+  for (size_t k = 0; k < indexes.size(); ++k) {
+    if (applyPrepared(indexes[k])) continue;
+    for (size_t rest = k + 1; rest < indexes.size(); ++rest) {
+      FaultRecordOut& f = result_.faults[indexes[rest]];
+      f.state = "skipped";
+      f.error = "not applied: step " + result_.faults[indexes[k]].step + " failed first";
+      if (deps_.journal) (void)deps_.journal->markSkipped(f.faultId, f.error);
+    }
+    return false;
+  }
+  return true;
+}
+
+std::optional<FaultIntent> Engine::prepareFault(size_t index) {
   FaultRecordOut& f = result_.faults[index];
   const FaultType* type = deps_.registry->find(f.type);
   Injector& injector = *injectors_.at(f.type);
-  if (deps_.guardian && !deps_.guardian->alive()) {
-    f.state = "skipped";
-    f.error = "the guardian is gone; no fault is applied without one";
-    fail(Outcome::kError, f.error);
-    return false;
-  }
   FaultRequest req;
   req.runId = result_.runId;
   req.faultId = f.faultId;
@@ -276,24 +323,19 @@ bool Engine::applyFault(size_t index) {
     f.error = prepared.error().describe();
     fail(prepared.error().code() == ErrorCode::kInvalid ? Outcome::kAborted : Outcome::kError,
          "step " + f.step + ": " + f.error);
-    return false;
+    return std::nullopt;
   }
   f.description = prepared->description;
   f.revertible = prepared->revertible;
   undo_[index] = prepared->undo;
-  const auto wallNow = deps_.clock->wallNow();
-  f.deadline = wallNow + std::chrono::duration_cast<WallClock::duration>(req.duration);
-  if (deps_.journal) {
-    auto intent = makeIntent(req, *prepared, f.deadline, type && type->survivesReboot);
-    auto ok = deps_.journal->recordIntent(result_.runId, intent);
-    if (!ok) {
-      f.state = "skipped";
-      f.error = "journal: " + ok.error().describe() + " (not applied: a fault is journalled first)";
-      fail(Outcome::kError, f.error);
-      return false;
-    }
-  }
-  f.intentAt = wallNow;
+  f.deadline =
+      deps_.clock->wallNow() + std::chrono::duration_cast<WallClock::duration>(req.duration);
+  return makeIntent(req, *prepared, f.deadline, type && type->survivesReboot);
+}
+
+bool Engine::applyPrepared(size_t index) {
+  FaultRecordOut& f = result_.faults[index];
+  Injector& injector = *injectors_.at(f.type);
   auto applied = injector.apply(f.faultId, undo_[index]);
   if (!applied) {
     f.state = "apply-failed";
@@ -477,6 +519,7 @@ RunResult Engine::run() {
                                         : "no faults ran");
   }
   revertAllHeld();  // belt and braces: nothing may be held past run()
+  computeImpacts(result_);
   result_.endedAt = clock.wallNow();
   return result_;
 }

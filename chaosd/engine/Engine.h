@@ -71,7 +71,11 @@ class Engine {
   WindowEnd runWindow(Phase phase, Duration length);
   void drainSamples();
   bool processFaultEvents(Clock::TimePoint windowStart);
-  bool applyFault(size_t index);
+  // Applies the faults that start now: prepares each, journals all their intents in one
+  // transaction, then applies them in order. False when any step of that failed.
+  bool applyFaults(const std::vector<size_t>& indexes);
+  std::optional<FaultIntent> prepareFault(size_t index);
+  bool applyPrepared(size_t index);
   void revertFault(size_t index);
   void revertAllHeld();
   void runRollbacks();

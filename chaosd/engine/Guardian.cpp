@@ -420,7 +420,7 @@ int runGuardian(int argc, char** argv, const std::function<void(FaultRegistry&)>
     if (::write(adj.get(), "-1000", 5) < 0) logger->debug("oom_score_adj not lowered");
   }
 
-  auto journal = openJournal(options->journalPath);
+  auto journal = openJournal(options->journalPath, JournalOpen::kExisting);
   if (!journal) {
     logger->error("cannot open the journal error=\"{}\"", journal.error().describe());
     return 3;

@@ -30,6 +30,18 @@ struct PhaseRecord {
   std::string skipped;  // why it did not run ("baseline deviated", "aborted")
 };
 
+// What one fault did to one probe: how long after the fault was applied the probe first
+// failed (time to detect), and how long after the fault was reverted it passed again for
+// kRecoverySamples samples in a row (time to recover).
+struct ProbeImpact {
+  std::string probe;
+  bool detected = false;
+  Duration detectedAfter{0};   // first failure's start - applied; when detected
+  std::string detail;          // that failure's detail
+  bool recovered = false;      // detected, reverted, and passing again before the run ended
+  Duration recoveredAfter{0};  // start of the first of the passing run - reverted; when recovered
+};
+
 struct FaultRecordOut {
   std::string faultId;
   std::string step;
@@ -52,6 +64,7 @@ struct FaultRecordOut {
   std::optional<Clock::TimePoint> appliedMono;
   std::optional<Clock::TimePoint> revertedMono;
   std::vector<std::string> leftovers;  // what the audit found
+  std::vector<ProbeImpact> impact;     // one per probe, when the fault was applied
 };
 
 struct RollbackRecord {

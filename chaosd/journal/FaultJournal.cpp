@@ -447,12 +447,20 @@ FaultJournal::~FaultJournal() = default;
 
 const std::string& FaultJournal::path() const { return impl_->path; }
 
-Result<FaultJournal> openJournal(const std::string& path) {
-  CHAOSD_TRY(ensureDirectory(std::filesystem::path(path).parent_path()));
+Result<FaultJournal> openJournal(const std::string& path, JournalOpen mode) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (mode == JournalOpen::kCreate) {
+    CHAOSD_TRY(ensureDirectory(std::filesystem::path(path).parent_path()));
+    flags |= SQLITE_OPEN_CREATE;
+  } else {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) return Error(ErrorCode::kNotFound, "no journal at " + path);
+      return Error::fromErrno("stat " + path, errno);
+    }
+  }
   sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   DbPtr db(raw);
   if (rc != SQLITE_OK) return sqlError(db.get(), "opening journal " + path, rc);
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);

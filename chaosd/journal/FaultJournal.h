@@ -87,6 +87,8 @@ struct FaultRecord {
   bool durable = false;
 };
 
+enum class JournalOpen { kCreate, kExisting };
+
 class FaultJournal {
  public:
   FaultJournal(FaultJournal&&) noexcept;
@@ -142,13 +144,17 @@ class FaultJournal {
  private:
   struct Impl;
   explicit FaultJournal(std::unique_ptr<Impl> impl);
-  friend Result<FaultJournal> openJournal(const std::string& path);
+  friend Result<FaultJournal> openJournal(const std::string& path, JournalOpen mode);
 
   std::unique_ptr<Impl> impl_;
 };
 
-// Opens (creating it and its directory when missing) and migrates the journal at path.
-// kUnsupported when the file was written by a newer chaosd (a higher schema version).
-Result<FaultJournal> openJournal(const std::string& path = std::string(kDefaultJournalPath));
+// Opens and migrates the journal at path. kCreate creates it and its directory when missing
+// (whoever applies faults); kExisting opens only a journal that is there and returns
+// kNotFound otherwise, creating nothing (readers and reverters: `chaosctl faults`, `recover`,
+// the guardian). kUnsupported when the file was written by a newer chaosd (a higher schema
+// version).
+Result<FaultJournal> openJournal(const std::string& path = std::string(kDefaultJournalPath),
+                                 JournalOpen mode = JournalOpen::kCreate);
 
 }  // namespace chaosd

@@ -1,10 +1,14 @@
 // The engine with fake injectors, fake probes and a fake clock: ordering, deadlines, aborts,
 // rollbacks, outcomes. Deterministic and instantaneous: no sleeps, no threads.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <map>
 
 #include "chaosd/engine/Engine.h"
+#include "chaosd/engine/Recovery.h"
+#include "chaosd/journal/FaultJournal.h"
 #include "experiments/parser/ExperimentParser.h"
 
 namespace chaosd {
@@ -140,6 +144,7 @@ class EngineTest : public ::testing::Test {
       return rec;
     };
     deps.checkTarget = checkTarget_;
+    deps.journal = journal_;
     Engine engine(experiment_, deps, "run1");
     if (during) during(engine);
     return engine.run();
@@ -154,8 +159,82 @@ class EngineTest : public ::testing::Test {
   World world_;
   FaultRegistry registry_;
   std::function<std::vector<std::string>(const TargetSpec&)> checkTarget_;
+  FaultJournal* journal_ = nullptr;
   Experiment experiment_;
 };
+
+// A journal in a temporary directory with run1 begun, for the tests that look at it.
+class JournalledEngineTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    std::string tmpl = (std::filesystem::temp_directory_path() / "chaosd-engine-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto j = openJournal(dir_ + "/journal.db");
+    ASSERT_TRUE(j.ok()) << j.error().describe();
+    journal_storage_ = std::make_unique<FaultJournal>(std::move(*j));
+    RunRecord run;
+    run.runId = "run1";
+    run.experiment = "t";
+    run.ownerPid = ::getpid();
+    run.ownerStartTime = *selfStartTime();
+    ASSERT_TRUE(journal_storage_->beginRun(run).ok());
+    journal_ = journal_storage_.get();
+  }
+  void TearDown() override {
+    journal_ = nullptr;
+    journal_storage_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  FaultState stateOf(const std::string& step) {
+    auto faults = journal_storage_->faultsOfRun("run1");
+    if (!faults) {
+      ADD_FAILURE() << faults.error().describe();
+      return FaultState::kIntent;
+    }
+    const std::vector<FaultRecord> list = *faults;
+    for (const auto& f : list) {
+      if (f.step == step) return f.state;
+    }
+    ADD_FAILURE() << "step " << step << " not journalled";
+    return FaultState::kIntent;
+  }
+
+  std::string dir_;
+  std::unique_ptr<FaultJournal> journal_storage_;
+};
+
+constexpr const char* kParallelGroup =
+    "method:\n"
+    "  - {name: g, parallel: [{name: c, fault: fake.fault, duration: 4s},\n"
+    "                         {name: d, fault: fake.fault, duration: 1s}]}\n";
+
+TEST_F(JournalledEngineTest, AParallelGroupIsJournalledAtOnceBeforeAnyOfItIsApplied) {
+  std::vector<size_t> journalledAtApply;
+  world_.onApply = [&] { journalledAtApply.push_back(journal_->faultsOfRun("run1")->size()); };
+  auto r = run(probes() + kParallelGroup);
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(journalledAtApply, (std::vector<size_t>{2, 2}))
+      << "both intents must be in the journal before the first apply";
+  EXPECT_EQ(stateOf("c"), FaultState::kReverted);
+  EXPECT_EQ(stateOf("d"), FaultState::kReverted);
+}
+
+TEST_F(JournalledEngineTest, WhenAnApplyOfAGroupFailsTheRestIsSkippedNotApplied) {
+  world_.failApply = {"c"};
+  auto r = run(probes() + kParallelGroup);
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply c@10000ms", "revert c@10000ms"}));
+  ASSERT_EQ(r.faults.size(), 2u);
+  EXPECT_EQ(r.faults[0].state, "apply-failed");
+  EXPECT_EQ(r.faults[1].state, "skipped");
+  EXPECT_EQ(r.faults[1].error, "not applied: step c failed first");
+  EXPECT_EQ(stateOf("c"), FaultState::kReverted) << "the partial apply was cleaned up";
+  EXPECT_EQ(stateOf("d"), FaultState::kSkipped);
+}
 
 TEST_F(EngineTest, SequentialStepsApplyAndRevertAtTheirPlannedTimes) {
   auto r = run(probes() +
@@ -223,6 +302,26 @@ TEST_F(EngineTest, DeviationDuringTheFaultIsExitOne) {
   EXPECT_TRUE(r.probes[0].verdicts[0].held);
   EXPECT_FALSE(r.probes[0].verdicts[1].held);
   EXPECT_TRUE(r.probes[0].verdicts[2].held) << "recovered after the revert";
+}
+
+TEST_F(EngineTest, TimeToDetectAndTimeToRecoverAreMeasuredPerFault) {
+  // The fault is applied at 10 s and reverted at 15 s. The service breaks 2.5 s into it and
+  // comes back 1.5 s after the revert; the probe samples every second on the second.
+  world_.probeOk = [this](const std::string&, Phase) {
+    const auto t = world_.clock.now().time_since_epoch();
+    return t < std::chrono::milliseconds(12500) || t >= std::chrono::milliseconds(16500);
+  };
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kDeviated);
+  ASSERT_EQ(r.faults.size(), 1u);
+  ASSERT_EQ(r.faults[0].impact.size(), 1u);
+  const ProbeImpact& i = r.faults[0].impact[0];
+  EXPECT_EQ(i.probe, "health");
+  EXPECT_TRUE(i.detected);
+  EXPECT_EQ(i.detectedAfter, 3s) << "first failing sample at 13 s, applied at 10 s";
+  EXPECT_EQ(i.detail, "fake failure");
+  EXPECT_TRUE(i.recovered);
+  EXPECT_EQ(i.recoveredAfter, 2s) << "passing again from 17 s, reverted at 15 s";
 }
 
 TEST_F(EngineTest, StopConditionRevertsWithinOneProbeInterval) {

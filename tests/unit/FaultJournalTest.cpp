@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -618,6 +619,86 @@ TEST_F(FaultJournalRecoveryTest, FileFaultInjectorIsIdempotentAndTouchesOnlyItsO
   EXPECT_FALSE(injector_.prepare(request).ok());
   request.args = nlohmann::json::object();
   EXPECT_EQ(injector_.prepare(request).error().code(), ErrorCode::kInvalid);
+}
+
+}  // namespace
+}  // namespace chaosd
+
+// ---- opening only what exists; the command line over the journal --------------------------
+
+namespace chaosd {
+namespace {
+
+std::string runShell(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+TEST(FaultJournalOpenTest, ExistingModeCreatesNothing) {
+  TempDir dir;
+  const std::string path = dir.file("state/journal.db");
+  auto j = openJournal(path, JournalOpen::kExisting);
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(j.error().message(), "no journal at " + path);
+  EXPECT_FALSE(fs::exists(dir.file("state")));
+  { auto created = open(path); }
+  EXPECT_TRUE(openJournal(path, JournalOpen::kExisting).ok());
+}
+
+TEST(JournalCommandsTest, FaultsAndRecoverWithoutAJournalCreateNothing) {
+  TempDir dir;
+  const std::string state = dir.file("never-used");
+  int st = -1;
+  std::string out = runShell(std::string(CHAOSCTL_PATH) + " faults --state-dir " + state, &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_EQ(out, "no faults held (no journal at " + state + "/journal.db)\n");
+  out = runShell(std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + state, &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_EQ(out, "[]\n");
+  out = runShell(std::string(CHAOSCTL_PATH) + " recover --state-dir " + state, &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_EQ(out, "nothing to recover (no journal at " + state + "/journal.db)\n");
+  EXPECT_FALSE(fs::exists(state)) << "reading the journal must not create it";
+}
+
+TEST(JournalCommandsTest, FaultsListsHeldAndRevertFailedButNotReverted) {
+  TempDir dir;
+  {
+    auto j = open(dir.file("journal.db"));
+    ASSERT_TRUE(j.beginRun(makeRun("r1")).ok());
+    for (const char* id : {"held", "stuck", "done"}) {
+      ASSERT_TRUE(j.recordIntent("r1", makeFault(id)).ok());
+      ASSERT_TRUE(j.markApplied(id).ok());
+    }
+    ASSERT_TRUE(j.markRevertFailed("stuck", "RTM_DELQDISC: Device or resource busy").ok());
+    ASSERT_TRUE(j.markReverted("done").ok());
+  }
+  int st = -1;
+  const std::string out = runShell(
+      std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + dir.path().string(), &st);
+  ASSERT_EQ(st, 0) << out;
+  auto list = nlohmann::json::parse(out);
+  ASSERT_EQ(list.size(), 2u) << out;
+  EXPECT_EQ(list[0]["id"], "held");
+  EXPECT_EQ(list[0]["state"], "applied");
+  EXPECT_EQ(list[0]["owner"], "pid " + std::to_string(::getpid()) + " (running)");
+  EXPECT_EQ(list[1]["id"], "stuck");
+  EXPECT_EQ(list[1]["state"], "revert-failed");
+  EXPECT_EQ(list[1]["error"], "RTM_DELQDISC: Device or resource busy");
+  const std::string text =
+      runShell(std::string(CHAOSCTL_PATH) + " faults --state-dir " + dir.path().string(), &st);
+  EXPECT_NE(text.find("revert failed: RTM_DELQDISC: Device or resource busy (run chaosctl "
+                      "recover)"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

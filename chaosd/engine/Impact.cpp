@@ -1,0 +1,54 @@
+#include "chaosd/engine/Impact.h"
+
+#include <algorithm>
+
+#include "chaosd/probes/Verdict.h"
+
+namespace chaosd {
+
+std::vector<ProbeImpact> impactOf(const FaultRecordOut& fault,
+                                  const std::vector<ProbeRecord>& probes) {
+  std::vector<ProbeImpact> out;
+  if (!fault.appliedMono) return out;
+  const Clock::TimePoint applied = *fault.appliedMono;
+  for (const auto& probe : probes) {
+    ProbeImpact impact;
+    impact.probe = probe.name;
+    const ProbeSample* failure = firstFailure(probe.samples, applied);
+    if (failure != nullptr && (!fault.revertedMono || failure->start <= *fault.revertedMono)) {
+      impact.detected = true;
+      impact.detectedAfter = failure->start - applied;
+      impact.detail = failure->detail;
+      if (fault.revertedMono) {
+        if (const ProbeSample* back = recoveredAt(probe.samples, *fault.revertedMono)) {
+          impact.recovered = true;
+          impact.recoveredAfter = back->start - *fault.revertedMono;
+        }
+      }
+    }
+    out.push_back(std::move(impact));
+  }
+  return out;
+}
+
+void computeImpacts(RunResult& result) {
+  for (auto& fault : result.faults) fault.impact = impactOf(fault, result.probes);
+}
+
+RecoverySummary summarizeRecovery(const RunResult& result) {
+  RecoverySummary s;
+  for (const auto& fault : result.faults) {
+    for (const auto& i : fault.impact) {
+      if (!i.detected) continue;
+      ++s.detections;
+      s.slowestDetect = std::max(s.slowestDetect, i.detectedAfter);
+      if (i.recovered) {
+        ++s.recoveries;
+        s.slowestRecovery = std::max(s.slowestRecovery, i.recoveredAfter);
+      }
+    }
+  }
+  return s;
+}
+
+}  // namespace chaosd

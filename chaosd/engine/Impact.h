@@ -1,0 +1,31 @@
+#pragma once
+
+#include <vector>
+
+#include "chaosd/engine/RunResult.h"
+
+namespace chaosd {
+
+// Time to detect and time to recover, per applied fault and probe, from the samples alone.
+// A probe detects a fault with its first failing sample that started while the fault was
+// held (applied .. reverted, or the end of the samples if it never was). A probe that
+// detected a reverted fault has recovered at the first of kRecoverySamples passing samples in
+// a row that started after the revert; samples of every phase count, so recovery that only
+// comes in the after phase is measured too.
+std::vector<ProbeImpact> impactOf(const FaultRecordOut& fault,
+                                  const std::vector<ProbeRecord>& probes);
+
+// Fills FaultRecordOut::impact for every fault of the run that was applied.
+void computeImpacts(RunResult& result);
+
+// Over every fault and probe of a run: how many detections, how many of them recovered, and
+// the slowest of each (zero when there were none).
+struct RecoverySummary {
+  size_t detections = 0;
+  size_t recoveries = 0;
+  Duration slowestDetect{0};
+  Duration slowestRecovery{0};
+};
+RecoverySummary summarizeRecovery(const RunResult& result);
+
+}  // namespace chaosd
