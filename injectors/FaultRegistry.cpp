@@ -33,7 +33,9 @@ const FaultType* FaultRegistry::find(std::string_view name) const {
 std::vector<std::string> FaultRegistry::names() const {
   std::vector<std::string> out;
   out.reserve(types_.size());
-  for (const auto& [name, type] : types_) out.push_back(name);
+  for (const auto& [name, type] : types_) {
+    if (!type.internal) out.push_back(name);
+  }
   return out;
 }
 

@@ -30,6 +30,9 @@ struct FaultType {
   // The fault outlives a reboot (a filler file): its intent is synced to disk before apply.
   bool survivesReboot = false;
   InjectorFactory factory;  // empty while the family is not implemented in this build
+  // Journalled and reverted like a fault, but never named by an experiment (process.exec:
+  // the processes the engine starts for exec targets). Hidden from names().
+  bool internal = false;
 };
 
 class FaultRegistry {
@@ -37,7 +40,7 @@ class FaultRegistry {
   // Fails with kConflict when the name is taken.
   Result<void> add(FaultType type);
   const FaultType* find(std::string_view name) const;
-  std::vector<std::string> names() const;
+  std::vector<std::string> names() const;  // without internal types
 
  private:
   std::map<std::string, FaultType, std::less<>> types_;

@@ -255,6 +255,18 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
     }
     j["faults"].push_back(fj);
   }
+  j["execs"] = nlohmann::json::array();
+  for (const auto& e : r.execs) {
+    j["execs"].push_back({{"target", e.target},
+                          {"argv", e.argv},
+                          {"pid", e.pid},
+                          {"log", e.log},
+                          {"state", e.state},
+                          {"error", e.error},
+                          {"startedAt", optTime(e.startedAt)},
+                          {"stoppedAt", optTime(e.stoppedAt)},
+                          {"observed", e.observed}});
+  }
   for (const auto& rb : r.rollbacks) {
     j["rollbacks"].push_back(
         {{"name", rb.name},

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -162,6 +163,9 @@ int runCommand(const std::vector<std::string>& args) {
     return kExitRuntimeError;
   }
   std::string runId = newRunId();
+  // Named once, at the start: the run's folder (exec logs go there early, the reports last).
+  const std::string runDir = (reportDir.empty() ? exp.report.dir : reportDir) + "/" +
+                             runFolderName(exp.metadata.name, runId);
   auto start = selfStartTime();
   auto begun = journal->beginRun(RunRecord{runId, exp.metadata.name, ::getpid(), start ? *start : 0,
                                            std::chrono::system_clock::now(), std::nullopt, ""});
@@ -196,6 +200,15 @@ int runCommand(const std::vector<std::string>& args) {
   };
   deps.runRollback = runRollbackCommand;
   deps.observer = &progress;
+  // Exec targets write their output into the run folder, next to the report.
+  for (const auto& t : exp.targets) {
+    if (t.kind != TargetKind::kExec) continue;
+    deps.execLogDir = runDir;
+    std::error_code ec;
+    std::filesystem::create_directories(deps.execLogDir, ec);
+    if (ec) deps.execLogDir.clear();  // the output is lost, the run goes on
+    break;
+  }
   deps.checkTarget = [&exp](const TargetSpec& t) {
     auto table = ProcessTable::scan();
     ResolveContext ctx;
@@ -216,8 +229,7 @@ int runCommand(const std::vector<std::string>& args) {
     result = engine.run();
   }
 
-  std::string dir = (reportDir.empty() ? exp.report.dir : reportDir) + "/" +
-                    runFolderName(exp.metadata.name, runId);
+  std::string dir = runDir;
   auto written = writeReportJson(reportJson(exp, result), dir);
   (void)journal->endRun(runId, outcomeName(result.outcome));
   auto finished = guardian->finish();

@@ -7,6 +7,7 @@
 #include "chaosd/core/Units.h"
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Impact.h"
+#include "injectors/process/ExecTarget.h"
 
 namespace chaosd {
 std::string_view outcomeName(Outcome outcome) {
@@ -137,6 +138,94 @@ bool Engine::prepareInjectors() {
     injectors_[f.type] = type->factory();
   }
   return true;
+}
+
+bool Engine::startExecTargets() {
+  const auto& ss = experiment_.steadyState;
+  const Duration expected = ss.baseline + timeline_.total + ss.recovery;
+  size_t n = 0;
+  for (const auto& t : experiment_.targets) {
+    if (t.kind != TargetKind::kExec) continue;
+    ExecRecordOut rec;
+    rec.target = t.name;
+    rec.argv = t.exec.argv;
+    if (!deps_.execLogDir.empty()) rec.log = deps_.execLogDir + "/" + t.name + ".log";
+    const std::string faultId = result_.runId + "-exec-" + std::to_string(++n);
+    nlohmann::json undo;
+    auto started = startExec(t.exec, rec.log, [&](const StartedExec& s) -> Result<void> {
+      undo = execUndo(s, std::chrono::milliseconds(5000));
+      if (!deps_.journal) return success();
+      FaultIntent intent;
+      intent.faultId = faultId;
+      intent.step = "exec:" + t.name;
+      intent.faultType = std::string(kExecFaultType);
+      intent.target =
+          "pid " + std::to_string(s.pid) + " started for target " + t.name + ": " + s.program;
+      intent.undo = undo;
+      intent.resources = {"exec:" + std::to_string(s.pid)};
+      // Past the run's expected end (plus a minute), the guardian stops it even if we hang.
+      intent.deadline = deps_.clock->wallNow() +
+                        std::chrono::duration_cast<WallClock::duration>(expected) +
+                        std::chrono::minutes(1);
+      CHAOSD_TRY(deps_.journal->recordIntent(result_.runId, intent));
+      (void)deps_.journal->markApplied(faultId);
+      return success();
+    });
+    if (!started) {
+      rec.state = "start-failed";
+      rec.error = started.error().describe();
+      result_.execs.push_back(std::move(rec));
+      fail(Outcome::kError,
+           "target " + t.name + ": cannot start it: " + started.error().describe());
+      return false;
+    }
+    rec.pid = started->pid;
+    rec.startedAt = deps_.clock->wallNow();
+    rec.state = "running";
+    note("started target " + t.name + ": pid " + std::to_string(started->pid) +
+         (rec.log.empty() ? "" : ", output in " + rec.log));
+    ExecHeld held;
+    held.index = result_.execs.size();
+    held.faultId = faultId;
+    held.undo = undo;
+    held.asProcess.name = t.name;
+    held.asProcess.kind = TargetKind::kProcess;
+    held.asProcess.process.pid = started->pid;
+    held.asProcess.selection.mode = SelectionMode::kAll;
+    result_.execs.push_back(std::move(rec));
+    execs_[t.name] = std::move(held);
+  }
+  return true;
+}
+
+void Engine::stopExecTargets() {
+  // The newest first, like faults.
+  std::vector<ExecHeld*> order;
+  for (auto& [name, held] : execs_) order.push_back(&held);
+  std::sort(order.begin(), order.end(),
+            [](const ExecHeld* a, const ExecHeld* b) { return a->index > b->index; });
+  for (ExecHeld* held : order) {
+    ExecRecordOut& rec = result_.execs[held->index];
+    if (rec.state != "running") continue;
+    auto stopped = stopExec(held->undo);
+    rec.stoppedAt = deps_.clock->wallNow();
+    if (stopped) {
+      rec.state = "stopped";
+      rec.observed = *stopped;
+      if (deps_.journal) (void)deps_.journal->markReverted(held->faultId);
+    } else {
+      rec.state = "stop-failed";
+      rec.error = stopped.error().describe();
+      if (deps_.journal) (void)deps_.journal->markRevertFailed(held->faultId, rec.error);
+      fail(Outcome::kLeftovers, "target " + rec.target + ": cannot stop it: " + rec.error);
+    }
+    auto left = execLeftovers(held->undo);
+    if (left && !left->empty()) {
+      result_.auditClean = false;
+      for (const auto& l : *left)
+        fail(Outcome::kLeftovers, "left behind by target " + rec.target + ": " + l);
+    }
+  }
 }
 
 bool Engine::checkTargets() {
@@ -315,6 +404,11 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
   req.stepName = f.step;
   req.faultType = f.type;
   req.target = f.target.empty() ? nullptr : experiment_.findTarget(f.target);
+  if (req.target != nullptr && req.target->kind == TargetKind::kExec) {
+    // The process the engine started for the target, by pid (and start time, in the victim).
+    auto it = execs_.find(f.target);
+    if (it != execs_.end()) req.target = &it->second.asProcess;
+  }
   req.args = f.args;
   req.duration = f.plannedEnd - f.plannedStart;
   auto prepared = injector.prepare(req);
@@ -458,9 +552,10 @@ RunResult Engine::run() {
         PhaseRecord{phase, clock.wallNow(), clock.wallNow(), false, std::move(why)});
   };
 
-  bool ready = prepareInjectors() && checkTargets() && prepareProbes();
+  bool ready = prepareInjectors() && checkTargets() && prepareProbes() && startExecTargets();
   if (!ready) {
     skip(Phase::kBefore, "not started: " + result_.reasons.back());
+    stopExecTargets();
     result_.endedAt = clock.wallNow();
     return result_;
   }
@@ -519,6 +614,7 @@ RunResult Engine::run() {
                                         : "no faults ran");
   }
   revertAllHeld();  // belt and braces: nothing may be held past run()
+  stopExecTargets();
   computeImpacts(result_);
   result_.endedAt = clock.wallNow();
   return result_;

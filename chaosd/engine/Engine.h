@@ -47,6 +47,8 @@ struct EngineDeps {
   // for every target a fault uses, before the baseline. Optional (unit tests leave it empty).
   std::function<std::vector<std::string>(const TargetSpec&)> checkTarget;
   EngineObserver* observer = nullptr;
+  // Where an exec target's stdout and stderr go: <execLogDir>/<target>.log. "" for nowhere.
+  std::string execLogDir;
 };
 
 // Runs one experiment: baseline, method (faults applied, held, reverted at their deadlines),
@@ -78,6 +80,10 @@ class Engine {
   bool applyPrepared(size_t index);
   void revertFault(size_t index);
   void revertAllHeld();
+  // Exec targets: started (journalled first, as process.exec) before the baseline, stopped
+  // after the recovery window, on every path out of run().
+  bool startExecTargets();
+  void stopExecTargets();
   void runRollbacks();
   void audit();
   std::vector<PhaseVerdict> judge(Phase phase);
@@ -100,6 +106,13 @@ class Engine {
   size_t nextEvent_ = 0;
   std::vector<const StepSpec*> faultSteps_;  // parallel to result_.faults
   std::vector<nlohmann::json> undo_;         // parallel to result_.faults
+  struct ExecHeld {
+    size_t index = 0;  // into result_.execs
+    std::string faultId;
+    nlohmann::json undo;
+    TargetSpec asProcess;  // the started process as a process target (pid), for faults
+  };
+  std::map<std::string, ExecHeld> execs_;  // by target name
 
   std::mutex samplesMu_;
   std::vector<std::pair<size_t, ProbeSample>> incoming_;

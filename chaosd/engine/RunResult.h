@@ -67,6 +67,20 @@ struct FaultRecordOut {
   std::vector<ProbeImpact> impact;     // one per probe, when the fault was applied
 };
 
+// A process an exec target started for the run, and how it was stopped.
+struct ExecRecordOut {
+  std::string target;
+  std::vector<std::string> argv;
+  pid_t pid = 0;
+  std::string log;  // where its stdout and stderr went ("" for nowhere)
+  std::optional<WallClock> startedAt;
+  std::optional<WallClock> stoppedAt;
+  std::string state =
+      "not-started";  // not-started | start-failed | running | stopped | stop-failed
+  std::string error;
+  nlohmann::json observed = nlohmann::json::object();  // how it exited: term, kill, gone
+};
+
 struct RollbackRecord {
   std::string name;
   std::vector<std::string> command;
@@ -94,6 +108,7 @@ struct RunResult {
   std::vector<FaultRecordOut> faults;
   std::vector<RollbackRecord> rollbacks;
   std::vector<ProbeRecord> probes;
+  std::vector<ExecRecordOut> execs;
   bool auditClean = true;
   int exitCode() const { return exitCodeOf(outcome); }
 };

@@ -12,6 +12,7 @@
 #include "chaosd/engine/Selection.h"
 #include "chaosd/system/Netns.h"
 #include "chaosd/system/Users.h"
+#include "injectors/process/ExecTarget.h"
 
 namespace chaosd {
 namespace {
@@ -96,13 +97,14 @@ void resolveProcess(const TargetSpec& t, const Guardrails& g, const ResolveConte
 }
 
 void resolveExec(const TargetSpec& t, ResolvedTarget& out) {
-  const std::string& program = t.exec.argv.empty() ? std::string() : t.exec.argv.front();
-  if (::access(program.c_str(), X_OK) != 0) {
-    out.problems.push_back("'" + program + "' is not an executable file here");
+  const std::string program = t.exec.argv.empty() ? std::string() : t.exec.argv.front();
+  auto found = findExecutable(program);
+  if (!found) {
+    out.problems.push_back(found.error().message());
     return;
   }
   out.usable = true;
-  out.details.push_back("started by the experiment and stopped at its end: " + program);
+  out.details.push_back("started by the experiment and stopped at its end: " + *found);
 }
 
 void resolveInterface(const TargetSpec& t, ResolvedTarget& out) {

@@ -46,6 +46,7 @@ struct StatFields {
   std::string comm;
   char state = '?';
   pid_t ppid = 0;
+  pid_t pgid = 0;
   uint64_t flags = 0;
   uint64_t startTime = 0;
 };
@@ -71,8 +72,8 @@ bool parseStat(std::string_view text, StatFields& out) {
   }
   if (count < 20 || fields[0].size() != 1) return false;
   out.state = fields[0][0];
-  return parseNumber(fields[1], out.ppid) && parseNumber(fields[6], out.flags) &&
-         parseNumber(fields[19], out.startTime);
+  return parseNumber(fields[1], out.ppid) && parseNumber(fields[2], out.pgid) &&
+         parseNumber(fields[6], out.flags) && parseNumber(fields[19], out.startTime);
 }
 
 // The real uid: the first number on the "Uid:" line.
@@ -128,6 +129,7 @@ int readProcessDir(int dirFd, pid_t pid, Buffers& buf, ProcessInfo& info) {
 
   info.pid = pid;
   info.ppid = stat.ppid;
+  info.pgid = stat.pgid;
   info.comm = std::move(stat.comm);
   info.state = stat.state;
   info.startTime = stat.startTime;

@@ -20,6 +20,7 @@ struct ProcessSelector;  // experiments/model/Experiment.h
 struct ProcessInfo {
   pid_t pid = 0;
   pid_t ppid = 0;
+  pid_t pgid = 0;                    // process group
   std::string comm;                  // at most 15 bytes; may hold spaces and parentheses
   char state = '?';                  // R, S, D, T, Z, ...
   uint64_t startTime = 0;            // clock ticks after boot; (pid, startTime) names one process

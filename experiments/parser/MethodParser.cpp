@@ -154,6 +154,7 @@ class MethodParser {
     if (name) {
       step.fault = *name;
       type = registry_.find(*name);
+      if (type != nullptr && type->internal) type = nullptr;  // journal-only, never a step
       if (!type) {
         auto near = closest(*name, registry_.names());
         ctx_.diag.error(

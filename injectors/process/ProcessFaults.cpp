@@ -1,6 +1,7 @@
 // The process fault types and their arguments; the injectors (pidfd signals) plug in here.
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
+#include "injectors/process/ExecTarget.h"
 #include "injectors/process/KillInjector.h"
 #include "injectors/process/PauseInjector.h"
 
@@ -36,6 +37,13 @@ void registerProcessFaults(FaultRegistry& registry) {
   pause.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
   pause.factory = [] { return std::make_unique<PauseInjector>(); };
   (void)registry.add(std::move(pause));
+
+  FaultType exec;
+  exec.name = std::string(kExecFaultType);
+  exec.summary = "a process an exec target started; stopped (TERM, then KILL) at revert";
+  exec.internal = true;
+  exec.factory = [] { return std::make_unique<ExecTargetInjector>(); };
+  (void)registry.add(std::move(exec));
 }
 
 }  // namespace chaosd

@@ -256,8 +256,8 @@ Result<ProcessPlan> planProcessFault(const FaultRequest& request, int signal,
     return Error(ErrorCode::kInvalid, request.faultType + " needs a process target");
   }
   if (target->kind == TargetKind::kExec) {
-    return Error(ErrorCode::kUnsupported,
-                 "exec targets are started by the engine (not in this build yet)");
+    return Error(ErrorCode::kNotFound,
+                 "exec target '" + target->name + "' has no process the engine started");
   }
   if (target->kind != TargetKind::kProcess) {
     return Error(ErrorCode::kInvalid, request.faultType + " needs a process target; '" +

@@ -148,9 +148,8 @@ TEST(ProcessFaultPlanTest, TargetsOfTheWrongKindAreRefusedBeforeProcIsRead) {
   r.target = &exec;
   auto unsupported = planProcessFault(r, SIGKILL, 0ns);
   ASSERT_FALSE(unsupported.ok());
-  EXPECT_EQ(unsupported.error().code(), ErrorCode::kUnsupported);
-  EXPECT_EQ(unsupported.error().message(),
-            "exec targets are started by the engine (not in this build yet)");
+  EXPECT_EQ(unsupported.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(unsupported.error().message(), "exec target 'app' has no process the engine started");
 
   TargetSpec path;
   path.name = "data";

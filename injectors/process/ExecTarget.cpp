@@ -1,0 +1,321 @@
+#include "injectors/process/ExecTarget.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <map>
+#include <thread>
+
+#include "chaosd/system/Pidfd.h"
+#include "chaosd/system/ProcessTable.h"
+#include "injectors/process/ProcessInjector.h"
+
+extern char** environ;  // NOLINT: POSIX
+
+namespace chaosd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kKillWait = std::chrono::seconds(3);
+
+bool isExecutableFile(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// A member of the group: (pid, start time) of a live process in the leader's group that
+// started no earlier than the leader (a reused pgid's processes would be younger than the
+// leader only if the leader and all its group were gone long ago; the leader's start time
+// check below covers the leader itself).
+std::vector<Victim> groupMembers(pid_t pgid, uint64_t leaderStart) {
+  std::vector<Victim> out;
+  auto table = ProcessTable::scan();
+  if (!table) return out;
+  for (const auto& p : table->processes()) {
+    if (p.pgid != pgid || p.state == 'Z' || p.startTime < leaderStart) continue;
+    out.push_back(Victim{p.pid, p.startTime, p.comm});
+  }
+  return out;
+}
+
+struct Reached {
+  Victim victim;
+  Fd pidfd;
+};
+
+// Opens a proven pidfd to every recorded process still alive: the leader and its group.
+std::vector<Reached> reachGroup(pid_t pgid, uint64_t leaderStart) {
+  std::vector<Reached> out;
+  for (const auto& v : groupMembers(pgid, leaderStart)) {
+    auto r = reachVictim(v);
+    if (r && r->state == VictimState::kLive) out.push_back(Reached{v, std::move(r->pidfd)});
+  }
+  return out;
+}
+
+void reapIfOurs(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) < 0 && errno == EINTR) {
+  }
+}
+
+// Waits until every pidfd reports an exit, or the deadline. True when all exited.
+bool waitAllExited(const std::vector<Reached>& group, Clock::time_point deadline) {
+  for (;;) {
+    bool all = true;
+    for (const auto& g : group) all = all && hasExited(g.pidfd);
+    if (all) return true;
+    const auto now = Clock::now();
+    if (now >= deadline) return false;
+    std::vector<pollfd> fds;
+    for (const auto& g : group) {
+      if (!hasExited(g.pidfd)) fds.push_back(pollfd{g.pidfd.get(), POLLIN, 0});
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(1, left.count())));
+  }
+}
+
+}  // namespace
+
+Result<std::string> findExecutable(const std::string& program) {
+  if (program.empty()) return Error(ErrorCode::kInvalid, "exec: an empty argv");
+  if (program.find('/') != std::string::npos) {
+    if (isExecutableFile(program)) return program;
+    return Error(ErrorCode::kNotFound, "'" + program + "' is not an executable file");
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + program;
+    if (isExecutableFile(candidate)) return candidate;
+    start = end + 1;
+  }
+  return Error(ErrorCode::kNotFound, "'" + program + "' is not found on PATH");
+}
+
+Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
+                              const BeforeExec& beforeExec) {
+  if (spec.argv.empty()) return Error(ErrorCode::kInvalid, "exec: an empty argv");
+  auto program = findExecutable(spec.argv.front());
+  if (!program) return std::move(program).error();
+  if (!spec.cwd.empty()) {
+    struct stat st {};
+    if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Error(ErrorCode::kNotFound, "exec cwd " + spec.cwd + " is not a directory");
+    }
+  }
+
+  // Everything the child needs is built before fork: between fork and exec it may only make
+  // async-signal-safe calls (the parent has threads).
+  std::vector<std::string> argvStore = spec.argv;
+  std::vector<char*> argv;
+  for (auto& a : argvStore) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::map<std::string, std::string> envMap;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    const size_t eq = kv.find('=');
+    if (eq != std::string_view::npos) envMap[std::string(kv.substr(0, eq))] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : spec.env) envMap[k] = v;
+  std::vector<std::string> envStore;
+  for (const auto& [k, v] : envMap) envStore.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : envStore) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) return Error::fromErrno("open /dev/null", errno);
+  Fd log(logPath.empty()
+             ? ::open("/dev/null", O_WRONLY | O_CLOEXEC)
+             : ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!log) return Error::fromErrno("open " + logPath, errno);
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC) != 0) return Error::fromErrno("pipe2", errno);
+  Fd readEnd(pipeFds[0]);
+  Fd writeEnd(pipeFds[1]);
+  int goFds[2];  // the parent writes one byte once the child may exec
+  if (::pipe2(goFds, O_CLOEXEC) != 0) return Error::fromErrno("pipe2", errno);
+  Fd goRead(goFds[0]);
+  Fd goWrite(goFds[1]);
+
+  const std::string& exe = *program;
+  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) return Error::fromErrno("fork", errno);
+  if (pid == 0) {
+    // The child: async-signal-safe calls only.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT}) ::signal(sig, SIG_DFL);
+    ::close(goWrite.get());  // else our own copy would keep the go pipe from ever closing
+    ::close(readEnd.get());
+    char go = 0;
+    ssize_t got = 0;
+    do {
+      got = ::read(goRead.get(), &go, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1) ::_exit(127);  // the parent decided against it, or died
+    int err = 0;
+    if (cwd != nullptr && ::chdir(cwd) != 0) err = errno;
+    if (err == 0 &&
+        (::dup2(devnull.get(), 0) < 0 || ::dup2(log.get(), 1) < 0 || ::dup2(log.get(), 2) < 0)) {
+      err = errno;
+    }
+    if (err == 0) {
+      ::execve(exe.c_str(), argv.data(), envp.data());
+      err = errno;
+    }
+    (void)!::write(writeEnd.get(), &err, sizeof err);
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // also here: whichever runs first, the group exists before we go on
+  writeEnd.reset();
+  goRead.reset();
+  auto killChild = [&] {
+    goWrite.reset();       // EOF: the child exits without exec
+    ::kill(pid, SIGKILL);  // our own unreaped child: its pid cannot have been reused
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  };
+  auto forkedStart = readStartTime(pid);
+  if (!forkedStart) {
+    killChild();
+    return Error(ErrorCode::kInternal, "exec " + exe + ": cannot read the child's start time");
+  }
+  if (beforeExec) {
+    auto ok = beforeExec(StartedExec{pid, *forkedStart, exe});
+    if (!ok) {
+      killChild();
+      return std::move(ok).error();
+    }
+  }
+  const char goByte = 1;
+  if (::write(goWrite.get(), &goByte, 1) != 1) {
+    const int err = errno;
+    killChild();
+    return Error::fromErrno("exec " + exe + ": releasing the child", err);
+  }
+  goWrite.reset();
+  int childErr = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(readEnd.get(), &childErr, sizeof childErr);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof childErr)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return Error::fromErrno("exec " + exe, childErr);
+  }
+  return StartedExec{pid, *forkedStart, exe};
+}
+
+nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds grace) {
+  return {{"pid", started.pid},
+          {"startTime", started.startTime},
+          {"program", started.program},
+          {"graceMs", grace.count()}};
+}
+
+namespace {
+
+struct ExecRecord {
+  pid_t pid = 0;
+  uint64_t startTime = 0;
+  std::chrono::milliseconds grace{5000};
+};
+
+Result<ExecRecord> parseUndo(const nlohmann::json& undo) {
+  if (!undo.is_object() || !undo.contains("pid") || !undo["pid"].is_number_integer() ||
+      !undo.contains("startTime") || !undo["startTime"].is_number_unsigned()) {
+    return Error(ErrorCode::kInvalid, "not an exec undo record: " + undo.dump());
+  }
+  ExecRecord r;
+  r.pid = undo["pid"].get<pid_t>();
+  r.startTime = undo["startTime"].get<uint64_t>();
+  if (undo.contains("graceMs") && undo["graceMs"].is_number_integer()) {
+    r.grace = std::chrono::milliseconds(undo["graceMs"].get<int64_t>());
+  }
+  if (r.pid <= 1) return Error(ErrorCode::kInvalid, "exec undo record names pid " + undo.dump());
+  return r;
+}
+
+}  // namespace
+
+Result<nlohmann::json> stopExec(const nlohmann::json& undo) {
+  auto rec = parseUndo(undo);
+  if (!rec) return std::move(rec).error();
+  const auto t0 = Clock::now();
+  std::vector<Reached> group = reachGroup(rec->pid, rec->startTime);
+  if (group.empty()) {
+    reapIfOurs(rec->pid);
+    return nlohmann::json{{"exited", "gone"}, {"stopMs", 0}};
+  }
+  for (const auto& g : group) (void)signalVictim(g.pidfd, SIGTERM, g.victim);
+  std::string how = "term";
+  if (!waitAllExited(group, t0 + rec->grace)) {
+    how = "kill";
+    // Members started after our first look get the KILL too.
+    for (auto& more : reachGroup(rec->pid, rec->startTime)) group.push_back(std::move(more));
+    for (const auto& g : group) {
+      if (!hasExited(g.pidfd)) (void)signalVictim(g.pidfd, SIGKILL, g.victim);
+    }
+    if (!waitAllExited(group, Clock::now() + kKillWait)) {
+      reapIfOurs(rec->pid);
+      return Error(ErrorCode::kTimeout,
+                   "exec group " + std::to_string(rec->pid) + " still running after SIGKILL");
+    }
+  }
+  reapIfOurs(rec->pid);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  return nlohmann::json{{"exited", how}, {"stopMs", ms.count()}};
+}
+
+Result<std::vector<std::string>> execLeftovers(const nlohmann::json& undo) {
+  auto rec = parseUndo(undo);
+  if (!rec) return std::move(rec).error();
+  std::vector<std::string> out;
+  for (const auto& m : groupMembers(rec->pid, rec->startTime)) {
+    out.push_back("pid " + std::to_string(m.pid) + " (" + m.comm + ") of exec group " +
+                  std::to_string(rec->pid) + " still runs");
+  }
+  return out;
+}
+
+Result<PreparedFault> ExecTargetInjector::prepare(const FaultRequest&) {
+  return Error(ErrorCode::kInvalid, "process.exec is started by the engine, not by a step");
+}
+
+Result<AppliedFault> ExecTargetInjector::apply(const std::string&, const nlohmann::json&) {
+  return Error(ErrorCode::kInvalid, "process.exec is started by the engine, not by a step");
+}
+
+Result<nlohmann::json> ExecTargetInjector::revert(const std::string&, const nlohmann::json& undo) {
+  return stopExec(undo);
+}
+
+Result<std::vector<std::string>> ExecTargetInjector::audit(const nlohmann::json& undo) {
+  return execLeftovers(undo);
+}
+
+}  // namespace chaosd
