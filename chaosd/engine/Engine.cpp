@@ -1,6 +1,9 @@
 #include "chaosd/engine/Engine.h"
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "chaosd/core/Log.h"
@@ -195,7 +198,59 @@ bool Engine::startExecTargets() {
     result_.execs.push_back(std::move(rec));
     execs_[t.name] = std::move(held);
   }
+  // Then wait for each to be ready, when the target says how to tell.
+  for (const auto& t : experiment_.targets) {
+    if (t.kind != TargetKind::kExec || t.exec.readyPort == 0) continue;
+    if (!waitExecReady(t)) return false;
+  }
   return true;
+}
+
+namespace {
+std::string describeWaitStatus(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+}  // namespace
+
+bool Engine::waitExecReady(const TargetSpec& t) {
+  ProbeSpec spec;
+  spec.name = "ready:" + t.name;
+  spec.kind = ProbeKind::kTcp;
+  spec.tcp.host = t.exec.readyHost;
+  spec.tcp.port = t.exec.readyPort;
+  spec.timeout = std::chrono::milliseconds(500);
+  auto probe = deps_.makeProbe(spec);
+  if (!probe) {
+    fail(Outcome::kError, "target " + t.name + ": readiness check: " + probe.error().describe());
+    return false;
+  }
+  const ExecHeld& held = execs_.at(t.name);
+  const std::string where = t.exec.readyHost + ":" + std::to_string(t.exec.readyPort);
+  const auto deadline = deps_.clock->now() + t.exec.readyWithin;
+  std::string last;
+  for (;;) {
+    ProbeSample s = (*probe)->sample(Phase::kBefore);
+    if (s.ok) {
+      note("target " + t.name + " is ready: " + where + " accepts connections");
+      return true;
+    }
+    last = s.detail;
+    int status = 0;
+    if (::waitpid(result_.execs[held.index].pid, &status, WNOHANG) > 0) {
+      // Reaped here: the stop at the end finds it gone.
+      fail(Outcome::kError, "target " + t.name + " exited (" + describeWaitStatus(status) +
+                                ") before it was ready; see " + result_.execs[held.index].log);
+      return false;
+    }
+    if (abortRequested_ || deps_.clock->now() >= deadline) break;
+    deps_.waiter->waitUntil(deps_.clock->now() + std::chrono::milliseconds(100));
+  }
+  fail(abortRequested_ ? Outcome::kAborted : Outcome::kError,
+       "target " + t.name + " was not ready within " + units::formatDuration(t.exec.readyWithin) +
+           ": " + last);
+  return false;
 }
 
 void Engine::stopExecTargets() {
@@ -552,7 +607,9 @@ RunResult Engine::run() {
         PhaseRecord{phase, clock.wallNow(), clock.wallNow(), false, std::move(why)});
   };
 
-  bool ready = prepareInjectors() && checkTargets() && prepareProbes() && startExecTargets();
+  // Exec targets start before the other targets are checked: a process target may select
+  // what they start (the replicas a started front spawns). A failed check stops them again.
+  bool ready = prepareInjectors() && prepareProbes() && startExecTargets() && checkTargets();
   if (!ready) {
     skip(Phase::kBefore, "not started: " + result_.reasons.back());
     stopExecTargets();

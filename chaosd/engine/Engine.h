@@ -83,6 +83,7 @@ class Engine {
   // Exec targets: started (journalled first, as process.exec) before the baseline, stopped
   // after the recovery window, on every path out of run().
   bool startExecTargets();
+  bool waitExecReady(const TargetSpec& target);
   void stopExecTargets();
   void runRollbacks();
   void audit();

@@ -61,6 +61,11 @@ struct ExecSpec {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   std::string cwd;
+  // `ready:` the run waits (up to readyWithin) until this address accepts a TCP connection
+  // before the baseline starts; without it the baseline starts at once.
+  std::string readyHost;
+  uint16_t readyPort = 0;  // 0: no readiness check
+  std::chrono::nanoseconds readyWithin = std::chrono::seconds(30);
 };
 
 // A network namespace: the host's (none set), a name under /run/netns, a path, or a pid's.

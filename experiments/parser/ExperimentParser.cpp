@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -268,6 +269,13 @@ void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions&
   }
   // Variables first: every other section may use them.
   if (auto c = top.get("config")) parseConfig(ctx, *c, exp);
+  // Built in, overridable like any other: the directory holding the experiment file, so an
+  // experiment can start a program that ships next to it.
+  if (!exp.file.empty()) {
+    std::error_code ec;
+    auto dir = std::filesystem::absolute(std::filesystem::path(exp.file), ec).parent_path();
+    if (!ec) vars["experiment_dir"] = dir.lexically_normal().string();
+  }
   for (const auto& [name, cv] : exp.config) vars[name] = cv.value;
   for (const auto& [name, value] : options.vars) vars[name] = value;
 

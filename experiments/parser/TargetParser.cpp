@@ -113,7 +113,7 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
     if (auto sel = parseProcessSelector(ctx, *what)) t.process = *sel;
   } else if (kind == "exec") {
     t.kind = TargetKind::kExec;
-    MapReader e(ctx, *what, {"argv", "env", "cwd"});
+    MapReader e(ctx, *what, {"argv", "env", "cwd", "ready"});
     if (auto argv = e.require("argv", "the program and its arguments: [/usr/bin/app, --flag]")) {
       if (auto list = asStringList(ctx, *argv)) {
         if (list->empty()) {
@@ -133,6 +133,19 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
                        "'" + *cwd + "' is not an absolute path", "an absolute directory");
       }
       t.exec.cwd = *cwd;
+    }
+    if (auto ready = e.get("ready")) {
+      MapReader r(ctx, *ready, {"tcp", "within"});
+      if (auto tcp = r.require("tcp", "tcp: {host: 127.0.0.1, port: 8080}")) {
+        MapReader a(ctx, *tcp, {"host", "port"});
+        t.exec.readyHost = a.string("host", true).value_or("");
+        if (auto port = a.require("port", "a port 1..65535")) {
+          if (auto v = asInt(ctx, *port, 1, 65535)) t.exec.readyPort = static_cast<uint16_t>(*v);
+        }
+      }
+      if (auto within = r.get("within")) {
+        t.exec.readyWithin = asDuration(ctx, *within).value_or(t.exec.readyWithin);
+      }
     }
   } else if (kind == "interface") {
     t.kind = TargetKind::kInterface;

@@ -179,6 +179,52 @@ TEST_F(ExecTargetTest, ChaosctlKilledWhileTheTargetRunsTheGuardianStopsItsGroup)
   EXPECT_EQ(held, "[]\n") << "the guardian marks the process.exec record reverted";
 }
 
+// The game-day example, for real: the demo front and its three replicas, one replica killed,
+// the front routing around it, the replica restarted, everything stopped at the end.
+TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
+  // A free port for the front; the replicas take the three above it.
+  uint16_t port = 0;
+  for (uint16_t p = 20000 + static_cast<uint16_t>(::getpid() % 20000); p < 60000; p += 7) {
+    int st = -1;
+    shell("python3 -c 'import socket\nfor i in range(4):\n socket.socket().bind((\"127.0.0.1\", " +
+              std::to_string(p) + "+i))'",
+          &st);
+    if (st == 0) {
+      port = p;
+      break;
+    }
+  }
+  ASSERT_NE(port, 0);
+  int st = -1;
+  const std::string out =
+      shell(std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state --report-dir " +
+                root_ + "/reports --var window=2s --var port=" + std::to_string(port) + " " +
+                CHAOSD_SOURCE_DIR + "/experiments/examples/gameday-demo.yaml",
+            &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("target demo is ready: 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << out;
+  fs::path runDir;
+  for (const auto& e : fs::directory_iterator(root_ + "/reports")) runDir = e.path();
+  std::ifstream in(runDir / "report.json");
+  const auto report = nlohmann::json::parse(in);
+  EXPECT_EQ(report["outcome"], "ok");
+  const auto& observed = report["faults"][0]["observed"];
+  ASSERT_EQ(observed["victims"].size(), 1u) << observed.dump();
+  EXPECT_EQ(observed["died"], 1);
+  ASSERT_EQ(observed["restarts"].size(), 1u)
+      << "the front restarts its replica: " << observed.dump();
+  EXPECT_EQ(observed["restarts"][0]["replaces"], observed["victims"][0]["pid"]);
+  // The demo restarts after 0.5 s; the watch polls every 25 ms.
+  EXPECT_GE(observed["timeToRestartMs"].get<double>(), 500.0);
+  EXPECT_LT(observed["timeToRestartMs"].get<double>(), 2000.0);
+  EXPECT_EQ(report["execs"][0]["state"], "stopped");
+  // Nothing of the demo is left: no process whose command line names our port.
+  const std::string left =
+      shell("pgrep -af '[r]r-demo.py .*--port " + std::to_string(port) + "' || true", &st);
+  EXPECT_EQ(left, "");
+}
+
 TEST(ExecTargetUnitTest, AMissingProgramFailsAtStartAndAFailedJournalNeverRunsIt) {
   ExecSpec spec;
   spec.argv = {"/nonexistent/program"};
