@@ -109,6 +109,29 @@ void splitCmdline(std::string_view raw, ProcessInfo& info) {
   std::replace(info.commandLine.begin(), info.commandLine.end(), '\0', ' ');
 }
 
+bool inCgroup(const std::string& path, const std::string& cgroup);
+
+// What a scan may use to skip reading more of a process that cannot match: fields already
+// read (name and pid from stat, the cgroup from its file) that rule it out. The process
+// stays in the table (its stat data serves ancestor lookups); match() rejects it the same.
+struct ScanHint {
+  std::string name;
+  std::optional<pid_t> pid;
+  std::string cgroup;  // normalised as compile() does; "" for none
+};
+
+ScanHint hintFor(const ProcessSelector* s) {
+  ScanHint h;
+  if (s == nullptr) return h;
+  h.name = s->name;
+  h.pid = s->pid;
+  if (!s->cgroup.empty() && s->cgroup.front() == '/') {
+    h.cgroup = s->cgroup;
+    while (h.cgroup.size() > 1 && h.cgroup.back() == '/') h.cgroup.pop_back();
+  }
+  return h;
+}
+
 // Scratch buffers reused across the processes of one scan.
 struct Buffers {
   std::string stat, status, cmdline, cgroup;
@@ -117,15 +140,30 @@ struct Buffers {
 // Reads one process through a descriptor of its /proc directory: every file then comes
 // from the same process even if the pid is reused mid-read (the old directory fails ESRCH).
 // Returns 0 or an errno.
-int readProcessDir(int dirFd, pid_t pid, Buffers& buf, ProcessInfo& info) {
+int readProcessDir(int dirFd, pid_t pid, Buffers& buf, ProcessInfo& info,
+                   unsigned fields = kScanAll, const ScanHint& hint = {}) {
   if (int err = readFileAt(dirFd, "stat", buf.stat)) return err;
   StatFields stat;
   if (!parseStat(buf.stat, stat)) return buf.stat.empty() ? ESRCH : EBADMSG;
-  if (int err = readFileAt(dirFd, "status", buf.status)) return err;
-  if (int err = readFileAt(dirFd, "cmdline", buf.cmdline)) return err;
+  buf.status.clear();
+  buf.cmdline.clear();
+  // Ruled out by what stat says: nothing more to read.
+  if ((!hint.name.empty() && stat.comm != hint.name) || (hint.pid && pid != *hint.pid)) fields = 0;
   // A missing cgroup file (fixtures, kernels without cgroups) only leaves the path empty.
-  int cgroupErr = readFileAt(dirFd, "cgroup", buf.cgroup);
+  int cgroupErr = (fields & kScanCgroup) != 0 ? readFileAt(dirFd, "cgroup", buf.cgroup) : ENOENT;
   if (cgroupErr != 0 && cgroupErr != ENOENT) return cgroupErr;
+  if (cgroupErr == 0) info.cgroup = parseCgroupV2(buf.cgroup);
+  if (!hint.cgroup.empty() && (fields & kScanCgroup) != 0 && !inCgroup(info.cgroup, hint.cgroup)) {
+    fields = 0;  // ruled out by its cgroup
+  }
+  const bool wantStatus = (fields & kScanStatus) != 0;
+  const bool wantCmdline = (fields & kScanCmdline) != 0;
+  if (wantStatus) {
+    if (int err = readFileAt(dirFd, "status", buf.status)) return err;
+  }
+  if (wantCmdline) {
+    if (int err = readFileAt(dirFd, "cmdline", buf.cmdline)) return err;
+  }
 
   info.pid = pid;
   info.ppid = stat.ppid;
@@ -133,14 +171,15 @@ int readProcessDir(int dirFd, pid_t pid, Buffers& buf, ProcessInfo& info) {
   info.comm = std::move(stat.comm);
   info.state = stat.state;
   info.startTime = stat.startTime;
-  if (!parseStatusUid(buf.status, info.uid)) return buf.status.empty() ? ESRCH : EBADMSG;
+  if (wantStatus && !parseStatusUid(buf.status, info.uid)) {
+    return buf.status.empty() ? ESRCH : EBADMSG;
+  }
   splitCmdline(buf.cmdline, info);
   // PF_KTHREAD decides; pid 2 (kthreadd) and its children are the fallback for fixtures.
   // An empty cmdline is required there because in a container's pid namespace pid 2
-  // can be an ordinary process.
-  info.isKernelThread =
-      (stat.flags & kPfKthread) != 0 || (info.cmdline.empty() && (pid == 2 || info.ppid == 2));
-  if (cgroupErr == 0) info.cgroup = parseCgroupV2(buf.cgroup);
+  // can be an ordinary process (so without the cmdline read, only the flag counts).
+  info.isKernelThread = (stat.flags & kPfKthread) != 0 ||
+                        (wantCmdline && info.cmdline.empty() && (pid == 2 || info.ppid == 2));
   return 0;
 }
 
@@ -160,7 +199,17 @@ bool isPidName(const char* name, pid_t& pid) {
 
 }  // namespace
 
-Result<ProcessTable> ProcessTable::scan(std::string procRoot) {
+unsigned ProcessTable::fieldsFor(const ProcessSelector& selector) {
+  unsigned fields = 0;
+  if (!selector.user.empty()) fields |= kScanStatus;
+  if (!selector.cmdline.empty()) fields |= kScanCmdline;
+  if (!selector.cgroup.empty()) fields |= kScanCgroup;
+  return fields;
+}
+
+Result<ProcessTable> ProcessTable::scan(std::string procRoot, unsigned fields,
+                                        const ProcessSelector* hintFrom) {
+  const ScanHint hint = hintFor(hintFrom);
   DIR* dir = ::opendir(procRoot.c_str());
   if (dir == nullptr) return Error::fromErrno("opening " + procRoot, errno);
   std::vector<ProcessInfo> processes;
@@ -172,7 +221,7 @@ Result<ProcessTable> ProcessTable::scan(std::string procRoot) {
     Fd pidDir(::openat(::dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     int err = pidDir ? 0 : errno;
     ProcessInfo info;
-    if (err == 0) err = readProcessDir(pidDir.get(), pid, buffers, info);
+    if (err == 0) err = readProcessDir(pidDir.get(), pid, buffers, info, fields, hint);
     if (err == 0) {
       processes.push_back(std::move(info));
     } else if (!isRace(err)) {
@@ -186,7 +235,7 @@ Result<ProcessTable> ProcessTable::scan(std::string procRoot) {
   if (readErr != 0) return Error::fromErrno("listing " + procRoot, readErr);
   std::sort(processes.begin(), processes.end(),
             [](const ProcessInfo& a, const ProcessInfo& b) { return a.pid < b.pid; });
-  return ProcessTable(std::move(procRoot), std::move(processes));
+  return ProcessTable(std::move(procRoot), std::move(processes), fields);
 }
 
 Result<ProcessInfo> readProcess(pid_t pid, const std::string& procRoot) {
@@ -439,6 +488,9 @@ bool matches(const ProcessInfo& p, const ProcessSelector& s, const CompiledSelec
 
 Result<std::vector<ProcessInfo>> ProcessTable::match(const ProcessSelector& selector,
                                                      const MatchContext& context) const {
+  if ((fieldsFor(selector) & ~fields_) != 0) {
+    return Error(ErrorCode::kInternal, "the process scan left out what this selector needs");
+  }
   auto compiled = compile(selector, context);
   if (!compiled) return std::move(compiled).error();
   std::vector<ProcessInfo> found;

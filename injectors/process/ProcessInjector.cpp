@@ -214,8 +214,9 @@ Result<ProcessPlan> planFromJson(const nlohmann::json& undo, std::string_view fa
 
 Candidates eligibleAmong(const ProcessTable& table, std::vector<ProcessInfo> matched,
                          const ProtectionContext& protection) {
+  // Only the matched processes are checked, so only they need to be recognised as guardians.
   ProtectionContext context = protection;
-  for (const ProcessInfo& p : table.processes()) {
+  for (const ProcessInfo& p : matched) {
     if (isGuardian(p)) context.guardedPids.insert(p.pid);
   }
   Candidates out;
@@ -235,9 +236,19 @@ Candidates eligibleAmong(const ProcessTable& table, std::vector<ProcessInfo> mat
 Result<Candidates> findCandidates(const ProcessSelector& selector,
                                   const ProtectionContext& protection,
                                   const std::string& procRoot) {
-  auto table = ProcessTable::scan(procRoot);
+  // Read only what the selector needs from every process, then the whole of the few it
+  // matched (the guardian is recognised by its command line; the report shows it).
+  auto table = ProcessTable::scan(procRoot, ProcessTable::fieldsFor(selector), &selector);
   if (!table) return std::move(table).error();
   auto matched = table->match(selector);
+  if (matched) {
+    std::vector<ProcessInfo> complete;
+    for (const ProcessInfo& p : *matched) {
+      auto full = readProcess(p.pid, procRoot);
+      if (full && full->startTime == p.startTime) complete.push_back(std::move(*full));
+    }
+    *matched = std::move(complete);
+  }
   if (!matched) return std::move(matched).error();
   return eligibleAmong(*table, std::move(*matched), protection);
 }

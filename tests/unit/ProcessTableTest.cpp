@@ -407,6 +407,41 @@ TEST(ProcessTableScaleTest, SearchesVeryLongCommandLines) {
             (std::vector<pid_t>{1000, 1001}));
 }
 
+// A scan that reads only what the selector needs, and skips what it rules out early, finds
+// exactly what a full scan finds; and it keeps every process for ancestor lookups.
+TEST(ProcessTableScaleTest, PartialScansMatchLikeAFullScan) {
+  FakeProcTree tree;
+  for (int i = 0; i < 60; ++i) {
+    tree.add(1000 + i, "worker-" + std::to_string(i % 3),
+             {"/usr/bin/worker", "--id", std::to_string(i)},
+             "/system.slice/pool-" + std::to_string(i % 4) + ".service");
+  }
+  auto full = ProcessTable::scan(tree.root());
+  ASSERT_TRUE(full.ok());
+  const std::vector<ProcessSelector> selectors = {
+      Sel().name("worker-1").selector, Sel().cmdline("--id [12]$").selector,
+      Sel().cgroup("/system.slice/pool-2.service/").selector,
+      Sel().cgroup("/system.slice").user("1000").name("worker-2").selector,
+      Sel().pid(1007).cmdline("--id").selector};
+  for (const auto& sel : selectors) {
+    auto partial = ProcessTable::scan(tree.root(), ProcessTable::fieldsFor(sel), &sel);
+    ASSERT_TRUE(partial.ok());
+    EXPECT_EQ(partial->processes().size(), full->processes().size());
+    auto want = full->match(sel);
+    auto got = partial->match(sel);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(pidsOf(got), pidsOf(want))
+        << "name=" << sel.name << " cmdline=" << sel.cmdline << " cgroup=" << sel.cgroup;
+  }
+  // A selector needing a field the scan left out is refused, not silently unmatched.
+  auto statOnly = ProcessTable::scan(tree.root(), 0);
+  ASSERT_TRUE(statOnly.ok());
+  auto refused = statOnly->match(Sel().cmdline("worker"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInternal);
+  EXPECT_EQ(pidsOf(statOnly->match(Sel().name("worker-0"))).size(), 20u);
+}
+
 TEST(ProcessTableScaleTest, TenThousandProcesses) {
   constexpr int kCount = 10000;
   FakeProcTree tree;
