@@ -13,6 +13,7 @@
 #include "chaosd/system/Netns.h"
 #include "chaosd/system/Users.h"
 #include "injectors/process/ExecTarget.h"
+#include "injectors/process/ProcessInjector.h"
 
 namespace chaosd {
 namespace {
@@ -52,16 +53,12 @@ void resolveProcess(const TargetSpec& t, const Guardrails& g, const ResolveConte
     out.problems.push_back(matched.error().describe());
     return;
   }
-  std::vector<ProcessInfo> eligible;
-  for (const auto& p : *matched) {
-    auto ok = ctx.processes->checkNotProtected(p, ctx.protection);
-    if (ok) {
-      eligible.push_back(p);
-    } else {
-      out.problems.push_back("refused: " + ok.error().message());
-    }
-  }
   out.matched = *matched;
+  // The same rules as the fault's prepare(): protected processes (guardians included) and
+  // zombies are never eligible, so the plan shows what the run would really hit.
+  Candidates candidates = eligibleAmong(*ctx.processes, *matched, ctx.protection);
+  for (const auto& why : candidates.refused) out.problems.push_back("refused: " + why);
+  std::vector<ProcessInfo> eligible = std::move(candidates.eligible);
   if (eligible.empty()) {
     std::string msg = "no process matches " + out.selector;
     if (t.emptySkip) {

@@ -109,4 +109,41 @@ TEST(PlanTest, ResolvesARealProcessTarget) {
       << out;
 }
 
+// The plan applies the run's rules: a chaosd guardian (any run's) matched by a selector is
+// refused, as prepare() would refuse it.
+TEST(PlanTest, AGuardianIsShownRefusedNotAsAVictim) {
+  char dir[] = "/tmp/chaosd-plan-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  // A copy of sleep named like the guardian: its comm is "chaosd-guardian".
+  const std::string fake = std::string(dir) + "/chaosd-guardian";
+  std::filesystem::copy_file("/bin/sleep", fake);
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::execl(fake.c_str(), "chaosd-guardian", "987.321", nullptr);
+    ::_exit(127);
+  }
+  std::string comm;
+  for (int i = 0; i < 2000 && comm != "chaosd-guardian"; ++i) {
+    std::ifstream f("/proc/" + std::to_string(child) + "/comm");
+    std::getline(f, comm);
+    if (comm != "chaosd-guardian") ::usleep(1000);
+  }
+  std::string file = std::string(dir) + "/exp.yaml";
+  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: p}\n"
+                         "targets: {g: {process: {cmdline: 'guardian 987\\.321'}}}\n"
+                         "steadyState: {probes: []}\n"
+                         "method: [{name: k, fault: process.kill, target: g}]\n";
+  std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + file + " 2>&1");
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  std::filesystem::remove_all(dir);
+  EXPECT_NE(out.find("refused: pid " + std::to_string(child) +
+                     " (chaosd-guardian) is protected: it is a helper of chaosd (its guardian)"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("* " + std::to_string(child)), std::string::npos) << out;
+}
+
 }  // namespace
