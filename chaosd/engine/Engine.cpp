@@ -1,5 +1,6 @@
 #include "chaosd/engine/Engine.h"
 
+#include <seccomp.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Impact.h"
 #include "injectors/process/ExecTarget.h"
+#include "injectors/syscall/SyscallSupervisor.h"
 
 namespace chaosd {
 std::string_view outcomeName(Outcome outcome) {
@@ -154,26 +156,46 @@ bool Engine::startExecTargets() {
     rec.argv = t.exec.argv;
     if (!deps_.execLogDir.empty()) rec.log = deps_.execLogDir + "/" + t.name + ".log";
     const std::string faultId = result_.runId + "-exec-" + std::to_string(++n);
+    // The syscalls any syscall fault of the method aims at this target: the filter is
+    // installed before exec and cannot change later.
+    ExecOptions options;
+    std::set<int> notify;
+    std::function<void(const std::vector<StepSpec>&)> collect =
+        [&](const std::vector<StepSpec>& steps) {
+          for (const auto& step : steps) {
+            collect(step.parallel);
+            if (step.target != t.name || !step.fault.starts_with("syscall.")) continue;
+            for (const auto& name : step.args.value("syscalls", nlohmann::json::array())) {
+              const int nr = seccomp_syscall_resolve_name(name.get<std::string>().c_str());
+              if (nr != __NR_SCMP_ERROR) notify.insert(nr);
+            }
+          }
+        };
+    collect(experiment_.method);
+    options.notifySyscalls.assign(notify.begin(), notify.end());
     nlohmann::json undo;
-    auto started = startExec(t.exec, rec.log, [&](const StartedExec& s) -> Result<void> {
-      undo = execUndo(s, std::chrono::milliseconds(5000));
-      if (!deps_.journal) return success();
-      FaultIntent intent;
-      intent.faultId = faultId;
-      intent.step = "exec:" + t.name;
-      intent.faultType = std::string(kExecFaultType);
-      intent.target =
-          "pid " + std::to_string(s.pid) + " started for target " + t.name + ": " + s.program;
-      intent.undo = undo;
-      intent.resources = {"exec:" + std::to_string(s.pid)};
-      // Past the run's expected end (plus a minute), the guardian stops it even if we hang.
-      intent.deadline = deps_.clock->wallNow() +
-                        std::chrono::duration_cast<WallClock::duration>(expected) +
-                        std::chrono::minutes(1);
-      CHAOSD_TRY(deps_.journal->recordIntent(result_.runId, intent));
-      (void)deps_.journal->markApplied(faultId);
-      return success();
-    });
+    auto started = startExec(
+        t.exec, rec.log,
+        [&](const StartedExec& s) -> Result<void> {
+          undo = execUndo(s, std::chrono::milliseconds(5000));
+          if (!deps_.journal) return success();
+          FaultIntent intent;
+          intent.faultId = faultId;
+          intent.step = "exec:" + t.name;
+          intent.faultType = std::string(kExecFaultType);
+          intent.target =
+              "pid " + std::to_string(s.pid) + " started for target " + t.name + ": " + s.program;
+          intent.undo = undo;
+          intent.resources = {"exec:" + std::to_string(s.pid)};
+          // Past the run's expected end (plus a minute), the guardian stops it even if we hang.
+          intent.deadline = deps_.clock->wallNow() +
+                            std::chrono::duration_cast<WallClock::duration>(expected) +
+                            std::chrono::minutes(1);
+          CHAOSD_TRY(deps_.journal->recordIntent(result_.runId, intent));
+          (void)deps_.journal->markApplied(faultId);
+          return success();
+        },
+        options);
     if (!started) {
       rec.state = "start-failed";
       rec.error = started.error().describe();
@@ -195,6 +217,18 @@ bool Engine::startExecTargets() {
     held.asProcess.kind = TargetKind::kProcess;
     held.asProcess.process.pid = started->pid;
     held.asProcess.selection.mode = SelectionMode::kAll;
+    if (started->listener) {
+      held.supervisor = std::make_shared<SyscallSupervisor>(started->pid, started->startTime,
+                                                            std::move(started->listener));
+      held.supervisor->setFiltered(notify);
+      rec.observed["syscallFilter"] = nlohmann::json::array();
+      for (int nr : notify) {
+        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        rec.observed["syscallFilter"].push_back(name != nullptr ? name : std::to_string(nr));
+        std::free(name);
+      }
+      rec.observed["syncWakeUp"] = held.supervisor->syncWakeUp();
+    }
     result_.execs.push_back(std::move(rec));
     execs_[t.name] = std::move(held);
   }
@@ -266,7 +300,7 @@ void Engine::stopExecTargets() {
     rec.stoppedAt = deps_.clock->wallNow();
     if (stopped) {
       rec.state = "stopped";
-      rec.observed = *stopped;
+      rec.observed.update(*stopped);
       if (deps_.journal) (void)deps_.journal->markReverted(held->faultId);
     } else {
       rec.state = "stop-failed";
@@ -274,6 +308,7 @@ void Engine::stopExecTargets() {
       if (deps_.journal) (void)deps_.journal->markRevertFailed(held->faultId, rec.error);
       fail(Outcome::kLeftovers, "target " + rec.target + ": cannot stop it: " + rec.error);
     }
+    held->supervisor.reset();  // the process is gone: its listener has nothing left to say
     auto left = execLeftovers(held->undo);
     if (left && !left->empty()) {
       result_.auditClean = false;

@@ -19,6 +19,7 @@
 namespace chaosd {
 
 class GuardianHandle;
+class SyscallSupervisor;
 
 // Live progress, for a terminal or the daemon's status endpoint. Called on the engine thread.
 class EngineObserver {
@@ -112,6 +113,8 @@ class Engine {
     std::string faultId;
     nlohmann::json undo;
     TargetSpec asProcess;  // the started process as a process target (pid), for faults
+    // Answers its seccomp listener when syscall faults aim at it; stopped after the process.
+    std::shared_ptr<SyscallSupervisor> supervisor;
   };
   std::map<std::string, ExecHeld> execs_;  // by target name
 

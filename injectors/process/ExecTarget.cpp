@@ -1,15 +1,22 @@
 #include "injectors/process/ExecTarget.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -106,8 +113,66 @@ Result<std::string> findExecutable(const std::string& program) {
   return Error(ErrorCode::kNotFound, "'" + program + "' is not found on PATH");
 }
 
+namespace {
+
+// The BPF program of a filter that sends the given syscalls to a listener and allows the
+// rest, built by libseccomp in the parent: the child only loads it with one raw syscall
+// (async-signal-safe, unlike building it there).
+Result<std::vector<sock_filter>> notifyFilter(const std::vector<int>& syscalls) {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (ctx == nullptr) return Error(ErrorCode::kInternal, "seccomp_init failed");
+  struct Release {
+    scmp_filter_ctx c;
+    ~Release() { seccomp_release(c); }
+  } release{ctx};
+  for (int nr : syscalls) {
+    if (int rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0); rc < 0) {
+      return Error::fromErrno("seccomp_rule_add for syscall " + std::to_string(nr), -rc);
+    }
+  }
+  Fd mem(::memfd_create("chaosd-bpf", MFD_CLOEXEC));
+  if (!mem) return Error::fromErrno("memfd_create", errno);
+  if (int rc = seccomp_export_bpf(ctx, mem.get()); rc < 0) {
+    return Error::fromErrno("seccomp_export_bpf", -rc);
+  }
+  const off_t size = ::lseek(mem.get(), 0, SEEK_END);
+  if (size <= 0 || size % static_cast<off_t>(sizeof(sock_filter)) != 0) {
+    return Error(ErrorCode::kInternal,
+                 "seccomp_export_bpf wrote " + std::to_string(size) + " bytes");
+  }
+  std::vector<sock_filter> prog(static_cast<size_t>(size) / sizeof(sock_filter));
+  if (::pread(mem.get(), prog.data(), static_cast<size_t>(size), 0) != size) {
+    return Error::fromErrno("reading the exported filter", errno);
+  }
+  return prog;
+}
+
+// Receives one descriptor sent with SCM_RIGHTS; -1 when none came.
+int receiveFd(int sock) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = 0;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return -1;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+}  // namespace
+
 Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
-                              const BeforeExec& beforeExec) {
+                              const BeforeExec& beforeExec, const ExecOptions& options) {
   if (spec.argv.empty()) return Error(ErrorCode::kInvalid, "exec: an empty argv");
   auto program = findExecutable(spec.argv.front());
   if (!program) return std::move(program).error();
@@ -152,6 +217,23 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
   Fd goRead(goFds[0]);
   Fd goWrite(goFds[1]);
 
+  // The syscall filter and the socket its listener comes back on, when asked for.
+  std::vector<sock_filter> filter;
+  Fd parentSock;
+  Fd childSock;
+  if (!options.notifySyscalls.empty()) {
+    auto built = notifyFilter(options.notifySyscalls);
+    if (!built) return std::move(built).error();
+    filter = std::move(*built);
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return Error::fromErrno("socketpair", errno);
+    }
+    parentSock = Fd(sv[0]);
+    childSock = Fd(sv[1]);
+  }
+  sock_fprog fprog{static_cast<unsigned short>(filter.size()), filter.data()};
+
   const std::string& exe = *program;
   const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
   const pid_t parent = ::getpid();
@@ -180,6 +262,34 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
         (::dup2(devnull.get(), 0) < 0 || ::dup2(log.get(), 1) < 0 || ::dup2(log.get(), 2) < 0)) {
       err = errno;
     }
+    if (err == 0 && !filter.empty()) {
+      // The last calls before exec: load the filter (listener close-on-exec, so it never
+      // reaches the program) and hand the listener to the parent.
+      if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) err = errno;
+      long listener = -1;
+      if (err == 0) {
+        listener = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                             &fprog);
+        if (listener < 0) err = errno;
+      }
+      if (err == 0) {
+        char byte = 1;
+        iovec iov{&byte, 1};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        const int lfd = static_cast<int>(listener);
+        std::memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
+        if (::sendmsg(childSock.get(), &msg, 0) != 1) err = errno;
+      }
+    }
     if (err == 0) {
       ::execve(exe.c_str(), argv.data(), envp.data());
       err = errno;
@@ -187,6 +297,7 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
     (void)!::write(writeEnd.get(), &err, sizeof err);
     ::_exit(127);
   }
+  childSock.reset();
   ::setpgid(pid, pid);  // also here: whichever runs first, the group exists before we go on
   writeEnd.reset();
   goRead.reset();
@@ -203,7 +314,7 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
     return Error(ErrorCode::kInternal, "exec " + exe + ": cannot read the child's start time");
   }
   if (beforeExec) {
-    auto ok = beforeExec(StartedExec{pid, *forkedStart, exe});
+    auto ok = beforeExec(StartedExec{pid, *forkedStart, exe, {}});
     if (!ok) {
       killChild();
       return std::move(ok).error();
@@ -216,6 +327,12 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
     return Error::fromErrno("exec " + exe + ": releasing the child", err);
   }
   goWrite.reset();
+  Fd listener;
+  if (parentSock) {
+    // The listener, or EOF when the child failed before sending it (its errno follows on
+    // the error pipe).
+    listener = Fd(receiveFd(parentSock.get()));
+  }
   int childErr = 0;
   ssize_t n = 0;
   do {
@@ -227,7 +344,13 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
     }
     return Error::fromErrno("exec " + exe, childErr);
   }
-  return StartedExec{pid, *forkedStart, exe};
+  if (parentSock && !listener) {
+    killChild();
+    return Error(ErrorCode::kInternal, "exec " + exe + ": the seccomp listener did not arrive");
+  }
+  StartedExec out{pid, *forkedStart, exe, {}};
+  out.listener = std::move(listener);
+  return out;
 }
 
 nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds grace) {

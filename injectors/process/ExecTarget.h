@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "chaosd/core/Fd.h"
 #include "chaosd/core/Result.h"
@@ -25,6 +26,17 @@ struct StartedExec {
   pid_t pid = 0;  // also the process group id
   uint64_t startTime = 0;
   std::string program;  // the resolved executable
+  // The seccomp user-notification listener when syscalls were to be intercepted (the filter
+  // is installed in the child before exec); invalid otherwise. Close-on-exec: it never
+  // reaches the target.
+  Fd listener;
+};
+
+// What startExec installs in the child before exec, beyond the process group.
+struct ExecOptions {
+  // System call numbers whose every call is sent to the listener (SCMP_ACT_NOTIFY); empty:
+  // no filter. The filter is permanent; a supervisor answers CONTINUE outside a fault.
+  std::vector<int> notifySyscalls;
 };
 
 // Where an argv[0] without a slash is found on PATH, as execvp would; kNotFound otherwise.
@@ -41,7 +53,8 @@ using BeforeExec = std::function<Result<void>(const StartedExec&)>;
 // stop the rest of its group. Fails when the exec fails (reported through a close-on-exec
 // pipe, so "no such file" is an error here, not a dead child).
 Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
-                              const BeforeExec& beforeExec = nullptr);
+                              const BeforeExec& beforeExec = nullptr,
+                              const ExecOptions& options = {});
 
 // The undo record of a started process: {"pid", "startTime", "program", "grace"}.
 nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds grace);

@@ -4,18 +4,10 @@
 
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
+#include "injectors/syscall/SyscallInjector.h"
 
 namespace chaosd {
 namespace {
-
-const std::vector<std::string> kErrnos = {
-    "EPERM",        "ENOENT",        "EINTR",        "EIO",          "ENXIO",        "E2BIG",
-    "EBADF",        "EAGAIN",        "ENOMEM",       "EACCES",       "EFAULT",       "EBUSY",
-    "EEXIST",       "ENODEV",        "ENOTDIR",      "EISDIR",       "EINVAL",       "ENFILE",
-    "EMFILE",       "ETXTBSY",       "EFBIG",        "ENOSPC",       "ESPIPE",       "EROFS",
-    "EMLINK",       "EPIPE",         "EDQUOT",       "ENAMETOOLONG", "ENOSYS",       "ENOTEMPTY",
-    "ECONNREFUSED", "ECONNRESET",    "ECONNABORTED", "ETIMEDOUT",    "EHOSTUNREACH", "ENETUNREACH",
-    "EADDRINUSE",   "EADDRNOTAVAIL", "ENOBUFS"};
 
 std::vector<ArgSpec> commonArgs() {
   return {
@@ -40,6 +32,12 @@ std::optional<ArgProblem> knownSyscalls(const ArgContext& ctx) {
     if (seccomp_syscall_resolve_name(name.c_str()) == __NR_SCMP_ERROR) {
       return ArgProblem{"syscalls", "'" + name + "' is not a system call on this architecture"};
     }
+    // The started child makes these after its filter is loaded and before anyone answers.
+    if (name == "execve" || name == "execveat" || name == "sendmsg") {
+      return ArgProblem{"syscalls", "'" + name +
+                                        "' cannot be intercepted: the started process needs it to "
+                                        "hand over its filter and exec"};
+    }
   }
   return std::nullopt;
 }
@@ -52,9 +50,10 @@ void registerSyscallFaults(FaultRegistry& registry) {
   err.summary = "make system calls of a started process fail with an errno";
   err.targetKinds = {TargetKind::kExec};
   err.schema.args = commonArgs();
-  err.schema.args.push_back(
-      arg::withDefault(arg::oneOf("errno", kErrnos, "the error the calls fail with"), "EIO"));
+  err.schema.args.push_back(arg::withDefault(
+      arg::oneOf("errno", knownErrnoNames(), "the error the calls fail with"), "EIO"));
   err.schema.constraints.push_back(knownSyscalls);
+  err.factory = [] { return std::make_unique<SyscallInjector>(); };
   (void)registry.add(std::move(err));
 
   FaultType delay;
@@ -65,6 +64,7 @@ void registerSyscallFaults(FaultRegistry& registry) {
   delay.schema.args.push_back(arg::required(
       arg::range(arg::make("delay", ArgType::kDuration, "added to each call hit"), 1e3, 600e9)));
   delay.schema.constraints.push_back(knownSyscalls);
+  delay.factory = [] { return std::make_unique<SyscallInjector>(); };
   (void)registry.add(std::move(delay));
 }
 

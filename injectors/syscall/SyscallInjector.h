@@ -1,0 +1,30 @@
+#pragma once
+
+#include "injectors/Injector.h"
+
+// syscall.error and syscall.delay: a rule handed to the supervisor of the exec target's
+// seccomp listener (SyscallSupervisor), removed at revert. The filter itself was installed
+// when the engine started the target. docs/faults/syscall.md.
+namespace chaosd {
+
+class SyscallInjector final : public Injector {
+ public:
+  // Resolves the syscall names and the errno, draws the probability seed (recorded), and
+  // finds the supervisor of the started process. Reads only.
+  Result<PreparedFault> prepare(const FaultRequest& request) override;
+  // Hands the rule to the supervisor: from now on matching calls fail or wait.
+  Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
+  // Takes the rule back: calls run normally again. Observed: matched, hit, passed. Without a
+  // supervisor in this process (the guardian after a crash) there is nothing to take back:
+  // the target is stopped with its experiment. Idempotent.
+  Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
+  // The rule still applied.
+  Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+};
+
+// The value of an errno name ("EIO"); nullopt for a name chaosd does not know.
+std::optional<int> errnoByName(const std::string& name);
+// The errno names syscall.error accepts.
+const std::vector<std::string>& knownErrnoNames();
+
+}  // namespace chaosd
