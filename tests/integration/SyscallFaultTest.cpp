@@ -3,12 +3,14 @@
 // rule applied and reverted by the injector.
 #include <gtest/gtest.h>
 #include <seccomp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -195,6 +197,46 @@ TEST_F(SyscallFaultTest, WithoutAFaultEveryInterceptedCallRuns) {
   EXPECT_EQ(outEio, 0);
   EXPECT_EQ(otherErr, 0);
   EXPECT_GE(supervisor_->answered(), 2500u);
+}
+
+// The syscall example, for real through chaosctl: the WAL demo refuses cleanly while half its
+// log writes fail with EIO, and stores everything again afterwards.
+TEST(SyscallExampleTest, SyscallDemoExampleRunsForReal) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  char tmpl[] = "/tmp/chaosd-syscall-demo-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  uint16_t port = static_cast<uint16_t>(30000 + ::getpid() % 20000);
+  const std::string cmd =
+      std::string(CHAOSCTL_PATH) + " run --state-dir " + root + "/state --report-dir " + root +
+      "/reports --var window=2s --var port=" + std::to_string(port) + " --var workdir=" + root +
+      "/wal " + CHAOSD_SOURCE_DIR + "/experiments/examples/syscall-demo.yaml 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = ::pclose(p);
+  EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0) << out;
+  fs::path runDir;
+  for (const auto& e : fs::directory_iterator(root + "/reports")) runDir = e.path();
+  std::ifstream in(runDir / "report.json");
+  const auto report = nlohmann::json::parse(in);
+  const auto& fault = report["faults"][0];
+  EXPECT_EQ(fault["state"], "reverted");
+  EXPECT_EQ(fault["backend"], "seccomp-notify");
+  EXPECT_GT(fault["observed"]["hit"].get<int>(), 0) << fault.dump();
+  int refused = 0;
+  for (const auto& probe : report["probes"]) {
+    for (const auto& s : probe["samples"]) {
+      if (s["phase"] == "during" && s["detail"] == "status 503") ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0) << "the demo never saw an injected EIO";
+  EXPECT_EQ(report["execs"][0]["state"], "stopped");
+  EXPECT_FALSE(fs::exists(root + "/wal")) << "the rollback removes the demo's log";
+  fs::remove_all(root);
 }
 
 }  // namespace
