@@ -328,7 +328,9 @@ Result<PreparedFault> DiskFillInjector::prepare(const FaultRequest& request) {
       {"bytes", bytes}, {"noop", bytes == 0},         {"usageAtPrepare", usageNow}};
   prepared.undo.update(fsIdentityToJson(target->fs));
   if (byUsage) prepared.undo["usage"] = args["usage"].get<double>();
-  std::string where = target->dir + " (" + units::formatPercent(usageNow) + " used)";
+  char usedText[32];
+  std::snprintf(usedText, sizeof usedText, "%.1f%%", usageNow * 100.0);
+  std::string where = target->dir + " (" + usedText + " used)";
   if (bytes == 0) {
     prepared.description = "fill " + where + ": already at or over " +
                            units::formatPercent(args["usage"].get<double>()) + ", nothing to fill";

@@ -235,7 +235,7 @@ TEST(SyscallExampleTest, SyscallDemoExampleRunsForReal) {
   }
   EXPECT_GT(refused, 0) << "the demo never saw an injected EIO";
   EXPECT_EQ(report["execs"][0]["state"], "stopped");
-  EXPECT_FALSE(fs::exists(root + "/wal")) << "the rollback removes the demo's log";
+  EXPECT_FALSE(fs::exists(root + "/wal")) << "the demo removes its log when it is stopped";
   fs::remove_all(root);
 }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """A small write-ahead-log service to inject syscall faults into, with no setup.
 
-  wal-demo.py --port 18090 --dir /tmp/wal-demo
+  wal-demo.py --port 18090 --dir /tmp/wal-demo [--cleanup]
 
 POST /put appends the request body as one line to DIR/wal.log with write(2) and fsync(2):
 200 "stored" when both succeeded, 503 "write refused" when either failed (the entry is not
 acknowledged, the service stays up: what a careful storage service does on EIO).
+With --cleanup it removes its log (and the directory, if it created it) when it stops.
 GET / answers "ok". GET /stats reports stored and refused counts. Standard library only.
 """
 import argparse
@@ -20,7 +21,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--dir", required=True)
+    parser.add_argument("--cleanup", action="store_true")
     args = parser.parse_args()
+    created = not os.path.isdir(args.dir)
     os.makedirs(args.dir, exist_ok=True)
     wal = os.open(os.path.join(args.dir, "wal.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     lock = threading.Lock()
@@ -62,6 +65,14 @@ def main():
     print("wal-demo: serving on 127.0.0.1:%d, log in %s" % (args.port, args.dir), flush=True)
     server.serve_forever()
     print("wal-demo: stored %(stored)d, refused %(refused)d" % counts, flush=True)
+    if args.cleanup:
+        os.close(wal)
+        os.unlink(os.path.join(args.dir, "wal.log"))
+        if created:
+            try:
+                os.rmdir(args.dir)
+            except OSError:
+                pass  # something else was put there: leave it
 
 
 if __name__ == "__main__":
