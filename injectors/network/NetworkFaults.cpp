@@ -4,6 +4,7 @@
 
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
+#include "injectors/network/NftablesInjector.h"
 
 namespace chaosd {
 namespace {
@@ -188,13 +189,17 @@ FaultType partitionFault() {
 void registerNetworkFaults(FaultRegistry& registry) {
   auto add = [&](FaultType t) { (void)registry.add(std::move(t)); };
   add(netemFault("network.delay", "add latency (and jitter) to packets", "delay", true));
-  add(netemFault("network.loss", "drop a share of packets", "loss", true));
+  FaultType loss = netemFault("network.loss", "drop a share of packets", "loss", true);
+  loss.factory = [] { return std::make_unique<NftablesInjector>(); };
+  add(std::move(loss));
   add(netemFault("network.duplicate", "send a share of packets twice", "duplicate", false));
   add(netemFault("network.corrupt", "flip a bit in a share of packets", "corrupt", false));
   add(netemFault("network.reorder", "send a share of packets out of order", "reorder", false));
   add(netemFault("network.rate", "limit the rate with netem", "rate", false));
   add(bandwidthFault());
-  add(partitionFault());
+  FaultType partition = partitionFault();
+  partition.factory = [] { return std::make_unique<NftablesInjector>(); };
+  add(std::move(partition));
 }
 
 }  // namespace chaosd

@@ -1,0 +1,186 @@
+// network.partition through nftables, in two network namespaces of the test's own joined by
+// a veth pair: real packets, the real ruleset, a table that existed before left identical.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "experiments/model/Experiment.h"
+#include "injectors/network/NftablesInjector.h"
+
+namespace chaosd {
+namespace {
+
+std::string run(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  if (status != nullptr) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+int status(const std::string& cmd) {
+  int st = -1;
+  run(cmd, &st);
+  return st;
+}
+
+class NetworkPartitionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    const std::string id = std::to_string(::getpid() % 100000);
+    a_ = "chaosd-np-" + id + "-a";
+    b_ = "chaosd-np-" + id + "-b";
+    net_ = "10.231." + std::to_string(::getpid() % 250) + ".";
+    ASSERT_EQ(status("ip netns add " + a_), 0);
+    ASSERT_EQ(status("ip netns add " + b_), 0);
+    ASSERT_EQ(status("ip -n " + a_ + " link add cnp-a type veth peer name cnp-b netns " + b_), 0);
+    ASSERT_EQ(status("ip -n " + a_ + " addr add " + net_ + "1/24 dev cnp-a"), 0);
+    ASSERT_EQ(status("ip -n " + b_ + " addr add " + net_ + "2/24 dev cnp-b"), 0);
+    ASSERT_EQ(status("ip -n " + b_ + " addr add " + net_ + "3/24 dev cnp-b"), 0);
+    for (const auto& [ns, dev] : {std::pair{a_, "cnp-a"}, std::pair{b_, "cnp-b"}}) {
+      ASSERT_EQ(status("ip -n " + ns + " link set " + dev + " up"), 0);
+      ASSERT_EQ(status("ip -n " + ns + " link set lo up"), 0);
+    }
+    // A table of someone else's, which must come out of the fault identical.
+    ASSERT_EQ(status("ip netns exec " + a_ +
+                     " nft 'add table inet keepme; add chain inet keepme c { type filter hook "
+                     "input priority 0; policy accept; }; add rule inet keepme c tcp dport 7 "
+                     "counter accept'"),
+              0);
+    target_.name = "link";
+    target_.kind = TargetKind::kInterface;
+    target_.interface.name = "cnp-a";
+    target_.interface.netns.name = a_;
+  }
+  void TearDown() override {
+    if (a_.empty()) return;
+    run("ip netns del " + a_);
+    run("ip netns del " + b_);
+  }
+
+  bool ping(const std::string& host) {
+    return status("ip netns exec " + a_ + " ping -c 1 -W 1 " + host) == 0;
+  }
+  std::string tables() { return run("ip netns exec " + a_ + " nft list tables"); }
+  std::string keepme() { return run("ip netns exec " + a_ + " nft list table inet keepme"); }
+
+  FaultRequest request(nlohmann::json args) {
+    FaultRequest r;
+    r.runId = "t";
+    r.faultId = "np-1";
+    r.stepName = "cut";
+    r.faultType = "network.partition";
+    r.target = &target_;
+    r.args = std::move(args);
+    return r;
+  }
+
+  std::string a_, b_, net_;
+  TargetSpec target_;
+};
+
+TEST_F(NetworkPartitionTest, CutsOnePeerLeavesTheOtherAndRevertsToTheSameRuleset) {
+  ASSERT_TRUE(ping(net_ + "2"));
+  const std::string before = keepme();
+  NftablesInjector injector;
+  auto prepared = injector.prepare(request({{"cidr", {net_ + "2/32"}}, {"direction", "to"}}));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  auto applied = injector.apply("np-1", prepared->undo);
+  ASSERT_TRUE(applied.ok()) << applied.error().describe();
+  EXPECT_EQ(applied->backend, "nftables");
+  EXPECT_NE(tables().find("table inet chaosd_np_1"), std::string::npos) << tables();
+  EXPECT_FALSE(ping(net_ + "2")) << "the cut peer still answers";
+  EXPECT_TRUE(ping(net_ + "3")) << "the other peer must stay reachable";
+  EXPECT_EQ(injector.audit(prepared->undo)->size(), 1u);
+
+  ASSERT_TRUE(injector.revert("np-1", prepared->undo).ok());
+  EXPECT_TRUE(ping(net_ + "2")) << "connectivity is back after the revert";
+  EXPECT_EQ(tables(), "table inet keepme\n");
+  EXPECT_EQ(keepme(), before) << "a table that was there before must be untouched";
+  EXPECT_TRUE(injector.audit(prepared->undo)->empty());
+  EXPECT_TRUE(injector.revert("np-1", prepared->undo).ok()) << "a second revert is a no-op";
+}
+
+TEST_F(NetworkPartitionTest, RejectAnswersATcpConnectAtOnceInsteadOfDropping) {
+  // A listener in B on the cut address; from A a connect is refused by our reset at once.
+  NftablesInjector injector;
+  auto prepared = injector.prepare(request({{"cidr", {net_ + "2/32"}},
+                                            {"ports", {{{"first", 8080}, {"last", 8080}}}},
+                                            {"protocol", "tcp"},
+                                            {"direction", "to"},
+                                            {"reject", true}}));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  ASSERT_TRUE(injector.apply("np-1", prepared->undo).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  int st = -1;
+  const std::string out =
+      run("ip netns exec " + a_ + " timeout 5 bash -c 'echo > /dev/tcp/" + net_ + "2/8080'", &st);
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(st, 0);
+  EXPECT_NE(out.find("Connection refused"), std::string::npos) << out;
+  EXPECT_LT(elapsed, std::chrono::seconds(2)) << "a reject answers; a drop would time out";
+  EXPECT_TRUE(ping(net_ + "2")) << "only TCP port 8080 is cut";
+  ASSERT_TRUE(injector.revert("np-1", prepared->undo).ok());
+  EXPECT_EQ(tables(), "table inet keepme\n");
+}
+
+TEST_F(NetworkPartitionTest, NftablesLossDropsItsShareOfPackets) {
+  NftablesInjector injector;
+  FaultRequest r = request({{"loss", 0.3},
+                            {"direction", "egress"},
+                            {"to", {{"cidr", {net_ + "2/32"}}}},
+                            {"backend", "nftables"}});
+  r.faultType = "network.loss";
+  auto prepared = injector.prepare(r);
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  ASSERT_TRUE(injector.apply("np-1", prepared->undo).ok());
+  // 1,000 echo requests: each is dropped with p = 0.3 on its way out (replies are not).
+  const std::string out =
+      run("ip netns exec " + a_ + " ping -q -c 1000 -i 0.002 -W 1 " + net_ + "2");
+  ASSERT_TRUE(injector.revert("np-1", prepared->undo).ok());
+  int sent = 0, received = 0;
+  const size_t at = out.find(" packets transmitted, ");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::sscanf(out.c_str() + out.rfind('\n', at) + 1, "%d packets transmitted, %d received", &sent,
+              &received);
+  ASSERT_EQ(sent, 1000) << out;
+  // Binomial(1000, 0.3): mean 300 lost, sd 14.5; five sd either way.
+  const int lost = sent - received;
+  EXPECT_GT(lost, 300 - 73) << out;
+  EXPECT_LT(lost, 300 + 73) << out;
+  EXPECT_TRUE(ping(net_ + "3")) << "only traffic to the matched peer loses packets";
+  EXPECT_EQ(tables(), "table inet keepme\n");
+}
+
+TEST(NftablesScriptTest, BothDirectionsBothFamiliesAndPorts) {
+  auto s = nftablesScript(
+      "network.partition", "chaosd_x", "eth0",
+      {{"cidr", {"10.0.0.0/24", "fd00::/64"}},
+       {"ports", {{{"first", 5432}, {"last", 5432}}, {{"first", 8000}, {"last", 8100}}}},
+       {"direction", "both"}});
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s,
+            "table inet chaosd_x {\n"
+            "  chain out {\n    type filter hook output priority -300; policy accept;\n"
+            "    oifname \"eth0\" ip daddr { 10.0.0.0/24 } meta l4proto { tcp, udp } th dport "
+            "{ 5432, 8000-8100 } drop\n"
+            "    oifname \"eth0\" ip6 daddr { fd00::/64 } meta l4proto { tcp, udp } th dport "
+            "{ 5432, 8000-8100 } drop\n"
+            "  }\n  chain in {\n    type filter hook input priority -300; policy accept;\n"
+            "    iifname \"eth0\" ip saddr { 10.0.0.0/24 } meta l4proto { tcp, udp } th sport "
+            "{ 5432, 8000-8100 } drop\n"
+            "    iifname \"eth0\" ip6 saddr { fd00::/64 } meta l4proto { tcp, udp } th sport "
+            "{ 5432, 8000-8100 } drop\n"
+            "  }\n}\n");
+}
+
+}  // namespace
+}  // namespace chaosd
