@@ -1,11 +1,18 @@
 // network.partition through nftables, in two network namespaces of the test's own joined by
 // a veth pair: real packets, the real ruleset, a table that existed before left identical.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <thread>
 
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NftablesInjector.h"
@@ -158,6 +165,56 @@ TEST_F(NetworkPartitionTest, NftablesLossDropsItsShareOfPackets) {
   EXPECT_LT(lost, 300 + 73) << out;
   EXPECT_TRUE(ping(net_ + "3")) << "only traffic to the matched peer loses packets";
   EXPECT_EQ(tables(), "table inet keepme\n");
+}
+
+// chaosctl killed with SIGKILL while the partition holds: the guardian deletes our table
+// from the journal alone, and traffic flows again.
+TEST_F(NetworkPartitionTest, OwnerKilledTheGuardianRemovesTheTable) {
+  char tmpl[] = "/tmp/chaosd-np-run-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string file = dir + "/exp.yaml";
+  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: np}\n"
+                         "targets: {link: {interface: {name: cnp-a, netns: "
+                      << a_
+                      << "}}}\n"
+                         "steadyState:\n  baseline: {duration: 100ms}\n  probes:\n"
+                         "    - {name: up, command: {argv: [/bin/true]}, every: 50ms}\n"
+                         "method:\n  - {name: cut, fault: network.partition, target: link, args: "
+                         "{cidr: ["
+                      << net_ << "2/32]}, duration: 60s}\nreport: {dir: " << dir << "/reports}\n";
+  const pid_t runner = ::fork();
+  ASSERT_GE(runner, 0);
+  if (runner == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execl(CHAOSCTL_PATH, CHAOSCTL_PATH, "run", "--state-dir", (dir + "/state").c_str(),
+            file.c_str(), nullptr);
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (tables().find("chaosd_") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // another process applies it
+  }
+  ASSERT_NE(tables().find("chaosd_"), std::string::npos) << "the partition was never applied";
+  EXPECT_FALSE(ping(net_ + "2"));
+  ::kill(runner, SIGKILL);
+  ::waitpid(runner, nullptr, 0);
+  const auto killed = std::chrono::steady_clock::now();
+  while (tables().find("chaosd_") != std::string::npos &&
+         std::chrono::steady_clock::now() - killed < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed);
+  EXPECT_EQ(tables(), "table inet keepme\n") << "after " << took.count() << " ms";
+  EXPECT_LT(took.count(), 1000);
+  EXPECT_TRUE(ping(net_ + "2")) << "traffic flows again";
+  std::printf("[ measure  ] partition table removed %lld ms after chaosctl was killed\n",
+              static_cast<long long>(took.count()));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(NftablesScriptTest, BothDirectionsBothFamiliesAndPorts) {

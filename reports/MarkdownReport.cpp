@@ -1,0 +1,118 @@
+#include "reports/MarkdownReport.h"
+
+#include <sstream>
+
+#include "reports/Escape.h"
+#include "reports/FailureText.h"
+#include "reports/ReportFields.h"
+#include "reports/ResilienceScore.h"
+
+namespace chaosd::report {
+namespace {
+
+using Md = std::ostringstream;
+
+// Time to detect or to recover of every probe that noticed the fault: "health 1.2s".
+std::string impactCell(const Json& fault, bool recovery) {
+  std::string out;
+  for (const auto& i : list(fault, "impact")) {
+    if (!flag(i, "detected")) continue;
+    std::string value;
+    if (!recovery) {
+      value = duration(nanos(i, "detectedAfterNs"));
+    } else {
+      value = flag(i, "recovered") ? duration(nanos(i, "recoveredAfterNs")) : "not recovered";
+    }
+    if (!out.empty()) out += ", ";
+    out += markdownEscape(text(i, "probe")) + " " + value;
+  }
+  if (out.empty()) return list(fault, "impact").empty() || recovery ? "-" : "not detected";
+  return out;
+}
+
+void faultsTable(const Json& report, Md& md) {
+  const auto& faults = list(report, "faults");
+  if (faults.empty()) return;
+  md << "\n### Faults\n\n"
+     << "| step | type | target | state | time to detect | time to recover |\n"
+     << "|---|---|---|---|---|---|\n";
+  for (const auto& f : faults) {
+    std::string state = text(f, "state");
+    if (!text(f, "error").empty()) state += ": " + text(f, "error");
+    md << "| " << markdownEscape(text(f, "step")) << " | " << markdownEscape(text(f, "type"))
+       << " | " << markdownEscape(text(f, "target")) << " | " << markdownEscape(state) << " | "
+       << impactCell(f, false) << " | " << impactCell(f, true) << " |\n";
+  }
+}
+
+std::string phaseCell(const Json& report, const Json& probe, const std::string& phase) {
+  const Json* v = verdictOf(probe, phase);
+  if (!v) {
+    const Json* ph = phaseOf(report, phase);
+    return ph && !flag(*ph, "ran") ? "skipped" : "-";
+  }
+  return std::string(flag(*v, "held") ? "" : "**failed** ") + percent(number(*v, "availability")) +
+         ", p95 " + duration(nanos(*v, "p95Ns"));
+}
+
+void probesTable(const Json& report, Md& md) {
+  const auto& probes = list(report, "probes");
+  if (probes.empty()) return;
+  md << "\n### Probes\n\nAvailability and p95 latency per phase.\n\n"
+     << "| probe | before (baseline) | during | after |\n|---|---|---|---|\n";
+  for (const auto& p : probes) {
+    md << "| " << markdownEscape(text(p, "name"));
+    for (const char* phase : kPhases) md << " | " << phaseCell(report, p, phase);
+    md << " |\n";
+  }
+}
+
+void rollbacksAndAudit(const Json& report, Md& md) {
+  const auto& rollbacks = list(report, "rollbacks");
+  if (!rollbacks.empty()) {
+    md << "\n### Rollbacks\n\n";
+    for (const auto& rb : rollbacks) {
+      md << "- "
+         << markdownEscape(flag(rb, "ok") ? "rollback " + text(rb, "name") + ": ok"
+                                          : rollbackFailureMessage(rb))
+         << "\n";
+    }
+  }
+  md << "\n### Audit\n\n";
+  const auto found = leftoverLines(report);
+  if (found.empty() && flag(report, "auditClean", true)) {
+    md << "Clean: nothing of the run's faults was left on the machine.\n";
+    return;
+  }
+  md << "**Not clean**: the audit found what the run left behind:\n\n";
+  for (const auto& l : found) md << "- " << markdownEscape(l) << "\n";
+}
+
+}  // namespace
+
+std::string markdownSummary(const Json& report) {
+  Md md;
+  const std::string outcome = text(report, "outcome");
+  md << "## chaosd: " << markdownEscape(experimentName(report)) << "\n\n"
+     << "**Verdict: " << markdownEscape(outcome) << "** (exit "
+     << static_cast<int64_t>(number(report, "exitCode")) << "), resilience score **"
+     << resilienceScore(report) << "/100**" << scoreNote(report) << "\n\n"
+     << "Run " << markdownEscape(text(report, "runId")) << ", "
+     << markdownEscape(text(report, "startedAt")) << " to "
+     << markdownEscape(text(report, "endedAt")) << ".\n";
+  const auto& reasons = list(report, "reasons");
+  if (!reasons.empty()) {
+    md << "\n### Reasons\n\n";
+    for (const auto& r : reasons) {
+      md << "- " << markdownEscape(r.is_string() ? r.get<std::string>() : r.dump()) << "\n";
+    }
+  }
+  faultsTable(report, md);
+  probesTable(report, md);
+  rollbacksAndAudit(report, md);
+  md << "\nThe score is the weighted mean of the probes' availability per phase (before "
+        "0.2, during 0.5, after 0.3); 0 when something was left behind or the run failed.\n";
+  return md.str();
+}
+
+}  // namespace chaosd::report

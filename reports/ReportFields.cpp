@@ -1,0 +1,130 @@
+#include "reports/ReportFields.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+#include "chaosd/probes/Verdict.h"
+
+namespace chaosd::report {
+
+std::string text(const Json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return "";
+  return it->get<std::string>();
+}
+
+double number(const Json& j, const char* key, double fallback) {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return fallback;
+  return it->get<double>();
+}
+
+bool flag(const Json& j, const char* key, bool fallback) {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_boolean()) return fallback;
+  return it->get<bool>();
+}
+
+std::optional<int64_t> nanos(const Json& j, const char* key) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return std::nullopt;
+  return it->is_number_float() ? static_cast<int64_t>(std::llround(it->get<double>()))
+                               : it->get<int64_t>();
+}
+
+const Json& list(const Json& j, const char* key) {
+  static const Json kEmpty = Json::array();
+  if (!j.is_object()) return kEmpty;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_array()) return kEmpty;
+  return *it;
+}
+
+std::string experimentName(const Json& report) {
+  if (!report.is_object() || !report.contains("experiment")) return "experiment";
+  const Json& e = report["experiment"];
+  if (e.is_object() && e.contains("metadata")) {
+    std::string name = text(e["metadata"], "name");
+    if (!name.empty()) return name;
+  }
+  return "experiment";
+}
+
+std::optional<int64_t> parseIsoTime(const std::string& iso) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, consumed = 0;
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+      6) {
+    return std::nullopt;
+  }
+  int64_t fraction = 0;
+  size_t pos = static_cast<size_t>(consumed);
+  if (pos < iso.size() && iso[pos] == '.') {
+    int64_t scale = 100'000'000;
+    for (++pos; pos < iso.size() && iso[pos] >= '0' && iso[pos] <= '9'; ++pos) {
+      fraction += (iso[pos] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  if (pos >= iso.size() || iso[pos] != 'Z') return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + fraction;
+}
+
+std::optional<int64_t> wallOffset(const Json& report, const Json& j, const char* key) {
+  auto start = parseIsoTime(text(report, "startedAt"));
+  auto t = parseIsoTime(text(j, key));
+  if (!start || !t) return std::nullopt;
+  return *t - *start;
+}
+
+std::string duration(std::optional<int64_t> ns) {
+  return ns ? formatLatency(Duration(*ns)) : std::string("-");
+}
+
+std::string seconds(int64_t ns) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(std::max<int64_t>(ns, 0)) / 1e9);
+  return buf;
+}
+
+std::string significant(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", value);
+  return buf;
+}
+
+std::string percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", fraction * 100);
+  std::string s = buf;
+  if (s.size() > 2 && s.substr(s.size() - 2) == ".0") s.resize(s.size() - 2);
+  return s + "%";
+}
+
+const Json* verdictOf(const Json& probe, const std::string& phase) {
+  for (const auto& v : list(probe, "verdicts")) {
+    if (text(v, "phase") == phase) return &v;
+  }
+  return nullptr;
+}
+
+const Json* phaseOf(const Json& report, const std::string& phase) {
+  for (const auto& p : list(report, "phases")) {
+    if (text(p, "phase") == phase) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace chaosd::report

@@ -1,0 +1,65 @@
+#pragma once
+
+// Helpers for the report writer tests: the fixture report.json, golden files, and running a
+// command to capture its output and exit status.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace chaosd::testing {
+
+inline std::string reportDataPath(const std::string& name) {
+  return std::string(CHAOSD_SOURCE_DIR) + "/tests/data/reports/" + name;
+}
+
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+inline void writeFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// The hand-written report of a run that deviated, failed a rollback and left something
+// behind (tests/data/reports/deviated-leftovers.json).
+inline nlohmann::json fixtureReport() {
+  return nlohmann::json::parse(readFile(reportDataPath("deviated-leftovers.json")));
+}
+
+// CHAOSD_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing with them.
+inline bool updateGoldens() {
+  const char* v = std::getenv("CHAOSD_UPDATE_GOLDEN");
+  return v && std::string(v) == "1";
+}
+
+// Runs `cmd` through the shell; returns its stdout and sets `status` to its exit status.
+inline std::string runCommand(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int st = ::pclose(p);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+// A fresh directory under TMPDIR (or /tmp), removed by the caller.
+inline std::string makeTempDir(const char* prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+  char* made = ::mkdtemp(tmpl.data());
+  return made ? std::string(made) : std::string();
+}
+
+}  // namespace chaosd::testing
