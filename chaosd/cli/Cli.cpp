@@ -27,6 +27,8 @@ const std::vector<Command>& commands() {
       {"faults", "list the faults held now (journal): what, where, since, deadline, owner",
        faultsCommand},
       {"recover", "revert every fault the journal holds whose owner is gone", recoverCommand},
+      {"report", "write junit.xml, summary.md and report.html from a run's report.json; --compare",
+       reportCommand},
       {"fault-types", "list the fault types and document their arguments", faultTypesCommand},
   };
   return kCommands;

@@ -50,6 +50,7 @@ int faultTypesCommand(const std::vector<std::string>& args);
 int runCommand(const std::vector<std::string>& args);
 int faultsCommand(const std::vector<std::string>& args);
 int recoverCommand(const std::vector<std::string>& args);
+int reportCommand(const std::vector<std::string>& args);
 void addStateDirOption(po::options_description& desc, std::string& stateDir);
 
 }  // namespace chaosd::cli

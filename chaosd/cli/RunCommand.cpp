@@ -21,6 +21,7 @@
 #include "chaosd/engine/Rollbacks.h"
 #include "chaosd/engine/TargetResolution.h"
 #include "chaosd/probes/Verdict.h"
+#include "reports/ReportFiles.h"
 #include "reports/ReportJson.h"
 
 namespace chaosd::cli {
@@ -230,7 +231,12 @@ int runCommand(const std::vector<std::string>& args) {
   }
 
   std::string dir = runDir;
-  auto written = writeReportJson(reportJson(exp, result), dir);
+  const nlohmann::json reportDoc = reportJson(exp, result);
+  auto written = writeReportJson(reportDoc, dir);
+  // The other reports come from the same document; a failure to write one is reported, and
+  // neither hides the verdict nor changes the exit code (report.json is the record).
+  std::vector<report::WrittenFile> reports;
+  if (written) reports = report::writeReportFiles(reportDoc, dir, report::allFormats());
   (void)journal->endRun(runId, outcomeName(result.outcome));
   auto finished = guardian->finish();
   if (!finished) log::get("run")->warn("guardian: {}", finished.error().describe());
@@ -241,6 +247,14 @@ int runCommand(const std::vector<std::string>& args) {
   printImpacts(result);
   if (written) {
     std::printf("run folder: %s\n", dir.c_str());
+    for (const auto& w : reports) {
+      if (w.error) {
+        std::fprintf(stderr, "chaosctl run: cannot write %s: %s\n", w.path.c_str(),
+                     w.error->describe().c_str());
+      } else if (w.format == report::ReportFormat::kHtml) {
+        std::printf("report: %s\n", w.path.c_str());
+      }
+    }
   } else {
     std::fprintf(stderr, "chaosctl run: cannot write the report: %s\n",
                  written.error().describe().c_str());
