@@ -189,6 +189,31 @@ TEST_F(SyscallFaultTest, DelayAddsTheConfiguredLatencyToListedCallsOnly) {
   EXPECT_EQ(fs::file_size(dir_ + "/out.bin"), 2500u);
 }
 
+TEST_F(SyscallFaultTest, AfterAndFirstBoundWhichMatchingCallsAreHit) {
+  SyscallInjector injector;
+  auto prepared = injector.prepare(request("bounded", "syscall.error",
+                                           {{"syscalls", {"write"}},
+                                            {"errno", "ENOSPC"},
+                                            {"path", "*/out.bin"},
+                                            {"after", 100},
+                                            {"first", 50}}));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  ASSERT_TRUE(injector.apply("bounded", prepared->undo).ok());
+  touch(dir_ + "/go1");
+  std::istringstream r1(waitFile(dir_ + "/result1", 60s));
+  int outEio = -1, outOther = -1, otherErr = -1;
+  r1 >> outEio >> outOther >> otherErr;
+  EXPECT_EQ(outEio, 0) << "ENOSPC, not EIO, was injected";
+  EXPECT_EQ(outOther, 50) << "calls 101 to 150 fail, no others";
+  EXPECT_EQ(otherErr, 0);
+  auto reverted = injector.revert("bounded", prepared->undo);
+  ASSERT_TRUE(reverted.ok());
+  EXPECT_EQ((*reverted)["hit"].get<int>(), 50);
+  EXPECT_EQ((*reverted)["passed"].get<int>(), 1950);
+  // 2000 writes attempted, 50 refused.
+  EXPECT_EQ(std::filesystem::file_size(dir_ + "/out.bin"), 1950u);
+}
+
 TEST_F(SyscallFaultTest, WithoutAFaultEveryInterceptedCallRuns) {
   touch(dir_ + "/go1");
   std::istringstream r1(waitFile(dir_ + "/result1", 60s));
