@@ -96,7 +96,8 @@ TEST(RunCompareTest, NotRecoveringIsWorseThanAnyRecoveryAndNotDetectingIsBest) {
   EXPECT_EQ(ttr->direction, Direction::kWorse);
   EXPECT_EQ(ttr->newText, "not recovered");
   EXPECT_TRUE(std::isinf(*ttr->newValue));
-  for (const auto& j : comparisonJson(c)["changes"]) {
+  const nlohmann::json doc = comparisonJson(c);  // a range-for over a temporary's member dangles
+  for (const auto& j : doc["changes"]) {
     if (j.value("step", "") == "db-latency") {
       EXPECT_EQ(j["new"], nullptr);  // JSON has no infinity
     }
