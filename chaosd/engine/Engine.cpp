@@ -199,6 +199,8 @@ bool Engine::startExecTargets() {
     if (!started) {
       rec.state = "start-failed";
       rec.error = started.error().describe();
+      // Journalled, then the exec failed: startExec killed and reaped the child already.
+      if (deps_.journal && !undo.is_null()) (void)deps_.journal->markReverted(faultId);
       result_.execs.push_back(std::move(rec));
       fail(Outcome::kError,
            "target " + t.name + ": cannot start it: " + started.error().describe());

@@ -225,6 +225,31 @@ TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
   EXPECT_EQ(left, "");
 }
 
+// An exec that fails after the child was journalled (not an executable format) is an error
+// of the run, nothing is applied, and the journal holds nothing afterwards.
+TEST_F(ExecTargetTest, AnExecFailingAfterItsJournalEntryLeavesNothingHeld) {
+  const std::string bad = root_ + "/not-a-program";
+  std::ofstream(bad) << "\x01\x02 not an executable format";
+  fs::permissions(bad, fs::perms::owner_all);
+  const std::string file = root_ + "/bad.yaml";
+  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: bad}\n"
+                         "targets: {svc: {exec: {argv: ["
+                      << bad
+                      << "]}}}\nsteadyState: {probes: []}\n"
+                         "method: [{name: p, fault: process.pause, target: svc, duration: 1s}]\n"
+                         "report: {dir: "
+                      << root_ << "/reports}\n";
+  int st = -1;
+  const std::string out =
+      shell(std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state " + file, &st);
+  EXPECT_EQ(st, 5) << out;
+  EXPECT_NE(out.find("cannot start it: exec " + bad + ": Exec format error"), std::string::npos)
+      << out;
+  const std::string held = shell(
+      std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state", &st);
+  EXPECT_EQ(held, "[]\n");
+}
+
 TEST(ExecTargetUnitTest, AMissingProgramFailsAtStartAndAFailedJournalNeverRunsIt) {
   ExecSpec spec;
   spec.argv = {"/nonexistent/program"};
