@@ -184,7 +184,8 @@ TEST_F(ExecTargetTest, ChaosctlKilledWhileTheTargetRunsTheGuardianStopsItsGroup)
 TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
   // A free port for the front; the replicas take the three above it.
   uint16_t port = 0;
-  for (uint16_t p = 20000 + static_cast<uint16_t>(::getpid() % 20000); p < 60000; p += 7) {
+  // Blocks of 4 ports by pid: runs one after another (consecutive pids) never share a port.
+  for (uint16_t p = 20000 + static_cast<uint16_t>(::getpid() % 5000) * 4; p < 60000; p += 4) {
     int st = -1;
     shell("python3 -c 'import socket\nfor i in range(4):\n socket.socket().bind((\"127.0.0.1\", " +
               std::to_string(p) + "+i))'",
