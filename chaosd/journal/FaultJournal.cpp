@@ -4,9 +4,12 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "chaosd/core/Fd.h"
@@ -467,8 +470,22 @@ Result<FaultJournal> openJournal(const std::string& path, JournalOpen mode) {
   auto impl = std::make_unique<FaultJournal::Impl>();
   impl->path = path;
   impl->db = std::move(db);
-  auto migrated = impl->migrate();
-  if (!migrated) return std::move(migrated).error().withContext("opening journal " + path);
+  // Switching a fresh database to WAL, and the first read of one whose WAL another process is
+  // recovering, can fail with SQLITE_BUSY without calling the busy handler (SQLite takes those
+  // locks without waiting to avoid deadlock). Owner, guardian and `chaosctl recover` open the
+  // journal at once, so retry the whole migration with backoff up to the busy timeout.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  auto backoff = std::chrono::milliseconds(1);
+  for (;;) {
+    auto migrated = impl->migrate();
+    if (migrated) break;
+    if (migrated.error().code() != ErrorCode::kTimeout ||
+        std::chrono::steady_clock::now() + backoff > deadline) {
+      return std::move(migrated).error().withContext("opening journal " + path);
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
+  }
   return FaultJournal(std::move(impl));
 }
 

@@ -372,16 +372,23 @@ TEST(FaultJournalTest, SeveralProcessesWriteAtOnce) {
   std::string path = dir.file("journal.db");
   constexpr int kChildren = 3;
   constexpr int kFaults = 60;
+  // Prints the first failure, so a failing child says which call failed and why.
   auto work = [&](const std::string& runId) -> bool {
+    auto failed = [&](const Error& e) {
+      std::fprintf(stderr, "%s: %s\n", runId.c_str(), e.describe().c_str());
+      return false;
+    };
     auto j = openJournal(path);
-    if (!j || !j->beginRun(makeRun(runId))) return false;
+    if (!j) return failed(j.error());
+    if (auto r = j->beginRun(makeRun(runId)); !r) return failed(r.error());
     for (int i = 0; i < kFaults; ++i) {
       std::string id = runId + "-" + std::to_string(i);
-      if (!j->recordIntent(runId, makeFault(id, i % 10 == 0))) return false;
-      if (!j->markApplied(id)) return false;
-      if (!j->markReverted(id)) return false;
+      if (auto r = j->recordIntent(runId, makeFault(id, i % 10 == 0)); !r) return failed(r.error());
+      if (auto r = j->markApplied(id); !r) return failed(r.error());
+      if (auto r = j->markReverted(id); !r) return failed(r.error());
     }
-    return j->endRun(runId, "ok").ok();
+    auto r = j->endRun(runId, "ok");
+    return r ? true : failed(r.error());
   };
   // Children are forked before this process opens the database: SQLite connections must not
   // cross a fork.
