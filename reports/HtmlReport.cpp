@@ -79,8 +79,8 @@ void faultsSection(const Json& report, Html& h) {
       << offsetCell(f, "revertedOffsetNs", "revertedAt") << "</td><td>" << impactCell(f, false)
       << "</td><td>" << impactCell(f, true) << "</td></tr>\n";
   }
-  h << "</tbody></table>\n<p class=\"muted\">Time to detect: the first failing sample that "
-       "started while the fault was held, from the apply. Time to recover: the first of 3 "
+  h << "</tbody></table>\n<p class=\"muted\">Time to detect: the end of the first failing sample "
+       "that started while the fault was held, from the apply. Time to recover: the first of 3 "
        "passing samples in a row after the revert, from the revert.</p></section>\n";
 }
 

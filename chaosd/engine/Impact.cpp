@@ -17,7 +17,9 @@ std::vector<ProbeImpact> impactOf(const FaultRecordOut& fault,
     const ProbeSample* failure = firstFailure(probe.samples, applied);
     if (failure != nullptr && (!fault.revertedMono || failure->start <= *fault.revertedMono)) {
       impact.detected = true;
-      impact.detectedAfter = failure->start - applied;
+      // Detected when the failure was seen: the end of the sample (a timeout is known only
+      // once it has run out), not when the sample was sent.
+      impact.detectedAfter = failure->start + failure->duration - applied;
       impact.detail = failure->detail;
       if (fault.revertedMono) {
         if (const ProbeSample* back = recoveredAt(probe.samples, *fault.revertedMono)) {

@@ -318,7 +318,9 @@ TEST_F(EngineTest, TimeToDetectAndTimeToRecoverAreMeasuredPerFault) {
   const ProbeImpact& i = r.faults[0].impact[0];
   EXPECT_EQ(i.probe, "health");
   EXPECT_TRUE(i.detected);
-  EXPECT_EQ(i.detectedAfter, 3s) << "first failing sample at 13 s, applied at 10 s";
+  // The fake probe takes 2 ms per sample.
+  EXPECT_EQ(i.detectedAfter, 3002ms)
+      << "first failing sample at 13 s (seen 2 ms later), applied at 10 s";
   EXPECT_EQ(i.detail, "fake failure");
   EXPECT_TRUE(i.recovered);
   EXPECT_EQ(i.recoveredAfter, 2s) << "passing again from 17 s, reverted at 15 s";

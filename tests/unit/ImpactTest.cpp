@@ -10,7 +10,8 @@ using std::chrono::seconds;
 
 const Clock::TimePoint kT0{seconds(1000)};
 
-// A probe sampled every 500 ms from kT0; `failing` lists the sample indexes that fail.
+// A probe sampled every 500 ms from kT0; `failing` lists the sample indexes that fail. Passing
+// samples take 20 ms, failing ones 150 ms (a timeout is known only when it runs out).
 ProbeRecord probe(const std::string& name, int n, std::vector<int> failing) {
   ProbeRecord p;
   p.name = name;
@@ -19,6 +20,7 @@ ProbeRecord probe(const std::string& name, int n, std::vector<int> failing) {
     s.probe = name;
     s.start = kT0 + i * milliseconds(500);
     s.ok = std::find(failing.begin(), failing.end(), i) == failing.end();
+    s.duration = s.ok ? milliseconds(20) : milliseconds(150);
     s.detail = s.ok ? "status 200" : "status 503 #" + std::to_string(i);
     p.samples.push_back(s);
   }
@@ -41,7 +43,7 @@ TEST(ImpactTest, DetectAndRecoverAreMeasuredFromApplyAndRevert) {
   ASSERT_EQ(impact.size(), 1u);
   EXPECT_EQ(impact[0].probe, "api");
   EXPECT_TRUE(impact[0].detected);
-  EXPECT_EQ(impact[0].detectedAfter, milliseconds(300));  // 1.5 s - 1.2 s
+  EXPECT_EQ(impact[0].detectedAfter, milliseconds(450));  // 1.5 s + 0.15 s - 1.2 s
   EXPECT_EQ(impact[0].detail, "status 503 #3");
   EXPECT_TRUE(impact[0].recovered);
   EXPECT_EQ(impact[0].recoveredAfter, milliseconds(900));  // 5.0 s - 4.1 s
@@ -61,7 +63,7 @@ TEST(ImpactTest, NoRecoveryUntilThreePassesInARow) {
   auto impact = impactOf(fault(seconds(1), seconds(2)), {probe("api", 9, {2, 3, 6})});
   ASSERT_EQ(impact.size(), 1u);
   EXPECT_TRUE(impact[0].detected);
-  EXPECT_EQ(impact[0].detectedAfter, milliseconds(0));
+  EXPECT_EQ(impact[0].detectedAfter, milliseconds(150));
   EXPECT_FALSE(impact[0].recovered);
 }
 
@@ -69,7 +71,7 @@ TEST(ImpactTest, AFaultNeverRevertedDetectsUntilTheEndAndNeverRecovers) {
   auto impact = impactOf(fault(seconds(1), std::nullopt), {probe("api", 10, {9})});
   ASSERT_EQ(impact.size(), 1u);
   EXPECT_TRUE(impact[0].detected);
-  EXPECT_EQ(impact[0].detectedAfter, milliseconds(3500));
+  EXPECT_EQ(impact[0].detectedAfter, milliseconds(3650));
   EXPECT_FALSE(impact[0].recovered);
 }
 
@@ -85,7 +87,7 @@ TEST(ImpactTest, OnePerProbeAndNoneForAFaultNeverApplied) {
   const RecoverySummary s = summarizeRecovery(r);
   EXPECT_EQ(s.detections, 1u);
   EXPECT_EQ(s.recoveries, 1u);
-  EXPECT_EQ(s.slowestDetect, seconds(1));           // 2.0 s - 1 s
+  EXPECT_EQ(s.slowestDetect, milliseconds(1150));   // 2.0 s + 0.15 s - 1 s
   EXPECT_EQ(s.slowestRecovery, milliseconds(200));  // 3.0 s - 2.8 s
 }
 
