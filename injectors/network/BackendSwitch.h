@@ -1,0 +1,46 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "injectors/FaultRegistry.h"
+#include "injectors/Injector.h"
+
+// network.delay and network.loss have more than one mechanism: the netem qdisc, or nftables
+// (loss: a random-number match; delay: NFQUEUE and a consumer in the owner). The fault's
+// `backend` arg picks one, or `auto`: netem when the kernel has it, else the next in the
+// preference list. BackendSwitch makes that choice in prepare() and writes it into the undo
+// record, so apply, revert and audit (also the guardian's, from the journal alone) go to the
+// same injector. docs/faults/network.md.
+namespace chaosd {
+
+class BackendSwitch final : public Injector {
+ public:
+  struct Backend {
+    std::string name;  // "netem", "nftables": the values of the `backend` arg
+    InjectorFactory factory;
+    // Whether this machine offers the mechanism; asked only for `auto`. Empty: always.
+    std::function<Result<bool>()> available;
+  };
+
+  // `backends` in the order `auto` tries them.
+  explicit BackendSwitch(std::vector<Backend> backends);
+
+  Result<PreparedFault> prepare(const FaultRequest& request) override;
+  Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
+  Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
+  Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+ private:
+  // The backend an undo record names, with its injector (created once, then kept: an injector
+  // may hold live state between apply and revert, like the NFQUEUE consumer).
+  Result<Injector*> injectorFor(const nlohmann::json& undo);
+  Result<const Backend*> choose(const std::string& wanted);
+
+  std::vector<Backend> backends_;
+  std::map<std::string, std::unique_ptr<Injector>> injectors_;
+};
+
+}  // namespace chaosd
