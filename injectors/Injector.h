@@ -23,6 +23,20 @@ struct FaultRequest {
   std::chrono::nanoseconds duration{0};
 };
 
+// Something the faults of one run share, held from the first fault that needs it to the end of
+// the run: the nftables table whose base chains the partition and loss rules hang from
+// (hooking a base chain into netfilter waits for an RCU grace period, so once per run, not once
+// per fault). The engine journals and applies it, once per key, before the first fault that
+// names it, and reverts it after the run's last fault; the guardian reverts it like a fault
+// (journalled before the faults, so reverted after them). `faultType` is an internal fault type
+// whose injector applies and reverts `undo`.
+struct SharedNeed {
+  std::string key;  // one resource per key and run: "nft:/run/netns/app:chaosd_run_1a2b"
+  std::string faultType;
+  nlohmann::json undo;
+  std::string description;
+};
+
 // The result of prepare(): everything needed to undo the fault, decided before the kernel is
 // touched, so it can be journalled as intent. revert(undo) must work from this alone, in
 // another process (the guardian), after the owner died.
@@ -31,6 +45,7 @@ struct PreparedFault {
   std::string description;             // "delay 200ms on veth-db (netns app)"
   std::vector<std::string> resources;  // conflict keys: "iface:/run/netns/app:veth-db"
   bool revertible = true;              // false for a kill: nothing can bring it back
+  std::vector<SharedNeed> shared;      // held before this fault is applied
 };
 
 // What apply() observed (bytes actually filled, backend used, pids signalled).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <utility>
 
 #include "chaosd/core/Log.h"
 #include "chaosd/core/Units.h"
@@ -455,6 +456,15 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
     if (!intent) return false;
     intents.push_back(std::move(*intent));
   }
+  // What the batch shares with other faults of the run (the run's nftables table) is held
+  // first: journalled and applied before the faults that hang from it.
+  if (!holdShared(std::exchange(pendingShared_, {}))) {
+    for (size_t i : indexes) {
+      result_.faults[i].state = "skipped";
+      result_.faults[i].error = "not applied: " + result_.reasons.back();
+    }
+    return false;
+  }
   // 2. Journal every intent in one transaction before the kernel is touched.
   if (deps_.journal) {
     auto ok = intents.size() == 1 ? deps_.journal->recordIntent(result_.runId, intents[0])
@@ -513,6 +523,7 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
   }
   f.description = prepared->description;
   f.revertible = prepared->revertible;
+  for (auto& need : prepared->shared) pendingShared_.push_back(std::move(need));
   undo_[index] = prepared->undo;
   f.deadline =
       deps_.clock->wallNow() + std::chrono::duration_cast<WallClock::duration>(req.duration);
@@ -576,6 +587,78 @@ void Engine::revertAllHeld() {
     return result_.faults[a].appliedMono > result_.faults[b].appliedMono;
   });
   for (size_t i : held) revertFault(i);
+}
+
+bool Engine::holdShared(const std::vector<SharedNeed>& needs) {
+  for (const SharedNeed& need : needs) {
+    if (std::any_of(shared_.begin(), shared_.end(),
+                    [&](const SharedHeld& h) { return h.need.key == need.key; })) {
+      continue;
+    }
+    const FaultType* type = deps_.registry->find(need.faultType);
+    if (type == nullptr || !type->factory) {
+      fail(Outcome::kError, "shared " + need.faultType + " is not implemented in this build");
+      return false;
+    }
+    auto& injector = injectors_[need.faultType];
+    if (!injector) injector = type->factory();
+    SharedHeld held{need, result_.runId + "-shared-" + std::to_string(shared_.size() + 1)};
+    if (deps_.journal) {
+      FaultIntent intent;
+      intent.faultId = held.faultId;
+      intent.step = "shared";
+      intent.faultType = need.faultType;
+      intent.target = need.description;
+      intent.undo = need.undo;
+      intent.resources = {need.key};
+      // Held until the run's end: past the rest of the method and the recovery window (plus a
+      // minute), the guardian removes it even if we hang. Every fault's deadline is earlier.
+      const Duration rest = timeline_.total + experiment_.steadyState.recovery;
+      intent.deadline = deps_.clock->wallNow() +
+                        std::chrono::duration_cast<WallClock::duration>(rest) +
+                        std::chrono::minutes(1);
+      auto ok = deps_.journal->recordIntent(result_.runId, intent);
+      if (!ok) {
+        fail(Outcome::kError,
+             "journal: " + ok.error().describe() + " (not applied: a fault is journalled first)");
+        return false;
+      }
+    }
+    auto applied = injector->apply(held.faultId, need.undo);
+    if (!applied) {
+      auto cleanup = injector->revert(held.faultId, need.undo);
+      if (deps_.journal) {
+        (void)(cleanup ? deps_.journal->markReverted(held.faultId)
+                       : deps_.journal->markRevertFailed(held.faultId, cleanup.error().describe()));
+      }
+      fail(cleanup ? Outcome::kError : Outcome::kLeftovers,
+           need.description + ": " + applied.error().describe() +
+               (cleanup ? "" : "; cleanup failed: " + cleanup.error().describe()));
+      return false;
+    }
+    if (deps_.journal) (void)deps_.journal->markApplied(held.faultId);
+    shared_.push_back(std::move(held));
+  }
+  return true;
+}
+
+void Engine::releaseShared() {
+  while (!shared_.empty()) {
+    SharedHeld held = std::move(shared_.back());
+    shared_.pop_back();
+    Injector& injector = *injectors_.at(held.need.faultType);
+    auto r = injector.revert(held.faultId, held.need.undo);
+    if (r) {
+      if (deps_.journal) (void)deps_.journal->markReverted(held.faultId);
+      auto left = injector.audit(held.need.undo);
+      if (left && !left->empty()) {
+        for (const auto& l : *left) fail(Outcome::kLeftovers, l);
+      }
+    } else {
+      if (deps_.journal) (void)deps_.journal->markRevertFailed(held.faultId, r.error().describe());
+      fail(Outcome::kLeftovers, held.need.description + ": revert failed: " + r.error().describe());
+    }
+  }
 }
 
 void Engine::runRollbacks() {
@@ -672,6 +755,7 @@ RunResult Engine::run() {
     methodRan = true;
     WindowEnd how = runWindow(Phase::kDuring, timeline_.total);
     revertAllHeld();  // after an abort or a failure; a no-op when every deadline passed
+    releaseShared();
     runner_->drain();
     drainSamples();
     if (how == WindowEnd::kElapsed) {
@@ -708,6 +792,7 @@ RunResult Engine::run() {
                                         : "no faults ran");
   }
   revertAllHeld();  // belt and braces: nothing may be held past run()
+  releaseShared();
   stopExecTargets();
   computeImpacts(result_);
   result_.endedAt = clock.wallNow();

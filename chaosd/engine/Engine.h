@@ -81,6 +81,10 @@ class Engine {
   bool applyPrepared(size_t index);
   void revertFault(size_t index);
   void revertAllHeld();
+  // Shared needs (injectors/Injector.h): each key journalled and applied once, before the
+  // first fault that names it; released, newest first, once no fault is held.
+  bool holdShared(const std::vector<SharedNeed>& needs);
+  void releaseShared();
   // Exec targets: started (journalled first, as process.exec) before the baseline, stopped
   // after the recovery window, on every path out of run().
   bool startExecTargets();
@@ -117,6 +121,12 @@ class Engine {
     std::shared_ptr<SyscallSupervisor> supervisor;
   };
   std::map<std::string, ExecHeld> execs_;  // by target name
+  struct SharedHeld {
+    SharedNeed need;
+    std::string faultId;
+  };
+  std::vector<SharedHeld> shared_;         // in the order applied
+  std::vector<SharedNeed> pendingShared_;  // what the batch being prepared needs
 
   std::mutex samplesMu_;
   std::vector<std::pair<size_t, ProbeSample>> incoming_;

@@ -200,6 +200,12 @@ void registerNetworkFaults(FaultRegistry& registry) {
   FaultType partition = partitionFault();
   partition.factory = [] { return std::make_unique<NftablesInjector>(); };
   add(std::move(partition));
+  FaultType table;
+  table.name = std::string(kNftablesTableFaultType);
+  table.summary = "the run's nftables table, which partition and loss rules hang from";
+  table.internal = true;
+  table.factory = [] { return std::make_unique<NftablesTableInjector>(); };
+  add(std::move(table));
 }
 
 }  // namespace chaosd

@@ -1,32 +1,66 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "injectors/Injector.h"
 
 // network.partition (and network.loss with backend nftables): rules in an nftables table of
-// the fault's own (`inet chaosd_<fault id>`), added through libnftables in the target
-// interface's network namespace. Revert deletes that table and nothing else; other tables
-// are never read or written. The undo record holds the namespace's path, the table's name and
-// the script, so the guardian reverts it alone. docs/faults/network.md.
+// the run's own (`inet chaosd_run_<run id>`, one per run and network namespace), added through
+// libnftables in the target interface's namespace. The table and its two base chains (hooks
+// output and input) are a shared need of the faults (injectors/Injector.h): the engine creates
+// it before the run's first such fault and deletes it after the last, because hooking a base
+// chain into netfilter waits for an RCU grace period (milliseconds per transaction). Each fault
+// adds only its rules, tagged with the comment "chaosd:<fault id>", and its revert deletes the
+// rules with that comment (by handle) and nothing else. Other tables are never read or
+// written. Both undo records hold the namespace's path and the table's name, so the guardian
+// reverts them alone. docs/faults/network.md.
 namespace chaosd {
+
+// The internal fault type of the run's table.
+inline constexpr std::string_view kNftablesTableFaultType = "network.nft-table";
 
 class NftablesInjector final : public Injector {
  public:
-  // Builds the table's script from the args (partition: drop or reject to/from the peers;
-  // loss: a random-number match that drops a share). Reads only.
+  // Builds the fault's rules from the args (partition: drop or reject to/from the peers;
+  // loss: a random-number match that drops a share) and names the run's table as a shared
+  // need. Reads only.
   Result<PreparedFault> prepare(const FaultRequest& request) override;
-  // Adds the table in one libnftables transaction: all of it or nothing.
+  // Adds the rules in one libnftables transaction: all of them or none.
   Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
-  // Deletes the table. Idempotent: a table already gone is success.
+  // Deletes the rules carrying the fault's comment. Idempotent: rules or a table already gone
+  // are success.
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
-  // The table still there.
+  // The fault's rules still there.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
 };
 
-// The table's script for a partition or an nftables loss, from normalised args; exposed for
-// unit tests. `iface` scopes every rule to the target interface.
-Result<std::string> nftablesScript(const std::string& faultType, const std::string& table,
-                                   const std::string& iface, const nlohmann::json& args);
+// The run's table: apply creates it with its base chains, revert deletes it (idempotent),
+// audit finds it. prepare is never called: the undo comes from NftablesInjector::prepare.
+class NftablesTableInjector final : public Injector {
+ public:
+  Result<PreparedFault> prepare(const FaultRequest&) override {
+    return Error(ErrorCode::kInternal, "network.nft-table is prepared with the faults it serves");
+  }
+  Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
+  Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
+  Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+};
+
+// The rules of a partition or an nftables loss, from normalised args, for the output and input
+// base chains; exposed for unit tests. `iface` scopes every rule to the target interface.
+struct NftablesRules {
+  std::vector<std::string> out;
+  std::vector<std::string> in;
+};
+Result<NftablesRules> nftablesRules(const std::string& faultType, const std::string& iface,
+                                    const nlohmann::json& args);
+
+// The run's table with its two empty base chains.
+std::string nftablesTableScript(const std::string& table);
+// The fault's rules added to that table, each tagged with the fault's comment.
+std::string nftablesFaultScript(const std::string& table, const std::string& faultId,
+                                const NftablesRules& rules);
 
 }  // namespace chaosd

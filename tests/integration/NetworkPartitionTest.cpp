@@ -90,8 +90,24 @@ class NetworkPartitionTest : public ::testing::Test {
     return r;
   }
 
+  // What the engine does before the run's first nftables fault: create the run's table.
+  void holdTable(const PreparedFault& prepared) {
+    ASSERT_EQ(prepared.shared.size(), 1u);
+    EXPECT_EQ(prepared.shared[0].faultType, kNftablesTableFaultType);
+    tableUndo_ = prepared.shared[0].undo;
+    auto held = table_.apply("np-table", tableUndo_);
+    ASSERT_TRUE(held.ok()) << held.error().describe();
+  }
+  // ... and after its last: delete it.
+  void releaseTable() {
+    ASSERT_TRUE(table_.revert("np-table", tableUndo_).ok());
+    EXPECT_TRUE(table_.audit(tableUndo_)->empty());
+  }
+
   std::string a_, b_, net_;
   TargetSpec target_;
+  NftablesTableInjector table_;
+  nlohmann::json tableUndo_;
 };
 
 TEST_F(NetworkPartitionTest, CutsOnePeerLeavesTheOtherAndRevertsToTheSameRuleset) {
@@ -100,20 +116,51 @@ TEST_F(NetworkPartitionTest, CutsOnePeerLeavesTheOtherAndRevertsToTheSameRuleset
   NftablesInjector injector;
   auto prepared = injector.prepare(request({{"cidr", {net_ + "2/32"}}, {"direction", "to"}}));
   ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  holdTable(*prepared);
   auto applied = injector.apply("np-1", prepared->undo);
   ASSERT_TRUE(applied.ok()) << applied.error().describe();
   EXPECT_EQ(applied->backend, "nftables");
-  EXPECT_NE(tables().find("table inet chaosd_np_1"), std::string::npos) << tables();
+  EXPECT_NE(tables().find("table inet chaosd_run_t"), std::string::npos) << tables();
   EXPECT_FALSE(ping(net_ + "2")) << "the cut peer still answers";
   EXPECT_TRUE(ping(net_ + "3")) << "the other peer must stay reachable";
-  EXPECT_EQ(injector.audit(prepared->undo)->size(), 1u);
+  EXPECT_EQ(injector.audit(prepared->undo)->size(), 1u) << "one rule: to the peer";
 
   ASSERT_TRUE(injector.revert("np-1", prepared->undo).ok());
   EXPECT_TRUE(ping(net_ + "2")) << "connectivity is back after the revert";
-  EXPECT_EQ(tables(), "table inet keepme\n");
-  EXPECT_EQ(keepme(), before) << "a table that was there before must be untouched";
   EXPECT_TRUE(injector.audit(prepared->undo)->empty());
   EXPECT_TRUE(injector.revert("np-1", prepared->undo).ok()) << "a second revert is a no-op";
+  const std::string empty =
+      run("ip netns exec " + a_ + " nft list table inet chaosd_run_t | grep -c chaosd:");
+  EXPECT_EQ(empty, "0\n") << "no rule of the fault is left in the run's table";
+  releaseTable();
+  EXPECT_EQ(tables(), "table inet keepme\n");
+  EXPECT_EQ(keepme(), before) << "a table that was there before must be untouched";
+  EXPECT_TRUE(injector.revert("np-1", prepared->undo).ok()) << "no table: still a no-op";
+}
+
+// Two faults of one run share the run's table; each revert removes its own rules only.
+TEST_F(NetworkPartitionTest, TwoFaultsShareTheRunsTableAndRevertIndependently) {
+  NftablesInjector injector;
+  FaultRequest r1 = request({{"cidr", {net_ + "2/32"}}, {"direction", "to"}});
+  FaultRequest r2 = request({{"cidr", {net_ + "3/32"}}, {"direction", "to"}});
+  r2.faultId = "np-2";
+  auto p1 = injector.prepare(r1);
+  auto p2 = injector.prepare(r2);
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  EXPECT_EQ(p1->shared[0].key, p2->shared[0].key) << "one table per run and namespace";
+  holdTable(*p1);
+  ASSERT_TRUE(injector.apply("np-1", p1->undo).ok());
+  ASSERT_TRUE(injector.apply("np-2", p2->undo).ok());
+  EXPECT_FALSE(ping(net_ + "2"));
+  EXPECT_FALSE(ping(net_ + "3"));
+  ASSERT_TRUE(injector.revert("np-1", p1->undo).ok());
+  EXPECT_TRUE(ping(net_ + "2")) << "the first fault is gone";
+  EXPECT_FALSE(ping(net_ + "3")) << "the second still holds";
+  EXPECT_EQ(injector.audit(p2->undo)->size(), 1u);
+  ASSERT_TRUE(injector.revert("np-2", p2->undo).ok());
+  EXPECT_TRUE(ping(net_ + "3"));
+  releaseTable();
+  EXPECT_EQ(tables(), "table inet keepme\n");
 }
 
 TEST_F(NetworkPartitionTest, RejectAnswersATcpConnectAtOnceInsteadOfDropping) {
@@ -125,6 +172,7 @@ TEST_F(NetworkPartitionTest, RejectAnswersATcpConnectAtOnceInsteadOfDropping) {
                                             {"direction", "to"},
                                             {"reject", true}}));
   ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  holdTable(*prepared);
   ASSERT_TRUE(injector.apply("np-1", prepared->undo).ok());
   const auto t0 = std::chrono::steady_clock::now();
   int st = -1;
@@ -136,6 +184,7 @@ TEST_F(NetworkPartitionTest, RejectAnswersATcpConnectAtOnceInsteadOfDropping) {
   EXPECT_LT(elapsed, std::chrono::seconds(2)) << "a reject answers; a drop would time out";
   EXPECT_TRUE(ping(net_ + "2")) << "only TCP port 8080 is cut";
   ASSERT_TRUE(injector.revert("np-1", prepared->undo).ok());
+  releaseTable();
   EXPECT_EQ(tables(), "table inet keepme\n");
 }
 
@@ -148,6 +197,7 @@ TEST_F(NetworkPartitionTest, NftablesLossDropsItsShareOfPackets) {
   r.faultType = "network.loss";
   auto prepared = injector.prepare(r);
   ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  holdTable(*prepared);
   ASSERT_TRUE(injector.apply("np-1", prepared->undo).ok());
   // 1,000 echo requests: each is dropped with p = 0.3 on its way out (replies are not).
   const std::string out =
@@ -164,6 +214,7 @@ TEST_F(NetworkPartitionTest, NftablesLossDropsItsShareOfPackets) {
   EXPECT_GT(lost, 300 - 73) << out;
   EXPECT_LT(lost, 300 + 73) << out;
   EXPECT_TRUE(ping(net_ + "3")) << "only traffic to the matched peer loses packets";
+  releaseTable();
   EXPECT_EQ(tables(), "table inet keepme\n");
 }
 
@@ -218,25 +269,31 @@ TEST_F(NetworkPartitionTest, OwnerKilledTheGuardianRemovesTheTable) {
 }
 
 TEST(NftablesScriptTest, BothDirectionsBothFamiliesAndPorts) {
-  auto s = nftablesScript(
-      "network.partition", "chaosd_x", "eth0",
+  auto rules = nftablesRules(
+      "network.partition", "eth0",
       {{"cidr", {"10.0.0.0/24", "fd00::/64"}},
        {"ports", {{{"first", 5432}, {"last", 5432}}, {{"first", 8000}, {"last", 8100}}}},
        {"direction", "both"}});
-  ASSERT_TRUE(s.ok());
-  EXPECT_EQ(*s,
-            "table inet chaosd_x {\n"
-            "  chain out {\n    type filter hook output priority -300; policy accept;\n"
-            "    oifname \"eth0\" ip daddr { 10.0.0.0/24 } meta l4proto { tcp, udp } th dport "
-            "{ 5432, 8000-8100 } drop\n"
-            "    oifname \"eth0\" ip6 daddr { fd00::/64 } meta l4proto { tcp, udp } th dport "
-            "{ 5432, 8000-8100 } drop\n"
-            "  }\n  chain in {\n    type filter hook input priority -300; policy accept;\n"
-            "    iifname \"eth0\" ip saddr { 10.0.0.0/24 } meta l4proto { tcp, udp } th sport "
-            "{ 5432, 8000-8100 } drop\n"
-            "    iifname \"eth0\" ip6 saddr { fd00::/64 } meta l4proto { tcp, udp } th sport "
-            "{ 5432, 8000-8100 } drop\n"
-            "  }\n}\n");
+  ASSERT_TRUE(rules.ok());
+  const std::string tail = " comment \"chaosd:f-1\"\n";
+  EXPECT_EQ(nftablesFaultScript("chaosd_run_x", "f-1", *rules),
+            "add rule inet chaosd_run_x out oifname \"eth0\" ip daddr { 10.0.0.0/24 } meta "
+            "l4proto { tcp, udp } th dport { 5432, 8000-8100 } drop" +
+                tail +
+                "add rule inet chaosd_run_x out oifname \"eth0\" ip6 daddr { fd00::/64 } meta "
+                "l4proto { tcp, udp } th dport { 5432, 8000-8100 } drop" +
+                tail +
+                "add rule inet chaosd_run_x in iifname \"eth0\" ip saddr { 10.0.0.0/24 } meta "
+                "l4proto { tcp, udp } th sport { 5432, 8000-8100 } drop" +
+                tail +
+                "add rule inet chaosd_run_x in iifname \"eth0\" ip6 saddr { fd00::/64 } meta "
+                "l4proto { tcp, udp } th sport { 5432, 8000-8100 } drop" +
+                tail);
+  EXPECT_EQ(nftablesTableScript("chaosd_run_x"),
+            "table inet chaosd_run_x {\n"
+            "  chain out {\n    type filter hook output priority -300; policy accept;\n  }\n"
+            "  chain in {\n    type filter hook input priority -300; policy accept;\n  }\n"
+            "}\n");
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ struct World {
     return true;
   };
   std::function<void()> onApply;
+  std::string sharedKey;  // when set, every fake.fault needs the shared "table:<key>"
 
   std::string at() const {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch());
@@ -49,6 +50,12 @@ class FakeInjector final : public Injector {
     PreparedFault p;
     p.undo = {{"step", r.stepName}};
     p.description = "fake on " + r.stepName;
+    if (!w_.sharedKey.empty()) {
+      p.shared.push_back(SharedNeed{w_.sharedKey,
+                                    "fake.table",
+                                    {{"step", "table:" + w_.sharedKey}},
+                                    "fake table " + w_.sharedKey});
+    }
     return p;
   }
   Result<AppliedFault> apply(const std::string&, const nlohmann::json& undo) override {
@@ -114,6 +121,10 @@ class EngineTest : public ::testing::Test {
     once.needsDuration = false;
     once.revertible = false;
     ASSERT_TRUE(registry_.add(once).ok());
+    FaultType table = t;
+    table.name = "fake.table";
+    table.internal = true;
+    ASSERT_TRUE(registry_.add(table).ok());
   }
 
   RunResult run(const std::string& body, std::function<void(Engine&)> during = nullptr) {
@@ -221,6 +232,37 @@ TEST_F(JournalledEngineTest, AParallelGroupIsJournalledAtOnceBeforeAnyOfItIsAppl
       << "both intents must be in the journal before the first apply";
   EXPECT_EQ(stateOf("c"), FaultState::kReverted);
   EXPECT_EQ(stateOf("d"), FaultState::kReverted);
+}
+
+// A shared need (the run's nftables table) is journalled and applied once, before the first
+// fault that names it, and reverted once, after the last fault, not with each fault.
+TEST_F(JournalledEngineTest, ASharedNeedIsHeldOnceFromTheFirstFaultToTheEndOfTheMethod) {
+  world_.sharedKey = "k";
+  std::vector<size_t> journalledAtApply;
+  world_.onApply = [&] { journalledAtApply.push_back(journal_->faultsOfRun("run1")->size()); };
+  auto r = run(probes() +
+               "method:\n"
+               "  - {name: a, fault: fake.fault, duration: 2s}\n"
+               "  - {name: b, fault: fake.fault, duration: 2s, at: 3s}\n");
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply table:k@10000ms", "apply a@10000ms",
+                                                    "revert a@12000ms", "apply b@13000ms",
+                                                    "revert b@15000ms", "revert table:k@15000ms"}));
+  EXPECT_EQ(journalledAtApply, (std::vector<size_t>{1, 2, 3}))
+      << "the shared need is journalled before it is applied, and before the fault";
+  EXPECT_EQ(stateOf("shared"), FaultState::kReverted);
+  EXPECT_FALSE(world_.anyHeld());
+}
+
+TEST_F(JournalledEngineTest, WhenTheSharedNeedCannotBeHeldNoFaultIsApplied) {
+  world_.sharedKey = "k";
+  world_.failApply = {"table:k"};
+  auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 2s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_EQ(world_.calls,
+            (std::vector<std::string>{"apply table:k@10000ms", "revert table:k@10000ms"}));
+  EXPECT_EQ(r.faults[0].state, "skipped");
+  EXPECT_EQ(stateOf("shared"), FaultState::kReverted);
 }
 
 TEST_F(JournalledEngineTest, WhenAnApplyOfAGroupFailsTheRestIsSkippedNotApplied) {
