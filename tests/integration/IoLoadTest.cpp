@@ -27,6 +27,7 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/disk/DiskFillInjector.h"
 #include "injectors/disk/IoLoadInjector.h"
+#include "tests/support/ScratchFs.h"
 
 namespace chaosd {
 namespace {
@@ -35,69 +36,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 constexpr uint64_t kMiB = 1 << 20;
-
-// A filesystem mounted on a directory for one test; unmounted (and its loop device, set to
-// auto-clear, detached) on destruction. (The same helper as DiskFillTest's.)
-class ScratchFs {
- public:
-  explicit ScratchFs(fs::path dir) : dir_(std::move(dir)) {}
-  ScratchFs(const ScratchFs&) = delete;
-  ScratchFs& operator=(const ScratchFs&) = delete;
-  ~ScratchFs() {
-    if (!mounted_) return;
-    if (::umount2(dir_.c_str(), 0) != 0) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  const fs::path& dir() const { return dir_; }
-
-  std::string mountTmpfs(const std::string& options) {
-    fs::create_directories(dir_);
-    if (::mount("chaosd-test-tmpfs", dir_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
-                options.c_str()) != 0) {
-      return std::string("mount tmpfs: ") + std::strerror(errno);
-    }
-    mounted_ = true;
-    return "";
-  }
-
-  std::string mountImage(const fs::path& image, uint64_t bytes, const std::string& mkfs,
-                         const char* fstype, uint32_t sectorSize = 512) {
-    fs::create_directories(dir_);
-    Fd img(::open(image.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!img || ::ftruncate(img.get(), static_cast<off_t>(bytes)) != 0) {
-      return "creating " + image.string() + ": " + std::strerror(errno);
-    }
-    std::string cmd = mkfs + " " + image.string() + " >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) != 0) return "failed: " + cmd;
-    Fd ctl(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
-    if (!ctl) return std::string("/dev/loop-control: ") + std::strerror(errno);
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      int n = ::ioctl(ctl.get(), LOOP_CTL_GET_FREE);
-      if (n < 0) return std::string("LOOP_CTL_GET_FREE: ") + std::strerror(errno);
-      std::string dev = "/dev/loop" + std::to_string(n);
-      Fd loop(::open(dev.c_str(), O_RDWR | O_CLOEXEC));
-      if (!loop) continue;
-      loop_config cfg{};
-      cfg.fd = static_cast<uint32_t>(img.get());
-      cfg.block_size = sectorSize;
-      cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
-      std::strncpy(reinterpret_cast<char*>(cfg.info.lo_file_name), image.c_str(), LO_NAME_SIZE - 1);
-      if (::ioctl(loop.get(), LOOP_CONFIGURE, &cfg) != 0) {
-        if (errno == EBUSY) continue;
-        return "LOOP_CONFIGURE " + dev + ": " + std::strerror(errno);
-      }
-      if (::mount(dev.c_str(), dir_.c_str(), fstype, MS_NOSUID | MS_NODEV, nullptr) != 0) {
-        return "mount " + dev + ": " + std::strerror(errno);
-      }
-      mounted_ = true;
-      return "";
-    }
-    return "no free loop device";
-  }
-
- private:
-  fs::path dir_;
-  bool mounted_ = false;
-};
 
 std::vector<std::string> ourFiles(const fs::path& dir) {
   std::vector<std::string> out;
