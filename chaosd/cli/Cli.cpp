@@ -105,6 +105,24 @@ const FaultRegistry& builtinRegistry() {
   return kRegistry;
 }
 
+std::optional<ParseResult> loadExperiment(std::string_view command, const std::string& file,
+                                          const VarOptions& varOpts) {
+  auto vars = collectVars(varOpts);
+  if (!vars) {
+    std::cerr << "chaosctl " << command << ": " << vars.error().describe() << "\n";
+    return std::nullopt;
+  }
+  ParseOptions options;
+  options.vars = *vars;
+  options.registry = &builtinRegistry();
+  ParseResult parsed = parseExperimentFile(file, options);
+  if (!parsed.ok()) {
+    for (const auto& d : parsed.diagnostics) std::cerr << d.str() << "\n";
+    return std::nullopt;
+  }
+  return parsed;
+}
+
 bool parseArgs(const std::string& usageLine, po::options_description& desc,
                const po::positional_options_description& positional,
                const std::vector<std::string>& args, po::variables_map& vm, int& exitCode) {

@@ -2,7 +2,9 @@
 
 #include <boost/program_options.hpp>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "chaosd/core/Result.h"
@@ -37,6 +39,12 @@ Result<std::map<std::string, std::string>> collectVars(const VarOptions& vars);
 
 // The fault types this build knows.
 const FaultRegistry& builtinRegistry();
+
+// Reads FILE with the --var values, against the builtin fault types. On a problem it prints it
+// (a bad --var, or every diagnostic of the file) to stderr and returns nothing: the caller
+// exits kExitInvalid, having done nothing.
+std::optional<ParseResult> loadExperiment(std::string_view command, const std::string& file,
+                                          const VarOptions& varOpts);
 
 // Parses a subcommand's arguments; prints usage on --help (returns 0 in `exitCode`) and the
 // error on bad arguments (returns 2). Returns true when the command should run.

@@ -155,20 +155,9 @@ int planCommand(const std::vector<std::string>& args) {
     return code;
   }
   if (!applyCommonOptions(common)) return kExitInvalid;
-  auto vars = collectVars(varOpts);
-  if (!vars) {
-    std::cerr << "chaosctl plan: " << vars.error().describe() << "\n";
-    return kExitInvalid;
-  }
-  ParseOptions options;
-  options.vars = *vars;
-  options.registry = &builtinRegistry();
-  ParseResult r = parseExperimentFile(file, options);
-  if (!r.ok()) {
-    for (const auto& d : r.diagnostics) std::cerr << d.str() << "\n";
-    return kExitInvalid;
-  }
-  const Experiment& e = *r.experiment;
+  auto r = loadExperiment("plan", file, varOpts);
+  if (!r) return kExitInvalid;
+  const Experiment& e = *r->experiment;
   Timeline tl = computeTimeline(e.method);
 
   auto table = ProcessTable::scan();

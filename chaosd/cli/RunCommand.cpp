@@ -143,20 +143,9 @@ int runCommand(const std::vector<std::string>& args) {
   int code = kExitOk;
   if (!parseArgs("chaosctl run [options] FILE", desc, pos, args, vm, code)) return code;
   if (!applyCommonOptions(common)) return kExitInvalid;
-  auto vars = collectVars(varOpts);
-  if (!vars) {
-    std::cerr << "chaosctl run: " << vars.error().describe() << "\n";
-    return kExitInvalid;
-  }
-  ParseOptions options;
-  options.vars = *vars;
-  options.registry = &builtinRegistry();
-  ParseResult parsed = parseExperimentFile(file, options);
-  if (!parsed.ok()) {
-    for (const auto& d : parsed.diagnostics) std::cerr << d.str() << "\n";
-    return kExitInvalid;
-  }
-  const Experiment& exp = *parsed.experiment;
+  auto parsed = loadExperiment("run", file, varOpts);
+  if (!parsed) return kExitInvalid;
+  const Experiment& exp = *parsed->experiment;
 
   auto journal = openStateJournal(stateDir);
   if (!journal) {
