@@ -9,11 +9,14 @@ pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 pkg_check_modules(LIBNL REQUIRED IMPORTED_TARGET libnl-3.0 libnl-route-3.0)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(NFTABLES REQUIRED IMPORTED_TARGET libnftables)
+# network.delay without netem: NFQUEUE rules built with libnftnl over libmnl, and the
+# queue's consumer (libnetfilter_queue's libmnl API).
+pkg_check_modules(NFQUEUE REQUIRED IMPORTED_TARGET libnetfilter_queue libnftnl libmnl)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
 
 add_library(chaosd_deps INTERFACE)
 target_link_libraries(chaosd_deps INTERFACE
   Threads::Threads Boost::program_options nlohmann_json::nlohmann_json spdlog::spdlog
-  PkgConfig::YAMLCPP PkgConfig::LIBYAML PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES
+  PkgConfig::YAMLCPP PkgConfig::LIBYAML PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES PkgConfig::NFQUEUE
   PkgConfig::CURL PkgConfig::SQLITE)

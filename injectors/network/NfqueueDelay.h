@@ -1,0 +1,38 @@
+#pragma once
+
+#include "injectors/Injector.h"
+
+// network.delay without netem (backend nftables): a table of the fault's own (`inet
+// chaosd_<fault id>`, in the target interface's namespace) sends the matching packets to an
+// NFQUEUE queue with the bypass flag, and a consumer thread in this process holds each packet
+// for its delay (plus jitter) and accepts it, earliest release first.
+//
+// Ownership: the table is the only kernel object the undo record names, so revert (here or in
+// the guardian) deletes it and nothing else. The consumer lives only in the process that
+// applied the fault; if that process dies, the kernel drops the packets it held at that
+// moment and, thanks to the bypass flag, lets every later packet through undelayed until the
+// guardian deletes the table. docs/faults/network.md.
+namespace chaosd {
+
+class NfqueueDelayInjector final : public Injector {
+ public:
+  // Checks the args (delay, jitter, distribution uniform/normal/pareto, limit, filters),
+  // builds the rules, and picks a queue number free in the namespace (derived from the fault
+  // id). Reads only.
+  Result<PreparedFault> prepare(const FaultRequest& request) override;
+  // Binds the queue and starts the consumer, then adds the table in one batch: nft's `queue`
+  // expression where the kernel has it, else the xtables NFQUEUE target through nft_compat.
+  Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
+  // Deletes the table (idempotent, from the undo alone), then stops this process's consumer of
+  // the fault, if any, accepting every packet it still holds. Observed: matched, queued,
+  // released, releasedAtStop, failOpen, overflow and the consumer's lateness.
+  Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
+  // The table still there; the consumer still running in this process.
+  Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+};
+
+// The queue numbers the backend picks from: [kNfqueueFirst, kNfqueueFirst + kNfqueueCount).
+inline constexpr uint16_t kNfqueueFirst = 0x4300;
+inline constexpr uint16_t kNfqueueCount = 0x1000;
+
+}  // namespace chaosd

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chaosd/core/Result.h"
+#include "chaosd/core/Units.h"
+
+// The nftables side of network.delay through NFQUEUE: a table of the fault's own whose one
+// base chain (postrouting for egress, prerouting for ingress, scoped to the target interface)
+// sends matching packets to an NFQUEUE queue with the bypass flag. Built with libnftnl and
+// sent over libmnl as one netlink batch (all of it or nothing), because the rule's verdict is
+// not always nft's own `queue` expression: kernels built without CONFIG_NFT_QUEUE (this
+// machine's) only offer the xtables NFQUEUE target, which nft's text parser cannot express but
+// the compat layer runs inside an nft rule (what iptables-nft does). Every function acts in
+// the calling thread's network namespace. docs/faults/network.md.
+namespace chaosd::nfq {
+
+// The matches of one rule. Unset parts match everything.
+struct PacketMatch {
+  int family = 0;                  // AF_INET or AF_INET6 when an address is matched; 0: both
+  std::optional<uint8_t> l4proto;  // IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6
+  std::optional<units::Cidr> dst;
+  std::optional<units::Cidr> src;
+  std::optional<units::PortRange> dport;
+  std::optional<units::PortRange> sport;
+  // "ip daddr 10.0.0.2/32 tcp dport 80" (for logs and tests).
+  std::string str() const;
+};
+
+// More rules than this is a fault too broad for one table of single matches.
+inline constexpr size_t kMaxRules = 256;
+
+// The rules of a delay fault's filter args (to/from cidr and ports, protocol): one per
+// combination of destination, source, ports and protocol (no nft sets: each rule is a plain
+// chain of compares). kInvalid beyond kMaxRules.
+Result<std::vector<PacketMatch>> packetMatches(const nlohmann::json& args);
+
+// How a rule hands a packet to the queue.
+enum class QueueVerdict {
+  kNftQueue,  // nft's `queue` expression (CONFIG_NFT_QUEUE)
+  kXtTarget,  // the xtables NFQUEUE target, revision 3, through nft_compat
+};
+std::string_view queueVerdictName(QueueVerdict v);
+
+struct QueueTable {
+  std::string name;   // chaosd_<fault id>, family inet
+  std::string iface;  // the interface every rule is scoped to
+  bool egress = true;
+  uint16_t queue = 0;
+  std::vector<PacketMatch> matches;
+};
+
+// Adds the table, its chain and rules in one batch. kUnsupported when the kernel lacks the
+// verdict's expression (the batch then changed nothing).
+Result<void> addQueueTable(const QueueTable& table, QueueVerdict verdict);
+
+// Deletes every rule of table inet `name`, keeping its chains: nothing new is queued, and no
+// hook is unregistered (unregistering any hook in a namespace makes the kernel drop every
+// packet queued there, nf_queue_nf_hook_drop). False when the table was not there.
+Result<bool> flushTable(const std::string& name);
+
+// Deletes table inet `name`; false when it was not there.
+Result<bool> deleteTable(const std::string& name);
+
+// Whether table inet `name` exists.
+Result<bool> tableExists(const std::string& name);
+
+// Packets counted by the rules of table inet `name` (each rule counts what it queues); nullopt
+// when the table is gone.
+Result<std::optional<uint64_t>> tablePackets(const std::string& name);
+
+}  // namespace chaosd::nfq
