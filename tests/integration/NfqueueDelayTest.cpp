@@ -294,6 +294,29 @@ TEST_F(NfqueueDelayTest, DelayRaisesTheRoundTripByTheDelayAndRevertLeavesNothing
   EXPECT_TRUE(injector.revert("nq-1", prepared->undo).ok()) << "a second revert is a no-op";
 }
 
+// The queue number comes from the fault id; one already bound in the namespace is skipped
+// (read from inside it), and a second apply on the same number is refused, not merged.
+TEST_F(NfqueueDelayTest, QueueNumberSkipsOneBoundInTheNamespace) {
+  NfqueueDelayInjector injector;
+  auto first = injector.prepare(request({{"delay", 1'000'000}}, "nq-q"));
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  ASSERT_TRUE(injector.apply("nq-q", first->undo).ok());
+  const int q = first->undo["queue"].get<int>();
+  EXPECT_GE(q, kNfqueueFirst);
+  EXPECT_LT(q, kNfqueueFirst + kNfqueueCount);
+  // The same id hashes to the same first choice: now bound, so the next one.
+  auto second = injector.prepare(request({{"delay", 1'000'000}}, "nq-q"));
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  const int q2 = second->undo["queue"].get<int>();
+  EXPECT_EQ(q2, q + 1 == kNfqueueFirst + kNfqueueCount ? kNfqueueFirst : q + 1);
+  auto twice = injector.apply("nq-q", first->undo);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code(), ErrorCode::kConflict);
+  ASSERT_TRUE(injector.revert("nq-q", first->undo).ok());
+  EXPECT_EQ(queues(), "");
+  EXPECT_EQ(tables(), "table inet keepme\n");
+}
+
 TEST_F(NfqueueDelayTest, JitterWidensTheSpreadAsConfigured) {
   const Spread base = spreadOf(rtts("2", 50, 2ms));
   NfqueueDelayInjector injector;
