@@ -10,6 +10,10 @@ Result<const BackendSwitch::Backend*> BackendSwitch::choose(const std::string& w
   std::string tried;
   for (const auto& b : backends_) {
     if (wanted != "auto" && b.name != wanted) continue;
+    if (!b.factory) {  // a mechanism this build does not have
+      if (wanted != "auto") break;
+      continue;
+    }
     if (wanted != "auto" || !b.available) return &b;
     auto ok = b.available();
     if (!ok) return std::move(ok).error().withContext("checking whether " + b.name + " works here");
@@ -20,7 +24,8 @@ Result<const BackendSwitch::Backend*> BackendSwitch::choose(const std::string& w
     return Error(ErrorCode::kUnsupported,
                  "no backend of this fault works here (tried " + tried + ")");
   }
-  return Error(ErrorCode::kUnsupported, "backend '" + wanted + "' is not available for this fault");
+  return Error(ErrorCode::kUnsupported,
+               "backend '" + wanted + "' is not implemented in this build for this fault");
 }
 
 Result<Injector*> BackendSwitch::injectorFor(const nlohmann::json& undo) {

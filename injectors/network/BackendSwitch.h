@@ -19,8 +19,8 @@ namespace chaosd {
 class BackendSwitch final : public Injector {
  public:
   struct Backend {
-    std::string name;  // "netem", "nftables": the values of the `backend` arg
-    InjectorFactory factory;
+    std::string name;         // "netem", "nftables": the values of the `backend` arg
+    InjectorFactory factory;  // empty: not in this build (auto skips it, asking for it fails)
     // Whether this machine offers the mechanism; asked only for `auto`. Empty: always.
     std::function<Result<bool>()> available;
   };

@@ -148,5 +148,18 @@ TEST(BackendSwitchTest, AutoWithNothingAvailableSaysWhatWasTried) {
   EXPECT_NE(p.error().message().find("tried netem"), std::string::npos);
 }
 
+TEST(BackendSwitchTest, ABackendNotInThisBuildIsSkippedByAutoAndRefusedByName) {
+  std::vector<std::string> log;
+  auto sw = BackendSwitch(
+      {{"netem", InjectorFactory{}, []() -> Result<bool> { return true; }},
+       {"nftables", [&] { return std::make_unique<RecordingInjector>("nftables", &log); }, {}}});
+  auto automatic = sw.prepare(request("auto"));
+  ASSERT_TRUE(automatic.ok()) << automatic.error().describe();
+  EXPECT_EQ(automatic->undo["backend"], "nftables") << "netem is here, but not in this build";
+  auto named = sw.prepare(request("netem"));
+  ASSERT_FALSE(named.ok());
+  EXPECT_NE(named.error().message().find("not implemented in this build"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace chaosd
