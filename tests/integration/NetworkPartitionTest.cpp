@@ -1,8 +1,11 @@
 // network.partition through nftables, in two network namespaces of the test's own joined by
 // a veth pair: real packets, the real ruleset, a table that existed before left identical.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +17,8 @@
 #include <string>
 #include <thread>
 
+#include "chaosd/core/Fd.h"
+#include "chaosd/system/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NftablesInjector.h"
 
@@ -77,6 +82,37 @@ class NetworkPartitionTest : public ::testing::Test {
     return status("ip netns exec " + a_ + " ping -c 1 -W 1 " + host) == 0;
   }
   std::string tables() { return run("ip netns exec " + a_ + " nft list tables"); }
+
+  // Whether a UDP datagram sent from namespace `from` to `toAddr` (an address of namespace
+  // `to`) arrives within 300 ms: one direction at a time, unlike ping or TCP.
+  bool udpArrives(const std::string& from, const std::string& to, const std::string& toAddr) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(40000 + ::getpid() % 20000));
+    ::inet_pton(AF_INET, toAddr.c_str(), &addr.sin_addr);
+    auto* sa = reinterpret_cast<sockaddr*>(&addr);
+    Fd rx, tx;
+    NetnsRef toNs, fromNs;
+    toNs.name = to;
+    fromNs.name = from;
+    auto opened = runInNetns(toNs, [&]() -> Result<void> {
+      rx = Fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!rx || ::bind(rx.get(), sa, sizeof addr) != 0) return Error::fromErrno("bind", errno);
+      return success();
+    });
+    if (!opened) ADD_FAILURE() << opened.error().describe();
+    auto sent = runInNetns(fromNs, [&]() -> Result<void> {
+      tx = Fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!tx || ::sendto(tx.get(), "x", 1, 0, sa, sizeof addr) != 1) {
+        return Error::fromErrno("sendto", errno);
+      }
+      return success();
+    });
+    // A drop on the sender's output hook makes sendto fail with EPERM: not arrived.
+    if (!sent) return false;
+    pollfd p{rx.get(), POLLIN, 0};
+    return ::poll(&p, 1, 300) == 1;
+  }
   std::string keepme() { return run("ip netns exec " + a_ + " nft list table inet keepme"); }
 
   FaultRequest request(nlohmann::json args) {
@@ -136,6 +172,29 @@ TEST_F(NetworkPartitionTest, CutsOnePeerLeavesTheOtherAndRevertsToTheSameRuleset
   EXPECT_EQ(tables(), "table inet keepme\n");
   EXPECT_EQ(keepme(), before) << "a table that was there before must be untouched";
   EXPECT_TRUE(injector.revert("np-1", prepared->undo).ok()) << "no table: still a no-op";
+}
+
+// direction: `to` cuts our packets to the peer and lets the peer's reach us; `from` the reverse.
+TEST_F(NetworkPartitionTest, DirectionCutsOnlyTheConfiguredWay) {
+  ASSERT_TRUE(udpArrives(a_, b_, net_ + "2"));
+  ASSERT_TRUE(udpArrives(b_, a_, net_ + "1"));
+  NftablesInjector injector;
+  for (const std::string direction : {"to", "from"}) {
+    auto prepared =
+        injector.prepare(request({{"cidr", {net_ + "2/32"}}, {"direction", direction}}));
+    ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+    holdTable(*prepared);
+    ASSERT_TRUE(injector.apply("np-1", prepared->undo).ok());
+    const bool toPeer = udpArrives(a_, b_, net_ + "2");
+    const bool fromPeer = udpArrives(b_, a_, net_ + "1");
+    ASSERT_TRUE(injector.revert("np-1", prepared->undo).ok());
+    releaseTable();
+    EXPECT_EQ(toPeer, direction == "from") << "direction " << direction << ": ours to the peer";
+    EXPECT_EQ(fromPeer, direction == "to") << "direction " << direction << ": the peer's to us";
+  }
+  EXPECT_TRUE(udpArrives(a_, b_, net_ + "2"));
+  EXPECT_TRUE(udpArrives(b_, a_, net_ + "1"));
+  EXPECT_EQ(tables(), "table inet keepme\n");
 }
 
 // Two faults of one run share the run's table; each revert removes its own rules only.
