@@ -120,9 +120,20 @@ void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
   for (const auto& p : e.steadyState.probes) out << "  " << probeText(p) << "\n";
   out << "\nTargets, as they resolve on this machine now:\n";
   if (targets.empty()) out << "  (none)\n";
-  for (const auto& t : targets) {
-    out << "  " << t.name << " (" << t.selector
-        << "): " << (t.usable && t.problems.empty() ? "ok" : "PROBLEM") << "\n";
+  // `run` starts exec targets before it checks the others, so what they create (the replicas
+  // a started front spawns, the namespace a started service makes) cannot resolve yet.
+  bool startsExecs = false;
+  for (const auto& t : e.targets) startsExecs = startsExecs || t.kind == TargetKind::kExec;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const auto& t = targets[i];
+    const bool ok = t.usable && t.problems.empty();
+    const bool later =
+        !ok && startsExecs && i < e.targets.size() && e.targets[i].kind != TargetKind::kExec;
+    out << "  " << t.name << " (" << t.selector << "): "
+        << (ok      ? "ok"
+            : later ? "not here yet (run checks it after starting the exec targets)"
+                    : "PROBLEM")
+        << "\n";
     for (const auto& d : t.details) out << "    " << d << "\n";
     for (const auto& p : t.problems) out << "    ! " << p << "\n";
   }

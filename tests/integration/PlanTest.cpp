@@ -147,3 +147,20 @@ TEST(PlanTest, AGuardianIsShownRefusedNotAsAVictim) {
 }
 
 }  // namespace
+
+// The quickstart's interface and replicas exist only once its exec target (the demo front)
+// runs: plan says so instead of calling them a problem.
+TEST(PlanTest, TargetsTheExecTargetsCreateAreNotHereYetRatherThanAProblem) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to read every namespace";
+  if (std::filesystem::exists("/run/netns/chaosd-quickstart")) GTEST_SKIP() << "quickstart running";
+  int st = -1;
+  const std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + CHAOSD_SOURCE_DIR +
+                                      "/experiments/examples/quickstart.yaml 2>&1",
+                                  &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("replica-link (interface qs0 in netns chaosd-quickstart): not here yet"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("demo (exec "), std::string::npos) << out;
+  EXPECT_EQ(out.find("PROBLEM"), std::string::npos) << out;
+}
