@@ -450,6 +450,7 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
     return false;
   }
   // 1. Prepare: read-only. When one fails, none of the batch is journalled or applied.
+  pendingShared_.clear();
   std::vector<FaultIntent> intents;
   for (size_t i : indexes) {
     auto intent = prepareFault(i);
