@@ -592,33 +592,78 @@ Result<void> deleteLink(nl_sock* sock, const std::string& name) {
   return success();
 }
 
-Result<void> addIngressRedirect(nl_sock* sock, int ifindex, int ifbIndex, uint32_t slot) {
+bool ourPrio(uint32_t prio) { return prio >= 2 && prio < 2 * kSlots + 4; }
+
+// Whether the interface's ingress qdisc is one chaosd added for its ingress faults: kind
+// ingress (not clsact), every filter on it at a priority of our scheme, and an ifb of ours in
+// the namespace. A user's own (tc's first filter takes priority 49152) is not.
+Result<bool> ourIngress(nl_sock* sock, int ifindex, rtnl_qdisc* in) {
+  if (std::string(rtnl_tc_get_kind(TC_CAST(in))) != "ingress") return false;
+  auto prios = filterPrios(sock, ifindex, kIngressHandle);
+  if (!prios) return std::move(prios).error();
+  if (prios->empty()) return false;
+  for (uint32_t p : *prios) {
+    if (!ourPrio(p)) return false;
+  }
+  nl_cache* raw = nullptr;
+  const int rc = rtnl_link_alloc_cache(sock, AF_UNSPEC, &raw);
+  if (rc < 0) return nlError("listing links", rc);
+  Cache links(raw);
+  for (nl_object* o = nl_cache_get_first(raw); o != nullptr; o = nl_cache_get_next(o)) {
+    const char* name = rtnl_link_get_name(reinterpret_cast<rtnl_link*>(o));
+    if (name != nullptr && std::string(name).rfind("cdifb", 0) == 0) return true;
+  }
+  return false;
+}
+
+// The interface's ingress qdisc (ffff:), shared by the ingress faults on it: added by the
+// first, left alone when there.
+Result<void> ensureIngressQdisc(nl_sock* sock, int ifindex) {
+  auto cache = qdiscCache(sock);
+  if (!cache) return std::move(cache).error();
+  if (qdiscAt(cache->get(), ifindex, TC_H_INGRESS)) return success();
   Qdisc q(rtnl_qdisc_alloc());
   rtnl_tc_set_ifindex(TC_CAST(q.get()), ifindex);
   rtnl_tc_set_parent(TC_CAST(q.get()), TC_H_INGRESS);
   rtnl_tc_set_handle(TC_CAST(q.get()), kIngressHandle);
   int rc = rtnl_tc_set_kind(TC_CAST(q.get()), "ingress");
   if (rc == 0) rc = rtnl_qdisc_add(sock, q.get(), NLM_F_CREATE | NLM_F_EXCL);
-  if (rc < 0) return nlError("adding the ingress qdisc", rc);
+  if (rc < 0 && rc != -NLE_EXIST) return nlError("adding the ingress qdisc", rc);
+  return success();
+}
 
-  Cls c = u32At(ifindex, kIngressHandle, prioFor(slot, 0), 0);
-  rc = rtnl_tc_set_kind(TC_CAST(c.get()), "u32");
-  if (rc == 0) rc = rtnl_u32_add_key(c.get(), 0, 0, 0, 0);  // every packet
-  if (rc == 0) rc = rtnl_u32_set_cls_terminal(c.get());
-  rtnl_act* act = rtnl_act_alloc();
-  if (act == nullptr) return Error(ErrorCode::kInternal, "rtnl_act_alloc failed");
-  if (rc == 0) rc = rtnl_tc_set_kind(TC_CAST(act), "mirred");
-  if (rc == 0) {
-    // Returns a positive "unsupported" code for ingress actions, never for egress redirect.
-    rtnl_mirred_set_action(act, TCA_EGRESS_REDIR);
-    // Stolen: the packet goes to the ifb only (the default, pass, would deliver a copy too).
-    rtnl_mirred_set_policy(act, TC_ACT_STOLEN);
-    rtnl_mirred_set_ifindex(act, static_cast<uint32_t>(ifbIndex));
-    rc = rtnl_u32_add_action(c.get(), act);
+// The fault's redirect filters on the interface's ingress qdisc: its own u32 keys (the same
+// filters as on its ifb), at its own priorities, with a mirred egress redirect to its ifb.
+// Packets matching no fault's filters are delivered as usual, so several ingress faults share
+// the interface, each with its ifb; a packet matching two goes to the one of lower priority.
+Result<void> addIngressRedirect(nl_sock* sock, int ifindex, int ifbIndex, uint32_t slot,
+                                const json& filters) {
+  CHAOSD_TRY(ensureIngressQdisc(sock, ifindex));
+  for (const auto& f : filters) {
+    const int family = f.value("family", 0);
+    Cls c = u32At(ifindex, kIngressHandle, prioFor(slot, family), family);
+    int rc = rtnl_tc_set_kind(TC_CAST(c.get()), "u32");
+    for (const auto& k : f["keys"]) {
+      if (rc < 0) break;
+      rc = rtnl_u32_add_key(c.get(), htonl(k[0].get<uint32_t>()), htonl(k[1].get<uint32_t>()),
+                            k[2].get<int>(), 0);
+    }
+    if (rc == 0) rc = rtnl_u32_set_cls_terminal(c.get());
+    rtnl_act* act = rtnl_act_alloc();
+    if (act == nullptr) return Error(ErrorCode::kInternal, "rtnl_act_alloc failed");
+    if (rc == 0) rc = rtnl_tc_set_kind(TC_CAST(act), "mirred");
+    if (rc == 0) {
+      // Returns a positive "unsupported" code for ingress actions, never for egress redirect.
+      rtnl_mirred_set_action(act, TCA_EGRESS_REDIR);
+      // Stolen: the packet goes to the ifb only (the default, pass, would deliver a copy too).
+      rtnl_mirred_set_policy(act, TC_ACT_STOLEN);
+      rtnl_mirred_set_ifindex(act, static_cast<uint32_t>(ifbIndex));
+      rc = rtnl_u32_add_action(c.get(), act);
+    }
+    rtnl_act_put(act);
+    if (rc == 0) rc = rtnl_cls_add(sock, c.get(), NLM_F_CREATE);
+    if (rc < 0) return nlError("adding an ingress redirect filter", rc);
   }
-  rtnl_act_put(act);
-  if (rc == 0) rc = rtnl_cls_add(sock, c.get(), NLM_F_CREATE);
-  if (rc < 0) return nlError("adding the ingress redirect filter", rc);
   return success();
 }
 
@@ -937,11 +982,15 @@ Result<PreparedFault> QdiscInjector::prepare(const FaultRequest& request) {
   if (direction == "ingress") {
     auto cache = qdiscCache(sock->get());
     if (!cache) return std::move(cache).error();
-    if (qdiscAt(cache->get(), *ifindex, TC_H_INGRESS)) {
-      return Error(ErrorCode::kConflict,
-                   iface +
-                       " already has an ingress (or clsact) qdisc: another ingress fault "
-                       "or the user's own; chaosd does not share it");
+    if (Qdisc in = qdiscAt(cache->get(), *ifindex, TC_H_INGRESS)) {
+      auto ours = ourIngress(sock->get(), *ifindex, in.get());
+      if (!ours) return std::move(ours).error();
+      if (!*ours) {
+        return Error(ErrorCode::kConflict,
+                     iface +
+                         " already has an ingress (or clsact) qdisc of its own: chaosd adds "
+                         "its redirect filters only to an ingress qdisc of its own");
+      }
     }
     undo["ifb"] = qdiscIfbName(request.faultId);
     undo["prior"] = {{"kind", "default"}};  // the ifb is new
@@ -975,7 +1024,6 @@ Result<PreparedFault> QdiscInjector::prepare(const FaultRequest& request) {
                     hexHandle(TC_HANDLE(kQdiscRootMajor, classMinor(slot))) +
                     (direction == "ingress" ? " on ifb " + undo["ifb"].get<std::string>() : "");
   out.resources = {"qdisc:" + netnsPath + ":" + iface + ":" + std::to_string(slot)};
-  if (direction == "ingress") out.resources.push_back("ingress:" + netnsPath + ":" + iface);
   return out;
 }
 
@@ -1005,7 +1053,7 @@ Result<AppliedFault> QdiscInjector::apply(const std::string& faultId, const json
     auto ifbIndex = createIfb(sock->get(), ifb);
     if (!ifbIndex) return std::move(ifbIndex).error();
     CHAOSD_TRY(applyTree(sock->get(), *ifbIndex, undo, ifb));
-    CHAOSD_TRY(addIngressRedirect(sock->get(), *ifindex, *ifbIndex, slot));
+    CHAOSD_TRY(addIngressRedirect(sock->get(), *ifindex, *ifbIndex, slot, undo["filters"]));
     out.observed["ifb"] = ifb;
   } else {
     CHAOSD_TRY(applyTree(sock->get(), *ifindex, undo, iface));
@@ -1038,14 +1086,18 @@ Result<json> QdiscInjector::revert(const std::string& faultId, const json& undo)
     return revertTree(sock->get(), *ifindex, undo, iface);
   }
   if (ifindex) {
-    CHAOSD_TRY(deleteFilters(sock->get(), *ifindex, kIngressHandle, prioFor(slot, 0), 0));
+    for (int family : familiesOf(undo)) {
+      CHAOSD_TRY(
+          deleteFilters(sock->get(), *ifindex, kIngressHandle, prioFor(slot, family), family));
+    }
     auto cache = qdiscCache(sock->get());
     if (!cache) return std::move(cache).error();
     Qdisc in = qdiscAt(cache->get(), *ifindex, TC_H_INGRESS);
     if (in) {
       auto prios = filterPrios(sock->get(), *ifindex, kIngressHandle);
       if (!prios) return std::move(prios).error();
-      if (prios->empty()) {  // an ingress qdisc without filters does nothing: ours, now empty
+      // Without filters it does nothing: ours, the last ingress fault on the interface gone.
+      if (prios->empty()) {
         const int rc = rtnl_qdisc_delete(sock->get(), in.get());
         if (rc < 0 && !gone(rc)) return nlError("deleting the ingress qdisc of " + iface, rc);
       }
@@ -1102,8 +1154,11 @@ Result<std::vector<std::string>> QdiscInjector::audit(const json& undo) {
     if (ifindex) {
       auto prios = filterPrios(sock->get(), *ifindex, kIngressHandle);
       if (!prios) return std::move(prios).error();
-      if (prios->count(prioFor(slot, 0)) != 0) {
-        out.push_back("ingress redirect filter on " + iface + where);
+      for (int family : familiesOf(undo)) {
+        if (prios->count(prioFor(slot, family)) != 0) {
+          out.push_back("ingress redirect filters of priority " +
+                        std::to_string(prioFor(slot, family)) + " on " + iface + where);
+        }
       }
     }
   } else if (ifindex) {

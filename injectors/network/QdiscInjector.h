@@ -17,9 +17,11 @@
 //   filters u32 at parent c4a0:, priorities derived from M, steering matching packets to c4a0:M
 // A revert deletes its filters and class; the last class of ours takes the root with it, and a
 // root qdisc the user had before (snapshotted into the undo at prepare) is put back. Ingress:
-// an ifb device of the fault's own (cdifb + hash of the fault id), an ingress qdisc on the
-// interface with a terminal match-all u32 and a mirred egress redirect (policy stolen) to it,
-// and the tree above on the ifb. docs/faults/network.md.
+// an ifb device of the fault's own (cdifb + hash of the fault id) carrying the tree above, and
+// on the interface an ingress qdisc (shared by the ingress faults on it, removed with the last
+// filter) with the fault's u32 filters at its priorities, each with a mirred egress redirect
+// (policy stolen) to its ifb: several ingress faults share an interface like egress ones.
+// docs/faults/network.md.
 namespace chaosd {
 
 inline constexpr uint32_t kQdiscRootMajor = 0xc4a0;

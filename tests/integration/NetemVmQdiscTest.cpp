@@ -100,7 +100,9 @@ class NetemVmQdisc : public ::testing::Test {
     if (!prepared) return {};
     auto applied = injector_.apply(r.faultId, prepared->undo);
     EXPECT_TRUE(applied.ok()) << applied.error().describe();
-    if (applied) EXPECT_EQ(applied->backend, "netem");
+    if (applied) {
+      EXPECT_EQ(applied->backend, "netem");
+    }
     return *prepared;
   }
 

@@ -140,6 +140,53 @@ inline Result<double> tcpMbit(const std::string& fromNs, const std::string& toNs
   return bytes * 8.0 / secs / 1e6;
 }
 
+// Mbit/s of UDP payload received in `toNs` at `addr:port` while `fromNs` offers `offeredMbit`
+// in 1400-byte datagrams, paced, counted over `seconds` after a warm-up. Measures a shaper
+// that drops (ingress) without TCP's reaction to the drops: what arrives is what the bucket
+// lets through (payload is 1400 of the 1442 link-layer bytes tbf counts).
+inline Result<double> udpMbit(const std::string& fromNs, const std::string& toNs,
+                              const std::string& addr, uint16_t port, double offeredMbit,
+                              double seconds = 1.5) {
+  auto sink = socketIn(toNs, SOCK_DGRAM, addr, port, true);
+  if (!sink) return std::move(sink).error();
+  const int big = 4 << 20;
+  ::setsockopt(sink->get(), SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+  auto source = socketIn(fromNs, SOCK_DGRAM, addr, port, false);
+  if (!source) return std::move(source).error();
+  constexpr size_t kDatagram = 1400;
+  const auto warmup = std::chrono::milliseconds(300);
+  const auto window =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    std::vector<char> buf(kDatagram, 'u');
+    const double perSecond = offeredMbit * 1e6 / 8 / kDatagram;
+    const auto t0 = Clock::now();
+    uint64_t sent = 0;
+    while (!stop) {
+      const double due = std::chrono::duration<double>(Clock::now() - t0).count() * perSecond;
+      while (sent < due) {
+        ::send(source->get(), buf.data(), buf.size(), MSG_DONTWAIT);
+        ++sent;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // pacing, not waiting
+    }
+  });
+  std::vector<char> buf(kDatagram * 2);
+  const auto start = Clock::now() + warmup;
+  const auto end = start + window;
+  uint64_t bytes = 0;
+  for (auto now = Clock::now(); now < end; now = Clock::now()) {
+    pollfd p{sink->get(), POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    const ssize_t n = ::recv(sink->get(), buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n > 0 && Clock::now() >= start) bytes += static_cast<uint64_t>(n);
+  }
+  stop = true;
+  sender.join();
+  return bytes * 8.0 / seconds / 1e6;
+}
+
 // Two namespaces A and B joined by veth cqd-a (in A) / cqd-b (in B). A: net.1, fd<x>::1;
 // B: net.2, net.3, fd<x>::2, fd<x>::3. Removed on destruction, whatever the test did.
 class NetPair {
