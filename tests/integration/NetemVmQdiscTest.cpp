@@ -172,6 +172,34 @@ TEST_F(NetemVmQdisc, LossDropsItsShareWithinBinomialBounds) {
   revertOk("l-1", p);
 }
 
+// Two ingress delays on one interface, by sender: replies from .2 wait 100 ms, from .3 50 ms,
+// each through its own ifb; either revert leaves the other working.
+TEST_F(NetemVmQdisc, TwoIngressDelaysByPeerShareTheInterface) {
+  const double base2 = rttMs("2");
+  const double base3 = rttMs("3");
+  auto p = applyOk(request(
+      target_, "network.delay", "di-2",
+      {{"delay", kDelayNs}, {"direction", "ingress"}, {"from", {{"cidr", {net_.net + "2/32"}}}}}));
+  auto q = applyOk(request(target_, "network.delay", "di-3",
+                           {{"delay", kDelayNs / 2},
+                            {"direction", "ingress"},
+                            {"from", {{"cidr", {net_.net + "3/32"}}}}}));
+  const double d2 = rttMs("2");
+  const double d3 = rttMs("3");
+  std::printf("[ measure  ] two ingress delays: .2 %.3f -> %.3f ms, .3 %.3f -> %.3f ms\n", base2,
+              d2, base3, d3);
+  EXPECT_NEAR(d2 - base2, kDelayMs, kDelayMs * 0.05 + 2.0);
+  EXPECT_NEAR(d3 - base3, kDelayMs / 2, kDelayMs * 0.025 + 2.0);
+  revertOk("di-2", p);
+  EXPECT_LT(rttMs("2"), base2 + 5.0);
+  EXPECT_NEAR(rttMs("3") - base3, kDelayMs / 2, kDelayMs * 0.025 + 2.0) << "the other stays";
+  revertOk("di-3", q);
+  EXPECT_LT(rttMs("3"), base3 + 5.0);
+  EXPECT_EQ(status("tc -n " + net_.a + " qdisc show dev cqd-a ingress"), 0);
+  EXPECT_EQ(run("tc -n " + net_.a + " qdisc show dev cqd-a ingress"), "");
+  EXPECT_EQ(run("ip -n " + net_.a + " -o link show type ifb"), "");
+}
+
 TEST_F(NetemVmQdisc, AFilterDelaysOnlyTheMatchingPeer) {
   const double base2 = rttMs("2");
   const double base3 = rttMs("3");
