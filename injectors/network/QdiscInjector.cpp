@@ -41,7 +41,12 @@ namespace {
 
 using json = nlohmann::json;
 
+// The default class of our root, and the root's `default`: 1 when the root we replaced was the
+// kernel's own (restored by deleting ours), 2 when it was the user's (restored from a snapshot
+// only the process that took it, and the journal, hold). So another process finds in the kernel
+// whether it may join the tree: with 1 it needs no snapshot.
 constexpr uint32_t kDefaultMinor = 1;
+constexpr uint32_t kDefaultMinorUserRoot = 2;
 constexpr uint32_t kSlots = 0x3000;
 constexpr uint32_t kClassBase = 0x1000;
 // HTB classes at "line rate": high enough that no device here reaches it (an HTB class at this
@@ -225,7 +230,9 @@ Result<json> snapshotRoot(nl_sock* sock, int ifindex, const std::string& iface) 
   if (!cache) return std::move(cache).error();
   Qdisc root = qdiscAt(cache->get(), ifindex, TC_H_ROOT);
   if (!root || rtnl_tc_get_handle(TC_CAST(root.get())) == 0) return json{{"kind", "default"}};
-  if (isOurRoot(root.get())) return json{{"ours", true}};
+  if (isOurRoot(root.get())) {
+    return json{{"ours", true}, {"priorDefault", rtnl_htb_get_defcls(root.get()) == kDefaultMinor}};
+  }
   const std::string kind = rtnl_tc_get_kind(TC_CAST(root.get()));
   const uint32_t handle = rtnl_tc_get_handle(TC_CAST(root.get()));
   if (kRestorableKinds.count(kind) == 0) {
@@ -312,7 +319,7 @@ Class htbClass(int ifindex, uint32_t minor) {
   return c;
 }
 
-Result<void> addHtbClass(nl_sock* sock, int ifindex, uint32_t minor) {
+Result<void> addHtbClass(nl_sock* sock, int ifindex, uint32_t minor, bool mayExist = false) {
   Class c = htbClass(ifindex, minor);
   int rc = rtnl_tc_set_kind(TC_CAST(c.get()), "htb");
   if (rc == 0) rc = rtnl_htb_set_rate64(c.get(), kLineRateBytes);
@@ -321,6 +328,7 @@ Result<void> addHtbClass(nl_sock* sock, int ifindex, uint32_t minor) {
   if (rc == 0) rc = rtnl_htb_set_cbuffer(c.get(), kHtbBuffer);
   if (rc == 0) rc = rtnl_htb_set_quantum(c.get(), kHtbQuantum);
   if (rc == 0) rc = rtnl_class_add(sock, c.get(), NLM_F_CREATE | NLM_F_EXCL);
+  if (rc == -NLE_EXIST && mayExist) return success();
   if (rc < 0) {
     Error e = nlError("adding HTB class " + hexHandle(TC_HANDLE(kQdiscRootMajor, minor)), rc);
     if (rc == -NLE_EXIST) {
@@ -333,16 +341,23 @@ Result<void> addHtbClass(nl_sock* sock, int ifindex, uint32_t minor) {
   return success();
 }
 
-Result<void> addOurRoot(nl_sock* sock, int ifindex) {
+// Over the kernel's default root: CREATE|EXCL, so when another process added our root since
+// this one looked, the add fails with "exists" and this fault joins that tree instead of
+// replacing it. Over a user's root: CREATE|REPLACE (the only way to replace one).
+Result<void> addOurRoot(nl_sock* sock, int ifindex, bool priorDefault) {
+  const uint32_t defcls = priorDefault ? kDefaultMinor : kDefaultMinorUserRoot;
   Qdisc q(rtnl_qdisc_alloc());
   rtnl_tc_set_ifindex(TC_CAST(q.get()), ifindex);
   rtnl_tc_set_parent(TC_CAST(q.get()), TC_H_ROOT);
   rtnl_tc_set_handle(TC_CAST(q.get()), TC_HANDLE(kQdiscRootMajor, 0));
   int rc = rtnl_tc_set_kind(TC_CAST(q.get()), "htb");
-  if (rc == 0) rc = rtnl_htb_set_defcls(q.get(), kDefaultMinor);
-  if (rc == 0) rc = rtnl_qdisc_add(sock, q.get(), NLM_F_CREATE | NLM_F_REPLACE);
+  if (rc == 0) rc = rtnl_htb_set_defcls(q.get(), defcls);
+  if (rc == 0) {
+    rc = rtnl_qdisc_add(sock, q.get(), NLM_F_CREATE | (priorDefault ? NLM_F_EXCL : NLM_F_REPLACE));
+  }
+  if (rc == -NLE_EXIST && priorDefault) return addHtbClass(sock, ifindex, defcls, true);
   if (rc < 0) return nlError("adding the HTB root c4a0:", rc);
-  return addHtbClass(sock, ifindex, kDefaultMinor);
+  return addHtbClass(sock, ifindex, defcls, true);
 }
 
 int probability(const json& leaf, const char* key) {
@@ -496,7 +511,7 @@ Result<std::set<uint32_t>> ourClasses(nl_sock* sock, int ifindex) {
   std::set<uint32_t> out;
   for (nl_object* o = nl_cache_get_first(raw); o != nullptr; o = nl_cache_get_next(o)) {
     const uint32_t h = rtnl_tc_get_handle(TC_CAST(reinterpret_cast<rtnl_class*>(o)));
-    if (TC_H_MAJ(h) == TC_HANDLE(kQdiscRootMajor, 0) && TC_H_MIN(h) != kDefaultMinor) {
+    if (TC_H_MAJ(h) == TC_HANDLE(kQdiscRootMajor, 0) && TC_H_MIN(h) >= kClassBase) {
       out.insert(TC_H_MIN(h));
     }
   }
@@ -526,7 +541,7 @@ Result<void> applyTree(nl_sock* sock, int ifindex, const json& undo, const std::
       return Error(ErrorCode::kConflict, "the root qdisc of " + dev + " changed since prepare (" +
                                              then + " then, " + now + " now)");
     }
-    CHAOSD_TRY(addOurRoot(sock, ifindex));
+    CHAOSD_TRY(addOurRoot(sock, ifindex, then == "default"));
   }
   CHAOSD_TRY(addHtbClass(sock, ifindex, classMinor(slot)));
   CHAOSD_TRY(addLeaf(sock, ifindex, slot, undo["leaf"]));
@@ -999,13 +1014,18 @@ Result<PreparedFault> QdiscInjector::prepare(const FaultRequest& request) {
     if (!prior) return std::move(prior).error();
     auto key = deviceKey(*ifindex);
     if (!key) return std::move(key).error();
-    if (prior->value("ours", false)) {
+    if (prior->value("ours", false) && prior->value("priorDefault", false)) {
+      // Our tree over the kernel's default root (another fault's, maybe another process's):
+      // this fault joins it, and whichever revert is last deletes it.
+      *prior = {{"kind", "default"}};
+    } else if (prior->value("ours", false)) {
       auto it = gPriors.find(*key);
       if (it == gPriors.end()) {
         return Error(ErrorCode::kConflict,
                      iface +
-                         " carries a chaosd qdisc tree (c4a0:) this process did not make: "
-                         "another chaosd run, or one left over (see `chaosctl recover`)");
+                         " carries a chaosd qdisc tree (c4a0:) over a root qdisc of the user's "
+                         "that another process replaced (another chaosd run, or one left over: "
+                         "see `chaosctl recover`); only that process can restore it");
       }
       *prior = it->second;
     } else {

@@ -55,6 +55,47 @@ class QdiscGuardianTest : public ::testing::Test {
     return true;
   }
 
+  // Starts `chaosctl run` on an experiment with these method lines (the target is `link`,
+  // cqd-a in namespace A); its output goes to chaosctl.log.
+  void startRun(const std::string& method, const std::string& guardrails = "") {
+    const std::string file = dir_ + "/exp.yaml";
+    std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: qg}\n"
+                           "targets: {link: {interface: {name: cqd-a, netns: "
+                        << net_.a
+                        << "}}}\n"
+                           "steadyState:\n  baseline: {duration: 100ms}\n  probes:\n"
+                           "    - {name: up, command: {argv: [/bin/true]}, every: 50ms}\n"
+                           "method:\n"
+                        << method << guardrails << "report: {dir: " << dir_ << "/reports}\n";
+    runner_ = ::fork();
+    ASSERT_GE(runner_, 0);
+    if (runner_ == 0) {
+      const int out = ::open((dir_ + "/chaosctl.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      ::execl(CHAOSCTL_PATH, CHAOSCTL_PATH, "run", "--state-dir", (dir_ + "/state").c_str(),
+              file.c_str(), nullptr);
+      ::_exit(127);
+    }
+  }
+  std::string log() {
+    std::ifstream in(dir_ + "/chaosctl.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // chaosctl's exit code once it ends (-1 if it did not within the limit).
+  int waitRun(std::chrono::milliseconds limit) {
+    int st = 0;
+    const bool ended = waitFor([&] { return ::waitpid(runner_, &st, WNOHANG) == runner_; }, limit);
+    if (!ended) return -1;
+    runner_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  size_t count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  }
+
   NetPair net_;
   std::string dir_;
   pid_t runner_ = -1;
@@ -65,49 +106,23 @@ TEST_F(QdiscGuardianTest, OwnerKilledTheGuardianRevertsEveryQdiscFaultAndRestore
                    " qdisc add dev cqd-a root handle 7: tbf rate 300mbit burst 64kb latency 25ms"),
             0);
   const std::string before = qdiscs();
-  const std::string file = dir_ + "/exp.yaml";
-  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: qg}\n"
-                         "targets: {link: {interface: {name: cqd-a, netns: "
-                      << net_.a
-                      << "}}}\n"
-                         "steadyState:\n  baseline: {duration: 100ms}\n  probes:\n"
-                         "    - {name: up, command: {argv: [/bin/true]}, every: 50ms}\n"
-                         "method:\n"
-                         "  - name: thin\n    parallel:\n"
-                         "      - {name: to-2, fault: network.bandwidth, target: link, duration: "
-                         "60s, args: {rate: 8mbit, to: {cidr: ["
-                      << net_.net
-                      << "2/32]}}}\n"
-                         "      - {name: to-3, fault: network.bandwidth, target: link, duration: "
-                         "60s, args: {rate: 12mbit, to: {cidr: ["
-                      << net_.net
-                      << "3/32]}}}\n"
-                         "      - {name: in, fault: network.bandwidth, target: link, duration: "
-                         "60s, args: {rate: 4mbit, direction: ingress}}\n"
-                         "guardrails: {maxFaults: 3}\n"
-                         "report: {dir: "
-                      << dir_ << "/reports}\n";
-  runner_ = ::fork();
-  ASSERT_GE(runner_, 0);
-  if (runner_ == 0) {
-    const int out = ::open((dir_ + "/chaosctl.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    ::execl(CHAOSCTL_PATH, CHAOSCTL_PATH, "run", "--state-dir", (dir_ + "/state").c_str(),
-            file.c_str(), nullptr);
-    ::_exit(127);
-  }
-  auto log = [&] {
-    std::ifstream in(dir_ + "/chaosctl.log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
+  startRun(
+      "  - name: thin\n    parallel:\n"
+      "      - {name: to-2, fault: network.bandwidth, target: link, duration: 60s, args: "
+      "{rate: 8mbit, to: {cidr: [" +
+          net_.net +
+          "2/32]}}}\n"
+          "      - {name: to-3, fault: network.bandwidth, target: link, duration: 60s, args: "
+          "{rate: 12mbit, to: {cidr: [" +
+          net_.net +
+          "3/32]}}}\n"
+          "      - {name: in, fault: network.bandwidth, target: link, duration: 60s, args: "
+          "{rate: 4mbit, direction: ingress}}\n",
+      "guardrails: {maxFaults: 3}\n");
   // All three held: two fault classes under our root, an ingress redirect, one ifb.
   auto held = [&] {
     const std::string q = qdiscs();
-    size_t tbfs = 0;
-    for (size_t at = q.find("qdisc tbf"); at != std::string::npos; at = q.find("qdisc tbf", at + 1))
-      ++tbfs;
-    return q.find("qdisc htb c4a0: root") != std::string::npos && tbfs == 2 &&
+    return q.find("qdisc htb c4a0: root") != std::string::npos && count(q, "qdisc tbf") == 2 &&
            q.find("qdisc ingress ffff:") != std::string::npos && !ifbs().empty();
   };
   ASSERT_TRUE(waitFor(held, 15s)) << qdiscs() << ifbs() << log();
@@ -144,6 +159,57 @@ TEST_F(QdiscGuardianTest, OwnerKilledTheGuardianRevertsEveryQdiscFaultAndRestore
   const std::string faults =
       run(std::string(CHAOSCTL_PATH) + " faults --state-dir " + dir_ + "/state");
   EXPECT_NE(faults.find("no faults held"), std::string::npos) << faults;
+}
+
+// Two runs (this process and a `chaosctl run`) with faults on one interface whose root is the
+// kernel's default: the second joins the first's tree (the tree's default class says the root
+// it replaced was the kernel's), each reverts alone, the last takes the tree away.
+TEST_F(QdiscGuardianTest, TwoRunsShareAnInterfaceWhoseRootIsTheKernelsDefault) {
+  const std::string before = qdiscs();
+  QdiscInjector mine;
+  auto a = mine.prepare(request(net_.target(net_.a, "cqd-a"), "network.bandwidth", "run1-a",
+                                {{"rate", 8'000'000}, {"to", {{"cidr", {net_.net + "2/32"}}}}}));
+  ASSERT_TRUE(a.ok()) << a.error().describe();
+  ASSERT_TRUE(mine.apply("run1-a", a->undo).ok());
+  startRun(
+      "  - {name: to-3, fault: network.bandwidth, target: link, duration: 8s, args: {rate: "
+      "12mbit, to: {cidr: [" +
+      net_.net + "3/32]}}}\n");
+  ASSERT_TRUE(waitFor([&] { return count(qdiscs(), "qdisc tbf") == 2; }, 15s)) << qdiscs() << log();
+  auto to2 = udpMbit(net_.a, net_.b, net_.net + "2", 5701, 24);
+  auto to3 = udpMbit(net_.a, net_.b, net_.net + "3", 5702, 36);
+  std::printf("[ measure  ] two runs, one tree: to .2 %.2f Mbit/s (8), to .3 %.2f Mbit/s (12)\n",
+              to2.valueOr(0), to3.valueOr(0));
+  EXPECT_NEAR(to2.valueOr(0), 8, 0.8);
+  EXPECT_NEAR(to3.valueOr(0), 12, 1.2);
+  ASSERT_TRUE(mine.revert("run1-a", a->undo).ok());
+  EXPECT_TRUE(mine.audit(a->undo)->empty());
+  EXPECT_EQ(count(qdiscs(), "qdisc tbf"), 1u) << "the other run's fault holds" << qdiscs();
+  EXPECT_EQ(waitRun(15s), 0) << log();
+  EXPECT_EQ(qdiscs(), before) << "the last revert (the other run's) took the tree away";
+}
+
+// With a root of the user's under our tree, only the process that replaced it holds its
+// snapshot: a second run is refused before it touches anything, and the first restores it.
+TEST_F(QdiscGuardianTest, ASecondRunIsRefusedWhereAnotherReplacedTheUsersRoot) {
+  ASSERT_EQ(status("tc -n " + net_.a + " qdisc add dev cqd-a root handle 7: pfifo limit 500"), 0);
+  const std::string before = qdiscs();
+  QdiscInjector mine;
+  auto a = mine.prepare(request(net_.target(net_.a, "cqd-a"), "network.bandwidth", "run1-b",
+                                {{"rate", 8'000'000}, {"to", {{"cidr", {net_.net + "2/32"}}}}}));
+  ASSERT_TRUE(a.ok()) << a.error().describe();
+  ASSERT_TRUE(mine.apply("run1-b", a->undo).ok());
+  const std::string held = qdiscs();
+  startRun(
+      "  - {name: to-3, fault: network.bandwidth, target: link, duration: 3s, args: {rate: "
+      "12mbit, to: {cidr: [" +
+      net_.net + "3/32]}}}\n");
+  const int code = waitRun(15s);
+  EXPECT_NE(code, 0) << log();
+  EXPECT_NE(log().find("only that process can restore it"), std::string::npos) << log();
+  EXPECT_EQ(qdiscs(), held) << "the refused run changed nothing";
+  ASSERT_TRUE(mine.revert("run1-b", a->undo).ok());
+  EXPECT_EQ(qdiscs(), before);
 }
 
 }  // namespace
