@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "injectors/network/BackendSwitch.h"
 #include "injectors/network/NetemSupport.h"
+#include "injectors/network/NftablesInjector.h"
 #include "tests/integration/QdiscTestNet.h"
 
 namespace chaosd {
@@ -122,6 +124,38 @@ class NetemVmQdisc : public ::testing::Test {
 };
 
 constexpr int64_t kDelayNs = 100'000'000;
+
+// network.loss and network.delay reach QdiscInjector through the backend switch, composed the
+// way injectors/network/NetworkFaults.cpp does with QdiscInjector as the `netem` factory:
+// `auto` picks netem on this kernel, the choice is in the undo record, and a switch of another
+// process (the guardian's) reverts from that record alone.
+TEST_F(NetemVmQdisc, BackendAutoPicksNetemThroughTheSwitch) {
+  auto makeSwitch = [] {
+    return BackendSwitch({{"netem", [] { return std::make_unique<QdiscInjector>(); },
+                           [] { return kernelHasNetem(); }},
+                          {"nftables", [] { return std::make_unique<NftablesInjector>(); }, {}}});
+  };
+  BackendSwitch sw = makeSwitch();
+  const double base = rttMs("2");
+  FaultRequest r = request(target_, "network.delay", "d-sw",
+                           {{"delay", kDelayNs}, {"loss", 0.0}, {"backend", "auto"}});
+  auto p = sw.prepare(r);
+  ASSERT_TRUE(p.ok()) << p.error().describe();
+  EXPECT_EQ(p->undo["backend"], "netem");
+  auto applied = sw.apply("d-sw", p->undo);
+  ASSERT_TRUE(applied.ok()) << applied.error().describe();
+  EXPECT_EQ(applied->backend, "netem");
+  const double delayed = rttMs("2");
+  std::printf("[ measure  ] through the backend switch: %.3f -> %.3f ms\n", base, delayed);
+  EXPECT_NEAR(delayed - base, kDelayMs, kDelayMs * 0.05 + 2.0);
+  BackendSwitch other = makeSwitch();  // nothing shared with the one that applied
+  ASSERT_TRUE(other.revert("d-sw", p->undo).ok());
+  auto audit = other.audit(p->undo);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(audit->empty());
+  EXPECT_LT(rttMs("2"), base + 2.0);
+  EXPECT_EQ(run("tc -n " + net_.a + " qdisc show dev cqd-a").find("c4a0"), std::string::npos);
+}
 
 TEST_F(NetemVmQdisc, DelayRaisesTheRoundTripByItsValue) {
   const double base = rttMs("2");
