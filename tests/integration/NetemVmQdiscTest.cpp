@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
+#include "chaosd/journal/FaultJournal.h"
 #include "injectors/network/BackendSwitch.h"
 #include "injectors/network/NetemSupport.h"
 #include "injectors/network/NftablesInjector.h"
@@ -332,6 +334,62 @@ TEST_F(NetemVmQdisc, DuplicateCorruptAndReorderReachTheKernel) {
   std::printf("[ measure  ] duplicate 50%%: %d arrived for %d sent\n", got.load(), kN);
   EXPECT_NEAR(got.load(), 600, 50);
   revertOk("dup-1", p);
+}
+
+// qdisc_bench's netem half, where netem is (tests/bench/ programs do not run in the VM): a
+// network.delay fault applied and reverted N times through chaosd's path with its journal
+// writes, against a `tc` process per change through a shell, as tools that shell out run it
+// (`tc -n NS qdisc add ... root netem delay`, `tc -n NS qdisc del ... root`), in the same run;
+// medians printed. Under qemu's TCG every instruction is emulated, so absolute times are the VM's,
+// not a machine's; the assertion only says chaosd is not slower than tc (the bench's own figures:
+// docs/benchmarks.md).
+TEST_F(NetemVmQdisc, ApplyRevertCostAgainstTcProcesses) {
+  constexpr int kCycles = 40;
+  char tmpl[] = "/tmp/chaosd-nvq-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto journal = openJournal(dir + "/journal.db");
+  ASSERT_TRUE(journal.ok()) << journal.error().describe();
+  RunRecord runRec;
+  runRec.runId = "nvq";
+  runRec.experiment = "netem-cost";
+  runRec.ownerPid = ::getpid();
+  ASSERT_TRUE(journal->beginRun(runRec).ok());
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  auto msSince = [](Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  };
+  std::vector<double> ours;
+  for (int i = 0; i < kCycles; ++i) {
+    FaultRequest r =
+        request(target_, "network.delay", "cost-" + std::to_string(i), {{"delay", 10'000'000}});
+    const auto t0 = Clock::now();
+    auto p = injector_.prepare(r);
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    ASSERT_TRUE(journal->recordIntent("nvq", makeIntent(r, *p, {}, false)).ok());
+    ASSERT_TRUE(injector_.apply(r.faultId, p->undo).ok());
+    ASSERT_TRUE(journal->markApplied(r.faultId).ok());
+    ASSERT_TRUE(injector_.revert(r.faultId, p->undo).ok());
+    ASSERT_TRUE(journal->markReverted(r.faultId).ok());
+    ours.push_back(msSince(t0));
+  }
+  std::vector<double> tc;
+  const std::string tcn = "tc -n " + net_.a + " qdisc ";
+  for (int i = 0; i < kCycles; ++i) {
+    const auto t0 = Clock::now();
+    ASSERT_EQ(status(tcn + "add dev cqd-a root handle 1: netem delay 10ms"), 0);
+    ASSERT_EQ(status(tcn + "del dev cqd-a root"), 0);
+    tc.push_back(msSince(t0));
+  }
+  std::filesystem::remove_all(dir);
+  std::printf(
+      "[ measure  ] netem apply + revert, %d cycles, medians: chaosd (journalled) %.2f ms, tc "
+      "processes %.2f ms: %.1fx\n",
+      kCycles, median(ours), median(tc), median(tc) / median(ours));
+  EXPECT_LT(median(ours), median(tc));
 }
 
 }  // namespace
