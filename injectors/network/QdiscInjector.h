@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "injectors/Injector.h"
+#include "injectors/network/NetemSupport.h"  // kernelHasNetem(): whether netem is here
 
 // The qdisc faults: network.delay/loss/duplicate/corrupt/reorder/rate (netem) and
 // network.bandwidth (tbf), all through libnl-route in the target interface's namespace.
