@@ -549,15 +549,19 @@ Result<void> applyTree(nl_sock* sock, int ifindex, const json& undo, const std::
   return success();
 }
 
-json leafCounters(nl_sock* sock, int ifindex, uint32_t slot) {
-  auto cache = qdiscCache(sock);
-  if (!cache) return json::object();
-  Qdisc leaf(rtnl_qdisc_get(cache->get(), ifindex, TC_HANDLE(leafMajor(slot), 0)));
+json leafCounters(nl_cache* cache, int ifindex, uint32_t slot) {
+  Qdisc leaf(rtnl_qdisc_get(cache, ifindex, TC_HANDLE(leafMajor(slot), 0)));
   if (!leaf) return json::object();
   return {{"packets", rtnl_tc_get_stat(TC_CAST(leaf.get()), RTNL_TC_PACKETS)},
           {"bytes", rtnl_tc_get_stat(TC_CAST(leaf.get()), RTNL_TC_BYTES)},
           {"drops", rtnl_tc_get_stat(TC_CAST(leaf.get()), RTNL_TC_DROPS)},
           {"overlimits", rtnl_tc_get_stat(TC_CAST(leaf.get()), RTNL_TC_OVERLIMITS)}};
+}
+
+json leafCounters(nl_sock* sock, int ifindex, uint32_t slot) {
+  auto cache = qdiscCache(sock);
+  if (!cache) return json::object();
+  return leafCounters(cache->get(), ifindex, slot);
 }
 
 // Removes the fault's filters and class; the last class of ours takes our root with it and
@@ -568,18 +572,23 @@ Result<json> revertTree(nl_sock* sock, int ifindex, const json& undo, const std:
   if (!cache) return std::move(cache).error();
   Qdisc root = qdiscAt(cache->get(), ifindex, TC_H_ROOT);
   if (!isOurRoot(root.get())) return json::object();  // nothing of ours on the device
-  for (int family : familiesOf(undo)) {
-    CHAOSD_TRY(
-        deleteFilters(sock, ifindex, TC_HANDLE(kQdiscRootMajor, 0), prioFor(slot, family), family));
+  json observed = leafCounters(cache->get(), ifindex, slot);
+  auto classes = ourClasses(sock, ifindex);
+  if (!classes) return std::move(classes).error();
+  classes->erase(classMinor(slot));
+  if (!classes->empty()) {  // another fault still uses the tree: remove only this one's part
+    for (int family : familiesOf(undo)) {
+      CHAOSD_TRY(deleteFilters(sock, ifindex, TC_HANDLE(kQdiscRootMajor, 0), prioFor(slot, family),
+                               family));
+    }
+    Class c = htbClass(ifindex, classMinor(slot));
+    const int rc = rtnl_class_delete(sock, c.get());
+    if (rc < 0 && !gone(rc)) return nlError("deleting class " + hexHandle(classMinor(slot)), rc);
+    return observed;
   }
-  json observed = leafCounters(sock, ifindex, slot);
-  Class c = htbClass(ifindex, classMinor(slot));
-  int rc = rtnl_class_delete(sock, c.get());
-  if (rc < 0 && !gone(rc)) return nlError("deleting class " + hexHandle(classMinor(slot)), rc);
-  auto left = ourClasses(sock, ifindex);
-  if (!left) return std::move(left).error();
-  if (!left->empty()) return observed;  // another fault still uses the tree
-  rc = rtnl_qdisc_delete(sock, root.get());
+  // The last fault on the device: deleting our root takes its classes, leaves and filters
+  // with it (one request instead of three).
+  const int rc = rtnl_qdisc_delete(sock, root.get());
   if (rc < 0 && !gone(rc)) return nlError("deleting the HTB root c4a0: of " + dev, rc);
   CHAOSD_TRY(restoreRoot(sock, undo["prior"], dev));
   if (auto key = deviceKey(ifindex)) gPriors.erase(*key);
