@@ -8,6 +8,7 @@
 #include "injectors/network/NetemSupport.h"
 #include "injectors/network/NfqueueDelay.h"
 #include "injectors/network/NftablesInjector.h"
+#include "injectors/network/QdiscInjector.h"
 
 namespace chaosd {
 namespace {
@@ -197,9 +198,8 @@ FaultType partitionFault() {
 void registerNetworkFaults(FaultRegistry& registry) {
   auto add = [&](FaultType t) { (void)registry.add(std::move(t)); };
   // delay and loss: netem where the kernel has it, else nftables (NFQUEUE for delay, a
-  // random drop for loss); the fault's `backend` arg can insist on one. The netem backend's
-  // injector is not in this build yet: `auto` skips it.
-  const InjectorFactory netem;
+  // random drop for loss); the fault's `backend` arg can insist on one.
+  const InjectorFactory netem = [] { return std::make_unique<QdiscInjector>(); };
   auto netemHere = [] { return kernelHasNetem(); };
   FaultType delay =
       netemFault("network.delay", "add latency (and jitter) to packets", "delay", true);
@@ -216,11 +216,16 @@ void registerNetworkFaults(FaultRegistry& registry) {
         {"nftables", [] { return std::make_unique<NftablesInjector>(); }, {}}});
   };
   add(std::move(loss));
-  add(netemFault("network.duplicate", "send a share of packets twice", "duplicate", false));
-  add(netemFault("network.corrupt", "flip a bit in a share of packets", "corrupt", false));
-  add(netemFault("network.reorder", "send a share of packets out of order", "reorder", false));
-  add(netemFault("network.rate", "limit the rate with netem", "rate", false));
-  add(bandwidthFault());
+  // The netem-only types and tbf: QdiscInjector (libnl-route, a classful tree of ours).
+  auto qdisc = [&](FaultType t) {
+    t.factory = [] { return std::make_unique<QdiscInjector>(); };
+    add(std::move(t));
+  };
+  qdisc(netemFault("network.duplicate", "send a share of packets twice", "duplicate", false));
+  qdisc(netemFault("network.corrupt", "flip a bit in a share of packets", "corrupt", false));
+  qdisc(netemFault("network.reorder", "send a share of packets out of order", "reorder", false));
+  qdisc(netemFault("network.rate", "limit the rate with netem", "rate", false));
+  qdisc(bandwidthFault());
   FaultType partition = partitionFault();
   partition.factory = [] { return std::make_unique<NftablesInjector>(); };
   add(std::move(partition));
