@@ -5,6 +5,7 @@
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/network/NftablesInjector.h"
+#include "injectors/network/QdiscInjector.h"
 
 namespace chaosd {
 namespace {
@@ -192,11 +193,16 @@ void registerNetworkFaults(FaultRegistry& registry) {
   FaultType loss = netemFault("network.loss", "drop a share of packets", "loss", true);
   loss.factory = [] { return std::make_unique<NftablesInjector>(); };
   add(std::move(loss));
-  add(netemFault("network.duplicate", "send a share of packets twice", "duplicate", false));
-  add(netemFault("network.corrupt", "flip a bit in a share of packets", "corrupt", false));
-  add(netemFault("network.reorder", "send a share of packets out of order", "reorder", false));
-  add(netemFault("network.rate", "limit the rate with netem", "rate", false));
-  add(bandwidthFault());
+  // The netem-only types and tbf: QdiscInjector (libnl-route, a classful tree of ours).
+  auto qdisc = [&](FaultType t) {
+    t.factory = [] { return std::make_unique<QdiscInjector>(); };
+    add(std::move(t));
+  };
+  qdisc(netemFault("network.duplicate", "send a share of packets twice", "duplicate", false));
+  qdisc(netemFault("network.corrupt", "flip a bit in a share of packets", "corrupt", false));
+  qdisc(netemFault("network.reorder", "send a share of packets out of order", "reorder", false));
+  qdisc(netemFault("network.rate", "limit the rate with netem", "rate", false));
+  qdisc(bandwidthFault());
   FaultType partition = partitionFault();
   partition.factory = [] { return std::make_unique<NftablesInjector>(); };
   add(std::move(partition));

@@ -1,0 +1,208 @@
+#pragma once
+
+// Scaffolding shared by the qdisc fault tests (QdiscFaultTest here, NetemVmQdiscTest in the
+// VM): two network namespaces of the test's own joined by a veth pair, sockets opened inside
+// them, a TCP throughput measurement and a UDP echo. Only scaffolding runs `ip`/`tc`.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chaosd/core/Fd.h"
+#include "chaosd/system/Netns.h"
+#include "experiments/model/Experiment.h"
+#include "injectors/network/QdiscInjector.h"
+
+namespace chaosd::qdisctest {
+
+using Clock = std::chrono::steady_clock;
+
+inline std::string run(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  if (status != nullptr) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+inline int status(const std::string& cmd) {
+  int st = -1;
+  run(cmd, &st);
+  return st;
+}
+
+inline NetnsRef named(const std::string& name) {
+  NetnsRef ref;
+  ref.name = name;
+  return ref;
+}
+
+inline bool isV6(const std::string& a) { return a.find(':') != std::string::npos; }
+
+inline Result<Fd> socketIn(const std::string& ns, int type, const std::string& addr, uint16_t port,
+                           bool listen) {
+  Fd fd;
+  auto ran = runInNetns(named(ns), [&]() -> Result<void> {
+    const int family = isV6(addr) ? AF_INET6 : AF_INET;
+    fd = Fd(::socket(family, type | SOCK_CLOEXEC, 0));
+    if (!fd) return Error::fromErrno("socket", errno);
+    const int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (family == AF_INET6) {
+      auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+      sa->sin6_family = AF_INET6;
+      sa->sin6_port = htons(port);
+      ::inet_pton(AF_INET6, addr.c_str(), &sa->sin6_addr);
+      len = sizeof *sa;
+    } else {
+      auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+      sa->sin_family = AF_INET;
+      sa->sin_port = htons(port);
+      ::inet_pton(AF_INET, addr.c_str(), &sa->sin_addr);
+      len = sizeof *sa;
+    }
+    auto* sa = reinterpret_cast<sockaddr*>(&ss);
+    if (listen) {
+      if (::bind(fd.get(), sa, len) != 0) return Error::fromErrno("bind " + addr, errno);
+      if (type == SOCK_STREAM && ::listen(fd.get(), 4) != 0)
+        return Error::fromErrno("listen", errno);
+    } else if (::connect(fd.get(), sa, len) != 0) {
+      return Error::fromErrno("connect " + addr, errno);
+    }
+    return success();
+  });
+  if (!ran) return std::move(ran).error();
+  return fd;
+}
+
+// Goodput in Mbit/s of one TCP stream from `fromNs` to `addr:port` in `toNs`, counted at the
+// receiver over `seconds` after a warm-up (the bucket's initial burst and slow start).
+inline Result<double> tcpMbit(const std::string& fromNs, const std::string& toNs,
+                              const std::string& addr, uint16_t port, double seconds = 1.5) {
+  auto listener = socketIn(toNs, SOCK_STREAM, addr, port, true);
+  if (!listener) return std::move(listener).error();
+  auto client = socketIn(fromNs, SOCK_STREAM, addr, port, false);
+  if (!client) return std::move(client).error();
+  Fd conn(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!conn) return Error::fromErrno("accept", errno);
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    std::vector<char> buf(64 * 1024, 'x');
+    while (!stop) {
+      pollfd p{client->get(), POLLOUT, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      if (::send(client->get(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+          errno != EAGAIN) {
+        break;
+      }
+    }
+  });
+  std::vector<char> buf(256 * 1024);
+  const auto t0 = Clock::now();
+  const auto start = t0 + std::chrono::milliseconds(400);
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  uint64_t bytes = 0;
+  Clock::time_point first{};
+  while (Clock::now() < end) {
+    pollfd p{conn.get(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    const ssize_t n = ::recv(conn.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n <= 0) continue;
+    const auto now = Clock::now();
+    if (now < start) continue;
+    if (first == Clock::time_point{}) first = now;
+    bytes += static_cast<uint64_t>(n);
+  }
+  stop = true;
+  ::shutdown(client->get(), SHUT_RDWR);
+  sender.join();
+  if (first == Clock::time_point{}) return 0.0;
+  const double secs = std::chrono::duration<double>(Clock::now() - first).count();
+  return bytes * 8.0 / secs / 1e6;
+}
+
+// Two namespaces A and B joined by veth cqd-a (in A) / cqd-b (in B). A: net.1, fd<x>::1;
+// B: net.2, net.3, fd<x>::2, fd<x>::3. Removed on destruction, whatever the test did.
+class NetPair {
+ public:
+  bool setUp(const std::string& tag) {
+    const std::string id = std::to_string(::getpid() % 100000);
+    a = "chaosd-" + tag + "-" + id + "-a";
+    b = "chaosd-" + tag + "-" + id + "-b";
+    net = "10.232." + std::to_string(::getpid() % 250) + ".";
+    net6 = "fd42:" + std::to_string(::getpid() % 9999) + "::";
+    const std::vector<std::string> steps = {
+        "ip netns add " + a,
+        "ip netns add " + b,
+        "ip -n " + a + " link add cqd-a type veth peer name cqd-b netns " + b,
+        "ip -n " + a + " addr add " + net + "1/24 dev cqd-a",
+        "ip -n " + b + " addr add " + net + "2/24 dev cqd-b",
+        "ip -n " + b + " addr add " + net + "3/24 dev cqd-b",
+        "ip -n " + a + " addr add " + net6 + "1/64 dev cqd-a nodad",
+        "ip -n " + b + " addr add " + net6 + "2/64 dev cqd-b nodad",
+        "ip -n " + b + " addr add " + net6 + "3/64 dev cqd-b nodad",
+        "ip -n " + a + " link set cqd-a up",
+        "ip -n " + b + " link set cqd-b up",
+        "ip -n " + a + " link set lo up",
+        "ip -n " + b + " link set lo up"};
+    for (const auto& s : steps) {
+      std::string out;
+      int st = -1;
+      out = run(s, &st);
+      if (st != 0) {
+        ADD_FAILURE() << s << ": " << out;
+        return false;
+      }
+    }
+    return true;
+  }
+  ~NetPair() {
+    if (a.empty()) return;
+    run("ip netns del " + a);
+    run("ip netns del " + b);
+  }
+
+  TargetSpec target(const std::string& ns, const std::string& dev) const {
+    TargetSpec t;
+    t.name = "link";
+    t.kind = TargetKind::kInterface;
+    t.interface.name = dev;
+    t.interface.netns.name = ns;
+    return t;
+  }
+
+  std::string a, b, net, net6;
+};
+
+inline FaultRequest request(const TargetSpec& target, const std::string& type,
+                            const std::string& id, nlohmann::json args) {
+  FaultRequest r;
+  r.runId = "t";
+  r.faultId = id;
+  r.stepName = "step";
+  r.faultType = type;
+  r.target = &target;
+  r.args = std::move(args);
+  return r;
+}
+
+}  // namespace chaosd::qdisctest
