@@ -135,8 +135,12 @@ TEST_F(DaemonDeployTest, PrometheusScrapesTheMetricsListenerAndTheSeriesAppearIn
     if (r.ok() && r->json()["state"] == "ended") break;
     std::this_thread::sleep_for(50ms);
   }
+  auto status = d.client().request("GET", "/v1/runs/" + id);
+  const std::string runJson = status.ok() ? status->body : std::string("(no status)");
   std::string direct = httpGet("http://" + target + "/metrics");
-  EXPECT_NE(direct.find("chaosd_runs_total{outcome=\"ok\"} 1"), std::string::npos) << direct;
+  EXPECT_NE(direct.find("chaosd_runs_total{outcome=\"ok\"} 1"), std::string::npos)
+      << direct << "\nthe run: " << runJson << "\n"
+      << d.log();
   // The TCP listener serves /metrics only, never the API.
   EXPECT_NE(httpGet("http://" + target + "/v1/runs").find("\"not-found\""), std::string::npos);
 
