@@ -298,17 +298,18 @@ void RunPool::execute(std::shared_ptr<Active> run) {
                   written.error().describe());
   }
   outcome = std::string(outcomeName(result.outcome));
-  // Counted as the journal records the end: a client that sees the run ended must see it in
-  // /metrics too (the guardian's exit below can take a while).
+  // Counted, and out of the active set (conflicts, abort), as the journal records the end: a
+  // client that sees the run ended must see it in /metrics and may submit on its targets at
+  // once (every fault is reverted by now; the guardian's exit below can take a while).
   (void)journal_.endRun(run->runId, outcome);
   metrics_.runFinished(outcome);
+  finished(run->runId);
   auto done = guardian->finish();
   if (!done) logger->warn("guardian run={} error=\"{}\"", run->runId, done.error().describe());
   std::string reasons;
   for (const auto& r : result.reasons) reasons += (reasons.empty() ? "" : "; ") + r;
   logger->info("run ended run={} experiment={} outcome={} exit={} reasons=\"{}\"", run->runId,
                exp.metadata.name, outcome, result.exitCode(), reasons);
-  finished(run->runId);
 }
 
 void RunPool::finished(const std::string& runId) {

@@ -117,10 +117,16 @@ TEST_F(DaemonDeployTest, PrometheusScrapesTheMetricsListenerAndTheSeriesAppearIn
   fs::create_directories(data);
   DaemonProcess d(tmp_.path(), {"--metrics-listen", "127.0.0.1:0"});
   ASSERT_TRUE(d.waitReady()) << d.log();
+  // The metrics listener may log its port just after the socket answers: wait for the line.
   std::smatch m;
   std::string log = d.log();
-  ASSERT_TRUE(std::regex_search(log, m, std::regex("metrics listener address=\\S+ port=(\\d+)")))
-      << log;
+  const std::regex portLine("metrics listener address=\\S+ port=(\\d+)");
+  for (auto until = std::chrono::steady_clock::now() + 10s;
+       !std::regex_search(log, m, portLine) && std::chrono::steady_clock::now() < until;
+       log = d.log()) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(std::regex_search(log, m, portLine)) << log;
   const std::string target = "127.0.0.1:" + m[1].str();
   // A run to the end, so the run and probe counters have values.
   auto submitted =
