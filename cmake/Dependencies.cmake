@@ -14,9 +14,11 @@ pkg_check_modules(NFTABLES REQUIRED IMPORTED_TARGET libnftables)
 pkg_check_modules(NFQUEUE REQUIRED IMPORTED_TARGET libnetfilter_queue libnftnl libmnl)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
+# The daemon's HTTP/1.1 server on its UNIX socket and the metrics listener.
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 
 add_library(chaosd_deps INTERFACE)
 target_link_libraries(chaosd_deps INTERFACE
   Threads::Threads Boost::program_options nlohmann_json::nlohmann_json spdlog::spdlog
   PkgConfig::YAMLCPP PkgConfig::LIBYAML PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES PkgConfig::NFQUEUE
-  PkgConfig::CURL PkgConfig::SQLITE)
+  PkgConfig::CURL PkgConfig::SQLITE PkgConfig::MHD)

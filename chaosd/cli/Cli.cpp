@@ -3,6 +3,7 @@
 #include <functional>
 #include <iostream>
 
+#include "chaosd/cli/ClientCommands.h"
 #include "chaosd/core/ExitCode.h"
 #include "chaosd/core/Log.h"
 #include "chaosd/engine/Guardian.h"
@@ -30,6 +31,13 @@ const std::vector<Command>& commands() {
       {"report", "write junit.xml, summary.md and report.html from a run's report.json; --compare",
        reportCommand},
       {"fault-types", "list the fault types and document their arguments", faultTypesCommand},
+      {"submit", "hand an experiment to the daemon (chaosd); --wait for its outcome",
+       submitCommand},
+      {"runs", "list the daemon's runs with their outcomes", runsCommand},
+      {"status", "one run's state and live progress, from the daemon; --wait", statusCommand},
+      {"abort", "stop a run the daemon is running; its faults are reverted at once", abortCommand},
+      {"schedule", "game days on the daemon: schedule add|list|show|delete|pause|resume",
+       scheduleCommand},
   };
   return kCommands;
 }

@@ -56,6 +56,30 @@ CREATE INDEX faults_unreverted ON faults(seq)
   WHERE state IN ('intent', 'applied', 'revert-failed');
 )sql";
 
+// Version 2: the daemon's schedules. `vars` is a JSON object; times as in version 1.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE schedules (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  cron          TEXT NOT NULL,
+  timezone      TEXT NOT NULL DEFAULT '',
+  window_start  TEXT NOT NULL DEFAULT '',
+  window_end    TEXT NOT NULL DEFAULT '',
+  max_runs      INTEGER,
+  runs_started  INTEGER NOT NULL DEFAULT 0,
+  paused        INTEGER NOT NULL DEFAULT 0,
+  experiment    TEXT NOT NULL,
+  vars          TEXT NOT NULL DEFAULT '{}',
+  created_at    INTEGER NOT NULL,
+  last_fire_at  INTEGER,
+  last_run_id   TEXT NOT NULL DEFAULT ''
+);
+)sql";
+
+constexpr const char* kScheduleColumns =
+    "id, name, cron, timezone, window_start, window_end, max_runs, runs_started, paused, "
+    "experiment, vars, created_at, last_fire_at, last_run_id";
+
 constexpr const char* kFaultColumns =
     "seq, fault_id, run_id, step, fault_type, target, undo, resources, state, error, "
     "reverted_by, intent_at, applied_at, reverted_at, deadline_at, revertible, durable";
@@ -235,6 +259,26 @@ RunRecord readRun(const Statement& s) {
   return r;
 }
 
+ScheduleRecord readSchedule(const Statement& s) {
+  ScheduleRecord r;
+  r.id = s.text(0);
+  r.name = s.text(1);
+  r.cron = s.text(2);
+  r.timezone = s.text(3);
+  r.windowStart = s.text(4);
+  r.windowEnd = s.text(5);
+  if (!s.isNull(6)) r.maxRuns = static_cast<uint32_t>(s.integer(6));
+  r.runsStarted = static_cast<uint32_t>(s.integer(7));
+  r.paused = s.integer(8) != 0;
+  r.experimentYaml = s.text(9);
+  r.vars = nlohmann::json::parse(s.text(10), nullptr, false);
+  if (!r.vars.is_object()) r.vars = nlohmann::json::object();
+  r.createdAt = fromNanos(s.integer(11));
+  r.lastFireAt = s.time(12);
+  r.lastRunId = s.text(13);
+  return r;
+}
+
 // Creates the journal's directory (one level of parents is enough for /var/lib/chaosd) and
 // syncs its parent, so a journal created just before a crash still has its directory.
 Result<void> ensureDirectory(const std::filesystem::path& dir) {
@@ -347,7 +391,8 @@ struct FaultJournal::Impl {
                                                 std::to_string(kJournalSchemaVersion) + ")");
     }
     if (*version < 1) CHAOSD_TRY(exec(db.get(), kSchemaV1, "creating the journal schema"));
-    // Later versions add their steps here: if (*version < 2) ... ALTER TABLE ...
+    if (*version < 2) CHAOSD_TRY(exec(db.get(), kSchemaV2, "adding the schedules table"));
+    // Later versions add their steps here: if (*version < 3) ...
     if (*version != kJournalSchemaVersion) {
       std::string pragma = "PRAGMA user_version=" + std::to_string(kJournalSchemaVersion);
       CHAOSD_TRY(exec(db.get(), pragma.c_str(), "recording the schema version"));
@@ -651,6 +696,127 @@ Result<std::vector<RunRecord>> FaultJournal::openRuns() const {
     out.push_back(readRun(*s));
   }
   return out;
+}
+
+Result<std::vector<RunRecord>> FaultJournal::runs(size_t limit) const {
+  std::lock_guard lock(impl_->mu);
+  std::string sql =
+      std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY started_at DESC, run_id DESC";
+  if (limit > 0) sql += " LIMIT " + std::to_string(limit);
+  auto s = Statement::prepare(impl_->db.get(), sql);
+  if (!s) return std::move(s).error();
+  std::vector<RunRecord> out;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return std::move(row).error();
+    if (!*row) break;
+    out.push_back(readRun(*s));
+  }
+  return out;
+}
+
+Result<void> FaultJournal::addSchedule(const ScheduleRecord& r) {
+  std::lock_guard lock(impl_->mu);
+  auto tx = Impl::WriteTx::begin(*impl_, false);
+  if (!tx) return std::move(tx).error();
+  auto s = Statement::prepare(impl_->db.get(),
+                              "INSERT INTO schedules (id, name, cron, timezone, window_start, "
+                              "window_end, max_runs, runs_started, paused, experiment, vars, "
+                              "created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (!s) return std::move(s).error();
+  s->bind(1, r.id)
+      .bind(2, r.name)
+      .bind(3, r.cron)
+      .bind(4, r.timezone)
+      .bind(5, r.windowStart)
+      .bind(6, r.windowEnd)
+      .bind(8, int64_t{r.runsStarted})
+      .bind(9, int64_t{r.paused ? 1 : 0})
+      .bind(10, r.experimentYaml)
+      .bind(11, r.vars.dump())
+      .bind(12,
+            toNanos(r.createdAt == WallTime{} ? std::chrono::system_clock::now() : r.createdAt));
+  if (r.maxRuns) s->bind(7, int64_t{*r.maxRuns});
+  auto done = s->run();
+  if (!done) {
+    if (done.error().code() == ErrorCode::kConflict) {
+      return Error(ErrorCode::kConflict, "schedule " + r.id + " exists");
+    }
+    return std::move(done).error().withContext("saving schedule " + r.id);
+  }
+  return tx->commit();
+}
+
+Result<std::vector<ScheduleRecord>> FaultJournal::schedules() const {
+  std::lock_guard lock(impl_->mu);
+  auto s = Statement::prepare(impl_->db.get(), std::string("SELECT ") + kScheduleColumns +
+                                                   " FROM schedules ORDER BY created_at, id");
+  if (!s) return std::move(s).error();
+  std::vector<ScheduleRecord> out;
+  for (;;) {
+    auto row = s->step();
+    if (!row) return std::move(row).error();
+    if (!*row) break;
+    out.push_back(readSchedule(*s));
+  }
+  return out;
+}
+
+Result<ScheduleRecord> FaultJournal::schedule(const std::string& id) const {
+  std::lock_guard lock(impl_->mu);
+  auto s = Statement::prepare(
+      impl_->db.get(), std::string("SELECT ") + kScheduleColumns + " FROM schedules WHERE id = ?");
+  if (!s) return std::move(s).error();
+  s->bind(1, id);
+  auto row = s->step();
+  if (!row) return std::move(row).error();
+  if (!*row) return Error(ErrorCode::kNotFound, "unknown schedule " + id);
+  return readSchedule(*s);
+}
+
+namespace {
+// Runs one UPDATE/DELETE of a schedule by id in a transaction; kNotFound when no row changed.
+template <typename Bind>
+Result<void> changeSchedule(sqlite3* db, const std::string& sql, const std::string& id,
+                            Bind&& bind) {
+  CHAOSD_TRY(exec(db, "BEGIN IMMEDIATE", "starting a journal transaction"));
+  auto fail = [db](Error e) -> Error {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return e;
+  };
+  auto s = Statement::prepare(db, sql);
+  if (!s) return fail(std::move(s).error());
+  bind(*s);
+  auto r = s->run();
+  if (!r) return fail(std::move(r).error());
+  if (sqlite3_changes(db) == 0) return fail(Error(ErrorCode::kNotFound, "unknown schedule " + id));
+  return exec(db, "COMMIT", "committing to the journal");
+}
+}  // namespace
+
+Result<void> FaultJournal::deleteSchedule(const std::string& id) {
+  std::lock_guard lock(impl_->mu);
+  return changeSchedule(impl_->db.get(), "DELETE FROM schedules WHERE id = ?1", id,
+                        [&](Statement& s) { s.bind(1, id); });
+}
+
+Result<void> FaultJournal::setSchedulePaused(const std::string& id, bool paused) {
+  std::lock_guard lock(impl_->mu);
+  return changeSchedule(impl_->db.get(), "UPDATE schedules SET paused = ?2 WHERE id = ?1", id,
+                        [&](Statement& s) { s.bind(1, id).bind(2, int64_t{paused ? 1 : 0}); });
+}
+
+Result<void> FaultJournal::recordScheduleFire(const std::string& id, WallTime fireAt,
+                                              const std::string& runId) {
+  std::lock_guard lock(impl_->mu);
+  return changeSchedule(impl_->db.get(),
+                        runId.empty() ? "UPDATE schedules SET last_fire_at = ?2 WHERE id = ?1"
+                                      : "UPDATE schedules SET last_fire_at = ?2, last_run_id = ?3, "
+                                        "runs_started = runs_started + 1 WHERE id = ?1",
+                        id, [&](Statement& s) {
+                          s.bind(1, id).bind(2, toNanos(fireAt));
+                          if (!runId.empty()) s.bind(3, runId);
+                        });
 }
 
 Result<int> FaultJournal::schemaVersion() const {

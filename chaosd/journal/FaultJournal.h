@@ -27,7 +27,8 @@
 namespace chaosd {
 
 inline constexpr std::string_view kDefaultJournalPath = "/var/lib/chaosd/journal.db";
-inline constexpr int kJournalSchemaVersion = 1;
+// 1: runs, faults. 2: schedules (the daemon's game days).
+inline constexpr int kJournalSchemaVersion = 2;
 
 using WallTime = std::chrono::system_clock::time_point;
 
@@ -87,6 +88,26 @@ struct FaultRecord {
   bool durable = false;
 };
 
+// A schedule of the daemon: an experiment (its YAML and variables) started by a cron
+// expression read in a time zone, optionally only inside a daily window and up to maxRuns
+// times. Kept in the journal so that it survives restarts.
+struct ScheduleRecord {
+  std::string id;
+  std::string name;  // the experiment's metadata.name
+  std::string cron;
+  std::string timezone;             // IANA name; "" = UTC
+  std::string windowStart;          // "HH:MM" or "" for none
+  std::string windowEnd;            // "HH:MM"
+  std::optional<uint32_t> maxRuns;  // unset: unlimited
+  uint32_t runsStarted = 0;
+  bool paused = false;
+  std::string experimentYaml;
+  nlohmann::json vars = nlohmann::json::object();  // NAME -> VALUE (strings)
+  WallTime createdAt{};
+  std::optional<WallTime> lastFireAt;  // the cron time of the last run started (or skipped)
+  std::string lastRunId;
+};
+
 enum class JournalOpen { kCreate, kExisting };
 
 class FaultJournal {
@@ -137,6 +158,19 @@ class FaultJournal {
   Result<RunRecord> run(const std::string& runId) const;
   // Runs not yet ended, oldest first.
   Result<std::vector<RunRecord>> openRuns() const;
+
+  // Every run, newest first; at most `limit` (0: all).
+  Result<std::vector<RunRecord>> runs(size_t limit = 0) const;
+
+  // Schedules. kConflict when the id exists; kNotFound for an unknown id.
+  Result<void> addSchedule(const ScheduleRecord& schedule);
+  Result<std::vector<ScheduleRecord>> schedules() const;
+  Result<ScheduleRecord> schedule(const std::string& id) const;
+  Result<void> deleteSchedule(const std::string& id);
+  Result<void> setSchedulePaused(const std::string& id, bool paused);
+  // Records a fire time of the schedule: a run started (runId, counted in runsStarted) or a
+  // time passed without a run ("" runId: missed or outside the window; not counted).
+  Result<void> recordScheduleFire(const std::string& id, WallTime fireAt, const std::string& runId);
 
   // PRAGMA user_version of the open database.
   Result<int> schemaVersion() const;

@@ -198,9 +198,8 @@ FaultType partitionFault() {
 void registerNetworkFaults(FaultRegistry& registry) {
   auto add = [&](FaultType t) { (void)registry.add(std::move(t)); };
   // delay and loss: netem where the kernel has it, else nftables (NFQUEUE for delay, a
-  // random drop for loss); the fault's `backend` arg can insist on one. The netem backend's
-  // injector is not in this build yet: `auto` skips it.
-  const InjectorFactory netem;
+  // random drop for loss); the fault's `backend` arg can insist on one.
+  const InjectorFactory netem = [] { return std::make_unique<QdiscInjector>(); };
   auto netemHere = [] { return kernelHasNetem(); };
   FaultType delay =
       netemFault("network.delay", "add latency (and jitter) to packets", "delay", true);
