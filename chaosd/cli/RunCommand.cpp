@@ -19,6 +19,7 @@
 #include "chaosd/engine/Impact.h"
 #include "chaosd/engine/Recovery.h"
 #include "chaosd/engine/Rollbacks.h"
+#include "chaosd/engine/TargetKeys.h"
 #include "chaosd/engine/TargetResolution.h"
 #include "chaosd/probes/Verdict.h"
 #include "reports/ReportFiles.h"
@@ -157,8 +158,22 @@ int runCommand(const std::vector<std::string>& args) {
   const std::string runDir = (reportDir.empty() ? exp.report.dir : reportDir) + "/" +
                              runFolderName(exp.metadata.name, runId);
   auto start = selfStartTime();
-  auto begun = journal->beginRun(RunRecord{runId, exp.metadata.name, ::getpid(), start ? *start : 0,
-                                           std::chrono::system_clock::now(), std::nullopt, ""});
+  // The run's targets go into the journal with it: another run (here or in the daemon) that
+  // holds one of them refuses this one, before anything is applied.
+  std::vector<TargetKey> targets;
+  {
+    auto table = ProcessTable::scan();
+    targets = targetKeys(exp, table ? &*table : nullptr);
+  }
+  auto begun = journal->beginRun(
+      RunRecord{runId, exp.metadata.name, ::getpid(), start ? *start : 0,
+                std::chrono::system_clock::now(), std::nullopt, "", std::move(targets)},
+      journalOwnerAlive);
+  if (!begun && begun.error().code() == ErrorCode::kConflict) {
+    std::cerr << "chaosctl run: " << begun.error().describe()
+              << "\nchaosctl run: nothing applied\n";
+    return kExitRuntimeError;
+  }
   if (!begun) {
     std::cerr << "chaosctl run: journal: " << begun.error().describe() << "\n";
     return kExitRuntimeError;

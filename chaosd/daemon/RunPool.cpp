@@ -166,6 +166,11 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
   if (!accepting_) {
     return SubmitRefusal{Error(ErrorCode::kAborted, "the daemon is stopping; no new runs"), {}};
   }
+  // Runs of others (`chaosctl run`, another daemon on the same state dir) are in the journal;
+  // beginRun checks again atomically when the run starts.
+  if (auto free = journal_.checkTargetsFree(run->keys, journalOwnerAlive); !free) {
+    return SubmitRefusal{std::move(free).error(), {}};
+  }
   for (const auto& [otherId, other] : active_) {
     for (const auto& mine : run->keys) {
       for (const auto& theirs : other->keys) {
@@ -214,7 +219,8 @@ void RunPool::execute(std::shared_ptr<Active> run) {
   auto start = selfStartTime();
   auto begun =
       journal_.beginRun(RunRecord{run->runId, exp.metadata.name, ::getpid(), start ? *start : 0,
-                                  std::chrono::system_clock::now(), std::nullopt, ""});
+                                  std::chrono::system_clock::now(), std::nullopt, "", run->keys},
+                        journalOwnerAlive);
   if (!begun) {
     end("journal: " + begun.error().describe());
     metrics_.runFinished(outcome);

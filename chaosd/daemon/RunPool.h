@@ -15,14 +15,15 @@
 
 #include "chaosd/core/Result.h"
 #include "chaosd/daemon/Metrics.h"
-#include "chaosd/daemon/TargetKeys.h"
+#include "chaosd/engine/TargetKeys.h"
 #include "chaosd/journal/FaultJournal.h"
 #include "injectors/FaultRegistry.h"
 
 // The experiments the daemon runs at once, each on a thread of its own, each through the
 // same path as `chaosctl run`: journal the run, start its guardian, run the engine, write the
 // run folder (<stateDir>/runs/<id>), end the run. Two runs whose faults would touch the same
-// interface, process or path are not run together: the second is refused.
+// interface, process or path are not run together: the second is refused, whether the first
+// is the daemon's or a `chaosctl run` of its own (the journal records every run's targets).
 namespace chaosd::daemon {
 
 struct RunPoolConfig {

@@ -33,6 +33,10 @@ bool ownerAlive(pid_t pid, uint64_t startTime) {
   return info->startTime == startTime && info->state != 'Z' && info->state != 'X';
 }
 
+bool journalOwnerAlive(const RunRecord& run) {
+  return ownerAlive(run.ownerPid, run.ownerStartTime);
+}
+
 Result<uint64_t> selfStartTime() { return readStartTime(::getpid()); }
 
 std::vector<RevertOutcome> revertFaults(FaultJournal& journal, const FaultRegistry& registry,

@@ -19,6 +19,9 @@ namespace chaosd {
 // a process with another start time count as dead.
 bool ownerAlive(pid_t pid, uint64_t startTime);
 
+// ownerAlive() of a run's owner, as FaultJournal::beginRun wants it.
+bool journalOwnerAlive(const RunRecord& run);
+
 // The start time (/proc/self/stat field 22) of the calling process, for RunRecord.
 Result<uint64_t> selfStartTime();
 

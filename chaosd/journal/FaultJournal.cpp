@@ -76,6 +76,11 @@ CREATE TABLE schedules (
 );
 )sql";
 
+// Version 3: what each run's faults touch, a JSON array of {key, target, what}.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE runs ADD COLUMN targets TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr const char* kScheduleColumns =
     "id, name, cron, timezone, window_start, window_end, max_runs, runs_started, paused, "
     "experiment, vars, created_at, last_fire_at, last_run_id";
@@ -84,7 +89,7 @@ constexpr const char* kFaultColumns =
     "seq, fault_id, run_id, step, fault_type, target, undo, resources, state, error, "
     "reverted_by, intent_at, applied_at, reverted_at, deadline_at, revertible, durable";
 constexpr const char* kRunColumns =
-    "run_id, experiment, owner_pid, owner_start_time, started_at, ended_at, outcome";
+    "run_id, experiment, owner_pid, owner_start_time, started_at, ended_at, outcome, targets";
 
 int64_t toNanos(WallTime t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -256,7 +261,22 @@ RunRecord readRun(const Statement& s) {
   r.startedAt = fromNanos(s.integer(4));
   r.endedAt = s.time(5);
   r.outcome = s.text(6);
+  auto targets = nlohmann::json::parse(s.text(7), nullptr, false);
+  if (targets.is_array()) {
+    for (const auto& t : targets) {
+      if (!t.is_object()) continue;
+      r.targets.push_back({t.value("key", ""), t.value("target", ""), t.value("what", "")});
+    }
+  }
   return r;
+}
+
+std::string targetsJson(const std::vector<TargetKey>& targets) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : targets) {
+    out.push_back({{"key", t.key}, {"target", t.target}, {"what", t.what}});
+  }
+  return out.dump();
 }
 
 ScheduleRecord readSchedule(const Statement& s) {
@@ -392,7 +412,8 @@ struct FaultJournal::Impl {
     }
     if (*version < 1) CHAOSD_TRY(exec(db.get(), kSchemaV1, "creating the journal schema"));
     if (*version < 2) CHAOSD_TRY(exec(db.get(), kSchemaV2, "adding the schedules table"));
-    // Later versions add their steps here: if (*version < 3) ...
+    if (*version < 3) CHAOSD_TRY(exec(db.get(), kSchemaV3, "adding the targets of runs"));
+    // Later versions add their steps here: if (*version < 4) ...
     if (*version != kJournalSchemaVersion) {
       std::string pragma = "PRAGMA user_version=" + std::to_string(kJournalSchemaVersion);
       CHAOSD_TRY(exec(db.get(), pragma.c_str(), "recording the schema version"));
@@ -428,6 +449,59 @@ struct FaultJournal::Impl {
       return Error(ErrorCode::kConflict, "fault " + f.faultId + " is already journalled");
     }
     return std::move(e).withContext("journalling intent of fault " + f.faultId);
+  }
+
+  // The conflict beginRun refuses, or success: the first open run (other than `self`) with
+  // a target overlapping one of `targets` whose owner is alive or whose faults are not all
+  // reverted yet.
+  Result<void> checkTargetsFree(const std::vector<TargetKey>& targets, const OwnerAliveFn& alive,
+                                const std::string& self) const {
+    if (targets.empty()) return success();
+    auto s = Statement::prepare(db.get(), std::string("SELECT ") + kRunColumns +
+                                              " FROM runs WHERE ended_at IS NULL AND run_id != ? "
+                                              "ORDER BY started_at, run_id");
+    if (!s) return std::move(s).error();
+    s->bind(1, self);
+    std::vector<RunRecord> open;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return std::move(row).error();
+      if (!*row) break;
+      open.push_back(readRun(*s));
+    }
+    for (const auto& other : open) {
+      for (const auto& theirs : other.targets) {
+        for (const auto& mine : targets) {
+          if (!keysOverlap(mine.key, theirs.key)) continue;
+          const std::string owner = "pid " + std::to_string(other.ownerPid);
+          const std::string where = "target '" + mine.target + "' (" + mine.what +
+                                    ") is in use by run " + other.runId + " (" + other.experiment +
+                                    ", target '" + theirs.target + "': " + theirs.what + ", ";
+          if (!alive || alive(other)) {
+            return Error(ErrorCode::kConflict, where + "owner " + owner + " running)");
+          }
+          auto held = countUnreverted(other.runId);
+          if (!held) return std::move(held).error();
+          if (*held > 0) {
+            return Error(ErrorCode::kConflict,
+                         where + "owner " + owner + " gone, " + std::to_string(*held) +
+                             " fault(s) not reverted yet; `chaosctl recover` reverts them)");
+          }
+        }
+      }
+    }
+    return success();
+  }
+
+  Result<int64_t> countUnreverted(const std::string& runId) const {
+    auto s = Statement::prepare(db.get(),
+                                "SELECT COUNT(*) FROM faults WHERE run_id = ? AND state IN "
+                                "('intent', 'applied', 'revert-failed')");
+    if (!s) return std::move(s).error();
+    s->bind(1, runId);
+    auto row = s->step();
+    if (!row) return std::move(row).error();
+    return s->integer(0);
   }
 
   Result<bool> runExists(const std::string& runId) {
@@ -534,20 +608,23 @@ Result<FaultJournal> openJournal(const std::string& path, JournalOpen mode) {
   return FaultJournal(std::move(impl));
 }
 
-Result<void> FaultJournal::beginRun(const RunRecord& run) {
+Result<void> FaultJournal::beginRun(const RunRecord& run, const OwnerAliveFn& alive) {
   std::lock_guard lock(impl_->mu);
   auto tx = Impl::WriteTx::begin(*impl_, false);
   if (!tx) return std::move(tx).error();
+  // Under BEGIN IMMEDIATE: no other writer can begin a run between the check and the insert.
+  CHAOSD_TRY(impl_->checkTargetsFree(run.targets, alive, run.runId));
   auto s = Statement::prepare(impl_->db.get(),
                               "INSERT INTO runs (run_id, experiment, owner_pid, owner_start_time, "
-                              "started_at) VALUES (?,?,?,?,?)");
+                              "started_at, targets) VALUES (?,?,?,?,?,?)");
   if (!s) return std::move(s).error();
   WallTime started = run.startedAt == WallTime{} ? std::chrono::system_clock::now() : run.startedAt;
   s->bind(1, run.runId)
       .bind(2, run.experiment)
       .bind(3, int64_t{run.ownerPid})
       .bind(4, static_cast<int64_t>(run.ownerStartTime))
-      .bind(5, toNanos(started));
+      .bind(5, toNanos(started))
+      .bind(6, targetsJson(run.targets));
   auto r = s->run();
   if (!r) {
     if (r.error().code() == ErrorCode::kConflict) {
@@ -556,6 +633,12 @@ Result<void> FaultJournal::beginRun(const RunRecord& run) {
     return std::move(r).error().withContext("journalling run " + run.runId);
   }
   return tx->commit();
+}
+
+Result<void> FaultJournal::checkTargetsFree(const std::vector<TargetKey>& targets,
+                                            const OwnerAliveFn& alive) const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->checkTargetsFree(targets, alive, "");
 }
 
 Result<bool> FaultJournal::endRun(const std::string& runId, std::string_view outcome) {

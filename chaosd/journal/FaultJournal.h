@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "chaosd/core/Result.h"
+#include "chaosd/journal/TargetKey.h"
 #include "injectors/Injector.h"
 
 // The crash-safe record of every fault chaosd applies (DESIGN.md 2.1). Several processes use
@@ -27,8 +29,8 @@
 namespace chaosd {
 
 inline constexpr std::string_view kDefaultJournalPath = "/var/lib/chaosd/journal.db";
-// 1: runs, faults. 2: schedules (the daemon's game days).
-inline constexpr int kJournalSchemaVersion = 2;
+// 1: runs, faults. 2: schedules (the daemon's game days). 3: the targets of each run.
+inline constexpr int kJournalSchemaVersion = 3;
 
 using WallTime = std::chrono::system_clock::time_point;
 
@@ -48,7 +50,13 @@ struct RunRecord {
   WallTime startedAt{};
   std::optional<WallTime> endedAt;  // unset while the run is open
   std::string outcome;              // "" while open; "ok", "aborted", "owner-died", ...
+  // What the run's faults touch (targetKeys()); runs journalled before version 3 have none.
+  std::vector<TargetKey> targets;
 };
+
+// Whether the owner of an open run still runs (ownerAlive() of chaosd/engine/Recovery.h; the
+// journal itself reads no /proc).
+using OwnerAliveFn = std::function<bool(const RunRecord&)>;
 
 // A fault as journalled before it is applied: everything revert() needs, from the
 // injector's PreparedFault.
@@ -118,8 +126,17 @@ class FaultJournal {
 
   const std::string& path() const;
 
-  // Opens a run owned by run.ownerPid. kConflict when the id exists.
-  Result<void> beginRun(const RunRecord& run);
+  // Opens a run owned by run.ownerPid. kConflict when the id exists, and kConflict when
+  // another open run holds one of run.targets (keysOverlap) and either its owner is alive or
+  // it still has faults not reverted (its guardian is at work, or was killed too and
+  // `chaosctl recover` is due): checked and recorded in one transaction, so of two runs that
+  // start at once on one target exactly one begins. The message names the other run, its
+  // experiment, its owner and the target.
+  // Without `alive`, every owner counts as alive.
+  Result<void> beginRun(const RunRecord& run, const OwnerAliveFn& alive = {});
+  // The same check alone, writing nothing: the error beginRun would return, or success.
+  Result<void> checkTargetsFree(const std::vector<TargetKey>& targets,
+                                const OwnerAliveFn& alive = {}) const;
   // Closes a run with its outcome. The first outcome wins: returns false (and changes
   // nothing) when the run was already ended. kNotFound for an unknown run.
   Result<bool> endRun(const std::string& runId, std::string_view outcome);

@@ -266,8 +266,14 @@ TEST_F(DaemonApiTest, LeftoverOfAnEarlierLifeIsRevertedBeforeTheSocketAnswers) {
     if (dead == 0) ::_exit(0);
     ::waitpid(dead, nullptr, 0);
     ASSERT_TRUE(journal
-                    ->beginRun(RunRecord{"earlier", "earlier-life", dead, 1,
-                                         std::chrono::system_clock::now(), std::nullopt, ""})
+                    ->beginRun(RunRecord{"earlier",
+                                         "earlier-life",
+                                         dead,
+                                         1,
+                                         std::chrono::system_clock::now(),
+                                         std::nullopt,
+                                         "",
+                                         {}})
                     .ok());
     TargetSpec target;
     target.name = "data";

@@ -1,9 +1,9 @@
-#include "chaosd/daemon/TargetKeys.h"
+#include "chaosd/engine/TargetKeys.h"
 
 #include <filesystem>
 #include <set>
 
-namespace chaosd::daemon {
+namespace chaosd {
 namespace {
 
 void collectTargets(const std::vector<StepSpec>& steps, std::set<std::string>& names) {
@@ -60,14 +60,4 @@ std::vector<TargetKey> targetKeys(const Experiment& experiment, const ProcessTab
   return out;
 }
 
-bool keysOverlap(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  auto under = [](const std::string& inner, const std::string& outer) {
-    return inner.rfind("path:", 0) == 0 && outer.rfind("path:", 0) == 0 &&
-           inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
-           (inner[outer.size()] == '/' || outer.back() == '/');
-  };
-  return under(a, b) || under(b, a);
-}
-
-}  // namespace chaosd::daemon
+}  // namespace chaosd
