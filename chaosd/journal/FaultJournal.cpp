@@ -457,19 +457,10 @@ struct FaultJournal::Impl {
   Result<void> checkTargetsFree(const std::vector<TargetKey>& targets, const OwnerAliveFn& alive,
                                 const std::string& self) const {
     if (targets.empty()) return success();
-    auto s = Statement::prepare(db.get(), std::string("SELECT ") + kRunColumns +
-                                              " FROM runs WHERE ended_at IS NULL AND run_id != ? "
-                                              "ORDER BY started_at, run_id");
-    if (!s) return std::move(s).error();
-    s->bind(1, self);
-    std::vector<RunRecord> open;
-    for (;;) {
-      auto row = s->step();
-      if (!row) return std::move(row).error();
-      if (!*row) break;
-      open.push_back(readRun(*s));
-    }
-    for (const auto& other : open) {
+    auto open = selectRuns("WHERE ended_at IS NULL AND run_id != ?1 ORDER BY started_at, run_id",
+                           [&](Statement& s) { s.bind(1, self); });
+    if (!open) return std::move(open).error();
+    for (const auto& other : *open) {
       for (const auto& theirs : other.targets) {
         for (const auto& mine : targets) {
           if (!keysOverlap(mine.key, theirs.key)) continue;
@@ -557,6 +548,22 @@ struct FaultJournal::Impl {
       auto f = readFault(*s);
       if (!f) return std::move(f).error();
       out.push_back(std::move(*f));
+    }
+    return out;
+  }
+
+  template <typename Bind>
+  Result<std::vector<RunRecord>> selectRuns(const std::string& where, Bind&& bind) const {
+    std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs " + where;
+    auto s = Statement::prepare(db.get(), sql);
+    if (!s) return std::move(s).error();
+    bind(*s);
+    std::vector<RunRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return std::move(row).error();
+      if (!*row) break;
+      out.push_back(readRun(*s));
     }
     return out;
   }
@@ -755,47 +762,22 @@ Result<FaultRecord> FaultJournal::fault(const std::string& faultId) const {
 
 Result<RunRecord> FaultJournal::run(const std::string& runId) const {
   std::lock_guard lock(impl_->mu);
-  auto s = Statement::prepare(impl_->db.get(),
-                              std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?");
-  if (!s) return std::move(s).error();
-  s->bind(1, runId);
-  auto row = s->step();
-  if (!row) return std::move(row).error();
-  if (!*row) return Error(ErrorCode::kNotFound, "unknown run " + runId);
-  return readRun(*s);
+  auto rows = impl_->selectRuns("WHERE run_id = ?1", [&](Statement& s) { s.bind(1, runId); });
+  if (!rows) return std::move(rows).error();
+  if (rows->empty()) return Error(ErrorCode::kNotFound, "unknown run " + runId);
+  return std::move(rows->front());
 }
 
 Result<std::vector<RunRecord>> FaultJournal::openRuns() const {
   std::lock_guard lock(impl_->mu);
-  auto s = Statement::prepare(impl_->db.get(), std::string("SELECT ") + kRunColumns +
-                                                   " FROM runs WHERE ended_at IS NULL "
-                                                   "ORDER BY started_at, run_id");
-  if (!s) return std::move(s).error();
-  std::vector<RunRecord> out;
-  for (;;) {
-    auto row = s->step();
-    if (!row) return std::move(row).error();
-    if (!*row) break;
-    out.push_back(readRun(*s));
-  }
-  return out;
+  return impl_->selectRuns("WHERE ended_at IS NULL ORDER BY started_at, run_id", [](Statement&) {});
 }
 
 Result<std::vector<RunRecord>> FaultJournal::runs(size_t limit) const {
   std::lock_guard lock(impl_->mu);
-  std::string sql =
-      std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY started_at DESC, run_id DESC";
-  if (limit > 0) sql += " LIMIT " + std::to_string(limit);
-  auto s = Statement::prepare(impl_->db.get(), sql);
-  if (!s) return std::move(s).error();
-  std::vector<RunRecord> out;
-  for (;;) {
-    auto row = s->step();
-    if (!row) return std::move(row).error();
-    if (!*row) break;
-    out.push_back(readRun(*s));
-  }
-  return out;
+  std::string where = "ORDER BY started_at DESC, run_id DESC";
+  if (limit > 0) where += " LIMIT " + std::to_string(limit);
+  return impl_->selectRuns(where, [](Statement&) {});
 }
 
 Result<void> FaultJournal::addSchedule(const ScheduleRecord& r) {
