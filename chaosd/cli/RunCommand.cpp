@@ -153,6 +153,24 @@ int runCommand(const std::vector<std::string>& args) {
     std::cerr << "chaosctl run: " << journal.error().describe() << "\n";
     return kExitRuntimeError;
   }
+  // What an earlier run left behind (its owner and guardian died, the machine rebooted) is
+  // reverted now, as the daemon does at its start; faults of live owners are left alone.
+  if (auto left = recoverAll(*journal, builtinRegistry(), RecoveryFilter{"", false, "recovery"});
+      !left) {
+    log::get("run")->warn("recovering earlier leftovers: {}", left.error().describe());
+  } else {
+    for (const auto& o : left->outcomes) {
+      if (o.reverted) {
+        std::printf("chaosctl: reverted %s (%s %s), left by run %s whose owner is gone\n",
+                    o.fault.faultId.c_str(), o.fault.faultType.c_str(), o.fault.target.c_str(),
+                    o.fault.runId.c_str());
+      } else {
+        std::fprintf(stderr, "chaosctl: could not revert %s (%s %s) left by run %s: %s\n",
+                     o.fault.faultId.c_str(), o.fault.faultType.c_str(), o.fault.target.c_str(),
+                     o.fault.runId.c_str(), o.error.c_str());
+      }
+    }
+  }
   std::string runId = newRunId();
   // Named once, at the start: the run's folder (exec logs go there early, the reports last).
   const std::string runDir = (reportDir.empty() ? exp.report.dir : reportDir) + "/" +

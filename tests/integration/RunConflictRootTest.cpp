@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "chaosd/journal/FaultJournal.h"
+#include "experiments/model/Experiment.h"
+#include "injectors/disk/DiskFillInjector.h"
 #include "tests/support/DaemonProcess.h"
 
 namespace chaosd {
@@ -162,6 +164,64 @@ TEST_F(RunConflictRootTest, ASecondRunOnAHeldPathIsRefusedByChaosctlAndByTheDaem
       << run.dump();
   EXPECT_EQ(run["outcome"], "ok") << run.dump();
   EXPECT_EQ(fillFiles(data_), 0u);
+}
+
+// A run whose owner and guardian are gone (the machine rebooted mid-fill) left its filler
+// file, journalled with the run's target. The next `chaosctl run` reverts it first, says so,
+// and then runs on the same directory (without it, the target would be refused as held).
+TEST_F(RunConflictRootTest, TheNextRunRevertsWhatADeadRunLeftAndThenRuns) {
+  const std::string stateDir = tmp_.path() + "/state";
+  {
+    auto journal = openJournal(stateDir + "/journal.db");
+    ASSERT_TRUE(journal.ok()) << journal.error().describe();
+    pid_t dead = ::fork();
+    if (dead == 0) ::_exit(0);
+    ::waitpid(dead, nullptr, 0);
+    RunRecord earlier;
+    earlier.runId = "before-reboot";
+    earlier.experiment = "earlier";
+    earlier.ownerPid = dead;
+    earlier.ownerStartTime = 1;
+    earlier.targets = {{"path:" + fs::canonical(data_).string(), "data", "path " + data_}};
+    ASSERT_TRUE(journal->beginRun(earlier).ok());
+    TargetSpec target;
+    target.name = "data";
+    target.kind = TargetKind::kPath;
+    target.path = data_;
+    FaultRequest req;
+    req.runId = earlier.runId;
+    req.faultId = "before-reboot-1";
+    req.stepName = "fill";
+    req.faultType = "disk.fill";
+    req.target = &target;
+    req.args = {{"size", 1 << 20}};
+    req.duration = 1h;
+    DiskFillInjector injector;
+    auto prepared = injector.prepare(req);
+    ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+    ASSERT_TRUE(
+        journal
+            ->recordIntent(earlier.runId,
+                           makeIntent(req, *prepared, std::chrono::system_clock::now() + 1h, true))
+            .ok());
+    ASSERT_TRUE(injector.apply(req.faultId, prepared->undo).ok());
+    ASSERT_TRUE(journal->markApplied(req.faultId).ok());
+    ASSERT_EQ(fillFiles(data_), 1u);
+  }
+  std::ofstream(file_) << fillExperiment("after-reboot", "200ms", "300ms");
+  const std::string log = tmp_.path() + "/next.log";
+  const int code = waitExit(startRun(runArgs(stateDir), log));
+  const std::string out = readWhole(log);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("reverted before-reboot-1 (disk.fill"), std::string::npos) << out;
+  EXPECT_NE(out.find("left by run before-reboot whose owner is gone"), std::string::npos) << out;
+  EXPECT_EQ(fillFiles(data_), 0u);
+  auto journal = openJournal(stateDir + "/journal.db", JournalOpen::kExisting);
+  ASSERT_TRUE(journal.ok());
+  auto earlier = journal->run("before-reboot");
+  ASSERT_TRUE(earlier.ok());
+  EXPECT_EQ(earlier->outcome, "recovered");
+  EXPECT_TRUE(journal->unreverted()->empty());
 }
 
 }  // namespace
