@@ -37,20 +37,4 @@ void computeImpacts(RunResult& result) {
   for (auto& fault : result.faults) fault.impact = impactOf(fault, result.probes);
 }
 
-RecoverySummary summarizeRecovery(const RunResult& result) {
-  RecoverySummary s;
-  for (const auto& fault : result.faults) {
-    for (const auto& i : fault.impact) {
-      if (!i.detected) continue;
-      ++s.detections;
-      s.slowestDetect = std::max(s.slowestDetect, i.detectedAfter);
-      if (i.recovered) {
-        ++s.recoveries;
-        s.slowestRecovery = std::max(s.slowestRecovery, i.recoveredAfter);
-      }
-    }
-  }
-  return s;
-}
-
 }  // namespace chaosd

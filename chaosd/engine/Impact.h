@@ -19,14 +19,4 @@ std::vector<ProbeImpact> impactOf(const FaultRecordOut& fault,
 // Fills FaultRecordOut::impact for every fault of the run that was applied.
 void computeImpacts(RunResult& result);
 
-// Over every fault and probe of a run: how many detections, how many of them recovered, and
-// the slowest of each (zero when there were none).
-struct RecoverySummary {
-  size_t detections = 0;
-  size_t recoveries = 0;
-  Duration slowestDetect{0};
-  Duration slowestRecovery{0};
-};
-RecoverySummary summarizeRecovery(const RunResult& result);
-
 }  // namespace chaosd
