@@ -5,6 +5,7 @@
 #include "reports/Escape.h"
 #include "reports/FailureText.h"
 #include "reports/HtmlTimeline.h"
+#include "reports/ObservedText.h"
 #include "reports/ReportFields.h"
 #include "reports/ResilienceScore.h"
 
@@ -28,6 +29,7 @@ th { background: #f0f0f0; }
 .failed { color: #b00; font-weight: bold; }
 .held { color: #1a7f1a; }
 .muted { color: #777; }
+ul.observed { margin: .3em 0 0; padding-left: 1.1em; font-size: 90%; }
 svg.timeline { max-width: 100%; height: auto; border: 1px solid #eee; }
 )";
 
@@ -72,8 +74,15 @@ void faultsSection(const Json& report, Html& h) {
     const bool bad = state == "apply-failed" || state == "revert-failed";
     h << "<tr data-step=\"" << e(text(f, "step")) << "\"><td>" << e(text(f, "step")) << "</td><td>"
       << e(text(f, "type")) << "<br/><span class=\"muted\">" << e(text(f, "description"))
-      << "</span></td><td>" << e(text(f, "target")) << "</td><td>" << e(text(f, "backend"))
-      << "</td><td" << (bad ? " class=\"failed\"" : "") << ">" << e(state);
+      << "</span>";
+    const auto observed = observedLines(f);
+    if (!observed.empty()) {
+      h << "<ul class=\"observed\">";
+      for (const auto& line : observed) h << "<li>" << e(line) << "</li>";
+      h << "</ul>";
+    }
+    h << "</td><td>" << e(text(f, "target")) << "</td><td>" << e(text(f, "backend")) << "</td><td"
+      << (bad ? " class=\"failed\"" : "") << ">" << e(state);
     if (!text(f, "error").empty()) h << "<br/>" << e(text(f, "error"));
     h << "</td><td>" << offsetCell(f, "appliedOffsetNs", "appliedAt") << "</td><td>"
       << offsetCell(f, "revertedOffsetNs", "revertedAt") << "</td><td>" << impactCell(f, false)

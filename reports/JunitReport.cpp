@@ -5,6 +5,7 @@
 
 #include "reports/Escape.h"
 #include "reports/FailureText.h"
+#include "reports/ObservedText.h"
 #include "reports/ReportFields.h"
 #include "reports/ResilienceScore.h"
 
@@ -20,6 +21,7 @@ struct TestCase {
   enum class Status { kPassed, kFailed, kSkipped } status = Status::kPassed;
   std::string message;  // the failure or skip message
   std::string body;     // the failure's full text
+  std::string output;   // <system-out>: what the injector observed
 };
 
 TestCase probeCase(const Json& report, const Json& probe, const std::string& phase) {
@@ -68,6 +70,7 @@ void addFaultCases(const Json& report, const Json& f, std::vector<TestCase>& out
     apply.message = "fault " + step + " was not applied (" + state + ")" +
                     (text(f, "error").empty() ? "" : ": " + text(f, "error"));
   }
+  for (const auto& line : observedLines(f)) apply.output += line + "\n";
   out.push_back(apply);
   const bool wasApplied = state == "reverted" || state == "revert-failed" || state == "applied";
   if (!wasApplied || (!flag(f, "revertible", true) && state != "revert-failed")) return;
@@ -128,17 +131,18 @@ std::vector<TestCase> testCases(const Json& report) {
 void writeCase(std::ostringstream& x, const std::string& classPrefix, const TestCase& tc) {
   x << "    <testcase name=\"" << xmlEscape(tc.name) << "\" classname=\""
     << xmlEscape(classPrefix + tc.kind) << "\" time=\"" << seconds(tc.timeNs) << "\"";
-  if (tc.status == TestCase::Status::kPassed) {
+  if (tc.status == TestCase::Status::kPassed && tc.output.empty()) {
     x << "/>\n";
     return;
   }
   x << ">\n";
   if (tc.status == TestCase::Status::kSkipped) {
     x << "      <skipped message=\"" << xmlEscape(tc.message) << "\"/>\n";
-  } else {
+  } else if (tc.status == TestCase::Status::kFailed) {
     x << "      <failure message=\"" << xmlEscape(tc.message) << "\" type=\"" << tc.kind << "\">"
       << xmlText(tc.body.empty() ? tc.message : tc.body) << "</failure>\n";
   }
+  if (!tc.output.empty()) x << "      <system-out>" << xmlText(tc.output) << "</system-out>\n";
   x << "    </testcase>\n";
 }
 

@@ -4,6 +4,7 @@
 
 #include "reports/Escape.h"
 #include "reports/FailureText.h"
+#include "reports/ObservedText.h"
 #include "reports/ReportFields.h"
 #include "reports/ResilienceScore.h"
 
@@ -42,6 +43,18 @@ void faultsTable(const Json& report, Md& md) {
     md << "| " << markdownEscape(text(f, "step")) << " | " << markdownEscape(text(f, "type"))
        << " | " << markdownEscape(text(f, "target")) << " | " << markdownEscape(state) << " | "
        << impactCell(f, false) << " | " << impactCell(f, true) << " |\n";
+  }
+  bool any = false;
+  for (const auto& f : faults) {
+    const auto observed = observedLines(f);
+    if (observed.empty()) continue;
+    if (!any) md << "\nObserved:\n\n";
+    any = true;
+    md << "- **" << markdownEscape(text(f, "step")) << "**: ";
+    for (size_t i = 0; i < observed.size(); ++i) {
+      md << (i == 0 ? "" : "; ") << markdownEscape(observed[i]);
+    }
+    md << "\n";
   }
 }
 

@@ -1,0 +1,199 @@
+#include "reports/ObservedText.h"
+
+#include <cstdio>
+#include <iterator>
+
+namespace chaosd::report {
+namespace {
+
+std::string ms(double value) {
+  char buf[32];
+  if (value < 10) {
+    std::snprintf(buf, sizeof buf, "%.2f ms", value);
+  } else if (value < 1000) {
+    std::snprintf(buf, sizeof buf, "%.0f ms", value);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f s", value / 1000);
+  }
+  return buf;
+}
+
+// 1.5 GiB, 256 MiB, 12.3 KiB, 512 B: for reading, not for parsing back.
+std::string size(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0 || v >= 100 || v == static_cast<double>(static_cast<uint64_t>(v))) {
+    std::snprintf(buf, sizeof buf, "%.0f %s", v, units[u]);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  }
+  return buf;
+}
+
+uint64_t count(const Json& j, const char* key) {
+  const double n = number(j, key, 0);
+  return n > 0 ? static_cast<uint64_t>(n) : 0;
+}
+
+std::string process(const Json& p) {
+  return std::to_string(count(p, "pid")) +
+         (text(p, "comm").empty() ? "" : " (" + text(p, "comm") + ")");
+}
+
+void killLines(const Json& o, std::vector<std::string>& out) {
+  if (flag(o, "noop")) {
+    out.push_back("nothing matched the selector: no signal sent");
+    return;
+  }
+  const std::string signal = text(o, "signalName").empty() ? "the signal" : text(o, "signalName");
+  out.push_back(signal + " sent to " + std::to_string(count(o, "signalled")) + " process(es), " +
+                std::to_string(count(o, "died")) + " died");
+  for (const auto& v : list(o, "victims")) {
+    const std::string outcome = text(v, "outcome");
+    if (outcome == "signalled") {
+      out.push_back(process(v) +
+                    (v.contains("diedAfterSignalMs") && v["diedAfterSignalMs"].is_number()
+                         ? ": died " + ms(number(v, "diedAfterSignalMs")) + " after the signal"
+                         : ": still alive at the revert"));
+    } else if (!outcome.empty()) {
+      out.push_back(process(v) + ": " + outcome +
+                    (text(v, "error").empty() ? "" : " (" + text(v, "error") + ")"));
+    }
+  }
+  const auto& restarts = list(o, "restarts");
+  for (const auto& r : restarts) {
+    std::string line = "restarted: " + process(r);
+    if (r.contains("restartMs") && r["restartMs"].is_number()) {
+      line += " " + ms(number(r, "restartMs")) + " after " +
+              (r.contains("replaces") ? std::to_string(count(r, "replaces")) : "the kill") +
+              " was killed";
+    }
+    out.push_back(line);
+  }
+  if (restarts.empty() && count(o, "died") > 0) {
+    out.push_back("no process matching the selector appeared in the " + ms(number(o, "watchedMs")) +
+                  " watched: not restarted");
+  }
+}
+
+void pauseLines(const Json& o, std::vector<std::string>& out) {
+  if (flag(o, "noop")) {
+    out.push_back("nothing matched the selector: nothing stopped");
+    return;
+  }
+  out.push_back("SIGSTOP: " + std::to_string(count(o, "stopped")) + " process(es) seen stopped" +
+                (count(o, "notConfirmed") > 0
+                     ? ", " + std::to_string(count(o, "notConfirmed")) + " not confirmed"
+                     : ""));
+  if (!list(o, "alreadyStopped").empty()) {
+    out.push_back(std::to_string(list(o, "alreadyStopped").size()) +
+                  " already stopped before the fault: left stopped");
+  }
+}
+
+void fillLines(const Json& o, std::vector<std::string>& out) {
+  const bool usage = o.contains("usageBefore") && o.contains("usageAfter");
+  if (flag(o, "noop")) {
+    out.push_back(usage
+                      ? "already at " + percent(number(o, "usageBefore")) + " use: nothing to fill"
+                      : "nothing to fill");
+    return;
+  }
+  if (!o.contains("bytesAllocated")) return;
+  std::string line = size(count(o, "bytesAllocated")) + " allocated";
+  if (count(o, "bytesPlanned") > 0 && count(o, "bytesPlanned") != count(o, "bytesAllocated")) {
+    line += " of " + size(count(o, "bytesPlanned")) + " planned";
+  }
+  if (!text(o, "method").empty()) line += " (" + text(o, "method") + ")";
+  if (usage) {
+    line += "; the filesystem went from " + percent(number(o, "usageBefore")) + " to " +
+            percent(number(o, "usageAfter")) + " used";
+  }
+  out.push_back(line);
+  if (flag(o, "partial")) out.push_back("partial fill: " + text(o, "partialReason"));
+}
+
+void ioLines(const Json& o, std::vector<std::string>& out) {
+  if (!o.contains("totalMBps")) return;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "read %.1f MB/s, wrote %.1f MB/s (%.1f MB/s in all over %.1f s)",
+                number(o, "readMBps"), number(o, "writeMBps"), number(o, "totalMBps"),
+                number(o, "loadSeconds"));
+  out.push_back(buf);
+  out.push_back(size(count(o, "bytesRead")) + " read, " + size(count(o, "bytesWritten")) +
+                " written, direct IO " + (flag(o, "directAtEnd") ? "yes" : "no"));
+  for (const auto& e : list(o, "workerErrors")) {
+    if (e.is_string()) out.push_back("worker error: " + e.get<std::string>());
+  }
+}
+
+void syscallLines(const Json& fault, const Json& o, std::vector<std::string>& out) {
+  if (!o.contains("matched")) return;
+  const Json& args = fault.contains("args") && fault["args"].is_object() ? fault["args"] : Json();
+  std::string effect =
+      text(fault, "type") == "syscall.delay"
+          ? "delayed" + (text(args, "delay").empty() ? "" : " by " + text(args, "delay"))
+          : "failed" + (text(args, "errno").empty() ? "" : " with " + text(args, "errno"));
+  out.push_back(std::to_string(count(o, "matched")) + " call(s) matched, " +
+                std::to_string(count(o, "hit")) + " " + effect + ", " +
+                std::to_string(count(o, "passed")) + " let through");
+}
+
+void packetLines(const Json& o, std::vector<std::string>& out) {
+  if (o.contains("queued")) {  // the NFQUEUE consumer
+    std::string line = std::to_string(count(o, "queued")) + " packet(s) held and released (" +
+                       std::to_string(count(o, "releasedAtStop")) +
+                       " released early at the revert)";
+    if (count(o, "overflow") > 0) {
+      line += "; " + std::to_string(count(o, "overflow")) + " passed undelayed (queue full)";
+    }
+    if (count(o, "failOpen") > 0) {
+      line += "; " + std::to_string(count(o, "failOpen")) + " passed undelayed (fail-open)";
+    }
+    out.push_back(line);
+    return;
+  }
+  if (o.contains("packets")) {  // the qdisc leaf's counters at the revert
+    out.push_back(std::to_string(count(o, "packets")) + " packet(s) (" + size(count(o, "bytes")) +
+                  ") through the fault's qdisc, " + std::to_string(count(o, "drops")) +
+                  " dropped, " + std::to_string(count(o, "overlimits")) + " over the limit");
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> observedLines(const Json& fault, size_t maxLines) {
+  std::vector<std::string> out;
+  if (!fault.is_object() || !fault.contains("observed") || !fault["observed"].is_object()) {
+    return out;
+  }
+  const Json& o = fault["observed"];
+  const std::string type = text(fault, "type");
+  if (type == "process.kill") {
+    killLines(o, out);
+  } else if (type == "process.pause") {
+    pauseLines(o, out);
+  } else if (type == "disk.fill") {
+    fillLines(o, out);
+  } else if (type == "disk.io-load") {
+    ioLines(o, out);
+  } else if (type.rfind("syscall.", 0) == 0) {
+    syscallLines(fault, o, out);
+  } else if (type.rfind("network.", 0) == 0) {
+    packetLines(o, out);
+  }
+  if (maxLines > 0 && out.size() > maxLines) {
+    const size_t more = out.size() - (maxLines - 1);
+    out.resize(maxLines - 1);
+    out.push_back("... and " + std::to_string(more) + " more (report.json has them all)");
+  }
+  return out;
+}
+
+}  // namespace chaosd::report
