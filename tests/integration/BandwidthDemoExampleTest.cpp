@@ -3,18 +3,19 @@
 // 150 ms hypothesis (verdict deviated, exit 1), is reverted with nothing left, and the demo's
 // namespaces are gone afterwards.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/Shell.h"
+
 namespace {
 
 namespace fs = std::filesystem;
+using chaosd::testing::runShell;
 
 TEST(BandwidthDemoExampleTest, BandwidthDemoExampleRunsForReal) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
@@ -23,18 +24,13 @@ TEST(BandwidthDemoExampleTest, BandwidthDemoExampleRunsForReal) {
   const std::string root = tmpl;
   const auto port = std::to_string(30000 + (::getpid() + 11) % 20000);
   const std::string netns = "chaosd-bwdemo-t" + std::to_string(::getpid());
-  const std::string cmd =
-      std::string(CHAOSCTL_PATH) + " run --state-dir " + root + "/state --report-dir " + root +
-      "/reports --var window=2s --var port=" + port + " --var netns=" + netns + " " +
-      CHAOSD_SOURCE_DIR + "/experiments/examples/bandwidth-demo.yaml 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = ::pclose(p);
-  EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 1) << "deviated\n" << out;
+  const std::string cmd = std::string(CHAOSCTL_PATH) + " run --state-dir " + root +
+                          "/state --report-dir " + root +
+                          "/reports --var window=2s --var port=" + port + " --var netns=" + netns +
+                          " " + CHAOSD_SOURCE_DIR + "/experiments/examples/bandwidth-demo.yaml";
+  int st = -1;
+  const std::string out = runShell(cmd, &st);
+  EXPECT_EQ(st, 1) << "deviated\n" << out;
   fs::path runDir;
   for (const auto& e : fs::directory_iterator(root + "/reports")) runDir = e.path();
   std::ifstream in(runDir / "report.json");

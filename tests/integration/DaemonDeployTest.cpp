@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/support/DaemonProcess.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
@@ -25,6 +26,7 @@ using json = nlohmann::json;
 using chaosd::testing::DaemonProcess;
 using chaosd::testing::fillExperiment;
 using chaosd::testing::readWhole;
+using chaosd::testing::runShell;
 using chaosd::testing::TempDir;
 
 size_t collect(char* data, size_t size, size_t n, void* out) {
@@ -91,15 +93,11 @@ class Child {
   pid_t pid_ = -1;
 };
 
-// Runs a command; its exit status and output.
+// Runs a command; its exit status and output (stderr merged).
 std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return {-1, ""};
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  int status = -1;
+  std::string out = runShell(command, &status);
+  return {status, std::move(out)};
 }
 
 class DaemonDeployTest : public ::testing::Test {

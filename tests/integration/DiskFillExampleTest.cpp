@@ -1,18 +1,19 @@
 // The disk-fill example, for real through chaosctl: the WAL demo keeps storing while its
 // filesystem holds our filler file, which is synced, sized as asked, and gone afterwards.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/Shell.h"
+
 namespace {
 
 namespace fs = std::filesystem;
+using chaosd::testing::runShell;
 
 TEST(DiskFillExampleTest, DiskFillDemoExampleRunsForReal) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
@@ -23,15 +24,10 @@ TEST(DiskFillExampleTest, DiskFillDemoExampleRunsForReal) {
   const std::string cmd =
       std::string(CHAOSCTL_PATH) + " run --state-dir " + root + "/state --report-dir " + root +
       "/reports --var window=2s --var port=" + port + " --var size=24MiB --var workdir=" + root +
-      "/data " + CHAOSD_SOURCE_DIR + "/experiments/examples/disk-fill-demo.yaml 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = ::pclose(p);
-  EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0) << out;
+      "/data " + CHAOSD_SOURCE_DIR + "/experiments/examples/disk-fill-demo.yaml";
+  int st = -1;
+  const std::string out = runShell(cmd, &st);
+  EXPECT_EQ(st, 0) << out;
   fs::path runDir;
   for (const auto& e : fs::directory_iterator(root + "/reports")) runDir = e.path();
   std::ifstream in(runDir / "report.json");

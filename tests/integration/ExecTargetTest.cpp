@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +16,7 @@
 
 #include "chaosd/system/Pidfd.h"
 #include "injectors/process/ExecTarget.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
@@ -24,18 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-std::string shell(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using chaosd::testing::runShell;
 
 bool alive(pid_t pid) {
   // A zombie counts as gone: its process has exited.
@@ -77,7 +66,7 @@ class ExecTargetTest : public ::testing::Test {
   void TearDown() override {
     if (root_.empty()) return;
     int st = 0;
-    shell(std::string(CHAOSCTL_PATH) + " recover --force --state-dir " + root_ + "/state", &st);
+    runShell(std::string(CHAOSCTL_PATH) + " recover --force --state-dir " + root_ + "/state", &st);
     for (const char* f : {"/leader.pid", "/child.pid"}) {
       std::ifstream in(root_ + f);
       pid_t pid = 0;
@@ -108,7 +97,7 @@ class ExecTargetTest : public ::testing::Test {
 
 TEST_F(ExecTargetTest, StartedForTheRunPausedByPidAndStoppedWithItsGroupAtTheEnd) {
   int st = -1;
-  const std::string out = shell(
+  const std::string out = runShell(
       std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state " + experiment("300ms"),
       &st);
   ASSERT_EQ(st, 0) << out;
@@ -135,7 +124,7 @@ TEST_F(ExecTargetTest, StartedForTheRunPausedByPidAndStoppedWithItsGroupAtTheEnd
   std::ifstream log(runDir / "svc.log");
   std::string logText((std::istreambuf_iterator<char>(log)), {});
   EXPECT_EQ(logText, "started\n");
-  const std::string held = shell(
+  const std::string held = runShell(
       std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state", &st);
   EXPECT_EQ(held, "[]\n");
 }
@@ -160,7 +149,7 @@ TEST_F(ExecTargetTest, ChaosctlKilledWhileTheTargetRunsTheGuardianStopsItsGroup)
   const auto deadline = Clock::now() + 10s;
   int st = -1;
   while (Clock::now() < deadline) {
-    const std::string held = shell(
+    const std::string held = runShell(
         std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state", &st);
     auto list = nlohmann::json::parse(held, nullptr, false);
     bool paused = false;
@@ -174,7 +163,7 @@ TEST_F(ExecTargetTest, ChaosctlKilledWhileTheTargetRunsTheGuardianStopsItsGroup)
   ::waitpid(runner, nullptr, 0);
   EXPECT_TRUE(goneWithin(leader, 10s)) << "the started process outlived chaosctl";
   EXPECT_TRUE(goneWithin(child, 10s)) << "its group outlived chaosctl";
-  const std::string held = shell(
+  const std::string held = runShell(
       std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state", &st);
   EXPECT_EQ(held, "[]\n") << "the guardian marks the process.exec record reverted";
 }
@@ -187,9 +176,10 @@ TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
   // Blocks of 4 ports by pid: runs one after another (consecutive pids) never share a port.
   for (uint16_t p = 20000 + static_cast<uint16_t>(::getpid() % 5000) * 4; p < 60000; p += 4) {
     int st = -1;
-    shell("python3 -c 'import socket\nfor i in range(4):\n socket.socket().bind((\"127.0.0.1\", " +
-              std::to_string(p) + "+i))'",
-          &st);
+    runShell(
+        "python3 -c 'import socket\nfor i in range(4):\n socket.socket().bind((\"127.0.0.1\", " +
+            std::to_string(p) + "+i))'",
+        &st);
     if (st == 0) {
       port = p;
       break;
@@ -198,10 +188,10 @@ TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
   ASSERT_NE(port, 0);
   int st = -1;
   const std::string out =
-      shell(std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state --report-dir " +
-                root_ + "/reports --var window=2s --var port=" + std::to_string(port) + " " +
-                CHAOSD_SOURCE_DIR + "/experiments/examples/gameday-demo.yaml",
-            &st);
+      runShell(std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state --report-dir " +
+                   root_ + "/reports --var window=2s --var port=" + std::to_string(port) + " " +
+                   CHAOSD_SOURCE_DIR + "/experiments/examples/gameday-demo.yaml",
+               &st);
   ASSERT_EQ(st, 0) << out;
   EXPECT_NE(out.find("target demo is ready: 127.0.0.1:" + std::to_string(port)), std::string::npos)
       << out;
@@ -223,7 +213,7 @@ TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
   EXPECT_EQ(report["execs"][0]["state"], "stopped");
   // Nothing of the demo is left: no process whose command line names our port.
   const std::string left =
-      shell("pgrep -af '[r]r-demo.py .*--port " + std::to_string(port) + "' || true", &st);
+      runShell("pgrep -af '[r]r-demo.py .*--port " + std::to_string(port) + "' || true", &st);
   EXPECT_EQ(left, "");
 }
 
@@ -243,11 +233,11 @@ TEST_F(ExecTargetTest, AnExecFailingAfterItsJournalEntryLeavesNothingHeld) {
                       << root_ << "/reports}\n";
   int st = -1;
   const std::string out =
-      shell(std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state " + file, &st);
+      runShell(std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state " + file, &st);
   EXPECT_EQ(st, 5) << out;
   EXPECT_NE(out.find("cannot start it: exec " + bad + ": Exec format error"), std::string::npos)
       << out;
-  const std::string held = shell(
+  const std::string held = runShell(
       std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state", &st);
   EXPECT_EQ(held, "[]\n");
 }

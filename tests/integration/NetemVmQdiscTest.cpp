@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 
@@ -156,7 +157,7 @@ TEST_F(NetemVmQdisc, BackendAutoPicksNetemThroughTheSwitch) {
   ASSERT_TRUE(audit.ok());
   EXPECT_TRUE(audit->empty());
   EXPECT_LT(rttMs("2"), base + 2.0);
-  EXPECT_EQ(run("tc -n " + net_.a + " qdisc show dev cqd-a").find("c4a0"), std::string::npos);
+  EXPECT_EQ(runShell("tc -n " + net_.a + " qdisc show dev cqd-a").find("c4a0"), std::string::npos);
 }
 
 TEST_F(NetemVmQdisc, DelayRaisesTheRoundTripByItsValue) {
@@ -241,9 +242,9 @@ TEST_F(NetemVmQdisc, TwoIngressDelaysByPeerShareTheInterface) {
   EXPECT_NEAR(rttMs("3") - base3, kDelayMs / 2, kDelayMs * 0.025 + 2.0) << "the other stays";
   revertOk("di-3", q);
   EXPECT_LT(rttMs("3"), base3 + 5.0);
-  EXPECT_EQ(status("tc -n " + net_.a + " qdisc show dev cqd-a ingress"), 0);
-  EXPECT_EQ(run("tc -n " + net_.a + " qdisc show dev cqd-a ingress"), "");
-  EXPECT_EQ(run("ip -n " + net_.a + " -o link show type ifb"), "");
+  EXPECT_EQ(shellStatus("tc -n " + net_.a + " qdisc show dev cqd-a ingress"), 0);
+  EXPECT_EQ(runShell("tc -n " + net_.a + " qdisc show dev cqd-a ingress"), "");
+  EXPECT_EQ(runShell("ip -n " + net_.a + " -o link show type ifb"), "");
 }
 
 TEST_F(NetemVmQdisc, AFilterDelaysOnlyTheMatchingPeer) {
@@ -276,7 +277,7 @@ TEST_F(NetemVmQdisc, IngressDelayGoesThroughAnIfb) {
   std::printf("[ measure  ] ingress delay: %.3f -> %.3f ms\n", base, delayed);
   EXPECT_NEAR(delayed - base, kDelayMs, kDelayMs * 0.05 + 2.0);
   revertOk("d-in", p);
-  EXPECT_NE(status("ip -n " + net_.a + " link show " + p.undo["ifb"].get<std::string>()), 0);
+  EXPECT_NE(shellStatus("ip -n " + net_.a + " link show " + p.undo["ifb"].get<std::string>()), 0);
   EXPECT_LT(rttMs("2"), base + 2.0);
 }
 
@@ -288,7 +289,7 @@ TEST_F(NetemVmQdisc, CombinedDelayLossAndNetemRate) {
   ASSERT_TRUE(audit.ok());
   EXPECT_EQ(audit->size(), 2u) << "its class and its filter";
   // The kernel's own account of the leaf: every parameter arrived, the rate included.
-  const std::string shown = run("tc -n " + net_.a + " qdisc show dev cqd-a");
+  const std::string shown = runShell("tc -n " + net_.a + " qdisc show dev cqd-a");
   EXPECT_NE(shown.find("delay 50ms"), std::string::npos) << shown;
   EXPECT_NE(shown.find("loss 1%"), std::string::npos) << shown;
   EXPECT_NE(shown.find("rate 50Mbit"), std::string::npos) << shown;
@@ -299,7 +300,7 @@ TEST_F(NetemVmQdisc, CombinedDelayLossAndNetemRate) {
 TEST_F(NetemVmQdisc, DuplicateCorruptAndReorderReachTheKernel) {
   auto shownFor = [&](const std::string& type, const std::string& id, nlohmann::json args) {
     auto p = applyOk(request(target_, type, id, std::move(args)));
-    const std::string shown = run("tc -n " + net_.a + " qdisc show dev cqd-a");
+    const std::string shown = runShell("tc -n " + net_.a + " qdisc show dev cqd-a");
     revertOk(id, p);
     return shown;
   };
@@ -313,7 +314,7 @@ TEST_F(NetemVmQdisc, DuplicateCorruptAndReorderReachTheKernel) {
   auto sink = socketIn(net_.b, SOCK_DGRAM, net_.net + "2", kSink, true);
   ASSERT_TRUE(sink.ok());
   auto p = applyOk(request(target_, "network.duplicate", "dup-1", {{"duplicate", 0.5}}));
-  shown = run("tc -n " + net_.a + " qdisc show dev cqd-a");
+  shown = runShell("tc -n " + net_.a + " qdisc show dev cqd-a");
   EXPECT_NE(shown.find("duplicate 50%"), std::string::npos) << shown;
   sockaddr_in to{};
   to.sin_family = AF_INET;
@@ -390,8 +391,8 @@ TEST_F(NetemVmQdisc, ApplyRevertCostAgainstTcProcesses) {
   const std::string tcn = "tc -n " + net_.a + " qdisc ";
   for (int i = 0; i < kCycles; ++i) {
     const auto t0 = Clock::now();
-    ASSERT_EQ(status(tcn + "add dev cqd-a root handle 1: netem delay 10ms"), 0);
-    ASSERT_EQ(status(tcn + "del dev cqd-a root"), 0);
+    ASSERT_EQ(shellStatus(tcn + "add dev cqd-a root handle 1: netem delay 10ms"), 0);
+    ASSERT_EQ(shellStatus(tcn + "del dev cqd-a root"), 0);
     tc.push_back(msSince(t0));
   }
   std::filesystem::remove_all(dir);

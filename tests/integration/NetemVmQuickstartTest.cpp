@@ -3,10 +3,8 @@
 // nothing behind. Runs in scripts/vm-test (with --python: the demo service is Python); on a
 // kernel without netem it skips (the quickstart stage of scripts/test covers NFQUEUE).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,21 +12,12 @@
 #include <string>
 
 #include "injectors/network/NetemSupport.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
-std::string capture(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using chaosd::testing::runShell;
 
 TEST(NetemVmQuickstart, BackendAutoTakesNetemAndTheDelayIsDetectedAndReverted) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
@@ -42,11 +31,11 @@ TEST(NetemVmQuickstart, BackendAutoTakesNetemAndTheDelayIsDetectedAndReverted) {
   // Generous budget and delay: under TCG every request of the Python demo is slow.
   int st = -1;
   const std::string out =
-      capture(std::string(CHAOSCTL_PATH) + " run --state-dir " + (dir / "state").string() +
-                  " --report-dir " + (dir / "reports").string() +
-                  " --var window=2s --var budget=1s --var delay=1500ms " + CHAOSD_SOURCE_DIR +
-                  "/experiments/examples/quickstart.yaml",
-              &st);
+      runShell(std::string(CHAOSCTL_PATH) + " run --state-dir " + (dir / "state").string() +
+                   " --report-dir " + (dir / "reports").string() +
+                   " --var window=2s --var budget=1s --var delay=1500ms " + CHAOSD_SOURCE_DIR +
+                   "/experiments/examples/quickstart.yaml",
+               &st);
   EXPECT_EQ(st, 1) << "deviated is the quickstart's expected verdict\n" << out;
   nlohmann::json report;
   for (const auto& e : std::filesystem::directory_iterator(dir / "reports")) {

@@ -6,31 +6,23 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "injectors/network/NetemSupport.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
-std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ::pclose(p);
-  return out;
-}
+using chaosd::testing::runCommand;
 
 // y, m or n from /proc/config.gz; "" when the kernel does not publish its config.
 std::string configValue(const std::string& option) {
   if (!std::filesystem::exists("/proc/config.gz")) return "";
-  const std::string line = capture("zcat /proc/config.gz | grep -E '^(# )?" + option + "[= ]'");
+  const std::string line =
+      runCommand("zcat /proc/config.gz | grep -E '^(# )?" + option + "[= ]' 2>/dev/null");
   if (line.find(option + "=y") != std::string::npos) return "y";
   if (line.find(option + "=m") != std::string::npos) return "m";
   return "n";
@@ -49,14 +41,15 @@ bool netemModuleOnDisk() {
 
 TEST(NetemVmSupportTest, AgreesWithTheKernelsOwnAccountAndTouchesNothing) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (it unshares a network namespace)";
-  const std::string lo = capture("tc qdisc show dev lo");
+  const std::string lo = runCommand("tc qdisc show dev lo 2>/dev/null");
   auto has = kernelHasNetem();
   ASSERT_TRUE(has.ok()) << has.error().describe();
   const std::string config = configValue("CONFIG_NET_SCH_NETEM");
   const bool expected = config.empty() ? netemModuleOnDisk() : config != "n";
   EXPECT_EQ(*has, expected) << "CONFIG_NET_SCH_NETEM=" << config
                             << ", module on disk: " << netemModuleOnDisk();
-  EXPECT_EQ(capture("tc qdisc show dev lo"), lo) << "the probe changed the host's lo";
+  EXPECT_EQ(runCommand("tc qdisc show dev lo 2>/dev/null"), lo)
+      << "the probe changed the host's lo";
   auto again = kernelHasNetem();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *has) << "cached";

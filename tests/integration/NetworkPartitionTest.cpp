@@ -9,7 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,27 +20,13 @@
 #include "chaosd/system/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NftablesInjector.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
-std::string run(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  if (status != nullptr) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
-int status(const std::string& cmd) {
-  int st = -1;
-  run(cmd, &st);
-  return st;
-}
+using chaosd::testing::runShell;
+using chaosd::testing::shellStatus;
 
 class NetworkPartitionTest : public ::testing::Test {
  protected:
@@ -51,21 +36,22 @@ class NetworkPartitionTest : public ::testing::Test {
     a_ = "chaosd-np-" + id + "-a";
     b_ = "chaosd-np-" + id + "-b";
     net_ = "10.231." + std::to_string(::getpid() % 250) + ".";
-    ASSERT_EQ(status("ip netns add " + a_), 0);
-    ASSERT_EQ(status("ip netns add " + b_), 0);
-    ASSERT_EQ(status("ip -n " + a_ + " link add cnp-a type veth peer name cnp-b netns " + b_), 0);
-    ASSERT_EQ(status("ip -n " + a_ + " addr add " + net_ + "1/24 dev cnp-a"), 0);
-    ASSERT_EQ(status("ip -n " + b_ + " addr add " + net_ + "2/24 dev cnp-b"), 0);
-    ASSERT_EQ(status("ip -n " + b_ + " addr add " + net_ + "3/24 dev cnp-b"), 0);
+    ASSERT_EQ(shellStatus("ip netns add " + a_), 0);
+    ASSERT_EQ(shellStatus("ip netns add " + b_), 0);
+    ASSERT_EQ(shellStatus("ip -n " + a_ + " link add cnp-a type veth peer name cnp-b netns " + b_),
+              0);
+    ASSERT_EQ(shellStatus("ip -n " + a_ + " addr add " + net_ + "1/24 dev cnp-a"), 0);
+    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "2/24 dev cnp-b"), 0);
+    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "3/24 dev cnp-b"), 0);
     for (const auto& [ns, dev] : {std::pair{a_, "cnp-a"}, std::pair{b_, "cnp-b"}}) {
-      ASSERT_EQ(status("ip -n " + ns + " link set " + dev + " up"), 0);
-      ASSERT_EQ(status("ip -n " + ns + " link set lo up"), 0);
+      ASSERT_EQ(shellStatus("ip -n " + ns + " link set " + dev + " up"), 0);
+      ASSERT_EQ(shellStatus("ip -n " + ns + " link set lo up"), 0);
     }
     // A table of someone else's, which must come out of the fault identical.
-    ASSERT_EQ(status("ip netns exec " + a_ +
-                     " nft 'add table inet keepme; add chain inet keepme c { type filter hook "
-                     "input priority 0; policy accept; }; add rule inet keepme c tcp dport 7 "
-                     "counter accept'"),
+    ASSERT_EQ(shellStatus("ip netns exec " + a_ +
+                          " nft 'add table inet keepme; add chain inet keepme c { type filter hook "
+                          "input priority 0; policy accept; }; add rule inet keepme c tcp dport 7 "
+                          "counter accept'"),
               0);
     target_.name = "link";
     target_.kind = TargetKind::kInterface;
@@ -74,14 +60,14 @@ class NetworkPartitionTest : public ::testing::Test {
   }
   void TearDown() override {
     if (a_.empty()) return;
-    run("ip netns del " + a_);
-    run("ip netns del " + b_);
+    runShell("ip netns del " + a_);
+    runShell("ip netns del " + b_);
   }
 
   bool ping(const std::string& host) {
-    return status("ip netns exec " + a_ + " ping -c 1 -W 1 " + host) == 0;
+    return shellStatus("ip netns exec " + a_ + " ping -c 1 -W 1 " + host) == 0;
   }
-  std::string tables() { return run("ip netns exec " + a_ + " nft list tables"); }
+  std::string tables() { return runShell("ip netns exec " + a_ + " nft list tables"); }
 
   // Whether a UDP datagram sent from namespace `from` to `toAddr` (an address of namespace
   // `to`) arrives within 300 ms: one direction at a time, unlike ping or TCP.
@@ -113,7 +99,7 @@ class NetworkPartitionTest : public ::testing::Test {
     pollfd p{rx.get(), POLLIN, 0};
     return ::poll(&p, 1, 300) == 1;
   }
-  std::string keepme() { return run("ip netns exec " + a_ + " nft list table inet keepme"); }
+  std::string keepme() { return runShell("ip netns exec " + a_ + " nft list table inet keepme"); }
 
   FaultRequest request(nlohmann::json args) {
     FaultRequest r;
@@ -166,7 +152,7 @@ TEST_F(NetworkPartitionTest, CutsOnePeerLeavesTheOtherAndRevertsToTheSameRuleset
   EXPECT_TRUE(injector.audit(prepared->undo)->empty());
   EXPECT_TRUE(injector.revert("np-1", prepared->undo).ok()) << "a second revert is a no-op";
   const std::string empty =
-      run("ip netns exec " + a_ + " nft list table inet chaosd_run_t | grep -c chaosd:");
+      runShell("ip netns exec " + a_ + " nft list table inet chaosd_run_t | grep -c chaosd:");
   EXPECT_EQ(empty, "0\n") << "no rule of the fault is left in the run's table";
   releaseTable();
   EXPECT_EQ(tables(), "table inet keepme\n");
@@ -235,8 +221,8 @@ TEST_F(NetworkPartitionTest, RejectAnswersATcpConnectAtOnceInsteadOfDropping) {
   ASSERT_TRUE(injector.apply("np-1", prepared->undo).ok());
   const auto t0 = std::chrono::steady_clock::now();
   int st = -1;
-  const std::string out =
-      run("ip netns exec " + a_ + " timeout 5 bash -c 'echo > /dev/tcp/" + net_ + "2/8080'", &st);
+  const std::string out = runShell(
+      "ip netns exec " + a_ + " timeout 5 bash -c 'echo > /dev/tcp/" + net_ + "2/8080'", &st);
   const auto elapsed = std::chrono::steady_clock::now() - t0;
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("Connection refused"), std::string::npos) << out;
@@ -260,7 +246,7 @@ TEST_F(NetworkPartitionTest, NftablesLossDropsItsShareOfPackets) {
   ASSERT_TRUE(injector.apply("np-1", prepared->undo).ok());
   // 1,000 echo requests: each is dropped with p = 0.3 on its way out (replies are not).
   const std::string out =
-      run("ip netns exec " + a_ + " ping -q -c 1000 -i 0.002 -W 1 " + net_ + "2");
+      runShell("ip netns exec " + a_ + " ping -q -c 1000 -i 0.002 -W 1 " + net_ + "2");
   ASSERT_TRUE(injector.revert("np-1", prepared->undo).ok());
   int sent = 0, received = 0;
   const size_t at = out.find(" packets transmitted, ");

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -36,30 +35,16 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/network/NfqueueDelay.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
+using chaosd::testing::runShell;
+using chaosd::testing::shellStatus;
+
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
-
-std::string run(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  if (status != nullptr) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
-int status(const std::string& cmd) {
-  int st = -1;
-  run(cmd, &st);
-  return st;
-}
 
 double ms(SteadyClock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -186,22 +171,24 @@ class NfqueueDelayTest : public ::testing::Test {
     a_ = "chaosd-nq-" + id + "-a";
     b_ = "chaosd-nq-" + id + "-b";
     net_ = "10.232." + std::to_string(::getpid() % 250) + ".";
-    ASSERT_EQ(status("ip netns add " + a_), 0);
-    ASSERT_EQ(status("ip netns add " + b_), 0);
-    ASSERT_EQ(status("ip -n " + a_ + " link add cnq-a type veth peer name cnq-b netns " + b_), 0);
-    ASSERT_EQ(status("ip -n " + a_ + " addr add " + net_ + "1/24 dev cnq-a"), 0);
-    ASSERT_EQ(status("ip -n " + b_ + " addr add " + net_ + "2/24 dev cnq-b"), 0);
-    ASSERT_EQ(status("ip -n " + b_ + " addr add " + net_ + "3/24 dev cnq-b"), 0);
+    ASSERT_EQ(shellStatus("ip netns add " + a_), 0);
+    ASSERT_EQ(shellStatus("ip netns add " + b_), 0);
+    ASSERT_EQ(shellStatus("ip -n " + a_ + " link add cnq-a type veth peer name cnq-b netns " + b_),
+              0);
+    ASSERT_EQ(shellStatus("ip -n " + a_ + " addr add " + net_ + "1/24 dev cnq-a"), 0);
+    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "2/24 dev cnq-b"), 0);
+    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "3/24 dev cnq-b"), 0);
     for (const auto& [ns, dev] : {std::pair{a_, "cnq-a"}, std::pair{b_, "cnq-b"}}) {
-      ASSERT_EQ(status("ip -n " + ns + " link set " + dev + " up"), 0);
-      ASSERT_EQ(status("ip -n " + ns + " link set lo up"), 0);
+      ASSERT_EQ(shellStatus("ip -n " + ns + " link set " + dev + " up"), 0);
+      ASSERT_EQ(shellStatus("ip -n " + ns + " link set lo up"), 0);
     }
     // Someone else's table, which must come out of the fault identical.
-    ASSERT_EQ(status("ip netns exec " + a_ +
-                     " nft 'add table inet keepme; add chain inet keepme c { type filter hook "
-                     "postrouting priority 0; policy accept; }; add rule inet keepme c udp dport "
-                     "7 counter accept'"),
-              0);
+    ASSERT_EQ(
+        shellStatus("ip netns exec " + a_ +
+                    " nft 'add table inet keepme; add chain inet keepme c { type filter hook "
+                    "postrouting priority 0; policy accept; }; add rule inet keepme c udp dport "
+                    "7 counter accept'"),
+        0);
     target_.name = "link";
     target_.kind = TargetKind::kInterface;
     target_.interface.name = "cnq-a";
@@ -212,15 +199,15 @@ class NfqueueDelayTest : public ::testing::Test {
   void TearDown() override {
     echo_.reset();
     if (a_.empty()) return;
-    run("ip netns del " + a_);
-    run("ip netns del " + b_);
+    runShell("ip netns del " + a_);
+    runShell("ip netns del " + b_);
   }
 
-  std::string tables() { return run("ip netns exec " + a_ + " nft list tables"); }
-  std::string keepme() { return run("ip netns exec " + a_ + " nft list table inet keepme"); }
+  std::string tables() { return runShell("ip netns exec " + a_ + " nft list tables"); }
+  std::string keepme() { return runShell("ip netns exec " + a_ + " nft list table inet keepme"); }
   // The NFQUEUE queues bound in A: one line each.
   std::string queues() {
-    return run("ip netns exec " + a_ + " cat /proc/net/netfilter/nfnetlink_queue");
+    return runShell("ip netns exec " + a_ + " cat /proc/net/netfilter/nfnetlink_queue");
   }
 
   FaultRequest request(nlohmann::json args, std::string faultId = "nq-1") {
@@ -257,7 +244,7 @@ TEST_F(NfqueueDelayTest, DelayRaisesTheRoundTripByTheDelayAndRevertLeavesNothing
   ASSERT_TRUE(applied.ok()) << applied.error().describe();
   EXPECT_EQ(applied->backend, "nfqueue");
   const int queue = prepared->undo["queue"].get<int>();
-  const std::string table = run("ip netns exec " + a_ + " nft list table inet chaosd_nq_1");
+  const std::string table = runShell("ip netns exec " + a_ + " nft list table inet chaosd_nq_1");
   EXPECT_NE(table.find("hook postrouting"), std::string::npos) << table;
   EXPECT_NE(table.find("oifname \"cnq-a\""), std::string::npos) << table;
   EXPECT_NE(table.find("queue"), std::string::npos) << table;
@@ -353,10 +340,10 @@ TEST_F(NfqueueDelayTest, IngressDelayCountsInTheApplicationsRoundTrip) {
       {{"delay", 30'000'000}, {"direction", "ingress"}, {"from", {{"cidr", {net_ + "2/32"}}}}}));
   ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
   ASSERT_TRUE(injector.apply("nq-1", prepared->undo).ok());
-  EXPECT_NE(run("ip netns exec " + a_ + " nft list table inet chaosd_nq_1").find("prerouting"),
+  EXPECT_NE(runShell("ip netns exec " + a_ + " nft list table inet chaosd_nq_1").find("prerouting"),
             std::string::npos);
   const Spread slow = spreadOf(rtts("2", 30, 5ms));
-  const std::string ping = run("ip netns exec " + a_ + " ping -c 3 -i 0.05 " + net_ + "2");
+  const std::string ping = runShell("ip netns exec " + a_ + " ping -c 3 -i 0.05 " + net_ + "2");
   ASSERT_TRUE(injector.revert("nq-1", prepared->undo).ok());
   std::printf("[ measure  ] ingress delay 30ms: application RTT median %.3f -> %.3f ms\n%s",
               base.median, slow.median, ping.c_str());
@@ -550,7 +537,7 @@ TEST_F(NfqueueDelayTest, DeletingAnyBaseChainInTheNamespaceDropsTheHeldPackets) 
   const auto deadline = SteadyClock::now() + 5s;
   while (waiting() < 5 && SteadyClock::now() < deadline) std::this_thread::sleep_for(5ms);
   ASSERT_EQ(waiting(), 5u);
-  ASSERT_EQ(status("ip netns exec " + a_ + " nft delete table inet keepme"), 0);
+  ASSERT_EQ(shellStatus("ip netns exec " + a_ + " nft delete table inet keepme"), 0);
   EXPECT_EQ(waiting(), 0u) << "the kernel flushed the queue";
   auto reverted = injector.revert("nq-1", prepared->undo);
   ASSERT_TRUE(reverted.ok());

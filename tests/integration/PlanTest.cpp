@@ -6,25 +6,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "tests/support/Shell.h"
+
 namespace {
 
-std::string capture(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = ::pclose(p);
-  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using chaosd::testing::runCommand;
 
 std::string stoppedProcesses() {
   std::string out;
@@ -43,9 +34,9 @@ std::string stoppedProcesses() {
 
 std::string machineState() {
   struct stat st {};
-  return "netns:\n" + capture("ip netns list 2>&1") + "links:\n" +
-         capture("ip -o link show 2>&1 | sed 's/ state [A-Z]*//'") + "qdiscs:\n" +
-         capture("tc qdisc show 2>&1") + "nft:\n" + capture("nft list ruleset 2>&1") +
+  return "netns:\n" + runCommand("ip netns list 2>&1") + "links:\n" +
+         runCommand("ip -o link show 2>&1 | sed 's/ state [A-Z]*//'") + "qdiscs:\n" +
+         runCommand("tc qdisc show 2>&1") + "nft:\n" + runCommand("nft list ruleset 2>&1") +
          "stopped:\n" + stoppedProcesses() +
          "statedir: " + (::stat("/var/lib/chaosd", &st) == 0 ? "present" : "absent") + "\n";
 }
@@ -60,13 +51,13 @@ TEST(PlanTest, EveryExamplePrintsTheTimelineAndChangesNothing) {
     ++examples;
     int status = -1;
     std::string out =
-        capture(std::string(CHAOSCTL_PATH) + " plan " + e.path().string() + " 2>&1", &status);
+        runCommand(std::string(CHAOSCTL_PATH) + " plan " + e.path().string() + " 2>&1", &status);
     EXPECT_EQ(status, 0) << e.path() << "\n" << out;
     EXPECT_NE(out.find("Timeline ("), std::string::npos) << out;
     EXPECT_NE(out.find("baseline:"), std::string::npos) << out;
     EXPECT_NE(out.find("Targets, as they resolve on this machine now:"), std::string::npos) << out;
     EXPECT_NE(out.find("Nothing was applied"), std::string::npos) << out;
-    std::string json = capture(
+    std::string json = runCommand(
         std::string(CHAOSCTL_PATH) + " plan --output json " + e.path().string() + " 2>&1", &status);
     EXPECT_EQ(status, 0) << json;
     EXPECT_NE(json.find("\"applied\": false"), std::string::npos) << json;
@@ -99,7 +90,7 @@ TEST(PlanTest, ResolvesARealProcessTarget) {
          "steadyState: {probes: []}\n"
          "method: [{name: k, fault: process.kill, target: sleeper}]\n";
   int status = -1;
-  std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + file + " 2>&1", &status);
+  std::string out = runCommand(std::string(CHAOSCTL_PATH) + " plan " + file + " 2>&1", &status);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   std::filesystem::remove_all(dir);
@@ -135,7 +126,7 @@ TEST(PlanTest, AGuardianIsShownRefusedNotAsAVictim) {
                          "targets: {g: {process: {cmdline: 'guardian 987\\.321'}}}\n"
                          "steadyState: {probes: []}\n"
                          "method: [{name: k, fault: process.kill, target: g}]\n";
-  std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + file + " 2>&1");
+  std::string out = runCommand(std::string(CHAOSCTL_PATH) + " plan " + file + " 2>&1");
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   std::filesystem::remove_all(dir);
@@ -154,9 +145,9 @@ TEST(PlanTest, TargetsTheExecTargetsCreateAreNotHereYetRatherThanAProblem) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to read every namespace";
   if (std::filesystem::exists("/run/netns/chaosd-quickstart")) GTEST_SKIP() << "quickstart running";
   int st = -1;
-  const std::string out = capture(std::string(CHAOSCTL_PATH) + " plan " + CHAOSD_SOURCE_DIR +
-                                      "/experiments/examples/quickstart.yaml 2>&1",
-                                  &st);
+  const std::string out = runCommand(std::string(CHAOSCTL_PATH) + " plan " + CHAOSD_SOURCE_DIR +
+                                         "/experiments/examples/quickstart.yaml 2>&1",
+                                     &st);
   EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find("replica-link (interface qs0 in netns chaosd-quickstart): not here yet"),
             std::string::npos)

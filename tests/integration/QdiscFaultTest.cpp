@@ -30,7 +30,9 @@ class QdiscFaultTest : public ::testing::Test {
     target_ = net_.target(net_.a, "cqd-a");
   }
 
-  std::string tc(const std::string& what) { return run("ip netns exec " + net_.a + " tc " + what); }
+  std::string tc(const std::string& what) {
+    return runShell("ip netns exec " + net_.a + " tc " + what);
+  }
   std::string qdiscs() { return tc("-d qdisc show dev cqd-a"); }
 
   nlohmann::json bandwidth(double mbit, nlohmann::json extra = nlohmann::json::object()) {
@@ -120,20 +122,20 @@ TEST_F(QdiscFaultTest, AUsersRootQdiscIsRestoredIdentically) {
         std::string("handle 9: tbf rate 7mbit burst 10kb limit 30000 mpu 64"),
         std::string("tbf rate 1gbit burst 200kb latency 5ms peakrate 2gbit mtu 2000"),
         std::string("handle 6: pfifo limit 77"), std::string("handle 3: bfifo limit 30000")}) {
-    ASSERT_EQ(status("ip netns exec " + net_.a + " tc qdisc add dev cqd-a root " + config), 0);
+    ASSERT_EQ(shellStatus("ip netns exec " + net_.a + " tc qdisc add dev cqd-a root " + config), 0);
     const std::string before = qdiscs();
     auto p = applyOk(request(target_, "network.bandwidth", "bw-r", bandwidth(kRateMbit)));
     EXPECT_EQ(qdiscs().find(before), std::string::npos) << "ours replaced it while applied";
     revertOk("bw-r", p);
     EXPECT_EQ(qdiscs(), before) << config;
-    ASSERT_EQ(status("ip netns exec " + net_.a + " tc qdisc del dev cqd-a root"), 0);
+    ASSERT_EQ(shellStatus("ip netns exec " + net_.a + " tc qdisc del dev cqd-a root"), 0);
   }
 }
 
 TEST_F(QdiscFaultTest, TwoFaultsOnOneInterfaceRevertInEitherOrder) {
-  ASSERT_EQ(status("ip netns exec " + net_.a +
-                   " tc qdisc add dev cqd-a root handle 5: tbf rate "
-                   "200mbit burst 64kb latency 20ms"),
+  ASSERT_EQ(shellStatus("ip netns exec " + net_.a +
+                        " tc qdisc add dev cqd-a root handle 5: tbf rate "
+                        "200mbit burst 64kb latency 20ms"),
             0);
   const std::string before = qdiscs();
   for (bool firstFirst : {true, false}) {
@@ -208,7 +210,7 @@ TEST_F(QdiscFaultTest, IngressThroughAnIfbLimitsIncomingTrafficAndTheIfbGoes) {
   const std::string ifb = p.undo["ifb"].get<std::string>();
   EXPECT_EQ(ifb, qdiscIfbName("bw-in"));
   EXPECT_LE(ifb.size(), 15u);
-  EXPECT_EQ(status("ip -n " + net_.a + " link show " + ifb), 0);
+  EXPECT_EQ(shellStatus("ip -n " + net_.a + " link show " + ifb), 0);
   EXPECT_NE(qdiscs().find("qdisc ingress ffff:"), std::string::npos) << qdiscs();
   auto in = udpMbit(net_.b, net_.a, net_.net + "1", 5501, kRateMbit * kOffered);
   ASSERT_TRUE(in.ok()) << in.error().describe();
@@ -217,7 +219,7 @@ TEST_F(QdiscFaultTest, IngressThroughAnIfbLimitsIncomingTrafficAndTheIfbGoes) {
   EXPECT_NEAR(*in, kRateMbit, kRateMbit * 0.10);
   EXPECT_GT(out, kRateMbit * 4) << "egress is not limited by an ingress fault";
   revertOk("bw-in", p);
-  EXPECT_NE(status("ip -n " + net_.a + " link show " + ifb), 0) << "the ifb is gone";
+  EXPECT_NE(shellStatus("ip -n " + net_.a + " link show " + ifb), 0) << "the ifb is gone";
   EXPECT_EQ(qdiscs().find("ingress"), std::string::npos) << qdiscs();
   auto again = tcpMbit(net_.b, net_.a, net_.net + "1", 5503);
   EXPECT_GT(again.valueOr(0), kRateMbit * 4);
@@ -235,7 +237,7 @@ TEST_F(QdiscFaultTest, TwoIngressFaultsShareTheInterfaceAndRevertInEitherOrder) 
     return m.valueOr(0.0);
   };
   auto ifbUp = [&](const PreparedFault& f) {
-    return status("ip -n " + net_.a + " link show " + f.undo["ifb"].get<std::string>()) == 0;
+    return shellStatus("ip -n " + net_.a + " link show " + f.undo["ifb"].get<std::string>()) == 0;
   };
   for (bool firstFirst : {true, false}) {
     auto p1 = applyOk(
@@ -276,17 +278,17 @@ TEST_F(QdiscFaultTest, TwoIngressFaultsShareTheInterfaceAndRevertInEitherOrder) 
 // A user's own ingress qdisc is not ours to add filters to: an ingress fault is refused and the
 // qdisc and its filter stay as they were.
 TEST_F(QdiscFaultTest, AnIngressFaultLeavesAUsersIngressQdiscAlone) {
-  ASSERT_EQ(status("tc -n " + net_.a + " qdisc add dev cqd-a ingress"), 0);
-  ASSERT_EQ(status("tc -n " + net_.a +
-                   " filter add dev cqd-a parent ffff: protocol ip u32 match ip src " + net_.net +
-                   "3/32 flowid :1"),
+  ASSERT_EQ(shellStatus("tc -n " + net_.a + " qdisc add dev cqd-a ingress"), 0);
+  ASSERT_EQ(shellStatus("tc -n " + net_.a +
+                        " filter add dev cqd-a parent ffff: protocol ip u32 match ip src " +
+                        net_.net + "3/32 flowid :1"),
             0);
-  const std::string before = run("tc -n " + net_.a + " filter show dev cqd-a ingress");
+  const std::string before = runShell("tc -n " + net_.a + " filter show dev cqd-a ingress");
   auto p = injector_.prepare(
       request(target_, "network.bandwidth", "in-u", bandwidth(8, {{"direction", "ingress"}})));
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().code(), ErrorCode::kConflict) << p.error().describe();
-  EXPECT_EQ(run("tc -n " + net_.a + " filter show dev cqd-a ingress"), before);
+  EXPECT_EQ(runShell("tc -n " + net_.a + " filter show dev cqd-a ingress"), before);
 }
 
 TEST_F(QdiscFaultTest, ARevertAfterAPartialApplyCleansUp) {

@@ -41,8 +41,8 @@ class QdiscGuardianTest : public ::testing::Test {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
-  std::string qdiscs() { return run("tc -n " + net_.a + " -d qdisc show dev cqd-a"); }
-  std::string ifbs() { return run("ip -n " + net_.a + " -o link show type ifb"); }
+  std::string qdiscs() { return runShell("tc -n " + net_.a + " -d qdisc show dev cqd-a"); }
+  std::string ifbs() { return runShell("ip -n " + net_.a + " -o link show type ifb"); }
 
   // Waits until pred holds or the deadline passes; whether it held.
   template <typename Pred>
@@ -102,9 +102,10 @@ class QdiscGuardianTest : public ::testing::Test {
 };
 
 TEST_F(QdiscGuardianTest, OwnerKilledTheGuardianRevertsEveryQdiscFaultAndRestoresTheUsersRoot) {
-  ASSERT_EQ(status("tc -n " + net_.a +
-                   " qdisc add dev cqd-a root handle 7: tbf rate 300mbit burst 64kb latency 25ms"),
-            0);
+  ASSERT_EQ(
+      shellStatus("tc -n " + net_.a +
+                  " qdisc add dev cqd-a root handle 7: tbf rate 300mbit burst 64kb latency 25ms"),
+      0);
   const std::string before = qdiscs();
   startRun(
       "  - name: thin\n    parallel:\n"
@@ -157,7 +158,7 @@ TEST_F(QdiscGuardianTest, OwnerKilledTheGuardianRevertsEveryQdiscFaultAndRestore
   EXPECT_GT(tcpMbit(net_.b, net_.a, net_.net + "1", 5604).valueOr(0), 32) << "no limit left";
   // The guardian marked them reverted: nothing held in the journal.
   const std::string faults =
-      run(std::string(CHAOSCTL_PATH) + " faults --state-dir " + dir_ + "/state");
+      runShell(std::string(CHAOSCTL_PATH) + " faults --state-dir " + dir_ + "/state");
   EXPECT_NE(faults.find("no faults held"), std::string::npos) << faults;
 }
 
@@ -192,7 +193,8 @@ TEST_F(QdiscGuardianTest, TwoRunsShareAnInterfaceWhoseRootIsTheKernelsDefault) {
 // With a root of the user's under our tree, only the process that replaced it holds its
 // snapshot: a second run is refused before it touches anything, and the first restores it.
 TEST_F(QdiscGuardianTest, ASecondRunIsRefusedWhereAnotherReplacedTheUsersRoot) {
-  ASSERT_EQ(status("tc -n " + net_.a + " qdisc add dev cqd-a root handle 7: pfifo limit 500"), 0);
+  ASSERT_EQ(shellStatus("tc -n " + net_.a + " qdisc add dev cqd-a root handle 7: pfifo limit 500"),
+            0);
   const std::string before = qdiscs();
   QdiscInjector mine;
   auto a = mine.prepare(request(net_.target(net_.a, "cqd-a"), "network.bandwidth", "run1-b",

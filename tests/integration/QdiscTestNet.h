@@ -24,28 +24,13 @@
 #include "chaosd/system/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/QdiscInjector.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd::qdisctest {
 
+using chaosd::testing::runShell;
+using chaosd::testing::shellStatus;
 using Clock = std::chrono::steady_clock;
-
-inline std::string run(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  if (status != nullptr) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
-inline int status(const std::string& cmd) {
-  int st = -1;
-  run(cmd, &st);
-  return st;
-}
 
 inline NetnsRef named(const std::string& name) {
   NetnsRef ref;
@@ -220,7 +205,7 @@ class NetPair {
     for (const auto& s : steps) {
       std::string out;
       int st = -1;
-      out = run(s, &st);
+      out = runShell(s, &st);
       if (st != 0) {
         ADD_FAILURE() << s << ": " << out;
         return false;
@@ -231,9 +216,10 @@ class NetPair {
     // noop qdisc (a loss test once saw 0 of 1,000 datagrams arrive in the VM). Wait for it.
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     for (const auto& [ns, dev] : {std::pair{a, "cqd-a"}, std::pair{b, "cqd-b"}}) {
-      while (run("ip -n " + ns + " -o link show " + dev).find("state UP") == std::string::npos) {
+      while (runShell("ip -n " + ns + " -o link show " + dev).find("state UP") ==
+             std::string::npos) {
         if (Clock::now() > deadline) {
-          ADD_FAILURE() << dev << " never came up: " << run("ip -n " + ns + " link show");
+          ADD_FAILURE() << dev << " never came up: " << runShell("ip -n " + ns + " link show");
           return false;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the kernel
@@ -243,8 +229,8 @@ class NetPair {
   }
   ~NetPair() {
     if (a.empty()) return;
-    run("ip netns del " + a);
-    run("ip netns del " + b);
+    runShell("ip netns del " + a);
+    runShell("ip netns del " + b);
   }
 
   TargetSpec target(const std::string& ns, const std::string& dev) const {

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/Shell.h"
+
 extern char** environ;
 
 namespace {
@@ -28,6 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using chaosd::testing::runCommand;
 
 struct Child {
   pid_t pid = -1;
@@ -71,17 +74,6 @@ int waitExit(pid_t pid, int* signal = nullptr) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = ::pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
 class RunCrashSafetyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -99,7 +91,8 @@ class RunCrashSafetyTest : public ::testing::Test {
     for (pid_t p : spawned_) ::waitpid(p, nullptr, WNOHANG);
     // Whatever a failed test left: revert through the journal, then remove the tree.
     int st = 0;
-    run(std::string(CHAOSCTL_PATH) + " recover --force --state-dir " + root_ + "/state 2>&1", &st);
+    runCommand(std::string(CHAOSCTL_PATH) + " recover --force --state-dir " + root_ + "/state 2>&1",
+               &st);
     fs::remove_all(root_);
   }
 
@@ -130,9 +123,9 @@ class RunCrashSafetyTest : public ::testing::Test {
 
   nlohmann::json held() const {
     int st = 0;
-    std::string out = run(std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " +
-                              root_ + "/state 2>/dev/null",
-                          &st);
+    std::string out = runCommand(std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " +
+                                     root_ + "/state 2>/dev/null",
+                                 &st);
     return st == 0 ? nlohmann::json::parse(out, nullptr, false) : nlohmann::json();
   }
 
@@ -311,7 +304,7 @@ TEST_F(RunCrashSafetyTest, GuardianKilledTooThenRecoverCleansUp) {
   EXPECT_EQ(ourFiles().size(), 1u);
   int st = 0;
   std::string out =
-      run(std::string(CHAOSCTL_PATH) + " recover --state-dir " + root_ + "/state 2>&1", &st);
+      runCommand(std::string(CHAOSCTL_PATH) + " recover --state-dir " + root_ + "/state 2>&1", &st);
   EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find("reverted"), std::string::npos) << out;
   EXPECT_TRUE(ourFiles().empty());

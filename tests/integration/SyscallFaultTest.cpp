@@ -17,11 +17,13 @@
 #include "injectors/process/ExecTarget.h"
 #include "injectors/syscall/SyscallInjector.h"
 #include "injectors/syscall/SyscallSupervisor.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
 namespace fs = std::filesystem;
+using chaosd::testing::runShell;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -235,15 +237,10 @@ TEST(SyscallExampleTest, SyscallDemoExampleRunsForReal) {
   const std::string cmd =
       std::string(CHAOSCTL_PATH) + " run --state-dir " + root + "/state --report-dir " + root +
       "/reports --var window=2s --var port=" + std::to_string(port) + " --var workdir=" + root +
-      "/wal " + CHAOSD_SOURCE_DIR + "/experiments/examples/syscall-demo.yaml 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = ::pclose(p);
-  EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0) << out;
+      "/wal " + CHAOSD_SOURCE_DIR + "/experiments/examples/syscall-demo.yaml";
+  int st = -1;
+  const std::string out = runShell(cmd, &st);
+  EXPECT_EQ(st, 0) << out;
   fs::path runDir;
   for (const auto& e : fs::directory_iterator(root + "/reports")) runDir = e.path();
   std::ifstream in(runDir / "report.json");

@@ -1,16 +1,14 @@
 #pragma once
 
 // Helpers for the report writer tests: the fixture report.json, golden files, and running a
-// command to capture its output and exit status.
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
+// command to capture its output and exit status (runCommand, from Shell.h).
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+
+#include "tests/support/Shell.h"
 
 namespace chaosd::testing {
 
@@ -39,19 +37,6 @@ inline nlohmann::json fixtureReport() {
 inline bool updateGoldens() {
   const char* v = std::getenv("CHAOSD_UPDATE_GOLDEN");
   return v && std::string(v) == "1";
-}
-
-// Runs `cmd` through the shell; returns its stdout and sets `status` to its exit status.
-inline std::string runCommand(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = ::pclose(p);
-  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
 }
 
 // A fresh directory under TMPDIR (or /tmp), removed by the caller.

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +18,7 @@
 #include "chaosd/journal/FaultJournal.h"
 #include "chaosd/system/ProcessTable.h"
 #include "injectors/testing/FileFaultInjector.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
@@ -636,17 +636,7 @@ TEST_F(FaultJournalRecoveryTest, FileFaultInjectorIsIdempotentAndTouchesOnlyItsO
 namespace chaosd {
 namespace {
 
-std::string runShell(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using chaosd::testing::runShell;
 
 TEST(FaultJournalOpenTest, ExistingModeCreatesNothing) {
   TempDir dir;
