@@ -21,7 +21,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -30,19 +29,17 @@
 
 #include "chaosd/system/Netns.h"
 #include "experiments/model/Experiment.h"
+#include "tests/support/NetnsPair.h"
 
 namespace chaosd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using chaosd::testing::NetnsPair;
 
 constexpr uint16_t kEchoPort = 7007;
 constexpr int kProbes = 21;  // odd: the median is one sample
 constexpr double kDelayMs = 100.0;
-
-int shell(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str());
-}
 
 NetnsRef named(const std::string& name) {
   NetnsRef ref;
@@ -227,30 +224,15 @@ class NetemVmKernel : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-    const std::string id = std::to_string(::getpid() % 100000);
-    a_ = "chaosd-nk-" + id + "-a";
-    b_ = "chaosd-nk-" + id + "-b";
-    ASSERT_EQ(shell("ip netns add " + a_), 0);
-    created_ = true;
-    ASSERT_EQ(shell("ip netns add " + b_), 0);
-    ASSERT_EQ(shell("ip -n " + a_ + " link add cnk-a type veth peer name cnk-b netns " + b_), 0);
-    ASSERT_EQ(shell("ip -n " + a_ + " addr add 10.232.0.1/24 dev cnk-a"), 0);
-    ASSERT_EQ(shell("ip -n " + b_ + " addr add 10.232.0.2/24 dev cnk-b"), 0);
-    for (const auto& [ns, dev] : {std::pair{a_, "cnk-a"}, std::pair{b_, "cnk-b"}}) {
-      ASSERT_EQ(shell("ip -n " + ns + " link set " + dev + " up"), 0);
-      ASSERT_EQ(shell("ip -n " + ns + " link set lo up"), 0);
-    }
+    // Namespaces chaosd-nk-<id>-a/-b, veth cnk-a (10.232.0.1) / cnk-b (10.232.0.2).
+    ASSERT_EQ(pair_.create("nk", "cnk", {"10.232.0.1/24"}, {"10.232.0.2/24"}), "");
+    a_ = pair_.a();
+    b_ = pair_.b();
   }
 
   // Deleting the namespaces removes the veth pair and every qdisc on it, even after a failure.
-  void TearDown() override {
-    if (!created_) return;
-    shell("ip netns delete " + a_);
-    shell("ip netns delete " + b_);
-  }
-
+  NetnsPair pair_;
   std::string a_, b_;
-  bool created_ = false;
 };
 
 TEST_F(NetemVmKernel, DelayRaisesTheRoundTripByItsValueAndGoesAwayWhenDeleted) {

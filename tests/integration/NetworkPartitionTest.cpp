@@ -20,11 +20,13 @@
 #include "chaosd/system/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NftablesInjector.h"
+#include "tests/support/NetnsPair.h"
 #include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
+using chaosd::testing::NetnsPair;
 using chaosd::testing::runShell;
 using chaosd::testing::shellStatus;
 
@@ -32,21 +34,11 @@ class NetworkPartitionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-    const std::string id = std::to_string(::getpid() % 100000);
-    a_ = "chaosd-np-" + id + "-a";
-    b_ = "chaosd-np-" + id + "-b";
     net_ = "10.231." + std::to_string(::getpid() % 250) + ".";
-    ASSERT_EQ(shellStatus("ip netns add " + a_), 0);
-    ASSERT_EQ(shellStatus("ip netns add " + b_), 0);
-    ASSERT_EQ(shellStatus("ip -n " + a_ + " link add cnp-a type veth peer name cnp-b netns " + b_),
-              0);
-    ASSERT_EQ(shellStatus("ip -n " + a_ + " addr add " + net_ + "1/24 dev cnp-a"), 0);
-    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "2/24 dev cnp-b"), 0);
-    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "3/24 dev cnp-b"), 0);
-    for (const auto& [ns, dev] : {std::pair{a_, "cnp-a"}, std::pair{b_, "cnp-b"}}) {
-      ASSERT_EQ(shellStatus("ip -n " + ns + " link set " + dev + " up"), 0);
-      ASSERT_EQ(shellStatus("ip -n " + ns + " link set lo up"), 0);
-    }
+    // Namespaces chaosd-np-<id>-a/-b, veth cnp-a (net.1) / cnp-b (net.2, net.3).
+    ASSERT_EQ(pair_.create("np", "cnp", {net_ + "1/24"}, {net_ + "2/24", net_ + "3/24"}), "");
+    a_ = pair_.a();
+    b_ = pair_.b();
     // A table of someone else's, which must come out of the fault identical.
     ASSERT_EQ(shellStatus("ip netns exec " + a_ +
                           " nft 'add table inet keepme; add chain inet keepme c { type filter hook "
@@ -58,12 +50,6 @@ class NetworkPartitionTest : public ::testing::Test {
     target_.interface.name = "cnp-a";
     target_.interface.netns.name = a_;
   }
-  void TearDown() override {
-    if (a_.empty()) return;
-    runShell("ip netns del " + a_);
-    runShell("ip netns del " + b_);
-  }
-
   bool ping(const std::string& host) {
     return shellStatus("ip netns exec " + a_ + " ping -c 1 -W 1 " + host) == 0;
   }
@@ -126,6 +112,7 @@ class NetworkPartitionTest : public ::testing::Test {
     EXPECT_TRUE(table_.audit(tableUndo_)->empty());
   }
 
+  NetnsPair pair_;  // deleted (with the veth pair) whatever the test did
   std::string a_, b_, net_;
   TargetSpec target_;
   NftablesTableInjector table_;

@@ -35,11 +35,13 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/network/NfqueueDelay.h"
+#include "tests/support/NetnsPair.h"
 #include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
+using chaosd::testing::NetnsPair;
 using chaosd::testing::runShell;
 using chaosd::testing::shellStatus;
 
@@ -167,21 +169,11 @@ class NfqueueDelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-    const std::string id = std::to_string(::getpid() % 100000);
-    a_ = "chaosd-nq-" + id + "-a";
-    b_ = "chaosd-nq-" + id + "-b";
     net_ = "10.232." + std::to_string(::getpid() % 250) + ".";
-    ASSERT_EQ(shellStatus("ip netns add " + a_), 0);
-    ASSERT_EQ(shellStatus("ip netns add " + b_), 0);
-    ASSERT_EQ(shellStatus("ip -n " + a_ + " link add cnq-a type veth peer name cnq-b netns " + b_),
-              0);
-    ASSERT_EQ(shellStatus("ip -n " + a_ + " addr add " + net_ + "1/24 dev cnq-a"), 0);
-    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "2/24 dev cnq-b"), 0);
-    ASSERT_EQ(shellStatus("ip -n " + b_ + " addr add " + net_ + "3/24 dev cnq-b"), 0);
-    for (const auto& [ns, dev] : {std::pair{a_, "cnq-a"}, std::pair{b_, "cnq-b"}}) {
-      ASSERT_EQ(shellStatus("ip -n " + ns + " link set " + dev + " up"), 0);
-      ASSERT_EQ(shellStatus("ip -n " + ns + " link set lo up"), 0);
-    }
+    // Namespaces chaosd-nq-<id>-a/-b, veth cnq-a (net.1) / cnq-b (net.2, net.3).
+    ASSERT_EQ(pair_.create("nq", "cnq", {net_ + "1/24"}, {net_ + "2/24", net_ + "3/24"}), "");
+    a_ = pair_.a();
+    b_ = pair_.b();
     // Someone else's table, which must come out of the fault identical.
     ASSERT_EQ(
         shellStatus("ip netns exec " + a_ +
@@ -196,12 +188,7 @@ class NfqueueDelayTest : public ::testing::Test {
     echo_ = std::make_unique<UdpEcho>(b_, kPort);
     ASSERT_TRUE(echo_->ok());
   }
-  void TearDown() override {
-    echo_.reset();
-    if (a_.empty()) return;
-    runShell("ip netns del " + a_);
-    runShell("ip netns del " + b_);
-  }
+  void TearDown() override { echo_.reset(); }
 
   std::string tables() { return runShell("ip netns exec " + a_ + " nft list tables"); }
   std::string keepme() { return runShell("ip netns exec " + a_ + " nft list table inet keepme"); }
@@ -227,6 +214,7 @@ class NfqueueDelayTest : public ::testing::Test {
   }
 
   static constexpr uint16_t kPort = 7007;
+  NetnsPair pair_;  // deleted (with the veth pair) whatever the test did
   std::string a_, b_, net_;
   TargetSpec target_;
   std::unique_ptr<UdpEcho> echo_;

@@ -24,6 +24,7 @@
 #include "chaosd/system/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/QdiscInjector.h"
+#include "tests/support/NetnsPair.h"
 #include "tests/support/Shell.h"
 
 namespace chaosd::qdisctest {
@@ -183,54 +184,20 @@ inline Result<double> udpMbit(const std::string& fromNs, const std::string& toNs
 class NetPair {
  public:
   bool setUp(const std::string& tag) {
-    const std::string id = std::to_string(::getpid() % 100000);
-    a = "chaosd-" + tag + "-" + id + "-a";
-    b = "chaosd-" + tag + "-" + id + "-b";
     net = "10.232." + std::to_string(::getpid() % 250) + ".";
     net6 = "fd42:" + std::to_string(::getpid() % 9999) + "::";
-    const std::vector<std::string> steps = {
-        "ip netns add " + a,
-        "ip netns add " + b,
-        "ip -n " + a + " link add cqd-a type veth peer name cqd-b netns " + b,
-        "ip -n " + a + " addr add " + net + "1/24 dev cqd-a",
-        "ip -n " + b + " addr add " + net + "2/24 dev cqd-b",
-        "ip -n " + b + " addr add " + net + "3/24 dev cqd-b",
-        "ip -n " + a + " addr add " + net6 + "1/64 dev cqd-a nodad",
-        "ip -n " + b + " addr add " + net6 + "2/64 dev cqd-b nodad",
-        "ip -n " + b + " addr add " + net6 + "3/64 dev cqd-b nodad",
-        "ip -n " + a + " link set cqd-a up",
-        "ip -n " + b + " link set cqd-b up",
-        "ip -n " + a + " link set lo up",
-        "ip -n " + b + " link set lo up"};
-    for (const auto& s : steps) {
-      std::string out;
-      int st = -1;
-      out = runShell(s, &st);
-      if (st != 0) {
-        ADD_FAILURE() << s << ": " << out;
-        return false;
-      }
-    }
-    // The kernel attaches a device's qdisc (and reports it "state UP") from its link-watch
-    // work, which runs at most once a second: until then everything sent is dropped by the
-    // noop qdisc (a loss test once saw 0 of 1,000 datagrams arrive in the VM). Wait for it.
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (const auto& [ns, dev] : {std::pair{a, "cqd-a"}, std::pair{b, "cqd-b"}}) {
-      while (runShell("ip -n " + ns + " -o link show " + dev).find("state UP") ==
-             std::string::npos) {
-        if (Clock::now() > deadline) {
-          ADD_FAILURE() << dev << " never came up: " << runShell("ip -n " + ns + " link show");
-          return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the kernel
-      }
+    std::string err = pair_.create(tag, "cqd", {net + "1/24", net6 + "1/64"},
+                                   {net + "2/24", net + "3/24", net6 + "2/64", net6 + "3/64"});
+    a = pair_.a();
+    b = pair_.b();
+    // Until both ends are up everything sent is dropped (a loss test once saw 0 of 1,000
+    // datagrams arrive in the VM): wait for it.
+    if (err.empty()) err = pair_.waitUp(std::chrono::seconds(10));
+    if (!err.empty()) {
+      ADD_FAILURE() << err;
+      return false;
     }
     return true;
-  }
-  ~NetPair() {
-    if (a.empty()) return;
-    runShell("ip netns del " + a);
-    runShell("ip netns del " + b);
   }
 
   TargetSpec target(const std::string& ns, const std::string& dev) const {
@@ -243,6 +210,9 @@ class NetPair {
   }
 
   std::string a, b, net, net6;
+
+ private:
+  chaosd::testing::NetnsPair pair_;
 };
 
 inline FaultRequest request(const TargetSpec& target, const std::string& type,
