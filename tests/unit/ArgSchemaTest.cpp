@@ -5,23 +5,16 @@
 
 #include "injectors/ArgSchema.h"
 #include "injectors/FaultRegistry.h"
+#include "tests/support/BuiltinFaults.h"
 
 namespace chaosd {
 namespace {
 
+using chaosd::testing::builtinFaults;
 using ::testing::HasSubstr;
 
-const FaultRegistry& registry() {
-  static const FaultRegistry kRegistry = [] {
-    FaultRegistry r;
-    registerBuiltinFaults(r);
-    return r;
-  }();
-  return kRegistry;
-}
-
 const ArgSchema& schemaOf(std::string_view fault) {
-  const FaultType* t = registry().find(fault);
+  const FaultType* t = builtinFaults().find(fault);
   EXPECT_NE(t, nullptr) << fault;
   static const ArgSchema kEmpty;
   return t ? t->schema : kEmpty;
@@ -125,7 +118,7 @@ TEST(ArgSchemaTest, DescribeBuiltinSchemas) {
   EXPECT_THAT(kill, HasSubstr("  signal (signal, default SIGKILL): "));
   EXPECT_THAT(kill, HasSubstr("  interval (duration, range 1ms..1h): "));
   // Every builtin type documents every argument on its own line.
-  for (const auto& name : registry().names()) {
+  for (const auto& name : builtinFaults().names()) {
     const ArgSchema& s = schemaOf(name);
     std::string text = describeSchema(s);
     for (const auto& a : s.args) {

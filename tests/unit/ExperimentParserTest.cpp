@@ -13,27 +13,20 @@
 
 #include "experiments/parser/ExperimentParser.h"
 #include "injectors/FaultRegistry.h"
+#include "tests/support/BuiltinFaults.h"
 
 namespace chaosd {
 namespace {
 
 using namespace std::chrono_literals;
+using chaosd::testing::builtinFaults;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-const FaultRegistry& registry() {
-  static const FaultRegistry kRegistry = [] {
-    FaultRegistry r;
-    registerBuiltinFaults(r);
-    return r;
-  }();
-  return kRegistry;
-}
 
 ParseResult parse(std::string_view text, std::map<std::string, std::string> vars = {},
                   ParseLimits limits = {}) {
   ParseOptions options;
-  options.registry = &registry();
+  options.registry = &builtinFaults();
   options.vars = std::move(vars);
   options.limits = limits;
   return parseExperimentText(text, "exp.yaml", options);
@@ -700,7 +693,7 @@ TEST(ExperimentParserLimitsTest, MaxBytesOfAFileIsCheckedBeforeReading) {
     out << withMethod("  - {name: wait, pause: 1s}\n") << std::string(2000, '#') << "\n";
   }
   ParseOptions options;
-  options.registry = &registry();
+  options.registry = &builtinFaults();
   options.limits.maxBytes = 1000;
   ParseResult r = parseExperimentFile(path.string(), options);
   std::filesystem::remove(path);
@@ -711,7 +704,7 @@ TEST(ExperimentParserLimitsTest, MaxBytesOfAFileIsCheckedBeforeReading) {
 
 TEST(ExperimentParserLimitsTest, MissingFile) {
   ParseOptions options;
-  options.registry = &registry();
+  options.registry = &builtinFaults();
   ParseResult r = parseExperimentFile("/nonexistent/chaosd/exp.yaml", options);
   ASSERT_EQ(r.diagnostics.size(), 1u);
   EXPECT_EQ(r.diagnostics[0].str(),

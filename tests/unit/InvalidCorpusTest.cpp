@@ -26,6 +26,7 @@
 
 #include "experiments/parser/ExperimentParser.h"
 #include "injectors/FaultRegistry.h"
+#include "tests/support/BuiltinFaults.h"
 
 extern char** environ;  // NOLINT: POSIX declares it nowhere in C++
 
@@ -33,18 +34,10 @@ namespace chaosd {
 namespace {
 
 namespace fs = std::filesystem;
+using chaosd::testing::builtinFaults;
 
 constexpr size_t kMinimumCases = 40;
 constexpr auto kChildTimeout = std::chrono::seconds(20);  // a hang fails the case, not the run
-
-const FaultRegistry& registry() {
-  static const FaultRegistry kRegistry = [] {
-    FaultRegistry r;
-    registerBuiltinFaults(r);
-    return r;
-  }();
-  return kRegistry;
-}
 
 // The *.yaml stems of a data folder under the source tree, sorted.
 std::vector<std::string> casesIn(const std::string& folder) {
@@ -129,7 +122,7 @@ ChildResult parseInChild(const std::string& yaml) {
   if (pid == 0) {
     close(fds[0]);
     ParseOptions options;
-    options.registry = &registry();
+    options.registry = &builtinFaults();
     ParseResult parsed = parseExperimentFile(yaml, options);
     std::string text;
     for (const auto& d : parsed.diagnostics) text += d.str() + "\n";
