@@ -6,15 +6,17 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using chaosd::testing::readReport;
+using chaosd::testing::runDirIn;
 using chaosd::testing::runShell;
 
 TEST(BandwidthDemoExampleTest, BandwidthDemoExampleRunsForReal) {
@@ -31,10 +33,7 @@ TEST(BandwidthDemoExampleTest, BandwidthDemoExampleRunsForReal) {
   int st = -1;
   const std::string out = runShell(cmd, &st);
   EXPECT_EQ(st, 1) << "deviated\n" << out;
-  fs::path runDir;
-  for (const auto& e : fs::directory_iterator(root + "/reports")) runDir = e.path();
-  std::ifstream in(runDir / "report.json");
-  const auto report = nlohmann::json::parse(in, nullptr, false);
+  const auto report = readReport(runDirIn(root + "/reports"));
   ASSERT_FALSE(report.is_discarded()) << out;
   EXPECT_EQ(report["outcome"], "deviated") << out;
   const auto& fault = report["faults"][0];

@@ -4,15 +4,17 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using chaosd::testing::readReport;
+using chaosd::testing::runDirIn;
 using chaosd::testing::runShell;
 
 TEST(DiskFillExampleTest, DiskFillDemoExampleRunsForReal) {
@@ -28,10 +30,8 @@ TEST(DiskFillExampleTest, DiskFillDemoExampleRunsForReal) {
   int st = -1;
   const std::string out = runShell(cmd, &st);
   EXPECT_EQ(st, 0) << out;
-  fs::path runDir;
-  for (const auto& e : fs::directory_iterator(root + "/reports")) runDir = e.path();
-  std::ifstream in(runDir / "report.json");
-  const auto report = nlohmann::json::parse(in);
+  const auto report = readReport(runDirIn(root + "/reports"));
+  ASSERT_FALSE(report.is_discarded()) << out;
   const auto& fault = report["faults"][0];
   EXPECT_EQ(fault["type"], "disk.fill");
   EXPECT_EQ(fault["state"], "reverted");

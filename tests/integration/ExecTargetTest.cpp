@@ -16,6 +16,7 @@
 
 #include "chaosd/system/Pidfd.h"
 #include "injectors/process/ExecTarget.h"
+#include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
 namespace chaosd {
@@ -24,6 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using chaosd::testing::readReport;
+using chaosd::testing::runDirIn;
 using chaosd::testing::runShell;
 
 bool alive(pid_t pid) {
@@ -108,10 +111,9 @@ TEST_F(ExecTargetTest, StartedForTheRunPausedByPidAndStoppedWithItsGroupAtTheEnd
   EXPECT_FALSE(alive(leader)) << "the exec target outlived its run";
   EXPECT_FALSE(alive(child)) << "a process of the target's group outlived the run";
 
-  fs::path runDir;
-  for (const auto& e : fs::directory_iterator(root_ + "/reports")) runDir = e.path();
-  std::ifstream in(runDir / "report.json");
-  const auto report = nlohmann::json::parse(in);
+  const fs::path runDir = runDirIn(root_ + "/reports");
+  const auto report = readReport(runDir);
+  ASSERT_FALSE(report.is_discarded()) << out;
   ASSERT_EQ(report["execs"].size(), 1u) << report["execs"].dump();
   const auto& exec = report["execs"][0];
   EXPECT_EQ(exec["target"], "svc");
@@ -195,10 +197,8 @@ TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
   ASSERT_EQ(st, 0) << out;
   EXPECT_NE(out.find("target demo is ready: 127.0.0.1:" + std::to_string(port)), std::string::npos)
       << out;
-  fs::path runDir;
-  for (const auto& e : fs::directory_iterator(root_ + "/reports")) runDir = e.path();
-  std::ifstream in(runDir / "report.json");
-  const auto report = nlohmann::json::parse(in);
+  const auto report = readReport(runDirIn(root_ + "/reports"));
+  ASSERT_FALSE(report.is_discarded()) << out;
   EXPECT_EQ(report["outcome"], "ok");
   const auto& observed = report["faults"][0]["observed"];
   ASSERT_EQ(observed["victims"].size(), 1u) << observed.dump();

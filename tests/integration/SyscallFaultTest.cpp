@@ -17,12 +17,15 @@
 #include "injectors/process/ExecTarget.h"
 #include "injectors/syscall/SyscallInjector.h"
 #include "injectors/syscall/SyscallSupervisor.h"
+#include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
 
 namespace fs = std::filesystem;
+using chaosd::testing::readReport;
+using chaosd::testing::runDirIn;
 using chaosd::testing::runShell;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -241,10 +244,8 @@ TEST(SyscallExampleTest, SyscallDemoExampleRunsForReal) {
   int st = -1;
   const std::string out = runShell(cmd, &st);
   EXPECT_EQ(st, 0) << out;
-  fs::path runDir;
-  for (const auto& e : fs::directory_iterator(root + "/reports")) runDir = e.path();
-  std::ifstream in(runDir / "report.json");
-  const auto report = nlohmann::json::parse(in);
+  const auto report = readReport(runDirIn(root + "/reports"));
+  ASSERT_FALSE(report.is_discarded()) << out;
   const auto& fault = report["faults"][0];
   EXPECT_EQ(fault["state"], "reverted");
   EXPECT_EQ(fault["backend"], "seccomp-notify");

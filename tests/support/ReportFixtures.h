@@ -1,8 +1,10 @@
 #pragma once
 
-// Helpers for the report writer tests: the fixture report.json, golden files, and running a
-// command to capture its output and exit status (runCommand, from Shell.h).
+// Helpers for the report tests: the fixture report.json, golden files, the report.json of a
+// run chaosctl made, and running a command to capture its output and exit status (runCommand,
+// from Shell.h).
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -31,6 +33,19 @@ inline void writeFile(const std::string& path, const std::string& text) {
 // behind (tests/data/reports/deviated-leftovers.json).
 inline nlohmann::json fixtureReport() {
   return nlohmann::json::parse(readFile(reportDataPath("deviated-leftovers.json")));
+}
+
+// The run directory `chaosctl run --report-dir` wrote under `reportDir` (the last listed: for
+// a test that made one run there). Throws when `reportDir` does not exist.
+inline std::filesystem::path runDirIn(const std::string& reportDir) {
+  std::filesystem::path runDir;
+  for (const auto& e : std::filesystem::directory_iterator(reportDir)) runDir = e.path();
+  return runDir;
+}
+
+// The report.json of a run directory, parsed; is_discarded() when it is missing or not JSON.
+inline nlohmann::json readReport(const std::filesystem::path& runDir) {
+  return nlohmann::json::parse(readFile((runDir / "report.json").string()), nullptr, false);
 }
 
 // CHAOSD_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing with them.
