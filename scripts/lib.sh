@@ -12,8 +12,9 @@ export CHAOSD_ROOT
 # build-ci-asan and build-ci-fuzz.
 CHAOSD_BUILD_PREFIX="${CHAOSD_BUILD_PREFIX:-build}"
 BUILD_DIR="${CHAOSD_ROOT}/${CHAOSD_BUILD_PREFIX}"
-ASAN_BUILD_DIR="${CHAOSD_ROOT}/${CHAOSD_BUILD_PREFIX}-asan"
-FUZZ_BUILD_DIR="${CHAOSD_ROOT}/${CHAOSD_BUILD_PREFIX}-fuzz"
+# The sanitizer build: clang-14 with ASan, UBSan and libFuzzer's coverage, for both the asan
+# stage's ctest and the fuzz stage's fuzzer (one build of the library instead of two).
+SAN_BUILD_DIR="${CHAOSD_ROOT}/${CHAOSD_BUILD_PREFIX}-san"
 
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
