@@ -60,7 +60,7 @@ void killLines(const Json& o, std::vector<std::string>& out) {
       out.push_back(process(v) +
                     (v.contains("diedAfterSignalMs") && v["diedAfterSignalMs"].is_number()
                          ? ": died " + ms(number(v, "diedAfterSignalMs")) + " after the signal"
-                         : ": still alive at the revert"));
+                         : ": had not died when the watch ended"));
     } else if (!outcome.empty()) {
       out.push_back(process(v) + ": " + outcome +
                     (text(v, "error").empty() ? "" : " (" + text(v, "error") + ")"));

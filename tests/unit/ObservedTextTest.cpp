@@ -53,6 +53,15 @@ TEST(ObservedTextTest, AKillWithoutRestartSaysSo) {
   ASSERT_EQ(lines.size(), 2u) << joined(lines);
   EXPECT_EQ(lines[1],
             "no process matching the selector appeared in the 2.50 s watched: not restarted");
+  // SIGTERM to a process that handles it: signalled, not dead.
+  auto survived = observedLines(
+      fault("process.kill",
+            {{"signalName", "SIGTERM"},
+             {"signalled", 1},
+             {"died", 0},
+             {"victims", {{{"pid", 7}, {"outcome", "signalled"}, {"diedMs", nullptr}}}}}));
+  ASSERT_EQ(survived.size(), 2u) << joined(survived);
+  EXPECT_EQ(survived[1], "7: had not died when the watch ended");
   EXPECT_EQ(observedLines(fault("process.kill", {{"noop", true}}))[0],
             "nothing matched the selector: no signal sent");
 }
