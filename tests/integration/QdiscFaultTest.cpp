@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "injectors/network/NetemSupport.h"
 #include "tests/integration/QdiscTestNet.h"
 
@@ -67,6 +69,19 @@ class QdiscFaultTest : public ::testing::Test {
     return m.valueOr(0.0);
   }
 
+  // The rate a shaper of `expected` Mbit/s lets through. A shaper never passes more than its
+  // rate, so a short measurement only falls below it when the host stalls the sender or the
+  // receiver (a loaded CI machine, the sanitizer build: 9.4 of 12 Mbit/s once): up to three
+  // measurements, the best one. A shaper that passes too much still fails the check.
+  double shapedMbit(const std::string& addr, uint16_t port, double expected) {
+    double best = 0;
+    for (uint16_t attempt = 0; attempt < 3; ++attempt) {
+      best = std::max(best, mbit(addr, static_cast<uint16_t>(port + 1000 * attempt)));
+      if (best >= expected * 0.9) break;
+    }
+    return best;
+  }
+
   NetPair net_;
   TargetSpec target_;
   QdiscInjector injector_;
@@ -77,7 +92,7 @@ TEST_F(QdiscFaultTest, BandwidthLimitsATcpTransferToTheRate) {
   auto p = applyOk(request(target_, "network.bandwidth", "bw-1", bandwidth(kRateMbit)));
   EXPECT_NE(qdiscs().find("qdisc htb c4a0: root"), std::string::npos) << qdiscs();
   EXPECT_NE(qdiscs().find("qdisc tbf"), std::string::npos) << qdiscs();
-  const double limited = mbit(net_.net + "2", 5002);
+  const double limited = shapedMbit(net_.net + "2", 5002, kRateMbit);
   std::printf("[ qdisc ] unlimited %.0f Mbit/s; tbf %.0f Mbit/s: %.2f Mbit/s\n", before, kRateMbit,
               limited);
   EXPECT_NEAR(limited, kRateMbit, kRateMbit * 0.10);
@@ -92,9 +107,9 @@ TEST_F(QdiscFaultTest, AFilteredFaultLimitsOnlyMatchingTraffic) {
   auto p = applyOk(
       request(target_, "network.bandwidth", "bw-f1",
               bandwidth(8, {{"to", {{"cidr", {net_.net + "2/32", net_.net6 + "2/128"}}}}})));
-  const double hit = mbit(net_.net + "2", 5101);
+  const double hit = shapedMbit(net_.net + "2", 5101, 8);
   const double miss = mbit(net_.net + "3", 5102);
-  const double hit6 = mbit(net_.net6 + "2", 5103);
+  const double hit6 = shapedMbit(net_.net6 + "2", 5103, 8);
   const double miss6 = mbit(net_.net6 + "3", 5104);
   std::printf("[ qdisc ] by address: .2 %.1f, .3 %.1f, ::2 %.1f, ::3 %.1f Mbit/s\n", hit, miss,
               hit6, miss6);
@@ -144,14 +159,14 @@ TEST_F(QdiscFaultTest, TwoFaultsOnOneInterfaceRevertInEitherOrder) {
     auto p2 = applyOk(request(target_, "network.bandwidth", "two-2",
                               bandwidth(12, {{"to", {{"cidr", {net_.net + "3"}}}}})));
     EXPECT_EQ(p1.undo["prior"], p2.undo["prior"]) << "both carry the user's root";
-    EXPECT_NEAR(mbit(net_.net + "2", 5301), 8, 0.8);
-    EXPECT_NEAR(mbit(net_.net + "3", 5302), 12, 1.2);
+    EXPECT_NEAR(shapedMbit(net_.net + "2", 5301, 8), 8, 0.8);
+    EXPECT_NEAR(shapedMbit(net_.net + "3", 5302, 12), 12, 1.2);
     const auto& [goneId, gone] = firstFirst ? std::pair{"two-1", p1} : std::pair{"two-2", p2};
     const auto& [keptId, kept] = firstFirst ? std::pair{"two-2", p2} : std::pair{"two-1", p1};
     revertOk(goneId, gone);
     EXPECT_FALSE(injector_.audit(kept.undo)->empty()) << "the other fault is still there";
     const double freed = mbit(net_.net + (firstFirst ? "2" : "3"), 5303);
-    const double held = mbit(net_.net + (firstFirst ? "3" : "2"), 5304);
+    const double held = shapedMbit(net_.net + (firstFirst ? "3" : "2"), 5304, firstFirst ? 12 : 8);
     EXPECT_GT(freed, 32);
     EXPECT_NEAR(held, firstFirst ? 12 : 8, firstFirst ? 1.2 : 0.8);
     // The last one reverted from its undo alone, in another process (as the guardian would).
@@ -197,7 +212,7 @@ TEST_F(QdiscFaultTest, NamespaceGivenByPid) {
   auto p = applyOk(request(t, "network.bandwidth", "bw-pid", bandwidth(kRateMbit)));
   EXPECT_EQ(p.undo.value("netns", std::string()), "/proc/" + std::to_string(child) + "/ns/net");
   EXPECT_NE(qdiscs().find("qdisc htb c4a0:"), std::string::npos) << qdiscs();
-  EXPECT_NEAR(mbit(net_.net + "2", 5401), kRateMbit, kRateMbit * 0.10);
+  EXPECT_NEAR(shapedMbit(net_.net + "2", 5401, kRateMbit), kRateMbit, kRateMbit * 0.10);
   revertOk("bw-pid", p);
   EXPECT_EQ(qdiscs().find("c4a0"), std::string::npos);
   ::kill(child, SIGKILL);
