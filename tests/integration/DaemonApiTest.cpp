@@ -17,6 +17,7 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/disk/DiskFillInjector.h"
 #include "tests/support/DaemonProcess.h"
+#include "tests/support/RunAs.h"
 
 namespace chaosd {
 namespace {
@@ -223,27 +224,12 @@ TEST_F(DaemonApiTest, CallerThatIsNotRootNorInTheGroupIsRefusedWith403AndALogLin
   // Let anyone connect, so the refusal is the daemon's (SO_PEERCRED), not the file mode's.
   ASSERT_EQ(::chmod(d.socket().c_str(), 0666), 0);
 
-  int out[2];
-  ASSERT_EQ(::pipe(out), 0);
-  pid_t child = ::fork();
-  if (child == 0) {
-    ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
-    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(99);
-    ::execl(CHAOSCTL_PATH, "chaosctl", "runs", "--socket", d.socket().c_str(), "--output", "json",
-            static_cast<char*>(nullptr));
-    ::_exit(98);
-  }
-  ::close(out[1]);
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
-    text.append(buf, static_cast<size_t>(n));
-  ::close(out[0]);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 5) << text;  // a runtime error, as for any refusal
+  // As nobody, from a copy of chaosctl that nobody can reach wherever the build tree lies.
+  const auto r = chaosd::testing::runAs(65534, 65534, CHAOSCTL_PATH,
+                                        {"runs", "--socket", d.socket(), "--output", "json"});
+  ASSERT_EQ(r.error, "");
+  const std::string& text = r.output;
+  EXPECT_EQ(r.status, 5) << text;  // a runtime error, as for any refusal
   auto j = json::parse(text, nullptr, false);
   ASSERT_TRUE(j.is_object()) << text;
   EXPECT_EQ(j["error"]["status"], 403);
