@@ -2,20 +2,6 @@
 
 namespace chaosd {
 
-std::string_view targetKindName(TargetKind kind) {
-  switch (kind) {
-    case TargetKind::kProcess:
-      return "process";
-    case TargetKind::kExec:
-      return "exec";
-    case TargetKind::kInterface:
-      return "interface";
-    case TargetKind::kPath:
-      return "path";
-  }
-  return "unknown";
-}
-
 Result<void> FaultRegistry::add(FaultType type) {
   if (types_.contains(type.name)) {
     return Error(ErrorCode::kConflict, "fault type '" + type.name + "' is registered twice");

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Result.h"
 
 namespace chaosd {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
-#include "chaosd/probes/Verdict.h"
+#include "chaosd/engine/probes/Verdict.h"
 
 namespace chaosd::report {
 

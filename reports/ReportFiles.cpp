@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "chaosd/core/Fd.h"
+#include "chaosd/base/Fd.h"
 #include "reports/HtmlReport.h"
 #include "reports/JunitReport.h"
 #include "reports/MarkdownReport.h"

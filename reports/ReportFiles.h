@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Result.h"
 
 // Writing the reports derived from report.json into a run folder.
 namespace chaosd::report {

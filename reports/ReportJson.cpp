@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Units.h"
 #include "injectors/FaultRegistry.h"
 
 namespace chaosd {
@@ -229,7 +229,7 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
                       {"args", f.args},
                       {"observed", f.observed},
                       {"revertible", f.revertible},
-                      {"state", f.state},
+                      {"state", std::string(faultStateName(f.state))},
                       {"error", f.error},
                       {"plannedStartNs", ns(f.plannedStart)},
                       {"plannedEndNs", ns(f.plannedEnd)},

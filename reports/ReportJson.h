@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Result.h"
 #include "chaosd/engine/RunResult.h"
 #include "experiments/model/Experiment.h"
 

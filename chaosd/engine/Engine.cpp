@@ -1,6 +1,5 @@
 #include "chaosd/engine/Engine.h"
 
-#include <seccomp.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -8,65 +7,13 @@
 #include <set>
 #include <utility>
 
-#include "chaosd/core/Log.h"
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/Units.h"
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Impact.h"
 #include "injectors/process/ExecTarget.h"
-#include "injectors/syscall/SyscallSupervisor.h"
 
 namespace chaosd {
-std::string_view outcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kOk:
-      return "ok";
-    case Outcome::kDeviated:
-      return "deviated";
-    case Outcome::kAborted:
-      return "aborted";
-    case Outcome::kLeftovers:
-      return "leftovers";
-    case Outcome::kError:
-      return "error";
-  }
-  return "unknown";
-}
-
-int exitCodeOf(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kOk:
-      return kExitOk;
-    case Outcome::kDeviated:
-      return kExitDeviated;
-    case Outcome::kAborted:
-      return kExitAborted;
-    case Outcome::kLeftovers:
-      return kExitLeftovers;
-    case Outcome::kError:
-      return kExitRuntimeError;
-  }
-  return kExitRuntimeError;
-}
-
-Outcome worse(Outcome a, Outcome b) {
-  auto rank = [](Outcome o) {
-    switch (o) {
-      case Outcome::kOk:
-        return 0;
-      case Outcome::kDeviated:
-        return 1;
-      case Outcome::kAborted:
-        return 2;
-      case Outcome::kError:
-        return 3;
-      case Outcome::kLeftovers:
-        return 4;
-    }
-    return 4;
-  };
-  return rank(a) >= rank(b) ? a : b;
-}
-
 Engine::Engine(const Experiment& experiment, EngineDeps deps, std::string runId)
     : experiment_(experiment), deps_(std::move(deps)) {
   result_.runId = std::move(runId);
@@ -146,6 +93,25 @@ bool Engine::prepareInjectors() {
   return true;
 }
 
+std::vector<std::unique_ptr<ExecContribution>> Engine::execContributions(const TargetSpec& t) {
+  std::vector<ExecStep> aimed;
+  std::function<void(const std::vector<StepSpec>&)> collect =
+      [&](const std::vector<StepSpec>& steps) {
+        for (const auto& step : steps) {
+          collect(step.parallel);
+          if (!step.fault.empty() && step.target == t.name)
+            aimed.push_back({step.fault, step.args});
+        }
+      };
+  collect(experiment_.method);
+  std::vector<std::unique_ptr<ExecContribution>> out;
+  if (aimed.empty()) return out;
+  for (const auto& hook : deps_.registry->execHooks()) {
+    if (auto c = hook(aimed)) out.push_back(std::move(c));
+  }
+  return out;
+}
+
 bool Engine::startExecTargets() {
   const auto& ss = experiment_.steadyState;
   const Duration expected = ss.baseline + timeline_.total + ss.recovery;
@@ -157,23 +123,11 @@ bool Engine::startExecTargets() {
     rec.argv = t.exec.argv;
     if (!deps_.execLogDir.empty()) rec.log = deps_.execLogDir + "/" + t.name + ".log";
     const std::string faultId = result_.runId + "-exec-" + std::to_string(++n);
-    // The syscalls any syscall fault of the method aims at this target: the filter is
-    // installed before exec and cannot change later.
+    // What the method's fault types add to the process at exec (a seccomp filter): it
+    // cannot change later.
     ExecOptions options;
-    std::set<int> notify;
-    std::function<void(const std::vector<StepSpec>&)> collect =
-        [&](const std::vector<StepSpec>& steps) {
-          for (const auto& step : steps) {
-            collect(step.parallel);
-            if (step.target != t.name || !step.fault.starts_with("syscall.")) continue;
-            for (const auto& name : step.args.value("syscalls", nlohmann::json::array())) {
-              const int nr = seccomp_syscall_resolve_name(name.get<std::string>().c_str());
-              if (nr != __NR_SCMP_ERROR) notify.insert(nr);
-            }
-          }
-        };
-    collect(experiment_.method);
-    options.notifySyscalls.assign(notify.begin(), notify.end());
+    auto contributions = execContributions(t);
+    for (auto& c : contributions) c->beforeExec(options);
     nlohmann::json undo;
     auto started = startExec(
         t.exec, rec.log,
@@ -220,18 +174,8 @@ bool Engine::startExecTargets() {
     held.asProcess.kind = TargetKind::kProcess;
     held.asProcess.process.pid = started->pid;
     held.asProcess.selection.mode = SelectionMode::kAll;
-    if (started->listener) {
-      held.supervisor = std::make_shared<SyscallSupervisor>(started->pid, started->startTime,
-                                                            std::move(started->listener));
-      held.supervisor->setFiltered(notify);
-      rec.observed["syscallFilter"] = nlohmann::json::array();
-      for (int nr : notify) {
-        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-        rec.observed["syscallFilter"].push_back(name != nullptr ? name : std::to_string(nr));
-        std::free(name);
-      }
-      rec.observed["syncWakeUp"] = held.supervisor->syncWakeUp();
-    }
+    for (auto& c : contributions) c->started(*started, rec.observed);
+    held.contributions = std::move(contributions);
     result_.execs.push_back(std::move(rec));
     execs_[t.name] = std::move(held);
   }
@@ -311,7 +255,7 @@ void Engine::stopExecTargets() {
       if (deps_.journal) (void)deps_.journal->markRevertFailed(held->faultId, rec.error);
       fail(Outcome::kLeftovers, "target " + rec.target + ": cannot stop it: " + rec.error);
     }
-    held->supervisor.reset();  // the process is gone: its listener has nothing left to say
+    held->contributions.clear();  // the process is gone: nothing left to answer for it
     auto left = execLeftovers(held->undo);
     if (left && !left->empty()) {
       result_.auditClean = false;
@@ -443,7 +387,7 @@ bool Engine::processFaultEvents(Clock::TimePoint windowStart) {
 bool Engine::applyFaults(const std::vector<size_t>& indexes) {
   if (deps_.guardian && !deps_.guardian->alive()) {
     for (size_t i : indexes) {
-      result_.faults[i].state = "skipped";
+      result_.faults[i].state = FaultState::kSkipped;
       result_.faults[i].error = "the guardian is gone; no fault is applied without one";
     }
     fail(Outcome::kError, "the guardian is gone; no fault is applied without one");
@@ -461,7 +405,7 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
   // first: journalled and applied before the faults that hang from it.
   if (!holdShared(std::exchange(pendingShared_, {}))) {
     for (size_t i : indexes) {
-      result_.faults[i].state = "skipped";
+      result_.faults[i].state = FaultState::kSkipped;
       result_.faults[i].error = "not applied: " + result_.reasons.back();
     }
     return false;
@@ -474,7 +418,7 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
       const std::string why =
           "journal: " + ok.error().describe() + " (not applied: a fault is journalled first)";
       for (size_t i : indexes) {
-        result_.faults[i].state = "skipped";
+        result_.faults[i].state = FaultState::kSkipped;
         result_.faults[i].error = why;
       }
       fail(Outcome::kError, why);
@@ -488,7 +432,7 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
     if (applyPrepared(indexes[k])) continue;
     for (size_t rest = k + 1; rest < indexes.size(); ++rest) {
       FaultRecordOut& f = result_.faults[indexes[rest]];
-      f.state = "skipped";
+      f.state = FaultState::kSkipped;
       f.error = "not applied: step " + result_.faults[indexes[k]].step + " failed first";
       if (deps_.journal) (void)deps_.journal->markSkipped(f.faultId, f.error);
     }
@@ -516,7 +460,7 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
   req.duration = f.plannedEnd - f.plannedStart;
   auto prepared = injector.prepare(req);
   if (!prepared) {
-    f.state = "apply-failed";
+    f.state = FaultState::kApplyFailed;
     f.error = prepared.error().describe();
     fail(prepared.error().code() == ErrorCode::kInvalid ? Outcome::kAborted : Outcome::kError,
          "step " + f.step + ": " + f.error);
@@ -536,7 +480,7 @@ bool Engine::applyPrepared(size_t index) {
   Injector& injector = *injectors_.at(f.type);
   auto applied = injector.apply(f.faultId, undo_[index]);
   if (!applied) {
-    f.state = "apply-failed";
+    f.state = FaultState::kApplyFailed;
     f.error = applied.error().describe();
     // A partial apply is cleaned up by the revert, which succeeds when nothing is there.
     auto cleanup = injector.revert(f.faultId, undo_[index]);
@@ -550,7 +494,7 @@ bool Engine::applyPrepared(size_t index) {
   }
   f.backend = applied->backend;
   f.observed = applied->observed;
-  f.state = "applied";
+  f.state = FaultState::kApplied;
   f.appliedAt = deps_.clock->wallNow();
   f.appliedMono = deps_.clock->now();
   if (deps_.journal) (void)deps_.journal->markApplied(f.faultId);
@@ -560,17 +504,17 @@ bool Engine::applyPrepared(size_t index) {
 
 void Engine::revertFault(size_t index) {
   FaultRecordOut& f = result_.faults[index];
-  if (f.state != "applied") return;
+  if (f.state != FaultState::kApplied) return;
   Injector& injector = *injectors_.at(f.type);
   auto r = injector.revert(f.faultId, undo_[index]);
   f.revertedAt = deps_.clock->wallNow();
   f.revertedMono = deps_.clock->now();
   if (r) {
-    f.state = "reverted";
+    f.state = FaultState::kReverted;
     if (r->is_object()) f.observed.update(*r);
     if (deps_.journal) (void)deps_.journal->markReverted(f.faultId);
   } else {
-    f.state = "revert-failed";
+    f.state = FaultState::kRevertFailed;
     f.error = r.error().describe();
     if (deps_.journal) (void)deps_.journal->markRevertFailed(f.faultId, f.error);
     fail(Outcome::kLeftovers, "step " + f.step + ": revert failed: " + f.error);
@@ -581,7 +525,7 @@ void Engine::revertFault(size_t index) {
 void Engine::revertAllHeld() {
   std::vector<size_t> held;
   for (size_t i = 0; i < result_.faults.size(); ++i) {
-    if (result_.faults[i].state == "applied") held.push_back(i);
+    if (result_.faults[i].state == FaultState::kApplied) held.push_back(i);
   }
   // Newest first, the reverse of application, as a stack of changes unwinds.
   std::sort(held.begin(), held.end(), [&](size_t a, size_t b) {
@@ -674,7 +618,8 @@ void Engine::runRollbacks() {
 void Engine::audit() {
   for (size_t i = 0; i < result_.faults.size(); ++i) {
     FaultRecordOut& f = result_.faults[i];
-    if (f.state == "not-started" || f.state == "skipped" || !f.revertible) continue;
+    if (f.state == FaultState::kNotStarted || f.state == FaultState::kSkipped || !f.revertible)
+      continue;
     auto it = injectors_.find(f.type);
     if (it == injectors_.end()) continue;
     auto left = it->second->audit(undo_[i]);

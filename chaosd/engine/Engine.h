@@ -11,7 +11,7 @@
 #include "chaosd/engine/ProbeRunner.h"
 #include "chaosd/engine/RunResult.h"
 #include "chaosd/engine/Waiter.h"
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
 #include "experiments/model/Timeline.h"
 #include "injectors/FaultRegistry.h"
@@ -19,7 +19,6 @@
 namespace chaosd {
 
 class GuardianHandle;
-class SyscallSupervisor;
 
 // Live progress, for a terminal or the daemon's status endpoint. Called on the engine thread.
 class EngineObserver {
@@ -88,6 +87,7 @@ class Engine {
   // Exec targets: started (journalled first, as process.exec) before the baseline, stopped
   // after the recovery window, on every path out of run().
   bool startExecTargets();
+  std::vector<std::unique_ptr<ExecContribution>> execContributions(const TargetSpec& target);
   bool waitExecReady(const TargetSpec& target);
   void stopExecTargets();
   void runRollbacks();
@@ -117,8 +117,8 @@ class Engine {
     std::string faultId;
     nlohmann::json undo;
     TargetSpec asProcess;  // the started process as a process target (pid), for faults
-    // Answers its seccomp listener when syscall faults aim at it; stopped after the process.
-    std::shared_ptr<SyscallSupervisor> supervisor;
+    // What fault types set up at its exec (a seccomp supervisor); dropped after the process.
+    std::vector<std::unique_ptr<ExecContribution>> contributions;
   };
   std::map<std::string, ExecHeld> execs_;  // by target name
   struct SharedHeld {

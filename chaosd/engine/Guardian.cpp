@@ -21,10 +21,10 @@ extern "C" {
 #include <optional>
 #include <thread>
 
-#include "chaosd/core/Log.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/ProcessTable.h"
 #include "chaosd/engine/Recovery.h"
-#include "chaosd/journal/FaultJournal.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 
 namespace chaosd {
 namespace {
@@ -414,7 +414,7 @@ int runGuardian(int argc, char** argv, const std::function<void(FaultRegistry&)>
     return 2;
   }
   auto logger = log::get("guardian");
-  ::prctl(PR_SET_NAME, "chaosd-guardian", 0, 0, 0);
+  ::prctl(PR_SET_NAME, std::string(kGuardianComm).c_str(), 0, 0, 0);
   // Under memory pressure the kernel should kill anything but the process that cleans up.
   if (Fd adj(::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC)); adj) {
     if (::write(adj.get(), "-1000", 5) < 0) logger->debug("oom_score_adj not lowered");

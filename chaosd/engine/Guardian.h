@@ -8,8 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/GuardianName.h"
+#include "chaosd/base/Result.h"
 #include "injectors/FaultRegistry.h"
 
 // The guardian (DESIGN.md 2.2): a separate process, started by the owner of a run before it
@@ -28,8 +29,6 @@
 // Deadlines are wall-clock times (the journal is shared between processes): a clock stepped
 // forward makes the guardian revert a fault early.
 namespace chaosd {
-
-inline constexpr std::string_view kGuardianSubcommand = "__guardian";
 
 struct GuardianConfig {
   std::string journalPath;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "chaosd/probes/Verdict.h"
+#include "chaosd/engine/probes/Verdict.h"
 
 namespace chaosd {
 

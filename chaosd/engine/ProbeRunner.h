@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/probes/Probe.h"
+#include "chaosd/engine/probes/Probe.h"
 
 namespace chaosd {
 

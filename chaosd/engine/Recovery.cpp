@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
-#include "chaosd/core/Log.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/ProcessTable.h"
 
 namespace chaosd {
 namespace {

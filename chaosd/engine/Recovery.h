@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "chaosd/core/Result.h"
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/base/Result.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "injectors/FaultRegistry.h"
 
 // Reverting what the journal says is still on the machine, from the undo records alone: by

@@ -2,7 +2,7 @@
 
 #include <csignal>
 
-#include "chaosd/probes/BoundedCommand.h"
+#include "chaosd/engine/probes/BoundedCommand.h"
 
 namespace chaosd {
 

@@ -6,21 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/ExitCode.h"
-#include "chaosd/probes/ProbeSample.h"
-#include "chaosd/probes/Verdict.h"
+#include "chaosd/base/ExitCode.h"
+#include "chaosd/engine/States.h"
+#include "chaosd/engine/probes/ProbeSample.h"
+#include "chaosd/engine/probes/Verdict.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd {
 
 using WallClock = std::chrono::system_clock::time_point;
-
-// How a run ended (DESIGN.md section 5). When several apply, the most serious wins:
-// leftovers > error > aborted > deviated > ok.
-enum class Outcome { kOk, kDeviated, kAborted, kLeftovers, kError };
-std::string_view outcomeName(Outcome outcome);
-int exitCodeOf(Outcome outcome);
-Outcome worse(Outcome a, Outcome b);
 
 struct PhaseRecord {
   Phase phase = Phase::kBefore;
@@ -52,8 +46,8 @@ struct FaultRecordOut {
   nlohmann::json args;
   nlohmann::json observed = nlohmann::json::object();
   bool revertible = true;
-  // not-started | apply-failed | applied | reverted | revert-failed | skipped
-  std::string state = "not-started";
+  // not-started, apply-failed, applied, reverted, revert-failed or skipped
+  FaultState state = FaultState::kNotStarted;
   std::string error;
   Duration plannedStart{0};
   Duration plannedEnd{0};

@@ -4,11 +4,11 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/engine/TargetResolution.h"
-#include "chaosd/journal/TargetKey.h"
+#include "chaosd/engine/journal/TargetKey.h"
 #include "experiments/model/Experiment.h"
+#include "injectors/process/TargetResolution.h"
 
-// What an experiment's faults would touch (chaosd/journal/TargetKey.h): the keys a run is
+// What an experiment's faults would touch (chaosd/engine/journal/TargetKey.h): the keys a run is
 // journalled with, so that two runs never hold faults on the same interface, process or path.
 namespace chaosd {
 

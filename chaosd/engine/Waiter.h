@@ -3,8 +3,8 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "chaosd/system/Clock.h"
-#include "chaosd/system/FakeClock.h"
+#include "chaosd/base/Clock.h"
+#include "chaosd/base/FakeClock.h"
 
 namespace chaosd {
 

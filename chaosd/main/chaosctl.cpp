@@ -1,3 +1,3 @@
-#include "chaosd/cli/Cli.h"
+#include "chaosd/app/cli/Cli.h"
 
 int main(int argc, char** argv) { return chaosd::cli::runChaosctl(argc, argv); }

@@ -1,6 +1,6 @@
 #include <string>
 
-#include "chaosd/daemon/Daemon.h"
+#include "chaosd/app/daemon/Daemon.h"
 #include "chaosd/engine/Guardian.h"
 
 int main(int argc, char** argv) {

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Result.h"
 
 namespace chaosd {
 

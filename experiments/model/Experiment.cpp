@@ -3,22 +3,22 @@
 #include <cmath>
 #include <sstream>
 
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Units.h"
 
 namespace chaosd {
 
-std::string NetnsRef::describe() const {
-  if (!name.empty()) return "netns " + name;
-  if (!path.empty()) return "netns " + path;
-  if (pid) return "netns of pid " + std::to_string(*pid);
-  return "host netns";
-}
-
-std::string NetnsRef::nsPath() const {
-  if (!name.empty()) return "/run/netns/" + name;
-  if (!path.empty()) return path;
-  if (pid) return "/proc/" + std::to_string(*pid) + "/ns/net";
-  return "";
+std::string_view targetKindName(TargetKind kind) {
+  switch (kind) {
+    case TargetKind::kProcess:
+      return "process";
+    case TargetKind::kExec:
+      return "exec";
+    case TargetKind::kInterface:
+      return "interface";
+    case TargetKind::kPath:
+      return "path";
+  }
+  return "unknown";
 }
 
 std::string_view phaseName(Phase phase) {

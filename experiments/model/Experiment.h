@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "injectors/FaultRegistry.h"
+#include "chaosd/base/Netns.h"
+#include "chaosd/base/ProcessTable.h"
+#include "experiments/model/TargetKind.h"
 
 // The experiment as plain structs: what the parser produces and everything after it reads.
 // No yaml-cpp types past the parser. docs/experiment-format.md documents every field.
@@ -46,16 +48,6 @@ struct Selection {
   std::optional<uint64_t> seed;  // recorded in the report so a run can be replayed
 };
 
-// Every set field must match (AND). At least one field is set.
-struct ProcessSelector {
-  std::optional<int> pid;
-  std::string name;     // comm, exact
-  std::string cmdline;  // ECMAScript regex searched in the NUL-joined-by-space command line
-  std::string cgroup;   // cgroup v2 path relative to the cgroup2 mount, "/system.slice/x"
-  std::string user;     // name or numeric uid
-  std::string pidFile;
-};
-
 // A process the experiment starts itself and stops at its end.
 struct ExecSpec {
   std::vector<std::string> argv;
@@ -66,16 +58,6 @@ struct ExecSpec {
   std::string readyHost;
   uint16_t readyPort = 0;  // 0: no readiness check
   std::chrono::nanoseconds readyWithin = std::chrono::seconds(30);
-};
-
-// A network namespace: the host's (none set), a name under /run/netns, a path, or a pid's.
-struct NetnsRef {
-  std::string name;
-  std::string path;
-  std::optional<int> pid;
-  bool isHost() const { return name.empty() && path.empty() && !pid; }
-  std::string describe() const;  // "host", "netns app", "/proc/42/ns/net"
-  std::string nsPath() const;    // "" for host, else the path to open
 };
 
 struct InterfaceSelector {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Units.h"
 
 namespace chaosd::parser {
 namespace {

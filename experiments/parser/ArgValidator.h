@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "experiments/model/ArgSchema.h"
 #include "experiments/parser/YamlReader.h"
-#include "injectors/ArgSchema.h"
 
 namespace chaosd::parser {
 

@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "chaosd/probes/SearchRegex.h"
+#include "chaosd/base/SearchRegex.h"
 #include "experiments/model/Cron.h"
 #include "experiments/parser/Sections.h"
 #include "experiments/parser/YamlSyntaxGate.h"

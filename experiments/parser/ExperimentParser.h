@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "experiments/model/Experiment.h"
-#include "injectors/FaultRegistry.h"
+#include "experiments/model/FaultCatalog.h"
 
 namespace chaosd {
 
@@ -33,7 +33,7 @@ struct ParseOptions {
   // Variables from --var / --var-file; they override `config:` values of the same name.
   std::map<std::string, std::string> vars;
   // Fault types known to this build; required (fault names and args are checked against it).
-  const FaultRegistry* registry = nullptr;
+  const FaultCatalog* registry = nullptr;
   ParseLimits limits;
 };
 

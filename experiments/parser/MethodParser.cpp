@@ -1,7 +1,7 @@
 #include <map>
 #include <set>
 
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Units.h"
 #include "experiments/model/Timeline.h"
 #include "experiments/parser/ArgValidator.h"
 #include "experiments/parser/Sections.h"
@@ -18,7 +18,7 @@ struct StepFields {
 
 class MethodParser {
  public:
-  MethodParser(ReadContext& ctx, const FaultRegistry& registry, Experiment& exp)
+  MethodParser(ReadContext& ctx, const FaultCatalog& registry, Experiment& exp)
       : ctx_(ctx), registry_(registry), exp_(exp) {}
 
   void parse(const Field& f) {
@@ -150,7 +150,7 @@ class MethodParser {
     step.kind = StepKind::kFault;
     auto name = asNonEmptyString(ctx_, faultField);
     step.faultPos = posOf(faultField.node.Mark());
-    const FaultType* type = nullptr;
+    const FaultTypeInfo* type = nullptr;
     if (name) {
       step.fault = *name;
       type = registry_.find(*name);
@@ -191,7 +191,7 @@ class MethodParser {
   }
 
   void checkTarget(const Field& f, const std::optional<Field>& targetField, const StepSpec& step,
-                   const FaultType& type) {
+                   const FaultTypeInfo& type) {
     if (type.targetKinds.empty()) {
       if (targetField) {
         ctx_.diag.error(targetField->node.Mark(), targetField->path,
@@ -263,7 +263,7 @@ class MethodParser {
   }
 
   ReadContext& ctx_;
-  const FaultRegistry& registry_;
+  const FaultCatalog& registry_;
   Experiment& exp_;
   std::set<std::string> names_;
   std::vector<StepFields> order_;  // per step, depth-first: a group, then its members
@@ -271,7 +271,7 @@ class MethodParser {
 
 }  // namespace
 
-void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry, Experiment& exp) {
+void parseMethod(ReadContext& ctx, const Field& f, const FaultCatalog& registry, Experiment& exp) {
   MethodParser(ctx, registry, exp).parse(f);
 }
 

@@ -3,7 +3,7 @@
 #include <regex>
 #include <set>
 
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Units.h"
 #include "experiments/parser/Sections.h"
 
 namespace chaosd::parser {

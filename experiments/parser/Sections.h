@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "experiments/model/Experiment.h"
+#include "experiments/model/FaultCatalog.h"
 #include "experiments/parser/YamlReader.h"
 
 // The section parsers of ExperimentParser.cpp, one file per section family. Each reads its
@@ -20,10 +21,10 @@ std::optional<YAML::Node> loadYaml(std::string_view text, Diagnostics& diag,
 
 void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp);
 void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp);
-void parseMethod(ReadContext& ctx, const Field& f, const FaultRegistry& registry, Experiment& exp);
+void parseMethod(ReadContext& ctx, const Field& f, const FaultCatalog& registry, Experiment& exp);
 std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Field& f);
 
-// A regex as probes and selectors compile it (chaosd/probes/SearchRegex.h: ECMAScript, no
+// A regex as probes and selectors compile it (chaosd/base/SearchRegex.h: ECMAScript, no
 // back-references); reports it when it does not compile.
 bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& pattern);
 

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Units.h"
 
 namespace chaosd::parser {
 namespace {

@@ -17,9 +17,9 @@
 #include <filesystem>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/core/Log.h"
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/Units.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd {

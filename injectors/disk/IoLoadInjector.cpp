@@ -19,9 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/core/Log.h"
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/Units.h"
 #include "injectors/disk/DiskFillInjector.h"
 
 namespace chaosd {

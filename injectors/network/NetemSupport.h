@@ -1,6 +1,6 @@
 #pragma once
 
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Result.h"
 
 namespace chaosd {
 

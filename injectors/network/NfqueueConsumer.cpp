@@ -18,8 +18,8 @@ extern "C" {
 #include <libnetfilter_queue/libnetfilter_queue.h>
 }
 
-#include "chaosd/core/Log.h"
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd::nfq {

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Result.h"
 #include "injectors/network/ReleaseQueue.h"
 
 struct mnl_socket;

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <random>
 
-#include "chaosd/core/Log.h"
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NfqueueConsumer.h"
 #include "injectors/network/NfqueueRules.h"

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 
 namespace chaosd::nfq {
@@ -405,31 +406,43 @@ Result<void> addQueueTable(const QueueTable& t, QueueVerdict verdict) {
   return success();
 }
 
-Result<bool> deleteTable(const std::string& name) {
+namespace {
+
+// Sends a batch of the one message `build` adds; false when the kernel answers that what it
+// names does not exist (ENOENT), so a second delete or flush is not an error.
+Result<bool> sendOne(const std::function<void(Batch&)>& build, const std::string& what) {
   Batch batch(8192);
-  std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
-  nftnl_table_set_u32(table.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
-  nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
-  nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_DELTABLE, 0), table.get());
+  build(batch);
   batch.next();
   auto sent = batch.send();
   if (!sent && sent.error().sysErrno() == ENOENT) return false;
-  if (!sent) return std::move(sent).error().withContext("deleting table inet " + name);
+  if (!sent) return std::move(sent).error().withContext(what);
   return true;
 }
 
+}  // namespace
+
+Result<bool> deleteTable(const std::string& name) {
+  return sendOne(
+      [&name](Batch& batch) {
+        std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
+        nftnl_table_set_u32(table.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
+        nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
+        nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_DELTABLE, 0), table.get());
+      },
+      "deleting table inet " + name);
+}
+
 Result<bool> flushTable(const std::string& name) {
-  Batch batch(8192);
-  std::unique_ptr<nftnl_rule, RuleFree> rule(nftnl_rule_alloc());
-  nftnl_rule_set_u32(rule.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
-  // A table and no chain: every chain of the table is flushed.
-  nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, name.c_str());
-  nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0), rule.get());
-  batch.next();
-  auto sent = batch.send();
-  if (!sent && sent.error().sysErrno() == ENOENT) return false;
-  if (!sent) return std::move(sent).error().withContext("flushing table inet " + name);
-  return true;
+  return sendOne(
+      [&name](Batch& batch) {
+        std::unique_ptr<nftnl_rule, RuleFree> rule(nftnl_rule_alloc());
+        nftnl_rule_set_u32(rule.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+        // A table and no chain: every chain of the table is flushed.
+        nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, name.c_str());
+        nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0), rule.get());
+      },
+      "flushing table inet " + name);
 }
 
 Result<bool> tableExists(const std::string& name) {

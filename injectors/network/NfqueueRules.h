@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Result.h"
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Result.h"
+#include "chaosd/base/Units.h"
 
 // The nftables side of network.delay through NFQUEUE: a table of the fault's own whose one
 // base chain (postrouting for egress, prerouting for ingress, scoped to the target interface)

@@ -9,7 +9,7 @@
 #include <memory>
 #include <mutex>
 
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd {

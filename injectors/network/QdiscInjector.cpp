@@ -32,7 +32,7 @@
 #include <mutex>
 #include <set>
 
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NetemSupport.h"
 

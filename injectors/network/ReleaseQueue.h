@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Result.h"
 
 // The timing half of network.delay through NFQUEUE, kept apart from the kernel so it can be
 // tested with made-up times: when each held packet is due (DelaySampler), and which packets

@@ -20,8 +20,8 @@
 #include <map>
 #include <thread>
 
-#include "chaosd/system/Pidfd.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/base/Pidfd.h"
+#include "chaosd/base/ProcessTable.h"
 #include "injectors/process/ProcessInjector.h"
 
 extern char** environ;  // NOLINT: POSIX

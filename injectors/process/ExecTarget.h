@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Result.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/Injector.h"
 

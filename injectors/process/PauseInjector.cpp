@@ -5,7 +5,7 @@
 #include <chrono>
 #include <thread>
 
-#include "chaosd/core/Log.h"
+#include "chaosd/base/Log.h"
 #include "injectors/process/ProcessInjector.h"
 
 namespace chaosd {

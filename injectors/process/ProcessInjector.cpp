@@ -7,10 +7,10 @@
 #include <cerrno>
 #include <random>
 
-#include "chaosd/engine/Guardian.h"
-#include "chaosd/engine/Selection.h"
-#include "chaosd/engine/TargetResolution.h"
-#include "chaosd/system/Pidfd.h"
+#include "chaosd/base/GuardianName.h"
+#include "chaosd/base/Pidfd.h"
+#include "injectors/process/Selection.h"
+#include "injectors/process/TargetResolution.h"
 
 namespace chaosd {
 namespace {
@@ -94,8 +94,7 @@ Result<std::vector<Victim>> victimsFromJson(const nlohmann::json& undo, const ch
 // it starts. It must never be paused or killed by a fault (a selector such as `user: root`
 // matches it): it is what reverts the faults when the owner dies.
 bool isGuardian(const ProcessInfo& p) {
-  return p.comm == "chaosd-guardian" ||
-         (p.cmdline.size() > 1 && p.cmdline[1] == kGuardianSubcommand);
+  return p.comm == kGuardianComm || (p.cmdline.size() > 1 && p.cmdline[1] == kGuardianSubcommand);
 }
 
 uint64_t splitmix64(uint64_t x) {

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/ProcessTable.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/Injector.h"
 

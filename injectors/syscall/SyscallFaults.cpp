@@ -2,9 +2,14 @@
 // their arguments; the supervisor plugs in here.
 #include <seccomp.h>
 
+#include <cstdlib>
+#include <memory>
+#include <set>
+
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/syscall/SyscallInjector.h"
+#include "injectors/syscall/SyscallSupervisor.h"
 
 namespace chaosd {
 namespace {
@@ -42,6 +47,51 @@ std::optional<ArgProblem> knownSyscalls(const ArgContext& ctx) {
   return std::nullopt;
 }
 
+// Syscall faults need their calls sent to a listener, which only a filter installed before
+// exec can do: every syscall any fault of the method names for the target is filtered, and a
+// supervisor answers the listener (CONTINUE outside a fault) for as long as the process runs.
+class SyscallExecContribution final : public ExecContribution {
+ public:
+  explicit SyscallExecContribution(std::set<int> syscalls) : syscalls_(std::move(syscalls)) {}
+
+  void beforeExec(ExecOptions& options) override {
+    std::set<int> all(options.notifySyscalls.begin(), options.notifySyscalls.end());
+    all.insert(syscalls_.begin(), syscalls_.end());
+    options.notifySyscalls.assign(all.begin(), all.end());
+  }
+
+  void started(StartedExec& process, nlohmann::json& observed) override {
+    if (!process.listener) return;
+    supervisor_ = std::make_unique<SyscallSupervisor>(process.pid, process.startTime,
+                                                      std::move(process.listener));
+    supervisor_->setFiltered(syscalls_);
+    observed["syscallFilter"] = nlohmann::json::array();
+    for (int nr : syscalls_) {
+      char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+      observed["syscallFilter"].push_back(name != nullptr ? name : std::to_string(nr));
+      std::free(name);
+    }
+    observed["syncWakeUp"] = supervisor_->syncWakeUp();
+  }
+
+ private:
+  std::set<int> syscalls_;
+  std::unique_ptr<SyscallSupervisor> supervisor_;
+};
+
+std::unique_ptr<ExecContribution> syscallExecHook(const std::vector<ExecStep>& steps) {
+  std::set<int> syscalls;
+  for (const auto& step : steps) {
+    if (!step.faultType.starts_with("syscall.")) continue;
+    for (const auto& name : step.args.value("syscalls", nlohmann::json::array())) {
+      const int nr = seccomp_syscall_resolve_name(name.get<std::string>().c_str());
+      if (nr != __NR_SCMP_ERROR) syscalls.insert(nr);
+    }
+  }
+  if (syscalls.empty()) return nullptr;
+  return std::make_unique<SyscallExecContribution>(std::move(syscalls));
+}
+
 }  // namespace
 
 void registerSyscallFaults(FaultRegistry& registry) {
@@ -66,6 +116,7 @@ void registerSyscallFaults(FaultRegistry& registry) {
   delay.schema.constraints.push_back(knownSyscalls);
   delay.factory = [] { return std::make_unique<SyscallInjector>(); };
   (void)registry.add(std::move(delay));
+  registry.addExecHook(syscallExecHook);
 }
 
 }  // namespace chaosd

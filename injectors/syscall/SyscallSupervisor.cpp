@@ -16,7 +16,7 @@
 #include <cstring>
 #include <vector>
 
-#include "chaosd/core/Log.h"
+#include "chaosd/base/Log.h"
 
 namespace chaosd {
 namespace {

@@ -14,8 +14,8 @@
 #include <string>
 #include <thread>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Result.h"
 
 // The supervisor of one started process's seccomp listener: a thread that answers every
 // intercepted call. Outside a fault it answers CONTINUE (the call runs); while a syscall

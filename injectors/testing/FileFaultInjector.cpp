@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <filesystem>
 
-#include "chaosd/core/Fd.h"
+#include "chaosd/base/Fd.h"
 
 namespace chaosd {
 namespace {

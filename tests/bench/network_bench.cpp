@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NftablesInjector.h"
 

@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/engine/Selection.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/base/ProcessTable.h"
 #include "injectors/process/ProcessInjector.h"
+#include "injectors/process/Selection.h"
 
 extern char** environ;
 

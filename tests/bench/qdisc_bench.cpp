@@ -38,8 +38,8 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/journal/FaultJournal.h"
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Netns.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/QdiscInjector.h"
 

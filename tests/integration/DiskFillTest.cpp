@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
+#include "chaosd/base/Fd.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/disk/DiskFillInjector.h"
 #include "tests/support/ScratchFs.h"

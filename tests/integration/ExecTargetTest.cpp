@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "chaosd/system/Pidfd.h"
+#include "chaosd/base/Pidfd.h"
 #include "injectors/process/ExecTarget.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"

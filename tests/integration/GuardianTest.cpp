@@ -29,11 +29,11 @@ extern "C" {
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/ProcessTable.h"
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Recovery.h"
-#include "chaosd/journal/FaultJournal.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "injectors/testing/FileFaultInjector.h"
 
 extern char** environ;

@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
+#include "chaosd/base/Fd.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/disk/DiskFillInjector.h"
 #include "injectors/disk/IoLoadInjector.h"

@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "tests/support/NetnsPair.h"
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "injectors/network/BackendSwitch.h"
 #include "injectors/network/NetemSupport.h"
 #include "injectors/network/NftablesInjector.h"

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 
 // Every namespace, interface and process here is the test's own: interfaces are created

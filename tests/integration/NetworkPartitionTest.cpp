@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NftablesInjector.h"
 #include "tests/support/NetnsPair.h"

@@ -28,10 +28,10 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Netns.h"
 #include "chaosd/engine/Recovery.h"
-#include "chaosd/journal/FaultJournal.h"
-#include "chaosd/system/Netns.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/network/NfqueueDelay.h"

@@ -25,15 +25,15 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/engine/Selection.h"
-#include "chaosd/system/Cgroup.h"
-#include "chaosd/system/Pidfd.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/base/Cgroup.h"
+#include "chaosd/base/Pidfd.h"
+#include "chaosd/base/ProcessTable.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/process/KillInjector.h"
 #include "injectors/process/PauseInjector.h"
 #include "injectors/process/ProcessInjector.h"
+#include "injectors/process/Selection.h"
 
 extern char** environ;
 

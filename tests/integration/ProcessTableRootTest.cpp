@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/system/Cgroup.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/base/Cgroup.h"
+#include "chaosd/base/ProcessTable.h"
 #include "experiments/model/Experiment.h"
 
 // Real children with distinctive argv, found again through /proc. The children are sleep(1)

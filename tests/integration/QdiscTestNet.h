@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/core/Fd.h"
-#include "chaosd/system/Netns.h"
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/QdiscInjector.h"
 #include "tests/support/NetnsPair.h"

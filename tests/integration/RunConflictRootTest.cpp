@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/disk/DiskFillInjector.h"
 #include "tests/support/DaemonProcess.h"

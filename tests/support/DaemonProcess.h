@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/cli/DaemonClient.h"
+#include "chaosd/app/cli/DaemonClient.h"
 
 namespace chaosd::testing {
 

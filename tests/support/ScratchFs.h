@@ -15,7 +15,7 @@
 #include <filesystem>
 #include <string>
 
-#include "chaosd/core/Fd.h"
+#include "chaosd/base/Fd.h"
 
 namespace chaosd {
 

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "injectors/ArgSchema.h"
+#include "experiments/model/ArgSchema.h"
 #include "injectors/FaultRegistry.h"
 #include "tests/support/BuiltinFaults.h"
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "chaosd/system/Cgroup.h"
+#include "chaosd/base/Cgroup.h"
 
 namespace chaosd {
 namespace {

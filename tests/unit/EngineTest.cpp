@@ -8,7 +8,7 @@
 
 #include "chaosd/engine/Engine.h"
 #include "chaosd/engine/Recovery.h"
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/parser/ExperimentParser.h"
 
 namespace chaosd {
@@ -261,7 +261,7 @@ TEST_F(JournalledEngineTest, WhenTheSharedNeedCannotBeHeldNoFaultIsApplied) {
   EXPECT_EQ(r.outcome, Outcome::kError);
   EXPECT_EQ(world_.calls,
             (std::vector<std::string>{"apply table:k@10000ms", "revert table:k@10000ms"}));
-  EXPECT_EQ(r.faults[0].state, "skipped");
+  EXPECT_EQ(faultStateName(r.faults[0].state), "skipped");
   EXPECT_EQ(stateOf("shared"), FaultState::kReverted);
 }
 
@@ -271,8 +271,8 @@ TEST_F(JournalledEngineTest, WhenAnApplyOfAGroupFailsTheRestIsSkippedNotApplied)
   EXPECT_EQ(r.outcome, Outcome::kError);
   EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply c@10000ms", "revert c@10000ms"}));
   ASSERT_EQ(r.faults.size(), 2u);
-  EXPECT_EQ(r.faults[0].state, "apply-failed");
-  EXPECT_EQ(r.faults[1].state, "skipped");
+  EXPECT_EQ(faultStateName(r.faults[0].state), "apply-failed");
+  EXPECT_EQ(faultStateName(r.faults[1].state), "skipped");
   EXPECT_EQ(r.faults[1].error, "not applied: step c failed first");
   EXPECT_EQ(stateOf("c"), FaultState::kReverted) << "the partial apply was cleaned up";
   EXPECT_EQ(stateOf("d"), FaultState::kSkipped);
@@ -291,8 +291,8 @@ TEST_F(EngineTest, SequentialStepsApplyAndRevertAtTheirPlannedTimes) {
                                                     "apply b@15000ms", "revert b@18000ms"}));
   EXPECT_EQ(world_.rollbacks, (std::vector<std::string>{"rb@18000ms"}));
   ASSERT_EQ(r.faults.size(), 2u);
-  EXPECT_EQ(r.faults[0].state, "reverted");
-  EXPECT_EQ(r.faults[1].state, "reverted");
+  EXPECT_EQ(faultStateName(r.faults[0].state), "reverted");
+  EXPECT_EQ(faultStateName(r.faults[1].state), "reverted");
   // The probe ran through all three phases, every second.
   size_t before = 0, during = 0, after = 0;
   for (const auto& s : r.probes[0].samples) {
@@ -327,7 +327,7 @@ TEST_F(EngineTest, BaselineDeviationAppliesNothingAndNamesTheProbe) {
   EXPECT_EQ(r.outcome, Outcome::kDeviated);
   EXPECT_EQ(r.exitCode(), 1);
   EXPECT_TRUE(world_.calls.empty());
-  EXPECT_EQ(r.faults[0].state, "not-started");
+  EXPECT_EQ(faultStateName(r.faults[0].state), "not-started");
   ASSERT_FALSE(r.reasons.empty());
   EXPECT_NE(r.reasons[0].find("probe health failed in the before phase"), std::string::npos)
       << r.reasons[0];
@@ -339,7 +339,7 @@ TEST_F(EngineTest, DeviationDuringTheFaultIsExitOne) {
   auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n");
   EXPECT_EQ(r.outcome, Outcome::kDeviated);
   EXPECT_EQ(r.exitCode(), 1);
-  EXPECT_EQ(r.faults[0].state, "reverted");
+  EXPECT_EQ(faultStateName(r.faults[0].state), "reverted");
   ASSERT_EQ(r.probes[0].verdicts.size(), 3u);
   EXPECT_TRUE(r.probes[0].verdicts[0].held);
   EXPECT_FALSE(r.probes[0].verdicts[1].held);
@@ -388,7 +388,7 @@ TEST_F(EngineTest, StopConditionRevertsWithinOneProbeInterval) {
   // newest first; c never started.
   EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply a@10000ms", "apply b@11000ms",
                                                     "revert b@15000ms", "revert a@15000ms"}));
-  EXPECT_EQ(r.faults[2].state, "not-started");
+  EXPECT_EQ(faultStateName(r.faults[2].state), "not-started");
   EXPECT_EQ(world_.rollbacks, (std::vector<std::string>{"rb@15000ms"}));
   ASSERT_FALSE(r.reasons.empty());
   EXPECT_NE(r.reasons.back().find("stop condition: probe guard failed"), std::string::npos);
@@ -421,7 +421,7 @@ TEST_F(EngineTest, ApplyFailureIsARuntimeErrorAndRevertsWhatWasHeld) {
   // b's failed apply is cleaned up by its own revert; a is reverted at once.
   EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply a@10000ms", "apply b@12000ms",
                                                     "revert b@12000ms", "revert a@12000ms"}));
-  EXPECT_EQ(r.faults[1].state, "apply-failed");
+  EXPECT_EQ(faultStateName(r.faults[1].state), "apply-failed");
   EXPECT_EQ(world_.rollbacks.size(), 1u);
 }
 
@@ -430,7 +430,7 @@ TEST_F(EngineTest, RevertFailureAndLeftoversAreExitFour) {
   auto r = run(probes() + "method: [{name: a, fault: fake.fault, duration: 5s}]\n");
   EXPECT_EQ(r.outcome, Outcome::kLeftovers);
   EXPECT_EQ(r.exitCode(), 4);
-  EXPECT_EQ(r.faults[0].state, "revert-failed");
+  EXPECT_EQ(faultStateName(r.faults[0].state), "revert-failed");
   EXPECT_FALSE(r.auditClean);
   EXPECT_FALSE(r.faults[0].leftovers.empty());
 }

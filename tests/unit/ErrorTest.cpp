@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "chaosd/core/Result.h"
+#include "chaosd/base/Result.h"
 
 namespace chaosd {
 namespace {

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "chaosd/base/ProcessTable.h"
 #include "chaosd/engine/Recovery.h"
-#include "chaosd/journal/FaultJournal.h"
-#include "chaosd/system/ProcessTable.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "injectors/testing/FileFaultInjector.h"
 #include "tests/support/Shell.h"
 

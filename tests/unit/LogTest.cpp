@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "chaosd/core/Log.h"
+#include "chaosd/base/Log.h"
 
 namespace chaosd {
 namespace {

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "chaosd/probes/BoundedCommand.h"
-#include "chaosd/probes/Probe.h"
+#include "chaosd/engine/probes/BoundedCommand.h"
+#include "chaosd/engine/probes/Probe.h"
 #include "tests/support/TestHttpServer.h"
 
 namespace chaosd {

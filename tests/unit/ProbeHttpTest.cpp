@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 
-#include "chaosd/probes/Probe.h"
+#include "chaosd/engine/probes/Probe.h"
 #include "tests/support/TestHttpServer.h"
 
 namespace chaosd {

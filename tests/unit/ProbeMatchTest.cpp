@@ -3,8 +3,8 @@
 #include <cmath>
 #include <string>
 
-#include "chaosd/probes/SearchRegex.h"
-#include "chaosd/probes/ValueMatcher.h"
+#include "chaosd/base/SearchRegex.h"
+#include "chaosd/engine/probes/ValueMatcher.h"
 
 namespace chaosd {
 namespace {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "chaosd/probes/Probe.h"
+#include "chaosd/engine/probes/Probe.h"
 #include "tests/support/TestHttpServer.h"
 
 extern char** environ;

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "chaosd/probes/Probe.h"
-#include "chaosd/probes/PrometheusProber.h"
+#include "chaosd/engine/probes/Probe.h"
+#include "chaosd/engine/probes/PrometheusProber.h"
 #include "tests/support/TestHttpServer.h"
 
 namespace chaosd {

@@ -3,8 +3,8 @@
 
 #include <chrono>
 
-#include "chaosd/probes/Probe.h"
-#include "chaosd/probes/TcpProber.h"
+#include "chaosd/engine/probes/Probe.h"
+#include "chaosd/engine/probes/TcpProber.h"
 #include "tests/support/TestHttpServer.h"
 
 namespace chaosd {

@@ -12,8 +12,8 @@
 #include <system_error>
 #include <vector>
 
-#include "chaosd/system/ProcessTable.h"
-#include "chaosd/system/Users.h"
+#include "chaosd/base/ProcessTable.h"
+#include "chaosd/base/Users.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd {

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/cli/Cli.h"
+#include "chaosd/app/cli/Cli.h"
 #include "chaosd/engine/Recovery.h"
 #include "chaosd/engine/TargetKeys.h"
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/parser/ExperimentParser.h"
 
 namespace chaosd {

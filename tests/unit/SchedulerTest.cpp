@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/daemon/CronCalendar.h"
-#include "chaosd/daemon/Scheduler.h"
-#include "chaosd/daemon/TimeZone.h"
-#include "chaosd/system/FakeClock.h"
+#include "chaosd/app/daemon/CronCalendar.h"
+#include "chaosd/app/daemon/Scheduler.h"
+#include "chaosd/app/daemon/TimeZone.h"
+#include "chaosd/base/FakeClock.h"
 
 namespace chaosd::daemon {
 namespace {

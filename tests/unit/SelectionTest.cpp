@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <set>
 
-#include "chaosd/engine/Selection.h"
+#include "injectors/process/Selection.h"
 
 namespace chaosd {
 namespace {

@@ -5,8 +5,8 @@
 #include <random>
 #include <vector>
 
-#include "chaosd/probes/Statistics.h"
-#include "chaosd/probes/Verdict.h"
+#include "chaosd/engine/probes/Statistics.h"
+#include "chaosd/engine/probes/Verdict.h"
 
 namespace chaosd {
 namespace {

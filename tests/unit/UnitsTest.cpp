@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "chaosd/core/Units.h"
+#include "chaosd/base/Units.h"
 
 namespace chaosd::units {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "chaosd/probes/Verdict.h"
+#include "chaosd/engine/probes/Verdict.h"
 
 namespace chaosd {
 namespace {

@@ -19,7 +19,7 @@
 
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Recovery.h"
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "injectors/testing/FileFaultInjector.h"
 
 namespace chaosd {

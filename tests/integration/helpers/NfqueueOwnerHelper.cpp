@@ -14,7 +14,7 @@
 
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Recovery.h"
-#include "chaosd/journal/FaultJournal.h"
+#include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NfqueueDelay.h"
 

@@ -1,0 +1,207 @@
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "chaosd/app/cli/Cli.h"
+#include "chaosd/base/ExitCode.h"
+#include "chaosd/base/Units.h"
+#include "experiments/model/Timeline.h"
+#include "injectors/process/TargetResolution.h"
+#include "reports/ReportJson.h"
+
+namespace chaosd::cli {
+namespace {
+
+std::string offset(Duration d) { return "+" + units::formatDuration(d); }
+
+std::string argsText(const StepSpec& s, const FaultType* type) {
+  if (s.args.empty() || !type) return "";
+  return " (" + formatArgs(type->schema, s.args) + ")";
+}
+
+std::string probeText(const ProbeSpec& p) {
+  std::string what;
+  switch (p.kind) {
+    case ProbeKind::kHttp:
+      what = p.http.method + " " + p.http.url;
+      break;
+    case ProbeKind::kTcp:
+      what = p.tcp.host + ":" + std::to_string(p.tcp.port);
+      break;
+    case ProbeKind::kCommand:
+      for (const auto& a : p.command.argv) what += (what.empty() ? "" : " ") + a;
+      break;
+    case ProbeKind::kProcess:
+      what = "processes";
+      break;
+    case ProbeKind::kPrometheus:
+      what = p.prometheus.query + " @ " + p.prometheus.url;
+      break;
+  }
+  std::string phases;
+  for (auto ph : p.phases) phases += (phases.empty() ? "" : ",") + std::string(phaseName(ph));
+  return p.name + ": " + std::string(probeKindName(p.kind)) + " " + what + ", every " +
+         units::formatDuration(p.every) + ", timeout " + units::formatDuration(p.timeout) +
+         ", phases " + phases + (p.abort ? ", ABORTS the run on failure" : "");
+}
+
+nlohmann::json timelineJson(const Experiment& e, const Timeline& tl) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& entry : tl.entries) {
+    nlohmann::json j{{"step", entry.step},
+                     {"startNs", entry.start.count()},
+                     {"endNs", entry.end.count()},
+                     {"start", units::formatDuration(entry.start)},
+                     {"end", units::formatDuration(entry.end)}};
+    if (!entry.group.empty()) j["group"] = entry.group;
+    if (!entry.fault.empty()) j["fault"] = entry.fault;
+    if (!entry.target.empty()) j["target"] = entry.target;
+    if (entry.kind == StepKind::kPause) j["pause"] = true;
+    steps.push_back(j);
+  }
+  return {{"baseline", units::formatDuration(e.steadyState.baseline)},
+          {"method", units::formatDuration(tl.total)},
+          {"recovery", units::formatDuration(e.steadyState.recovery)},
+          {"steps", steps}};
+}
+
+const StepSpec* findStep(const Experiment& e, const std::string& name) {
+  for (const auto& s : e.method) {
+    if (s.name == name) return &s;
+    for (const auto& m : s.parallel) {
+      if (m.name == name) return &m;
+    }
+  }
+  return nullptr;
+}
+
+void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
+               const std::vector<ResolvedTarget>& targets, const FaultRegistry& registry) {
+  const auto& g = e.guardrails;
+  out << "Plan for " << e.metadata.name << " (" << e.file << ")"
+      << (e.metadata.title.empty() ? "" : ": " + e.metadata.title) << "\n\n";
+  out << "Guardrails: each fault at most " << units::formatDuration(g.maxDuration) << ", at most "
+      << g.maxTargets << " process(es) per fault and " << units::formatPercent(g.maxPercent)
+      << " of the matches, at most " << g.maxFaults << " fault steps, port 22 "
+      << (g.allowSsh ? "MAY be partitioned" : "protected")
+      << "; PID 1, kernel threads, chaosd, its guardian and the invoking shell are never "
+         "targeted.\n\n";
+  Duration total = e.steadyState.baseline + tl.total + e.steadyState.recovery;
+  out << "Timeline (" << units::formatDuration(total) << " in all; offsets from the "
+      << "method's start):\n";
+  out << "  " << std::left << std::setw(22)
+      << ("-" + units::formatDuration(e.steadyState.baseline) + " .. +0s")
+      << "baseline: steady-state probes, no faults\n";
+  for (const auto& entry : tl.entries) {
+    const StepSpec* s = findStep(e, entry.step);
+    std::ostringstream when;
+    when << offset(entry.start) << " .. " << offset(entry.end);
+    out << "  " << std::left << std::setw(22) << when.str()
+        << (entry.group.empty() ? "" : "[" + entry.group + "] ") << entry.step << ": ";
+    if (entry.kind == StepKind::kPause) {
+      out << "pause\n";
+    } else if (entry.kind == StepKind::kParallel) {
+      out << "parallel group\n";
+    } else {
+      const FaultType* type = registry.find(entry.fault);
+      out << entry.fault << (entry.target.empty() ? "" : " on " + entry.target)
+          << (s ? argsText(*s, type) : "")
+          << (type && !type->revertible ? " (cannot be reverted)" : "")
+          << (type && !type->factory ? " [not implemented in this build]" : "") << "\n";
+    }
+  }
+  out << "  " << std::left << std::setw(22)
+      << (offset(tl.total) + " .. " + offset(tl.total + e.steadyState.recovery))
+      << "recovery: probes again, time to recover measured\n\n";
+  out << "Probes:\n";
+  if (e.steadyState.probes.empty()) out << "  (none: the hypothesis is not measured)\n";
+  for (const auto& p : e.steadyState.probes) out << "  " << probeText(p) << "\n";
+  out << "\nTargets, as they resolve on this machine now:\n";
+  if (targets.empty()) out << "  (none)\n";
+  // `run` starts exec targets before it checks the others, so what they create (the replicas
+  // a started front spawns, the namespace a started service makes) cannot resolve yet.
+  bool startsExecs = false;
+  for (const auto& t : e.targets) startsExecs = startsExecs || t.kind == TargetKind::kExec;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const auto& t = targets[i];
+    const bool ok = t.usable && t.problems.empty();
+    const bool later =
+        !ok && startsExecs && i < e.targets.size() && e.targets[i].kind != TargetKind::kExec;
+    out << "  " << t.name << " (" << t.selector << "): "
+        << (ok      ? "ok"
+            : later ? "not here yet (run checks it after starting the exec targets)"
+                    : "PROBLEM")
+        << "\n";
+    for (const auto& d : t.details) out << "    " << d << "\n";
+    for (const auto& p : t.problems) out << "    ! " << p << "\n";
+  }
+  if (!e.rollbacks.empty()) {
+    out << "\nRollbacks (always run at the end):\n";
+    for (const auto& r : e.rollbacks) {
+      out << "  " << r.name << ":";
+      for (const auto& a : r.command) out << " " << a;
+      out << "\n";
+    }
+  }
+  out << "\nNothing was applied: plan reads the machine and changes nothing.\n";
+}
+
+}  // namespace
+
+int planCommand(const std::vector<std::string>& args) {
+  po::options_description desc("chaosctl plan options");
+  CommonOptions common;
+  VarOptions varOpts;
+  std::string file;
+  desc.add_options()("file", po::value(&file)->required(), "the experiment file");
+  addVarOptions(desc, varOpts);
+  addCommonOptions(desc, common);
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  int code = kExitOk;
+  if (!parseArgs("chaosctl plan [--var NAME=VALUE]... FILE", desc, pos, args, vm, code)) {
+    return code;
+  }
+  if (!applyCommonOptions(common)) return kExitInvalid;
+  auto r = loadExperiment("plan", file, varOpts);
+  if (!r) return kExitInvalid;
+  const Experiment& e = *r->experiment;
+  Timeline tl = computeTimeline(e.method);
+
+  auto table = ProcessTable::scan();
+  ResolveContext ctx;
+  if (table) ctx.processes = &*table;
+  ctx.protection.selfPid = ::getpid();
+  ctx.protection.invokerPid = ::getpid();
+  std::vector<ResolvedTarget> targets;
+  for (const auto& t : e.targets) targets.push_back(resolveTarget(t, e.guardrails, ctx));
+
+  if (common.json()) {
+    nlohmann::json j{{"experiment", e.metadata.name},
+                     {"file", e.file},
+                     {"timeline", timelineJson(e, tl)},
+                     {"guardrails",
+                      {{"maxDuration", units::formatDuration(e.guardrails.maxDuration)},
+                       {"maxTargets", e.guardrails.maxTargets},
+                       {"maxPercent", e.guardrails.maxPercent},
+                       {"maxFaults", e.guardrails.maxFaults},
+                       {"allowSsh", e.guardrails.allowSsh}}},
+                     {"targets", nlohmann::json::array()},
+                     {"probes", nlohmann::json::array()},
+                     {"applied", false}};
+    for (const auto& t : targets) j["targets"].push_back(t.toJson());
+    for (const auto& p : e.steadyState.probes) j["probes"].push_back(probeText(p));
+    redactSecrets(j, e);
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::ostringstream text;
+    printText(text, e, tl, targets, builtinRegistry());
+    std::cout << redactText(text.str(), e);
+  }
+  return kExitOk;
+}
+
+}  // namespace chaosd::cli

@@ -1,0 +1,310 @@
+#include "chaosd/app/daemon/RunPool.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <random>
+
+#include "chaosd/app/run/OwnedRun.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/engine/Recovery.h"
+#include "experiments/parser/ExperimentParser.h"
+#include "reports/ReportJson.h"
+
+namespace chaosd::daemon {
+namespace {
+
+std::string newRunId() {
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  return buf;
+}
+
+// What a run is doing now, for GET /v1/runs/{id}; also feeds the daemon's counters.
+class LiveProgress final : public EngineObserver {
+ public:
+  explicit LiveProgress(Metrics& metrics) : metrics_(metrics) {}
+
+  void phaseStarted(Phase phase, Duration length) override {
+    std::lock_guard lock(mu_);
+    phase_ = std::string(phaseName(phase));
+    phaseStarted_ = std::chrono::system_clock::now();
+    phaseLength_ = length;
+  }
+  void phaseEnded(Phase phase, const std::vector<PhaseVerdict>& /*verdicts*/) override {
+    std::lock_guard lock(mu_);
+    note("phase " + std::string(phaseName(phase)) + " ended");
+  }
+  void faultApplied(const FaultRecordOut& f) override { update(f); }
+  void faultReverted(const FaultRecordOut& f) override {
+    if (f.state == FaultState::kRevertFailed) metrics_.revertFailed();
+    update(f);
+  }
+  void sample(const ProbeSample& s) override {
+    metrics_.probeSample(s.ok);
+    std::lock_guard lock(mu_);
+    auto& p = probes_[s.probe];
+    ++p.samples;
+    if (!s.ok) {
+      ++p.failures;
+      p.lastFailure = s.detail;
+    }
+  }
+  void message(const std::string& line) override {
+    std::lock_guard lock(mu_);
+    note(line);
+  }
+
+  nlohmann::json toJson() const {
+    std::lock_guard lock(mu_);
+    nlohmann::json j;
+    j["phase"] = phase_.empty() ? nlohmann::json("starting") : nlohmann::json(phase_);
+    if (!phase_.empty()) {
+      j["phaseStartedAt"] = isoTime(phaseStarted_);
+      j["phaseSeconds"] = std::chrono::duration<double>(phaseLength_).count();
+    }
+    j["faults"] = nlohmann::json::array();
+    for (const auto& [id, f] : faults_) {
+      j["faults"].push_back({{"id", id},
+                             {"step", f.step},
+                             {"type", f.type},
+                             {"target", f.target},
+                             {"state", f.state}});
+    }
+    j["probes"] = nlohmann::json::object();
+    for (const auto& [name, p] : probes_) {
+      j["probes"][name] = {
+          {"samples", p.samples}, {"failures", p.failures}, {"lastFailure", p.lastFailure}};
+    }
+    j["messages"] = nlohmann::json(std::vector<std::string>(messages_.begin(), messages_.end()));
+    return j;
+  }
+
+ private:
+  struct FaultLine {
+    std::string step, type, target, state;
+  };
+  struct ProbeLine {
+    uint64_t samples = 0;
+    uint64_t failures = 0;
+    std::string lastFailure;
+  };
+  void update(const FaultRecordOut& f) {
+    std::lock_guard lock(mu_);
+    faults_[f.faultId] = {f.step, f.type, f.description.empty() ? f.target : f.description,
+                          std::string(faultStateName(f.state))};
+  }
+  void note(std::string line) {
+    messages_.push_back(std::move(line));
+    while (messages_.size() > 20) messages_.pop_front();
+  }
+
+  Metrics& metrics_;
+  mutable std::mutex mu_;
+  std::string phase_;
+  std::chrono::system_clock::time_point phaseStarted_{};
+  Duration phaseLength_{0};
+  std::map<std::string, FaultLine> faults_;
+  std::map<std::string, ProbeLine> probes_;
+  std::deque<std::string> messages_;
+};
+
+}  // namespace
+
+struct RunPool::Active {
+  std::string runId;
+  std::string source;
+  std::unique_ptr<Experiment> experiment;
+  std::unique_ptr<LiveProgress> progress;
+  std::unique_ptr<OwnedRun> owned;  // its targets, abort, and the run itself
+  std::chrono::system_clock::time_point submittedAt;
+};
+
+RunPool::RunPool(FaultJournal& journal, const FaultRegistry& registry, Metrics& metrics,
+                 RunPoolConfig config)
+    : journal_(journal), registry_(registry), metrics_(metrics), config_(std::move(config)) {}
+
+RunPool::~RunPool() { shutdown("the daemon is stopping"); }
+
+std::string RunPool::runDir(const std::string& runId) const {
+  return config_.stateDir + "/runs/" + runId;
+}
+
+std::optional<Error> RunPool::conflictWithActive(const Active& run) const {
+  for (const auto& [otherId, other] : active_) {
+    for (const auto& mine : run.owned->targets()) {
+      for (const auto& theirs : other->owned->targets()) {
+        if (!keysOverlap(mine.key, theirs.key)) continue;
+        return Error(ErrorCode::kConflict, "target '" + mine.target + "' (" + mine.what +
+                                               ") is in use by run " + otherId + " (" +
+                                               other->experiment->metadata.name + ", target '" +
+                                               theirs.target + "': " + theirs.what + ")");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& request) {
+  ParseOptions options;
+  options.vars = request.vars;
+  options.registry = &registry_;
+  ParseResult parsed = parseExperimentText(request.yaml, request.fileName, options);
+  if (!parsed.ok()) {
+    SubmitRefusal refusal{Error(ErrorCode::kInvalid, "the experiment is not valid"), {}};
+    for (const auto& d : parsed.diagnostics) refusal.diagnostics.push_back(d.str());
+    return refusal;
+  }
+  auto run = std::make_shared<Active>();
+  run->runId = newRunId();
+  run->source = request.source;
+  run->experiment = std::make_unique<Experiment>(std::move(*parsed.experiment));
+  run->progress = std::make_unique<LiveProgress>(metrics_);
+  run->submittedAt = std::chrono::system_clock::now();
+  OwnedRunConfig config{.journal = &journal_,
+                        .registry = &registry_,
+                        .runId = run->runId,
+                        .runDir = runDir(run->runId),
+                        .guardian = {},
+                        .invokerPid = request.invokerPid,
+                        .observer = run->progress.get(),
+                        .onEnded = [this, id = run->runId](Outcome outcome) {
+                          // Counted, and out of the active set, as the journal records the
+                          // end: a client that sees the run ended sees it in /metrics and may
+                          // submit on its targets at once.
+                          metrics_.runFinished(outcome);
+                          finished(id);
+                        }};
+  config.guardian.logLevel = config_.logLevel;
+  config.guardian.executable = config_.guardianExecutable;
+  config.guardian.leadingArgs = config_.guardianArgs;
+  run->owned = std::make_unique<OwnedRun>(*run->experiment, std::move(config));
+
+  std::lock_guard lock(mu_);
+  if (!accepting_) {
+    return SubmitRefusal{Error(ErrorCode::kAborted, "the daemon is stopping; no new runs"), {}};
+  }
+  // Runs of others (`chaosctl run`, another daemon on the same state dir) are in the journal;
+  // beginRun checks again atomically when the run starts.
+  if (auto free = journal_.checkTargetsFree(run->owned->targets(), journalOwnerAlive); !free) {
+    return SubmitRefusal{std::move(free).error(), {}};
+  }
+  if (auto conflict = conflictWithActive(*run)) return SubmitRefusal{std::move(*conflict), {}};
+  // Threads of runs that ended are joined here, so they do not pile up.
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (std::find(done_.begin(), done_.end(), it->get_id()) != done_.end()) {
+      done_.erase(std::find(done_.begin(), done_.end(), it->get_id()));
+      it->join();
+      it = threads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  active_[run->runId] = run;
+  Submitted out{run->runId, run->experiment->metadata.name};
+  threads_.emplace_back([this, run] { execute(run); });
+  log::get("runs")->info("run submitted run={} experiment={} source={}", run->runId,
+                         run->experiment->metadata.name, run->source);
+  return out;
+}
+
+void RunPool::execute(std::shared_ptr<Active> run) {
+  auto logger = log::get("runs");
+  const std::string& name = run->experiment->metadata.name;
+  logger->info("run started run={} experiment={}", run->runId, name);
+  auto result = run->owned->run();
+  if (!result) {
+    // Nothing was applied; the run folder says why, as a report.json with outcome error.
+    const std::string why = result.error().describe();
+    logger->error("run failed to start run={} error=\"{}\"", run->runId, why);
+    nlohmann::json doc = {
+        {"runId", run->runId}, {"experiment", name}, {"outcome", "error"}, {"reasons", {why}}};
+    (void)writeReportJson(doc, runDir(run->runId));
+    metrics_.runFinished(Outcome::kError);
+    finished(run->runId);
+    return;
+  }
+  if (result->reportError) {
+    logger->error("report.json not written run={} error=\"{}\"", run->runId,
+                  result->reportError->describe());
+  }
+  for (const auto& w : result->reports) {
+    if (w.error)
+      logger->warn("report not written path={} error=\"{}\"", w.path, w.error->describe());
+  }
+  std::string reasons;
+  for (const auto& r : result->run.reasons) reasons += (reasons.empty() ? "" : "; ") + r;
+  logger->info("run ended run={} experiment={} outcome={} exit={} reasons=\"{}\"", run->runId, name,
+               outcomeName(result->run.outcome), result->run.exitCode(), reasons);
+}
+
+void RunPool::finished(const std::string& runId) {
+  std::lock_guard lock(mu_);
+  active_.erase(runId);
+  done_.push_back(std::this_thread::get_id());
+  idle_.notify_all();
+}
+
+std::optional<nlohmann::json> RunPool::progress(const std::string& runId) const {
+  std::shared_ptr<Active> run;
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(runId);
+    if (it == active_.end()) return std::nullopt;
+    run = it->second;
+  }
+  nlohmann::json j = run->progress->toJson();
+  j["source"] = run->source;
+  j["submittedAt"] = isoTime(run->submittedAt);
+  nlohmann::json keys = nlohmann::json::array();
+  for (const auto& k : run->owned->targets()) {
+    keys.push_back({{"target", k.target}, {"what", k.what}});
+  }
+  j["targets"] = keys;
+  if (auto reason = run->owned->abortReason()) j["aborting"] = *reason;
+  return j;
+}
+
+Result<void> RunPool::abort(const std::string& runId, const std::string& reason) {
+  std::shared_ptr<Active> run;
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(runId);
+    if (it == active_.end()) return Error(ErrorCode::kNotFound, "run " + runId + " is not running");
+    run = it->second;
+  }
+  run->owned->requestAbort(reason);
+  log::get("runs")->info("run abort requested run={} reason=\"{}\"", runId, reason);
+  return success();
+}
+
+void RunPool::shutdown(const std::string& reason) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+    for (const auto& [id, run] : active_) ids.push_back(id);
+  }
+  for (const auto& id : ids) (void)abort(id, reason);
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+}
+
+size_t RunPool::active() const {
+  std::lock_guard lock(mu_);
+  return active_.size();
+}
+
+bool RunPool::waitIdle(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  return idle_.wait_for(lock, timeout, [this] { return active_.empty(); });
+}
+
+}  // namespace chaosd::daemon

@@ -1,0 +1,539 @@
+#include "chaosd/base/ProcessTable.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <regex>
+
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Log.h"
+#include "chaosd/base/Users.h"
+
+namespace chaosd {
+namespace {
+
+constexpr uint64_t kPfKthread = 0x00200000;  // PF_KTHREAD in include/linux/sched.h
+
+bool isRace(int err) { return err == ENOENT || err == ESRCH; }
+
+// Reads a whole file relative to dirFd into out; returns 0 or an errno.
+int readFileAt(int dirFd, const char* name, std::string& out) {
+  Fd fd(::openat(dirFd, name, O_RDONLY | O_CLOEXEC));
+  if (!fd) return errno;
+  out.clear();
+  char buffer[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+template <typename T>
+bool parseNumber(std::string_view text, T& value) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+struct StatFields {
+  std::string comm;
+  char state = '?';
+  pid_t ppid = 0;
+  pid_t pgid = 0;
+  uint64_t flags = 0;
+  uint64_t startTime = 0;
+};
+
+// Fields are counted from the last ')': comm may itself contain ") " and spaces.
+bool parseStat(std::string_view text, StatFields& out) {
+  size_t open = text.find('(');
+  size_t close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
+    return false;
+  }
+  out.comm = std::string(text.substr(open + 1, close - open - 1));
+  std::string_view rest = text.substr(close + 1);
+  std::string_view fields[20];  // state (field 3) .. starttime (field 22)
+  size_t count = 0;
+  for (size_t pos = 0; pos < rest.size() && count < 20;) {
+    size_t start = rest.find_first_not_of(" \n", pos);
+    if (start == std::string_view::npos) break;
+    size_t end = rest.find_first_of(" \n", start);
+    if (end == std::string_view::npos) end = rest.size();
+    fields[count++] = rest.substr(start, end - start);
+    pos = end;
+  }
+  if (count < 20 || fields[0].size() != 1) return false;
+  out.state = fields[0][0];
+  return parseNumber(fields[1], out.ppid) && parseNumber(fields[2], out.pgid) &&
+         parseNumber(fields[6], out.flags) && parseNumber(fields[19], out.startTime);
+}
+
+// The real uid: the first number on the "Uid:" line.
+bool parseStatusUid(std::string_view text, uid_t& uid) {
+  size_t pos = text.starts_with("Uid:") ? 0 : text.find("\nUid:");
+  if (pos == std::string_view::npos) return false;
+  pos = text.find_first_not_of(" \t", text.find(':', pos) + 1);
+  if (pos == std::string_view::npos) return false;
+  size_t end = text.find_first_of(" \t\n", pos);
+  return parseNumber(text.substr(pos, end == std::string_view::npos ? end : end - pos), uid);
+}
+
+// The "0::PATH" line; on a hybrid machine the v1 hierarchies come first.
+std::string parseCgroupV2(std::string_view text) {
+  size_t pos = text.starts_with("0::") ? 0 : text.find("\n0::");
+  if (pos == std::string_view::npos) return "";
+  pos = text.find("::", pos) + 2;
+  size_t end = text.find('\n', pos);
+  return std::string(text.substr(pos, end == std::string_view::npos ? end : end - pos));
+}
+
+void splitCmdline(std::string_view raw, ProcessInfo& info) {
+  // setproctitle() pads with NULs; trailing empties are not arguments.
+  while (!raw.empty() && raw.back() == '\0') raw.remove_suffix(1);
+  if (raw.empty()) return;
+  for (size_t pos = 0;;) {
+    size_t end = raw.find('\0', pos);
+    info.cmdline.emplace_back(raw.substr(pos, end == std::string_view::npos ? end : end - pos));
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  info.commandLine = std::string(raw);
+  std::replace(info.commandLine.begin(), info.commandLine.end(), '\0', ' ');
+}
+
+bool inCgroup(const std::string& path, const std::string& cgroup);
+
+// What a scan may use to skip reading more of a process that cannot match: fields already
+// read (name and pid from stat, the cgroup from its file) that rule it out. The process
+// stays in the table (its stat data serves ancestor lookups); match() rejects it the same.
+struct ScanHint {
+  std::string name;
+  std::optional<pid_t> pid;
+  std::string cgroup;  // normalised as compile() does; "" for none
+};
+
+ScanHint hintFor(const ProcessSelector* s) {
+  ScanHint h;
+  if (s == nullptr) return h;
+  h.name = s->name;
+  h.pid = s->pid;
+  if (!s->cgroup.empty() && s->cgroup.front() == '/') {
+    h.cgroup = s->cgroup;
+    while (h.cgroup.size() > 1 && h.cgroup.back() == '/') h.cgroup.pop_back();
+  }
+  return h;
+}
+
+// Scratch buffers reused across the processes of one scan.
+struct Buffers {
+  std::string stat, status, cmdline, cgroup;
+};
+
+// Reads one process through a descriptor of its /proc directory: every file then comes
+// from the same process even if the pid is reused mid-read (the old directory fails ESRCH).
+// Returns 0 or an errno.
+int readProcessDir(int dirFd, pid_t pid, Buffers& buf, ProcessInfo& info,
+                   unsigned fields = kScanAll, const ScanHint& hint = {}) {
+  if (int err = readFileAt(dirFd, "stat", buf.stat)) return err;
+  StatFields stat;
+  if (!parseStat(buf.stat, stat)) return buf.stat.empty() ? ESRCH : EBADMSG;
+  buf.status.clear();
+  buf.cmdline.clear();
+  // Ruled out by what stat says: nothing more to read.
+  if ((!hint.name.empty() && stat.comm != hint.name) || (hint.pid && pid != *hint.pid)) fields = 0;
+  // A missing cgroup file (fixtures, kernels without cgroups) only leaves the path empty.
+  int cgroupErr = (fields & kScanCgroup) != 0 ? readFileAt(dirFd, "cgroup", buf.cgroup) : ENOENT;
+  if (cgroupErr != 0 && cgroupErr != ENOENT) return cgroupErr;
+  if (cgroupErr == 0) info.cgroup = parseCgroupV2(buf.cgroup);
+  if (!hint.cgroup.empty() && (fields & kScanCgroup) != 0 && !inCgroup(info.cgroup, hint.cgroup)) {
+    fields = 0;  // ruled out by its cgroup
+  }
+  const bool wantStatus = (fields & kScanStatus) != 0;
+  const bool wantCmdline = (fields & kScanCmdline) != 0;
+  if (wantStatus) {
+    if (int err = readFileAt(dirFd, "status", buf.status)) return err;
+  }
+  if (wantCmdline) {
+    if (int err = readFileAt(dirFd, "cmdline", buf.cmdline)) return err;
+  }
+
+  info.pid = pid;
+  info.ppid = stat.ppid;
+  info.pgid = stat.pgid;
+  info.comm = std::move(stat.comm);
+  info.state = stat.state;
+  info.startTime = stat.startTime;
+  if (wantStatus && !parseStatusUid(buf.status, info.uid)) {
+    return buf.status.empty() ? ESRCH : EBADMSG;
+  }
+  splitCmdline(buf.cmdline, info);
+  // PF_KTHREAD decides; pid 2 (kthreadd) and its children are the fallback for fixtures.
+  // An empty cmdline is required there because in a container's pid namespace pid 2
+  // can be an ordinary process (so without the cmdline read, only the flag counts).
+  info.isKernelThread = (stat.flags & kPfKthread) != 0 ||
+                        (wantCmdline && info.cmdline.empty() && (pid == 2 || info.ppid == 2));
+  return 0;
+}
+
+Error processError(pid_t pid, int err) {
+  if (err == EBADMSG) {
+    return Error(ErrorCode::kIo, "unparsable /proc entry of pid " + std::to_string(pid), err);
+  }
+  if (isRace(err)) return Error(ErrorCode::kNotFound, "no process " + std::to_string(pid), err);
+  return Error::fromErrno("reading process " + std::to_string(pid), err);
+}
+
+bool isPidName(const char* name, pid_t& pid) {
+  std::string_view text(name);
+  return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos &&
+         parseNumber(text, pid) && pid > 0;
+}
+
+}  // namespace
+
+unsigned ProcessTable::fieldsFor(const ProcessSelector& selector) {
+  unsigned fields = 0;
+  if (!selector.user.empty()) fields |= kScanStatus;
+  if (!selector.cmdline.empty()) fields |= kScanCmdline;
+  if (!selector.cgroup.empty()) fields |= kScanCgroup;
+  return fields;
+}
+
+Result<ProcessTable> ProcessTable::scan(std::string procRoot, unsigned fields,
+                                        const ProcessSelector* hintFrom) {
+  const ScanHint hint = hintFor(hintFrom);
+  DIR* dir = ::opendir(procRoot.c_str());
+  if (dir == nullptr) return Error::fromErrno("opening " + procRoot, errno);
+  std::vector<ProcessInfo> processes;
+  Buffers buffers;
+  errno = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    pid_t pid = 0;
+    if (!isPidName(entry->d_name, pid)) continue;
+    Fd pidDir(::openat(::dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    int err = pidDir ? 0 : errno;
+    ProcessInfo info;
+    if (err == 0) err = readProcessDir(pidDir.get(), pid, buffers, info, fields, hint);
+    if (err == 0) {
+      processes.push_back(std::move(info));
+    } else if (!isRace(err)) {
+      log::get("system")->debug("skipping process pid={} error={}", pid,
+                                processError(pid, err).describe());
+    }
+    errno = 0;
+  }
+  int readErr = errno;
+  ::closedir(dir);
+  if (readErr != 0) return Error::fromErrno("listing " + procRoot, readErr);
+  std::sort(processes.begin(), processes.end(),
+            [](const ProcessInfo& a, const ProcessInfo& b) { return a.pid < b.pid; });
+  return ProcessTable(std::move(procRoot), std::move(processes), fields);
+}
+
+Result<ProcessInfo> readProcess(pid_t pid, const std::string& procRoot) {
+  std::string path = procRoot + "/" + std::to_string(pid);
+  Fd pidDir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!pidDir) return processError(pid, errno);
+  Buffers buffers;
+  ProcessInfo info;
+  if (int err = readProcessDir(pidDir.get(), pid, buffers, info)) return processError(pid, err);
+  return info;
+}
+
+Result<uint64_t> readStartTime(pid_t pid, const std::string& procRoot) {
+  std::string path = procRoot + "/" + std::to_string(pid);
+  Fd pidDir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!pidDir) return processError(pid, errno);
+  std::string text;
+  if (int err = readFileAt(pidDir.get(), "stat", text)) return processError(pid, err);
+  StatFields stat;
+  if (!parseStat(text, stat)) return processError(pid, text.empty() ? ESRCH : EBADMSG);
+  return stat.startTime;
+}
+
+Result<pid_t> readPidFile(const std::string& path) {
+  std::string text;
+  if (int err = readFileAt(AT_FDCWD, path.c_str(), text)) {
+    return Error::fromErrno("reading pid file " + path, err);
+  }
+  std::string_view trimmed(text);
+  size_t first = trimmed.find_first_not_of(" \t\r\n");
+  size_t last = trimmed.find_last_not_of(" \t\r\n");
+  trimmed = first == std::string_view::npos ? "" : trimmed.substr(first, last - first + 1);
+  pid_t pid = 0;
+  if (!parseNumber(trimmed, pid) || pid <= 0) {
+    std::string shown(trimmed.substr(0, 40));
+    return Error(ErrorCode::kInvalid, "pid file " + path + " does not hold a pid: '" + shown + "'");
+  }
+  return pid;
+}
+
+const ProcessInfo* ProcessTable::find(pid_t pid) const {
+  auto it = std::lower_bound(processes_.begin(), processes_.end(), pid,
+                             [](const ProcessInfo& p, pid_t value) { return p.pid < value; });
+  return it != processes_.end() && it->pid == pid ? &*it : nullptr;
+}
+
+std::vector<pid_t> ProcessTable::ancestorsOf(pid_t pid) const {
+  std::vector<pid_t> chain;
+  const ProcessInfo* current = find(pid);
+  // The bound stops a cycle, which a snapshot taken across a pid reuse could contain.
+  while (current != nullptr && current->ppid > 0 && chain.size() < processes_.size()) {
+    chain.push_back(current->ppid);
+    if (current->ppid == 1) break;
+    current = find(current->ppid);
+  }
+  return chain;
+}
+
+// ---- matching -------------------------------------------------------------------------
+
+namespace {
+
+bool isEmpty(const ProcessSelector& s) {
+  return !s.pid && s.name.empty() && s.cmdline.empty() && s.cgroup.empty() && s.user.empty() &&
+         s.pidFile.empty();
+}
+
+// The longest run of plain characters that every match of an (already valid) ECMAScript
+// pattern must contain, or "" when unsure. A substring search rules out most processes
+// far faster than std::regex can. Errs towards "": a shorter literal only costs speed,
+// a wrong one would hide targets.
+std::string requiredLiteral(std::string_view re) {
+  if (re.find('|') != std::string_view::npos) return "";  // alternatives: nothing is required
+  std::string best, run;
+  bool lastIsLiteral = false;  // the last character of run may still be made optional
+  int depth = 0;               // inside (...): skipped, as the group may be optional
+  auto endRun = [&] {
+    if (run.size() > best.size()) best = run;
+    run.clear();
+    lastIsLiteral = false;
+  };
+  for (size_t i = 0; i < re.size(); ++i) {
+    char c = re[i];
+    if (c == '\\') {
+      if (++i == re.size()) return "";
+      char e = re[i];
+      if (std::ispunct(static_cast<unsigned char>(e)) && depth == 0) {
+        run += e;
+        lastIsLiteral = true;
+      } else if (std::string_view("dDwWsSbBfnrtv").find(e) != std::string_view::npos ||
+                 std::ispunct(static_cast<unsigned char>(e))) {
+        endRun();
+      } else {
+        return "";  // \x41, \u0041, \cA, back-references: not worth decoding
+      }
+      continue;
+    }
+    switch (c) {
+      case '?':
+      case '*':
+      case '{':  // may repeat zero times: the character before is optional
+        if (lastIsLiteral) run.pop_back();
+        endRun();
+        if (c == '{') {
+          i = re.find('}', i);
+          if (i == std::string_view::npos) return "";
+        }
+        break;
+      case '+':  // at least once, but "ab+c" need not contain "abc"
+        endRun();
+        break;
+      case '(':
+        endRun();
+        ++depth;
+        break;
+      case ')':
+        endRun();
+        if (--depth < 0) return "";
+        break;
+      case '[':
+        endRun();
+        for (++i; i < re.size() && re[i] != ']'; ++i) {
+          if (re[i] == '\\') ++i;
+        }
+        if (i >= re.size()) return "";
+        break;
+      case '.':
+      case '^':
+      case '$':
+      case ']':
+      case '}':
+        endRun();
+        break;
+      default:
+        if (depth > 0) break;
+        run += c;
+        lastIsLiteral = true;
+    }
+  }
+  endRun();
+  return best;
+}
+
+// libstdc++'s std::regex matches depth-first with a stack frame or more per character a
+// match attempt consumes: on an 8 MiB stack ".*" crashed at ~27,000 characters and "(a|b)*"
+// at ~12,000 (~7,000 under ASan); Java classpaths make command lines that long. Longer lines
+// go to its breadth-first executor, a libstdc++ extension without that recursion, ~5x slower.
+constexpr size_t kDepthFirstMaxLength = 1024;
+#if defined(__GLIBCXX__)
+constexpr auto kBreadthFirst = std::regex_constants::__polynomial;
+#else
+constexpr auto kBreadthFirst = std::regex_constants::syntax_option_type{};
+#endif
+
+// A `cmdline:` pattern, ready to search command lines of any length.
+class CmdlineRegex {
+ public:
+  static Result<CmdlineRegex> compile(const std::string& pattern) {
+    CmdlineRegex out;
+    constexpr auto kFlags = std::regex::ECMAScript | std::regex::optimize;
+    try {
+      out.shortLines_.assign(pattern, kFlags);
+    } catch (const std::regex_error& e) {
+      return Error(ErrorCode::kInvalid, "invalid cmdline regex '" + pattern + "': " + e.what());
+    }
+    try {
+      out.longLines_.assign(pattern, kFlags | kBreadthFirst);
+    } catch (const std::regex_error&) {  // the breadth-first executor has no back-references
+      return Error(ErrorCode::kInvalid,
+                   "cmdline regex '" + pattern + "': back-references (\\1...) are not supported");
+    }
+    out.literal_ = requiredLiteral(pattern);
+    return out;
+  }
+
+  bool search(const std::string& commandLine) const {
+    if (commandLine.find(literal_) == std::string::npos) return false;
+    const std::regex& re = commandLine.size() <= kDepthFirstMaxLength ? shortLines_ : longLines_;
+    return std::regex_search(commandLine, re);
+  }
+
+ private:
+  std::regex shortLines_;
+  std::regex longLines_;
+  std::string literal_;  // every match contains it; "" when unknown
+};
+
+// A selector with its lookups (regex, user, pid file) done once, not once per process.
+struct CompiledSelector {
+  std::optional<pid_t> pid;
+  std::optional<pid_t> pidFromFile;
+  std::optional<CmdlineRegex> cmdline;
+  std::optional<uid_t> uid;
+  std::string cgroup;  // without a trailing '/'; "/" stays "/"
+};
+
+Result<uid_t> lookupUser(const std::string& user, const MatchContext& context) {
+  if (auto uid = parseUid(user)) return *uid;
+  return context.uidByName ? context.uidByName(user) : uidByName(user);
+}
+
+Result<CompiledSelector> compile(const ProcessSelector& s, const MatchContext& context) {
+  if (isEmpty(s)) return Error(ErrorCode::kInvalid, "process selector sets no field");
+  CompiledSelector out;
+  out.pid = s.pid;
+  if (!s.pidFile.empty()) {
+    auto pid = readPidFile(s.pidFile);
+    if (!pid) return std::move(pid).error();
+    out.pidFromFile = *pid;
+  }
+  if (!s.cmdline.empty()) {
+    auto regex = CmdlineRegex::compile(s.cmdline);
+    if (!regex) return std::move(regex).error();
+    out.cmdline.emplace(std::move(*regex));
+  }
+  if (!s.user.empty()) {
+    auto uid = lookupUser(s.user, context);
+    if (!uid) return std::move(uid).error().withContext("in process selector user");
+    out.uid = *uid;
+  }
+  if (!s.cgroup.empty()) {
+    if (s.cgroup.front() != '/') {
+      return Error(ErrorCode::kInvalid,
+                   "cgroup must be a path from the cgroup2 root, starting "
+                   "with '/': '" +
+                       s.cgroup + "'");
+    }
+    out.cgroup = s.cgroup;
+    while (out.cgroup.size() > 1 && out.cgroup.back() == '/') out.cgroup.pop_back();
+  }
+  return out;
+}
+
+bool inCgroup(const std::string& path, const std::string& cgroup) {
+  if (cgroup == "/") return !path.empty();
+  return path.starts_with(cgroup) && (path.size() == cgroup.size() || path[cgroup.size()] == '/');
+}
+
+bool matches(const ProcessInfo& p, const ProcessSelector& s, const CompiledSelector& c) {
+  if (c.pid && p.pid != *c.pid) return false;
+  if (c.pidFromFile && p.pid != *c.pidFromFile) return false;
+  if (!s.name.empty() && p.comm != s.name) return false;
+  if (c.uid && p.uid != *c.uid) return false;
+  if (!c.cgroup.empty() && !inCgroup(p.cgroup, c.cgroup)) return false;
+  // Last: the only expensive test.
+  return !c.cmdline || c.cmdline->search(p.commandLine);
+}
+
+}  // namespace
+
+Result<std::vector<ProcessInfo>> ProcessTable::match(const ProcessSelector& selector,
+                                                     const MatchContext& context) const {
+  if ((fieldsFor(selector) & ~fields_) != 0) {
+    return Error(ErrorCode::kInternal, "the process scan left out what this selector needs");
+  }
+  auto compiled = compile(selector, context);
+  if (!compiled) return std::move(compiled).error();
+  std::vector<ProcessInfo> found;
+  try {
+    for (const ProcessInfo& p : processes_) {
+      if (p.isKernelThread && !context.includeKernelThreads) continue;
+      if (matches(p, selector, *compiled)) found.push_back(p);
+    }
+  } catch (const std::regex_error& e) {  // error_complexity / error_stack on long lines
+    return Error(ErrorCode::kInvalid,
+                 "cmdline regex '" + selector.cmdline + "' is too costly: " + e.what());
+  }
+  return found;
+}
+
+// ---- protection -----------------------------------------------------------------------
+
+Result<void> ProcessTable::checkNotProtected(const ProcessInfo& process,
+                                             const ProtectionContext& context) const {
+  auto refuse = [&](const std::string& why) {
+    return Error(ErrorCode::kPermission, "pid " + std::to_string(process.pid) + " (" +
+                                             process.comm + ") is protected: " + why);
+  };
+  auto contains = [](const std::vector<pid_t>& pids, pid_t pid) {
+    return std::find(pids.begin(), pids.end(), pid) != pids.end();
+  };
+  if (process.pid == 1) return refuse("it is the init process (PID 1)");
+  if (process.isKernelThread) return refuse("it is a kernel thread");
+  if (process.pid == context.selfPid) return refuse("it is chaosd itself");
+  if (context.guardedPids.contains(process.pid)) {
+    return refuse("it is a helper of chaosd (its guardian)");
+  }
+  pid_t invoker = context.invokerPid > 0 ? context.invokerPid : context.selfPid;
+  if (process.pid == invoker) {
+    return refuse("it is the " + context.invokerName + " that started the experiment");
+  }
+  if (contains(ancestorsOf(invoker), process.pid)) {
+    return refuse("it is an ancestor of " + context.invokerName +
+                  " (the shell or session that started it)");
+  }
+  if (invoker != context.selfPid && contains(ancestorsOf(context.selfPid), process.pid)) {
+    return refuse("it is an ancestor of chaosd (the service manager or shell that runs it)");
+  }
+  return success();
+}
+
+}  // namespace chaosd

@@ -1,0 +1,209 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chaosd/base/Result.h"
+#include "chaosd/engine/States.h"
+#include "chaosd/engine/journal/TargetKey.h"
+#include "injectors/Injector.h"
+
+// The crash-safe record of every fault chaosd applies (DESIGN.md 2.1). Several processes use
+// one journal at once (the owner of a run, its guardian, `chaosctl recover`, the daemon): it
+// is an SQLite database in WAL mode with a busy timeout, and every write is one transaction.
+//
+// Durability: one connection whose `synchronous` pragma is switched per transaction. A
+// transaction holding a durable fault (its effect survives a reboot: a filler file) commits
+// with synchronous=FULL, so the WAL is fsynced before the call returns and therefore before the
+// fault is applied; every other write commits with synchronous=NORMAL (survives a crash of the
+// process, not of the machine). One connection rather than two keeps commits in order, and a
+// FULL commit also makes every earlier NORMAL commit durable (the WAL is append-only).
+namespace chaosd {
+
+inline constexpr std::string_view kDefaultJournalPath = "/var/lib/chaosd/journal.db";
+// 1: runs, faults. 2: schedules (the daemon's game days). 3: the targets of each run.
+inline constexpr int kJournalSchemaVersion = 3;
+
+using WallTime = std::chrono::system_clock::time_point;
+
+// intent -> applied -> reverted | revert-failed; intent -> skipped (never applied).
+// revert-failed -> reverted when a later attempt succeeds.
+
+// One run of an experiment and the process that owns its faults. (ownerPid, ownerStartTime)
+// names one process even after the pid is reused; the start time is /proc/PID/stat field 22.
+struct RunRecord {
+  std::string runId;
+  std::string experiment;
+  pid_t ownerPid = 0;
+  uint64_t ownerStartTime = 0;
+  WallTime startedAt{};
+  std::optional<WallTime> endedAt;  // unset while the run is open
+  std::string outcome;              // "" while open; "ok", "aborted", "owner-died", ...
+  // What the run's faults touch (targetKeys()); runs journalled before version 3 have none.
+  std::vector<TargetKey> targets;
+};
+
+// Whether the owner of an open run still runs (ownerAlive() of chaosd/engine/Recovery.h; the
+// journal itself reads no /proc).
+using OwnerAliveFn = std::function<bool(const RunRecord&)>;
+
+// A fault as journalled before it is applied: everything revert() needs, from the
+// injector's PreparedFault.
+struct FaultIntent {
+  std::string faultId;
+  std::string step;
+  std::string faultType;
+  std::string target;  // a description for people ("delay 200ms on veth-db")
+  nlohmann::json undo = nlohmann::json::object();
+  std::vector<std::string> resources;
+  std::optional<WallTime> deadline;  // when the fault must be gone
+  bool revertible = true;
+  bool durable = false;  // survives a reboot: committed with synchronous=FULL
+};
+
+// Builds the intent from what prepare() decided.
+FaultIntent makeIntent(const FaultRequest& request, const PreparedFault& prepared,
+                       std::optional<WallTime> deadline, bool durable);
+
+struct FaultRecord {
+  int64_t seq = 0;  // order of intent, increasing; revert in reverse
+  std::string faultId;
+  std::string runId;
+  std::string step;
+  std::string faultType;
+  std::string target;
+  nlohmann::json undo;
+  std::vector<std::string> resources;
+  FaultState state = FaultState::kIntent;
+  std::string error;       // why the revert failed, or why it was skipped
+  std::string revertedBy;  // "owner", "guardian", "recovery" once reverted
+  WallTime intentAt{};
+  std::optional<WallTime> appliedAt;
+  std::optional<WallTime> revertedAt;  // reverted, revert-failed (last attempt) or skipped
+  std::optional<WallTime> deadline;
+  bool revertible = true;
+  bool durable = false;
+};
+
+// A schedule of the daemon: an experiment (its YAML and variables) started by a cron
+// expression read in a time zone, optionally only inside a daily window and up to maxRuns
+// times. Kept in the journal so that it survives restarts.
+struct ScheduleRecord {
+  std::string id;
+  std::string name;  // the experiment's metadata.name
+  std::string cron;
+  std::string timezone;             // IANA name; "" = UTC
+  std::string windowStart;          // "HH:MM" or "" for none
+  std::string windowEnd;            // "HH:MM"
+  std::optional<uint32_t> maxRuns;  // unset: unlimited
+  uint32_t runsStarted = 0;
+  bool paused = false;
+  std::string experimentYaml;
+  nlohmann::json vars = nlohmann::json::object();  // NAME -> VALUE (strings)
+  WallTime createdAt{};
+  std::optional<WallTime> lastFireAt;  // the cron time of the last run started (or skipped)
+  std::string lastRunId;
+};
+
+enum class JournalOpen { kCreate, kExisting };
+
+class FaultJournal {
+ public:
+  FaultJournal(FaultJournal&&) noexcept;
+  FaultJournal& operator=(FaultJournal&&) noexcept;
+  ~FaultJournal();
+
+  const std::string& path() const;
+
+  // Opens a run owned by run.ownerPid. kConflict when the id exists, and kConflict when
+  // another open run holds one of run.targets (keysOverlap) and either its owner is alive or
+  // it still has faults not reverted (its guardian is at work, or was killed too and
+  // `chaosctl recover` is due): checked and recorded in one transaction, so of two runs that
+  // start at once on one target exactly one begins. The message names the other run, its
+  // experiment, its owner and the target.
+  // Without `alive`, every owner counts as alive.
+  Result<void> beginRun(const RunRecord& run, const OwnerAliveFn& alive = {});
+  // The same check alone, writing nothing: the error beginRun would return, or success.
+  Result<void> checkTargetsFree(const std::vector<TargetKey>& targets,
+                                const OwnerAliveFn& alive = {}) const;
+  // Closes a run with its outcome. The first outcome wins: returns false (and changes
+  // nothing) when the run was already ended. kNotFound for an unknown run.
+  Result<bool> endRun(const std::string& runId, std::string_view outcome);
+
+  // Journals a fault as intent, committed before return (durably if fault.durable).
+  // kConflict when the fault id exists; kNotFound when the run does not.
+  Result<void> recordIntent(const std::string& runId, const FaultIntent& fault);
+  // The same for several faults in one transaction: all or none are journalled. FULL when
+  // any of them is durable.
+  Result<void> recordIntents(const std::string& runId, const std::vector<FaultIntent>& faults);
+
+  // State transitions. Each returns true when it changed the state and false when the fault
+  // was already there (a second mark, or the guardian got there first), so owner and guardian
+  // can both mark the same fault. kNotFound for an unknown fault id.
+  //
+  // intent -> applied. kConflict if the fault was already reverted or skipped (the guardian
+  // reverted it past its deadline while apply() ran): the caller must revert what it applied.
+  Result<bool> markApplied(const std::string& faultId);
+  // intent | applied | revert-failed -> reverted. `by` says who reverted it.
+  Result<bool> markReverted(const std::string& faultId, std::string_view by = "owner");
+  // intent | applied | revert-failed -> revert-failed with the error. A reverted fault stays
+  // reverted (someone else succeeded).
+  Result<bool> markRevertFailed(const std::string& faultId, std::string_view error);
+  // intent -> skipped (decided not to apply it). kConflict once it was applied.
+  Result<bool> markSkipped(const std::string& faultId, std::string_view reason);
+
+  // Faults that may still be on the machine (intent, applied, revert-failed), oldest intent
+  // first; of one run, or of every run when runId is empty.
+  Result<std::vector<FaultRecord>> unreverted(const std::string& runId = "") const;
+  // Faults held right now (intent or applied), for `chaosctl faults`; oldest first.
+  Result<std::vector<FaultRecord>> faultsHeld() const;
+  // Every fault of one run, in intent order.
+  Result<std::vector<FaultRecord>> faultsOfRun(const std::string& runId) const;
+  // kNotFound for an unknown id.
+  Result<FaultRecord> fault(const std::string& faultId) const;
+  Result<RunRecord> run(const std::string& runId) const;
+  // Runs not yet ended, oldest first.
+  Result<std::vector<RunRecord>> openRuns() const;
+
+  // Every run, newest first; at most `limit` (0: all).
+  Result<std::vector<RunRecord>> runs(size_t limit = 0) const;
+
+  // Schedules. kConflict when the id exists; kNotFound for an unknown id.
+  Result<void> addSchedule(const ScheduleRecord& schedule);
+  Result<std::vector<ScheduleRecord>> schedules() const;
+  Result<ScheduleRecord> schedule(const std::string& id) const;
+  Result<void> deleteSchedule(const std::string& id);
+  Result<void> setSchedulePaused(const std::string& id, bool paused);
+  // Records a fire time of the schedule: a run started (runId, counted in runsStarted) or a
+  // time passed without a run ("" runId: missed or outside the window; not counted).
+  Result<void> recordScheduleFire(const std::string& id, WallTime fireAt, const std::string& runId);
+
+  // PRAGMA user_version of the open database.
+  Result<int> schemaVersion() const;
+
+ private:
+  struct Impl;
+  explicit FaultJournal(std::unique_ptr<Impl> impl);
+  friend Result<FaultJournal> openJournal(const std::string& path, JournalOpen mode);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+// Opens and migrates the journal at path. kCreate creates it and its directory when missing
+// (whoever applies faults); kExisting opens only a journal that is there and returns
+// kNotFound otherwise, creating nothing (readers and reverters: `chaosctl faults`, `recover`,
+// the guardian). kUnsupported when the file was written by a newer chaosd (a higher schema
+// version).
+Result<FaultJournal> openJournal(const std::string& path = std::string(kDefaultJournalPath),
+                                 JournalOpen mode = JournalOpen::kCreate);
+
+}  // namespace chaosd

@@ -1,0 +1,211 @@
+#include "chaosd/engine/probes/Verdict.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "chaosd/engine/probes/Statistics.h"
+#include "chaosd/engine/probes/ValueMatcher.h"
+
+namespace chaosd {
+
+namespace {
+
+// The words for "the comparison did not hold": the negation of its operator.
+const char* negatedOp(CompareOp op) {
+  switch (op) {
+    case CompareOp::kLt:
+      return ">=";
+    case CompareOp::kLe:
+      return ">";
+    case CompareOp::kGt:
+      return "<=";
+    case CompareOp::kGe:
+      return "<";
+    case CompareOp::kEq:
+      return "!=";
+  }
+  return "!";
+}
+
+// Two numbers that differ print differently ("0.9999995 < 1", never "1 < 1").
+std::pair<std::string, std::string> distinctNumbers(double a, double b) {
+  std::string x = formatNumber(a);
+  std::string y = formatNumber(b);
+  if (x == y && a != b) {
+    char bx[40];
+    char by[40];
+    std::snprintf(bx, sizeof bx, "%.15g", a);
+    std::snprintf(by, sizeof by, "%.15g", b);
+    return {bx, by};
+  }
+  return {x, y};
+}
+
+std::string significant3(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", x);
+  return buf;
+}
+
+std::string percentileName(double p) { return "p" + formatNumber(p); }
+
+std::vector<double> latencies(std::span<const ProbeSample> samples, Duration timeout) {
+  std::vector<double> out;
+  out.reserve(samples.size());
+  for (const auto& s : samples) {
+    out.push_back(static_cast<double>(effectiveLatency(s, timeout).count()));
+  }
+  return out;
+}
+
+Duration percentileOf(const std::vector<double>& values, double p) {
+  return Duration(static_cast<Duration::rep>(stats::percentile(values, p).value_or(0)));
+}
+
+void checkSuccessRate(const ProbeSpec& spec, PhaseVerdict& v) {
+  v.successRate = spec.tolerance.successRate.value_or(Comparison{CompareOp::kGe, 1.0});
+  v.successRateHeld = v.successRate.holds(v.availability);
+  if (v.successRateHeld) return;
+  auto [seen, bound] = distinctNumbers(v.availability, v.successRate.value);
+  std::string reason = "availability " + seen + " " + negatedOp(v.successRate.op) + " " + bound +
+                       " (" + std::to_string(v.passed) + " of " + std::to_string(v.count) +
+                       " samples passed";
+  if (!v.firstFailureDetail.empty()) reason += "; first failure: " + v.firstFailureDetail;
+  v.reasons.push_back(reason + ")");
+}
+
+void checkLatency(const ProbeSpec& spec, const std::vector<double>& values, PhaseVerdict& v) {
+  for (const auto& bound : spec.tolerance.latency) {
+    LatencyCheck check{bound.percentile, percentileOf(values, bound.percentile), bound.bound};
+    check.held = bound.bound.holds(static_cast<double>(check.observed.count()));
+    if (!check.held) {
+      const Duration limit(static_cast<Duration::rep>(bound.bound.value));
+      v.reasons.push_back(percentileName(bound.percentile) + " latency " +
+                          formatLatency(check.observed) + " " + negatedOp(bound.bound.op) + " " +
+                          formatLatency(limit));
+    }
+    v.latency.push_back(check);
+  }
+}
+
+void checkBaseline(const BaselineTolerance& tolerance, const std::vector<double>& phase,
+                   std::vector<double> baseline, PhaseVerdict& v) {
+  BaselineCheck b;
+  b.quantile = tolerance.quantile;
+  b.alpha = tolerance.alpha;
+  b.baselineCount = baseline.size();
+  b.count = phase.size();
+  const std::string name = percentileName(tolerance.quantile * 100);
+  if (baseline.empty()) {
+    b.deviated = true;
+    b.pValue = 0;
+    v.reasons.push_back("the baseline has no samples to compare with");
+    v.baseline = b;
+    return;
+  }
+  std::sort(baseline.begin(), baseline.end());
+  b.rank = stats::nearestRank(baseline.size(), tolerance.quantile * 100);
+  const double threshold = baseline[b.rank - 1];
+  b.threshold = Duration(static_cast<Duration::rep>(threshold));
+  b.exceedances = static_cast<size_t>(
+      std::count_if(phase.begin(), phase.end(), [&](double x) { return x > threshold; }));
+  const auto m = static_cast<double>(b.baselineCount);
+  b.expected = static_cast<double>(b.count) * (m - static_cast<double>(b.rank) + 1) / (m + 1);
+  b.pValue = stats::exceedanceUpperTail(b.baselineCount, b.rank, b.count, b.exceedances);
+  b.deviated = b.pValue < b.alpha;
+  if (b.deviated) {
+    char p[32];
+    std::snprintf(p, sizeof p, "%.2g", b.pValue);
+    v.reasons.push_back(std::to_string(b.exceedances) + " of " + std::to_string(b.count) +
+                        " samples above the baseline's " + name + " of " +
+                        formatLatency(b.threshold) + " (" + significant3(b.expected) +
+                        " expected); P = " + p + " < alpha " + formatNumber(b.alpha));
+  }
+  v.baseline = b;
+}
+
+}  // namespace
+
+Duration effectiveLatency(const ProbeSample& sample, Duration timeout) {
+  return sample.ok ? sample.duration : std::max(sample.duration, timeout);
+}
+
+PhaseVerdict judgePhase(const ProbeSpec& spec, Phase phase, std::span<const ProbeSample> samples,
+                        std::optional<std::span<const ProbeSample>> baseline) {
+  PhaseVerdict v;
+  v.probe = spec.name;
+  v.phase = phase;
+  v.count = samples.size();
+  v.passed = static_cast<size_t>(
+      std::count_if(samples.begin(), samples.end(), [](const ProbeSample& s) { return s.ok; }));
+  v.availability = v.count ? static_cast<double>(v.passed) / static_cast<double>(v.count) : 0;
+  if (const ProbeSample* first = firstFailure(samples, Clock::TimePoint::min())) {
+    v.firstFailureWall = first->wallStart;
+    v.firstFailure = first->start;
+    v.firstFailureDetail = first->detail;
+  }
+  if (samples.empty()) {
+    v.reasons.push_back("no samples were taken in the " + std::string(phaseName(phase)) + " phase");
+    return v;
+  }
+  const std::vector<double> values = latencies(samples, spec.timeout);
+  v.p50 = percentileOf(values, 50);
+  v.p95 = percentileOf(values, 95);
+  v.p99 = percentileOf(values, 99);
+
+  checkSuccessRate(spec, v);
+  checkLatency(spec, values, v);
+  if (spec.tolerance.baseline && baseline) {
+    checkBaseline(*spec.tolerance.baseline, values, latencies(*baseline, spec.timeout), v);
+  }
+  v.held = v.reasons.empty();
+  return v;
+}
+
+const ProbeSample* firstFailure(std::span<const ProbeSample> samples, Clock::TimePoint since) {
+  for (const auto& s : samples) {
+    if (!s.ok && s.start >= since) return &s;
+  }
+  return nullptr;
+}
+
+const ProbeSample* recoveredAt(std::span<const ProbeSample> samples, Clock::TimePoint since,
+                               size_t k) {
+  k = std::max<size_t>(k, 1);
+  size_t run = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    if (samples[i].start < since) continue;
+    run = samples[i].ok ? run + 1 : 0;
+    if (run == k) return &samples[i + 1 - k];
+  }
+  return nullptr;
+}
+
+std::string formatLatency(Duration d) {
+  struct Unit {
+    const char* name;
+    double scale;
+  };
+  static constexpr Unit kUnits[] = {{"s", 1e9}, {"ms", 1e6}, {"us", 1e3}, {"ns", 1}};
+  const auto ns = static_cast<double>(d.count());
+  const Unit* unit = &kUnits[3];
+  for (const auto& u : kUnits) {
+    if (std::fabs(ns) >= u.scale) {
+      unit = &u;
+      break;
+    }
+  }
+  const double value = ns / unit->scale;
+  char buf[48];
+  const int decimals = std::fabs(value) >= 100 ? 0 : std::fabs(value) >= 10 ? 1 : 2;
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  std::string text = buf;
+  if (text.find('.') != std::string::npos) {
+    while (text.back() == '0') text.pop_back();
+    if (text.back() == '.') text.pop_back();
+  }
+  return text + unit->name;
+}
+
+}  // namespace chaosd

@@ -1,0 +1,103 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "chaosd/base/Clock.h"
+#include "chaosd/engine/probes/ProbeSample.h"
+#include "experiments/model/Experiment.h"
+
+// Whether a probe's steady state held over one phase. The rules, in words:
+// - A phase with no samples does not hold (nothing was shown).
+// - Availability = passed / count. It must satisfy tolerance.successRate; without one, every
+//   sample must pass (availability >= 1).
+// - Latency is the sample's duration, except that a failed sample counts as at least the
+//   probe's timeout (an error is as bad as no answer; a refused connection is not "fast").
+//   Percentiles are nearest-rank: the smallest observed latency with at least p% of the
+//   samples at or below it. Each tolerance.latency bound is checked on its percentile.
+// - Baseline mode (tolerance.baseline, and the baseline phase's samples given): the threshold
+//   is the baseline's `quantile` latency (nearest rank r of its m samples); k of the phase's
+//   n samples are above it. Under "nothing changed" the count of exceedances has a known
+//   distribution (exceedanceUpperTail in Statistics.h: exact, whatever the latency
+//   distribution); the phase deviates when P(count >= k) < alpha, so a phase like the baseline
+//   is declared deviant with probability at most alpha.
+// - The phase held when every check held; `reasons` says why not, one line per failed check.
+namespace chaosd {
+
+struct LatencyCheck {
+  double percentile = 95;  // 50, 95, 99.9
+  Duration observed{0};
+  Comparison bound;  // value in nanoseconds
+  bool held = false;
+};
+
+struct BaselineCheck {
+  double quantile = 0.95;
+  double alpha = 0.01;
+  size_t baselineCount = 0;  // m
+  size_t rank = 0;           // r: the threshold is the baseline's r-th smallest latency
+  Duration threshold{0};
+  size_t count = 0;        // n: samples in this phase
+  size_t exceedances = 0;  // k: of them, strictly above the threshold
+  double expected = 0;     // n * (m - r + 1) / (m + 1): the mean of k when nothing changed
+  double pValue = 1;       // P(K >= k) when nothing changed
+  bool deviated = false;   // pValue < alpha
+};
+
+struct PhaseVerdict {
+  std::string probe;
+  Phase phase = Phase::kBefore;
+  bool held = false;
+  std::vector<std::string> reasons;  // empty when held
+
+  size_t count = 0;
+  size_t passed = 0;
+  double availability = 0;  // passed / count; 0 when count is 0
+  Comparison successRate;   // the requirement applied (default >= 1)
+  bool successRateHeld = false;
+
+  // Nearest-rank percentiles of the effective latency; zero when count is 0.
+  Duration p50{0};
+  Duration p95{0};
+  Duration p99{0};
+  std::vector<LatencyCheck> latency;      // one per tolerance.latency bound
+  std::optional<BaselineCheck> baseline;  // when the statistical mode ran
+
+  // The first failing sample of the phase, for time-to-detect and the report.
+  std::optional<std::chrono::system_clock::time_point> firstFailureWall;
+  std::optional<Clock::TimePoint> firstFailure;
+  std::string firstFailureDetail;
+};
+
+// Judges one phase of one probe. `samples` are that phase's samples in the order taken.
+// `baseline` is the baseline (before) phase's samples: pass them for the during and after
+// phases of a probe with tolerance.baseline; without them (nullopt, e.g. when judging the
+// before phase itself) the statistical check is skipped. An empty baseline fails the check.
+PhaseVerdict judgePhase(const ProbeSpec& spec, Phase phase, std::span<const ProbeSample> samples,
+                        std::optional<std::span<const ProbeSample>> baseline = std::nullopt);
+
+// The latency a sample counts for: its duration, or at least `timeout` when it failed.
+Duration effectiveLatency(const ProbeSample& sample, Duration timeout);
+
+// The first failing sample that started at or after `since`; nullptr when none. Time to
+// detect a fault = firstFailure(samples, applied)->start - applied.
+const ProbeSample* firstFailure(std::span<const ProbeSample> samples, Clock::TimePoint since);
+
+// How many passing samples in a row count as recovered.
+inline constexpr size_t kRecoverySamples = 3;
+
+// The first sample of the first run of k consecutive passing samples that started at or
+// after `since`; nullptr when there is none yet (a run cut short by the end of the samples
+// does not count). Samples must be in the order taken. Time to recover from a fault =
+// recoveredAt(samples, reverted)->start - reverted.
+const ProbeSample* recoveredAt(std::span<const ProbeSample> samples, Clock::TimePoint since,
+                               size_t k = kRecoverySamples);
+
+// A latency with three significant digits and a unit: "850us", "3.1ms", "412ms", "1.5s".
+std::string formatLatency(Duration d);
+
+}  // namespace chaosd

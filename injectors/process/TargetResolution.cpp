@@ -1,0 +1,221 @@
+#include "injectors/process/TargetResolution.h"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "chaosd/base/Netns.h"
+#include "chaosd/base/Units.h"
+#include "chaosd/base/Users.h"
+#include "injectors/process/ExecTarget.h"
+#include "injectors/process/ProcessInjector.h"
+#include "injectors/process/Selection.h"
+
+namespace chaosd {
+namespace {
+
+std::string processLine(const ProcessInfo& p) {
+  std::string line = std::to_string(p.pid) + " (" + p.comm + ")";
+  if (!p.commandLine.empty()) {
+    line += " " + (p.commandLine.size() > 60 ? p.commandLine.substr(0, 57) + "..." : p.commandLine);
+  }
+  return line;
+}
+
+std::string modeText(const Selection& s) {
+  switch (s.mode) {
+    case SelectionMode::kAll:
+      return "all";
+    case SelectionMode::kOne:
+      return "one";
+    case SelectionMode::kCount:
+      return "count(" + std::to_string(s.count) + ")";
+    case SelectionMode::kPercent:
+      return "percent(" + units::formatPercent(s.fraction) + ")";
+  }
+  return "";
+}
+
+void resolveProcess(const TargetSpec& t, const Guardrails& g, const ResolveContext& ctx,
+                    ResolvedTarget& out) {
+  if (!ctx.processes) {
+    out.problems.push_back("the process table could not be read");
+    return;
+  }
+  MatchContext mc;
+  mc.uidByName = [](std::string_view name) { return uidByName(name); };
+  auto matched = ctx.processes->match(t.process, mc);
+  if (!matched) {
+    out.problems.push_back(matched.error().describe());
+    return;
+  }
+  out.matched = *matched;
+  // The same rules as the fault's prepare(): protected processes (guardians included) and
+  // zombies are never eligible, so the plan shows what the run would really hit.
+  Candidates candidates = eligibleAmong(*ctx.processes, *matched, ctx.protection);
+  for (const auto& why : candidates.refused) out.problems.push_back("refused: " + why);
+  std::vector<ProcessInfo> eligible = std::move(candidates.eligible);
+  if (eligible.empty()) {
+    std::string msg = "no process matches " + out.selector;
+    if (t.emptySkip) {
+      out.details.push_back(msg + " (empty: skip — the fault would be skipped)");
+      out.usable = true;
+    } else {
+      out.problems.push_back(msg);
+    }
+    return;
+  }
+  out.usable = true;
+  size_t n = selectionSize(t.selection, eligible.size());
+  if (t.selection.mode == SelectionMode::kAll || n == eligible.size()) {
+    out.selected = eligible;
+  } else if (t.selection.seed) {
+    out.seed = t.selection.seed;
+    out.selected = selectProcesses(eligible, t.selection, *t.selection.seed);
+  }
+  out.details.push_back(
+      std::to_string(eligible.size()) + " eligible process(es) match; mode " +
+      modeText(t.selection) + " would hit " + std::to_string(n) +
+      (out.selected.empty() ? " (chosen at run time; the seed is recorded)" : ""));
+  for (const auto& p : eligible) {
+    bool hit = std::any_of(out.selected.begin(), out.selected.end(),
+                           [&](const ProcessInfo& s) { return s.pid == p.pid; });
+    out.details.push_back((hit ? "  * " : "    ") + processLine(p));
+  }
+  if (n > g.maxTargets) {
+    out.problems.push_back("would hit " + std::to_string(n) + " processes, over guardrails." +
+                           "maxTargets " + std::to_string(g.maxTargets));
+    out.usable = false;
+  }
+}
+
+void resolveExec(const TargetSpec& t, ResolvedTarget& out) {
+  const std::string program = t.exec.argv.empty() ? std::string() : t.exec.argv.front();
+  auto found = findExecutable(program);
+  if (!found) {
+    out.problems.push_back(found.error().message());
+    return;
+  }
+  out.usable = true;
+  out.details.push_back("started by the experiment and stopped at its end: " + *found);
+}
+
+void resolveInterface(const TargetSpec& t, ResolvedTarget& out) {
+  auto list = listInterfaces(t.interface.netns);
+  if (!list) {
+    out.problems.push_back(t.interface.netns.describe() + ": " + list.error().describe());
+    return;
+  }
+  for (const auto& i : *list) {
+    if (i.name != t.interface.name) continue;
+    out.usable = true;
+    std::string line = "interface " + i.name + " (ifindex " + std::to_string(i.ifindex) + ", " +
+                       (i.up ? "up" : "down") + ") in " + t.interface.netns.describe();
+    for (const auto& a : i.addresses) line += " " + a;
+    out.details.push_back(line);
+    return;
+  }
+  std::string names;
+  for (const auto& i : *list) names += (names.empty() ? "" : ", ") + i.name;
+  out.problems.push_back("no interface '" + t.interface.name + "' in " +
+                         t.interface.netns.describe() + " (present: " + names + ")");
+}
+
+void resolvePath(const TargetSpec& t, ResolvedTarget& out) {
+  struct stat st {};
+  if (::stat(t.path.c_str(), &st) != 0) {
+    out.problems.push_back("'" + t.path + "' does not exist: " + std::strerror(errno));
+    return;
+  }
+  struct statvfs vfs {};
+  if (::statvfs(t.path.c_str(), &vfs) != 0) {
+    out.problems.push_back("statvfs '" + t.path + "': " + std::strerror(errno));
+    return;
+  }
+  out.usable = true;
+  uint64_t total = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+  uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  uint64_t used = static_cast<uint64_t>(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+  double usage =
+      used + avail == 0 ? 0 : static_cast<double>(used) / static_cast<double>(used + avail);
+  out.details.push_back(std::string(S_ISDIR(st.st_mode) ? "directory" : "file") + " " + t.path +
+                        ": filesystem " + units::formatSize(total) + ", " +
+                        units::formatSize(avail) + " available, " + units::formatPercent(usage) +
+                        " used (df's use%)");
+}
+
+}  // namespace
+
+std::string describeSelector(const TargetSpec& t) {
+  switch (t.kind) {
+    case TargetKind::kProcess: {
+      std::string s;
+      auto add = [&](const std::string& k, const std::string& v) {
+        if (!v.empty()) s += (s.empty() ? "" : " AND ") + k + "=" + v;
+      };
+      if (t.process.pid) add("pid", std::to_string(*t.process.pid));
+      add("name", t.process.name);
+      if (!t.process.cmdline.empty()) add("cmdline", "/" + t.process.cmdline + "/");
+      add("cgroup", t.process.cgroup);
+      add("user", t.process.user);
+      add("pidFile", t.process.pidFile);
+      return "process " + s;
+    }
+    case TargetKind::kExec: {
+      std::string s = "exec";
+      for (const auto& a : t.exec.argv) s += " " + a;
+      return s;
+    }
+    case TargetKind::kInterface:
+      return "interface " + t.interface.name + " in " + t.interface.netns.describe();
+    case TargetKind::kPath:
+      return "path " + t.path;
+  }
+  return "";
+}
+
+ResolvedTarget resolveTarget(const TargetSpec& target, const Guardrails& guardrails,
+                             const ResolveContext& context) {
+  ResolvedTarget out;
+  out.name = target.name;
+  out.kind = target.kind;
+  out.selector = describeSelector(target);
+  switch (target.kind) {
+    case TargetKind::kProcess:
+      resolveProcess(target, guardrails, context, out);
+      break;
+    case TargetKind::kExec:
+      resolveExec(target, out);
+      break;
+    case TargetKind::kInterface:
+      resolveInterface(target, out);
+      break;
+    case TargetKind::kPath:
+      resolvePath(target, out);
+      break;
+  }
+  return out;
+}
+
+nlohmann::json ResolvedTarget::toJson() const {
+  nlohmann::json j{{"name", name},         {"kind", std::string(targetKindName(kind))},
+                   {"selector", selector}, {"usable", usable},
+                   {"details", details},   {"problems", problems}};
+  auto pids = [](const std::vector<ProcessInfo>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& p : v) a.push_back({{"pid", p.pid}, {"comm", p.comm}});
+    return a;
+  };
+  if (kind == TargetKind::kProcess) {
+    j["matched"] = pids(matched);
+    j["selected"] = pids(selected);
+    if (seed) j["seed"] = *seed;
+  }
+  return j;
+}
+
+}  // namespace chaosd

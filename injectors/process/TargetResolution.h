@@ -1,0 +1,38 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chaosd/base/ProcessTable.h"
+#include "experiments/model/Experiment.h"
+
+namespace chaosd {
+
+// A target as it resolves on this machine right now: what `chaosctl plan` shows and what the
+// engine checks before the baseline. Reads only; changes nothing.
+struct ResolvedTarget {
+  std::string name;
+  TargetKind kind = TargetKind::kProcess;
+  std::string selector;               // the selector in words
+  bool usable = false;                // the target exists / something matches
+  std::vector<std::string> details;   // one line each: matches, interface, filesystem
+  std::vector<std::string> problems;  // missing, protected, over a guardrail
+  std::vector<ProcessInfo> matched;   // kProcess
+  std::vector<ProcessInfo> selected;  // kProcess: who would be hit
+  std::optional<uint64_t> seed;       // the seed the selection used (when it chose)
+  nlohmann::json toJson() const;
+};
+
+struct ResolveContext {
+  const ProcessTable* processes = nullptr;  // scanned once per plan
+  ProtectionContext protection;
+};
+
+ResolvedTarget resolveTarget(const TargetSpec& target, const Guardrails& guardrails,
+                             const ResolveContext& context);
+
+std::string describeSelector(const TargetSpec& target);
+
+}  // namespace chaosd
