@@ -21,6 +21,7 @@
 #include "chaosd/base/Log.h"
 #include "chaosd/base/Units.h"
 #include "experiments/model/Experiment.h"
+#include "injectors/RecordFields.h"
 
 namespace chaosd {
 namespace {
@@ -53,43 +54,40 @@ bool onRecordedFs(const std::string& path, const struct stat& st, const FsIdenti
   return ::statfs(path.c_str(), &sfs) == 0 && fsidOf(sfs) == fs.fsid;
 }
 
-struct FillUndo {
-  std::string faultId;
-  std::string dir;
-  std::string file;
-  FsIdentity fs;
-  uint64_t bytes = 0;
-  bool noop = false;
-};
-
-// Reads the undo record and checks that its file carries this fault's name; nothing else
-// is ever touched.
-Result<FillUndo> parseUndo(const nlohmann::json& undo, std::string_view faultId) {
-  if (!undo.is_object() || !undo.contains("file") || !undo["file"].is_string() ||
-      !undo.contains("faultId") || !undo["faultId"].is_string()) {
-    return Error(ErrorCode::kInvalid, "disk.fill undo record lacks 'file' or 'faultId'");
-  }
-  FillUndo u;
-  u.faultId = undo["faultId"].get<std::string>();
-  u.file = undo["file"].get<std::string>();
-  u.dir = fs::path(u.file).parent_path().string();
-  if (!faultId.empty() && u.faultId != faultId) {
-    return Error(ErrorCode::kInvalid, "disk.fill undo record belongs to fault " + u.faultId +
-                                          ", not " + std::string(faultId));
-  }
-  if (!isFileNameSafe(u.faultId) ||
-      fs::path(u.file).filename().string() != DiskFillInjector::fileNameFor(u.faultId) ||
-      !fs::path(u.file).is_absolute()) {
-    return Error(ErrorCode::kInvalid, "disk.fill refuses to touch " + u.file +
-                                          ": not the absolute path of a file named " +
-                                          DiskFillInjector::fileNameFor(u.faultId));
-  }
-  auto id = fsIdentityFromJson(undo);
-  if (!id) return std::move(id).error();
-  u.fs = *id;
-  u.bytes = undo.value("bytes", uint64_t{0});
-  u.noop = undo.value("noop", false);
+// The record, when it belongs to faultId ("" for any: the audit).
+Result<DiskFillUndo> recordOf(const nlohmann::json& undo, std::string_view faultId) {
+  auto u = DiskFillUndo::fromJson(undo);
+  if (!u) return u;
+  CHAOSD_TRY(checkRecordOwner("disk.fill undo record", u->faultId, faultId));
   return u;
+}
+
+// "fill /data (41.3% used) with 2GiB to 90% use in /data/.chaosd-fill-r1"
+std::string describeFill(const DiskFillUndo& u) {
+  char usedText[32];
+  std::snprintf(usedText, sizeof usedText, "%.1f%%", u.usageAtPrepare * 100.0);
+  const std::string where = u.dir + " (" + usedText + " used)";
+  if (u.bytes == 0) {
+    const std::string why =
+        u.usage ? "already at or over " + units::formatPercent(*u.usage) : "a size of 0";
+    return "fill " + where + ": " + why + ", nothing to fill";
+  }
+  return "fill " + where + " with " + units::formatSize(u.bytes) +
+         (u.usage ? " to " + units::formatPercent(*u.usage) + " use" : "") + " in " + u.file;
+}
+
+// A recorded no-op: the filesystem was already at the usage asked for.
+AppliedFault noopFill(const DiskFillUndo& u, const FsSpace& now) {
+  AppliedFault applied;
+  applied.backend = "none";
+  applied.observed = {{"noop", true},
+                      {"bytesPlanned", 0},
+                      {"bytesAllocated", 0},
+                      {"partial", false},
+                      {"file", u.file},
+                      {"usageBefore", dfUsage(now)},
+                      {"usageAfter", dfUsage(now)}};
+  return applied;
 }
 
 struct FillOutcome {
@@ -239,20 +237,6 @@ Result<DiskTarget> resolveDiskTarget(const FaultRequest& request) {
   return t;
 }
 
-nlohmann::json fsIdentityToJson(const FsIdentity& id) {
-  return {{"dev", id.dev}, {"fsid", id.fsid}};
-}
-
-Result<FsIdentity> fsIdentityFromJson(const nlohmann::json& undo) {
-  if (!undo.contains("dev") || !undo["dev"].is_number_unsigned()) {
-    return Error(ErrorCode::kInvalid, "disk undo record lacks the filesystem's 'dev'");
-  }
-  FsIdentity id;
-  id.dev = undo["dev"].get<uint64_t>();
-  if (undo.contains("fsid") && undo["fsid"].is_string()) id.fsid = undo["fsid"].get<std::string>();
-  return id;
-}
-
 Result<RemovedFile> removeOwnedFile(const std::string& file, std::string_view name,
                                     const FsIdentity& id) {
   if (fs::path(file).filename().string() != name) {
@@ -307,61 +291,37 @@ Result<PreparedFault> DiskFillInjector::prepare(const FaultRequest& request) {
   if (target->readOnly) {
     return Error(ErrorCode::kUnsupported, "the filesystem of " + target->dir + " is read-only");
   }
-  const auto& args = request.args;
-  bool bySize = args.contains("size") && args["size"].is_number();
-  bool byUsage = args.contains("usage") && args["usage"].is_number();
-  if (bySize == byUsage) return Error(ErrorCode::kInvalid, "disk.fill needs size or usage");
+  auto args = DiskFillArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
 
-  const FsSpace& space = target->space;
-  double usageNow = dfUsage(space);
-  uint64_t bytes =
-      bySize ? args["size"].get<uint64_t>() : bytesToReachUsage(space, args["usage"].get<double>());
-  std::string file = (fs::path(target->dir) / fileNameFor(request.faultId)).string();
+  DiskFillUndo u;
+  u.faultId = request.faultId;
+  u.dir = target->dir;
+  u.file = (fs::path(target->dir) / fileNameFor(request.faultId)).string();
+  u.fs = target->fs;
+  u.bytes = args->size ? *args->size : bytesToReachUsage(target->space, *args->usage);
+  u.noop = u.bytes == 0;
+  u.usageAtPrepare = dfUsage(target->space);
+  u.usage = args->usage;
   struct stat st {};
-  if (::lstat(file.c_str(), &st) == 0) {
-    return Error(ErrorCode::kConflict, file + " already exists: a leftover of this fault id");
+  if (::lstat(u.file.c_str(), &st) == 0) {
+    return Error(ErrorCode::kConflict, u.file + " already exists: a leftover of this fault id");
   }
 
   PreparedFault prepared;
-  prepared.undo = {
-      {"version", 1},   {"faultId", request.faultId}, {"dir", target->dir},        {"file", file},
-      {"bytes", bytes}, {"noop", bytes == 0},         {"usageAtPrepare", usageNow}};
-  prepared.undo.update(fsIdentityToJson(target->fs));
-  if (byUsage) prepared.undo["usage"] = args["usage"].get<double>();
-  char usedText[32];
-  std::snprintf(usedText, sizeof usedText, "%.1f%%", usageNow * 100.0);
-  std::string where = target->dir + " (" + usedText + " used)";
-  if (bytes == 0) {
-    prepared.description = "fill " + where + ": already at or over " +
-                           units::formatPercent(args["usage"].get<double>()) + ", nothing to fill";
-  } else {
-    prepared.description =
-        "fill " + where + " with " + units::formatSize(bytes) +
-        (byUsage ? " to " + units::formatPercent(args["usage"].get<double>()) + " use" : "") +
-        " in " + file;
-  }
-  prepared.resources = {"file:" + file};
+  prepared.undo = u.toJson();
+  prepared.description = describeFill(u);
+  prepared.resources = {"file:" + u.file};
   return prepared;
 }
 
 Result<AppliedFault> DiskFillInjector::apply(const std::string& faultId,
                                              const nlohmann::json& undo) {
-  auto u = parseUndo(undo, faultId);
+  auto u = recordOf(undo, faultId);
   if (!u) return std::move(u).error();
   auto before = readFsSpace(u->dir);
   if (!before) return std::move(before).error();
-  AppliedFault applied;
-  if (u->noop) {
-    applied.backend = "none";
-    applied.observed = {{"noop", true},
-                        {"bytesPlanned", 0},
-                        {"bytesAllocated", 0},
-                        {"partial", false},
-                        {"file", u->file},
-                        {"usageBefore", dfUsage(*before)},
-                        {"usageAfter", dfUsage(*before)}};
-    return applied;
-  }
+  if (u->noop) return noopFill(*u, *before);
   struct stat dirSt {};
   if (::stat(u->dir.c_str(), &dirSt) != 0) return Error::fromErrno("stat " + u->dir, errno);
   if (!onRecordedFs(u->dir, dirSt, u->fs)) {
@@ -385,6 +345,7 @@ Result<AppliedFault> DiskFillInjector::apply(const std::string& faultId,
   auto after = readFsSpace(u->dir);
   if (!after) return std::move(after).error();
 
+  AppliedFault applied;
   applied.backend = outcome->method;
   applied.observed = {{"file", u->file},
                       {"method", outcome->method},
@@ -408,7 +369,7 @@ Result<AppliedFault> DiskFillInjector::apply(const std::string& faultId,
 
 Result<nlohmann::json> DiskFillInjector::revert(const std::string& faultId,
                                                 const nlohmann::json& undo) {
-  auto u = parseUndo(undo, faultId);
+  auto u = recordOf(undo, faultId);
   if (!u) return std::move(u).error();
   auto removed = removeOwnedFile(u->file, fileNameFor(u->faultId), u->fs);
   if (!removed) return std::move(removed).error();
@@ -418,7 +379,7 @@ Result<nlohmann::json> DiskFillInjector::revert(const std::string& faultId,
 }
 
 Result<std::vector<std::string>> DiskFillInjector::audit(const nlohmann::json& undo) {
-  auto u = parseUndo(undo, "");
+  auto u = recordOf(undo, "");
   if (!u) return std::move(u).error();
   std::vector<std::string> left;
   if (auto line = auditOwnedFile(u->file, u->fs, "filler file"); !line.empty()) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "injectors/Injector.h"
+#include "injectors/disk/DiskRecords.h"
 
 // disk.fill: a file of our own name, <dir>/.chaosd-fill-<faultId>, allocated with fallocate
 // (or written, where the filesystem has no fallocate) until the filesystem holding the target
@@ -38,15 +39,6 @@ uint64_t bytesToReachUsage(const FsSpace& space, double target);
 // at most 200 characters. Anything else is refused before a name is built from it.
 bool isFileNameSafe(std::string_view faultId);
 
-// The filesystem a file of ours lives on, as recorded in the undo record. dev (st_dev) is the
-// primary check; fsid (statfs f_fsid, derived from the UUID on ext4 and btrfs) is accepted
-// too, because device numbers of loop, dm and md devices may change across a reboot, and a
-// filler file outlives reboots. fsid "" means unknown (tmpfs reports zero).
-struct FsIdentity {
-  uint64_t dev = 0;
-  std::string fsid;
-};
-
 // The directory a path target names (the path itself, or a file's directory), made absolute
 // and free of symlinks, with its filesystem's identity, space and read-only flag.
 struct DiskTarget {
@@ -73,9 +65,6 @@ Result<RemovedFile> removeOwnedFile(const std::string& file, std::string_view na
 
 // One audit line when file still exists ("" when it does not).
 std::string auditOwnedFile(const std::string& file, const FsIdentity& fs, std::string_view what);
-
-nlohmann::json fsIdentityToJson(const FsIdentity& fs);
-Result<FsIdentity> fsIdentityFromJson(const nlohmann::json& undo);
 
 // ---- disk.fill --------------------------------------------------------------------------
 

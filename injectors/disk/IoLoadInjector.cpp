@@ -22,7 +22,9 @@
 #include "chaosd/base/Fd.h"
 #include "chaosd/base/Log.h"
 #include "chaosd/base/Units.h"
+#include "injectors/RecordFields.h"
 #include "injectors/disk/DiskFillInjector.h"
+#include "injectors/disk/DiskRecords.h"
 
 namespace chaosd {
 namespace {
@@ -33,76 +35,26 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr std::string_view kIoPrefix = ".chaosd-io-";
 constexpr size_t kDirectAlign = 4096;  // covers every logical block size Linux supports
 
-struct IoParams {
-  int workers = 2;
-  double readShare = 0.5;
-  uint64_t blockSize = 1 << 20;
-  bool direct = true;
-  uint64_t fileSize = 256 << 20;
-  uint64_t bytes = 0;  // 0: unbounded
-  std::chrono::nanoseconds duration{0};
-};
-
-nlohmann::json paramsJson(const IoParams& p) {
-  nlohmann::json j{{"workers", p.workers},     {"readShare", p.readShare},
-                   {"blockSize", p.blockSize}, {"direct", p.direct},
-                   {"fileSize", p.fileSize},   {"durationNs", p.duration.count()}};
-  if (p.bytes > 0) j["bytes"] = p.bytes;  // absent: unbounded
-  return j;
-}
-
-IoParams paramsFrom(const nlohmann::json& j) {
-  IoParams p;
-  p.workers = j.value("workers", p.workers);
-  p.readShare = j.value("readShare", p.readShare);
-  p.blockSize = j.value("blockSize", p.blockSize);
-  p.direct = j.value("direct", p.direct);
-  p.fileSize = j.value("fileSize", p.fileSize);
-  p.bytes = j.value("bytes", p.bytes);
-  p.duration = std::chrono::nanoseconds(j.value("durationNs", int64_t{0}));
-  return p;
-}
-
-struct IoUndo {
-  std::string faultId;
-  std::string dir;
-  std::vector<std::string> files;
-  FsIdentity fs;
-  IoParams params;
-};
-
-// Reads the undo record; every file must be <dir>/.chaosd-io-<faultId>-<n> with n its index.
-Result<IoUndo> parseUndo(const nlohmann::json& undo, std::string_view faultId) {
-  if (!undo.is_object() || !undo.contains("faultId") || !undo["faultId"].is_string() ||
-      !undo.contains("files") || !undo["files"].is_array() || !undo.contains("dir") ||
-      !undo["dir"].is_string()) {
-    return Error(ErrorCode::kInvalid, "disk.io-load undo record lacks 'faultId', 'dir' or 'files'");
-  }
-  IoUndo u;
-  u.faultId = undo["faultId"].get<std::string>();
-  u.dir = undo["dir"].get<std::string>();
-  if (!faultId.empty() && u.faultId != faultId) {
-    return Error(ErrorCode::kInvalid, "disk.io-load undo record belongs to fault " + u.faultId +
-                                          ", not " + std::string(faultId));
-  }
-  if (!isFileNameSafe(u.faultId) || !fs::path(u.dir).is_absolute()) {
-    return Error(ErrorCode::kInvalid, "disk.io-load undo record has a bad fault id or directory");
-  }
-  for (size_t i = 0; i < undo["files"].size(); ++i) {
-    const auto& f = undo["files"][i];
-    std::string expected =
-        (fs::path(u.dir) / IoLoadInjector::fileNameFor(u.faultId, static_cast<int>(i))).string();
-    if (!f.is_string() || f.get<std::string>() != expected) {
-      return Error(ErrorCode::kInvalid,
-                   "disk.io-load refuses to touch " + f.dump() + ": expected " + expected);
-    }
-    u.files.push_back(expected);
-  }
-  auto id = fsIdentityFromJson(undo);
-  if (!id) return std::move(id).error();
-  u.fs = *id;
-  u.params = paramsFrom(undo);
+// The record, when it belongs to faultId ("" for any: the audit).
+Result<IoLoadUndo> recordOf(const nlohmann::json& undo, std::string_view faultId) {
+  auto u = IoLoadUndo::fromJson(undo);
+  if (!u) return u;
+  CHAOSD_TRY(checkRecordOwner("disk.io-load undo record", u->faultId, faultId));
   return u;
+}
+
+// What the workers need of the parameters: checked at prepare, and again of the record before
+// workers use it (a block size of 0 would divide by zero).
+Result<void> checkLoad(const IoLoadArgs& p) {
+  if (p.workers < 1 || p.blockSize == 0 || !(p.readShare >= 0 && p.readShare <= 1)) {
+    return Error(ErrorCode::kInvalid, "disk.io-load: workers, blockSize or readShare out of range");
+  }
+  if (p.fileSize < p.blockSize) {
+    return Error(ErrorCode::kInvalid, "disk.io-load: fileSize " + units::formatSize(p.fileSize) +
+                                          " is smaller than blockSize " +
+                                          units::formatSize(p.blockSize));
+  }
+  return success();
 }
 
 // A buffer aligned for O_DIRECT.
@@ -141,7 +93,8 @@ struct IoWorker {
 }  // namespace
 
 struct IoLoadInjector::Load {
-  IoParams params;
+  IoLoadArgs params;
+  std::chrono::nanoseconds duration{0};  // 0: until revert
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> issued{0};  // bytes claimed by operations, for the `bytes` bound
   SteadyClock::time_point startedAt;
@@ -187,7 +140,7 @@ Result<void> doIo(IoWorker& w, AlignedBuffer& buf, bool read, uint64_t offset) {
 // The worker: one sequential pass writing the whole file (reads of never-written blocks are
 // answered with zeros without touching the disk), then random blocks, a share of them reads.
 void runWorker(IoLoadInjector::Load& load, IoWorker& w) {
-  const IoParams& p = load.params;
+  const IoLoadArgs& p = load.params;
   const uint64_t blocks = std::max<uint64_t>(1, p.fileSize / p.blockSize);
   AlignedBuffer buf(p.blockSize);
   std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(w.index));
@@ -220,8 +173,8 @@ void runWorker(IoLoadInjector::Load& load, IoWorker& w) {
 }
 
 // Creates a worker's file and reserves its space; decides O_DIRECT.
-Result<std::unique_ptr<IoWorker>> makeWorker(int index, const std::string& file, const IoParams& p,
-                                             std::string& layout) {
+Result<std::unique_ptr<IoWorker>> makeWorker(int index, const std::string& file,
+                                             const IoLoadArgs& p, std::string& layout) {
   auto w = std::make_unique<IoWorker>();
   w->index = index;
   w->file = file;
@@ -303,17 +256,17 @@ Result<PreparedFault> IoLoadInjector::prepare(const FaultRequest& request) {
   if (target->readOnly) {
     return Error(ErrorCode::kUnsupported, "the filesystem of " + target->dir + " is read-only");
   }
-  IoParams p = paramsFrom(request.args);
-  p.duration = request.duration;
-  if (p.workers < 1 || p.blockSize == 0 || p.readShare < 0 || p.readShare > 1) {
-    return Error(ErrorCode::kInvalid, "disk.io-load: workers, blockSize or readShare out of range");
-  }
-  if (p.fileSize < p.blockSize) {
-    return Error(ErrorCode::kInvalid, "disk.io-load: fileSize " + units::formatSize(p.fileSize) +
-                                          " is smaller than blockSize " +
-                                          units::formatSize(p.blockSize));
-  }
-  p.fileSize -= p.fileSize % p.blockSize;  // whole blocks, so every offset is aligned
+  auto args = IoLoadArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  CHAOSD_TRY(checkLoad(*args));
+  IoLoadUndo u;
+  u.faultId = request.faultId;
+  u.dir = target->dir;
+  u.fs = target->fs;
+  u.load = *args;
+  u.load.fileSize -= u.load.fileSize % u.load.blockSize;  // whole blocks: every offset aligned
+  u.duration = request.duration;
+  const IoLoadArgs& p = u.load;
   const uint64_t need = p.fileSize * static_cast<uint64_t>(p.workers);
   if (need > target->space.availBytes()) {
     return Error(ErrorCode::kIo,
@@ -324,7 +277,6 @@ Result<PreparedFault> IoLoadInjector::prepare(const FaultRequest& request) {
                      " available (lower fileSize or workers)",
                  ENOSPC);
   }
-  nlohmann::json files = nlohmann::json::array();
   PreparedFault prepared;
   for (int i = 0; i < p.workers; ++i) {
     std::string file = (fs::path(target->dir) / fileNameFor(request.faultId, i)).string();
@@ -332,13 +284,10 @@ Result<PreparedFault> IoLoadInjector::prepare(const FaultRequest& request) {
     if (::lstat(file.c_str(), &st) == 0) {
       return Error(ErrorCode::kConflict, file + " already exists: a leftover of this fault id");
     }
-    files.push_back(file);
     prepared.resources.push_back("file:" + file);
+    u.files.push_back(std::move(file));
   }
-  prepared.undo = {
-      {"version", 1}, {"faultId", request.faultId}, {"dir", target->dir}, {"files", files}};
-  prepared.undo.update(fsIdentityToJson(target->fs));
-  prepared.undo.update(paramsJson(p));
+  prepared.undo = u.toJson();
   prepared.description =
       "IO load on " + target->dir + ": " + std::to_string(p.workers) + " workers, " +
       units::formatSize(p.blockSize) + " blocks, " + units::formatPercent(p.readShare) + " reads" +
@@ -348,19 +297,21 @@ Result<PreparedFault> IoLoadInjector::prepare(const FaultRequest& request) {
 }
 
 Result<AppliedFault> IoLoadInjector::apply(const std::string& faultId, const nlohmann::json& undo) {
-  auto u = parseUndo(undo, faultId);
+  auto u = recordOf(undo, faultId);
   if (!u) return std::move(u).error();
   if (u->files.empty()) return Error(ErrorCode::kInvalid, "disk.io-load undo record has no files");
+  CHAOSD_TRY(checkLoad(u->load));
   struct stat dirSt {};
   if (::stat(u->dir.c_str(), &dirSt) != 0) return Error::fromErrno("stat " + u->dir, errno);
   if (static_cast<uint64_t>(dirSt.st_dev) != u->fs.dev) {
     return Error(ErrorCode::kConflict, u->dir + " is no longer on the filesystem prepared for");
   }
   auto load = std::make_unique<Load>();
-  load->params = u->params;
+  load->params = u->load;
+  load->duration = u->duration;
   std::string layout = "fallocate";
   for (size_t i = 0; i < u->files.size(); ++i) {
-    auto w = makeWorker(static_cast<int>(i), u->files[i], u->params, layout);
+    auto w = makeWorker(static_cast<int>(i), u->files[i], u->load, layout);
     if (!w) return std::move(w).error();  // the engine's revert removes what was created
     load->workers.push_back(std::move(*w));
   }
@@ -376,7 +327,9 @@ Result<AppliedFault> IoLoadInjector::apply(const std::string& faultId, const nlo
   }
   applied.observed = {
       {"files", u->files}, {"layout", layout}, {"direct", direct}, {"directNotes", notes}};
-  applied.observed.update(paramsJson(u->params));
+  // The parameters overwrite "direct" with the one asked for, as they always have.
+  applied.observed.update(u->load.toJson());
+  applied.observed["durationNs"] = u->duration.count();
 
   std::lock_guard lock(mutex_);
   if (loads_.count(faultId) != 0) {
@@ -384,7 +337,7 @@ Result<AppliedFault> IoLoadInjector::apply(const std::string& faultId, const nlo
   }
   Load& l = *load;
   l.startedAt = SteadyClock::now();
-  if (l.params.duration.count() > 0) l.deadline = l.startedAt + l.params.duration;
+  if (l.duration.count() > 0) l.deadline = l.startedAt + l.duration;
   try {
     for (auto& w : l.workers) {
       IoWorker* wp = w.get();
@@ -402,7 +355,7 @@ Result<AppliedFault> IoLoadInjector::apply(const std::string& faultId, const nlo
 
 Result<nlohmann::json> IoLoadInjector::revert(const std::string& faultId,
                                               const nlohmann::json& undo) {
-  auto u = parseUndo(undo, faultId);
+  auto u = recordOf(undo, faultId);
   if (!u) return std::move(u).error();
   std::unique_ptr<Load> load;
   {
@@ -441,7 +394,7 @@ Result<nlohmann::json> IoLoadInjector::revert(const std::string& faultId,
 }
 
 Result<std::vector<std::string>> IoLoadInjector::audit(const nlohmann::json& undo) {
-  auto u = parseUndo(undo, "");
+  auto u = recordOf(undo, "");
   if (!u) return std::move(u).error();
   std::vector<std::string> left;
   for (const auto& file : u->files) {

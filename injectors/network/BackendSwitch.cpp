@@ -3,6 +3,35 @@
 #include <utility>
 
 namespace chaosd {
+namespace {
+
+std::string recordText(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+Result<BackendArgs> BackendArgs::fromJson(const nlohmann::json& args) {
+  BackendArgs out;
+  if (!args.is_object() || !args.contains("backend")) return out;
+  if (!args["backend"].is_string()) {
+    return Error(ErrorCode::kInvalid, "the backend arg is no name: " + recordText(args["backend"]));
+  }
+  out.backend = args["backend"].get<std::string>();
+  return out;
+}
+
+nlohmann::json BackendArgs::toJson() const { return {{"backend", backend}}; }
+
+Result<BackendUndo> BackendUndo::fromJson(const nlohmann::json& undo) {
+  if (!undo.is_object() || !undo.contains("backend") || !undo["backend"].is_string() ||
+      !undo.contains("inner")) {
+    return Error(ErrorCode::kInvalid, "undo record names no backend: " + recordText(undo));
+  }
+  return BackendUndo{undo["backend"].get<std::string>(), undo["inner"]};
+}
+
+nlohmann::json BackendUndo::toJson() const { return {{"backend", backend}, {"inner", inner}}; }
 
 BackendSwitch::BackendSwitch(std::vector<Backend> backends) : backends_(std::move(backends)) {}
 
@@ -28,56 +57,55 @@ Result<const BackendSwitch::Backend*> BackendSwitch::choose(const std::string& w
                "backend '" + wanted + "' is not implemented in this build for this fault");
 }
 
-Result<Injector*> BackendSwitch::injectorFor(const nlohmann::json& undo) {
-  if (!undo.is_object() || !undo.contains("backend") || !undo["backend"].is_string() ||
-      !undo.contains("inner")) {
-    return Error(ErrorCode::kInvalid, "undo record names no backend: " + undo.dump());
-  }
-  const std::string name = undo["backend"].get<std::string>();
-  auto it = injectors_.find(name);
+Result<Injector*> BackendSwitch::injectorFor(const std::string& backend) {
+  auto it = injectors_.find(backend);
   if (it != injectors_.end()) return it->second.get();
   for (const auto& b : backends_) {
-    if (b.name == name) {
-      auto [pos, _] = injectors_.emplace(name, b.factory());
+    if (b.name == backend && b.factory) {
+      auto [pos, _] = injectors_.emplace(backend, b.factory());
       return pos->second.get();
     }
   }
   return Error(ErrorCode::kUnsupported,
-               "undo record names backend '" + name + "', which this build does not have");
+               "undo record names backend '" + backend + "', which this build does not have");
 }
 
 Result<PreparedFault> BackendSwitch::prepare(const FaultRequest& request) {
-  const std::string wanted = request.args.is_object() && request.args.contains("backend")
-                                 ? request.args["backend"].get<std::string>()
-                                 : std::string("auto");
-  auto backend = choose(wanted);
+  auto args = BackendArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  auto backend = choose(args->backend);
   if (!backend) return std::move(backend).error();
-  const nlohmann::json selector = {{"backend", (*backend)->name}, {"inner", nullptr}};
-  auto injector = injectorFor(selector);
+  auto injector = injectorFor((*backend)->name);
   if (!injector) return std::move(injector).error();
   auto prepared = (*injector)->prepare(request);
   if (!prepared) return std::move(prepared).error();
-  prepared->undo = {{"backend", (*backend)->name}, {"inner", std::move(prepared->undo)}};
+  prepared->undo = BackendUndo{(*backend)->name, std::move(prepared->undo)}.toJson();
   return prepared;
 }
 
 Result<AppliedFault> BackendSwitch::apply(const std::string& faultId, const nlohmann::json& undo) {
-  auto injector = injectorFor(undo);
+  auto record = BackendUndo::fromJson(undo);
+  if (!record) return std::move(record).error();
+  auto injector = injectorFor(record->backend);
   if (!injector) return std::move(injector).error();
-  return (*injector)->apply(faultId, undo["inner"]);
+  return (*injector)->apply(faultId, record->inner);
 }
 
 Result<nlohmann::json> BackendSwitch::revert(const std::string& faultId,
                                              const nlohmann::json& undo) {
-  auto injector = injectorFor(undo);
+  auto record = BackendUndo::fromJson(undo);
+  if (!record) return std::move(record).error();
+  auto injector = injectorFor(record->backend);
   if (!injector) return std::move(injector).error();
-  return (*injector)->revert(faultId, undo["inner"]);
+  return (*injector)->revert(faultId, record->inner);
 }
 
 Result<std::vector<std::string>> BackendSwitch::audit(const nlohmann::json& undo) {
-  auto injector = injectorFor(undo);
+  auto record = BackendUndo::fromJson(undo);
+  if (!record) return std::move(record).error();
+  auto injector = injectorFor(record->backend);
   if (!injector) return std::move(injector).error();
-  return (*injector)->audit(undo["inner"]);
+  return (*injector)->audit(record->inner);
 }
 
 }  // namespace chaosd

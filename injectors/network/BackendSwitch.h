@@ -16,6 +16,26 @@
 // same injector. docs/faults/network.md.
 namespace chaosd {
 
+// The `backend` arg of network.delay and network.loss ("auto" when not given).
+struct BackendArgs {
+  std::string backend = "auto";  // auto, or a Backend's name
+
+  // Args that are no object are "auto"; kInvalid when `backend` is no string.
+  static Result<BackendArgs> fromJson(const nlohmann::json& args);
+  nlohmann::json toJson() const;
+};
+
+// BackendSwitch's undo record: the backend it chose and that backend's own record, which only
+// that backend reads. JSON keys: backend, inner.
+struct BackendUndo {
+  std::string backend;
+  nlohmann::json inner;
+
+  // kInvalid when the record names no backend (never throws).
+  static Result<BackendUndo> fromJson(const nlohmann::json& undo);
+  nlohmann::json toJson() const;
+};
+
 class BackendSwitch final : public Injector {
  public:
   struct Backend {
@@ -34,9 +54,9 @@ class BackendSwitch final : public Injector {
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
 
  private:
-  // The backend an undo record names, with its injector (created once, then kept: an injector
-  // may hold live state between apply and revert, like the NFQUEUE consumer).
-  Result<Injector*> injectorFor(const nlohmann::json& undo);
+  // The injector of a backend (created once, then kept: an injector may hold live state between
+  // apply and revert, like the NFQUEUE consumer).
+  Result<Injector*> injectorFor(const std::string& backend);
   Result<const Backend*> choose(const std::string& wanted);
 
   std::vector<Backend> backends_;

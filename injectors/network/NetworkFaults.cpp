@@ -199,26 +199,36 @@ void registerNetworkFaults(FaultRegistry& registry) {
   auto add = [&](FaultType t) { (void)registry.add(std::move(t)); };
   // delay and loss: netem where the kernel has it, else nftables (NFQUEUE for delay, a
   // random drop for loss); the fault's `backend` arg can insist on one.
-  const InjectorFactory netem = [] { return std::make_unique<QdiscInjector>(); };
+  // The qdisc injectors of this registry share one context (tree lock, users' roots).
+  auto qdiscContext = std::make_shared<QdiscContext>();
+  const InjectorFactory netem = [qdiscContext] {
+    return std::make_unique<QdiscInjector>(qdiscContext);
+  };
   auto netemHere = [] { return kernelHasNetem(); };
+  // What the nftables and NFQUEUE injectors of this registry share: libnftables sessions per
+  // namespace, and the NFQUEUE consumers from apply to revert.
+  auto nftSessions = std::make_shared<NftSessionPool>();
+  auto nfqueue = std::make_shared<NfqueueDelayContext>();
   FaultType delay =
       netemFault("network.delay", "add latency (and jitter) to packets", "delay", true);
-  delay.factory = [netem, netemHere] {
+  delay.factory = [netem, netemHere, nfqueue] {
     return std::make_unique<BackendSwitch>(std::vector<BackendSwitch::Backend>{
         {"netem", netem, netemHere},
-        {"nftables", [] { return std::make_unique<NfqueueDelayInjector>(); }, {}}});
+        {"nftables", [nfqueue] { return std::make_unique<NfqueueDelayInjector>(nfqueue); }, {}}});
   };
   add(std::move(delay));
   FaultType loss = netemFault("network.loss", "drop a share of packets", "loss", true);
-  loss.factory = [netem, netemHere] {
+  loss.factory = [netem, netemHere, nftSessions] {
     return std::make_unique<BackendSwitch>(std::vector<BackendSwitch::Backend>{
         {"netem", netem, netemHere},
-        {"nftables", [] { return std::make_unique<NftablesInjector>(); }, {}}});
+        {"nftables",
+         [nftSessions] { return std::make_unique<NftablesInjector>(nftSessions); },
+         {}}});
   };
   add(std::move(loss));
   // The netem-only types and tbf: QdiscInjector (libnl-route, a classful tree of ours).
   auto qdisc = [&](FaultType t) {
-    t.factory = [] { return std::make_unique<QdiscInjector>(); };
+    t.factory = netem;
     add(std::move(t));
   };
   qdisc(netemFault("network.duplicate", "send a share of packets twice", "duplicate", false));
@@ -227,13 +237,13 @@ void registerNetworkFaults(FaultRegistry& registry) {
   qdisc(netemFault("network.rate", "limit the rate with netem", "rate", false));
   qdisc(bandwidthFault());
   FaultType partition = partitionFault();
-  partition.factory = [] { return std::make_unique<NftablesInjector>(); };
+  partition.factory = [nftSessions] { return std::make_unique<NftablesInjector>(nftSessions); };
   add(std::move(partition));
   FaultType table;
   table.name = std::string(kNftablesTableFaultType);
   table.summary = "the run's nftables table, which partition and loss rules hang from";
   table.internal = true;
-  table.factory = [] { return std::make_unique<NftablesTableInjector>(); };
+  table.factory = [nftSessions] { return std::make_unique<NftablesTableInjector>(nftSessions); };
   add(std::move(table));
 }
 

@@ -1,12 +1,11 @@
 #include "injectors/network/NfqueueDelay.h"
 
-#include <atomic>
 #include <cctype>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <random>
+#include <set>
+#include <utility>
 
 #include "chaosd/base/Log.h"
 #include "chaosd/base/Netns.h"
@@ -16,20 +15,6 @@
 
 namespace chaosd {
 namespace {
-
-// The consumers of the faults this process applied, by fault id: they live from apply to
-// revert, like SyscallSupervisor's rules.
-std::mutex& registryMutex() {
-  static std::mutex mu;
-  return mu;
-}
-std::map<std::string, std::unique_ptr<nfq::NfqueueConsumer>>& consumers() {
-  static std::map<std::string, std::unique_ptr<nfq::NfqueueConsumer>> r;
-  return r;
-}
-
-// Which verdict expression works on this kernel, learnt by the first apply: 0 unknown.
-std::atomic<int> knownVerdict{0};
 
 std::string tableName(const std::string& faultId) {
   std::string out = "chaosd_";
@@ -55,25 +40,12 @@ std::string msText(int64_t ns) {
   return std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + "ms";
 }
 
-Result<void> checkUndo(const nlohmann::json& undo, const std::string& faultId) {
-  if (!undo.is_object() || !undo.contains("table") || !undo.contains("queue") ||
-      !undo.contains("filter")) {
-    return Error(ErrorCode::kInvalid, "not an NFQUEUE delay undo record: " + undo.dump());
-  }
-  if (!faultId.empty() && undo.value("faultId", std::string()) != faultId) {
-    return Error(ErrorCode::kInvalid, "the undo record belongs to another fault");
-  }
-  const std::string table = undo["table"].get<std::string>();
-  if (table.rfind("chaosd_", 0) != 0) {
-    return Error(ErrorCode::kInvalid, "refusing to touch table " + table + ": not ours");
-  }
-  return success();
-}
-
-NetnsRef netnsOf(const nlohmann::json& undo) {
-  NetnsRef ref;
-  ref.path = undo.value("netns", std::string());
-  return ref;
+// The record, checked to belong to `faultId` ("" for any).
+Result<NfqueueDelayUndo> recordOf(const nlohmann::json& undo, const std::string& faultId) {
+  auto record = NfqueueDelayUndo::fromJson(undo);
+  if (!record) return std::move(record).error();
+  CHAOSD_TRY(record->belongsTo(faultId));
+  return record;
 }
 
 // A queue number free in the namespace, starting from the fault id's own.
@@ -95,13 +67,14 @@ Result<uint16_t> pickQueue(const NetnsRef& ns, const std::string& faultId) {
                "every NFQUEUE queue chaosd uses is bound in " + ns.describe());
 }
 
-Result<nfq::QueueVerdict> addTable(const nfq::QueueTable& table) {
+// Adds the table with the verdict expression this kernel takes: nft's queue where it works
+// (tried first until the xtables target was needed once), else the xtables target.
+Result<nfq::QueueVerdict> addTable(NfqueueDelayContext& context, const nfq::QueueTable& table) {
   using nfq::QueueVerdict;
-  const int known = knownVerdict.load();
-  if (known != 2) {
+  if (context.knownVerdict() != QueueVerdict::kXtTarget) {
     auto added = nfq::addQueueTable(table, QueueVerdict::kNftQueue);
     if (added) {
-      knownVerdict = 1;
+      context.learnVerdict(QueueVerdict::kNftQueue);
       return QueueVerdict::kNftQueue;
     }
     if (added.error().code() != ErrorCode::kUnsupported) return std::move(added).error();
@@ -115,110 +88,24 @@ Result<nfq::QueueVerdict> addTable(const nfq::QueueTable& table) {
     }
     return std::move(added).error();
   }
-  knownVerdict = 2;
+  context.learnVerdict(QueueVerdict::kXtTarget);
   return QueueVerdict::kXtTarget;
 }
 
-}  // namespace
-
-Result<PreparedFault> NfqueueDelayInjector::prepare(const FaultRequest& request) {
-  const TargetSpec* target = request.target;
-  if (target == nullptr || target->kind != TargetKind::kInterface) {
-    return Error(ErrorCode::kInvalid, request.faultType + " needs an interface target");
-  }
-  const nlohmann::json& args = request.args;
-  for (const char* k : {"loss", "duplicate", "corrupt", "reorder", "rate", "correlation",
-                        "lossCorrelation", "gap"}) {
-    if (args.contains(k)) {
-      return Error(ErrorCode::kUnsupported,
-                   std::string("'") + k + "' needs the netem backend (NFQUEUE only delays)");
-    }
-  }
-  const int64_t delay = args.value("delay", int64_t{0});
-  const int64_t jitter = args.value("jitter", int64_t{0});
-  if (delay <= 0 && jitter <= 0) return Error(ErrorCode::kInvalid, "a delay fault needs a delay");
-  const std::string distribution = args.value("distribution", std::string("uniform"));
-  CHAOSD_TRY(nfq::parseJitterShape(distribution));
-  nlohmann::json filter = nlohmann::json::object();
-  for (const char* k : {"to", "from", "protocol"}) {
-    if (args.contains(k)) filter[k] = args[k];
-  }
-  auto matches = nfq::packetMatches(filter);
-  if (!matches) return std::move(matches).error();
-
-  const NetnsRef& ns = target->interface.netns;
-  std::string netnsPath;
-  if (!ns.name.empty()) {
-    netnsPath = "/run/netns/" + ns.name;
-  } else if (!ns.path.empty()) {
-    netnsPath = ns.path;
-  } else if (ns.pid) {
-    netnsPath = "/proc/" + std::to_string(*ns.pid) + "/ns/net";
-  }
-  auto queue = pickQueue(ns, request.faultId);
-  if (!queue) return std::move(queue).error();
-
-  const std::string table = tableName(request.faultId);
-  const bool egress = args.value("direction", std::string("egress")) == "egress";
-  nlohmann::json rules = nlohmann::json::array();
-  for (const auto& m : *matches) rules.push_back(m.str());
-  PreparedFault out;
-  out.undo = {{"faultId", request.faultId},
-              {"table", table},
-              {"family", "inet"},
-              {"netns", netnsPath},
-              {"iface", target->interface.name},
-              {"direction", egress ? "egress" : "ingress"},
-              {"filter", filter},
-              {"rules", rules},
-              {"queue", *queue},
-              {"delayNs", delay},
-              {"jitterNs", jitter},
-              {"distribution", distribution},
-              {"limit", args.value("limit", int64_t{1000})},
-              {"seed", freshSeed()}};
-  out.description = "delay " + msText(delay) + (jitter > 0 ? " +/- " + msText(jitter) : "") +
-                    " on " + target->interface.name + " (" + (egress ? "egress" : "ingress") +
-                    ") in " + ns.describe() + " (NFQUEUE " + std::to_string(*queue) +
-                    ", nftables table inet " + table + ")";
-  out.resources = {"nft:" + netnsPath + ":" + table,
-                   "nfqueue:" + netnsPath + ":" + std::to_string(*queue)};
-  return out;
-}
-
-Result<AppliedFault> NfqueueDelayInjector::apply(const std::string& faultId,
-                                                 const nlohmann::json& undo) {
-  CHAOSD_TRY(checkUndo(undo, faultId));
-  {
-    std::lock_guard lock(registryMutex());
-    if (consumers().contains(faultId)) {
-      return Error(ErrorCode::kConflict, "fault " + faultId + " is already applied");
-    }
-  }
-  auto matches = nfq::packetMatches(undo["filter"]);
-  if (!matches) return std::move(matches).error();
-  auto shape = nfq::parseJitterShape(undo.value("distribution", std::string("uniform")));
-  if (!shape) return std::move(shape).error();
-  nfq::QueueTable table;
-  table.name = undo["table"].get<std::string>();
-  table.iface = undo.value("iface", std::string());
-  table.egress = undo.value("direction", std::string("egress")) == "egress";
-  table.queue = undo["queue"].get<uint16_t>();
-  table.matches = std::move(*matches);
-
-  // The consumer first: once the table exists, every matching packet goes to the queue.
+// Starts the consumer of the fault's queue (first: once the table exists, every matching packet
+// goes to the queue), then adds the table in the namespace. The consumer, running; the verdict.
+Result<std::pair<std::unique_ptr<nfq::NfqueueConsumer>, nfq::QueueVerdict>> startDelay(
+    NfqueueDelayContext& context, const NfqueueDelayUndo& undo, const nfq::QueueTable& table,
+    nfq::JitterShape shape) {
   nfq::NfqueueConsumer::Config config{
-      undo.value("netns", std::string()), table.queue,
-      static_cast<uint32_t>(undo.value("limit", int64_t{1000})),
-      nfq::DelaySampler(std::chrono::nanoseconds(undo.value("delayNs", int64_t{0})),
-                        std::chrono::nanoseconds(undo.value("jitterNs", int64_t{0})), *shape,
-                        undo.value("seed", uint64_t{0}))};
+      undo.netnsPath, table.queue, static_cast<uint32_t>(undo.limit),
+      nfq::DelaySampler(std::chrono::nanoseconds(undo.delayNs),
+                        std::chrono::nanoseconds(undo.jitterNs), shape, undo.seed)};
   auto consumer = nfq::NfqueueConsumer::start(std::move(config));
   if (!consumer) return std::move(consumer).error();
-
   nfq::QueueVerdict verdict{};
-  auto added = runInNetns(netnsOf(undo), [&]() -> Result<void> {
-    auto v = addTable(table);
+  auto added = runInNetns(undo.netns(), [&]() -> Result<void> {
+    auto v = addTable(context, table);
     if (!v) return std::move(v).error();
     verdict = *v;
     return success();
@@ -227,10 +114,88 @@ Result<AppliedFault> NfqueueDelayInjector::apply(const std::string& faultId,
     (*consumer)->stop();
     return std::move(added).error();
   }
-  {
-    std::lock_guard lock(registryMutex());
-    consumers()[faultId] = std::move(*consumer);
+  return std::pair{std::move(*consumer), verdict};
+}
+
+// What revert observed of the consumer: its counts, and the packets the rules matched but the
+// kernel accepted undelayed because its queue (maxlen) or our socket was full.
+void addConsumerStats(nlohmann::json& observed, uint16_t queue, const nfq::ConsumerStats& s,
+                      std::optional<uint64_t> matched) {
+  observed["queue"] = queue;
+  observed["queued"] = s.queued;
+  observed["released"] = s.released;
+  observed["releasedAtStop"] = s.releasedAtStop;
+  observed["overflow"] = s.overflow;
+  observed["maxHeld"] = s.maxHeld;
+  observed["batchVerdicts"] = s.batchVerdicts;
+  observed["verdictErrors"] = s.verdictErrors;
+  observed["maxLateMs"] = static_cast<double>(s.maxLateNs) / 1e6;
+  if (matched) observed["failOpen"] = *matched > s.queued ? *matched - s.queued : 0;
+}
+
+}  // namespace
+
+NfqueueDelayInjector::NfqueueDelayInjector()
+    : NfqueueDelayInjector(std::make_shared<NfqueueDelayContext>()) {}
+
+NfqueueDelayInjector::NfqueueDelayInjector(std::shared_ptr<NfqueueDelayContext> context)
+    : context_(std::move(context)) {}
+
+Result<PreparedFault> NfqueueDelayInjector::prepare(const FaultRequest& request) {
+  const TargetSpec* target = request.target;
+  if (target == nullptr || target->kind != TargetKind::kInterface) {
+    return Error(ErrorCode::kInvalid, request.faultType + " needs an interface target");
   }
+  auto args = NfqueueDelayArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  auto matches = nfq::packetMatches(args->filter);
+  if (!matches) return std::move(matches).error();
+  const NetnsRef& ns = target->interface.netns;
+  auto queue = pickQueue(ns, request.faultId);
+  if (!queue) return std::move(queue).error();
+
+  NfqueueDelayUndo undo{.faultId = request.faultId,
+                        .table = tableName(request.faultId),
+                        .netnsPath = ns.nsPath(),
+                        .iface = target->interface.name,
+                        .egress = args->egress,
+                        .filter = args->filter,
+                        .rules = {},
+                        .queue = *queue,
+                        .delayNs = args->delayNs,
+                        .jitterNs = args->jitterNs,
+                        .distribution = args->distribution,
+                        .limit = args->limit,
+                        .seed = freshSeed()};
+  for (const auto& m : *matches) undo.rules.push_back(m.str());
+  PreparedFault out;
+  out.undo = undo.toJson();
+  out.description =
+      "delay " + msText(undo.delayNs) + (undo.jitterNs > 0 ? " +/- " + msText(undo.jitterNs) : "") +
+      " on " + undo.iface + " (" + (undo.egress ? "egress" : "ingress") + ") in " + ns.describe() +
+      " (NFQUEUE " + std::to_string(undo.queue) + ", nftables table inet " + undo.table + ")";
+  out.resources = {"nft:" + undo.netnsPath + ":" + undo.table,
+                   "nfqueue:" + undo.netnsPath + ":" + std::to_string(undo.queue)};
+  return out;
+}
+
+Result<AppliedFault> NfqueueDelayInjector::apply(const std::string& faultId,
+                                                 const nlohmann::json& undo) {
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  if (context_->runs(faultId)) {
+    return Error(ErrorCode::kConflict, "fault " + faultId + " is already applied");
+  }
+  auto matches = nfq::packetMatches(record->filter);
+  if (!matches) return std::move(matches).error();
+  auto shape = nfq::parseJitterShape(record->distribution);
+  if (!shape) return std::move(shape).error();
+  const nfq::QueueTable table{record->table, record->iface, record->egress, record->queue,
+                              std::move(*matches)};
+  auto started = startDelay(*context_, *record, table, *shape);
+  if (!started) return std::move(started).error();
+  auto& [consumer, verdict] = *started;
+  context_->keep(faultId, std::move(consumer));
   log::get("network")->info("nfqueue delay applied fault={} table={} queue={} verdict={}", faultId,
                             table.name, table.queue, nfq::queueVerdictName(verdict));
   return AppliedFault{"nfqueue",
@@ -238,13 +203,14 @@ Result<AppliedFault> NfqueueDelayInjector::apply(const std::string& faultId,
                        {"queue", table.queue},
                        {"verdict", nfq::queueVerdictName(verdict)},
                        {"rules", table.matches.size()},
-                       {"limit", undo.value("limit", int64_t{1000})}}};
+                       {"limit", record->limit}}};
 }
 
 Result<nlohmann::json> NfqueueDelayInjector::revert(const std::string& faultId,
                                                     const nlohmann::json& undo) {
-  CHAOSD_TRY(checkUndo(undo, faultId));
-  const std::string table = undo["table"].get<std::string>();
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  const std::string& table = record->table;
   nlohmann::json observed = nlohmann::json::object();
   std::optional<uint64_t> matched;
   // The rules first: once they are gone nothing new is queued, and every packet already
@@ -252,7 +218,7 @@ Result<nlohmann::json> NfqueueDelayInjector::revert(const std::string& faultId,
   // consumer accepted them all: the kernel drops every packet still queued in the namespace
   // when a hook goes away.
   auto inNetns = [&](const std::function<Result<void>()>& fn) -> Result<bool> {
-    auto ran = runInNetns(netnsOf(undo), fn);
+    auto ran = runInNetns(record->netns(), fn);
     if (!ran && ran.error().code() == ErrorCode::kNotFound) {
       observed["note"] = "the network namespace is gone";  // and its tables with it
       return false;
@@ -268,15 +234,7 @@ Result<nlohmann::json> NfqueueDelayInjector::revert(const std::string& faultId,
     return success();
   });
   if (!flushed) return std::move(flushed).error();
-  std::unique_ptr<nfq::NfqueueConsumer> consumer;
-  {
-    std::lock_guard lock(registryMutex());
-    auto it = consumers().find(faultId);
-    if (it != consumers().end()) {
-      consumer = std::move(it->second);
-      consumers().erase(it);
-    }
-  }
+  std::unique_ptr<nfq::NfqueueConsumer> consumer = context_->take(faultId);
   std::optional<nfq::ConsumerStats> stats;
   if (consumer) stats = consumer->stop();
   if (*flushed) {
@@ -289,41 +247,27 @@ Result<nlohmann::json> NfqueueDelayInjector::revert(const std::string& faultId,
   }
   if (matched) observed["matched"] = *matched;
   if (!stats) return observed;
-  const nfq::ConsumerStats& s = *stats;
-  observed["queue"] = consumer->queue();
-  observed["queued"] = s.queued;
-  observed["released"] = s.released;
-  observed["releasedAtStop"] = s.releasedAtStop;
-  observed["overflow"] = s.overflow;
-  observed["maxHeld"] = s.maxHeld;
-  observed["batchVerdicts"] = s.batchVerdicts;
-  observed["verdictErrors"] = s.verdictErrors;
-  observed["maxLateMs"] = static_cast<double>(s.maxLateNs) / 1e6;
-  // Matched by the rules but never handed to us: the kernel accepted them undelayed because
-  // its queue (maxlen) or our socket was full.
-  if (matched) observed["failOpen"] = *matched > s.queued ? *matched - s.queued : 0;
+  addConsumerStats(observed, consumer->queue(), *stats, matched);
   log::get("network")->info("nfqueue delay reverted fault={} queued={} released={} atStop={}",
-                            faultId, s.queued, s.released, s.releasedAtStop);
+                            faultId, stats->queued, stats->released, stats->releasedAtStop);
   return observed;
 }
 
 Result<std::vector<std::string>> NfqueueDelayInjector::audit(const nlohmann::json& undo) {
-  CHAOSD_TRY(checkUndo(undo, ""));
+  auto record = recordOf(undo, "");
+  if (!record) return std::move(record).error();
   std::vector<std::string> out;
-  const std::string table = undo["table"].get<std::string>();
   bool exists = false;
-  auto ran = runInNetns(netnsOf(undo), [&]() -> Result<void> {
-    auto e = nfq::tableExists(table);
+  auto ran = runInNetns(record->netns(), [&]() -> Result<void> {
+    auto e = nfq::tableExists(record->table);
     if (!e) return std::move(e).error();
     exists = *e;
     return success();
   });
   if (!ran && ran.error().code() != ErrorCode::kNotFound) return std::move(ran).error();
-  if (exists) out.push_back("nftables table inet " + table + " still exists");
-  std::lock_guard lock(registryMutex());
-  if (consumers().contains(undo.value("faultId", std::string()))) {
-    out.push_back("the NFQUEUE consumer of queue " + std::to_string(undo["queue"].get<int>()) +
-                  " still runs");
+  if (exists) out.push_back("nftables table inet " + record->table + " still exists");
+  if (context_->runs(record->faultId)) {
+    out.push_back("the NFQUEUE consumer of queue " + std::to_string(record->queue) + " still runs");
   }
   return out;
 }

@@ -1,6 +1,11 @@
 #pragma once
 
+#include <cstdint>
+#include <memory>
+
 #include "injectors/Injector.h"
+#include "injectors/network/NfqueueDelayContext.h"
+#include "injectors/network/NfqueueRecords.h"
 
 // network.delay without netem (backend nftables): a table of the fault's own (`inet
 // chaosd_<fault id>`, in the target interface's namespace) sends the matching packets to an
@@ -11,11 +16,16 @@
 // the guardian) deletes it and nothing else. The consumer lives only in the process that
 // applied the fault; if that process dies, the kernel drops the packets it held at that
 // moment and, thanks to the bypass flag, lets every later packet through undelayed until the
-// guardian deletes the table. docs/faults/network.md.
+// guardian deletes the table. The args and the undo record: NfqueueRecords.h; the consumers
+// live in an NfqueueDelayContext the injectors of one registry share. docs/faults/network.md.
 namespace chaosd {
 
 class NfqueueDelayInjector final : public Injector {
  public:
+  // With a context of its own (tests, tools); the registry passes a shared one.
+  NfqueueDelayInjector();
+  explicit NfqueueDelayInjector(std::shared_ptr<NfqueueDelayContext> context);
+
   // Checks the args (delay, jitter, distribution uniform/normal/pareto, limit, filters),
   // builds the rules, and picks a queue number free in the namespace (derived from the fault
   // id). Reads only.
@@ -29,6 +39,9 @@ class NfqueueDelayInjector final : public Injector {
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The table still there; the consumer still running in this process.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+ private:
+  std::shared_ptr<NfqueueDelayContext> context_;
 };
 
 // The queue numbers the backend picks from: [kNfqueueFirst, kNfqueueFirst + kNfqueueCount).

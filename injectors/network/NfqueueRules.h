@@ -1,13 +1,13 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "chaosd/base/Result.h"
-#include "chaosd/base/Units.h"
+#include "injectors/network/NfqueueMatches.h"
 
 // The nftables side of network.delay through NFQUEUE: a table of the fault's own whose one
 // base chain (postrouting for egress, prerouting for ingress, scoped to the target interface)
@@ -16,28 +16,9 @@
 // not always nft's own `queue` expression: kernels built without CONFIG_NFT_QUEUE (this
 // machine's) only offer the xtables NFQUEUE target, which nft's text parser cannot express but
 // the compat layer runs inside an nft rule (what iptables-nft does). Every function acts in
-// the calling thread's network namespace. docs/faults/network.md.
+// the calling thread's network namespace. The rules' matches: NfqueueMatches.h.
+// docs/faults/network.md.
 namespace chaosd::nfq {
-
-// The matches of one rule. Unset parts match everything.
-struct PacketMatch {
-  int family = 0;                  // AF_INET or AF_INET6 when an address is matched; 0: both
-  std::optional<uint8_t> l4proto;  // IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6
-  std::optional<units::Cidr> dst;
-  std::optional<units::Cidr> src;
-  std::optional<units::PortRange> dport;
-  std::optional<units::PortRange> sport;
-  // "ip daddr 10.0.0.2/32 tcp dport 80" (for logs and tests).
-  std::string str() const;
-};
-
-// More rules than this is a fault too broad for one table of single matches.
-inline constexpr size_t kMaxRules = 256;
-
-// The rules of a delay fault's filter args (to/from cidr and ports, protocol): one per
-// combination of destination, source, ports and protocol (no nft sets: each rule is a plain
-// chain of compares). kInvalid beyond kMaxRules.
-Result<std::vector<PacketMatch>> packetMatches(const nlohmann::json& args);
 
 // How a rule hands a packet to the queue.
 enum class QueueVerdict {

@@ -1,10 +1,14 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "injectors/Injector.h"
+#include "injectors/network/NftRecords.h"
+#include "injectors/network/NftRules.h"
+#include "injectors/network/NftSession.h"
 
 // network.partition (and network.loss with backend nftables): rules in an nftables table of
 // the run's own (`inet chaosd_run_<run id>`, one per run and network namespace), added through
@@ -14,8 +18,9 @@
 // chain into netfilter waits for an RCU grace period (milliseconds per transaction). Each fault
 // adds only its rules, tagged with the comment "chaosd:<fault id>", and its revert deletes the
 // rules with that comment (by handle) and nothing else. Other tables are never read or
-// written. Both undo records hold the namespace's path and the table's name, so the guardian
-// reverts them alone. docs/faults/network.md.
+// written. Both undo records (NftRecords.h) hold the namespace's path and the table's name, so
+// the guardian reverts them alone. The injectors of one registry share an NftSessionPool.
+// docs/faults/network.md.
 namespace chaosd {
 
 // The internal fault type of the run's table.
@@ -23,6 +28,10 @@ inline constexpr std::string_view kNftablesTableFaultType = "network.nft-table";
 
 class NftablesInjector final : public Injector {
  public:
+  // With a session pool of its own (tests, tools); the registry passes a shared one.
+  NftablesInjector();
+  explicit NftablesInjector(std::shared_ptr<NftSessionPool> sessions);
+
   // Builds the fault's rules from the args (partition: drop or reject to/from the peers;
   // loss: a random-number match that drops a share) and names the run's table as a shared
   // need. Reads only.
@@ -34,33 +43,29 @@ class NftablesInjector final : public Injector {
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The fault's rules still there.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+ private:
+  std::shared_ptr<NftSessionPool> sessions_;
 };
 
-// The run's table: apply creates it with its base chains, revert deletes it (idempotent),
-// audit finds it. prepare is never called: the undo comes from NftablesInjector::prepare.
+// The run's table: apply creates it with its base chains, revert deletes it (idempotent) and
+// drops the namespace's pooled session, audit finds it. prepare is never called: the undo comes
+// from NftablesInjector::prepare.
 class NftablesTableInjector final : public Injector {
  public:
+  // With a session pool of its own (tests, tools); the registry passes a shared one.
+  NftablesTableInjector();
+  explicit NftablesTableInjector(std::shared_ptr<NftSessionPool> sessions);
+
   Result<PreparedFault> prepare(const FaultRequest&) override {
     return Error(ErrorCode::kInternal, "network.nft-table is prepared with the faults it serves");
   }
   Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
-};
 
-// The rules of a partition or an nftables loss, from normalised args, for the output and input
-// base chains; exposed for unit tests. `iface` scopes every rule to the target interface.
-struct NftablesRules {
-  std::vector<std::string> out;
-  std::vector<std::string> in;
+ private:
+  std::shared_ptr<NftSessionPool> sessions_;
 };
-Result<NftablesRules> nftablesRules(const std::string& faultType, const std::string& iface,
-                                    const nlohmann::json& args);
-
-// The run's table with its two empty base chains.
-std::string nftablesTableScript(const std::string& table);
-// The fault's rules added to that table, each tagged with the fault's comment.
-std::string nftablesFaultScript(const std::string& table, const std::string& faultId,
-                                const NftablesRules& rules);
 
 }  // namespace chaosd

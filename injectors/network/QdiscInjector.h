@@ -1,11 +1,14 @@
 #pragma once
 
-#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "injectors/Injector.h"
 #include "injectors/network/NetemSupport.h"  // kernelHasNetem(): whether netem is here
+#include "injectors/network/QdiscContext.h"
+#include "injectors/network/QdiscFilters.h"  // qdiscFilters, portBlocks: exposed for unit tests
+#include "injectors/network/QdiscUndo.h"     // qdiscSlot, qdiscIfbName: exposed for unit tests
 
 // The qdisc faults: network.delay/loss/duplicate/corrupt/reorder/rate (netem) and
 // network.bandwidth (tbf), all through libnl-route in the target interface's namespace.
@@ -23,12 +26,20 @@
 // filter) with the fault's u32 filters at its priorities, each with a mirred egress redirect
 // (policy stolen) to its ifb: several ingress faults share an interface like egress ones.
 // docs/faults/network.md.
+//
+// The pieces: QdiscArgs.h and QdiscUndo.h (the typed args and undo record), QdiscFilters.h (u32
+// keys from the args), QdiscNetlink.h (libnl), QdiscRoot.h (the device's root saved and
+// restored), QdiscTree.h (our HTB tree), IfbIngress.h (ingress), QdiscContext.h (what the
+// injectors of one registry share).
 namespace chaosd {
-
-inline constexpr uint32_t kQdiscRootMajor = 0xc4a0;
 
 class QdiscInjector final : public Injector {
  public:
+  // With a context of its own: it shares no tree lock and no snapshot of a user's root with
+  // other injectors (tests, tools; a registry passes its shared one).
+  QdiscInjector();
+  explicit QdiscInjector(std::shared_ptr<QdiscContext> context);
+
   // Resolves the interface, checks the kernel (netem), snapshots the device's root qdisc and
   // decides class, priorities, filters and ifb name. Reads only.
   Result<PreparedFault> prepare(const FaultRequest& request) override;
@@ -36,32 +47,9 @@ class QdiscInjector final : public Injector {
   // Idempotent; returns the leaf's packet and drop counters when it was still there.
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
-};
 
-// ---- exposed for unit tests -------------------------------------------------------------
-
-// The fault's slot: the class minor is 0x1000 + slot, its filter priorities 2*slot+2 (IPv4 or
-// all) and 2*slot+3 (IPv6).
-uint32_t qdiscSlot(const std::string& faultId);
-// The ifb device of an ingress fault: "cdifb" + 10 hex digits of a hash of the id (15 chars).
-std::string qdiscIfbName(const std::string& faultId);
-
-// One u32 filter: 32-bit words (host order value and mask) at 4-aligned offsets from the
-// network header, all of which must match. `family` 4, 6, or 0 for all traffic.
-struct U32Key {
-  uint32_t value = 0;
-  uint32_t mask = 0;
-  int offset = 0;
-  bool operator==(const U32Key&) const = default;
+ private:
+  std::shared_ptr<QdiscContext> context_;
 };
-struct U32Filter {
-  int family = 0;
-  std::vector<U32Key> keys;
-};
-// The filters for the fault's `to`, `from` and `protocol` args (any of them matching sends a
-// packet to the fault's class). No filter args: one match-all filter (family 0).
-Result<std::vector<U32Filter>> qdiscFilters(const nlohmann::json& args);
-// A port range as value/mask blocks (8000-8003 -> 8000/0xfffc).
-std::vector<std::pair<uint16_t, uint16_t>> portBlocks(uint16_t first, uint16_t last);
 
 }  // namespace chaosd

@@ -169,26 +169,34 @@ int receiveFd(int sock) {
   return fd;
 }
 
-}  // namespace
-
-Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
-                              const BeforeExec& beforeExec, const ExecOptions& options) {
-  if (spec.argv.empty()) return Error(ErrorCode::kInvalid, "exec: an empty argv");
-  auto program = findExecutable(spec.argv.front());
-  if (!program) return std::move(program).error();
-  if (!spec.cwd.empty()) {
-    struct stat st {};
-    if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return Error(ErrorCode::kNotFound, "exec cwd " + spec.cwd + " is not a directory");
-    }
-  }
-
-  // Everything the child needs is built before fork: between fork and exec it may only make
-  // async-signal-safe calls (the parent has threads).
-  std::vector<std::string> argvStore = spec.argv;
+// Everything the child needs, built before fork: between fork and exec it may only make
+// async-signal-safe calls (the parent has threads). Filled in place and never moved: argv and
+// envp point into their stores, fprog into filter.
+struct ChildSetup {
+  std::string exe;
+  const char* cwd = nullptr;
+  std::vector<std::string> argvStore;
   std::vector<char*> argv;
-  for (auto& a : argvStore) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> envStore;
+  std::vector<char*> envp;
+  Fd devnull;
+  Fd log;
+  Fd readEnd;  // the error pipe: the child's errno when it cannot exec (close-on-exec)
+  Fd writeEnd;
+  Fd goRead;  // the parent writes one byte once the child may exec
+  Fd goWrite;
+  // The syscall filter and the socket its listener comes back on, when asked for.
+  std::vector<sock_filter> filter;
+  sock_fprog fprog{};
+  Fd parentSock;
+  Fd childSock;
+  pid_t parent = 0;
+};
+
+void buildArgvAndEnv(const ExecSpec& spec, ChildSetup& c) {
+  c.argvStore = spec.argv;
+  for (auto& a : c.argvStore) c.argv.push_back(a.data());
+  c.argv.push_back(nullptr);
   std::map<std::string, std::string> envMap;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view kv(*e);
@@ -196,122 +204,122 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
     if (eq != std::string_view::npos) envMap[std::string(kv.substr(0, eq))] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : spec.env) envMap[k] = v;
-  std::vector<std::string> envStore;
-  for (const auto& [k, v] : envMap) envStore.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& e : envStore) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  for (const auto& [k, v] : envMap) c.envStore.push_back(k + "=" + v);
+  for (auto& e : c.envStore) c.envp.push_back(e.data());
+  c.envp.push_back(nullptr);
+}
 
-  Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull) return Error::fromErrno("open /dev/null", errno);
-  Fd log(logPath.empty()
-             ? ::open("/dev/null", O_WRONLY | O_CLOEXEC)
-             : ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-  if (!log) return Error::fromErrno("open " + logPath, errno);
+Result<void> openChildFds(const std::string& logPath, ChildSetup& c) {
+  c.devnull = Fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!c.devnull) return Error::fromErrno("open /dev/null", errno);
+  c.log = Fd(logPath.empty()
+                 ? ::open("/dev/null", O_WRONLY | O_CLOEXEC)
+                 : ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!c.log) return Error::fromErrno("open " + logPath, errno);
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) return Error::fromErrno("pipe2", errno);
-  Fd readEnd(pipeFds[0]);
-  Fd writeEnd(pipeFds[1]);
-  int goFds[2];  // the parent writes one byte once the child may exec
+  c.readEnd = Fd(pipeFds[0]);
+  c.writeEnd = Fd(pipeFds[1]);
+  int goFds[2];
   if (::pipe2(goFds, O_CLOEXEC) != 0) return Error::fromErrno("pipe2", errno);
-  Fd goRead(goFds[0]);
-  Fd goWrite(goFds[1]);
+  c.goRead = Fd(goFds[0]);
+  c.goWrite = Fd(goFds[1]);
+  return success();
+}
 
-  // The syscall filter and the socket its listener comes back on, when asked for.
-  std::vector<sock_filter> filter;
-  Fd parentSock;
-  Fd childSock;
+Result<void> prepareFilter(const ExecOptions& options, ChildSetup& c) {
   if (!options.notifySyscalls.empty()) {
     auto built = notifyFilter(options.notifySyscalls);
     if (!built) return std::move(built).error();
-    filter = std::move(*built);
+    c.filter = std::move(*built);
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return Error::fromErrno("socketpair", errno);
     }
-    parentSock = Fd(sv[0]);
-    childSock = Fd(sv[1]);
+    c.parentSock = Fd(sv[0]);
+    c.childSock = Fd(sv[1]);
   }
-  sock_fprog fprog{static_cast<unsigned short>(filter.size()), filter.data()};
+  c.fprog = sock_fprog{static_cast<unsigned short>(c.filter.size()), c.filter.data()};
+  return success();
+}
 
-  const std::string& exe = *program;
-  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) return Error::fromErrno("fork", errno);
-  if (pid == 0) {
-    // The child: async-signal-safe calls only.
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT}) ::signal(sig, SIG_DFL);
-    ::close(goWrite.get());  // else our own copy would keep the go pipe from ever closing
-    ::close(readEnd.get());
-    char go = 0;
-    ssize_t got = 0;
-    do {
-      got = ::read(goRead.get(), &go, 1);
-    } while (got < 0 && errno == EINTR);
-    if (got != 1) ::_exit(127);  // the parent decided against it, or died
-    int err = 0;
-    if (cwd != nullptr && ::chdir(cwd) != 0) err = errno;
-    if (err == 0 &&
-        (::dup2(devnull.get(), 0) < 0 || ::dup2(log.get(), 1) < 0 || ::dup2(log.get(), 2) < 0)) {
-      err = errno;
-    }
-    if (err == 0 && !filter.empty()) {
-      // The last calls before exec: load the filter (listener close-on-exec, so it never
-      // reaches the program) and hand the listener to the parent.
-      if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) err = errno;
-      long listener = -1;
-      if (err == 0) {
-        // SPEC_ALLOW: without it the kernel also turns on the Spectre v4 mitigation (SSBD)
-        // for the process, slowing all of it down: the service under test must run as it
-        // does in production.
-        listener =
-            ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                      SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW, &fprog);
-        if (listener < 0) err = errno;
-      }
-      if (err == 0) {
-        char byte = 1;
-        iovec iov{&byte, 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        const int lfd = static_cast<int>(listener);
-        std::memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
-        if (::sendmsg(childSock.get(), &msg, 0) != 1) err = errno;
-      }
-    }
-    if (err == 0) {
-      ::execve(exe.c_str(), argv.data(), envp.data());
-      err = errno;
-    }
-    (void)!::write(writeEnd.get(), &err, sizeof err);
-    ::_exit(127);
+// In the child, the last calls before exec: loads the filter (its listener close-on-exec, so
+// it never reaches the program) and hands the listener to the parent. Async-signal-safe;
+// returns 0 or an errno.
+int installFilter(const ChildSetup& c) {
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  // SPEC_ALLOW: without it the kernel also turns on the Spectre v4 mitigation (SSBD) for the
+  // process, slowing all of it down: the service under test must run as it does in production.
+  const long listener =
+      ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW, &c.fprog);
+  if (listener < 0) return errno;
+  char byte = 1;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  const int lfd = static_cast<int>(listener);
+  std::memcpy(CMSG_DATA(cm), &lfd, sizeof lfd);
+  if (::sendmsg(c.childSock.get(), &msg, 0) != 1) return errno;
+  return 0;
+}
+
+// The forked child: async-signal-safe calls only. Waits for the parent's go, then execs;
+// any failure before the exec goes back on the error pipe.
+[[noreturn]] void runChild(const ChildSetup& c) {
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != c.parent) ::_exit(127);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT}) ::signal(sig, SIG_DFL);
+  ::close(c.goWrite.get());  // else our own copy would keep the go pipe from ever closing
+  ::close(c.readEnd.get());
+  char go = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(c.goRead.get(), &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got != 1) ::_exit(127);  // the parent decided against it, or died
+  int err = 0;
+  if (c.cwd != nullptr && ::chdir(c.cwd) != 0) err = errno;
+  if (err == 0 && (::dup2(c.devnull.get(), 0) < 0 || ::dup2(c.log.get(), 1) < 0 ||
+                   ::dup2(c.log.get(), 2) < 0)) {
+    err = errno;
   }
-  childSock.reset();
+  if (err == 0 && !c.filter.empty()) err = installFilter(c);
+  if (err == 0) {
+    ::execve(c.exe.c_str(), c.argv.data(), c.envp.data());
+    err = errno;
+  }
+  (void)!::write(c.writeEnd.get(), &err, sizeof err);
+  ::_exit(127);
+}
+
+// The parent's half once the child is forked: beforeExec (the journal), then the go, then
+// the exec's outcome from the error pipe and the listener when one was asked for.
+Result<StartedExec> releaseChild(ChildSetup& c, pid_t pid, const BeforeExec& beforeExec) {
+  c.childSock.reset();
   ::setpgid(pid, pid);  // also here: whichever runs first, the group exists before we go on
-  writeEnd.reset();
-  goRead.reset();
+  c.writeEnd.reset();
+  c.goRead.reset();
   auto killChild = [&] {
-    goWrite.reset();       // EOF: the child exits without exec
+    c.goWrite.reset();     // EOF: the child exits without exec
     ::kill(pid, SIGKILL);  // our own unreaped child: its pid cannot have been reused
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   };
+  const std::string& exe = c.exe;
   auto forkedStart = readStartTime(pid);
   if (!forkedStart) {
     killChild();
@@ -325,22 +333,22 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
     }
   }
   const char goByte = 1;
-  if (::write(goWrite.get(), &goByte, 1) != 1) {
+  if (::write(c.goWrite.get(), &goByte, 1) != 1) {
     const int err = errno;
     killChild();
     return Error::fromErrno("exec " + exe + ": releasing the child", err);
   }
-  goWrite.reset();
+  c.goWrite.reset();
   Fd listener;
-  if (parentSock) {
+  if (c.parentSock) {
     // The listener, or EOF when the child failed before sending it (its errno follows on
     // the error pipe).
-    listener = Fd(receiveFd(parentSock.get()));
+    listener = Fd(receiveFd(c.parentSock.get()));
   }
   int childErr = 0;
   ssize_t n = 0;
   do {
-    n = ::read(readEnd.get(), &childErr, sizeof childErr);
+    n = ::read(c.readEnd.get(), &childErr, sizeof childErr);
   } while (n < 0 && errno == EINTR);
   if (n == static_cast<ssize_t>(sizeof childErr)) {
     int status = 0;
@@ -348,7 +356,7 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
     }
     return Error::fromErrno("exec " + exe, childErr);
   }
-  if (parentSock && !listener) {
+  if (c.parentSock && !listener) {
     killChild();
     return Error(ErrorCode::kInternal, "exec " + exe + ": the seccomp listener did not arrive");
   }
@@ -357,74 +365,80 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
   return out;
 }
 
-nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds grace) {
-  return {{"pid", started.pid},
-          {"startTime", started.startTime},
-          {"program", started.program},
-          {"graceMs", grace.count()}};
-}
-
-namespace {
-
-struct ExecRecord {
-  pid_t pid = 0;
-  uint64_t startTime = 0;
-  std::chrono::milliseconds grace{5000};
-};
-
-Result<ExecRecord> parseUndo(const nlohmann::json& undo) {
-  if (!undo.is_object() || !undo.contains("pid") || !undo["pid"].is_number_integer() ||
-      !undo.contains("startTime") || !undo["startTime"].is_number_unsigned()) {
-    return Error(ErrorCode::kInvalid, "not an exec undo record: " + undo.dump());
-  }
-  ExecRecord r;
-  r.pid = undo["pid"].get<pid_t>();
-  r.startTime = undo["startTime"].get<uint64_t>();
-  if (undo.contains("graceMs") && undo["graceMs"].is_number_integer()) {
-    r.grace = std::chrono::milliseconds(undo["graceMs"].get<int64_t>());
-  }
-  if (r.pid <= 1) return Error(ErrorCode::kInvalid, "exec undo record names pid " + undo.dump());
-  return r;
-}
-
 }  // namespace
 
+Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
+                              const BeforeExec& beforeExec, const ExecOptions& options) {
+  if (spec.argv.empty()) return Error(ErrorCode::kInvalid, "exec: an empty argv");
+  auto program = findExecutable(spec.argv.front());
+  if (!program) return std::move(program).error();
+  if (!spec.cwd.empty()) {
+    struct stat st {};
+    if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Error(ErrorCode::kNotFound, "exec cwd " + spec.cwd + " is not a directory");
+    }
+  }
+  ChildSetup child;
+  child.exe = *program;
+  child.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  buildArgvAndEnv(spec, child);
+  CHAOSD_TRY(openChildFds(logPath, child));
+  CHAOSD_TRY(prepareFilter(options, child));
+  child.parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) return Error::fromErrno("fork", errno);
+  if (pid == 0) runChild(child);
+  return releaseChild(child, pid, beforeExec);
+}
+
+nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds grace) {
+  return ExecUndo{started.pid, started.startTime, started.program, grace}.toJson();
+}
+
 Result<nlohmann::json> stopExec(const nlohmann::json& undo) {
-  auto rec = parseUndo(undo);
+  auto rec = ExecUndo::fromJson(undo);
   if (!rec) return std::move(rec).error();
+  return stopExec(*rec);
+}
+
+Result<nlohmann::json> stopExec(const ExecUndo& rec) {
   const auto t0 = Clock::now();
-  std::vector<Reached> group = reachGroup(rec->pid, rec->startTime);
+  std::vector<Reached> group = reachGroup(rec.pid, rec.startTime);
   if (group.empty()) {
-    reapIfOurs(rec->pid);
+    reapIfOurs(rec.pid);
     return nlohmann::json{{"exited", "gone"}, {"stopMs", 0}};
   }
   for (const auto& g : group) (void)signalVictim(g.pidfd, SIGTERM, g.victim);
   std::string how = "term";
-  if (!waitAllExited(group, t0 + rec->grace)) {
+  if (!waitAllExited(group, t0 + rec.grace)) {
     how = "kill";
     // Members started after our first look get the KILL too.
-    for (auto& more : reachGroup(rec->pid, rec->startTime)) group.push_back(std::move(more));
+    for (auto& more : reachGroup(rec.pid, rec.startTime)) group.push_back(std::move(more));
     for (const auto& g : group) {
       if (!hasExited(g.pidfd)) (void)signalVictim(g.pidfd, SIGKILL, g.victim);
     }
     if (!waitAllExited(group, Clock::now() + kKillWait)) {
-      reapIfOurs(rec->pid);
+      reapIfOurs(rec.pid);
       return Error(ErrorCode::kTimeout,
-                   "exec group " + std::to_string(rec->pid) + " still running after SIGKILL");
+                   "exec group " + std::to_string(rec.pid) + " still running after SIGKILL");
     }
   }
-  reapIfOurs(rec->pid);
+  reapIfOurs(rec.pid);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
   return nlohmann::json{{"exited", how}, {"stopMs", ms.count()}};
 }
 
 Result<std::vector<std::string>> execLeftovers(const nlohmann::json& undo) {
-  auto rec = parseUndo(undo);
+  auto rec = ExecUndo::fromJson(undo);
   if (!rec) return std::move(rec).error();
+  return execLeftovers(*rec);
+}
+
+Result<std::vector<std::string>> execLeftovers(const ExecUndo& rec) {
   std::vector<std::string> out;
-  for (const auto& m : groupMembers(rec->pid, rec->startTime)) {
+  for (const auto& m : groupMembers(rec.pid, rec.startTime)) {
     out.push_back("pid " + std::to_string(m.pid) + " (" + m.comm + ") of exec group " +
-                  std::to_string(rec->pid) + " still runs");
+                  std::to_string(rec.pid) + " still runs");
   }
   return out;
 }

@@ -12,6 +12,7 @@
 #include "chaosd/base/Result.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/Injector.h"
+#include "injectors/process/ProcessRecords.h"
 
 // `exec` targets: a process the experiment starts itself (the service under test, a demo
 // front), in a process group of its own, and stops at the end. The started process is
@@ -56,17 +57,21 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
                               const BeforeExec& beforeExec = nullptr,
                               const ExecOptions& options = {});
 
-// The undo record of a started process: {"pid", "startTime", "program", "grace"}.
+// The undo record of a started process: ExecUndo's JSON,
+// {"pid", "startTime", "program", "graceMs"}.
 nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds grace);
 
 // Stops the group an exec undo record names: SIGTERM to the leader (through a pidfd proven
 // to be the recorded process) and to every member of its group started after it, waits up
 // to the grace period for them to exit, then SIGKILL to whatever is left. Reaps the leader
 // when it is our child. Idempotent: a group already gone is success. Observed:
-// {"exited": "term"|"kill"|"gone", "stopMs": ...}.
+// {"exited": "term"|"kill"|"gone", "stopMs": ...}. The JSON form parses the record first
+// (kInvalid when it is not one).
+Result<nlohmann::json> stopExec(const ExecUndo& undo);
 Result<nlohmann::json> stopExec(const nlohmann::json& undo);
 
 // Members of the recorded group still running: "pid 1234 (python3) of exec group 1234".
+Result<std::vector<std::string>> execLeftovers(const ExecUndo& undo);
 Result<std::vector<std::string>> execLeftovers(const nlohmann::json& undo);
 
 // The injector the journal's reverters use for `process.exec` records. prepare and apply are

@@ -85,8 +85,8 @@ struct KillInjector::Run {
   ProcessPlan plan;
   Options options;
   Clock::time_point start;
-  Clock::time_point end;                             // the watch ends here at the latest
-  nlohmann::json records = nlohmann::json::array();  // one per victim (and interval round)
+  Clock::time_point end;             // the watch ends here at the latest
+  std::vector<KillOutcome> records;  // one per victim (and interval round)
   std::vector<Pending> pending;
   size_t signalled = 0;
   size_t died = 0;
@@ -98,7 +98,7 @@ struct KillInjector::Run {
   Clock::time_point nextTick;
   Clock::time_point nextScan;
   std::vector<std::pair<int64_t, pid_t>> kills;  // (boot ns, pid) of every signal sent
-  nlohmann::json restarts = nlohmann::json::array();
+  std::vector<RestartSeen> restarts;
   uint64_t nextRound = 1;
   Fd stopFd{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
   std::thread thread;
@@ -123,17 +123,17 @@ struct KillInjector::Run {
 // Reaches the victim through a pidfd and signals it, unless it is gone or its pid reused.
 // Errors are recorded and returned (EPERM); "gone" is recorded only.
 Result<void> KillInjector::Run::signalOne(const Victim& victim, std::optional<uint64_t> round) {
-  nlohmann::json rec = victimToJson(victim);
-  if (round) rec["round"] = *round;
+  KillOutcome rec;
+  rec.victim = victim;
+  rec.round = round;
   auto reached = reachVictim(victim);
   if (reached && reached->state == VictimState::kLive) {
     const auto at = Clock::now();
     const int64_t atBoot = bootNowNs();
     auto sent = signalVictim(reached->pidfd, plan.signal, victim);
     if (sent) {
-      rec["outcome"] = "signalled";
-      rec["signalledMs"] = millisBetween(start, at);
-      rec["diedMs"] = nullptr;
+      rec.outcome = "signalled";
+      rec.signalledMs = millisBetween(start, at);
       records.push_back(std::move(rec));
       pending.push_back(Pending{std::move(reached->pidfd), records.size() - 1, at});
       kills.emplace_back(atBoot, victim.pid);
@@ -148,11 +148,11 @@ Result<void> KillInjector::Run::signalOne(const Victim& victim, std::optional<ui
     }
   }
   if (!reached) {
-    rec["outcome"] = "error: " + reached.error().describe();
+    rec.outcome = "error: " + reached.error().describe();
     records.push_back(std::move(rec));
     return std::move(reached).error();
   }
-  rec["outcome"] = std::string(victimStateText(reached->state));
+  rec.outcome = std::string(victimStateText(reached->state));
   log::get("process")->info("not signalled fault={} pid={} start={} reason=\"{}\"", plan.faultId,
                             victim.pid, victim.startTime, victimStateText(reached->state));
   records.push_back(std::move(rec));
@@ -177,9 +177,9 @@ bool KillInjector::Run::waitEvents(Clock::time_point until, bool withStop) {
   const auto now = Clock::now();
   for (size_t i = pending.size(); i-- > 0;) {
     if (fds[i + 1].revents == 0) continue;
-    auto& rec = records[pending[i].record];
-    rec["diedMs"] = millisBetween(start, now);
-    rec["diedAfterSignalMs"] = millisBetween(pending[i].signalledAt, now);
+    KillOutcome& rec = records[pending[i].record];
+    rec.diedMs = millisBetween(start, now);
+    rec.diedAfterSignalMs = millisBetween(pending[i].signalledAt, now);
     ++died;
     pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
   }
@@ -200,20 +200,19 @@ void KillInjector::Run::absorb(const std::vector<ProcessInfo>& matches, bool asR
     for (const auto& k : kills) {
       if (k.first <= startedBoot + startTimeToBootNs(1)) kill = &k;
     }
-    nlohmann::json rec = {{"pid", p.pid},
-                          {"startTime", p.startTime},
-                          {"comm", p.comm},
-                          {"detectedMs", millisBetween(start, now)}};
+    RestartSeen rec;
+    rec.process = Victim{p.pid, p.startTime, p.comm};
+    rec.detectedMs = millisBetween(start, now);
     if (kill != nullptr) {
       // The start time is truncated to a clock tick: the middle of that tick, but not before
       // the signal and not after we saw it.
       const int64_t seenAfter = bootNowNs() - kill->first;
       const int64_t estimate = startedBoot + startTimeToBootNs(1) / 2 - kill->first;
-      rec["replaces"] = kill->second;
-      rec["restartMs"] = static_cast<double>(std::clamp<int64_t>(estimate, 0, seenAfter)) / 1e6;
+      rec.replaces = kill->second;
+      rec.restartMs = static_cast<double>(std::clamp<int64_t>(estimate, 0, seenAfter)) / 1e6;
     }
     log::get("process")->info("restart seen fault={} pid={} comm={} restart_ms={}", plan.faultId,
-                              p.pid, p.comm, rec.value("restartMs", -1.0));
+                              p.pid, p.comm, rec.restartMs.value_or(-1.0));
     restarts.push_back(std::move(rec));
   }
 }
@@ -268,22 +267,26 @@ void KillInjector::Run::takeBaseline(const std::set<pid_t>& before) {
 
 void KillInjector::Run::runRound(uint64_t round) {
   const auto now = Clock::now();
+  // A round that signalled no one is recorded with its time.
+  auto noVictim = [&](std::string outcome) {
+    KillOutcome rec;
+    rec.round = round;
+    rec.atMs = millisBetween(start, now);
+    rec.outcome = std::move(outcome);
+    records.push_back(std::move(rec));
+  };
   auto table = ProcessTable::scan();
   auto matches =
       table ? table->match(plan.selector) : Result<std::vector<ProcessInfo>>(table.error());
   if (!matches) {
-    records.push_back({{"round", round},
-                       {"atMs", millisBetween(start, now)},
-                       {"outcome", "error: " + matches.error().describe()}});
+    noVictim("error: " + matches.error().describe());
     return;
   }
   if (watchRestarts) absorb(*matches, died > 0);
   Candidates c = eligibleAmong(*table, std::move(*matches), defaultProtection());
   auto pick = chooseForRound(std::move(c.eligible), plan.selection, plan.seed, round);
   if (!pick) {
-    records.push_back({{"round", round},
-                       {"atMs", millisBetween(start, now)},
-                       {"outcome", "no eligible process"}});
+    noVictim("no eligible process");
     return;
   }
   auto sent = signalOne(Victim{pick->pid, pick->startTime, pick->comm}, round);
@@ -329,14 +332,18 @@ void KillInjector::Run::finalLook() {
 }
 
 nlohmann::json KillInjector::Run::summary() const {
+  nlohmann::json victims = nlohmann::json::array();
+  for (const KillOutcome& r : records) victims.push_back(r.toJson());
+  nlohmann::json restarted = nlohmann::json::array();
+  for (const RestartSeen& r : restarts) restarted.push_back(r.toJson());
   nlohmann::json j = {
       {"signal", plan.signal}, {"signalName", units::signalName(plan.signal)},
       {"seed", plan.seed},     {"seedSource", plan.seedFromExperiment ? "experiment" : "random"},
-      {"victims", records},    {"signalled", signalled},
-      {"died", died},          {"restarts", restarts}};
+      {"victims", victims},    {"signalled", signalled},
+      {"died", died},          {"restarts", restarted}};
   if (!plan.refused.empty()) j["refused"] = plan.refused;
-  if (!restarts.empty() && restarts[0].contains("restartMs")) {
-    j["timeToRestartMs"] = restarts[0]["restartMs"];
+  if (!restarts.empty() && restarts.front().restartMs) {
+    j["timeToRestartMs"] = *restarts.front().restartMs;
   }
   return j;
 }
@@ -357,23 +364,19 @@ KillInjector::~KillInjector() {
 }
 
 Result<PreparedFault> KillInjector::prepare(const FaultRequest& request) {
-  int signal = SIGKILL;
-  if (request.args.contains("signal") && request.args["signal"].is_number_integer()) {
-    signal = request.args["signal"].get<int>();
-  }
+  auto args = KillArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  const int signal = args->signal;
   if (isStoppingSignal(signal)) {
     return Error(ErrorCode::kInvalid, "process.kill does not send " + units::signalName(signal) +
                                           ": a stopped process would be left behind; use "
                                           "process.pause, which resumes it");
   }
-  int64_t intervalNs = 0;
-  if (request.args.contains("interval") && request.args["interval"].is_number()) {
-    intervalNs = static_cast<int64_t>(request.args["interval"].get<double>());
-  }
-  if (intervalNs > 0 && request.duration.count() <= 0) {
+  const std::chrono::nanoseconds interval = args->interval;
+  if (interval.count() > 0 && request.duration.count() <= 0) {
     return Error(ErrorCode::kInvalid, "an interval needs the step's duration");
   }
-  auto plan = planProcessFault(request, signal, std::chrono::nanoseconds(intervalNs));
+  auto plan = planProcessFault(request, signal, interval);
   if (!plan) return std::move(plan).error();
 
   PreparedFault prepared;
@@ -391,11 +394,11 @@ Result<PreparedFault> KillInjector::prepare(const FaultRequest& request) {
   }
   std::string seed = " (seed " + std::to_string(plan->seed) +
                      (plan->seedFromExperiment ? "" : ", drawn at random") + ")";
-  if (intervalNs > 0) {
+  if (interval.count() > 0) {
     prepared.description = what + " one of " + std::to_string(plan->eligible) +
                            " processes matching " + plan->selectorText + " every " +
-                           units::formatDuration(std::chrono::nanoseconds(intervalNs)) + seed +
-                           ", first " + describeVictims(plan->victims);
+                           units::formatDuration(interval) + seed + ", first " +
+                           describeVictims(plan->victims);
   } else {
     prepared.description = what + " " + std::to_string(plan->victims.size()) + " of " +
                            std::to_string(plan->eligible) + " processes matching " +

@@ -78,17 +78,17 @@ Result<AppliedFault> PauseInjector::apply(const std::string& faultId, const nloh
   }
   const auto start = Clock::now();
   const std::vector<Victim>& victims = plan->stopped;
-  nlohmann::json records = nlohmann::json::array();
+  std::vector<PauseOutcome> records;
   std::vector<size_t> signalled;
   for (size_t i = 0; i < victims.size(); ++i) {
-    records.push_back(victimToJson(victims[i]));
+    records.emplace_back().victim = victims[i];
     auto reached = reachVictim(victims[i]);
     if (!reached) return std::move(reached).error().withContext("process.pause");
     if (reached->state == VictimState::kLive) {
       auto sent = signalVictim(reached->pidfd, SIGSTOP, victims[i]);
       if (sent) {
-        records[i]["outcome"] = "signalled";
-        records[i]["signalledMs"] = millisBetween(start, Clock::now());
+        records[i].outcome = "signalled";
+        records[i].signalledMs = millisBetween(start, Clock::now());
         signalled.push_back(i);
         continue;
       }
@@ -97,36 +97,38 @@ Result<AppliedFault> PauseInjector::apply(const std::string& faultId, const nloh
       }
       reached->state = VictimState::kExited;
     }
-    records[i]["outcome"] = std::string(victimStateText(reached->state));
+    records[i].outcome = std::string(victimStateText(reached->state));
   }
   size_t stopped = 0;
   auto left =
       pollStates(victims, signalled, start + kStopWait, [&](size_t i, std::optional<char> state) {
         if (!state) {
-          records[i]["outcome"] = "exited after the signal";
+          records[i].outcome = "exited after the signal";
           return true;
         }
         if (!isStopped(*state)) return false;
-        records[i]["outcome"] = "stopped";
-        records[i]["stoppedMs"] = millisBetween(start, Clock::now());
+        records[i].outcome = "stopped";
+        records[i].stoppedMs = millisBetween(start, Clock::now());
         ++stopped;
         return true;
       });
   for (size_t i : left) {
     auto state = victimStateLetter(victims[i]);
-    records[i]["outcome"] =
+    records[i].outcome =
         "signalled, not seen stopped within 2s (state " + std::string(1, state.value_or('?')) + ")";
     log::get("process")->warn("pause not confirmed fault={} pid={} state={}", faultId,
                               victims[i].pid, state.value_or('?'));
   }
+  nlohmann::json observedVictims = nlohmann::json::array();
+  for (const PauseOutcome& r : records) observedVictims.push_back(r.toJson());
   applied.observed = {{"seed", plan->seed},
                       {"seedSource", plan->seedFromExperiment ? "experiment" : "random"},
-                      {"victims", records},
+                      {"victims", observedVictims},
                       {"stopped", stopped},
                       {"notConfirmed", left.size()}};
   if (!plan->alreadyStopped.empty()) {
     nlohmann::json already = nlohmann::json::array();
-    for (const Victim& v : plan->alreadyStopped) already.push_back(victimToJson(v));
+    for (const Victim& v : plan->alreadyStopped) already.push_back(v.toJson());
     applied.observed["alreadyStopped"] = already;
   }
   if (!plan->refused.empty()) applied.observed["refused"] = plan->refused;

@@ -13,44 +13,13 @@
 #include "chaosd/base/ProcessTable.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/Injector.h"
+#include "injectors/process/ProcessRecords.h"
 
 // What process.kill and process.pause share: resolving a process target into victims named by
-// pid AND start time (the undo record), and reaching a victim again through a pidfd that is
-// proven to be the same process before it is signalled. docs/faults/process.md.
+// pid AND start time (the undo record: ProcessPlan, ProcessRecords.h), and reaching a victim
+// again through a pidfd that is proven to be the same process before it is signalled.
+// docs/faults/process.md.
 namespace chaosd {
-
-// One process a fault hits: (pid, startTime) names it across pid reuse.
-struct Victim {
-  pid_t pid = 0;
-  uint64_t startTime = 0;  // /proc/PID/stat field 22, clock ticks after boot
-  std::string comm;
-};
-
-// What prepare() decided for a process fault. Its JSON form is the undo record: apply, revert
-// and audit work from it alone, in the owner or in the guardian.
-struct ProcessPlan {
-  std::string faultId;
-  std::string faultType;     // "process.kill" / "process.pause"
-  std::string selectorText;  // "process name=api-server"
-  ProcessSelector selector;  // re-resolved by interval rounds and the restart watch
-  Selection selection;
-  uint64_t seed = 0;
-  bool seedFromExperiment = false;  // else drawn from std::random_device, recorded to replay
-  int signal = 0;
-  std::chrono::nanoseconds duration{0};  // 0: an instantaneous kill
-  std::chrono::nanoseconds interval{0};  // process.kill only; 0: one round
-  bool noop = false;                     // `empty: skip` and nothing matched
-  size_t matched = 0;                    // processes the selector matched at prepare
-  size_t eligible = 0;                   // of those, the ones that may be hit
-  std::vector<std::string> refused;      // protected matches, one line each
-  std::vector<Victim> victims;           // chosen at prepare (interval: round 0's one)
-  std::vector<Victim> stopped;           // process.pause: the victims we stop, and resume
-  std::vector<Victim> alreadyStopped;    // process.pause: stopped by someone else; left alone
-
-  nlohmann::json toJson() const;
-  // Checks the record's shape and that it belongs to faultId ("" accepts any).
-  static Result<ProcessPlan> fromJson(const nlohmann::json& undo, std::string_view faultId);
-};
 
 // The processes a selector matches now, split into those a fault may hit and those refused.
 struct Candidates {
@@ -118,7 +87,6 @@ std::optional<char> victimStateLetter(const Victim& victim, const std::string& p
 double millisBetween(std::chrono::steady_clock::time_point from,
                      std::chrono::steady_clock::time_point to);
 
-nlohmann::json victimToJson(const Victim& victim);
 std::string describeVictims(const std::vector<Victim>& victims);  // "12 (a), 34 (b), ..."
 
 }  // namespace chaosd

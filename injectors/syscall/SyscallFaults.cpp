@@ -9,6 +9,7 @@
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/syscall/SyscallInjector.h"
+#include "injectors/syscall/SyscallRecords.h"
 #include "injectors/syscall/SyscallSupervisor.h"
 
 namespace chaosd {
@@ -83,8 +84,10 @@ std::unique_ptr<ExecContribution> syscallExecHook(const std::vector<ExecStep>& s
   std::set<int> syscalls;
   for (const auto& step : steps) {
     if (!step.faultType.starts_with("syscall.")) continue;
-    for (const auto& name : step.args.value("syscalls", nlohmann::json::array())) {
-      const int nr = seccomp_syscall_resolve_name(name.get<std::string>().c_str());
+    auto args = SyscallArgs::fromJson(step.args);
+    if (!args) continue;  // the parser refuses such args; prepare reports them
+    for (const auto& name : args->syscalls) {
+      const int nr = seccomp_syscall_resolve_name(name.c_str());
       if (nr != __NR_SCMP_ERROR) syscalls.insert(nr);
     }
   }

@@ -6,6 +6,8 @@
 #include <random>
 
 #include "experiments/model/Experiment.h"
+#include "injectors/RecordFields.h"
+#include "injectors/syscall/SyscallRecords.h"
 #include "injectors/syscall/SyscallSupervisor.h"
 
 namespace chaosd {
@@ -59,33 +61,12 @@ uint64_t freshSeed() {
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
-struct Plan {
-  pid_t pid = 0;
-  uint64_t startTime = 0;
-  SyscallRule rule;
-};
-
-Result<Plan> planFrom(const nlohmann::json& undo, const std::string& faultId) {
-  if (!undo.is_object() || !undo.contains("pid") || !undo.contains("numbers") ||
-      !undo.contains("faultId")) {
-    return Error(ErrorCode::kInvalid, "not a syscall undo record: " + undo.dump());
-  }
-  Plan p;
-  p.pid = undo["pid"].get<pid_t>();
-  p.startTime = undo.value("startTime", uint64_t{0});
-  p.rule.faultId = undo["faultId"].get<std::string>();
-  if (!faultId.empty() && p.rule.faultId != faultId) {
-    return Error(ErrorCode::kInvalid, "the undo record belongs to fault " + p.rule.faultId);
-  }
-  for (const auto& n : undo["numbers"]) p.rule.syscalls.insert(n.get<int>());
-  p.rule.errnoValue = undo.value("errnoValue", 0);
-  p.rule.delay = std::chrono::nanoseconds(undo.value("delayNs", int64_t{0}));
-  p.rule.probability = undo.value("probability", 1.0);
-  p.rule.pathGlob = undo.value("path", std::string());
-  p.rule.first = undo.value("first", uint64_t{0});
-  p.rule.after = undo.value("after", uint64_t{0});
-  p.rule.seed = undo.value("seed", uint64_t{0});
-  return p;
+// The record, when it belongs to faultId ("" for any: the audit).
+Result<SyscallUndo> recordOf(const nlohmann::json& undo, std::string_view faultId) {
+  auto u = SyscallUndo::fromJson(undo);
+  if (!u) return u;
+  CHAOSD_TRY(checkRecordOwner("the syscall undo record", u->faultId, faultId));
+  return u;
 }
 
 }  // namespace
@@ -119,14 +100,13 @@ Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
                                               target->name +
                                               ") was started without a syscall filter");
   }
-  const nlohmann::json& args = request.args;
-  nlohmann::json undo{{"faultId", request.faultId},
-                      {"pid", pid},
-                      {"startTime", sup->startTime()},
-                      {"syscalls", nlohmann::json::array()},
-                      {"numbers", nlohmann::json::array()}};
-  for (const auto& s : args.value("syscalls", nlohmann::json::array())) {
-    const std::string name = s.get<std::string>();
+  auto args = SyscallArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  SyscallUndo undo;
+  undo.faultId = request.faultId;
+  undo.pid = pid;
+  undo.startTime = sup->startTime();
+  for (const std::string& name : args->syscalls) {
     const int nr = seccomp_syscall_resolve_name(name.c_str());
     if (nr == __NR_SCMP_ERROR) {
       return Error(ErrorCode::kInvalid, "'" + name + "' is not a system call here");
@@ -135,30 +115,30 @@ Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
       return Error(ErrorCode::kInternal, "the filter of target " + target->name +
                                              " does not send " + name + " to the supervisor");
     }
-    undo["syscalls"].push_back(name);
-    undo["numbers"].push_back(nr);
+    undo.syscalls.push_back(name);
+    undo.numbers.push_back(nr);
   }
   std::string what;
   if (request.faultType == "syscall.error") {
-    const std::string name = args.value("errno", std::string("EIO"));
+    const std::string name = args->errnoName.value_or("EIO");
     auto value = errnoByName(name);
     if (!value) return Error(ErrorCode::kInvalid, "unknown errno " + name);
-    undo["errno"] = name;
-    undo["errnoValue"] = *value;
+    undo.action = SyscallErrno{name, *value};
     what = name;
   } else {
-    undo["delayNs"] = args.value("delay", int64_t{0});
-    what = "+" + std::to_string(args.value("delay", int64_t{0}) / 1000000) + "ms";
+    const std::chrono::nanoseconds delay = args->delay.value_or(std::chrono::nanoseconds{0});
+    undo.action = SyscallDelay{delay};
+    what = "+" + std::to_string(delay.count() / 1000000) + "ms";
   }
-  undo["probability"] = args.value("probability", 1.0);
-  if (args.contains("path")) undo["path"] = args["path"].get<std::string>();
-  if (args.contains("first")) undo["first"] = args["first"].get<uint64_t>();
-  if (args.contains("after")) undo["after"] = args["after"].get<uint64_t>();
-  undo["seed"] = freshSeed();
+  undo.probability = args->probability;
+  undo.path = args->path;
+  undo.first = args->first;
+  undo.after = args->after;
+  undo.seed = freshSeed();
   PreparedFault out;
-  out.undo = undo;
+  out.undo = undo.toJson();
   std::string calls;
-  for (const auto& s : undo["syscalls"]) calls += (calls.empty() ? "" : ",") + s.get<std::string>();
+  for (const auto& name : undo.syscalls) calls += (calls.empty() ? "" : ",") + name;
   out.description =
       what + " on " + calls + " of pid " + std::to_string(pid) + " (target " + target->name + ")";
   out.resources = {"syscall:" + std::to_string(pid) + ":" + request.faultId};
@@ -167,40 +147,40 @@ Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
 
 Result<AppliedFault> SyscallInjector::apply(const std::string& faultId,
                                             const nlohmann::json& undo) {
-  auto plan = planFrom(undo, faultId);
-  if (!plan) return std::move(plan).error();
-  SyscallSupervisor* sup = SyscallSupervisor::find(plan->pid);
-  if (sup == nullptr || sup->startTime() != plan->startTime) {
-    return Error(ErrorCode::kNotFound, "no supervisor for pid " + std::to_string(plan->pid));
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  SyscallSupervisor* sup = SyscallSupervisor::find(record->pid);
+  if (sup == nullptr || sup->startTime() != record->startTime) {
+    return Error(ErrorCode::kNotFound, "no supervisor for pid " + std::to_string(record->pid));
   }
-  CHAOSD_TRY(sup->addRule(plan->rule));
+  CHAOSD_TRY(sup->addRule(record->rule()));
   return AppliedFault{"seccomp-notify",
-                      {{"syncWakeUp", sup->syncWakeUp()}, {"seed", plan->rule.seed}}};
+                      {{"syncWakeUp", sup->syncWakeUp()}, {"seed", record->seed}}};
 }
 
 Result<nlohmann::json> SyscallInjector::revert(const std::string& faultId,
                                                const nlohmann::json& undo) {
-  auto plan = planFrom(undo, faultId);
-  if (!plan) return std::move(plan).error();
-  SyscallSupervisor* sup = SyscallSupervisor::find(plan->pid);
-  if (sup == nullptr || sup->startTime() != plan->startTime) {
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  SyscallSupervisor* sup = SyscallSupervisor::find(record->pid);
+  if (sup == nullptr || sup->startTime() != record->startTime) {
     return nlohmann::json{{"note",
                            "no supervisor in this process: the target is stopped with its "
                            "experiment"}};
   }
-  auto stats = sup->removeRule(plan->rule.faultId);
+  auto stats = sup->removeRule(record->faultId);
   if (!stats) return nlohmann::json::object();  // a second revert
   return nlohmann::json{
       {"matched", stats->matched}, {"hit", stats->hit}, {"passed", stats->passed}};
 }
 
 Result<std::vector<std::string>> SyscallInjector::audit(const nlohmann::json& undo) {
-  auto plan = planFrom(undo, "");
-  if (!plan) return std::move(plan).error();
-  SyscallSupervisor* sup = SyscallSupervisor::find(plan->pid);
-  if (sup != nullptr && sup->hasRule(plan->rule.faultId)) {
-    return std::vector<std::string>{"syscall rule of " + plan->rule.faultId +
-                                    " still applied to pid " + std::to_string(plan->pid)};
+  auto record = recordOf(undo, "");
+  if (!record) return std::move(record).error();
+  SyscallSupervisor* sup = SyscallSupervisor::find(record->pid);
+  if (sup != nullptr && sup->hasRule(record->faultId)) {
+    return std::vector<std::string>{"syscall rule of " + record->faultId +
+                                    " still applied to pid " + std::to_string(record->pid)};
   }
   return std::vector<std::string>{};
 }

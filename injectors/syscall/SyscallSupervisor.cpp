@@ -183,6 +183,36 @@ bool SyscallSupervisor::hasRule(const std::string& faultId) const {
   return rules_.contains(faultId);
 }
 
+SyscallSupervisor::Verdict SyscallSupervisor::judge(const seccomp_notif& req) {
+  std::lock_guard lock(mu_);
+  std::string path;
+  bool pathRead = false;
+  for (auto& [id, active] : rules_) {
+    const SyscallRule& r = active.rule;
+    if (!r.syscalls.contains(req.data.nr)) continue;
+    if (!r.pathGlob.empty()) {
+      if (!pathRead) {
+        path = callPath(req);
+        pathRead = true;
+      }
+      if (path.empty() || ::fnmatch(r.pathGlob.c_str(), path.c_str(), 0) != 0) continue;
+    }
+    SyscallRuleStats& s = active.stats;
+    ++s.matched;
+    const bool beyondFirst = r.first != 0 && s.hit >= r.first;
+    const bool tooEarly = s.matched <= r.after;
+    const bool drawn = r.probability >= 1.0 ||
+                       std::uniform_real_distribution<double>(0.0, 1.0)(active.rng) < r.probability;
+    if (beyondFirst || tooEarly || !drawn) {
+      ++s.passed;
+      continue;
+    }
+    ++s.hit;
+    return Verdict{true, r.errnoValue, r.delay};
+  }
+  return Verdict{};
+}
+
 void SyscallSupervisor::loop() {
   seccomp_notif* req = nullptr;
   seccomp_notif_resp* resp = nullptr;
@@ -239,45 +269,11 @@ void SyscallSupervisor::loop() {
       if (errno == ENOENT || errno == EINTR) continue;  // the caller went away meanwhile
       break;
     }
-    // Which applied rule, if any, hits this call.
-    int err = 0;
-    std::chrono::nanoseconds delay{0};
-    bool hit = false;
-    {
-      std::lock_guard lock(mu_);
-      std::string path;
-      bool pathRead = false;
-      for (auto& [id, active] : rules_) {
-        SyscallRule& r = active.rule;
-        if (!r.syscalls.contains(req->data.nr)) continue;
-        if (!r.pathGlob.empty()) {
-          if (!pathRead) {
-            path = callPath(*req);
-            pathRead = true;
-          }
-          if (path.empty() || ::fnmatch(r.pathGlob.c_str(), path.c_str(), 0) != 0) continue;
-        }
-        SyscallRuleStats& s = active.stats;
-        ++s.matched;
-        const bool beyondFirst = r.first != 0 && s.hit >= r.first;
-        const bool tooEarly = s.matched <= r.after;
-        const bool drawn = r.probability >= 1.0 || std::uniform_real_distribution<double>(
-                                                       0.0, 1.0)(active.rng) < r.probability;
-        if (beyondFirst || tooEarly || !drawn) {
-          ++s.passed;
-          continue;
-        }
-        ++s.hit;
-        hit = true;
-        err = r.errnoValue;
-        delay = r.delay;
-        break;
-      }
-    }
-    if (hit && err != 0) {
-      respond(req->id, err, false);
-    } else if (hit && delay.count() > 0) {
-      held.push_back(Held{SteadyClock::now() + delay, req->id});
+    const Verdict verdict = judge(*req);
+    if (verdict.hit && verdict.err != 0) {
+      respond(req->id, verdict.err, false);
+    } else if (verdict.hit && verdict.delay.count() > 0) {
+      held.push_back(Held{SteadyClock::now() + verdict.delay, req->id});
     } else {
       respond(req->id, 0, true);
     }

@@ -17,6 +17,8 @@
 #include "chaosd/base/Fd.h"
 #include "chaosd/base/Result.h"
 
+struct seccomp_notif;  // <linux/seccomp.h>, included by the .cpp only
+
 // The supervisor of one started process's seccomp listener: a thread that answers every
 // intercepted call. Outside a fault it answers CONTINUE (the call runs); while a syscall
 // fault is applied, matching calls fail with its errno or are held for its delay.
@@ -72,6 +74,14 @@ class SyscallSupervisor {
   static SyscallSupervisor* find(pid_t pid);
 
  private:
+  // What the applied rules make of one intercepted call, tried in fault id order: each that
+  // matches counts it, the first that hits it decides, and no hit lets the call run.
+  struct Verdict {
+    bool hit = false;
+    int err = 0;                        // fail the call with this errno
+    std::chrono::nanoseconds delay{0};  // else hold it this long
+  };
+  Verdict judge(const seccomp_notif& req);
   void loop();
 
   struct ActiveRule {

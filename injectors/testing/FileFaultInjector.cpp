@@ -8,22 +8,16 @@
 #include <filesystem>
 
 #include "chaosd/base/Fd.h"
+#include "injectors/testing/FileFaultRecords.h"
 
 namespace chaosd {
 namespace {
 
-constexpr std::string_view kPrefix = ".chaosd-test-";
-
+// The record's file; "test.file" never touches another.
 Result<std::string> fileOf(const nlohmann::json& undo) {
-  if (!undo.is_object() || !undo.contains("file") || !undo["file"].is_string()) {
-    return Error(ErrorCode::kInvalid, "test.file undo record has no 'file'");
-  }
-  std::string file = undo["file"].get<std::string>();
-  // Touch only what we own: a name of our own pattern.
-  if (std::filesystem::path(file).filename().string().rfind(kPrefix, 0) != 0) {
-    return Error(ErrorCode::kInvalid, "test.file refuses to touch " + file + ": not ours");
-  }
-  return file;
+  auto u = FileFaultUndo::fromJson(undo);
+  if (!u) return std::move(u).error();
+  return std::move(u->file);
 }
 
 Result<void> syncDirectoryOf(const std::string& file) {
@@ -37,20 +31,19 @@ Result<void> syncDirectoryOf(const std::string& file) {
 }  // namespace
 
 std::string FileFaultInjector::fileFor(const std::string& dir, const std::string& faultId) {
-  return (std::filesystem::path(dir) / (std::string(kPrefix) + faultId)).string();
+  return (std::filesystem::path(dir) / (std::string(kTestFilePrefix) + faultId)).string();
 }
 
 Result<PreparedFault> FileFaultInjector::prepare(const FaultRequest& request) {
-  if (!request.args.contains("path") || !request.args["path"].is_string()) {
-    return Error(ErrorCode::kInvalid, "test.file needs args.path (a directory)");
-  }
-  std::string dir = request.args["path"].get<std::string>();
+  auto args = FileFaultArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  const std::string& dir = args->path;
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return Error::fromErrno("test.file directory " + dir, errno);
   if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::kInvalid, dir + " is not a directory");
   std::string file = fileFor(dir, request.faultId);
   PreparedFault prepared;
-  prepared.undo = {{"file", file}};
+  prepared.undo = FileFaultUndo{file}.toJson();
   prepared.description = "test file " + file;
   prepared.resources = {"file:" + file};
   return prepared;

@@ -13,73 +13,22 @@
 #include <utility>
 
 #include "chaosd/base/Fd.h"
+#include "chaosd/engine/journal/JournalSchema.h"
+#include "chaosd/engine/journal/Sqlite.h"
 
 namespace chaosd {
 namespace {
 
+using sqlite::DbPtr;
+using sqlite::exec;
+using sqlite::fromNanos;
+using sqlite::queryInt;
+using sqlite::queryText;
+using sqlite::sqlError;
+using sqlite::Statement;
+using sqlite::toNanos;
+
 constexpr int kBusyTimeoutMs = 5000;
-
-// Version 1. Times are nanoseconds since the Unix epoch (wall clock). `seq` keeps the order of
-// intent, which revert follows backwards.
-constexpr const char* kSchemaV1 = R"sql(
-CREATE TABLE runs (
-  run_id           TEXT PRIMARY KEY,
-  experiment       TEXT NOT NULL,
-  owner_pid        INTEGER NOT NULL,
-  owner_start_time INTEGER NOT NULL,
-  started_at       INTEGER NOT NULL,
-  ended_at         INTEGER,
-  outcome          TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE faults (
-  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-  fault_id    TEXT NOT NULL UNIQUE,
-  run_id      TEXT NOT NULL REFERENCES runs(run_id),
-  step        TEXT NOT NULL,
-  fault_type  TEXT NOT NULL,
-  target      TEXT NOT NULL,
-  undo        TEXT NOT NULL,
-  resources   TEXT NOT NULL,
-  state       TEXT NOT NULL
-              CHECK (state IN ('intent', 'applied', 'reverted', 'revert-failed', 'skipped')),
-  error       TEXT NOT NULL DEFAULT '',
-  reverted_by TEXT NOT NULL DEFAULT '',
-  intent_at   INTEGER NOT NULL,
-  applied_at  INTEGER,
-  reverted_at INTEGER,
-  deadline_at INTEGER,
-  revertible  INTEGER NOT NULL,
-  durable     INTEGER NOT NULL
-);
-CREATE INDEX faults_by_run ON faults(run_id, seq);
-CREATE INDEX faults_unreverted ON faults(seq)
-  WHERE state IN ('intent', 'applied', 'revert-failed');
-)sql";
-
-// Version 2: the daemon's schedules. `vars` is a JSON object; times as in version 1.
-constexpr const char* kSchemaV2 = R"sql(
-CREATE TABLE schedules (
-  id            TEXT PRIMARY KEY,
-  name          TEXT NOT NULL,
-  cron          TEXT NOT NULL,
-  timezone      TEXT NOT NULL DEFAULT '',
-  window_start  TEXT NOT NULL DEFAULT '',
-  window_end    TEXT NOT NULL DEFAULT '',
-  max_runs      INTEGER,
-  runs_started  INTEGER NOT NULL DEFAULT 0,
-  paused        INTEGER NOT NULL DEFAULT 0,
-  experiment    TEXT NOT NULL,
-  vars          TEXT NOT NULL DEFAULT '{}',
-  created_at    INTEGER NOT NULL,
-  last_fire_at  INTEGER,
-  last_run_id   TEXT NOT NULL DEFAULT ''
-);
-)sql";
-
-// Version 3: what each run's faults touch, a JSON array of {key, target, what}.
-constexpr const char* kSchemaV3 = R"sql(
-ALTER TABLE runs ADD COLUMN targets TEXT NOT NULL DEFAULT '[]';
-)sql";
 
 constexpr const char* kScheduleColumns =
     "id, name, cron, timezone, window_start, window_end, max_runs, runs_started, paused, "
@@ -90,138 +39,6 @@ constexpr const char* kFaultColumns =
     "reverted_by, intent_at, applied_at, reverted_at, deadline_at, revertible, durable";
 constexpr const char* kRunColumns =
     "run_id, experiment, owner_pid, owner_start_time, started_at, ended_at, outcome, targets";
-
-int64_t toNanos(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-WallTime fromNanos(int64_t ns) {
-  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::nanoseconds(ns)));
-}
-
-ErrorCode codeOf(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return ErrorCode::kTimeout;
-    case SQLITE_CONSTRAINT:
-      return ErrorCode::kConflict;
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-    case SQLITE_AUTH:
-      return ErrorCode::kPermission;
-    case SQLITE_ERROR:
-    case SQLITE_MISUSE:
-    case SQLITE_RANGE:
-      return ErrorCode::kInternal;
-    default:
-      return ErrorCode::kIo;
-  }
-}
-
-Error sqlError(sqlite3* db, std::string_view what, int rc) {
-  std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return Error(codeOf(rc), std::string(what) + ": " + detail);
-}
-
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
-
-struct StmtFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-
-// One prepared statement. Bind errors are kept and reported by step(), so call sites bind
-// in a row without checking each.
-class Statement {
- public:
-  static Result<Statement> prepare(sqlite3* db, std::string_view sql) {
-    sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
-    if (rc != SQLITE_OK) return sqlError(db, "preparing statement", rc);
-    return Statement(db, raw);
-  }
-
-  Statement& bind(int index, int64_t value) {
-    note(sqlite3_bind_int64(stmt_.get(), index, value));
-    return *this;
-  }
-  Statement& bind(int index, std::string_view value) {
-    note(sqlite3_bind_text(stmt_.get(), index, value.data(), static_cast<int>(value.size()),
-                           SQLITE_TRANSIENT));
-    return *this;
-  }
-  Statement& bind(int index, const std::optional<WallTime>& value) {
-    note(value ? sqlite3_bind_int64(stmt_.get(), index, toNanos(*value))
-               : sqlite3_bind_null(stmt_.get(), index));
-    return *this;
-  }
-
-  // true: a row is ready; false: done.
-  Result<bool> step() {
-    if (bindRc_ != SQLITE_OK) return sqlError(db_, "binding parameters", bindRc_);
-    int rc = sqlite3_step(stmt_.get());
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return sqlError(db_, "executing statement", rc);
-  }
-  Result<void> run() {
-    auto r = step();
-    if (!r) return std::move(r).error();
-    return success();
-  }
-
-  int64_t integer(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
-  bool isNull(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_.get(), col);
-    return p == nullptr ? std::string()
-                        : std::string(reinterpret_cast<const char*>(p),
-                                      static_cast<size_t>(sqlite3_column_bytes(stmt_.get(), col)));
-  }
-  std::optional<WallTime> time(int col) const {
-    if (isNull(col)) return std::nullopt;
-    return fromNanos(integer(col));
-  }
-
- private:
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
-  void note(int rc) {
-    if (bindRc_ == SQLITE_OK) bindRc_ = rc;
-  }
-
-  sqlite3* db_;
-  std::unique_ptr<sqlite3_stmt, StmtFinalizer> stmt_;
-  int bindRc_ = SQLITE_OK;
-};
-
-Result<void> exec(sqlite3* db, const char* sql, std::string_view what) {
-  char* message = nullptr;
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &message);
-  if (rc == SQLITE_OK) return success();
-  std::string detail = message != nullptr ? message : sqlite3_errstr(rc);
-  sqlite3_free(message);
-  return Error(codeOf(rc), std::string(what) + ": " + detail);
-}
-
-Result<int64_t> queryInt(sqlite3* db, const char* sql) {
-  auto stmt = Statement::prepare(db, sql);
-  if (!stmt) return std::move(stmt).error();
-  auto row = stmt->step();
-  if (!row) return std::move(row).error();
-  if (!*row) return Error(ErrorCode::kInternal, std::string("no result for ") + sql);
-  return stmt->integer(0);
-}
-
-Result<std::string> queryText(sqlite3* db, const char* sql) {
-  auto stmt = Statement::prepare(db, sql);
-  if (!stmt) return std::move(stmt).error();
-  auto row = stmt->step();
-  if (!row) return std::move(row).error();
-  if (!*row) return Error(ErrorCode::kInternal, std::string("no result for ") + sql);
-  return stmt->text(0);
-}
 
 Result<FaultRecord> readFault(const Statement& s) {
   FaultRecord f;
@@ -379,21 +196,7 @@ struct FaultJournal::Impl {
     full = false;
     auto tx = WriteTx::begin(*this, false);
     if (!tx) return std::move(tx).error();
-    auto version = queryInt(db.get(), "PRAGMA user_version");
-    if (!version) return std::move(version).error();
-    if (*version > kJournalSchemaVersion) {
-      return Error(ErrorCode::kUnsupported, "journal schema version " + std::to_string(*version) +
-                                                " is newer than this chaosd understands (" +
-                                                std::to_string(kJournalSchemaVersion) + ")");
-    }
-    if (*version < 1) CHAOSD_TRY(exec(db.get(), kSchemaV1, "creating the journal schema"));
-    if (*version < 2) CHAOSD_TRY(exec(db.get(), kSchemaV2, "adding the schedules table"));
-    if (*version < 3) CHAOSD_TRY(exec(db.get(), kSchemaV3, "adding the targets of runs"));
-    // Later versions add their steps here: if (*version < 4) ...
-    if (*version != kJournalSchemaVersion) {
-      std::string pragma = "PRAGMA user_version=" + std::to_string(kJournalSchemaVersion);
-      CHAOSD_TRY(exec(db.get(), pragma.c_str(), "recording the schema version"));
-    }
+    CHAOSD_TRY(upgradeJournalSchema(db.get()));
     return tx->commit();
   }
 

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "chaosd/base/Result.h"
+#include "injectors/network/NftRecords.h"
+
+// The nft text of the nftables faults (injectors/network/NftablesInjector.h): the run's table
+// with its two base chains, and a fault's rules, each tagged with the fault's comment. Pure
+// text, tested without root.
+namespace chaosd {
+
+// The rules of a partition or an nftables loss, for the output and input base chains.
+struct NftablesRules {
+  std::vector<std::string> out;
+  std::vector<std::string> in;
+};
+
+// `iface` scopes every rule to the target interface. A partition drops (or rejects) what goes
+// to or comes from the peers; a loss drops a share, drawn by a random-number match.
+NftablesRules nftablesRules(const NftPartitionArgs& args, const std::string& iface);
+NftablesRules nftablesRules(const NftLossArgs& args, const std::string& iface);
+// The same from the fault type and its normalised args, parsed by the type's args struct;
+// kInvalid for a type the nftables backend does not do.
+Result<NftablesRules> nftablesRules(const std::string& faultType, const std::string& iface,
+                                    const nlohmann::json& args);
+
+// The run's table with its two empty base chains.
+std::string nftablesTableScript(const std::string& table);
+// The fault's rules added to that table, each tagged with the fault's comment.
+std::string nftablesFaultScript(const std::string& table, const std::string& faultId,
+                                const NftablesRules& rules);
+
+// The run's table: `inet chaosd_run_<run id>`, the id's non-alphanumerics as '_'.
+std::string nftablesRunTable(const std::string& runId);
+// The comment on every rule of a fault: "chaosd:<fault id>".
+std::string nftablesRuleComment(const std::string& faultId);
+
+}  // namespace chaosd
