@@ -312,7 +312,11 @@ TEST_F(NfqueueDelayTest, JitterWidensTheSpreadAsConfigured) {
       s.mean, s.stddev, s.min, s.max, s.n, reverted->dump().c_str());
   ASSERT_EQ(s.n, 300u) << "jitter reorders, never loses";
   EXPECT_GE(s.min, 30.0 - 0.5);
-  EXPECT_LE(s.max, 70.0 + 5.0);
+  // A release is scheduled at most 70 ms after the packet was queued; the injector measures how
+  // late its own releases ran (a loaded CI machine once stalled it 9.6 ms), and the echo can be
+  // at most that much later again. A scheduled delay above 70 ms still fails.
+  const double lateMs = (*reverted)["maxLateMs"].get<double>();
+  EXPECT_LE(s.max, 70.0 + 5.0 + lateMs);
   EXPECT_NEAR(s.mean, 50.0, 4.0);
   EXPECT_GT(s.stddev, 11.55 * 0.8);
   EXPECT_LT(s.stddev, 11.55 * 1.2);
