@@ -1,10 +1,11 @@
 #include "chaosd/app/daemon/Api.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <random>
 #include <regex>
 
+#include "chaosd/app/daemon/ApiResponses.h"
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/base/Log.h"
 #include "chaosd/engine/Recovery.h"
@@ -14,71 +15,13 @@
 namespace chaosd::daemon {
 namespace {
 
+using api::errorResponse;
+using api::jsonResponse;
+using api::methodNotAllowed;
+using api::newId;
+using api::readSubmission;
+using api::statusOf;
 using json = nlohmann::json;
-
-HttpResponse jsonResponse(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(2) + "\n";
-  return r;
-}
-
-const char* codeName(int status) {
-  switch (status) {
-    case 400:
-      return "invalid";
-    case 403:
-      return "forbidden";
-    case 404:
-      return "not-found";
-    case 405:
-      return "method-not-allowed";
-    case 409:
-      return "conflict";
-    case 413:
-      return "too-large";
-    case 415:
-      return "unsupported-media-type";
-    case 503:
-      return "unavailable";
-    default:
-      return "internal";
-  }
-}
-
-HttpResponse errorResponse(int status, const std::string& message,
-                           const std::vector<std::string>& diagnostics = {}) {
-  json e = {{"status", status}, {"code", codeName(status)}, {"message", message}};
-  if (!diagnostics.empty()) e["diagnostics"] = diagnostics;
-  return jsonResponse(status, {{"error", e}});
-}
-
-int statusOf(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalid:
-      return 400;
-    case ErrorCode::kNotFound:
-      return 404;
-    case ErrorCode::kConflict:
-      return 409;
-    case ErrorCode::kPermission:
-      return 403;
-    case ErrorCode::kAborted:
-      return 503;
-    default:
-      return 500;
-  }
-}
-
-HttpResponse errorResponse(const Error& e) {
-  return errorResponse(statusOf(e.code()), e.describe());
-}
-
-HttpResponse methodNotAllowed(const std::string& allow) {
-  auto r = errorResponse(405, "method not allowed; use " + allow);
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
 
 std::vector<std::string> splitPath(const std::string& path) {
   std::vector<std::string> out;
@@ -97,56 +40,6 @@ bool validId(const std::string& id) {
   return std::regex_match(id, kId);
 }
 
-std::string newId() {
-  std::random_device rd;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
-  return buf;
-}
-
-// An experiment as posted: a YAML body with ?var=NAME=VALUE, or JSON
-// {"experiment": "<yaml>", "vars": {...}, ...}.
-struct Submission {
-  std::string yaml;
-  std::map<std::string, std::string> vars;
-  json extra = json::object();  // the JSON body's other fields
-};
-
-Result<Submission> readSubmission(const HttpRequest& req) {
-  Submission s;
-  std::string type = req.header("content-type");
-  if (type.rfind("application/json", 0) == 0) {
-    json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object()) return Error(ErrorCode::kInvalid, "the body is not a JSON object");
-    if (!body.contains("experiment") || !body["experiment"].is_string()) {
-      return Error(ErrorCode::kInvalid,
-                   "\"experiment\" (the experiment's YAML, a string) is missing");
-    }
-    s.yaml = body["experiment"].get<std::string>();
-    if (body.contains("vars")) {
-      if (!body["vars"].is_object()) return Error(ErrorCode::kInvalid, "\"vars\" is not an object");
-      for (const auto& [k, v] : body["vars"].items()) {
-        s.vars[k] = v.is_string() ? v.get<std::string>() : v.dump();
-      }
-    }
-    body.erase("experiment");
-    body.erase("vars");
-    s.extra = std::move(body);
-  } else {
-    s.yaml = req.body;
-  }
-  for (const auto& [k, v] : req.query) {
-    if (k != "var") continue;
-    auto eq = v.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Error(ErrorCode::kInvalid, "var '" + v + "' is not NAME=VALUE");
-    }
-    s.vars[v.substr(0, eq)] = v.substr(eq + 1);
-  }
-  if (s.yaml.empty()) return Error(ErrorCode::kInvalid, "the request has no experiment");
-  return s;
-}
-
 json runJson(const RunRecord& r) {
   json j = {{"id", r.runId},
             {"experiment", r.experiment},
@@ -160,6 +53,20 @@ json runJson(const RunRecord& r) {
   return j;
 }
 
+// A run the pool accepted that is not in the journal yet, from its live progress.
+json acceptedRunJson(const std::string& id, const json& progress) {
+  return {{"id", id},
+          {"experiment", progress.value("experiment", "")},
+          {"ownerPid", nullptr},
+          {"startedAt", nullptr},
+          {"endedAt", nullptr},
+          {"state", "running"},
+          {"outcome", nullptr},
+          {"exitCode", nullptr},
+          {"progress", progress},
+          {"faults", json::array()}};
+}
+
 json faultJson(const FaultRecord& f) {
   return {{"id", f.faultId},
           {"run", f.runId},
@@ -171,26 +78,6 @@ json faultJson(const FaultRecord& f) {
           {"deadline", f.deadline ? json(isoTime(*f.deadline)) : json(nullptr)},
           {"revertedBy", f.revertedBy},
           {"error", f.error}};
-}
-
-json scheduleJson(const ScheduleView& v) {
-  const auto& r = v.record;
-  json j = {
-      {"id", r.id},
-      {"name", r.name},
-      {"cron", r.cron},
-      {"timezone", r.timezone.empty() ? "UTC" : r.timezone},
-      {"window", r.windowStart.empty() ? json(nullptr) : json(r.windowStart + "-" + r.windowEnd)},
-      {"maxRuns", r.maxRuns ? json(*r.maxRuns) : json(nullptr)},
-      {"runsStarted", r.runsStarted},
-      {"paused", r.paused},
-      {"exhausted", v.exhausted},
-      {"createdAt", isoTime(r.createdAt)},
-      {"lastFireAt", r.lastFireAt ? json(isoTime(*r.lastFireAt)) : json(nullptr)},
-      {"lastRunId", r.lastRunId.empty() ? json(nullptr) : json(r.lastRunId)},
-      {"nextRunAt", v.nextRun ? json(isoTime(*v.nextRun)) : json(nullptr)},
-      {"vars", r.vars}};
-  return j;
 }
 
 std::optional<std::string> readFile(const std::string& path) {
@@ -332,10 +219,23 @@ HttpResponse Api::listRuns(const HttpRequest& req) const {
       return errorResponse(400, "limit '" + *l + "' is not a number 0..100000 (0: all)");
     }
   }
+  // The pool before the journal: a run accepted but not journalled yet is listed first (it is
+  // the newest); one journalled meanwhile is in the journal's rows.
+  const std::vector<std::string> active = ctx_.runs->activeIds();
   auto runs = ctx_.journal->runs(limit);
   if (!runs) return errorResponse(runs.error());
   json out = json::array();
-  for (const auto& r : *runs) out.push_back(runJson(r));
+  for (const auto& id : active) {
+    bool journalled =
+        std::any_of(runs->begin(), runs->end(), [&](const RunRecord& r) { return r.runId == id; });
+    if (journalled) continue;
+    if (auto journalledNow = ctx_.journal->run(id)) continue;
+    if (auto live = ctx_.runs->progress(id)) out.push_back(acceptedRunJson(id, *live));
+  }
+  for (const auto& r : *runs) {
+    if (limit > 0 && out.size() >= limit) break;
+    out.push_back(runJson(r));
+  }
   return jsonResponse(200, {{"runs", out}});
 }
 
@@ -365,6 +265,11 @@ HttpResponse Api::submit(const HttpRequest& req) {
 
 HttpResponse Api::runStatus(const std::string& id) const {
   auto run = ctx_.journal->run(id);
+  if (!run && run.error().code() == ErrorCode::kNotFound) {
+    // Accepted (POST answered 202) but its thread has not journalled it yet: a client that
+    // asks at once, or while the daemon is busy, sees it running, not unknown.
+    if (auto live = ctx_.runs->progress(id)) return jsonResponse(200, acceptedRunJson(id, *live));
+  }
   if (!run) return errorResponse(run.error());
   json j = runJson(*run);
   if (auto live = ctx_.runs->progress(id)) j["progress"] = *live;
@@ -387,12 +292,13 @@ HttpResponse Api::runStatus(const std::string& id) const {
 }
 
 HttpResponse Api::abortRun(const std::string& id, const HttpRequest& req) {
-  auto run = ctx_.journal->run(id);
-  if (!run) return errorResponse(run.error());
   std::string reason = "aborted through the API";
   if (req.peer) reason += " by uid " + std::to_string(req.peer->uid);
+  // The pool first: a run accepted a moment ago may not be journalled yet.
   auto r = ctx_.runs->abort(id, reason);
   if (!r) {
+    auto run = ctx_.journal->run(id);
+    if (!run) return errorResponse(run.error());
     return errorResponse(409, "run " + id + " is not running here" +
                                   (run->endedAt ? " (it ended: " + run->outcome + ")" : ""));
   }
@@ -463,100 +369,6 @@ HttpResponse Api::recover(const HttpRequest& req) {
                                                     {"outcomes", outcomes},
                                                     {"ownerAlive", left},
                                                     {"runsEnded", report->runsEnded}});
-}
-
-HttpResponse Api::listSchedules() const {
-  json out = json::array();
-  for (const auto& v : ctx_.scheduler->list()) out.push_back(scheduleJson(v));
-  return jsonResponse(200, {{"schedules", out}});
-}
-
-HttpResponse Api::createSchedule(const HttpRequest& req) {
-  auto s = readSubmission(req);
-  if (!s) return errorResponse(s.error());
-  ParseOptions options;
-  options.vars = s->vars;
-  options.registry = ctx_.registry;
-  ParseResult parsed = parseExperimentText(s->yaml, "schedule.yaml", options);
-  if (!parsed.ok()) {
-    std::vector<std::string> diags;
-    for (const auto& d : parsed.diagnostics) diags.push_back(d.str());
-    return errorResponse(400, "the experiment is not valid", diags);
-  }
-  const Experiment& exp = *parsed.experiment;
-  ScheduleRecord r;
-  r.id = newId();
-  r.name = exp.metadata.name;
-  r.experimentYaml = s->yaml;
-  r.vars = s->vars;
-  // The experiment's own `schedule:` section, with the request's fields (and query) over it.
-  if (exp.schedule) {
-    r.cron = exp.schedule->cron;
-    r.timezone = exp.schedule->timezone;
-    if (exp.schedule->window) {
-      r.windowStart = exp.schedule->window->first;
-      r.windowEnd = exp.schedule->window->second;
-    }
-    r.maxRuns = exp.schedule->maxRuns;
-  }
-  const json& x = s->extra;
-  auto text = [&](const char* key) -> std::optional<std::string> {
-    if (x.contains(key) && x[key].is_string()) return x[key].get<std::string>();
-    return req.param(key);
-  };
-  if (auto c = text("cron")) r.cron = *c;
-  if (auto tz = text("timezone")) r.timezone = *tz;
-  if (auto w = text("window")) {
-    if (w->size() != 11 || (*w)[5] != '-') {
-      return errorResponse(400, "window '" + *w + "' is not HH:MM-HH:MM");
-    }
-    r.windowStart = w->substr(0, 5);
-    r.windowEnd = w->substr(6, 5);
-  }
-  if (x.contains("maxRuns")) {
-    if (!x["maxRuns"].is_number_unsigned() || x["maxRuns"].get<uint64_t>() == 0 ||
-        x["maxRuns"].get<uint64_t>() > 1000000) {
-      return errorResponse(400, "maxRuns is not a number 1..1000000");
-    }
-    r.maxRuns = x["maxRuns"].get<uint32_t>();
-  } else if (auto mr = req.param("maxRuns")) {
-    try {
-      long v = std::stol(*mr);
-      if (v < 1 || v > 1000000) throw std::out_of_range("maxRuns");
-      r.maxRuns = static_cast<uint32_t>(v);
-    } catch (const std::exception&) {
-      return errorResponse(400, "maxRuns '" + *mr + "' is not a number 1..1000000");
-    }
-  }
-  if (x.contains("paused") && x["paused"].is_boolean()) r.paused = x["paused"].get<bool>();
-  if (r.cron.empty()) {
-    return errorResponse(400,
-                         "no cron expression: give the experiment a schedule: section or "
-                         "the request a \"cron\" field");
-  }
-  auto added = ctx_.scheduler->add(std::move(r));
-  if (!added) return errorResponse(added.error());
-  auto resp = jsonResponse(201, scheduleJson(*added));
-  resp.headers.emplace_back("Location", "/v1/schedules/" + added->record.id);
-  return resp;
-}
-
-HttpResponse Api::schedule(const std::string& id) const {
-  auto v = ctx_.scheduler->get(id);
-  if (!v) return errorResponse(v.error());
-  return jsonResponse(200, scheduleJson(*v));
-}
-
-HttpResponse Api::deleteSchedule(const std::string& id) {
-  auto r = ctx_.scheduler->remove(id);
-  if (!r) return errorResponse(r.error());
-  return jsonResponse(200, {{"id", id}, {"deleted", true}});
-}
-
-HttpResponse Api::pauseSchedule(const std::string& id, bool paused) {
-  auto v = ctx_.scheduler->setPaused(id, paused);
-  if (!v) return errorResponse(v.error());
-  return jsonResponse(200, scheduleJson(*v));
 }
 
 }  // namespace chaosd::daemon

@@ -3,9 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <random>
+#include <tuple>
 
 #include "chaosd/app/run/OwnedRun.h"
 #include "chaosd/base/Log.h"
@@ -257,6 +259,7 @@ std::optional<nlohmann::json> RunPool::progress(const std::string& runId) const 
     run = it->second;
   }
   nlohmann::json j = run->progress->toJson();
+  j["experiment"] = run->experiment->metadata.name;
   j["source"] = run->source;
   j["submittedAt"] = isoTime(run->submittedAt);
   nlohmann::json keys = nlohmann::json::array();
@@ -300,6 +303,20 @@ void RunPool::shutdown(const std::string& reason) {
 size_t RunPool::active() const {
   std::lock_guard lock(mu_);
   return active_.size();
+}
+
+std::vector<std::string> RunPool::activeIds() const {
+  std::vector<std::shared_ptr<Active>> runs;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, run] : active_) runs.push_back(run);
+  }
+  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
+    return std::tie(a->submittedAt, a->runId) > std::tie(b->submittedAt, b->runId);
+  });
+  std::vector<std::string> out;
+  for (const auto& r : runs) out.push_back(r->runId);
+  return out;
 }
 
 bool RunPool::waitIdle(std::chrono::milliseconds timeout) const {

@@ -72,6 +72,8 @@ class RunPool {
   // Refuses new runs, aborts every run in progress and waits for them to end.
   void shutdown(const std::string& reason);
   size_t active() const;
+  // The runs in progress here, newest submission first.
+  std::vector<std::string> activeIds() const;
   // The directory of a run's reports (it may not exist).
   std::string runDir(const std::string& runId) const;
   // Waits until no run is in progress or the timeout passes; true when none is.

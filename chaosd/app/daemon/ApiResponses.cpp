@@ -1,0 +1,116 @@
+#include "chaosd/app/daemon/ApiResponses.h"
+
+#include <cstdio>
+#include <random>
+
+namespace chaosd::daemon::api {
+
+using json = nlohmann::json;
+
+HttpResponse jsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(2) + "\n";
+  return r;
+}
+
+static const char* codeName(int status) {
+  switch (status) {
+    case 400:
+      return "invalid";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not-found";
+    case 405:
+      return "method-not-allowed";
+    case 409:
+      return "conflict";
+    case 413:
+      return "too-large";
+    case 415:
+      return "unsupported-media-type";
+    case 503:
+      return "unavailable";
+    default:
+      return "internal";
+  }
+}
+
+HttpResponse errorResponse(int status, const std::string& message,
+                           const std::vector<std::string>& diagnostics) {
+  json e = {{"status", status}, {"code", codeName(status)}, {"message", message}};
+  if (!diagnostics.empty()) e["diagnostics"] = diagnostics;
+  return jsonResponse(status, {{"error", e}});
+}
+
+int statusOf(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalid:
+      return 400;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kConflict:
+      return 409;
+    case ErrorCode::kPermission:
+      return 403;
+    case ErrorCode::kAborted:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+HttpResponse errorResponse(const Error& e) {
+  return errorResponse(statusOf(e.code()), e.describe());
+}
+
+HttpResponse methodNotAllowed(const std::string& allow) {
+  auto r = errorResponse(405, "method not allowed; use " + allow);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+std::string newId() {
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  return buf;
+}
+
+Result<Submission> readSubmission(const HttpRequest& req) {
+  Submission s;
+  std::string type = req.header("content-type");
+  if (type.rfind("application/json", 0) == 0) {
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return Error(ErrorCode::kInvalid, "the body is not a JSON object");
+    if (!body.contains("experiment") || !body["experiment"].is_string()) {
+      return Error(ErrorCode::kInvalid,
+                   "\"experiment\" (the experiment's YAML, a string) is missing");
+    }
+    s.yaml = body["experiment"].get<std::string>();
+    if (body.contains("vars")) {
+      if (!body["vars"].is_object()) return Error(ErrorCode::kInvalid, "\"vars\" is not an object");
+      for (const auto& [k, v] : body["vars"].items()) {
+        s.vars[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      }
+    }
+    body.erase("experiment");
+    body.erase("vars");
+    s.extra = std::move(body);
+  } else {
+    s.yaml = req.body;
+  }
+  for (const auto& [k, v] : req.query) {
+    if (k != "var") continue;
+    auto eq = v.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Error(ErrorCode::kInvalid, "var '" + v + "' is not NAME=VALUE");
+    }
+    s.vars[v.substr(0, eq)] = v.substr(eq + 1);
+  }
+  if (s.yaml.empty()) return Error(ErrorCode::kInvalid, "the request has no experiment");
+  return s;
+}
+
+}  // namespace chaosd::daemon::api
