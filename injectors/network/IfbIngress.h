@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "chaosd/base/Result.h"
-#include "injectors/network/QdiscNetlink.h"
 #include "injectors/network/QdiscUndo.h"
+#include "injectors/network/TcKernel.h"
 
 // Ingress faults: an ifb device of the fault's own (QdiscUndo::ifb) carrying the tree of
 // QdiscTree.h, and on the interface an ingress qdisc (shared by the ingress faults on it,
@@ -16,16 +16,16 @@
 namespace chaosd::qdisc {
 
 // prepare: kConflict when the interface has an ingress (or clsact) qdisc that is not ours.
-Result<void> checkIngressIsOurs(nl_sock* sock, int ifindex, const std::string& iface);
+Result<void> checkIngressIsOurs(TcNetns& tc, int ifindex, const std::string& iface);
 // apply: the ifb with the fault's tree, then the redirect filters on the interface.
-Result<void> applyIngress(nl_sock* sock, int ifindex, const QdiscUndo& undo);
+Result<void> applyIngress(TcNetns& tc, int ifindex, const QdiscUndo& undo);
 // revert: the redirect filters (and the ingress qdisc with the last of them), then the ifb
 // with its tree. `ifindex` is the interface's lookup (kNotFound: gone, nothing to do there).
 // Returns the leaf's counters ({} when the ifb was not there).
-Result<nlohmann::json> revertIngress(nl_sock* sock, const Result<int>& ifindex,
+Result<nlohmann::json> revertIngress(TcNetns& tc, const Result<int>& ifindex,
                                      const QdiscUndo& undo);
 // audit: appends the ifb and redirect filters left, one line each.
-Result<void> auditIngress(nl_sock* sock, const Result<int>& ifindex, const QdiscUndo& undo,
+Result<void> auditIngress(TcNetns& tc, const Result<int>& ifindex, const QdiscUndo& undo,
                           std::vector<std::string>& out);
 
 }  // namespace chaosd::qdisc

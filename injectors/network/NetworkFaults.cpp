@@ -5,7 +5,6 @@
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/network/BackendSwitch.h"
-#include "injectors/network/NetemSupport.h"
 #include "injectors/network/NfqueueDelay.h"
 #include "injectors/network/NftablesInjector.h"
 #include "injectors/network/QdiscInjector.h"
@@ -200,11 +199,14 @@ void registerNetworkFaults(FaultRegistry& registry) {
   // delay and loss: netem where the kernel has it, else nftables (NFQUEUE for delay, a
   // random drop for loss); the fault's `backend` arg can insist on one.
   // The qdisc injectors of this registry share one context (tree lock, users' roots).
+  // The kernel's traffic control through libnl (TcKernel.h), which the backend switch also asks
+  // whether netem is here.
   auto qdiscContext = std::make_shared<QdiscContext>();
-  const InjectorFactory netem = [qdiscContext] {
-    return std::make_unique<QdiscInjector>(qdiscContext);
+  std::shared_ptr<TcKernel> tc = netlinkTcKernel();
+  const InjectorFactory netem = [qdiscContext, tc] {
+    return std::make_unique<QdiscInjector>(qdiscContext, tc);
   };
-  auto netemHere = [] { return kernelHasNetem(); };
+  auto netemHere = [tc] { return tc->hasNetem(); };
   // What the nftables and NFQUEUE injectors of this registry share: libnftables sessions per
   // namespace, and the NFQUEUE consumers from apply to revert.
   auto nftSessions = std::make_shared<NftSessionPool>();

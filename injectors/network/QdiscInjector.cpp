@@ -2,10 +2,8 @@
 
 #include <utility>
 
-#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/IfbIngress.h"
-#include "injectors/network/QdiscNetlink.h"
 #include "injectors/network/QdiscRoot.h"
 #include "injectors/network/QdiscTree.h"
 
@@ -20,15 +18,17 @@ using qdisc::auditTree;
 using qdisc::checkIngressIsOurs;
 using qdisc::className;
 using qdisc::deviceKey;
-using qdisc::ifindexOf;
 using qdisc::revertIngress;
 using qdisc::revertTree;
-using qdisc::routeSocket;
 using qdisc::snapshotRoot;
 
+// How much of the record a step needs: apply all of it, revert and audit no leaf.
+enum class UndoUse { kApply, kRevert };
+
 // The record, parsed, if it is one of ours and (unless faultId is empty) the fault's.
-Result<QdiscUndo> undoFor(const json& record, const std::string& faultId) {
-  auto undo = QdiscUndo::fromJson(record);
+Result<QdiscUndo> undoFor(const json& record, const std::string& faultId, UndoUse use) {
+  auto undo =
+      use == UndoUse::kApply ? QdiscUndo::fromJson(record) : QdiscUndo::fromJsonForRevert(record);
   if (!undo) return std::move(undo).error();
   if (!faultId.empty() && undo->faultId != faultId) {
     return Error(ErrorCode::kInvalid, "the undo record belongs to another fault");
@@ -39,10 +39,10 @@ Result<QdiscUndo> undoFor(const json& record, const std::string& faultId) {
 // ---- prepare, step by step ----------------------------------------------------------------
 
 // The record before the device is read: what the request and its args decide.
-Result<QdiscUndo> undoFromRequest(const FaultRequest& request, const NetnsRef& ns) {
+Result<QdiscUndo> undoFromRequest(const FaultRequest& request, const NetnsRef& ns, TcKernel& tc) {
   auto args = QdiscArgs::fromJson(request.args);
   if (!args) return std::move(args).error();
-  auto leaf = leafForFault(request.faultType, *args);
+  auto leaf = leafForFault(request.faultType, *args, [&tc] { return tc.hasNetem(); });
   if (!leaf) return std::move(leaf).error();
   auto filters = u32FiltersFor(args->match);
   if (!filters) return std::move(filters).error();
@@ -60,11 +60,11 @@ Result<QdiscUndo> undoFromRequest(const FaultRequest& request, const NetnsRef& n
 
 // The root the fault's revert must restore: the one there, or, under our tree, the kernel's
 // default (the tree's default class says so) or the user's root this context snapshotted.
-Result<QdiscPriorRoot> priorRoot(QdiscContext& context, nl_sock* sock, int ifindex,
+Result<QdiscPriorRoot> priorRoot(QdiscContext& context, TcNetns& tc, int ifindex,
                                  const std::string& iface) {
-  auto root = snapshotRoot(sock, ifindex, iface);
+  auto root = snapshotRoot(tc, ifindex, iface);
   if (!root) return std::move(root).error();
-  auto key = deviceKey(ifindex);
+  auto key = deviceKey(tc, ifindex);
   if (!key) return std::move(key).error();
   if (root->ours && root->oursOverDefault) {
     // Our tree over the kernel's default root (another fault's, maybe another process's):
@@ -88,23 +88,22 @@ Result<QdiscPriorRoot> priorRoot(QdiscContext& context, nl_sock* sock, int ifind
 
 // Reads the device in its namespace: the interface, then its ingress qdisc (ingress: the ifb is
 // new, so the prior root is the default) or its root.
-Result<void> readDevice(QdiscContext& context, QdiscUndo& undo, const NetnsRef& ns) {
-  auto guard = NetnsGuard::enter(undo.netnsRef());
-  if (!guard) return std::move(guard).error();
-  auto sock = routeSocket();
-  if (!sock) return std::move(sock).error();
-  auto ifindex = ifindexOf(sock->get(), undo.iface);
+Result<void> readDevice(QdiscContext& context, TcKernel& kernel, QdiscUndo& undo,
+                        const NetnsRef& ns) {
+  auto tc = kernel.enter(undo.netns);
+  if (!tc) return std::move(tc).error();
+  auto ifindex = (*tc)->ifindex(undo.iface);
   if (!ifindex) {
     return Error(ErrorCode::kNotFound, "no interface " + undo.iface + " in " + ns.describe());
   }
   auto lock = context.lockTree();
   if (undo.ingress()) {
-    CHAOSD_TRY(checkIngressIsOurs(sock->get(), *ifindex, undo.iface));
+    CHAOSD_TRY(checkIngressIsOurs(**tc, *ifindex, undo.iface));
     undo.ifb = qdiscIfbName(undo.faultId);
     undo.prior = QdiscPriorRoot{};
     return success();
   }
-  auto prior = priorRoot(context, sock->get(), *ifindex, undo.iface);
+  auto prior = priorRoot(context, **tc, *ifindex, undo.iface);
   if (!prior) return std::move(prior).error();
   undo.prior = std::move(*prior);
   return success();
@@ -128,7 +127,10 @@ PreparedFault preparedFault(const QdiscUndo& undo, const NetnsRef& ns) {
 QdiscInjector::QdiscInjector() : QdiscInjector(std::make_shared<QdiscContext>()) {}
 
 QdiscInjector::QdiscInjector(std::shared_ptr<QdiscContext> context)
-    : context_(std::move(context)) {}
+    : QdiscInjector(std::move(context), netlinkTcKernel()) {}
+
+QdiscInjector::QdiscInjector(std::shared_ptr<QdiscContext> context, std::shared_ptr<TcKernel> tc)
+    : context_(std::move(context)), tc_(std::move(tc)) {}
 
 Result<PreparedFault> QdiscInjector::prepare(const FaultRequest& request) {
   const TargetSpec* target = request.target;
@@ -136,25 +138,23 @@ Result<PreparedFault> QdiscInjector::prepare(const FaultRequest& request) {
     return Error(ErrorCode::kInvalid, request.faultType + " needs an interface target");
   }
   const NetnsRef& ns = target->interface.netns;
-  auto undo = undoFromRequest(request, ns);
+  auto undo = undoFromRequest(request, ns, *tc_);
   if (!undo) return std::move(undo).error();
-  CHAOSD_TRY(readDevice(*context_, *undo, ns));
+  CHAOSD_TRY(readDevice(*context_, *tc_, *undo, ns));
   return preparedFault(*undo, ns);
 }
 
 Result<AppliedFault> QdiscInjector::apply(const std::string& faultId, const json& undo) {
-  auto record = undoFor(undo, faultId);
+  auto record = undoFor(undo, faultId, UndoUse::kApply);
   if (!record) return std::move(record).error();
   const bool isNetem = record->leaf.isNetem();
   if (isNetem) {
-    auto has = kernelHasNetem();
+    auto has = tc_->hasNetem();
     if (has && !*has) return Error(ErrorCode::kUnsupported, missingNetem());
   }
-  auto guard = NetnsGuard::enter(record->netnsRef());
-  if (!guard) return std::move(guard).error();
-  auto sock = routeSocket();
-  if (!sock) return std::move(sock).error();
-  auto ifindex = ifindexOf(sock->get(), record->iface);
+  auto tc = tc_->enter(record->netns);
+  if (!tc) return std::move(tc).error();
+  auto ifindex = (*tc)->ifindex(record->iface);
   if (!ifindex) return std::move(ifindex).error();
   auto lock = context_->lockTree();
   AppliedFault out;
@@ -163,51 +163,49 @@ Result<AppliedFault> QdiscInjector::apply(const std::string& faultId, const json
                   {"class", className(record->slot)},
                   {"filters", record->filters.size()}};
   if (record->ingress()) {
-    CHAOSD_TRY(applyIngress(sock->get(), *ifindex, *record));
+    CHAOSD_TRY(applyIngress(**tc, *ifindex, *record));
     out.observed["ifb"] = record->ifb;
   } else {
-    CHAOSD_TRY(applyTree(sock->get(), *ifindex, *record, record->iface));
+    CHAOSD_TRY(applyTree(**tc, *ifindex, *record, record->iface));
   }
   return out;
 }
 
+// Lenient about the record's leaf: taking the tree down needs only the device, the slot, the
+// filters and the prior root.
 Result<json> QdiscInjector::revert(const std::string& faultId, const json& undo) {
-  auto record = undoFor(undo, faultId);
+  auto record = undoFor(undo, faultId, UndoUse::kRevert);
   if (!record) return std::move(record).error();
-  auto guard = NetnsGuard::enter(record->netnsRef());
-  if (!guard) {
-    if (guard.error().code() == ErrorCode::kNotFound) {
+  auto tc = tc_->enter(record->netns);
+  if (!tc) {
+    if (tc.error().code() == ErrorCode::kNotFound) {
       return json{{"note", "the network namespace is gone"}};
     }
-    return std::move(guard).error();
+    return std::move(tc).error();
   }
-  auto sock = routeSocket();
-  if (!sock) return std::move(sock).error();
   auto lock = context_->lockTree();
-  auto ifindex = ifindexOf(sock->get(), record->iface);
-  if (record->ingress()) return revertIngress(sock->get(), ifindex, *record);
+  auto ifindex = (*tc)->ifindex(record->iface);
+  if (record->ingress()) return revertIngress(**tc, ifindex, *record);
   if (!ifindex) {
     if (ifindex.error().code() == ErrorCode::kNotFound) {
       return json{{"note", "interface " + record->iface + " is gone"}};
     }
     return std::move(ifindex).error();
   }
-  return revertTree(*context_, sock->get(), *ifindex, *record, record->iface);
+  return revertTree(*context_, **tc, *ifindex, *record, record->iface);
 }
 
 Result<std::vector<std::string>> QdiscInjector::audit(const json& undo) {
-  auto record = undoFor(undo, "");
+  auto record = undoFor(undo, "", UndoUse::kRevert);
   if (!record) return std::move(record).error();
   std::vector<std::string> out;
-  auto guard = NetnsGuard::enter(record->netnsRef());
-  if (!guard) return out;
-  auto sock = routeSocket();
-  if (!sock) return std::move(sock).error();
-  auto ifindex = ifindexOf(sock->get(), record->iface);
+  auto tc = tc_->enter(record->netns);
+  if (!tc) return out;
+  auto ifindex = (*tc)->ifindex(record->iface);
   if (record->ingress()) {
-    CHAOSD_TRY(auditIngress(sock->get(), ifindex, *record, out));
+    CHAOSD_TRY(auditIngress(**tc, ifindex, *record, out));
   } else if (ifindex) {
-    CHAOSD_TRY(auditTree(sock->get(), *ifindex, *record, record->iface, out));
+    CHAOSD_TRY(auditTree(**tc, *ifindex, *record, record->iface, out));
   }
   return out;
 }

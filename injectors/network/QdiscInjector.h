@@ -9,9 +9,11 @@
 #include "injectors/network/QdiscContext.h"
 #include "injectors/network/QdiscFilters.h"  // qdiscFilters, portBlocks: exposed for unit tests
 #include "injectors/network/QdiscUndo.h"     // qdiscSlot, qdiscIfbName: exposed for unit tests
+#include "injectors/network/TcKernel.h"
 
 // The qdisc faults: network.delay/loss/duplicate/corrupt/reorder/rate (netem) and
-// network.bandwidth (tbf), all through libnl-route in the target interface's namespace.
+// network.bandwidth (tbf), all through TcKernel (TcKernel.h: libnl-route in the target
+// interface's namespace, or a fake in unit tests).
 //
 // Layout on the device (the interface for egress, the fault's own ifb for ingress):
 //   root   HTB  c4a0:         ours, shared by every qdisc fault on the device
@@ -28,9 +30,9 @@
 // docs/faults/network.md.
 //
 // The pieces: QdiscArgs.h and QdiscUndo.h (the typed args and undo record), QdiscFilters.h (u32
-// keys from the args), QdiscNetlink.h (libnl), QdiscRoot.h (the device's root saved and
-// restored), QdiscTree.h (our HTB tree), IfbIngress.h (ingress), QdiscContext.h (what the
-// injectors of one registry share).
+// keys from the args), TcKernel.h (the kernel surface; QdiscNetlink.h its libnl), QdiscRoot.h (the
+// device's root saved and restored), QdiscTree.h (our HTB tree), IfbIngress.h (ingress),
+// QdiscContext.h (what the injectors of one registry share).
 namespace chaosd {
 
 class QdiscInjector final : public Injector {
@@ -39,6 +41,8 @@ class QdiscInjector final : public Injector {
   // other injectors (tests, tools; a registry passes its shared one).
   QdiscInjector();
   explicit QdiscInjector(std::shared_ptr<QdiscContext> context);
+  // Through `tc` rather than the kernel's netlink (a fake in unit tests).
+  QdiscInjector(std::shared_ptr<QdiscContext> context, std::shared_ptr<TcKernel> tc);
 
   // Resolves the interface, checks the kernel (netem), snapshots the device's root qdisc and
   // decides class, priorities, filters and ifb name. Reads only.
@@ -50,6 +54,7 @@ class QdiscInjector final : public Injector {
 
  private:
   std::shared_ptr<QdiscContext> context_;
+  std::shared_ptr<TcKernel> tc_;
 };
 
 }  // namespace chaosd

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <utility>
 
-#include "injectors/network/NetemSupport.h"
 #include "injectors/network/QdiscJsonReader.h"
 
 namespace chaosd {
@@ -97,8 +96,9 @@ Result<std::string> distributionTable(const std::string& dist) {
       "no " + dist + ".dist table (iproute2 installs them in /usr/lib/x86_64-linux-gnu/tc)");
 }
 
-Result<QdiscLeaf> netemFor(const QdiscArgs& a, const std::string& faultType) {
-  auto has = kernelHasNetem();
+Result<QdiscLeaf> netemFor(const QdiscArgs& a, const std::string& faultType,
+                           const NetemProbe& hasNetem) {
+  auto has = hasNetem();
   if (!has) return std::move(has).error().withContext("checking for sch_netem");
   if (!*has) {
     return Error(ErrorCode::kUnsupported,
@@ -151,9 +151,10 @@ json QdiscLeaf::toJson() const {
   return out;
 }
 
-Result<QdiscLeaf> leafForFault(const std::string& faultType, const QdiscArgs& args) {
+Result<QdiscLeaf> leafForFault(const std::string& faultType, const QdiscArgs& args,
+                               const NetemProbe& hasNetem) {
   if (faultType == "network.bandwidth") return tbfFor(args);
-  return netemFor(args, faultType);
+  return netemFor(args, faultType, hasNetem);
 }
 
 std::string missingNetem() {

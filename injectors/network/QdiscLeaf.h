@@ -1,12 +1,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 
 #include "chaosd/base/Result.h"
+#include "injectors/network/NetemSupport.h"
 #include "injectors/network/QdiscArgs.h"
 
 // The qdisc a fault hangs under its class: tbf (network.bandwidth) or netem (the others), with
@@ -52,10 +54,14 @@ struct QdiscLeaf {
   nlohmann::json toJson() const;
 };
 
+// Whether the kernel can add netem (NetemSupport.h's kernelHasNetem, TcKernel::hasNetem).
+using NetemProbe = std::function<Result<bool>()>;
+
 // The leaf `faultType` gets from its args: tbf for network.bandwidth (kUnsupported above
-// 2^31-1 bytes/s), else netem (kUnsupported when the kernel has none, kNotFound without the
+// 2^31-1 bytes/s), else netem (kUnsupported when hasNetem says no, kNotFound without the
 // distribution's table). Reads the machine (netem support, the tables), changes nothing.
-Result<QdiscLeaf> leafForFault(const std::string& faultType, const QdiscArgs& args);
+Result<QdiscLeaf> leafForFault(const std::string& faultType, const QdiscArgs& args,
+                               const NetemProbe& hasNetem = kernelHasNetem);
 
 // Why a netem leaf cannot be added on this kernel.
 std::string missingNetem();

@@ -1,4 +1,4 @@
-// The fault's leaf qdisc (tbf or netem) added under its class: QdiscTree.h's addLeaf.
+// The fault's leaf qdisc (tbf or netem) added under its class: TcNetns::addLeaf over libnl.
 #include <linux/pkt_sched.h>
 #include <netlink/errno.h>
 #include <netlink/route/qdisc/netem.h>
@@ -8,7 +8,7 @@
 #include <climits>
 #include <cmath>
 
-#include "injectors/network/QdiscTree.h"
+#include "injectors/network/QdiscNetlink.h"
 
 namespace chaosd::qdisc {
 namespace {
@@ -78,11 +78,11 @@ Result<void> appendNetemRate(nl_msg* msg, uint64_t bytesPerSecond) {
 }
 
 // The add request of the leaf, with its parameters.
-Result<Msg> leafRequest(int ifindex, uint32_t slot, const QdiscLeaf& leaf) {
+Result<Msg> leafRequest(int ifindex, uint32_t parent, uint32_t handle, const QdiscLeaf& leaf) {
   Qdisc q(rtnl_qdisc_alloc());
   rtnl_tc_set_ifindex(TC_CAST(q.get()), ifindex);
-  rtnl_tc_set_parent(TC_CAST(q.get()), TC_HANDLE(kQdiscRootMajor, classMinor(slot)));
-  rtnl_tc_set_handle(TC_CAST(q.get()), TC_HANDLE(leafMajor(slot), 0));
+  rtnl_tc_set_parent(TC_CAST(q.get()), parent);
+  rtnl_tc_set_handle(TC_CAST(q.get()), handle);
   const std::string kind = leaf.kind();
   int rc = rtnl_tc_set_kind(TC_CAST(q.get()), kind.c_str());
   if (rc < 0) return nlError("qdisc kind " + kind, rc);
@@ -99,15 +99,16 @@ Result<Msg> leafRequest(int ifindex, uint32_t slot, const QdiscLeaf& leaf) {
 
 }  // namespace
 
-Result<void> addLeaf(nl_sock* sock, int ifindex, uint32_t slot, const QdiscLeaf& leaf) {
-  auto msg = leafRequest(ifindex, slot, leaf);
+Result<void> addLeaf(nl_sock* sock, int ifindex, uint32_t parent, uint32_t handle,
+                     const QdiscLeaf& leaf) {
+  auto msg = leafRequest(ifindex, parent, handle, leaf);
   if (!msg) return std::move(msg).error();
   const int rc = sendAndAck(sock, msg->get());
   if (rc < 0) {
     if (leaf.isNetem() && rc == -NLE_OBJ_NOTFOUND) {
       return Error(ErrorCode::kUnsupported, missingNetem());
     }
-    return nlError("adding " + leaf.kind() + " " + hexHandle(TC_HANDLE(leafMajor(slot), 0)), rc);
+    return nlError("adding " + leaf.kind() + " " + hexHandle(handle), rc);
   }
   return success();
 }

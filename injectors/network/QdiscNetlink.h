@@ -11,11 +11,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "chaosd/base/Result.h"
+#include "injectors/network/TcKernel.h"
 
-// libnl-route ownership and the netlink calls every part of the qdisc faults makes. Internal to
-// injectors/network (Qdisc*, U32*, Ifb*): namespace chaosd::qdisc.
+// libnl-route ownership and the netlink calls behind NetlinkTcKernel (TcKernel.h's real
+// implementation). Internal to it: the tree logic (QdiscTree, QdiscRoot, IfbIngress) never
+// includes this. namespace chaosd::qdisc.
 namespace chaosd::qdisc {
 
 struct SockFree {
@@ -60,11 +63,24 @@ Result<int> ifindexOf(nl_sock* sock, const std::string& name);
 // Sends msg and waits for the kernel's ack; a libnl error code.
 int sendAndAck(nl_sock* sock, nl_msg* msg);
 
-// A tc handle as tc prints it: "c4a0:1", "8:0".
-std::string hexHandle(uint32_t h);
-
-Result<Cache> qdiscCache(nl_sock* sock);
-// The qdisc of the device at parent (TC_H_ROOT, TC_H_INGRESS), or null.
-Qdisc qdiscAt(nl_cache* cache, int ifindex, uint32_t parent);
+// The TcNetns operations (TcKernel.h has their contracts) on a route socket of the namespace.
+// QdiscNetlink.cpp: listings, HTB, ingress, links.
+Result<std::vector<TcQdisc>> listQdiscs(nl_sock* sock, int ifindex);
+Result<std::vector<TcClass>> listClasses(nl_sock* sock, int ifindex);
+Result<std::vector<std::string>> listLinks(nl_sock* sock);
+Result<void> addHtbRoot(nl_sock* sock, int ifindex, uint32_t handle, uint32_t defaultMinor,
+                        TcRootAdd how);
+Result<void> addHtbClass(nl_sock* sock, int ifindex, uint32_t classid);
+Result<void> addIngressQdisc(nl_sock* sock, int ifindex);
+Result<void> deleteQdisc(nl_sock* sock, int ifindex, uint32_t parent, uint32_t handle);
+Result<void> deleteClass(nl_sock* sock, int ifindex, uint32_t classid);
+Result<int> createIfb(nl_sock* sock, const std::string& name);
+Result<void> deleteLink(nl_sock* sock, const std::string& name);
+// QdiscLeafNetlink.cpp.
+Result<void> addLeaf(nl_sock* sock, int ifindex, uint32_t parent, uint32_t handle,
+                     const QdiscLeaf& leaf);
+// QdiscRootNetlink.cpp.
+Result<QdiscPriorRoot> rootRequest(nl_sock* sock, int ifindex);
+Result<void> restoreRoot(nl_sock* sock, const QdiscPriorRoot& prior);
 
 }  // namespace chaosd::qdisc

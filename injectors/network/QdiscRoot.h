@@ -2,10 +2,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "chaosd/base/Result.h"
-#include "injectors/network/QdiscNetlink.h"
 #include "injectors/network/QdiscUndo.h"
+#include "injectors/network/TcKernel.h"
 
 // The root qdisc of a device: ours (HTB c4a0:), the kernel's default, or the user's, which the
 // undo record keeps as the request that recreates it byte for byte.
@@ -18,7 +19,11 @@ namespace chaosd::qdisc {
 inline constexpr uint32_t kDefaultMinor = 1;
 inline constexpr uint32_t kDefaultMinorUserRoot = 2;
 
-bool isOurRoot(rtnl_qdisc* q);
+inline uint32_t ourRootHandle() { return tcHandle(kQdiscRootMajor, 0); }
+
+// The device's qdisc at parent (TC_H_ROOT, TC_H_INGRESS) in a listing, or null.
+const TcQdisc* qdiscAt(const std::vector<TcQdisc>& qdiscs, uint32_t parent);
+bool isOurRoot(const TcQdisc* q);
 
 // What is at the root of a device at prepare.
 struct RootSnapshot {
@@ -29,11 +34,11 @@ struct RootSnapshot {
 
 // kUnsupported for a user's root chaosd cannot recreate exactly (a kind not known to round-trip,
 // or one with child qdiscs). Reads only.
-Result<RootSnapshot> snapshotRoot(nl_sock* sock, int ifindex, const std::string& iface);
+Result<RootSnapshot> snapshotRoot(TcNetns& tc, int ifindex, const std::string& iface);
 // Puts a user's root back (nothing for the kernel's default); one already there is success.
-Result<void> restoreRoot(nl_sock* sock, const QdiscPriorRoot& prior, const std::string& iface);
+Result<void> restoreRoot(TcNetns& tc, const QdiscPriorRoot& prior, const std::string& iface);
 
-// The device in QdiscContext's terms: the calling thread's network namespace and the ifindex.
-Result<std::string> deviceKey(int ifindex);
+// The device in QdiscContext's terms: the namespace's id and the ifindex.
+Result<std::string> deviceKey(TcNetns& tc, int ifindex);
 
 }  // namespace chaosd::qdisc

@@ -133,6 +133,30 @@ Result<void> checkDevices(const QdiscUndo& u, bool hasIfb) {
   return success();
 }
 
+// leafNeeded: apply needs it; revert and audit take a damaged one as the default.
+Result<QdiscUndo> undoFromJson(const json& record, bool leafNeeded) {
+  JsonReader r(record, "not a qdisc undo record");
+  QdiscUndo u;
+  u.faultId = r.string("faultId");
+  u.faultType = r.string("faultType");
+  u.netns = r.string("netns");
+  u.iface = r.string("iface");
+  u.direction = r.take(qdiscDirectionFrom(r.string("direction")));
+  u.slot = static_cast<uint32_t>(r.integer("slot", 0, kQdiscSlots - 1));
+  if (leafNeeded) {
+    u.leaf = r.take(QdiscLeaf::fromJson(r.member("leaf")));
+  } else if (const json* leaf = r.optMember("leaf")) {
+    u.leaf = QdiscLeaf::fromJson(*leaf).valueOr(QdiscLeaf{});
+  }
+  u.filters = r.take(filtersFromJson(r.member("filters")));
+  u.prior = r.take(priorFromJson(r.member("prior")));
+  const std::optional<std::string> ifb = r.optString("ifb");
+  CHAOSD_TRY(r.finish());
+  u.ifb = ifb.value_or("");
+  CHAOSD_TRY(checkDevices(u, ifb.has_value()));
+  return u;
+}
+
 }  // namespace
 
 uint32_t qdiscSlot(const std::string& faultId) {
@@ -160,23 +184,10 @@ std::vector<int> QdiscUndo::families() const {
   return {fams.begin(), fams.end()};
 }
 
-Result<QdiscUndo> QdiscUndo::fromJson(const json& record) {
-  JsonReader r(record, "not a qdisc undo record");
-  QdiscUndo u;
-  u.faultId = r.string("faultId");
-  u.faultType = r.string("faultType");
-  u.netns = r.string("netns");
-  u.iface = r.string("iface");
-  u.direction = r.take(qdiscDirectionFrom(r.string("direction")));
-  u.slot = static_cast<uint32_t>(r.integer("slot", 0, kQdiscSlots - 1));
-  u.leaf = r.take(QdiscLeaf::fromJson(r.member("leaf")));
-  u.filters = r.take(filtersFromJson(r.member("filters")));
-  u.prior = r.take(priorFromJson(r.member("prior")));
-  const std::optional<std::string> ifb = r.optString("ifb");
-  CHAOSD_TRY(r.finish());
-  u.ifb = ifb.value_or("");
-  CHAOSD_TRY(checkDevices(u, ifb.has_value()));
-  return u;
+Result<QdiscUndo> QdiscUndo::fromJson(const json& record) { return undoFromJson(record, true); }
+
+Result<QdiscUndo> QdiscUndo::fromJsonForRevert(const json& record) {
+  return undoFromJson(record, false);
 }
 
 json QdiscUndo::toJson() const {

@@ -65,6 +65,10 @@ struct QdiscUndo {
   // wrong type, a slot out of range, an ifb not named cdifb..., an ingress record without one.
   // Members it does not know are ignored.
   static Result<QdiscUndo> fromJson(const nlohmann::json& record);
+  // As fromJson, but a leaf that is missing or damaged reads as a default one: revert and audit
+  // need only the device, the slot, the filters and the prior root, and a record whose leaf is
+  // damaged must still come off the machine.
+  static Result<QdiscUndo> fromJsonForRevert(const nlohmann::json& record);
   nlohmann::json toJson() const;
 };
 
