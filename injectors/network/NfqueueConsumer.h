@@ -37,14 +37,28 @@ struct ConsumerStats {
   int64_t maxLateNs = 0;        // latest release after its due time
 };
 
-class NfqueueConsumer {
+struct ConsumerConfig {
+  std::string netnsPath;  // "" for the caller's namespace
+  uint16_t queue = 0;
+  uint32_t maxlen = 1000;  // the kernel queue's and ours
+  DelaySampler sampler;
+};
+
+// A bound queue and whatever holds its packets, as the delay injector sees it (the real one
+// below; a fake in tests/support/FakeNfqueueKernel.h). Destroying it stops it.
+class QueueConsumer {
  public:
-  struct Config {
-    std::string netnsPath;  // "" for the caller's namespace
-    uint16_t queue = 0;
-    uint32_t maxlen = 1000;  // the kernel queue's and ours
-    DelaySampler sampler;
-  };
+  virtual ~QueueConsumer() = default;
+  // Accepts every packet still held (none is lost), then unbinds the queue. Idempotent; the
+  // final counts.
+  virtual ConsumerStats stop() = 0;
+  // The queue number it holds.
+  virtual uint16_t queue() const = 0;
+};
+
+class NfqueueConsumer final : public QueueConsumer {
+ public:
+  using Config = ConsumerConfig;
 
   // Binds the queue in the namespace (copy mode meta, kernel maxlen, fail-open), then starts
   // the thread. kConflict when another socket holds the queue number.
@@ -52,12 +66,12 @@ class NfqueueConsumer {
 
   // Stops the thread: first reads what is still in the socket, accepts every packet held
   // (none is lost), then unbinds the queue. Idempotent; the final counts.
-  ConsumerStats stop();
-  ~NfqueueConsumer();
+  ConsumerStats stop() override;
+  ~NfqueueConsumer() override;
   NfqueueConsumer(const NfqueueConsumer&) = delete;
   NfqueueConsumer& operator=(const NfqueueConsumer&) = delete;
 
-  uint16_t queue() const { return queue_; }
+  uint16_t queue() const override { return queue_; }
   // The counts so far (from another thread).
   ConsumerStats stats() const;
 

@@ -1,7 +1,6 @@
 #include "injectors/network/NfqueueDelay.h"
 
 #include <cctype>
-#include <functional>
 #include <memory>
 #include <random>
 #include <set>
@@ -10,7 +9,6 @@
 #include "chaosd/base/Log.h"
 #include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
-#include "injectors/network/NfqueueConsumer.h"
 #include "injectors/network/NfqueueRules.h"
 
 namespace chaosd {
@@ -49,19 +47,13 @@ Result<NfqueueDelayUndo> recordOf(const nlohmann::json& undo, const std::string&
 }
 
 // A queue number free in the namespace, starting from the fault id's own.
-Result<uint16_t> pickQueue(const NetnsRef& ns, const std::string& faultId) {
-  std::set<uint16_t> bound;
-  auto ran = runInNetns(ns, [&]() -> Result<void> {
-    auto b = nfq::boundQueues();
-    if (!b) return std::move(b).error();
-    bound = std::move(*b);
-    return success();
-  });
-  if (!ran) return std::move(ran).error();
+Result<uint16_t> pickQueue(NfqueueKernel& kernel, const NetnsRef& ns, const std::string& faultId) {
+  auto bound = kernel.boundQueues(ns.nsPath());
+  if (!bound) return std::move(bound).error();
   const uint32_t start = hashOf(faultId) % kNfqueueCount;
   for (uint32_t i = 0; i < kNfqueueCount; ++i) {
     const auto q = static_cast<uint16_t>(kNfqueueFirst + (start + i) % kNfqueueCount);
-    if (!bound.contains(q)) return q;
+    if (!bound->contains(q)) return q;
   }
   return Error(ErrorCode::kConflict,
                "every NFQUEUE queue chaosd uses is bound in " + ns.describe());
@@ -69,17 +61,18 @@ Result<uint16_t> pickQueue(const NetnsRef& ns, const std::string& faultId) {
 
 // Adds the table with the verdict expression this kernel takes: nft's queue where it works
 // (tried first until the xtables target was needed once), else the xtables target.
-Result<nfq::QueueVerdict> addTable(NfqueueDelayContext& context, const nfq::QueueTable& table) {
+Result<nfq::QueueVerdict> addTable(NfqueueKernel& kernel, NfqueueDelayContext& context,
+                                   const std::string& netnsPath, const nfq::QueueTable& table) {
   using nfq::QueueVerdict;
   if (context.knownVerdict() != QueueVerdict::kXtTarget) {
-    auto added = nfq::addQueueTable(table, QueueVerdict::kNftQueue);
+    auto added = kernel.addQueueTable(netnsPath, table, QueueVerdict::kNftQueue);
     if (added) {
       context.learnVerdict(QueueVerdict::kNftQueue);
       return QueueVerdict::kNftQueue;
     }
     if (added.error().code() != ErrorCode::kUnsupported) return std::move(added).error();
   }
-  auto added = nfq::addQueueTable(table, QueueVerdict::kXtTarget);
+  auto added = kernel.addQueueTable(netnsPath, table, QueueVerdict::kXtTarget);
   if (!added) {
     if (added.error().code() == ErrorCode::kUnsupported) {
       return Error(ErrorCode::kUnsupported,
@@ -94,28 +87,25 @@ Result<nfq::QueueVerdict> addTable(NfqueueDelayContext& context, const nfq::Queu
 
 // Starts the consumer of the fault's queue (first: once the table exists, every matching packet
 // goes to the queue), then adds the table in the namespace. The consumer, running; the verdict.
-Result<std::pair<std::unique_ptr<nfq::NfqueueConsumer>, nfq::QueueVerdict>> startDelay(
-    NfqueueDelayContext& context, const NfqueueDelayUndo& undo, const nfq::QueueTable& table,
-    nfq::JitterShape shape) {
-  nfq::NfqueueConsumer::Config config{
+Result<std::pair<std::unique_ptr<nfq::QueueConsumer>, nfq::QueueVerdict>> startDelay(
+    NfqueueKernel& kernel, NfqueueDelayContext& context, const NfqueueDelayUndo& undo,
+    const nfq::QueueTable& table, nfq::JitterShape shape) {
+  nfq::ConsumerConfig config{
       undo.netnsPath, table.queue, static_cast<uint32_t>(undo.limit),
       nfq::DelaySampler(std::chrono::nanoseconds(undo.delayNs),
                         std::chrono::nanoseconds(undo.jitterNs), shape, undo.seed)};
-  auto consumer = nfq::NfqueueConsumer::start(std::move(config));
+  auto consumer = kernel.startConsumer(std::move(config));
   if (!consumer) return std::move(consumer).error();
-  nfq::QueueVerdict verdict{};
-  auto added = runInNetns(undo.netns(), [&]() -> Result<void> {
-    auto v = addTable(context, table);
-    if (!v) return std::move(v).error();
-    verdict = *v;
-    return success();
-  });
-  if (!added) {
+  auto verdict = addTable(kernel, context, undo.netnsPath, table);
+  if (!verdict) {
     (*consumer)->stop();
-    return std::move(added).error();
+    return std::move(verdict).error();
   }
-  return std::pair{std::move(*consumer), verdict};
+  return std::pair{std::move(*consumer), *verdict};
 }
+
+// An error entering the namespace because it is gone (and its tables with it): revert notes it.
+bool namespaceGone(const Error& e) { return e.code() == ErrorCode::kNotFound; }
 
 // What revert observed of the consumer: its counts, and the packets the rules matched but the
 // kernel accepted undelayed because its queue (maxlen) or our socket was full.
@@ -139,7 +129,11 @@ NfqueueDelayInjector::NfqueueDelayInjector()
     : NfqueueDelayInjector(std::make_shared<NfqueueDelayContext>()) {}
 
 NfqueueDelayInjector::NfqueueDelayInjector(std::shared_ptr<NfqueueDelayContext> context)
-    : context_(std::move(context)) {}
+    : NfqueueDelayInjector(std::move(context), std::make_shared<NetlinkNfqueueKernel>()) {}
+
+NfqueueDelayInjector::NfqueueDelayInjector(std::shared_ptr<NfqueueDelayContext> context,
+                                           std::shared_ptr<NfqueueKernel> kernel)
+    : context_(std::move(context)), kernel_(std::move(kernel)) {}
 
 Result<PreparedFault> NfqueueDelayInjector::prepare(const FaultRequest& request) {
   const TargetSpec* target = request.target;
@@ -151,7 +145,7 @@ Result<PreparedFault> NfqueueDelayInjector::prepare(const FaultRequest& request)
   auto matches = nfq::packetMatches(args->filter);
   if (!matches) return std::move(matches).error();
   const NetnsRef& ns = target->interface.netns;
-  auto queue = pickQueue(ns, request.faultId);
+  auto queue = pickQueue(*kernel_, ns, request.faultId);
   if (!queue) return std::move(queue).error();
 
   NfqueueDelayUndo undo{.faultId = request.faultId,
@@ -192,7 +186,7 @@ Result<AppliedFault> NfqueueDelayInjector::apply(const std::string& faultId,
   if (!shape) return std::move(shape).error();
   const nfq::QueueTable table{record->table, record->iface, record->egress, record->queue,
                               std::move(*matches)};
-  auto started = startDelay(*context_, *record, table, *shape);
+  auto started = startDelay(*kernel_, *context_, *record, table, *shape);
   if (!started) return std::move(started).error();
   auto& [consumer, verdict] = *started;
   context_->keep(faultId, std::move(consumer));
@@ -211,40 +205,31 @@ Result<nlohmann::json> NfqueueDelayInjector::revert(const std::string& faultId,
   auto record = recordOf(undo, faultId);
   if (!record) return std::move(record).error();
   const std::string& table = record->table;
+  const std::string& ns = record->netnsPath;
   nlohmann::json observed = nlohmann::json::object();
-  std::optional<uint64_t> matched;
   // The rules first: once they are gone nothing new is queued, and every packet already
   // queued is in the consumer's socket or held by it. The table (its hook) only after the
   // consumer accepted them all: the kernel drops every packet still queued in the namespace
   // when a hook goes away.
-  auto inNetns = [&](const std::function<Result<void>()>& fn) -> Result<bool> {
-    auto ran = runInNetns(record->netns(), fn);
-    if (!ran && ran.error().code() == ErrorCode::kNotFound) {
-      observed["note"] = "the network namespace is gone";  // and its tables with it
-      return false;
-    }
-    if (!ran) return std::move(ran).error();
-    return true;
-  };
-  auto flushed = inNetns([&]() -> Result<void> {
-    auto counted = nfq::tablePackets(table);
-    if (counted) matched = *counted;
-    auto f = nfq::flushTable(table);
-    if (!f) return std::move(f).error();
-    return success();
-  });
-  if (!flushed) return std::move(flushed).error();
-  std::unique_ptr<nfq::NfqueueConsumer> consumer = context_->take(faultId);
+  bool gone = false;
+  std::optional<uint64_t> matched;
+  auto counted = kernel_->tablePackets(ns, table);
+  if (counted) matched = *counted;  // a count that failed only misses from the report
+  gone = !counted && namespaceGone(counted.error());
+  if (!gone) {
+    auto flushed = kernel_->flushTable(ns, table);
+    gone = !flushed && namespaceGone(flushed.error());
+    if (!flushed && !gone) return std::move(flushed).error();
+  }
+  std::unique_ptr<nfq::QueueConsumer> consumer = context_->take(faultId);
   std::optional<nfq::ConsumerStats> stats;
   if (consumer) stats = consumer->stop();
-  if (*flushed) {
-    auto deleted = inNetns([&]() -> Result<void> {
-      auto d = nfq::deleteTable(table);
-      if (!d) return std::move(d).error();
-      return success();
-    });
-    if (!deleted) return std::move(deleted).error();
+  if (!gone) {
+    auto deleted = kernel_->deleteTable(ns, table);
+    gone = !deleted && namespaceGone(deleted.error());
+    if (!deleted && !gone) return std::move(deleted).error();
   }
+  if (gone) observed["note"] = "the network namespace is gone";  // and its tables with it
   if (matched) observed["matched"] = *matched;
   if (!stats) return observed;
   addConsumerStats(observed, consumer->queue(), *stats, matched);
@@ -257,15 +242,9 @@ Result<std::vector<std::string>> NfqueueDelayInjector::audit(const nlohmann::jso
   auto record = recordOf(undo, "");
   if (!record) return std::move(record).error();
   std::vector<std::string> out;
-  bool exists = false;
-  auto ran = runInNetns(record->netns(), [&]() -> Result<void> {
-    auto e = nfq::tableExists(record->table);
-    if (!e) return std::move(e).error();
-    exists = *e;
-    return success();
-  });
-  if (!ran && ran.error().code() != ErrorCode::kNotFound) return std::move(ran).error();
-  if (exists) out.push_back("nftables table inet " + record->table + " still exists");
+  auto exists = kernel_->tableExists(record->netnsPath, record->table);
+  if (!exists && !namespaceGone(exists.error())) return std::move(exists).error();
+  if (exists && *exists) out.push_back("nftables table inet " + record->table + " still exists");
   if (context_->runs(record->faultId)) {
     out.push_back("the NFQUEUE consumer of queue " + std::to_string(record->queue) + " still runs");
   }

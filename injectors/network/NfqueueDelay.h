@@ -5,6 +5,7 @@
 
 #include "injectors/Injector.h"
 #include "injectors/network/NfqueueDelayContext.h"
+#include "injectors/network/NfqueueKernel.h"
 #include "injectors/network/NfqueueRecords.h"
 
 // network.delay without netem (backend nftables): a table of the fault's own (`inet
@@ -17,7 +18,8 @@
 // applied the fault; if that process dies, the kernel drops the packets it held at that
 // moment and, thanks to the bypass flag, lets every later packet through undelayed until the
 // guardian deletes the table. The args and the undo record: NfqueueRecords.h; the consumers
-// live in an NfqueueDelayContext the injectors of one registry share. docs/faults/network.md.
+// live in an NfqueueDelayContext the injectors of one registry share. The kernel is reached only
+// through an NfqueueKernel (NfqueueKernel.h). docs/faults/network.md.
 namespace chaosd {
 
 class NfqueueDelayInjector final : public Injector {
@@ -25,6 +27,9 @@ class NfqueueDelayInjector final : public Injector {
   // With a context of its own (tests, tools); the registry passes a shared one.
   NfqueueDelayInjector();
   explicit NfqueueDelayInjector(std::shared_ptr<NfqueueDelayContext> context);
+  // Through another kernel surface (a fake, in unit tests).
+  NfqueueDelayInjector(std::shared_ptr<NfqueueDelayContext> context,
+                       std::shared_ptr<NfqueueKernel> kernel);
 
   // Checks the args (delay, jitter, distribution uniform/normal/pareto, limit, filters),
   // builds the rules, and picks a queue number free in the namespace (derived from the fault
@@ -42,6 +47,7 @@ class NfqueueDelayInjector final : public Injector {
 
  private:
   std::shared_ptr<NfqueueDelayContext> context_;
+  std::shared_ptr<NfqueueKernel> kernel_;
 };
 
 // The queue numbers the backend picks from: [kNfqueueFirst, kNfqueueFirst + kNfqueueCount).

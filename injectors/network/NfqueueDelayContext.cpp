@@ -10,13 +10,13 @@ bool NfqueueDelayContext::runs(const std::string& faultId) const {
 }
 
 void NfqueueDelayContext::keep(const std::string& faultId,
-                               std::unique_ptr<nfq::NfqueueConsumer> consumer) {
-  std::unique_ptr<nfq::NfqueueConsumer> replaced;  // stopped outside the lock
+                               std::unique_ptr<nfq::QueueConsumer> consumer) {
+  std::unique_ptr<nfq::QueueConsumer> replaced;  // stopped outside the lock
   std::lock_guard lock(mu_);
   replaced = std::exchange(consumers_[faultId], std::move(consumer));
 }
 
-std::unique_ptr<nfq::NfqueueConsumer> NfqueueDelayContext::take(const std::string& faultId) {
+std::unique_ptr<nfq::QueueConsumer> NfqueueDelayContext::take(const std::string& faultId) {
   std::lock_guard lock(mu_);
   auto it = consumers_.find(faultId);
   if (it == consumers_.end()) return nullptr;

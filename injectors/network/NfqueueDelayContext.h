@@ -28,9 +28,9 @@ class NfqueueDelayContext {
   // Whether a consumer of this fault runs here.
   bool runs(const std::string& faultId) const;
   // Keeps a fault's consumer until take(); replaces one already kept.
-  void keep(const std::string& faultId, std::unique_ptr<nfq::NfqueueConsumer> consumer);
+  void keep(const std::string& faultId, std::unique_ptr<nfq::QueueConsumer> consumer);
   // The fault's consumer, no longer kept; nullptr when none runs here.
-  std::unique_ptr<nfq::NfqueueConsumer> take(const std::string& faultId);
+  std::unique_ptr<nfq::QueueConsumer> take(const std::string& faultId);
 
   // The verdict expression an apply found working; nullopt before the first.
   std::optional<nfq::QueueVerdict> knownVerdict() const;
@@ -38,7 +38,7 @@ class NfqueueDelayContext {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<nfq::NfqueueConsumer>> consumers_;
+  std::map<std::string, std::unique_ptr<nfq::QueueConsumer>> consumers_;
   std::optional<nfq::QueueVerdict> verdict_;
 };
 

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd {
@@ -18,15 +17,28 @@ Result<NftRuleUndo> ruleRecordOf(const nlohmann::json& undo, const std::string& 
   return record;
 }
 
+// nft's answer (kKernel, not a failure to enter the namespace) that the table is not there.
 bool tableMissing(const Error& e) {
-  return e.message().find("No such file or directory") != std::string::npos;
+  return e.code() == ErrorCode::kKernel &&
+         e.message().find("No such file or directory") != std::string::npos;
+}
+
+// Entering the namespace failed because it no longer exists (nft's own errors are kKernel).
+bool namespaceGone(const Error& e) { return e.code() == ErrorCode::kNotFound; }
+
+// The namespace could not be entered at all (gone, no longer a namespace, not allowed): an
+// audit then has nothing to find, as before the kernel surface was split out.
+bool cannotEnter(const Error& e) {
+  const ErrorCode c = e.code();
+  return c == ErrorCode::kNotFound || c == ErrorCode::kInvalid || c == ErrorCode::kPermission;
 }
 
 // The handles of the rules carrying `comment` in our table, as "CHAIN handle N"; an empty list
 // when the table is gone. One netlink dump of the table (JSON output, with handles).
-Result<std::vector<std::string>> rulesWithComment(NftSession& nft, const std::string& table,
-                                                  const std::string& comment) {
-  auto listed = nft.listJson("table inet " + table);
+Result<std::vector<std::string>> rulesWithComment(NftKernel& nft, const NftRuleUndo& record,
+                                                  NftSessionUse use) {
+  const std::string& table = record.table;
+  auto listed = nft.listJson(record.netnsPath, "table inet " + table, use);
   if (!listed) {
     if (tableMissing(listed.error())) return std::vector<std::string>{};
     return std::move(listed).error();
@@ -39,11 +51,15 @@ Result<std::vector<std::string>> rulesWithComment(NftSession& nft, const std::st
   for (const auto& item : doc["nftables"]) {
     if (!item.contains("rule")) continue;
     const auto& rule = item["rule"];
-    if (rule.value("comment", std::string()) != comment) continue;
+    if (rule.value("comment", std::string()) != record.comment) continue;
     out.push_back(rule.value("chain", std::string()) + " handle " +
                   std::to_string(rule.value("handle", int64_t{0})));
   }
   return out;
+}
+
+std::shared_ptr<NftKernel> kernelOver(std::shared_ptr<NftSessionPool> sessions) {
+  return std::make_shared<LibnftablesKernel>(std::move(sessions));
 }
 
 }  // namespace
@@ -51,7 +67,10 @@ Result<std::vector<std::string>> rulesWithComment(NftSession& nft, const std::st
 NftablesInjector::NftablesInjector() : NftablesInjector(std::make_shared<NftSessionPool>()) {}
 
 NftablesInjector::NftablesInjector(std::shared_ptr<NftSessionPool> sessions)
-    : sessions_(std::move(sessions)) {}
+    : NftablesInjector(kernelOver(std::move(sessions))) {}
+
+NftablesInjector::NftablesInjector(std::shared_ptr<NftKernel> kernel)
+    : kernel_(std::move(kernel)) {}
 
 Result<PreparedFault> NftablesInjector::prepare(const FaultRequest& request) {
   const TargetSpec* target = request.target;
@@ -93,11 +112,7 @@ Result<AppliedFault> NftablesInjector::apply(const std::string& faultId,
                                              const nlohmann::json& undo) {
   auto record = ruleRecordOf(undo, faultId);
   if (!record) return std::move(record).error();
-  auto guard = NetnsGuard::enter(record->netns());
-  if (!guard) return std::move(guard).error();
-  auto nft = sessions_->here();
-  if (!nft) return std::move(nft).error();
-  auto ran = (*nft)->run(record->script);
+  auto ran = kernel_->run(record->netnsPath, record->script);
   if (!ran) return std::move(ran).error();
   return AppliedFault{"nftables", {{"table", "inet " + record->table}, {"rules", record->comment}}};
 }
@@ -106,20 +121,17 @@ Result<nlohmann::json> NftablesInjector::revert(const std::string& faultId,
                                                 const nlohmann::json& undo) {
   auto record = ruleRecordOf(undo, faultId);
   if (!record) return std::move(record).error();
-  auto guard = NetnsGuard::enter(record->netns());
-  if (!guard) {
+  auto handles = rulesWithComment(*kernel_, *record, NftSessionUse::kPooled);
+  if (!handles) {
     // The namespace is gone, and its tables with it.
-    if (guard.error().code() == ErrorCode::kNotFound) return kNamespaceGone;
-    return std::move(guard).error();
+    if (namespaceGone(handles.error())) return kNamespaceGone;
+    return std::move(handles).error();
   }
-  auto nft = sessions_->here();
-  if (!nft) return std::move(nft).error();
-  auto handles = rulesWithComment(**nft, record->table, record->comment);
-  if (!handles) return std::move(handles).error();
   if (handles->empty()) return nlohmann::json::object();
   std::string script;
   for (const auto& h : *handles) script += "delete rule inet " + record->table + " " + h + "\n";
-  auto ran = (*nft)->run(script);
+  auto ran = kernel_->run(record->netnsPath, script);
+  if (!ran && namespaceGone(ran.error())) return kNamespaceGone;
   if (!ran && !tableMissing(ran.error())) return std::move(ran).error();
   return nlohmann::json::object();
 }
@@ -127,10 +139,9 @@ Result<nlohmann::json> NftablesInjector::revert(const std::string& faultId,
 Result<std::vector<std::string>> NftablesInjector::audit(const nlohmann::json& undo) {
   auto record = ruleRecordOf(undo, "");
   if (!record) return std::move(record).error();
-  auto guard = NetnsGuard::enter(record->netns());
-  if (!guard) return std::vector<std::string>{};
-  NftSession nft;  // not the pooled one: the audit comes after the run's table is gone
-  auto handles = rulesWithComment(nft, record->table, record->comment);
+  // Not the pooled session: the audit comes after the run's table is gone.
+  auto handles = rulesWithComment(*kernel_, *record, NftSessionUse::kOneOff);
+  if (!handles && cannotEnter(handles.error())) return std::vector<std::string>{};
   if (!handles) return std::move(handles).error();
   std::vector<std::string> out;
   for (const auto& h : *handles) {
@@ -143,16 +154,15 @@ NftablesTableInjector::NftablesTableInjector()
     : NftablesTableInjector(std::make_shared<NftSessionPool>()) {}
 
 NftablesTableInjector::NftablesTableInjector(std::shared_ptr<NftSessionPool> sessions)
-    : sessions_(std::move(sessions)) {}
+    : NftablesTableInjector(kernelOver(std::move(sessions))) {}
+
+NftablesTableInjector::NftablesTableInjector(std::shared_ptr<NftKernel> kernel)
+    : kernel_(std::move(kernel)) {}
 
 Result<AppliedFault> NftablesTableInjector::apply(const std::string&, const nlohmann::json& undo) {
   auto record = NftTableUndo::fromJson(undo);
   if (!record) return std::move(record).error();
-  auto guard = NetnsGuard::enter(record->netns());
-  if (!guard) return std::move(guard).error();
-  auto nft = sessions_->here();
-  if (!nft) return std::move(nft).error();
-  auto ran = (*nft)->run(record->script);
+  auto ran = kernel_->run(record->netnsPath, record->script);
   if (!ran) return std::move(ran).error();
   return AppliedFault{"nftables", {{"table", "inet " + record->table}}};
 }
@@ -161,28 +171,20 @@ Result<nlohmann::json> NftablesTableInjector::revert(const std::string&,
                                                      const nlohmann::json& undo) {
   auto record = NftTableUndo::fromJson(undo);
   if (!record) return std::move(record).error();
-  auto guard = NetnsGuard::enter(record->netns());
-  if (!guard) {
-    if (guard.error().code() == ErrorCode::kNotFound) return kNamespaceGone;
-    return std::move(guard).error();
-  }
-  {
-    auto nft = sessions_->here();
-    if (!nft) return std::move(nft).error();
-    auto ran = (*nft)->run("delete table inet " + record->table);
-    if (!ran && !tableMissing(ran.error())) return std::move(ran).error();
-  }
-  sessions_->dropHere();  // the run is done with this namespace: close its socket (and let it go)
+  auto ran = kernel_->run(record->netnsPath, "delete table inet " + record->table);
+  if (!ran && namespaceGone(ran.error())) return kNamespaceGone;
+  if (!ran && !tableMissing(ran.error())) return std::move(ran).error();
+  // The run is done with this namespace: close its socket (and let the namespace go).
+  kernel_->forget(record->netnsPath);
   return nlohmann::json::object();
 }
 
 Result<std::vector<std::string>> NftablesTableInjector::audit(const nlohmann::json& undo) {
   auto record = NftTableUndo::fromJson(undo);
   if (!record) return std::move(record).error();
-  auto guard = NetnsGuard::enter(record->netns());
-  if (!guard) return std::vector<std::string>{};
-  NftSession nft;
-  auto listed = nft.run("list table inet " + record->table);
+  auto listed =
+      kernel_->listJson(record->netnsPath, "table inet " + record->table, NftSessionUse::kOneOff);
+  if (!listed && cannotEnter(listed.error())) return std::vector<std::string>{};
   if (listed) {
     return std::vector<std::string>{"nftables table inet " + record->table + " still exists"};
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "injectors/Injector.h"
+#include "injectors/network/NftKernel.h"
 #include "injectors/network/NftRecords.h"
 #include "injectors/network/NftRules.h"
 #include "injectors/network/NftSession.h"
@@ -19,8 +20,8 @@
 // adds only its rules, tagged with the comment "chaosd:<fault id>", and its revert deletes the
 // rules with that comment (by handle) and nothing else. Other tables are never read or
 // written. Both undo records (NftRecords.h) hold the namespace's path and the table's name, so
-// the guardian reverts them alone. The injectors of one registry share an NftSessionPool.
-// docs/faults/network.md.
+// the guardian reverts them alone. The kernel is reached only through an NftKernel (NftKernel.h);
+// the injectors of one registry share its NftSessionPool. docs/faults/network.md.
 namespace chaosd {
 
 // The internal fault type of the run's table.
@@ -31,6 +32,8 @@ class NftablesInjector final : public Injector {
   // With a session pool of its own (tests, tools); the registry passes a shared one.
   NftablesInjector();
   explicit NftablesInjector(std::shared_ptr<NftSessionPool> sessions);
+  // Through another kernel surface (a fake, in unit tests).
+  explicit NftablesInjector(std::shared_ptr<NftKernel> kernel);
 
   // Builds the fault's rules from the args (partition: drop or reject to/from the peers;
   // loss: a random-number match that drops a share) and names the run's table as a shared
@@ -45,7 +48,7 @@ class NftablesInjector final : public Injector {
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
 
  private:
-  std::shared_ptr<NftSessionPool> sessions_;
+  std::shared_ptr<NftKernel> kernel_;
 };
 
 // The run's table: apply creates it with its base chains, revert deletes it (idempotent) and
@@ -56,6 +59,8 @@ class NftablesTableInjector final : public Injector {
   // With a session pool of its own (tests, tools); the registry passes a shared one.
   NftablesTableInjector();
   explicit NftablesTableInjector(std::shared_ptr<NftSessionPool> sessions);
+  // Through another kernel surface (a fake, in unit tests).
+  explicit NftablesTableInjector(std::shared_ptr<NftKernel> kernel);
 
   Result<PreparedFault> prepare(const FaultRequest&) override {
     return Error(ErrorCode::kInternal, "network.nft-table is prepared with the faults it serves");
@@ -65,7 +70,7 @@ class NftablesTableInjector final : public Injector {
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
 
  private:
-  std::shared_ptr<NftSessionPool> sessions_;
+  std::shared_ptr<NftKernel> kernel_;
 };
 
 }  // namespace chaosd
