@@ -232,6 +232,7 @@ nlohmann::json loadStats(const IoLoadInjector::Load& load) {
 
 }  // namespace
 
+IoLoadInjector::IoLoadInjector() : IoLoadInjector(realDiskFs()) {}
 IoLoadInjector::IoLoadInjector(std::shared_ptr<DiskFs> fs) : fs_(std::move(fs)) {}
 
 IoLoadInjector::~IoLoadInjector() {

@@ -17,7 +17,8 @@ namespace chaosd {
 class IoLoadInjector final : public Injector {
  public:
   // The kernel's filesystem unless another is given (a fake, in unit tests).
-  explicit IoLoadInjector(std::shared_ptr<DiskFs> fs = realDiskFs());
+  IoLoadInjector();
+  explicit IoLoadInjector(std::shared_ptr<DiskFs> fs);
   // Stops and joins workers still running; their files stay for revert (or the guardian).
   ~IoLoadInjector() override;
   IoLoadInjector(const IoLoadInjector&) = delete;

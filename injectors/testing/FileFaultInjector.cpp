@@ -17,6 +17,7 @@ Result<std::string> fileOf(const nlohmann::json& undo) {
 
 }  // namespace
 
+FileFaultInjector::FileFaultInjector() : FileFaultInjector(realDiskFs()) {}
 FileFaultInjector::FileFaultInjector(std::shared_ptr<DiskFs> fs) : fs_(std::move(fs)) {}
 
 std::string FileFaultInjector::fileFor(const std::string& dir, const std::string& faultId) {

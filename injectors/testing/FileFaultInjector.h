@@ -17,7 +17,8 @@ inline constexpr std::string_view kTestFileFault = "test.file";
 class FileFaultInjector final : public Injector {
  public:
   // The kernel's filesystem unless another is given (a fake, in unit tests).
-  explicit FileFaultInjector(std::shared_ptr<DiskFs> fs = realDiskFs());
+  FileFaultInjector();
+  explicit FileFaultInjector(std::shared_ptr<DiskFs> fs);
 
   // Decides the file, <args.path>/.chaosd-test-<faultId>; the directory must exist.
   Result<PreparedFault> prepare(const FaultRequest& request) override;
