@@ -7,6 +7,8 @@
 namespace chaosd {
 
 void registerDiskFaults(FaultRegistry& registry) {
+  // The filesystem both injectors touch: the kernel's (a fake one in unit tests).
+  const std::shared_ptr<DiskFs> fs = realDiskFs();
   FaultType fill;
   fill.name = "disk.fill";
   fill.summary = "fill the filesystem holding the target path, to a size or a usage";
@@ -28,7 +30,7 @@ void registerDiskFaults(FaultRegistry& registry) {
     }
     return std::nullopt;
   });
-  fill.factory = [] { return std::make_unique<DiskFillInjector>(); };
+  fill.factory = [fs] { return std::make_unique<DiskFillInjector>(fs); };
   (void)registry.add(std::move(fill));
 
   FaultType io;
@@ -57,7 +59,7 @@ void registerDiskFaults(FaultRegistry& registry) {
       arg::range(
           arg::make("bytes", ArgType::kSize, "stop after this many bytes read and written in all"),
           1, static_cast<double>(1ULL << 60))};
-  io.factory = [] { return std::make_unique<IoLoadInjector>(); };
+  io.factory = [fs] { return std::make_unique<IoLoadInjector>(fs); };
   (void)registry.add(std::move(io));
 }
 

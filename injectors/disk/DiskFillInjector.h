@@ -1,70 +1,22 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "injectors/Injector.h"
+#include "injectors/disk/DiskFs.h"
 #include "injectors/disk/DiskRecords.h"
+#include "injectors/disk/OwnedFiles.h"
 
 // disk.fill: a file of our own name, <dir>/.chaosd-fill-<faultId>, allocated with fallocate
 // (or written, where the filesystem has no fallocate) until the filesystem holding the target
 // path has `size` more bytes used or reaches a df use% of `usage`. docs/faults/disk.md.
 namespace chaosd {
-
-// ---- shared by the disk injectors (disk.fill, disk.io-load) ---------------------------
-
-// Free space as statvfs reports it, in blocks of f_frsize.
-struct FsSpace {
-  uint64_t blockSize = 0;    // f_frsize
-  uint64_t blocks = 0;       // f_blocks
-  uint64_t freeBlocks = 0;   // f_bfree: every free block, root's reserve included
-  uint64_t availBlocks = 0;  // f_bavail: what an unprivileged user may still allocate
-  uint64_t availBytes() const { return availBlocks * blockSize; }
-};
-
-// The fraction df prints as Use%: used / (used + available) with used = blocks - bfree.
-// Root's reserve is neither used nor available, so a full disk reads 100%. 0 for no blocks.
-double dfUsage(const FsSpace& space);
-
-// Bytes (a whole number of blocks) to allocate so that dfUsage() reaches target (0..1):
-// each allocated block moves one block from available to used, so used + available stays
-// constant and the answer is ceil(target * (used + available)) - used blocks. 0 when the
-// filesystem is already at or over the target.
-uint64_t bytesToReachUsage(const FsSpace& space, double target);
-
-// A fault id is put into file names: letters, digits, '.', '_', '-', not starting with '.',
-// at most 200 characters. Anything else is refused before a name is built from it.
-bool isFileNameSafe(std::string_view faultId);
-
-// The directory a path target names (the path itself, or a file's directory), made absolute
-// and free of symlinks, with its filesystem's identity, space and read-only flag.
-struct DiskTarget {
-  std::string dir;
-  FsIdentity fs;
-  FsSpace space;
-  bool readOnly = false;
-};
-Result<DiskTarget> resolveDiskTarget(const FaultRequest& request);
-
-Result<FsSpace> readFsSpace(const std::string& path);
-Result<void> syncDirectory(const std::string& dir);
-
-// Removes file when it is ours: a regular file on the recorded filesystem whose name is
-// exactly `name` (the caller builds it from the fault id). Absent is success (0 freed); a file
-// of that name on another filesystem, or not a regular file, is refused (kConflict) and left
-// alone. Syncs the directory after a removal.
-struct RemovedFile {
-  bool removed = false;
-  uint64_t freedBytes = 0;  // what the file had allocated
-};
-Result<RemovedFile> removeOwnedFile(const std::string& file, std::string_view name,
-                                    const FsIdentity& fs);
-
-// One audit line when file still exists ("" when it does not).
-std::string auditOwnedFile(const std::string& file, const FsIdentity& fs, std::string_view what);
 
 // ---- disk.fill --------------------------------------------------------------------------
 
@@ -74,8 +26,11 @@ class DiskFillInjector final : public Injector {
     // Tests only: skip fallocate and write zero blocks, as on a filesystem without it.
     bool forceWriteFallback = false;
   };
-  DiskFillInjector() = default;
-  explicit DiskFillInjector(Options options) : options_(options) {}
+  // The kernel's filesystem unless another is given (a fake, in unit tests).
+  DiskFillInjector();
+  explicit DiskFillInjector(std::shared_ptr<DiskFs> fs);
+  explicit DiskFillInjector(Options options);
+  DiskFillInjector(std::shared_ptr<DiskFs> fs, Options options);
 
   // statvfs of the target's filesystem; decides the file and the bytes (size, or the bytes
   // that bring df's use% to usage; none when it is already there: a recorded no-op).
@@ -85,8 +40,8 @@ class DiskFillInjector final : public Injector {
   // the file and its directory. Observed: bytes planned and allocated, partial, method,
   // usage before and after.
   Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
-  // Unlinks the file when it is ours (name and filesystem); absent is success. Returns
-  // {removed, freedBytes, usageAfter}.
+  // Unlinks the file when it is ours (name and filesystem, and the inode apply created when
+  // it ran in this instance); absent is success. Returns {removed, freedBytes, usageAfter}.
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The file, while it exists.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
@@ -95,7 +50,15 @@ class DiskFillInjector final : public Injector {
   static std::string fileNameFor(std::string_view faultId);
 
  private:
+  std::optional<uint64_t> createdInode(const std::string& faultId);
+
+  std::shared_ptr<DiskFs> fs_;
   Options options_;
+  // The inode of each filler file this instance created, by fault id: a file put in its
+  // place since (same name, same filesystem) is someone else's and is left alone. The
+  // guardian, in another process, has only the name and the filesystem to go by.
+  std::mutex mutex_;
+  std::map<std::string, uint64_t> created_;
 };
 
 }  // namespace chaosd

@@ -1,9 +1,5 @@
 #include "injectors/disk/IoLoadInjector.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -19,12 +15,11 @@
 #include <thread>
 #include <vector>
 
-#include "chaosd/base/Fd.h"
 #include "chaosd/base/Log.h"
 #include "chaosd/base/Units.h"
 #include "injectors/RecordFields.h"
-#include "injectors/disk/DiskFillInjector.h"
 #include "injectors/disk/DiskRecords.h"
+#include "injectors/disk/OwnedFiles.h"
 
 namespace chaosd {
 namespace {
@@ -78,7 +73,7 @@ struct AlignedBuffer {
 struct IoWorker {
   int index = 0;
   std::string file;
-  Fd fd;
+  std::unique_ptr<DiskFile> handle;
   bool direct = false;
   std::string directNote;  // why O_DIRECT was given up
   std::atomic<uint64_t> bytesRead{0};
@@ -115,25 +110,24 @@ namespace {
 // refuses (EINVAL: an unaligned size) switches the file to buffered IO, once, and retries.
 Result<void> doIo(IoWorker& w, AlignedBuffer& buf, bool read, uint64_t offset) {
   for (;;) {
-    ssize_t n = read ? ::pread(w.fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset))
-                     : ::pwrite(w.fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
-    if (n >= 0) {
-      (read ? w.bytesRead : w.bytesWritten)
-          .fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    auto n = read ? w.handle->readAt(buf.data(), buf.size(), offset)
+                  : w.handle->writeAt(buf.data(), buf.size(), offset);
+    if (n) {
+      (read ? w.bytesRead : w.bytesWritten).fetch_add(*n, std::memory_order_relaxed);
       return success();
     }
-    if (errno == EINTR) continue;
-    if (errno == EINVAL && w.direct) {
-      int flags = ::fcntl(w.fd.get(), F_GETFL);
-      if (flags < 0 || ::fcntl(w.fd.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
-        return Error::fromErrno("leaving O_DIRECT on " + w.file, errno);
+    const int err = n.error().sysErrno();
+    if (err == EINTR) continue;
+    if (err == EINVAL && w.direct) {
+      if (auto off = w.handle->setDirect(false); !off) {
+        return reworded("leaving O_DIRECT on " + w.file, off.error());
       }
       w.direct = false;
       w.directNote = std::string("direct ") + (read ? "read" : "write") + " of " +
                      std::to_string(buf.size()) + " bytes refused (EINVAL): buffered IO";
       continue;
     }
-    return Error::fromErrno(std::string(read ? "reading " : "writing ") + w.file, errno);
+    return reworded(std::string(read ? "reading " : "writing ") + w.file, n.error());
   }
 }
 
@@ -173,27 +167,29 @@ void runWorker(IoLoadInjector::Load& load, IoWorker& w) {
 }
 
 // Creates a worker's file and reserves its space; decides O_DIRECT.
-Result<std::unique_ptr<IoWorker>> makeWorker(int index, const std::string& file,
+Result<std::unique_ptr<IoWorker>> makeWorker(DiskFs& fs, int index, const std::string& file,
                                              const IoLoadArgs& p, std::string& layout) {
   auto w = std::make_unique<IoWorker>();
   w->index = index;
   w->file = file;
-  w->fd.reset(::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!w->fd) return Error::fromErrno("creating " + file, errno);
-  if (::fallocate(w->fd.get(), 0, 0, static_cast<off_t>(p.fileSize)) != 0) {
-    if (errno != EOPNOTSUPP) return Error::fromErrno("allocating " + file, errno);
-    if (::ftruncate(w->fd.get(), static_cast<off_t>(p.fileSize)) != 0) {
-      return Error::fromErrno("sizing " + file, errno);
+  auto handle = fs.create(file, /*exclusive=*/true, /*readWrite=*/true);
+  if (!handle) return reworded("creating " + file, handle.error());
+  w->handle = std::move(*handle);
+  if (auto allocated = w->handle->allocate(0, p.fileSize); !allocated) {
+    if (allocated.error().sysErrno() != EOPNOTSUPP) {
+      return reworded("allocating " + file, allocated.error());
+    }
+    if (auto sized = w->handle->truncate(p.fileSize); !sized) {
+      return reworded("sizing " + file, sized.error());
     }
     layout = "sparse";
   }
   if (p.direct) {
-    int flags = ::fcntl(w->fd.get(), F_GETFL);
-    if (flags >= 0 && ::fcntl(w->fd.get(), F_SETFL, flags | O_DIRECT) == 0) {
+    if (auto direct = w->handle->setDirect(true)) {
       w->direct = true;
     } else {
-      w->directNote = std::string("the filesystem refuses O_DIRECT (") + std::strerror(errno) +
-                      "): buffered IO";
+      w->directNote = std::string("the filesystem refuses O_DIRECT (") +
+                      std::strerror(direct.error().sysErrno()) + "): buffered IO";
     }
   }
   return w;
@@ -236,7 +232,8 @@ nlohmann::json loadStats(const IoLoadInjector::Load& load) {
 
 }  // namespace
 
-IoLoadInjector::IoLoadInjector() = default;
+IoLoadInjector::IoLoadInjector() : IoLoadInjector(realDiskFs()) {}
+IoLoadInjector::IoLoadInjector(std::shared_ptr<DiskFs> fs) : fs_(std::move(fs)) {}
 
 IoLoadInjector::~IoLoadInjector() {
   std::lock_guard lock(mutex_);
@@ -251,7 +248,7 @@ Result<PreparedFault> IoLoadInjector::prepare(const FaultRequest& request) {
   if (!isFileNameSafe(request.faultId)) {
     return Error(ErrorCode::kInvalid, "fault id '" + request.faultId + "' cannot name a file");
   }
-  auto target = resolveDiskTarget(request);
+  auto target = resolveDiskTarget(*fs_, request);
   if (!target) return std::move(target).error();
   if (target->readOnly) {
     return Error(ErrorCode::kUnsupported, "the filesystem of " + target->dir + " is read-only");
@@ -280,8 +277,7 @@ Result<PreparedFault> IoLoadInjector::prepare(const FaultRequest& request) {
   PreparedFault prepared;
   for (int i = 0; i < p.workers; ++i) {
     std::string file = (fs::path(target->dir) / fileNameFor(request.faultId, i)).string();
-    struct stat st {};
-    if (::lstat(file.c_str(), &st) == 0) {
+    if (fs_->lstat(file)) {
       return Error(ErrorCode::kConflict, file + " already exists: a leftover of this fault id");
     }
     prepared.resources.push_back("file:" + file);
@@ -301,9 +297,9 @@ Result<AppliedFault> IoLoadInjector::apply(const std::string& faultId, const nlo
   if (!u) return std::move(u).error();
   if (u->files.empty()) return Error(ErrorCode::kInvalid, "disk.io-load undo record has no files");
   CHAOSD_TRY(checkLoad(u->load));
-  struct stat dirSt {};
-  if (::stat(u->dir.c_str(), &dirSt) != 0) return Error::fromErrno("stat " + u->dir, errno);
-  if (static_cast<uint64_t>(dirSt.st_dev) != u->fs.dev) {
+  auto dirSt = fs_->stat(u->dir);
+  if (!dirSt) return reworded("stat " + u->dir, dirSt.error());
+  if (dirSt->dev != u->fs.dev) {
     return Error(ErrorCode::kConflict, u->dir + " is no longer on the filesystem prepared for");
   }
   auto load = std::make_unique<Load>();
@@ -311,11 +307,11 @@ Result<AppliedFault> IoLoadInjector::apply(const std::string& faultId, const nlo
   load->duration = u->duration;
   std::string layout = "fallocate";
   for (size_t i = 0; i < u->files.size(); ++i) {
-    auto w = makeWorker(static_cast<int>(i), u->files[i], u->load, layout);
+    auto w = makeWorker(*fs_, static_cast<int>(i), u->files[i], u->load, layout);
     if (!w) return std::move(w).error();  // the engine's revert removes what was created
     load->workers.push_back(std::move(*w));
   }
-  CHAOSD_TRY(syncDirectory(u->dir));
+  CHAOSD_TRY(fs_->syncDirectory(u->dir));
 
   AppliedFault applied;
   applied.backend = "threads";
@@ -379,7 +375,8 @@ Result<nlohmann::json> IoLoadInjector::revert(const std::string& faultId,
   uint64_t freed = 0;
   std::optional<Error> firstError;
   for (size_t i = 0; i < u->files.size(); ++i) {
-    auto r = removeOwnedFile(u->files[i], fileNameFor(u->faultId, static_cast<int>(i)), u->fs);
+    auto r =
+        removeOwnedFile(*fs_, u->files[i], fileNameFor(u->faultId, static_cast<int>(i)), u->fs);
     if (!r) {
       if (!firstError) firstError = std::move(r).error();
       continue;
@@ -398,7 +395,7 @@ Result<std::vector<std::string>> IoLoadInjector::audit(const nlohmann::json& und
   if (!u) return std::move(u).error();
   std::vector<std::string> left;
   for (const auto& file : u->files) {
-    if (auto line = auditOwnedFile(file, u->fs, "IO load file"); !line.empty()) {
+    if (auto line = auditOwnedFile(*fs_, file, u->fs, "IO load file"); !line.empty()) {
       left.push_back(std::move(line));
     }
   }

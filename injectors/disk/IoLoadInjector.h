@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "injectors/Injector.h"
+#include "injectors/disk/DiskFs.h"
 
 // disk.io-load: worker threads in the owning process, each reading and writing its own file
 // <dir>/.chaosd-io-<faultId>-<n> with O_DIRECT where the filesystem allows it, until revert,
@@ -15,7 +16,9 @@ namespace chaosd {
 
 class IoLoadInjector final : public Injector {
  public:
+  // The kernel's filesystem unless another is given (a fake, in unit tests).
   IoLoadInjector();
+  explicit IoLoadInjector(std::shared_ptr<DiskFs> fs);
   // Stops and joins workers still running; their files stay for revert (or the guardian).
   ~IoLoadInjector() override;
   IoLoadInjector(const IoLoadInjector&) = delete;
@@ -39,6 +42,7 @@ class IoLoadInjector final : public Injector {
   struct Load;  // the workers of one fault (IoLoadInjector.cpp)
 
  private:
+  std::shared_ptr<DiskFs> fs_;
   std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Load>> loads_;  // by fault id
 };

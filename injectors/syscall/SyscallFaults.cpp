@@ -53,7 +53,14 @@ std::optional<ArgProblem> knownSyscalls(const ArgContext& ctx) {
 // supervisor answers the listener (CONTINUE outside a fault) for as long as the process runs.
 class SyscallExecContribution final : public ExecContribution {
  public:
-  explicit SyscallExecContribution(std::set<int> syscalls) : syscalls_(std::move(syscalls)) {}
+  SyscallExecContribution(std::set<int> syscalls, std::shared_ptr<SupervisorRegistry> supervisors)
+      : syscalls_(std::move(syscalls)), supervisors_(std::move(supervisors)) {}
+  // Unfindable before it stops: an injector never reaches a supervisor being destroyed.
+  ~SyscallExecContribution() override {
+    if (supervisor_) supervisors_->remove(supervisor_->pid(), *supervisor_);
+  }
+  SyscallExecContribution(const SyscallExecContribution&) = delete;
+  SyscallExecContribution& operator=(const SyscallExecContribution&) = delete;
 
   void beforeExec(ExecOptions& options) override {
     std::set<int> all(options.notifySyscalls.begin(), options.notifySyscalls.end());
@@ -66,6 +73,7 @@ class SyscallExecContribution final : public ExecContribution {
     supervisor_ = std::make_unique<SyscallSupervisor>(process.pid, process.startTime,
                                                       std::move(process.listener));
     supervisor_->setFiltered(syscalls_);
+    supervisors_->add(process.pid, *supervisor_);
     observed["syscallFilter"] = nlohmann::json::array();
     for (int nr : syscalls_) {
       char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
@@ -77,10 +85,12 @@ class SyscallExecContribution final : public ExecContribution {
 
  private:
   std::set<int> syscalls_;
+  std::shared_ptr<SupervisorRegistry> supervisors_;
   std::unique_ptr<SyscallSupervisor> supervisor_;
 };
 
-std::unique_ptr<ExecContribution> syscallExecHook(const std::vector<ExecStep>& steps) {
+std::unique_ptr<ExecContribution> syscallExecHook(
+    const std::vector<ExecStep>& steps, const std::shared_ptr<SupervisorRegistry>& supervisors) {
   std::set<int> syscalls;
   for (const auto& step : steps) {
     if (!step.faultType.starts_with("syscall.")) continue;
@@ -92,12 +102,15 @@ std::unique_ptr<ExecContribution> syscallExecHook(const std::vector<ExecStep>& s
     }
   }
   if (syscalls.empty()) return nullptr;
-  return std::make_unique<SyscallExecContribution>(std::move(syscalls));
+  return std::make_unique<SyscallExecContribution>(std::move(syscalls), supervisors);
 }
 
 }  // namespace
 
 void registerSyscallFaults(FaultRegistry& registry) {
+  // The supervisors the exec hook starts and the injectors hand rules to: shared by the two
+  // fault types and the hook of this registry only.
+  auto supervisors = std::make_shared<SupervisorRegistry>();
   FaultType err;
   err.name = "syscall.error";
   err.summary = "make system calls of a started process fail with an errno";
@@ -106,7 +119,7 @@ void registerSyscallFaults(FaultRegistry& registry) {
   err.schema.args.push_back(arg::withDefault(
       arg::oneOf("errno", knownErrnoNames(), "the error the calls fail with"), "EIO"));
   err.schema.constraints.push_back(knownSyscalls);
-  err.factory = [] { return std::make_unique<SyscallInjector>(); };
+  err.factory = [supervisors] { return std::make_unique<SyscallInjector>(supervisors); };
   (void)registry.add(std::move(err));
 
   FaultType delay;
@@ -117,9 +130,11 @@ void registerSyscallFaults(FaultRegistry& registry) {
   delay.schema.args.push_back(arg::required(
       arg::range(arg::make("delay", ArgType::kDuration, "added to each call hit"), 1e3, 600e9)));
   delay.schema.constraints.push_back(knownSyscalls);
-  delay.factory = [] { return std::make_unique<SyscallInjector>(); };
+  delay.factory = [supervisors] { return std::make_unique<SyscallInjector>(supervisors); };
   (void)registry.add(std::move(delay));
-  registry.addExecHook(syscallExecHook);
+  registry.addExecHook([supervisors](const std::vector<ExecStep>& steps) {
+    return syscallExecHook(steps, supervisors);
+  });
 }
 
 }  // namespace chaosd

@@ -8,7 +8,6 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/RecordFields.h"
 #include "injectors/syscall/SyscallRecords.h"
-#include "injectors/syscall/SyscallSupervisor.h"
 
 namespace chaosd {
 namespace {
@@ -87,6 +86,9 @@ const std::vector<std::string>& knownErrnoNames() {
   return names;
 }
 
+SyscallInjector::SyscallInjector(std::shared_ptr<SupervisorRegistry> supervisors)
+    : supervisors_(std::move(supervisors)) {}
+
 Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
   const TargetSpec* target = request.target;
   if (target == nullptr || target->kind != TargetKind::kProcess || !target->process.pid) {
@@ -94,7 +96,7 @@ Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
                  request.faultType + " needs an exec target the engine has started");
   }
   const pid_t pid = *target->process.pid;
-  SyscallSupervisor* sup = SyscallSupervisor::find(pid);
+  RuleSupervisor* sup = supervisors_->find(pid);
   if (sup == nullptr) {
     return Error(ErrorCode::kUnsupported, "pid " + std::to_string(pid) + " (target " +
                                               target->name +
@@ -149,7 +151,7 @@ Result<AppliedFault> SyscallInjector::apply(const std::string& faultId,
                                             const nlohmann::json& undo) {
   auto record = recordOf(undo, faultId);
   if (!record) return std::move(record).error();
-  SyscallSupervisor* sup = SyscallSupervisor::find(record->pid);
+  RuleSupervisor* sup = supervisors_->find(record->pid);
   if (sup == nullptr || sup->startTime() != record->startTime) {
     return Error(ErrorCode::kNotFound, "no supervisor for pid " + std::to_string(record->pid));
   }
@@ -162,7 +164,7 @@ Result<nlohmann::json> SyscallInjector::revert(const std::string& faultId,
                                                const nlohmann::json& undo) {
   auto record = recordOf(undo, faultId);
   if (!record) return std::move(record).error();
-  SyscallSupervisor* sup = SyscallSupervisor::find(record->pid);
+  RuleSupervisor* sup = supervisors_->find(record->pid);
   if (sup == nullptr || sup->startTime() != record->startTime) {
     return nlohmann::json{{"note",
                            "no supervisor in this process: the target is stopped with its "
@@ -177,7 +179,7 @@ Result<nlohmann::json> SyscallInjector::revert(const std::string& faultId,
 Result<std::vector<std::string>> SyscallInjector::audit(const nlohmann::json& undo) {
   auto record = recordOf(undo, "");
   if (!record) return std::move(record).error();
-  SyscallSupervisor* sup = SyscallSupervisor::find(record->pid);
+  RuleSupervisor* sup = supervisors_->find(record->pid);
   if (sup != nullptr && sup->hasRule(record->faultId)) {
     return std::vector<std::string>{"syscall rule of " + record->faultId +
                                     " still applied to pid " + std::to_string(record->pid)};

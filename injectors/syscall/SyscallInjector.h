@@ -1,6 +1,12 @@
 #pragma once
 
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "injectors/Injector.h"
+#include "injectors/syscall/SupervisorRegistry.h"
 
 // syscall.error and syscall.delay: a rule handed to the supervisor of the exec target's
 // seccomp listener (SyscallSupervisor), removed at revert. The filter itself was installed
@@ -9,6 +15,10 @@ namespace chaosd {
 
 class SyscallInjector final : public Injector {
  public:
+  // Reaches supervisors through `supervisors`, the registry the exec hook of the same
+  // registerSyscallFaults adds them to (or a test's, holding fakes).
+  explicit SyscallInjector(std::shared_ptr<SupervisorRegistry> supervisors);
+
   // Resolves the syscall names and the errno, draws the probability seed (recorded), and
   // finds the supervisor of the started process. Reads only.
   Result<PreparedFault> prepare(const FaultRequest& request) override;
@@ -20,6 +30,9 @@ class SyscallInjector final : public Injector {
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The rule still applied.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+ private:
+  std::shared_ptr<SupervisorRegistry> supervisors_;
 };
 
 // The value of an errno name ("EIO"); nullopt for a name chaosd does not know.

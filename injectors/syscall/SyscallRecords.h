@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "chaosd/base/Result.h"
-#include "injectors/syscall/SyscallSupervisor.h"
+#include "injectors/syscall/SyscallRules.h"
 
 // The typed arguments and undo record of syscall.error and syscall.delay, each with its one
 // json conversion. The undo record keeps the keys, types and meaning earlier releases

@@ -1,7 +1,6 @@
 #include "injectors/syscall/SyscallSupervisor.h"
 
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <sys/eventfd.h>
@@ -12,8 +11,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "chaosd/base/Log.h"
@@ -26,15 +27,6 @@ constexpr unsigned long kNotifSetFlags = 0x40082104;  // _IOW('!', 4, __u64)
 constexpr uint64_t kSyncWakeUp = 1;
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::mutex& registryMutex() {
-  static std::mutex mu;
-  return mu;
-}
-std::map<pid_t, SyscallSupervisor*>& registry() {
-  static std::map<pid_t, SyscallSupervisor*> r;
-  return r;
-}
 
 // Where a syscall's path is: the index of the path argument, and of its dirfd (-1: none).
 struct PathArg {
@@ -128,28 +120,13 @@ SyscallSupervisor::SyscallSupervisor(pid_t pid, uint64_t startTime, Fd listener)
   // libseccomp learns the kernel's notification sizes here; receive fails without it.
   (void)seccomp_api_get();
   syncWakeUp_ = ::ioctl(listener_.get(), kNotifSetFlags, kSyncWakeUp) == 0;
-  {
-    std::lock_guard lock(registryMutex());
-    registry()[pid_] = this;
-  }
   thread_ = std::thread([this] { loop(); });
 }
 
 SyscallSupervisor::~SyscallSupervisor() {
-  {
-    std::lock_guard lock(registryMutex());
-    auto it = registry().find(pid_);
-    if (it != registry().end() && it->second == this) registry().erase(it);
-  }
   const uint64_t one = 1;
   (void)!::write(stop_.get(), &one, sizeof one);
   if (thread_.joinable()) thread_.join();
-}
-
-SyscallSupervisor* SyscallSupervisor::find(pid_t pid) {
-  std::lock_guard lock(registryMutex());
-  auto it = registry().find(pid);
-  return it == registry().end() ? nullptr : it->second;
 }
 
 Result<void> SyscallSupervisor::addRule(SyscallRule rule) {
@@ -161,56 +138,22 @@ Result<void> SyscallSupervisor::addRule(SyscallRule rule) {
     }
   }
   std::lock_guard lock(mu_);
-  if (rules_.contains(rule.faultId)) {
-    return Error(ErrorCode::kConflict, "fault " + rule.faultId + " is already applied");
-  }
-  ActiveRule active{rule, {}, std::mt19937_64(rule.seed)};
-  rules_.emplace(rule.faultId, std::move(active));
-  return success();
+  return rules_.add(std::move(rule));
 }
 
 std::optional<SyscallRuleStats> SyscallSupervisor::removeRule(const std::string& faultId) {
   std::lock_guard lock(mu_);
-  auto it = rules_.find(faultId);
-  if (it == rules_.end()) return std::nullopt;
-  SyscallRuleStats stats = it->second.stats;
-  rules_.erase(it);
-  return stats;
+  return rules_.remove(faultId);
 }
 
 bool SyscallSupervisor::hasRule(const std::string& faultId) const {
   std::lock_guard lock(mu_);
-  return rules_.contains(faultId);
+  return rules_.has(faultId);
 }
 
-SyscallSupervisor::Verdict SyscallSupervisor::judge(const seccomp_notif& req) {
+SyscallVerdict SyscallSupervisor::judge(int nr, const std::function<std::string()>& pathOf) {
   std::lock_guard lock(mu_);
-  std::string path;
-  bool pathRead = false;
-  for (auto& [id, active] : rules_) {
-    const SyscallRule& r = active.rule;
-    if (!r.syscalls.contains(req.data.nr)) continue;
-    if (!r.pathGlob.empty()) {
-      if (!pathRead) {
-        path = callPath(req);
-        pathRead = true;
-      }
-      if (path.empty() || ::fnmatch(r.pathGlob.c_str(), path.c_str(), 0) != 0) continue;
-    }
-    SyscallRuleStats& s = active.stats;
-    ++s.matched;
-    const bool beyondFirst = r.first != 0 && s.hit >= r.first;
-    const bool tooEarly = s.matched <= r.after;
-    const bool drawn = r.probability >= 1.0 ||
-                       std::uniform_real_distribution<double>(0.0, 1.0)(active.rng) < r.probability;
-    if (beyondFirst || tooEarly || !drawn) {
-      ++s.passed;
-      continue;
-    }
-    ++s.hit;
-    return Verdict{true, r.errnoValue, r.delay};
-  }
-  return Verdict{};
+  return rules_.judge(nr, pathOf);
 }
 
 void SyscallSupervisor::loop() {
@@ -269,7 +212,8 @@ void SyscallSupervisor::loop() {
       if (errno == ENOENT || errno == EINTR) continue;  // the caller went away meanwhile
       break;
     }
-    const Verdict verdict = judge(*req);
+    const SyscallVerdict verdict =
+        judge(static_cast<int>(req->data.nr), [&] { return callPath(*req); });
     if (verdict.hit && verdict.err != 0) {
       respond(req->id, verdict.err, false);
     } else if (verdict.hit && verdict.delay.count() > 0) {

@@ -103,12 +103,14 @@ class SyscallFaultTest : public ::testing::Test {
     supervisor_ = std::make_unique<SyscallSupervisor>(started->pid, started->startTime,
                                                       std::move(started->listener));
     supervisor_->setFiltered({options.notifySyscalls.begin(), options.notifySyscalls.end()});
+    supervisors_->add(pid_, *supervisor_);
     target_.name = "app";
     target_.kind = TargetKind::kProcess;
     target_.process.pid = pid_;
   }
   void TearDown() override {
     if (pid_ > 0) (void)stopExec(undo_);
+    if (supervisor_) supervisors_->remove(pid_, *supervisor_);
     supervisor_.reset();
     fs::remove_all(dir_);
   }
@@ -128,12 +130,14 @@ class SyscallFaultTest : public ::testing::Test {
   std::string dir_;
   pid_t pid_ = 0;
   nlohmann::json undo_;
+  // The registry the injectors find the supervisor in (registerSyscallFaults makes one).
+  std::shared_ptr<SupervisorRegistry> supervisors_ = std::make_shared<SupervisorRegistry>();
   std::unique_ptr<SyscallSupervisor> supervisor_;
   TargetSpec target_;
 };
 
 TEST_F(SyscallFaultTest, ErrorsHitTheirShareOfMatchingCallsOnlyAndStopAtRevert) {
-  SyscallInjector injector;
+  SyscallInjector injector(supervisors_);
   auto prepared = injector.prepare(request(
       "eio", "syscall.error",
       {{"syscalls", {"write"}}, {"errno", "EIO"}, {"probability", 0.3}, {"path", "*/out.bin"}}));
@@ -168,7 +172,7 @@ TEST_F(SyscallFaultTest, ErrorsHitTheirShareOfMatchingCallsOnlyAndStopAtRevert) 
 }
 
 TEST_F(SyscallFaultTest, DelayAddsTheConfiguredLatencyToListedCallsOnly) {
-  SyscallInjector injector;
+  SyscallInjector injector(supervisors_);
   auto prepared = injector.prepare(
       request("slow", "syscall.delay", {{"syscalls", {"fsync"}}, {"delay", 50'000'000}}));
   ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
@@ -195,7 +199,7 @@ TEST_F(SyscallFaultTest, DelayAddsTheConfiguredLatencyToListedCallsOnly) {
 }
 
 TEST_F(SyscallFaultTest, AfterAndFirstBoundWhichMatchingCallsAreHit) {
-  SyscallInjector injector;
+  SyscallInjector injector(supervisors_);
   auto prepared = injector.prepare(request("bounded", "syscall.error",
                                            {{"syscalls", {"write"}},
                                             {"errno", "ENOSPC"},

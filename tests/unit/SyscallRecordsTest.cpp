@@ -218,9 +218,14 @@ class SyscallPrepareTest : public ::testing::Test {
     write_ = seccomp_syscall_resolve_name("write");
     fsync_ = seccomp_syscall_resolve_name("fsync");
     supervisor_->setFiltered({write_, fsync_});
+    supervisors_->add(kPid, *supervisor_);
     target_.name = "app";
     target_.kind = TargetKind::kProcess;
     target_.process.pid = kPid;
+  }
+
+  void TearDown() override {
+    if (supervisor_) supervisors_->remove(kPid, *supervisor_);
   }
 
   FaultRequest request(const std::string& id, const std::string& type, nlohmann::json args) {
@@ -240,6 +245,8 @@ class SyscallPrepareTest : public ::testing::Test {
     return keys;
   }
 
+  // The registry the injectors find the supervisor in (registerSyscallFaults makes one).
+  std::shared_ptr<SupervisorRegistry> supervisors_ = std::make_shared<SupervisorRegistry>();
   std::unique_ptr<SyscallSupervisor> supervisor_;
   TargetSpec target_;
   int write_ = 0;
@@ -247,7 +254,7 @@ class SyscallPrepareTest : public ::testing::Test {
 };
 
 TEST_F(SyscallPrepareTest, AnErrorFaultsRecordHasTodaysKeysAndItsRuleIsApplied) {
-  SyscallInjector injector;
+  SyscallInjector injector(supervisors_);
   auto prepared = injector.prepare(request("eio", "syscall.error",
                                            {{"syscalls", {"write", "fsync"}},
                                             {"errno", "EIO"},
@@ -279,7 +286,7 @@ TEST_F(SyscallPrepareTest, AnErrorFaultsRecordHasTodaysKeysAndItsRuleIsApplied) 
 }
 
 TEST_F(SyscallPrepareTest, ADelayFaultsRecordHasTodaysKeys) {
-  SyscallInjector injector;
+  SyscallInjector injector(supervisors_);
   auto prepared = injector.prepare(
       request("slow", "syscall.delay",
               {{"syscalls", {"fsync"}}, {"delay", 50000000}, {"first", 10}, {"after", 2}}));
@@ -293,7 +300,7 @@ TEST_F(SyscallPrepareTest, ADelayFaultsRecordHasTodaysKeys) {
 
 TEST_F(SyscallPrepareTest, TheGuardiansRevertWithoutTheSupervisorIsANote) {
   // Another process's record (its start time differs): nothing here to take back.
-  SyscallInjector injector;
+  SyscallInjector injector(supervisors_);
   nlohmann::json undo = parse(kDelayRecord);
   undo["pid"] = kPid;
   auto reverted = injector.revert("slow", undo);
