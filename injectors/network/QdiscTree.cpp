@@ -109,7 +109,18 @@ Result<json> revertTree(QdiscContext& context, TcNetns& tc, int ifindex, const Q
                         const std::string& dev) {
   auto qdiscs = tc.qdiscs(ifindex);
   if (!qdiscs) return std::move(qdiscs).error();
-  if (!isOurRoot(qdiscAt(*qdiscs, TC_H_ROOT))) return json::object();  // nothing of ours there
+  const TcQdisc* root = qdiscAt(*qdiscs, TC_H_ROOT);
+  if (!isOurRoot(root)) {
+    // Nothing of ours there. But the kernel's default root where the record names a user's
+    // root means an earlier revert deleted our tree and then failed to restore theirs (or
+    // something deleted our tree meanwhile): the user's root is still ours to bring back.
+    if ((root == nullptr || root->handle == 0) && !undo.prior.isDefault()) {
+      CHAOSD_TRY(restoreRoot(tc, undo.prior, dev));
+      return json{{"note", "restored the root qdisc " + undo.prior.handle + " of " + dev +
+                               " that an earlier revert left to the kernel's default"}};
+    }
+    return json::object();
+  }
   json observed = leafCounters(*qdiscs, undo.slot);
   auto classes = ourClasses(tc, ifindex);
   if (!classes) return std::move(classes).error();

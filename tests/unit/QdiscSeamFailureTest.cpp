@@ -81,6 +81,28 @@ TEST_F(QdiscSeamTest, ARevertFailingHalfWayIsFinishedByTheNext) {
   expectRevertedFully("r2", p2.undo);
 }
 
+// The last revert deletes our root, then the user's root cannot be added back: the retry finds
+// the kernel's default root and restores the user's, and a third revert changes nothing.
+TEST_F(QdiscSeamTest, AUsersRootARevertFailedToRestoreIsRestoredByTheNext) {
+  addUserRoot("tbf", tcHandle(8, 0), "rate 100mbit");
+  const FakeLink before = dev();
+  auto p = prepareOk(request("network.delay", "rr", {{"delay", 5'000'000}}));
+  ASSERT_TRUE(injector_.apply("rr", p.undo).ok());
+  tc_->failCall(2, ENOMEM);  // the root's delete passes, the user's root is refused
+  auto failed = injector_.revert("rr", p.undo);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(dev().qdisc(tcHandle(8, 0)), nullptr) << "the user's root is missing now";
+  auto retried = injector_.revert("rr", p.undo);
+  ASSERT_TRUE(retried.ok()) << retried.error().describe();
+  EXPECT_NE((*retried)["note"].get<std::string>().find("restored the root qdisc 8:0"),
+            std::string::npos);
+  EXPECT_EQ(dev(), before);
+  const auto calls = tc_->calls().size();
+  ASSERT_TRUE(injector_.revert("rr", p.undo).ok());
+  EXPECT_EQ(tc_->calls().size(), calls) << "nothing left to do";
+  expectRevertedFully("rr", p.undo);
+}
+
 TEST_F(QdiscSeamTest, AnInterfaceGoneAtRevertIsANoteNotAnError) {
   auto p = prepareOk(request("network.bandwidth", "g1", {{"rate", 8'000'000}}));
   ASSERT_TRUE(injector_.apply("g1", p.undo).ok());
