@@ -237,6 +237,13 @@ Result<ProcessTable> ProcessTable::scan(std::string procRoot, unsigned fields,
   return ProcessTable(std::move(procRoot), std::move(processes), fields);
 }
 
+ProcessTable ProcessTable::fromProcesses(std::vector<ProcessInfo> processes, unsigned fields,
+                                         std::string procRoot) {
+  std::sort(processes.begin(), processes.end(),
+            [](const ProcessInfo& a, const ProcessInfo& b) { return a.pid < b.pid; });
+  return ProcessTable(std::move(procRoot), std::move(processes), fields);
+}
+
 Result<ProcessInfo> readProcess(pid_t pid, const std::string& procRoot) {
   std::string path = procRoot + "/" + std::to_string(pid);
   Fd pidDir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

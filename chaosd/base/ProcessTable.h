@@ -78,6 +78,10 @@ class ProcessTable {
   // (it stays in the table, for ancestor lookups; match() with that selector rejects it).
   static Result<ProcessTable> scan(std::string procRoot = "/proc", unsigned fields = kScanAll,
                                    const ProcessSelector* hint = nullptr);
+  // A table of these processes, as if a scan had read them with `fields`: what a process
+  // table in memory (a fake kernel in tests) hands out.
+  static ProcessTable fromProcesses(std::vector<ProcessInfo> processes, unsigned fields = kScanAll,
+                                    std::string procRoot = "");
   // The fields a selector's match needs.
   static unsigned fieldsFor(const ProcessSelector& selector);
 

@@ -20,7 +20,6 @@
 #include <map>
 #include <thread>
 
-#include "chaosd/base/Pidfd.h"
 #include "chaosd/base/ProcessTable.h"
 #include "injectors/process/ProcessInjector.h"
 
@@ -41,9 +40,9 @@ bool isExecutableFile(const std::string& path) {
 // started no earlier than the leader (a reused pgid's processes would be younger than the
 // leader only if the leader and all its group were gone long ago; the leader's start time
 // check below covers the leader itself).
-std::vector<Victim> groupMembers(pid_t pgid, uint64_t leaderStart) {
+std::vector<Victim> groupMembers(ProcessKernel& kernel, pid_t pgid, uint64_t leaderStart) {
   std::vector<Victim> out;
-  auto table = ProcessTable::scan();
+  auto table = kernel.scan(kScanAll, nullptr);
   if (!table) return out;
   for (const auto& p : table->processes()) {
     if (p.pgid != pgid || p.state == 'Z' || p.startTime < leaderStart) continue;
@@ -58,32 +57,27 @@ struct Reached {
 };
 
 // Opens a proven pidfd to every recorded process still alive: the leader and its group.
-std::vector<Reached> reachGroup(pid_t pgid, uint64_t leaderStart) {
+std::vector<Reached> reachGroup(ProcessKernel& kernel, pid_t pgid, uint64_t leaderStart) {
   std::vector<Reached> out;
-  for (const auto& v : groupMembers(pgid, leaderStart)) {
-    auto r = reachVictim(v);
+  for (const auto& v : groupMembers(kernel, pgid, leaderStart)) {
+    auto r = reachVictim(kernel, v);
     if (r && r->state == VictimState::kLive) out.push_back(Reached{v, std::move(r->pidfd)});
   }
   return out;
 }
 
-void reapIfOurs(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) < 0 && errno == EINTR) {
-  }
-}
-
 // Waits until every pidfd reports an exit, or the deadline. True when all exited.
-bool waitAllExited(const std::vector<Reached>& group, Clock::time_point deadline) {
+bool waitAllExited(ProcessKernel& kernel, const std::vector<Reached>& group,
+                   Clock::time_point deadline) {
   for (;;) {
     bool all = true;
-    for (const auto& g : group) all = all && hasExited(g.pidfd);
+    for (const auto& g : group) all = all && kernel.hasExited(g.pidfd);
     if (all) return true;
     const auto now = Clock::now();
     if (now >= deadline) return false;
     std::vector<pollfd> fds;
     for (const auto& g : group) {
-      if (!hasExited(g.pidfd)) fds.push_back(pollfd{g.pidfd.get(), POLLIN, 0});
+      if (!kernel.hasExited(g.pidfd)) fds.push_back(pollfd{g.pidfd.get(), POLLIN, 0});
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(1, left.count())));
@@ -402,28 +396,32 @@ Result<nlohmann::json> stopExec(const nlohmann::json& undo) {
 }
 
 Result<nlohmann::json> stopExec(const ExecUndo& rec) {
+  return stopExec(*systemProcessKernel(), rec);
+}
+
+Result<nlohmann::json> stopExec(ProcessKernel& kernel, const ExecUndo& rec) {
   const auto t0 = Clock::now();
-  std::vector<Reached> group = reachGroup(rec.pid, rec.startTime);
+  std::vector<Reached> group = reachGroup(kernel, rec.pid, rec.startTime);
   if (group.empty()) {
-    reapIfOurs(rec.pid);
+    kernel.reapChild(rec.pid);
     return nlohmann::json{{"exited", "gone"}, {"stopMs", 0}};
   }
-  for (const auto& g : group) (void)signalVictim(g.pidfd, SIGTERM, g.victim);
+  for (const auto& g : group) (void)signalVictim(kernel, g.pidfd, SIGTERM, g.victim);
   std::string how = "term";
-  if (!waitAllExited(group, t0 + rec.grace)) {
+  if (!waitAllExited(kernel, group, t0 + rec.grace)) {
     how = "kill";
     // Members started after our first look get the KILL too.
-    for (auto& more : reachGroup(rec.pid, rec.startTime)) group.push_back(std::move(more));
+    for (auto& more : reachGroup(kernel, rec.pid, rec.startTime)) group.push_back(std::move(more));
     for (const auto& g : group) {
-      if (!hasExited(g.pidfd)) (void)signalVictim(g.pidfd, SIGKILL, g.victim);
+      if (!kernel.hasExited(g.pidfd)) (void)signalVictim(kernel, g.pidfd, SIGKILL, g.victim);
     }
-    if (!waitAllExited(group, Clock::now() + kKillWait)) {
-      reapIfOurs(rec.pid);
+    if (!waitAllExited(kernel, group, Clock::now() + kKillWait)) {
+      kernel.reapChild(rec.pid);
       return Error(ErrorCode::kTimeout,
                    "exec group " + std::to_string(rec.pid) + " still running after SIGKILL");
     }
   }
-  reapIfOurs(rec.pid);
+  kernel.reapChild(rec.pid);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
   return nlohmann::json{{"exited", how}, {"stopMs", ms.count()}};
 }
@@ -435,13 +433,21 @@ Result<std::vector<std::string>> execLeftovers(const nlohmann::json& undo) {
 }
 
 Result<std::vector<std::string>> execLeftovers(const ExecUndo& rec) {
+  return execLeftovers(*systemProcessKernel(), rec);
+}
+
+Result<std::vector<std::string>> execLeftovers(ProcessKernel& kernel, const ExecUndo& rec) {
   std::vector<std::string> out;
-  for (const auto& m : groupMembers(rec.pid, rec.startTime)) {
+  for (const auto& m : groupMembers(kernel, rec.pid, rec.startTime)) {
     out.push_back("pid " + std::to_string(m.pid) + " (" + m.comm + ") of exec group " +
                   std::to_string(rec.pid) + " still runs");
   }
   return out;
 }
+
+ExecTargetInjector::ExecTargetInjector() : ExecTargetInjector(systemProcessKernel()) {}
+ExecTargetInjector::ExecTargetInjector(std::shared_ptr<ProcessKernel> kernel)
+    : kernel_(std::move(kernel)) {}
 
 Result<PreparedFault> ExecTargetInjector::prepare(const FaultRequest&) {
   return Error(ErrorCode::kInvalid, "process.exec is started by the engine, not by a step");
@@ -452,11 +458,15 @@ Result<AppliedFault> ExecTargetInjector::apply(const std::string&, const nlohman
 }
 
 Result<nlohmann::json> ExecTargetInjector::revert(const std::string&, const nlohmann::json& undo) {
-  return stopExec(undo);
+  auto rec = ExecUndo::fromJson(undo);
+  if (!rec) return std::move(rec).error();
+  return stopExec(*kernel_, *rec);
 }
 
 Result<std::vector<std::string>> ExecTargetInjector::audit(const nlohmann::json& undo) {
-  return execLeftovers(undo);
+  auto rec = ExecUndo::fromJson(undo);
+  if (!rec) return std::move(rec).error();
+  return execLeftovers(*kernel_, *rec);
 }
 
 }  // namespace chaosd

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chaosd/base/Fd.h"
+#include "chaosd/base/ProcessKernel.h"
 #include "chaosd/base/Result.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/Injector.h"
@@ -67,10 +68,13 @@ nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds gr
 // when it is our child. Idempotent: a group already gone is success. Observed:
 // {"exited": "term"|"kill"|"gone", "stopMs": ...}. The JSON form parses the record first
 // (kInvalid when it is not one).
+// Without a kernel: the real one.
+Result<nlohmann::json> stopExec(ProcessKernel& kernel, const ExecUndo& undo);
 Result<nlohmann::json> stopExec(const ExecUndo& undo);
 Result<nlohmann::json> stopExec(const nlohmann::json& undo);
 
 // Members of the recorded group still running: "pid 1234 (python3) of exec group 1234".
+Result<std::vector<std::string>> execLeftovers(ProcessKernel& kernel, const ExecUndo& undo);
 Result<std::vector<std::string>> execLeftovers(const ExecUndo& undo);
 Result<std::vector<std::string>> execLeftovers(const nlohmann::json& undo);
 
@@ -78,10 +82,16 @@ Result<std::vector<std::string>> execLeftovers(const nlohmann::json& undo);
 // refused: the engine starts exec targets itself (startExec) and journals them.
 class ExecTargetInjector final : public Injector {
  public:
+  ExecTargetInjector();  // the real kernel
+  explicit ExecTargetInjector(std::shared_ptr<ProcessKernel> kernel);
+
   Result<PreparedFault> prepare(const FaultRequest& request) override;
   Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+ private:
+  std::shared_ptr<ProcessKernel> kernel_;
 };
 
 }  // namespace chaosd

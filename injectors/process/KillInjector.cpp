@@ -1,16 +1,13 @@
 #include "injectors/process/KillInjector.h"
 
-#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -37,30 +34,9 @@ bool isStoppingSignal(int signal) {
   return signal == SIGSTOP || signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU;
 }
 
-// CLOCK_BOOTTIME in ns: the clock /proc start times count in (ticks since boot).
-int64_t bootNowNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 int64_t startTimeToBootNs(uint64_t ticks) {
   static const int64_t kNsPerTick = 1'000'000'000 / std::max<long>(1, ::sysconf(_SC_CLK_TCK));
   return static_cast<int64_t>(ticks) * kNsPerTick;
-}
-
-// The pids listed in /proc now; empty when it cannot be read (the next tick tries again).
-std::set<pid_t> listPids() {
-  std::set<pid_t> pids;
-  DIR* dir = ::opendir("/proc");
-  if (dir == nullptr) return pids;
-  while (dirent* entry = ::readdir(dir)) {
-    char* end = nullptr;
-    long pid = std::strtol(entry->d_name, &end, 10);
-    if (end != entry->d_name && *end == '\0' && pid > 0) pids.insert(static_cast<pid_t>(pid));
-  }
-  ::closedir(dir);
-  return pids;
 }
 
 int pollTimeoutMs(Clock::time_point until) {
@@ -82,6 +58,7 @@ struct Pending {
 // One applied kill: its records, and the watch that goes on after apply() in a thread.
 // Before the thread starts, apply() owns it; after, only the thread until it is joined.
 struct KillInjector::Run {
+  std::shared_ptr<ProcessKernel> kernel;
   ProcessPlan plan;
   Options options;
   Clock::time_point start;
@@ -126,11 +103,11 @@ Result<void> KillInjector::Run::signalOne(const Victim& victim, std::optional<ui
   KillOutcome rec;
   rec.victim = victim;
   rec.round = round;
-  auto reached = reachVictim(victim);
+  auto reached = reachVictim(*kernel, victim);
   if (reached && reached->state == VictimState::kLive) {
     const auto at = Clock::now();
-    const int64_t atBoot = bootNowNs();
-    auto sent = signalVictim(reached->pidfd, plan.signal, victim);
+    const int64_t atBoot = kernel->bootTimeNs();
+    auto sent = signalVictim(*kernel, reached->pidfd, plan.signal, victim);
     if (sent) {
       rec.outcome = "signalled";
       rec.signalledMs = millisBetween(start, at);
@@ -206,7 +183,7 @@ void KillInjector::Run::absorb(const std::vector<ProcessInfo>& matches, bool asR
     if (kill != nullptr) {
       // The start time is truncated to a clock tick: the middle of that tick, but not before
       // the signal and not after we saw it.
-      const int64_t seenAfter = bootNowNs() - kill->first;
+      const int64_t seenAfter = kernel->bootTimeNs() - kill->first;
       const int64_t estimate = startedBoot + startTimeToBootNs(1) / 2 - kill->first;
       rec.replaces = kill->second;
       rec.restartMs = static_cast<double>(std::clamp<int64_t>(estimate, 0, seenAfter)) / 1e6;
@@ -221,14 +198,14 @@ void KillInjector::Run::absorb(const std::vector<ProcessInfo>& matches, bool asR
 // and no more often than four times the last scan's cost, so a large machine stays idle.
 void KillInjector::Run::watchTick(Clock::time_point now) {
   nextTick = now + options.restartPoll;
-  std::set<pid_t> pids = listPids();
+  std::set<pid_t> pids = kernel->listPids();
   for (pid_t pid : pids) {
     if (!listed.contains(pid)) young.emplace(pid, now + kYoungFor);
   }
   listed = std::move(pids);
   std::erase_if(young, [&](const auto& y) { return y.second < now || !listed.contains(y.first); });
   if (young.empty() || now < nextScan) return;
-  auto table = ProcessTable::scan();
+  auto table = kernel->scan(kScanAll, nullptr);
   auto matches =
       table ? table->match(plan.selector) : Result<std::vector<ProcessInfo>>(table.error());
   const auto cost = Clock::now() - now;
@@ -245,7 +222,7 @@ void KillInjector::Run::watchTick(Clock::time_point now) {
 // a match with a newer pid is already a restart. Pids newer than the signals that match
 // nothing yet (a supervisor's fork before its exec) stay young for the ticks to come.
 void KillInjector::Run::takeBaseline(const std::set<pid_t>& before) {
-  auto table = ProcessTable::scan();
+  auto table = kernel->scan(kScanAll, nullptr);
   if (!table) {
     log::get("process")->warn("restart watch: {}", table.error().describe());
     return;
@@ -275,7 +252,7 @@ void KillInjector::Run::runRound(uint64_t round) {
     rec.outcome = std::move(outcome);
     records.push_back(std::move(rec));
   };
-  auto table = ProcessTable::scan();
+  auto table = kernel->scan(kScanAll, nullptr);
   auto matches =
       table ? table->match(plan.selector) : Result<std::vector<ProcessInfo>>(table.error());
   if (!matches) {
@@ -325,7 +302,7 @@ void KillInjector::Run::watch() {
 void KillInjector::Run::finalLook() {
   (void)waitEvents(Clock::now(), false);
   if (!watchRestarts || died == 0) return;
-  auto table = ProcessTable::scan();
+  auto table = kernel->scan(kScanAll, nullptr);
   if (!table) return;
   auto matches = table->match(plan.selector);
   if (matches) absorb(*matches, true);
@@ -351,7 +328,9 @@ nlohmann::json KillInjector::Run::summary() const {
 // ---- KillInjector -----------------------------------------------------------------------
 
 KillInjector::KillInjector() : KillInjector(Options{}) {}
-KillInjector::KillInjector(Options options) : options_(options) {}
+KillInjector::KillInjector(Options options) : KillInjector(systemProcessKernel(), options) {}
+KillInjector::KillInjector(std::shared_ptr<ProcessKernel> kernel, Options options)
+    : kernel_(std::move(kernel)), options_(options) {}
 
 KillInjector::~KillInjector() {
   std::lock_guard lock(mutex_);
@@ -376,7 +355,7 @@ Result<PreparedFault> KillInjector::prepare(const FaultRequest& request) {
   if (interval.count() > 0 && request.duration.count() <= 0) {
     return Error(ErrorCode::kInvalid, "an interval needs the step's duration");
   }
-  auto plan = planProcessFault(request, signal, interval);
+  auto plan = planProcessFault(*kernel_, request, signal, interval);
   if (!plan) return std::move(plan).error();
 
   PreparedFault prepared;
@@ -417,6 +396,7 @@ Result<AppliedFault> KillInjector::apply(const std::string& faultId, const nlohm
     return applied;
   }
   auto run = std::make_unique<Run>();
+  run->kernel = kernel_;
   run->plan = std::move(*plan);
   run->options = options_;
   if (!run->stopFd) return Error::fromErrno("eventfd for the kill watch", errno);
@@ -431,7 +411,7 @@ Result<AppliedFault> KillInjector::apply(const std::string& faultId, const nlohm
   // Only a listing before the signals (a full scan would delay them): what matches later
   // with one of these pids was there before and is not a restart.
   std::set<pid_t> before;
-  if (run->watchRestarts) before = listPids();
+  if (run->watchRestarts) before = kernel_->listPids();
   for (const Victim& v : run->plan.victims) {
     auto sent = run->signalOne(v, run->isInterval() ? std::optional<uint64_t>(0) : std::nullopt);
     if (!sent) return std::move(sent).error().withContext("process.kill");

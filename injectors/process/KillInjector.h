@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "chaosd/base/ProcessKernel.h"
 #include "injectors/Injector.h"
 
 // process.kill: a signal (default SIGKILL) through a pidfd to each selected process, once or,
@@ -27,8 +28,9 @@ class KillInjector final : public Injector {
     // How often the restart watch looks for new processes.
     std::chrono::milliseconds restartPoll{25};
   };
-  KillInjector();
+  KillInjector();  // the real kernel
   explicit KillInjector(Options options);
+  KillInjector(std::shared_ptr<ProcessKernel> kernel, Options options);
   // Stops and joins the watches still running.
   ~KillInjector() override;
   KillInjector(const KillInjector&) = delete;
@@ -53,6 +55,7 @@ class KillInjector final : public Injector {
   struct Run;  // one applied kill and its watch (KillInjector.cpp)
 
  private:
+  std::shared_ptr<ProcessKernel> kernel_;
   Options options_;
   std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Run>> runs_;  // by fault id

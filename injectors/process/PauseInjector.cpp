@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "chaosd/base/Log.h"
+#include "chaosd/base/Units.h"
 #include "injectors/process/ProcessInjector.h"
 
 namespace chaosd {
@@ -13,21 +14,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A stop is delivered when the target next runs: microseconds for a sleeping process, later
-// for one in uninterruptible sleep (D), which stops when its system call ends.
-constexpr auto kStopWait = std::chrono::seconds(2);
-constexpr auto kResumeWait = std::chrono::seconds(1);
-
 bool isStopped(char state) { return state == 'T' || state == 't'; }
 
 // Polls /proc until done(victim index, state or nullopt when gone) holds for every index in
 // `left`, or the deadline; returns the indexes still left.
 template <typename Done>
-std::vector<size_t> pollStates(const std::vector<Victim>& victims, std::vector<size_t> left,
-                               Clock::time_point deadline, Done done) {
+std::vector<size_t> pollStates(ProcessKernel& kernel, const std::vector<Victim>& victims,
+                               std::vector<size_t> left, Clock::time_point deadline, Done done) {
   auto pause = std::chrono::microseconds(200);
   for (;;) {
-    std::erase_if(left, [&](size_t i) { return done(i, victimStateLetter(victims[i])); });
+    std::erase_if(left, [&](size_t i) { return done(i, victimStateLetter(kernel, victims[i])); });
     if (left.empty() || Clock::now() >= deadline) return left;
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
@@ -36,11 +32,17 @@ std::vector<size_t> pollStates(const std::vector<Victim>& victims, std::vector<s
 
 }  // namespace
 
+PauseInjector::PauseInjector() : PauseInjector(systemProcessKernel()) {}
+PauseInjector::PauseInjector(std::shared_ptr<ProcessKernel> kernel)
+    : PauseInjector(std::move(kernel), Options{}) {}
+PauseInjector::PauseInjector(std::shared_ptr<ProcessKernel> kernel, Options options)
+    : kernel_(std::move(kernel)), options_(options) {}
+
 Result<PreparedFault> PauseInjector::prepare(const FaultRequest& request) {
-  auto plan = planProcessFault(request, SIGSTOP, std::chrono::nanoseconds(0));
+  auto plan = planProcessFault(*kernel_, request, SIGSTOP, std::chrono::nanoseconds(0));
   if (!plan) return std::move(plan).error();
   for (const Victim& v : plan->victims) {
-    auto state = victimStateLetter(v);
+    auto state = victimStateLetter(*kernel_, v);
     (state && isStopped(*state) ? plan->alreadyStopped : plan->stopped).push_back(v);
   }
   PreparedFault prepared;
@@ -82,10 +84,10 @@ Result<AppliedFault> PauseInjector::apply(const std::string& faultId, const nloh
   std::vector<size_t> signalled;
   for (size_t i = 0; i < victims.size(); ++i) {
     records.emplace_back().victim = victims[i];
-    auto reached = reachVictim(victims[i]);
+    auto reached = reachVictim(*kernel_, victims[i]);
     if (!reached) return std::move(reached).error().withContext("process.pause");
     if (reached->state == VictimState::kLive) {
-      auto sent = signalVictim(reached->pidfd, SIGSTOP, victims[i]);
+      auto sent = signalVictim(*kernel_, reached->pidfd, SIGSTOP, victims[i]);
       if (sent) {
         records[i].outcome = "signalled";
         records[i].signalledMs = millisBetween(start, Clock::now());
@@ -100,22 +102,23 @@ Result<AppliedFault> PauseInjector::apply(const std::string& faultId, const nloh
     records[i].outcome = std::string(victimStateText(reached->state));
   }
   size_t stopped = 0;
-  auto left =
-      pollStates(victims, signalled, start + kStopWait, [&](size_t i, std::optional<char> state) {
-        if (!state) {
-          records[i].outcome = "exited after the signal";
-          return true;
-        }
-        if (!isStopped(*state)) return false;
-        records[i].outcome = "stopped";
-        records[i].stoppedMs = millisBetween(start, Clock::now());
-        ++stopped;
-        return true;
-      });
+  auto left = pollStates(*kernel_, victims, signalled, start + options_.stopWait,
+                         [&](size_t i, std::optional<char> state) {
+                           if (!state) {
+                             records[i].outcome = "exited after the signal";
+                             return true;
+                           }
+                           if (!isStopped(*state)) return false;
+                           records[i].outcome = "stopped";
+                           records[i].stoppedMs = millisBetween(start, Clock::now());
+                           ++stopped;
+                           return true;
+                         });
   for (size_t i : left) {
-    auto state = victimStateLetter(victims[i]);
-    records[i].outcome =
-        "signalled, not seen stopped within 2s (state " + std::string(1, state.value_or('?')) + ")";
+    auto state = victimStateLetter(*kernel_, victims[i]);
+    records[i].outcome = "signalled, not seen stopped within " +
+                         units::formatDuration(options_.stopWait) + " (state " +
+                         std::string(1, state.value_or('?')) + ")";
     log::get("process")->warn("pause not confirmed fault={} pid={} state={}", faultId,
                               victims[i].pid, state.value_or('?'));
   }
@@ -147,9 +150,9 @@ Result<nlohmann::json> PauseInjector::revert(const std::string& faultId,
   std::vector<std::string> errors;
   std::vector<size_t> signalled;
   for (size_t i = 0; i < victims.size(); ++i) {
-    auto reached = reachVictim(victims[i]);
+    auto reached = reachVictim(*kernel_, victims[i]);
     if (reached && reached->state == VictimState::kLive) {
-      auto sent = signalVictim(reached->pidfd, SIGCONT, victims[i]);
+      auto sent = signalVictim(*kernel_, reached->pidfd, SIGCONT, victims[i]);
       if (sent) {
         signalled.push_back(i);
         continue;
@@ -166,7 +169,7 @@ Result<nlohmann::json> PauseInjector::revert(const std::string& faultId,
       (reached->state == VictimState::kReused ? reused : gone).push_back(victims[i].pid);
     }
   }
-  auto left = pollStates(victims, signalled, Clock::now() + kResumeWait,
+  auto left = pollStates(*kernel_, victims, signalled, Clock::now() + options_.resumeWait,
                          [&](size_t i, std::optional<char> state) {
                            if (!state) {
                              gone.push_back(victims[i].pid);
@@ -195,7 +198,7 @@ Result<std::vector<std::string>> PauseInjector::audit(const nlohmann::json& undo
   if (!plan) return std::move(plan).error();
   std::vector<std::string> left;
   for (const Victim& v : plan->stopped) {
-    auto state = victimStateLetter(v);
+    auto state = victimStateLetter(*kernel_, v);
     if (state && isStopped(*state)) {
       left.push_back("process.pause: pid " + std::to_string(v.pid) + " (" + v.comm +
                      ") is still stopped (state " + std::string(1, *state) + ")");

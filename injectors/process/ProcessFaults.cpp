@@ -8,6 +8,10 @@
 namespace chaosd {
 
 void registerProcessFaults(FaultRegistry& registry) {
+  // The kernel every process injector acts through: the real one (tests build the injectors
+  // with a process table in memory instead).
+  std::shared_ptr<ProcessKernel> kernel = systemProcessKernel();
+
   FaultType kill;
   kill.name = "process.kill";
   kill.summary = "send a signal (default SIGKILL) to the selected processes";
@@ -28,21 +32,23 @@ void registerProcessFaults(FaultRegistry& registry) {
     }
     return std::nullopt;
   });
-  kill.factory = [] { return std::make_unique<KillInjector>(); };
+  kill.factory = [kernel] {
+    return std::make_unique<KillInjector>(kernel, KillInjector::Options{});
+  };
   (void)registry.add(std::move(kill));
 
   FaultType pause;
   pause.name = "process.pause";
   pause.summary = "stop the selected processes (SIGSTOP) for the duration, then SIGCONT";
   pause.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
-  pause.factory = [] { return std::make_unique<PauseInjector>(); };
+  pause.factory = [kernel] { return std::make_unique<PauseInjector>(kernel); };
   (void)registry.add(std::move(pause));
 
   FaultType exec;
   exec.name = std::string(kExecFaultType);
   exec.summary = "a process an exec target started; stopped (TERM, then KILL) at revert";
   exec.internal = true;
-  exec.factory = [] { return std::make_unique<ExecTargetInjector>(); };
+  exec.factory = [kernel] { return std::make_unique<ExecTargetInjector>(kernel); };
   (void)registry.add(std::move(exec));
 }
 

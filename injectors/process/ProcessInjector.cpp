@@ -1,6 +1,5 @@
 #include "injectors/process/ProcessInjector.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,7 +7,6 @@
 #include <random>
 
 #include "chaosd/base/GuardianName.h"
-#include "chaosd/base/Pidfd.h"
 #include "injectors/process/Selection.h"
 #include "injectors/process/TargetResolution.h"
 
@@ -62,15 +60,21 @@ Candidates eligibleAmong(const ProcessTable& table, std::vector<ProcessInfo> mat
 Result<Candidates> findCandidates(const ProcessSelector& selector,
                                   const ProtectionContext& protection,
                                   const std::string& procRoot) {
+  SystemProcessKernel kernel(procRoot);
+  return findCandidates(kernel, selector, protection);
+}
+
+Result<Candidates> findCandidates(ProcessKernel& kernel, const ProcessSelector& selector,
+                                  const ProtectionContext& protection) {
   // Read only what the selector needs from every process, then the whole of the few it
   // matched (the guardian is recognised by its command line; the report shows it).
-  auto table = ProcessTable::scan(procRoot, ProcessTable::fieldsFor(selector), &selector);
+  auto table = kernel.scan(ProcessTable::fieldsFor(selector), &selector);
   if (!table) return std::move(table).error();
   auto matched = table->match(selector);
   if (matched) {
     std::vector<ProcessInfo> complete;
     for (const ProcessInfo& p : *matched) {
-      auto full = readProcess(p.pid, procRoot);
+      auto full = kernel.readProcess(p.pid);
       if (full && full->startTime == p.startTime) complete.push_back(std::move(*full));
     }
     *matched = std::move(complete);
@@ -86,7 +90,7 @@ ProtectionContext defaultProtection() {
   return protection;
 }
 
-Result<ProcessPlan> planProcessFault(const FaultRequest& request, int signal,
+Result<ProcessPlan> planProcessFault(ProcessKernel& kernel, const FaultRequest& request, int signal,
                                      std::chrono::nanoseconds interval) {
   const TargetSpec* target = request.target;
   if (target == nullptr) {
@@ -114,7 +118,7 @@ Result<ProcessPlan> planProcessFault(const FaultRequest& request, int signal,
   plan.duration = request.duration;
   plan.interval = interval;
 
-  auto found = findCandidates(target->process, defaultProtection());
+  auto found = findCandidates(kernel, target->process, defaultProtection());
   if (!found) return std::move(found).error().withContext("resolving target " + target->name);
   plan.matched = found->matched;
   plan.eligible = found->eligible.size();
@@ -182,25 +186,22 @@ std::string_view victimStateText(VictimState state) {
   return "";
 }
 
-bool hasExited(const Fd& pidfd) {
-  pollfd p{pidfd.get(), POLLIN, 0};
-  int n = 0;
-  do {
-    n = ::poll(&p, 1, 0);
-  } while (n < 0 && errno == EINTR);
-  return n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+Result<ReachedVictim> reachVictim(const Victim& victim) {
+  return reachVictim(*systemProcessKernel(), victim);
 }
 
-Result<ReachedVictim> reachVictim(const Victim& victim, const std::string& procRoot) {
+Result<ReachedVictim> reachVictim(ProcessKernel& kernel, const Victim& victim) {
   ReachedVictim out;
   // The pidfd first, the start time second: if the start time still matches after the
   // pidfd is open, the pidfd holds the recorded process and no later reuse can redirect it.
-  Fd pidfd(::pidfd_open(victim.pid, 0));
-  if (!pidfd) {
-    if (errno == ESRCH) return out;
-    return Error::fromErrno("pidfd_open of pid " + std::to_string(victim.pid), errno);
+  auto opened = kernel.openPidfd(victim.pid);
+  if (!opened) {
+    const int err = opened.error().sysErrno();
+    if (err == ESRCH) return out;
+    return Error::fromErrno("pidfd_open of pid " + std::to_string(victim.pid), err);
   }
-  auto start = readStartTime(victim.pid, procRoot);
+  Fd pidfd = std::move(*opened);
+  auto start = kernel.readStartTime(victim.pid);
   if (!start) {
     if (start.error().code() == ErrorCode::kNotFound) return out;
     return std::move(start).error();
@@ -209,21 +210,27 @@ Result<ReachedVictim> reachVictim(const Victim& victim, const std::string& procR
     out.state = VictimState::kReused;
     return out;
   }
-  if (hasExited(pidfd)) return out;  // a zombie: its start time still reads the same
+  if (kernel.hasExited(pidfd)) return out;  // a zombie: its start time still reads the same
   out.state = VictimState::kLive;
   out.pidfd = std::move(pidfd);
   return out;
 }
 
 Result<void> signalVictim(const Fd& pidfd, int signal, const Victim& victim) {
-  if (::pidfd_send_signal(pidfd.get(), signal, nullptr, 0) == 0) return success();
-  return Error::fromErrno("pidfd_send_signal " + std::to_string(signal) + " to pid " +
-                              std::to_string(victim.pid) + " (" + victim.comm + ")",
-                          errno);
+  return signalVictim(*systemProcessKernel(), pidfd, signal, victim);
 }
 
-std::optional<char> victimStateLetter(const Victim& victim, const std::string& procRoot) {
-  auto info = readProcess(victim.pid, procRoot);
+Result<void> signalVictim(ProcessKernel& kernel, const Fd& pidfd, int signal,
+                          const Victim& victim) {
+  auto sent = kernel.sendSignal(pidfd, signal);
+  if (sent) return success();
+  return Error::fromErrno("pidfd_send_signal " + std::to_string(signal) + " to pid " +
+                              std::to_string(victim.pid) + " (" + victim.comm + ")",
+                          sent.error().sysErrno());
+}
+
+std::optional<char> victimStateLetter(ProcessKernel& kernel, const Victim& victim) {
+  auto info = kernel.readProcess(victim.pid);
   if (!info || info->startTime != victim.startTime) return std::nullopt;
   return info->state;
 }

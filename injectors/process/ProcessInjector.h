@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "chaosd/base/Fd.h"
+#include "chaosd/base/ProcessKernel.h"
 #include "chaosd/base/ProcessTable.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/Injector.h"
@@ -34,7 +35,10 @@ struct Candidates {
 Candidates eligibleAmong(const ProcessTable& table, std::vector<ProcessInfo> matched,
                          const ProtectionContext& protection);
 
-// Scans procRoot, matches the selector, and keeps the eligible.
+// Scans the kernel's process table, matches the selector, and keeps the eligible.
+Result<Candidates> findCandidates(ProcessKernel& kernel, const ProcessSelector& selector,
+                                  const ProtectionContext& protection);
+// The same on the real kernel, over procRoot (a fixture tree in benchmarks).
 Result<Candidates> findCandidates(const ProcessSelector& selector,
                                   const ProtectionContext& protection,
                                   const std::string& procRoot = "/proc");
@@ -47,7 +51,7 @@ ProtectionContext defaultProtection();
 // or a fresh one that is recorded), the victims chosen. Errors: kUnsupported for exec
 // targets, kPermission when every match is protected, kNotFound when nothing matches (a
 // no-op plan with `empty: skip`), kInvalid past the sanity bound of kMaxVictims.
-Result<ProcessPlan> planProcessFault(const FaultRequest& request, int signal,
+Result<ProcessPlan> planProcessFault(ProcessKernel& kernel, const FaultRequest& request, int signal,
                                      std::chrono::nanoseconds interval);
 
 inline constexpr size_t kMaxVictims = 10000;
@@ -72,16 +76,15 @@ struct ReachedVictim {
   Fd pidfd;  // valid when kLive
 };
 // Errors only for failures other than "gone" (EPERM from pidfd_open, an unreadable /proc).
-Result<ReachedVictim> reachVictim(const Victim& victim, const std::string& procRoot = "/proc");
+Result<ReachedVictim> reachVictim(ProcessKernel& kernel, const Victim& victim);
+Result<ReachedVictim> reachVictim(const Victim& victim);  // on the real kernel
 
-// pidfd_send_signal. kNotFound (ESRCH) when the process has exited meanwhile.
-Result<void> signalVictim(const Fd& pidfd, int signal, const Victim& victim);
-
-// True when the pidfd reports that its process has exited (POLLIN), without waiting.
-bool hasExited(const Fd& pidfd);
+// pidfd_send_signal. The error keeps the errno: ESRCH when the process has exited meanwhile.
+Result<void> signalVictim(ProcessKernel& kernel, const Fd& pidfd, int signal, const Victim& victim);
+Result<void> signalVictim(const Fd& pidfd, int signal, const Victim& victim);  // real kernel
 
 // The state letter of the recorded process, or nullopt when it is gone or the pid reused.
-std::optional<char> victimStateLetter(const Victim& victim, const std::string& procRoot = "/proc");
+std::optional<char> victimStateLetter(ProcessKernel& kernel, const Victim& victim);
 
 // Milliseconds from `from` to `to`, with a microsecond's precision.
 double millisBetween(std::chrono::steady_clock::time_point from,

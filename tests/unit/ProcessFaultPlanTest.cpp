@@ -138,7 +138,7 @@ TEST(ProcessFaultPlanTest, TargetsOfTheWrongKindAreRefusedBeforeProcIsRead) {
   r.faultId = "run-1";
   r.faultType = "process.kill";
   r.args = {{"signal", SIGKILL}};
-  auto none = planProcessFault(r, SIGKILL, 0ns);
+  auto none = planProcessFault(*systemProcessKernel(), r, SIGKILL, 0ns);
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().code(), ErrorCode::kInvalid);
 
@@ -146,7 +146,7 @@ TEST(ProcessFaultPlanTest, TargetsOfTheWrongKindAreRefusedBeforeProcIsRead) {
   exec.name = "app";
   exec.kind = TargetKind::kExec;
   r.target = &exec;
-  auto unsupported = planProcessFault(r, SIGKILL, 0ns);
+  auto unsupported = planProcessFault(*systemProcessKernel(), r, SIGKILL, 0ns);
   ASSERT_FALSE(unsupported.ok());
   EXPECT_EQ(unsupported.error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(unsupported.error().message(), "exec target 'app' has no process the engine started");
@@ -155,7 +155,7 @@ TEST(ProcessFaultPlanTest, TargetsOfTheWrongKindAreRefusedBeforeProcIsRead) {
   path.name = "data";
   path.kind = TargetKind::kPath;
   r.target = &path;
-  auto wrong = planProcessFault(r, SIGKILL, 0ns);
+  auto wrong = planProcessFault(*systemProcessKernel(), r, SIGKILL, 0ns);
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.error().code(), ErrorCode::kInvalid);
 }
