@@ -60,7 +60,7 @@ struct FakeQueueHolder {
   uint64_t releasedAtStop = 0;
 };
 
-struct FakeNetns {
+struct FakeNetfilterNs {
   std::vector<FakeNftTable> tables;
   std::set<uint16_t> boundQueues;
   std::map<uint16_t, std::shared_ptr<FakeQueueHolder>> holders;  // by bound queue
@@ -115,8 +115,8 @@ class FakeFailures {
 class FakeNetfilter {
  public:
   // A namespace's state, made empty on first use ("" is the host's). Not for a gone one.
-  FakeNetns& netns(const std::string& path) { return namespaces_[path]; }
-  const FakeNetns* find(const std::string& path) const {
+  FakeNetfilterNs& netns(const std::string& path) { return namespaces_[path]; }
+  const FakeNetfilterNs* find(const std::string& path) const {
     auto it = namespaces_.find(path);
     return it == namespaces_.end() ? nullptr : &it->second;
   }
@@ -134,7 +134,7 @@ class FakeNetfilter {
   // The table names of a namespace, "family name" in creation order.
   std::vector<std::string> tableNames(const std::string& path) const {
     std::vector<std::string> out;
-    if (const FakeNetns* ns = find(path)) {
+    if (const FakeNetfilterNs* ns = find(path)) {
       for (const auto& t : ns->tables) out.push_back(t.family + " " + t.name);
     }
     return out;
@@ -142,8 +142,8 @@ class FakeNetfilter {
   // A table, or nullptr.
   const FakeNftTable* table(const std::string& path, const std::string& name,
                             const std::string& family = "inet") const {
-    const FakeNetns* ns = find(path);
-    return ns == nullptr ? nullptr : const_cast<FakeNetns*>(ns)->table(family, name);
+    const FakeNetfilterNs* ns = find(path);
+    return ns == nullptr ? nullptr : const_cast<FakeNetfilterNs*>(ns)->table(family, name);
   }
   // "chain: text comment" of every rule of a table, in chain then rule order.
   std::vector<std::string> rules(const std::string& path, const std::string& name) const {
@@ -217,7 +217,7 @@ class FakeNetfilter {
     return out;
   }
 
-  std::map<std::string, FakeNetns> namespaces_;
+  std::map<std::string, FakeNetfilterNs> namespaces_;
   std::set<std::string> gone_;
 };
 

@@ -33,7 +33,7 @@ class FakeQueueConsumer final : public nfq::QueueConsumer {
       holder_->releasedAtStop += holder_->held;
       holder_->held = 0;
       if (!state_->gone(netnsPath_)) {
-        FakeNetns& ns = state_->netns(netnsPath_);
+        FakeNetfilterNs& ns = state_->netns(netnsPath_);
         ns.boundQueues.erase(queue_);
         ns.holders.erase(queue_);
       }
@@ -73,7 +73,7 @@ class FakeNfqueueKernel final : public NfqueueKernel {
     if (verdict == nfq::QueueVerdict::kNftQueue && !nftQueueExpression) {
       return Error(ErrorCode::kUnsupported, "nft queue is not available in this kernel", ENOENT);
     }
-    FakeNetns& ns = state_->netns(netnsPath);
+    FakeNetfilterNs& ns = state_->netns(netnsPath);
     if (ns.table("inet", table.name) != nullptr) {
       return Error(ErrorCode::kKernel,
                    "adding table inet " + table.name + ": nftables refused the batch: File exists",
@@ -138,7 +138,7 @@ class FakeNfqueueKernel final : public NfqueueKernel {
 
   Result<std::unique_ptr<nfq::QueueConsumer>> startConsumer(nfq::ConsumerConfig config) override {
     if (auto e = enter("startConsumer", config.netnsPath)) return std::move(*e);
-    FakeNetns& ns = state_->netns(config.netnsPath);
+    FakeNetfilterNs& ns = state_->netns(config.netnsPath);
     if (ns.boundQueues.contains(config.queue)) {
       return Error(ErrorCode::kConflict,
                    "NFQUEUE queue " + std::to_string(config.queue) + " is held by another socket",
@@ -158,7 +158,7 @@ class FakeNfqueueKernel final : public NfqueueKernel {
   // through undelayed (the bypass and fail-open flags).
   void passPackets(const std::string& netnsPath, const std::string& name, uint64_t count,
                    bool queued = true) {
-    FakeNetns& ns = state_->netns(netnsPath);
+    FakeNetfilterNs& ns = state_->netns(netnsPath);
     FakeNftTable* t = ns.table("inet", name);
     if (t == nullptr || t->chains.empty() || t->chains[0].rules.empty()) return;
     t->chains[0].rules[0].packets += count;

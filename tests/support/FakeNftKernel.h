@@ -29,7 +29,7 @@ class FakeNftKernel final : public NftKernel {
     if (auto e = state_->failures.onCall("run")) return std::move(*e);
     if (state_->gone(netnsPath)) return FakeNetfilter::goneError(netnsPath);
     sessions_.insert(netnsPath);
-    FakeNetns copy = state_->netns(netnsPath);
+    FakeNetfilterNs copy = state_->netns(netnsPath);
     try {
       std::string out = FakeNftScript::apply(copy, commands, failOn_, failText_);
       state_->netns(netnsPath) = std::move(copy);  // the transaction commits

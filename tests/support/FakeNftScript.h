@@ -32,7 +32,7 @@ class FakeNftScript {
   // Applies every command of `script` to `ns` in order; what `list` commands print. Throws on
   // the first failure, leaving `ns` half changed: the caller applies to a copy (a transaction).
   // A command containing `failOn` (when not empty) is refused with `failText`.
-  static std::string apply(FakeNetns& ns, const std::string& script, const std::string& failOn = "",
+  static std::string apply(FakeNetfilterNs& ns, const std::string& script, const std::string& failOn = "",
                            const std::string& failText = "") {
     std::string out;
     for (auto& cmd : commands(tokenize(script))) {
@@ -67,7 +67,7 @@ class FakeNftScript {
   };
   using Tokens = std::vector<Token>;
 
-  FakeNftScript(FakeNetns& ns, const Tokens& cmd) : ns_(ns), t_(cmd) {
+  FakeNftScript(FakeNetfilterNs& ns, const Tokens& cmd) : ns_(ns), t_(cmd) {
     for (const auto& tok : cmd) {
       source_ += (source_.empty() ? "" : " ") + (tok.quoted ? "\"" + tok.text + "\"" : tok.text);
     }
@@ -419,7 +419,7 @@ class FakeNftScript {
     return w;
   }
 
-  FakeNetns& ns_;
+  FakeNetfilterNs& ns_;
   const Tokens& t_;
   size_t i_ = 0;
   std::string source_;
