@@ -32,8 +32,8 @@ class FakeNftScript {
   // Applies every command of `script` to `ns` in order; what `list` commands print. Throws on
   // the first failure, leaving `ns` half changed: the caller applies to a copy (a transaction).
   // A command containing `failOn` (when not empty) is refused with `failText`.
-  static std::string apply(FakeNetfilterNs& ns, const std::string& script, const std::string& failOn = "",
-                           const std::string& failText = "") {
+  static std::string apply(FakeNetfilterNs& ns, const std::string& script,
+                           const std::string& failOn = "", const std::string& failText = "") {
     std::string out;
     for (auto& cmd : commands(tokenize(script))) {
       FakeNftScript p(ns, cmd);
