@@ -140,12 +140,32 @@ struct LatencyBound {
   Comparison bound;        // value in nanoseconds
 };
 
-// The statistical mode (DESIGN.md section 6): the baseline's (1 - quantileAlpha) quantile of
-// latency is the threshold; a phase deviates when its exceedances are more than a binomial
-// test at false-alarm bound alpha allows.
+// How the statistical mode decides (docs/experiment-format.md, "baseline: the statistical mode").
+enum class BaselineTest {
+  // The phase's latency quantile against the reference's, as a ratio with a confidence interval
+  // from a moving-block bootstrap (blocks of consecutive samples keep their autocorrelation);
+  // deviated when the interval's lower end is above 1 + minEffect. The default.
+  kBlocks,
+  // The exact count test: k of the phase's n samples above the reference's quantile (raised by
+  // minEffect) against the beta-binomial law. Exact only for exchangeable samples (no drift).
+  kExceedance,
+};
+
+// The statistical mode: the phase's latency quantile against a reference (the probe's own
+// before phase, or a control probe's samples of the same phase), at false-alarm bound alpha,
+// counting only a rise of at least the minimum effect.
 struct BaselineTolerance {
   double alpha = 0.01;
   double quantile = 0.95;
+  // minEffect: a rise smaller than this is no deviation however detectable it is. One of the
+  // two is set: a share (0.2 for "20%": the quantile rises by at least 20%) or a duration.
+  double minRelative = 0;
+  Duration minAbsolute{0};
+  // A probe on a replica the faults do not touch, sampled concurrently: each phase is judged
+  // against the control's samples of the same phase (ChAP's control group), so a drift both
+  // share cancels out. Empty: against this probe's before phase.
+  std::string control;
+  BaselineTest test = BaselineTest::kBlocks;
 };
 
 struct Tolerance {

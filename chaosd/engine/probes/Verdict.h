@@ -35,17 +35,50 @@ struct LatencyCheck {
   bool held = false;
 };
 
+// What an A/A calibration (`chaosctl calibrate`: the experiment's phases run with no fault)
+// measured for this probe and phase: the statistical check deviated in `falseAlarms` of `runs`.
+struct CalibratedRate {
+  size_t runs = 0;
+  size_t falseAlarms = 0;
+  std::string source;  // the calibration file
+};
+
 struct BaselineCheck {
+  // What was asked (BaselineTolerance).
+  BaselineTest test = BaselineTest::kBlocks;
   double quantile = 0.95;
   double alpha = 0.01;
-  size_t baselineCount = 0;  // m
-  size_t rank = 0;           // r: the threshold is the baseline's r-th smallest latency
-  Duration threshold{0};
+  double minRelative = 0;
+  Duration minAbsolute{0};
+  std::string control;  // the reference is this probe's samples of the same phase; empty: before
+
+  // The reference (the before phase, or the control's same phase) and the threshold.
+  size_t baselineCount = 0;   // m
+  size_t rank = 0;            // r: the reference quantile is its r-th smallest latency
+  Duration threshold{0};      // the reference quantile
+  Duration phaseQuantile{0};  // the phase's quantile (nearest rank)
+
+  // The exceedance count: k of the phase's n samples strictly above the threshold raised by
+  // the minimum effect (threshold * (1 + minRelative) + minAbsolute).
   size_t count = 0;        // n: samples in this phase
-  size_t exceedances = 0;  // k: of them, strictly above the threshold
+  size_t exceedances = 0;  // k
   double expected = 0;     // n * (m - r + 1) / (m + 1): the mean of k when nothing changed
-  double pValue = 1;       // P(K >= k) when nothing changed
-  bool deviated = false;   // pValue < alpha
+  double pValue = 1;       // P(K >= k) when nothing changed (exact for exchangeable samples)
+
+  // The effect: phaseQuantile / threshold - 1 (0.2: 20% slower), and its two-sided 1 - 2 alpha
+  // confidence interval from the moving-block bootstrap (the one-sided 1 - alpha lower bound is
+  // effectLow); the same for the difference in time.
+  double effect = 0;
+  double effectLow = 0;
+  double effectHigh = 0;
+  Duration difference{0};
+  Duration differenceLow{0};
+  Duration differenceHigh{0};
+  size_t blockLength = 0;  // samples per bootstrap block
+  size_t resamples = 0;
+
+  bool deviated = false;
+  std::optional<CalibratedRate> calibration;  // when the run was given one
 };
 
 struct PhaseVerdict {
