@@ -1,5 +1,7 @@
 #include "reports/FailureText.h"
 
+#include <cstdio>
+
 #include "reports/ReportFields.h"
 #include "reports/ResilienceScore.h"
 
@@ -52,22 +54,67 @@ std::string probeFailureMessage(const Json& report, const Json& probe, const Jso
   return out;
 }
 
+namespace {
+
+std::string signedShare(double share) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.0f%%", share * 100);
+  return buf;
+}
+
+std::string minEffectText(const Json& b) {
+  const double share = number(b, "minEffectShare");
+  const auto ns = nanos(b, "minEffectNs");
+  if (ns && *ns > 0) return duration(*ns);
+  if (share > 0) return signedShare(share);
+  return "";
+}
+
+std::string calibrationText(const Json& b) {
+  if (!b.contains("calibration") || !b["calibration"].is_object()) return "";
+  const Json& c = b["calibration"];
+  const auto runs = static_cast<int64_t>(number(c, "runs"));
+  const auto alarms = static_cast<int64_t>(number(c, "falseAlarms"));
+  return "; with no fault (chaosctl calibrate, " + std::to_string(runs) + " runs) it deviated in " +
+         std::to_string(alarms) + " of " + std::to_string(runs) + " (" +
+         percent(runs ? static_cast<double>(alarms) / static_cast<double>(runs) : 0) +
+         ") against a nominal " + significant(number(b, "alpha"));
+}
+
+}  // namespace
+
 std::string baselineWords(const Json& verdict) {
   if (!verdict.contains("baseline") || !verdict["baseline"].is_object()) return "";
   const Json& b = verdict["baseline"];
   const double alpha = number(b, "alpha");
-  const double p = number(b, "pValue", 1);
   const bool deviated = flag(b, "deviated");
-  return "compared with the baseline's " + significant(number(b, "quantile") * 100) +
-         "th percentile latency of " + duration(nanos(b, "thresholdNs")) + " (from " +
-         std::to_string(static_cast<int64_t>(number(b, "baselineCount"))) + " baseline samples), " +
+  const std::string quantile = significant(number(b, "quantile") * 100) + "th percentile";
+  const std::string control = text(b, "control");
+  const std::string reference =
+      control.empty() ? "the baseline's" : "the control " + control + "'s (same phase)";
+  const std::string floor = minEffectText(b);
+  const std::string refCount = std::to_string(static_cast<int64_t>(number(b, "baselineCount")));
+  if (text(b, "test") == "blocks") {
+    return quantile + " latency " + duration(nanos(b, "phaseQuantileNs")) + " against " +
+           reference + " " + duration(nanos(b, "thresholdNs")) + " (" + refCount +
+           " samples): " + signedShare(number(b, "effect")) + ", " +
+           significant((1 - 2 * alpha) * 100) + "% interval " +
+           signedShare(number(b, "effectLow")) + " to " + signedShare(number(b, "effectHigh")) +
+           " (moving-block bootstrap, blocks of " +
+           std::to_string(static_cast<int64_t>(number(b, "blockLength"))) + " samples)" +
+           (floor.empty() ? "" : "; minimum effect " + floor) +
+           (deviated ? ": the latency deviated" : ": no deviation") + calibrationText(b);
+  }
+  return "compared with " + reference + " " + quantile + " latency of " +
+         duration(nanos(b, "thresholdNs")) + " (from " + refCount + " samples)" +
+         (floor.empty() ? "" : " raised by the minimum effect " + floor) + ", " +
          std::to_string(static_cast<int64_t>(number(b, "exceedances"))) + " of " +
          std::to_string(static_cast<int64_t>(number(b, "count"))) + " samples were slower, where " +
          significant(number(b, "expected")) +
          " were expected if nothing had changed; the chance of at least that many is p = " +
-         significant(p) + (deviated ? ", below" : ", not below") +
+         significant(number(b, "pValue", 1)) + (deviated ? ", below" : ", not below") +
          " alpha = " + significant(alpha) +
-         (deviated ? ": the latency deviated" : ": no deviation");
+         (deviated ? ": the latency deviated" : ": no deviation") + calibrationText(b);
 }
 
 std::string verdictDetails(const Json& verdict) {

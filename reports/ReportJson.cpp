@@ -44,8 +44,49 @@ nlohmann::json toleranceJson(const Tolerance& t) {
     j["latency"][key.str()] =
         op + " " + units::formatDuration(Duration(static_cast<int64_t>(l.bound.value)));
   }
-  if (t.baseline)
-    j["baseline"] = {{"alpha", t.baseline->alpha}, {"quantile", t.baseline->quantile}};
+  if (t.baseline) {
+    const auto& b = *t.baseline;
+    j["baseline"] = {{"alpha", b.alpha},
+                     {"quantile", b.quantile},
+                     {"test", b.test == BaselineTest::kBlocks ? "blocks" : "exceedance"}};
+    if (b.minRelative > 0) j["baseline"]["minEffect"] = units::formatPercent(b.minRelative);
+    if (b.minAbsolute > Duration::zero()) {
+      j["baseline"]["minEffect"] = units::formatDuration(b.minAbsolute);
+    }
+    if (!b.control.empty()) j["baseline"]["control"] = b.control;
+  }
+  return j;
+}
+
+nlohmann::json baselineCheckJson(const BaselineCheck& b) {
+  nlohmann::json j = {
+      {"test", b.test == BaselineTest::kBlocks ? "blocks" : "exceedance"},
+      {"alpha", b.alpha},
+      {"quantile", b.quantile},
+      {"minEffectShare", b.minRelative},
+      {"minEffectNs", b.minAbsolute.count()},
+      {"control", b.control.empty() ? nlohmann::json(nullptr) : nlohmann::json(b.control)},
+      {"baselineCount", b.baselineCount},
+      {"thresholdNs", b.threshold.count()},
+      {"phaseQuantileNs", b.phaseQuantile.count()},
+      {"count", b.count},
+      {"exceedances", b.exceedances},
+      {"expected", b.expected},
+      {"pValue", b.pValue},
+      {"effect", b.effect},
+      {"effectLow", b.effectLow},
+      {"effectHigh", b.effectHigh},
+      {"differenceNs", b.difference.count()},
+      {"differenceLowNs", b.differenceLow.count()},
+      {"differenceHighNs", b.differenceHigh.count()},
+      {"blockLength", b.blockLength},
+      {"resamples", b.resamples},
+      {"deviated", b.deviated}};
+  if (b.calibration) {
+    j["calibration"] = {{"runs", b.calibration->runs},
+                        {"falseAlarms", b.calibration->falseAlarms},
+                        {"source", b.calibration->source}};
+  }
   return j;
 }
 
@@ -313,15 +354,7 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
       }
       if (v.baseline) {
         const auto& b = *v.baseline;
-        vj["baseline"] = {{"alpha", b.alpha},
-                          {"quantile", b.quantile},
-                          {"baselineCount", b.baselineCount},
-                          {"thresholdNs", ns(b.threshold)},
-                          {"count", b.count},
-                          {"exceedances", b.exceedances},
-                          {"expected", b.expected},
-                          {"pValue", b.pValue},
-                          {"deviated", b.deviated}};
+        vj["baseline"] = baselineCheckJson(b);
       }
       pj["verdicts"].push_back(vj);
     }

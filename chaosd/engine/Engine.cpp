@@ -142,6 +142,19 @@ void Engine::drainSamples() {
   }
 }
 
+// Probe i of n takes its samples i/n of its period after the window's start, in every phase:
+// probes that fire at the same instant compete for the same cores, and the one started first
+// was measured 15% to 22% slower than the one started next (two identical http.server
+// replicas probed every 20 ms on 2 cores, docs/verdicts.md): a bias of chaosd's own making
+// that a control probe would read as an effect of the fault. At most 250 ms and a quarter of
+// the window, so that a slow probe still samples a short window early.
+Duration Engine::staggerOffset(size_t i, Duration window) const {
+  const auto& probes = experiment_.steadyState.probes;
+  const Duration spread =
+      probes[i].every * static_cast<int64_t>(i) / static_cast<int64_t>(probes.size());
+  return std::min({spread, Duration(std::chrono::milliseconds(250)), window / 4});
+}
+
 Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
   const Clock& clock = *deps_.clock;
   const auto start = clock.now();
@@ -153,7 +166,7 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
   for (size_t i = 0; i < probes.size(); ++i) {
     if (std::find(probes[i].phases.begin(), probes[i].phases.end(), phase) !=
         probes[i].phases.end()) {
-      due[i] = start;
+      due[i] = start + staggerOffset(i, length);
     }
   }
   WindowEnd how = WindowEnd::kElapsed;
@@ -208,6 +221,14 @@ bool Engine::processFaultEvents(Clock::TimePoint windowStart) {
   return true;
 }
 
+size_t Engine::controlIndex(const std::string& name) const {
+  const auto& probes = experiment_.steadyState.probes;
+  for (size_t i = 0; i < probes.size(); ++i) {
+    if (probes[i].name == name) return i;
+  }
+  return probes.size();  // the parser refuses an unknown control; then no reference
+}
+
 std::vector<PhaseVerdict> Engine::judge(Phase phase) {
   std::vector<PhaseVerdict> out;
   const auto& probes = experiment_.steadyState.probes;
@@ -215,10 +236,19 @@ std::vector<PhaseVerdict> Engine::judge(Phase phase) {
     const auto& spec = probes[i];
     if (std::find(spec.phases.begin(), spec.phases.end(), phase) == spec.phases.end()) continue;
     std::vector<ProbeSample> samples;
-    std::vector<ProbeSample> baseline;
     for (const auto& s : result_.probes[i].samples) {
       if (s.phase == phase) samples.push_back(s);
-      if (s.phase == Phase::kBefore) baseline.push_back(s);
+    }
+    // The statistical mode's reference: the control probe's samples of this same phase (taken
+    // concurrently, so a drift both see cancels out), or this probe's own before phase.
+    std::vector<ProbeSample> baseline;
+    const std::string control = spec.tolerance.baseline ? spec.tolerance.baseline->control : "";
+    const size_t from = control.empty() ? i : controlIndex(control);
+    const Phase referencePhase = control.empty() ? Phase::kBefore : phase;
+    if (from < result_.probes.size()) {
+      for (const auto& s : result_.probes[from].samples) {
+        if (s.phase == referencePhase) baseline.push_back(s);
+      }
     }
     PhaseVerdict v = phase == Phase::kBefore || !spec.tolerance.baseline
                          ? judgePhase(spec, phase, samples)

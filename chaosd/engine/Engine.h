@@ -93,6 +93,10 @@ class Engine {
   void runRollbacks();
   void audit();
   std::vector<PhaseVerdict> judge(Phase phase);
+  // When probe i takes its first sample in a window of `window`, after the window's start.
+  Duration staggerOffset(size_t i, Duration window) const;
+  // The index of the probe named `name` (a statistical mode's control); the probe count when none.
+  size_t controlIndex(const std::string& name) const;
   void fail(Outcome outcome, std::string reason);
   void note(const std::string& line);
 

@@ -278,6 +278,61 @@ TEST_F(JournalledEngineTest, WhenAnApplyOfAGroupFailsTheRestIsSkippedNotApplied)
   EXPECT_EQ(stateOf("d"), FaultState::kSkipped);
 }
 
+// Probes never fire together: the i-th of n samples i/n of its interval after each window's
+// start (at most 250 ms), so that a probe does not measure the load of another.
+TEST_F(EngineTest, ProbesAreStaggeredWithinTheirInterval) {
+  RunResult r =
+      run("steadyState:\n  baseline: {duration: 2s}\n  recovery: {duration: 2s}\n  probes:\n"
+          "    - {name: a, command: {argv: [/bin/true]}, every: 200ms}\n"
+          "    - {name: b, command: {argv: [/bin/true]}, every: 200ms}\n"
+          "    - {name: c, command: {argv: [/bin/true]}, every: 10s}\n"
+          "method:\n  - {name: wait, pause: 2s}\n");
+  ASSERT_EQ(r.probes.size(), 3u);
+  for (Phase phase : {Phase::kBefore, Phase::kDuring, Phase::kAfter}) {
+    std::vector<std::vector<Clock::TimePoint>> starts(3);
+    for (size_t i = 0; i < 3; ++i) {
+      for (const auto& s : r.probes[i].samples) {
+        if (s.phase == phase) starts[i].push_back(s.start);
+      }
+    }
+    ASSERT_EQ(starts[0].size(), 10u) << phaseName(phase);
+    ASSERT_EQ(starts[1].size(), 10u) << "as many samples: the offset is under one interval";
+    ASSERT_EQ(starts[2].size(), 1u);
+    for (size_t k = 0; k < 10; ++k) {
+      EXPECT_EQ(starts[1][k] - starts[0][k], Duration(200ms) / 3) << "b: a third of its interval";
+    }
+    // c: 2/3 of 10s is more than 250ms and a quarter of the 2s window: 250ms.
+    EXPECT_EQ(starts[2][0] - starts[0][0], 250ms);
+  }
+}
+
+// A control probe is the reference of the same phase: a rise both see is no deviation, a rise
+// of the probe alone is.
+TEST_F(EngineTest, AControlProbeIsTheReferenceOfTheSamePhase) {
+  const std::string body =
+      "steadyState:\n  baseline: {duration: 2s}\n  recovery: {duration: 2s}\n  probes:\n"
+      "    - name: web\n      command: {argv: [/bin/true]}\n      every: 20ms\n"
+      "      tolerance: {baseline: {alpha: 0.05, quantile: 0.9, control: replica}}\n"
+      "    - {name: replica, command: {argv: [/bin/true]}, every: 20ms}\n"
+      "method:\n  - {name: wait, pause: 2s}\n";
+  RunResult r = run(body);
+  ASSERT_EQ(r.probes.size(), 2u);
+  EXPECT_EQ(r.outcome, Outcome::kOk) << (r.reasons.empty() ? "" : r.reasons[0]);
+  size_t judged = 0;
+  for (const auto& v : r.probes[0].verdicts) {
+    if (v.phase == Phase::kBefore) {
+      EXPECT_FALSE(v.baseline.has_value()) << "the before phase is not judged statistically";
+      continue;
+    }
+    ASSERT_TRUE(v.baseline.has_value());
+    EXPECT_EQ(v.baseline->control, "replica");
+    EXPECT_EQ(v.baseline->baselineCount, 100u) << "the replica's samples of the same phase";
+    EXPECT_FALSE(v.baseline->deviated);
+    ++judged;
+  }
+  EXPECT_EQ(judged, 2u);
+}
+
 TEST_F(EngineTest, SequentialStepsApplyAndRevertAtTheirPlannedTimes) {
   auto r = run(probes() +
                "method:\n"

@@ -425,6 +425,46 @@ TEST(ExperimentParserTest, DefaultsOfAMinimalExperiment) {
   EXPECT_EQ(e.report.dir, "./chaos-reports");
 }
 
+// The statistical mode's decision: minimum effect as a share or a time, a control, the test.
+TEST(ExperimentParserTest, BaselineMinEffectControlAndTest) {
+  const std::string text =
+      "apiVersion: chaosd/v1\n"
+      "kind: Experiment\n"
+      "metadata: {name: small}\n"
+      "steadyState:\n"
+      "  probes:\n"
+      "    - name: a\n"
+      "      tcp: {host: 127.0.0.1, port: 80}\n"
+      "      phases: [during, after]\n"
+      "      tolerance: {baseline: {minEffect: 20%, control: b, test: exceedance}}\n"
+      "    - name: b\n"
+      "      tcp: {host: 127.0.0.1, port: 81}\n"
+      "      tolerance: {baseline: {minEffect: 5ms}}\n"
+      "    - name: c\n"
+      "      tcp: {host: 127.0.0.1, port: 82}\n"
+      "      tolerance: {baseline: {}}\n"
+      "method:\n"
+      "  - {name: wait, pause: 1s}\n";
+  ParseResult r = parse(text);
+  ASSERT_TRUE(r.ok()) << joined(r);
+  const auto& probes = r.experiment->steadyState.probes;
+  ASSERT_EQ(probes.size(), 3u);
+  // With a control, the probe need not run before the faults.
+  const auto& a = *probes[0].tolerance.baseline;
+  EXPECT_DOUBLE_EQ(a.minRelative, 0.2);
+  EXPECT_EQ(a.minAbsolute, Duration::zero());
+  EXPECT_EQ(a.control, "b");
+  EXPECT_EQ(a.test, BaselineTest::kExceedance);
+  const auto& b = *probes[1].tolerance.baseline;
+  EXPECT_EQ(b.minAbsolute, 5ms);
+  EXPECT_DOUBLE_EQ(b.minRelative, 0);
+  EXPECT_TRUE(b.control.empty());
+  const auto& c = *probes[2].tolerance.baseline;
+  EXPECT_EQ(c.test, BaselineTest::kBlocks) << "the default";
+  EXPECT_DOUBLE_EQ(c.alpha, 0.01);
+  EXPECT_DOUBLE_EQ(c.quantile, 0.95);
+}
+
 // A path target is of kind path, so disk faults can act on it.
 TEST(ExperimentParserTest, PathTargetIsOfKindPath) {
   std::string text = std::string(kHead) +

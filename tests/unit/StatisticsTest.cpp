@@ -180,7 +180,12 @@ ProbeSpec baselineSpec(double alpha, double quantile) {
   spec.name = "sim";
   spec.timeout = std::chrono::seconds(10);
   spec.tolerance.successRate = Comparison{CompareOp::kGe, 0.0};
-  spec.tolerance.baseline = BaselineTolerance{alpha, quantile};
+  // The exact count test: these tests are about its law (the block test has its own, in
+  // BaselineDecisionTest.cpp).
+  spec.tolerance.baseline = BaselineTolerance{};
+  spec.tolerance.baseline->alpha = alpha;
+  spec.tolerance.baseline->quantile = quantile;
+  spec.tolerance.baseline->test = BaselineTest::kExceedance;
   return spec;
 }
 

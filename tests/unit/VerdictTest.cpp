@@ -123,7 +123,10 @@ TEST(VerdictTest, NoSamplesDoesNotHold) {
 
 ProbeSpec baselineSpec() {
   auto s = spec();
-  s.tolerance.baseline = BaselineTolerance{0.01, 0.95};
+  s.tolerance.baseline = BaselineTolerance{};
+  s.tolerance.baseline->alpha = 0.01;
+  s.tolerance.baseline->quantile = 0.95;
+  s.tolerance.baseline->test = BaselineTest::kExceedance;  // the exact count test
   return s;
 }
 

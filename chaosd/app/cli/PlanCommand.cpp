@@ -7,6 +7,7 @@
 #include "chaosd/app/cli/Cli.h"
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/base/Units.h"
+#include "chaosd/engine/probes/ValueMatcher.h"
 #include "experiments/model/Timeline.h"
 #include "injectors/process/TargetResolution.h"
 #include "reports/ReportJson.h"
@@ -19,6 +20,21 @@ std::string offset(Duration d) { return "+" + units::formatDuration(d); }
 std::string argsText(const StepSpec& s, const FaultType* type) {
   if (s.args.empty() || !type) return "";
   return " (" + formatArgs(type->schema, s.args) + ")";
+}
+
+// "; latency p90 judged against the control b (block test, alpha 0.05, minimum effect 10%)"
+std::string statisticalText(const ProbeSpec& p) {
+  if (!p.tolerance.baseline) return "";
+  const auto& b = *p.tolerance.baseline;
+  std::string out = "; latency p" + formatNumber(b.quantile * 100) + " judged against " +
+                    (b.control.empty() ? "its before phase" : "the control " + b.control) + " (" +
+                    (b.test == BaselineTest::kBlocks ? "block" : "exceedance") + " test, alpha " +
+                    formatNumber(b.alpha);
+  if (b.minRelative > 0) out += ", minimum effect " + units::formatPercent(b.minRelative);
+  if (b.minAbsolute > Duration::zero()) {
+    out += ", minimum effect " + units::formatDuration(b.minAbsolute);
+  }
+  return out + ")";
 }
 
 std::string probeText(const ProbeSpec& p) {
@@ -44,7 +60,7 @@ std::string probeText(const ProbeSpec& p) {
   for (auto ph : p.phases) phases += (phases.empty() ? "" : ",") + std::string(phaseName(ph));
   return p.name + ": " + std::string(probeKindName(p.kind)) + " " + what + ", every " +
          units::formatDuration(p.every) + ", timeout " + units::formatDuration(p.timeout) +
-         ", phases " + phases + (p.abort ? ", ABORTS the run on failure" : "");
+         ", phases " + phases + statisticalText(p) + (p.abort ? ", ABORTS the run on failure" : "");
 }
 
 nlohmann::json timelineJson(const Experiment& e, const Timeline& tl) {

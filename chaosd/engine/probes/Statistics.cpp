@@ -99,6 +99,90 @@ double betaBinomialUpperTail(uint64_t n, uint64_t k, double a, double b) {
   return upperTail(logPmf, n, k, dn * a / (a + b), a >= 1 && b >= 1);
 }
 
+size_t bootstrapBlockLength(size_t n) {
+  return std::max<size_t>(1, static_cast<size_t>(std::ceil(std::sqrt(static_cast<double>(n)))));
+}
+
+namespace {
+
+// splitmix64: a small, fast generator whose output is the same on every platform and standard
+// library (std::uniform_int_distribution's is not), so a report's interval can be recomputed.
+class SplitMix {
+ public:
+  explicit SplitMix(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  size_t below(size_t n) { return static_cast<size_t>(next() % n); }  // bias < n / 2^64
+
+ private:
+  uint64_t state_;
+};
+
+// One circular moving-block resample of `series` into `out` (same length).
+void resampleBlocks(std::span<const double> series, size_t block, SplitMix& rng,
+                    std::vector<double>& out) {
+  const size_t n = series.size();
+  out.clear();
+  while (out.size() < n) {
+    const size_t start = rng.below(n);
+    for (size_t i = 0; i < block && out.size() < n; ++i) out.push_back(series[(start + i) % n]);
+  }
+}
+
+double quantileOf(std::vector<double>& values, double q) {
+  const size_t index = nearestRank(values.size(), q * 100) - 1;
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(index),
+                   values.end());
+  return values[index];
+}
+
+double ratioOf(double phase, double reference) { return reference > 0 ? phase / reference : 1; }
+
+}  // namespace
+
+QuantileEffect bootstrapQuantileEffect(std::span<const double> reference,
+                                       std::span<const double> phase, double quantile, double alpha,
+                                       size_t resamples, uint64_t seed) {
+  QuantileEffect e;
+  if (reference.empty() || phase.empty()) return e;
+  std::vector<double> a(reference.begin(), reference.end());
+  std::vector<double> b(phase.begin(), phase.end());
+  e.reference = quantileOf(a, quantile);
+  e.phase = quantileOf(b, quantile);
+  e.ratio = ratioOf(e.phase, e.reference);
+  e.difference = e.phase - e.reference;
+  e.ratioLow = e.ratioHigh = e.ratio;
+  e.differenceLow = e.differenceHigh = e.difference;
+  if (resamples == 0) return e;
+  // One block length for both: the larger series' (the dependence is the service's, not the
+  // series' length), at most each series' own length.
+  e.blockLength = bootstrapBlockLength(std::max(reference.size(), phase.size()));
+  e.resamples = resamples;
+  SplitMix rng(seed);
+  std::vector<double> ratios;
+  std::vector<double> differences;
+  ratios.reserve(resamples);
+  differences.reserve(resamples);
+  for (size_t i = 0; i < resamples; ++i) {
+    resampleBlocks(reference, std::min(e.blockLength, reference.size()), rng, a);
+    resampleBlocks(phase, std::min(e.blockLength, phase.size()), rng, b);
+    const double qa = quantileOf(a, quantile);
+    const double qb = quantileOf(b, quantile);
+    ratios.push_back(ratioOf(qb, qa));
+    differences.push_back(qb - qa);
+  }
+  const double low = std::clamp(alpha, 0.0, 0.5) * 100;
+  e.ratioLow = *percentile(ratios, low);
+  e.ratioHigh = *percentile(ratios, 100 - low);
+  e.differenceLow = *percentile(differences, low);
+  e.differenceHigh = *percentile(differences, 100 - low);
+  return e;
+}
+
 double exceedanceUpperTail(uint64_t m, uint64_t r, uint64_t n, uint64_t k) {
   if (m == 0) return 1;  // no baseline, no evidence
   r = std::clamp<uint64_t>(r, 1, m);

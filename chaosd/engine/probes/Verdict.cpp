@@ -89,38 +89,107 @@ void checkLatency(const ProbeSpec& spec, const std::vector<double>& values, Phas
   }
 }
 
-void checkBaseline(const BaselineTolerance& tolerance, const std::vector<double>& phase,
-                   std::vector<double> baseline, PhaseVerdict& v) {
-  BaselineCheck b;
-  b.quantile = tolerance.quantile;
-  b.alpha = tolerance.alpha;
-  b.baselineCount = baseline.size();
-  b.count = phase.size();
-  const std::string name = percentileName(tolerance.quantile * 100);
-  if (baseline.empty()) {
-    b.deviated = true;
-    b.pValue = 0;
-    v.reasons.push_back("the baseline has no samples to compare with");
-    v.baseline = b;
-    return;
+// The bootstrap's resamples: enough that the interval's ends (the 1st to 10th percentiles of the
+// resampled ratios at the usual alphas) rest on dozens of values; a phase costs a few ms.
+constexpr size_t kResamples = 2000;
+
+uint64_t seedFor(const std::string& probe, Phase phase) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a: the same data give the same interval
+  for (const char c : probe + "/" + std::string(phaseName(phase))) {
+    h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
   }
-  std::sort(baseline.begin(), baseline.end());
-  b.rank = stats::nearestRank(baseline.size(), tolerance.quantile * 100);
-  const double threshold = baseline[b.rank - 1];
+  return h;
+}
+
+std::string signedPercent(double share) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.0f%%", share * 100);
+  return buf;
+}
+
+std::string minEffectWords(const BaselineCheck& b) {
+  if (b.minAbsolute > Duration::zero()) return formatLatency(b.minAbsolute);
+  if (b.minRelative > 0) return signedPercent(b.minRelative);
+  return "";
+}
+
+std::string referenceWords(const BaselineCheck& b, const std::string& name) {
+  return b.control.empty() ? "the baseline's " + name
+                           : "the control " + b.control + "'s " + name + " in the same phase";
+}
+
+// The exact count of the phase's samples above the reference quantile raised by the minimum
+// effect, against the beta-binomial law of "nothing changed".
+void countExceedances(const std::vector<double>& phase, const std::vector<double>& sorted,
+                      BaselineCheck& b) {
+  b.rank = stats::nearestRank(sorted.size(), b.quantile * 100);
+  const double threshold = sorted[b.rank - 1];
   b.threshold = Duration(static_cast<Duration::rep>(threshold));
+  const double raised =
+      threshold * (1 + b.minRelative) + static_cast<double>(b.minAbsolute.count());
   b.exceedances = static_cast<size_t>(
-      std::count_if(phase.begin(), phase.end(), [&](double x) { return x > threshold; }));
+      std::count_if(phase.begin(), phase.end(), [&](double x) { return x > raised; }));
   const auto m = static_cast<double>(b.baselineCount);
   b.expected = static_cast<double>(b.count) * (m - static_cast<double>(b.rank) + 1) / (m + 1);
   b.pValue = stats::exceedanceUpperTail(b.baselineCount, b.rank, b.count, b.exceedances);
-  b.deviated = b.pValue < b.alpha;
-  if (b.deviated) {
-    char p[32];
-    std::snprintf(p, sizeof p, "%.2g", b.pValue);
-    v.reasons.push_back(std::to_string(b.exceedances) + " of " + std::to_string(b.count) +
-                        " samples above the baseline's " + name + " of " +
-                        formatLatency(b.threshold) + " (" + significant3(b.expected) +
-                        " expected); P = " + p + " < alpha " + formatNumber(b.alpha));
+}
+
+void checkBaseline(const BaselineTolerance& tolerance, const std::vector<double>& phase,
+                   std::vector<double> reference, uint64_t seed, PhaseVerdict& v) {
+  BaselineCheck b;
+  b.test = tolerance.test;
+  b.quantile = tolerance.quantile;
+  b.alpha = tolerance.alpha;
+  b.minRelative = tolerance.minRelative;
+  b.minAbsolute = tolerance.minAbsolute;
+  b.control = tolerance.control;
+  b.baselineCount = reference.size();
+  b.count = phase.size();
+  const std::string name = percentileName(tolerance.quantile * 100);
+  if (reference.empty()) {
+    b.deviated = true;
+    b.pValue = 0;
+    v.reasons.push_back(b.control.empty()
+                            ? "the baseline has no samples to compare with"
+                            : "the control " + b.control + " has no samples in this phase");
+    v.baseline = b;
+    return;
+  }
+  const auto effect =
+      stats::bootstrapQuantileEffect(reference, phase, b.quantile, b.alpha, kResamples, seed);
+  std::sort(reference.begin(), reference.end());
+  countExceedances(phase, reference, b);
+  b.phaseQuantile = Duration(static_cast<Duration::rep>(effect.phase));
+  b.effect = effect.ratio - 1;
+  b.effectLow = effect.ratioLow - 1;
+  b.effectHigh = effect.ratioHigh - 1;
+  b.difference = Duration(static_cast<Duration::rep>(effect.difference));
+  b.differenceLow = Duration(static_cast<Duration::rep>(effect.differenceLow));
+  b.differenceHigh = Duration(static_cast<Duration::rep>(effect.differenceHigh));
+  b.blockLength = effect.blockLength;
+  b.resamples = effect.resamples;
+  const std::string floor = minEffectWords(b);
+  if (b.test == BaselineTest::kExceedance) {
+    b.deviated = b.pValue < b.alpha;
+    if (b.deviated) {
+      char p[32];
+      std::snprintf(p, sizeof p, "%.2g", b.pValue);
+      v.reasons.push_back(std::to_string(b.exceedances) + " of " + std::to_string(b.count) +
+                          " samples above " + referenceWords(b, name) + " of " +
+                          formatLatency(b.threshold) + (floor.empty() ? "" : " " + floor) + " (" +
+                          significant3(b.expected) + " expected); P = " + p + " < alpha " +
+                          formatNumber(b.alpha));
+    }
+  } else {
+    b.deviated = b.effectLow > b.minRelative && b.differenceLow > b.minAbsolute;
+    if (b.deviated) {
+      v.reasons.push_back(name + " " + formatLatency(b.phaseQuantile) + " against " +
+                          referenceWords(b, name) + " of " + formatLatency(b.threshold) + ": " +
+                          signedPercent(b.effect) + " (" + formatNumber((1 - 2 * b.alpha) * 100) +
+                          "% interval " + signedPercent(b.effectLow) + " to " +
+                          signedPercent(b.effectHigh) + ")" +
+                          (floor.empty() ? "" : ", more than the minimum effect of " + floor));
+    }
   }
   v.baseline = b;
 }
@@ -157,7 +226,8 @@ PhaseVerdict judgePhase(const ProbeSpec& spec, Phase phase, std::span<const Prob
   checkSuccessRate(spec, v);
   checkLatency(spec, values, v);
   if (spec.tolerance.baseline && baseline) {
-    checkBaseline(*spec.tolerance.baseline, values, latencies(*baseline, spec.timeout), v);
+    checkBaseline(*spec.tolerance.baseline, values, latencies(*baseline, spec.timeout),
+                  seedFor(spec.name, phase), v);
   }
   v.held = v.reasons.empty();
   return v;
