@@ -106,7 +106,8 @@ std::string baselineWords(const Json& verdict) {
            (deviated ? ": the latency deviated" : ": no deviation") + calibrationText(b);
   }
   return "compared with " + reference + " " + quantile + " latency of " +
-         duration(nanos(b, "thresholdNs")) + " (from " + refCount + " samples)" +
+         duration(nanos(b, "thresholdNs")) + " (from " + refCount +
+         (control.empty() ? " baseline samples)" : " samples)") +
          (floor.empty() ? "" : " raised by the minimum effect " + floor) + ", " +
          std::to_string(static_cast<int64_t>(number(b, "exceedances"))) + " of " +
          std::to_string(static_cast<int64_t>(number(b, "count"))) + " samples were slower, where " +
