@@ -180,7 +180,10 @@ ProbeSpec baselineSpec(double alpha, double quantile) {
   spec.name = "sim";
   spec.timeout = std::chrono::seconds(10);
   spec.tolerance.successRate = Comparison{CompareOp::kGe, 0.0};
-  spec.tolerance.baseline = BaselineTolerance{alpha, quantile};
+  BaselineTolerance b;
+  b.alpha = alpha;
+  b.quantile = quantile;
+  spec.tolerance.baseline = b;
   return spec;
 }
 

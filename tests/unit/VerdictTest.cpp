@@ -123,7 +123,7 @@ TEST(VerdictTest, NoSamplesDoesNotHold) {
 
 ProbeSpec baselineSpec() {
   auto s = spec();
-  s.tolerance.baseline = BaselineTolerance{0.01, 0.95};
+  s.tolerance.baseline = BaselineTolerance{};
   return s;
 }
 
