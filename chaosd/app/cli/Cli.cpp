@@ -25,6 +25,8 @@ const std::vector<Command>& commands() {
       {"plan", "the dry run: timeline, targets as they resolve now, guardrails; applies nothing",
        planCommand},
       {"run", "run an experiment here, in-process (the CI path): exit code = outcome", runCommand},
+      {"calibrate", "A/A test: run N times with no fault; the statistical mode's false alarms",
+       calibrateCommand},
       {"faults", "list the faults held now (journal): what, where, since, deadline, owner",
        faultsCommand},
       {"recover", "revert every fault the journal holds whose owner is gone", recoverCommand},

@@ -56,6 +56,7 @@ int validateCommand(const std::vector<std::string>& args);
 int planCommand(const std::vector<std::string>& args);
 int faultTypesCommand(const std::vector<std::string>& args);
 int runCommand(const std::vector<std::string>& args);
+int calibrateCommand(const std::vector<std::string>& args);
 int faultsCommand(const std::vector<std::string>& args);
 int recoverCommand(const std::vector<std::string>& args);
 int reportCommand(const std::vector<std::string>& args);

@@ -173,13 +173,15 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
                         .guardian = {},
                         .invokerPid = request.invokerPid,
                         .observer = run->progress.get(),
-                        .onEnded = [this, id = run->runId](Outcome outcome) {
-                          // Counted, and out of the active set, as the journal records the
-                          // end: a client that sees the run ended sees it in /metrics and may
-                          // submit on its targets at once.
-                          metrics_.runFinished(outcome);
-                          finished(id);
-                        }};
+                        .onEnded =
+                            [this, id = run->runId](Outcome outcome) {
+                              // Counted, and out of the active set, as the journal records the
+                              // end: a client that sees the run ended sees it in /metrics and may
+                              // submit on its targets at once.
+                              metrics_.runFinished(outcome);
+                              finished(id);
+                            },
+                        .beforeReport = {}};
   config.guardian.logLevel = config_.logLevel;
   config.guardian.executable = config_.guardianExecutable;
   config.guardian.leadingArgs = config_.guardianArgs;

@@ -117,6 +117,7 @@ EngineDeps OwnedRun::engineDeps(const Clock& clock, Waiter& waiter, GuardianHand
 OwnedRunResult OwnedRun::finish(RunResult result, GuardianHandle& guardian) {
   OwnedRunResult out;
   out.runDir = config_.runDir;
+  if (config_.beforeReport) config_.beforeReport(result);
   const nlohmann::json doc = reportJson(experiment_, result);
   // The other reports come from the same document; a failure to write one is reported, and
   // neither hides the verdict (report.json is the record).

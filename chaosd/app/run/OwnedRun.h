@@ -42,6 +42,9 @@ struct OwnedRunConfig {
   // Called once the journal records the run's end (every fault reverted by then), before the
   // guardian is finished: a caller that counts runs or frees their targets does it here.
   std::function<void(Outcome)> onEnded;
+  // Called with the judged run before report.json is written from it: a caller that adds to
+  // the verdicts (`chaosctl run --calibration`) does it here.
+  std::function<void(RunResult&)> beforeReport;
 };
 
 struct OwnedRunResult {
