@@ -23,6 +23,11 @@ void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp);
 void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp);
 void parseMethod(ReadContext& ctx, const Field& f, const FaultCatalog& registry, Experiment& exp);
 std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Field& f);
+// tolerance.baseline (BaselineParser.cpp); and, once every probe is read, that each control
+// names another probe running in the phases it is the reference of.
+void parseBaselineTolerance(ReadContext& ctx, const Field& f, Tolerance& tol);
+void checkBaselineControls(ReadContext& ctx, const std::vector<Field>& items,
+                           const std::vector<ProbeSpec>& probes);
 
 // A regex as probes and selectors compile it (chaosd/base/SearchRegex.h: ECMAScript, no
 // back-references); reports it when it does not compile.
