@@ -67,7 +67,8 @@ struct BaselineCheck {
 
   // The effect: phaseQuantile / threshold - 1 (0.2: 20% slower), and its two-sided 1 - 2 alpha
   // confidence interval from the moving-block bootstrap (the one-sided 1 - alpha lower bound is
-  // effectLow); the same for the difference in time.
+  // effectLow); the same for the difference in time. The count test does not resample: its
+  // interval is the point itself (resamples 0), its evidence the P-value.
   double effect = 0;
   double effectLow = 0;
   double effectHigh = 0;
