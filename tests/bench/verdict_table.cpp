@@ -4,69 +4,16 @@
 //
 // `verdict_table [DIR]` (default tests/data/verdict, run from the source tree).
 #include <cstdio>
-#include <fstream>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "chaosd/engine/probes/Verdict.h"
+#include "tests/support/RecordedVerdicts.h"
 
 namespace {
 
 using namespace chaosd;
-using Run = std::map<std::string, std::map<std::string, std::vector<double>>>;
-
-std::vector<Run> load(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<Run> runs;
-  if (!in) return runs;
-  const auto doc = nlohmann::json::parse(in);
-  for (const auto& run : doc.at("runs")) {
-    Run r;
-    for (const auto& [probe, phases] : run.items()) {
-      for (const auto& [phase, values] : phases.items()) {
-        for (const auto& us : values) r[probe][phase].push_back(us.get<double>() * 1000);
-      }
-    }
-    runs.push_back(std::move(r));
-  }
-  return runs;
-}
-
-std::vector<ProbeSample> samples(const std::vector<double>& ns, Phase phase) {
-  std::vector<ProbeSample> out;
-  for (size_t i = 0; i < ns.size(); ++i) {
-    ProbeSample s;
-    s.probe = "web";
-    s.phase = phase;
-    s.start = Clock::TimePoint(std::chrono::milliseconds(20 * static_cast<int64_t>(i)));
-    s.ok = ns[i] >= 0;
-    s.duration = Duration(static_cast<Duration::rep>(s.ok ? ns[i] : 0));
-    out.push_back(s);
-  }
-  return out;
-}
-
-int deviatedRuns(const std::vector<Run>& runs, const BaselineTolerance& t) {
-  ProbeSpec spec;
-  spec.name = "web";
-  spec.timeout = std::chrono::seconds(2);
-  spec.tolerance.baseline = t;
-  int deviated = 0;
-  for (const auto& run : runs) {
-    bool any = false;
-    for (const std::string phase : {"during", "after"}) {
-      const Phase p = phase == "during" ? Phase::kDuring : Phase::kAfter;
-      const auto ref =
-          samples(t.control.empty() ? run.at("web").at("before") : run.at(t.control).at(phase), p);
-      const auto v = judgePhase(spec, p, samples(run.at("web").at(phase), p), std::span(ref));
-      any = any || (v.baseline && v.baseline->deviated);
-    }
-    deviated += any;
-  }
-  return deviated;
-}
+using chaosd::testing::deviatedRuns;
 
 BaselineTolerance rule(BaselineTest test, double minEffect, std::string control) {
   BaselineTolerance t;
@@ -102,7 +49,7 @@ int main(int argc, char** argv) {
   for (const char* name : {"harmless-idle", "delay-single-idle", "harmless-10s-idle",
                            "delay-10s-idle", "harmless-load", "delay-load", "pair-idle",
                            "delay-idle", "pair-staggered-idle", "delay-staggered-idle"}) {
-    const auto runs = load(dir + "/" + name + ".json");
+    const auto runs = chaosd::testing::loadRecording(dir + "/" + name + ".json");
     if (runs.empty()) {
       std::fprintf(stderr, "verdict_table: %s/%s.json: missing or empty\n", dir.c_str(), name);
       return 1;

@@ -4,16 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <iostream>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "chaosd/engine/probes/Statistics.h"
 #include "chaosd/engine/probes/Verdict.h"
+#include "tests/support/RecordedVerdicts.h"
 
 namespace chaosd {
 namespace {
@@ -223,55 +221,12 @@ TEST(BaselineDecisionTest, AControlIsNamedAndAnEmptyOneFails) {
 
 // ---- recorded runs (tests/data/verdict/README.md) --------------------------------------
 
-// One run: probe ("web", "control") -> phase name -> latencies in ns (-1: a failed sample).
-using RecordedRun = std::map<std::string, std::map<std::string, std::vector<double>>>;
-
-std::vector<RecordedRun> recorded(const std::string& name) {
-  std::ifstream in(std::string(CHAOSD_SOURCE_DIR) + "/tests/data/verdict/" + name + ".json");
-  const auto doc = nlohmann::json::parse(in);
-  std::vector<RecordedRun> runs;
-  for (const auto& run : doc.at("runs")) {
-    RecordedRun r;
-    for (const auto& [probe, phases] : run.items()) {
-      for (const auto& [phase, values] : phases.items()) {
-        for (const auto& us : values) r[probe][phase].push_back(us.get<double>() * 1000);
-      }
-    }
-    runs.push_back(std::move(r));
-  }
-  return runs;
+std::vector<testing::RecordedRun> recorded(const std::string& name) {
+  return testing::loadRecording(std::string(CHAOSD_SOURCE_DIR) + "/tests/data/verdict/" + name +
+                                ".json");
 }
 
-std::vector<ProbeSample> recordedSamples(const std::vector<double>& ns, Phase phase) {
-  auto out = samplesOf(ns, phase);
-  for (auto& s : out) {
-    if (s.duration.count() < 0) {
-      s.ok = false;
-      s.duration = Duration::zero();
-    }
-  }
-  return out;
-}
-
-// In how many runs the probe "web" deviated in the during or the after phase.
-int deviatedRuns(const std::vector<RecordedRun>& runs, const BaselineTolerance& t) {
-  const auto spec = specWith(t);
-  int deviated = 0;
-  for (const auto& run : runs) {
-    bool any = false;
-    for (const auto* phase : {"during", "after"}) {
-      const Phase p = std::string(phase) == "during" ? Phase::kDuring : Phase::kAfter;
-      const auto& reference =
-          t.control.empty() ? run.at("web").at("before") : run.at(t.control).at(phase);
-      const auto ref = recordedSamples(reference, Phase::kBefore);
-      const auto v = judgePhase(spec, p, recordedSamples(run.at("web").at(phase), p),
-                                std::span<const ProbeSample>(ref));
-      any = any || (v.baseline && v.baseline->deviated);
-    }
-    deviated += any;
-  }
-  return deviated;
-}
+using testing::deviatedRuns;
 
 // The tolerance: {alpha: 0.05, quantile: 0.9}, with the exact count test.
 BaselineTolerance countTest() {
