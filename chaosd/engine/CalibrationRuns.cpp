@@ -54,15 +54,6 @@ PhaseCalibration configured(const ProbeSpec& spec, std::string phase) {
   return c;
 }
 
-void copyCheck(PhaseCalibration& c, const BaselineCheck& b) {
-  c.test = b.test;
-  c.quantile = b.quantile;
-  c.alpha = b.alpha;
-  c.minRelative = b.minRelative;
-  c.minAbsolute = b.minAbsolute;
-  c.control = b.control;
-}
-
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -93,7 +84,6 @@ PhaseCalibration tally(const ProbeSpec& spec, const std::vector<Phase>& phases,
       const PhaseVerdict* v = verdictOf(run, spec.name, phase);
       if (v == nullptr) continue;
       judged = true;
-      copyCheck(c, *v->baseline);
       deviated = deviated || v->baseline->deviated;
       held = held && v->held;
       effect = std::max(effect.value_or(v->baseline->effect), v->baseline->effect);
