@@ -82,6 +82,7 @@ struct IoWorker {
   std::string endedBy;
   std::string error;
   SteadyClock::time_point endedAt;
+  std::atomic<bool> running{true};  // false once the loop has ended
   std::thread thread;
 };
 
@@ -164,6 +165,7 @@ void runWorker(IoLoadInjector::Load& load, IoWorker& w) {
     }
   }
   w.endedAt = SteadyClock::now();
+  w.running.store(false);
 }
 
 // Creates a worker's file and reserves its space; decides O_DIRECT.
@@ -387,6 +389,19 @@ Result<nlohmann::json> IoLoadInjector::revert(const std::string& faultId,
   if (firstError) return std::move(*firstError);
   out["filesRemoved"] = removed;
   out["freedBytes"] = freed;
+  return out;
+}
+
+std::optional<IoLoadInjector::Progress> IoLoadInjector::progress(const std::string& faultId) {
+  std::lock_guard lock(mutex_);
+  auto it = loads_.find(faultId);
+  if (it == loads_.end()) return std::nullopt;
+  Progress out;
+  for (const auto& w : it->second->workers) {
+    out.bytesRead += w->bytesRead.load(std::memory_order_relaxed);
+    out.bytesWritten += w->bytesWritten.load(std::memory_order_relaxed);
+    if (w->running.load()) ++out.workersRunning;
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,15 @@ class IoLoadInjector final : public Injector {
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The files, while they exist.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+  // What the workers of a fault applied in this process have done so far; nullopt when none
+  // run here (never applied, reverted, or applied by another process).
+  struct Progress {
+    uint64_t bytesRead = 0;
+    uint64_t bytesWritten = 0;
+    int workersRunning = 0;
+  };
+  std::optional<Progress> progress(const std::string& faultId);
 
   // ".chaosd-io-<faultId>-<worker>"
   static std::string fileNameFor(std::string_view faultId, int worker);

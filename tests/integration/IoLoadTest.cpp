@@ -28,12 +28,14 @@
 #include "injectors/disk/DiskFillInjector.h"
 #include "injectors/disk/IoLoadInjector.h"
 #include "tests/support/ScratchFs.h"
+#include "tests/support/Wait.h"
 
 namespace chaosd {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using testing::waitUntil;
 
 constexpr uint64_t kMiB = 1 << 20;
 
@@ -147,8 +149,14 @@ TEST_F(IoLoadTest, LoadsTheDiskStopsPromptlyAndCleansUp) {
   EXPECT_EQ(ourFiles(dir).size(), 2u);
   auto held = injector.audit(prepared->undo);
   ASSERT_TRUE(held.ok());
-  EXPECT_EQ(held->size(), 3u);          // two files and the running workers
-  std::this_thread::sleep_for(1500ms);  // let it load the disk
+  EXPECT_EQ(held->size(), 3u);  // two files and the running workers
+  // Loads the disk: past the layout pass and 8 MiB into the random reads.
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto p = injector.progress("io1");
+        return p && p->bytesWritten > 32 * kMiB && p->bytesRead >= 8 * kMiB;
+      },
+      30s));
   EXPECT_LT(availBlocks(dir) + 2 * 16 * kMiB / 4096, availBefore + 1);  // the files hold space
 
   auto t0 = std::chrono::steady_clock::now();
@@ -190,7 +198,11 @@ TEST_F(IoLoadTest, StopsWithinOneSecondEvenWithLargeBlocks) {
       {{"workers", 4}, {"readShare", 0.0}, {"blockSize", 8 * kMiB}, {"fileSize", 16 * kMiB}}));
   ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
   ASSERT_TRUE(injector.apply("io2", prepared->undo).ok());
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(waitUntil(  // an 8 MiB write completed; others are in flight
+      [&] {
+        return injector.progress("io2").value_or(IoLoadInjector::Progress{}).bytesWritten > 0;
+      },
+      30s));
   auto t0 = std::chrono::steady_clock::now();
   auto reverted = injector.revert("io2", prepared->undo);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
@@ -209,7 +221,11 @@ TEST_F(IoLoadTest, BytesBoundsTheLoad) {
       {{"workers", 3}, {"blockSize", 64 * 1024}, {"fileSize", 4 * kMiB}, {"bytes", 8 * kMiB}}));
   ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
   ASSERT_TRUE(injector.apply("io3", prepared->undo).ok());
-  std::this_thread::sleep_for(500ms);  // 8 MiB to tmpfs takes milliseconds
+  ASSERT_TRUE(waitUntil(  // the workers end by themselves
+      [&] {
+        return injector.progress("io3").value_or(IoLoadInjector::Progress{}).workersRunning == 0;
+      },
+      30s));
   auto reverted = injector.revert("io3", prepared->undo);
   ASSERT_TRUE(reverted.ok());
   const auto& o = *reverted;
@@ -228,7 +244,11 @@ TEST_F(IoLoadTest, StopsAtItsOwnDeadline) {
       target, "io4", {{"workers", 1}, {"blockSize", 64 * 1024}, {"fileSize", 4 * kMiB}}, 200ms));
   ASSERT_TRUE(prepared.ok());
   ASSERT_TRUE(injector.apply("io4", prepared->undo).ok());
-  std::this_thread::sleep_for(800ms);
+  ASSERT_TRUE(waitUntil(  // the worker ends by itself
+      [&] {
+        return injector.progress("io4").value_or(IoLoadInjector::Progress{}).workersRunning == 0;
+      },
+      30s));
   auto reverted = injector.revert("io4", prepared->undo);
   ASSERT_TRUE(reverted.ok());
   EXPECT_EQ((*reverted)["workersEndedBy"], nlohmann::json::array({"duration"}));
@@ -248,7 +268,11 @@ TEST_F(IoLoadTest, FallsBackToBufferedIoWhenDirectIoIsRefused) {
   ASSERT_TRUE(prepared.ok());
   auto applied = injector.apply("io5", prepared->undo);
   ASSERT_TRUE(applied.ok()) << applied.error().describe();
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return injector.progress("io5").value_or(IoLoadInjector::Progress{}).bytesWritten > 0;
+      },
+      30s));
   auto reverted = injector.revert("io5", prepared->undo);
   ASSERT_TRUE(reverted.ok());
   const auto& o = *reverted;
@@ -293,7 +317,13 @@ TEST_F(IoLoadTest, TheGuardianRemovesTheFilesAfterTheOwnerWasKilled) {
     ::close(ready[0]);
     IoLoadInjector injector;
     auto applied = injector.apply("io7", nlohmann::json::parse(journalled));
-    char c = applied.ok() ? 'y' : 'n';
+    bool loading = applied.ok() && waitUntil(
+                                       [&] {
+                                         auto p = injector.progress("io7");
+                                         return p && p->bytesWritten > 0;
+                                       },
+                                       30s);
+    char c = loading ? 'y' : 'n';
     if (::write(ready[1], &c, 1) != 1) ::_exit(2);
     for (;;) ::pause();
   }
@@ -301,8 +331,8 @@ TEST_F(IoLoadTest, TheGuardianRemovesTheFilesAfterTheOwnerWasKilled) {
   Fd readyFd(ready[0]);
   pollfd p{readyFd.get(), POLLIN, 0};
   char c = 0;
-  bool started = ::poll(&p, 1, 10000) == 1 && ::read(readyFd.get(), &c, 1) == 1 && c == 'y';
-  std::this_thread::sleep_for(300ms);  // the workers run
+  // The owner says 'y' once its workers have written: it dies with the load running.
+  bool started = ::poll(&p, 1, 40000) == 1 && ::read(readyFd.get(), &c, 1) == 1 && c == 'y';
   ::kill(owner, SIGKILL);
   int status = 0;
   ASSERT_EQ(::waitpid(owner, &status, 0), owner);

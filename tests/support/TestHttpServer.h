@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/Wait.h"
+
 // A small HTTP/1.1 server for tests: real sockets on loopback, one thread per connection,
 // `Connection: close` after each response. Header-only so every test binary can use it.
 namespace chaosd::testing {
@@ -42,17 +44,6 @@ struct SeenRequest {
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
 };
-
-// Waits for a condition by re-checking it every millisecond, up to timeout.
-template <typename Pred>
-bool waitUntil(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 // A listening TCP socket on loopback port 0. The kernel completes connections into the
 // backlog without accept(), which is all a TCP probe needs.

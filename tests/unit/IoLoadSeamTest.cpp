@@ -13,6 +13,7 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/disk/IoLoadInjector.h"
 #include "tests/support/FakeDiskFs.h"
+#include "tests/support/Wait.h"
 
 namespace chaosd {
 namespace {
@@ -63,6 +64,14 @@ class IoLoadSeamTest : public ::testing::Test {
     return false;
   }
 
+  // Waits (up to 5 s) until the workers of io1 ended by themselves.
+  static bool workersEnd(IoLoadInjector& injector) {
+    return testing::waitUntil([&] {
+      auto p = injector.progress("io1");
+      return p && p->workersRunning == 0;
+    });
+  }
+
   void expectRestored() {
     EXPECT_TRUE(fs_->list(kDir).empty());
     EXPECT_EQ(fs_->space().availBlocks, before_.availBlocks);
@@ -90,6 +99,10 @@ TEST_F(IoLoadSeamTest, WorkersRunUntilRevertWhichStopsThemAndRemovesTheirFiles) 
   EXPECT_EQ(fs_->openFiles(), 2);
   EXPECT_EQ(fs_->space().availBlocks, before_.availBlocks - 2 * kFileSize / kBlock);
   ASSERT_TRUE(waitForIo(40)) << "the workers never did IO";
+  auto progress = injector.progress("io1");
+  ASSERT_TRUE(progress.has_value());
+  EXPECT_EQ(progress->workersRunning, 2);
+  EXPECT_GT(progress->bytesWritten, 0u);
   auto during = injector.audit(undo);
   ASSERT_TRUE(during.ok());
   EXPECT_EQ(during->size(), 3u) << "two files and the running workers";
@@ -103,6 +116,7 @@ TEST_F(IoLoadSeamTest, WorkersRunUntilRevertWhichStopsThemAndRemovesTheirFiles) 
   EXPECT_EQ((*reverted)["freedBytes"], 2 * kFileSize);
   EXPECT_EQ((*reverted)["directAtEnd"], true);
   expectRestored();
+  EXPECT_FALSE(injector.progress("io1").has_value()) << "no workers here after revert";
   const int io = fs_->calls("writeAt") + fs_->calls("readAt");
   std::this_thread::sleep_for(20ms);
   EXPECT_EQ(fs_->calls("writeAt") + fs_->calls("readAt"), io) << "stopped for good";
@@ -119,8 +133,7 @@ TEST_F(IoLoadSeamTest, TheBytesBoundStopsTheWorkersThemselves) {
   IoLoadInjector injector(fs_);
   nlohmann::json undo = prepare(injector, {{"workers", 2}, {"bytes", 8 * kBlock}});
   ASSERT_TRUE(injector.apply("io1", undo).ok());
-  ASSERT_TRUE(waitForIo(8));
-  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(workersEnd(injector));
   EXPECT_EQ(fs_->calls("writeAt") + fs_->calls("readAt"), 8) << "8 blocks, not one more";
   auto reverted = injector.revert("io1", undo);
   ASSERT_TRUE(reverted.ok()) << reverted.error().describe();
@@ -134,7 +147,7 @@ TEST_F(IoLoadSeamTest, TheWorkersStopAtTheStepsDuration) {
   IoLoadInjector injector(fs_);
   nlohmann::json undo = prepare(injector, {{"workers", 1}}, 30ms);
   ASSERT_TRUE(injector.apply("io1", undo).ok());
-  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(workersEnd(injector));
   auto reverted = injector.revert("io1", undo);
   ASSERT_TRUE(reverted.ok());
   EXPECT_EQ((*reverted)["workersEndedBy"], (nlohmann::json{"duration"}));
@@ -221,8 +234,7 @@ TEST_F(IoLoadSeamTest, AnIoErrorEndsThatWorkerAndIsReported) {
   nlohmann::json undo = prepare(injector, {{"workers", 1}});
   fs_->failNth("writeAt", 3, EIO);
   ASSERT_TRUE(injector.apply("io1", undo).ok());
-  ASSERT_TRUE(waitForIo(3));
-  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(workersEnd(injector));
   EXPECT_EQ(fs_->calls("writeAt"), 3) << "the worker ended at its error";
   auto reverted = injector.revert("io1", undo);
   ASSERT_TRUE(reverted.ok());
