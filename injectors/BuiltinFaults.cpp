@@ -9,6 +9,7 @@ void registerBuiltinFaults(FaultRegistry& registry) {
   registerProcessFaults(registry);
   registerDiskFaults(registry);
   registerSyscallFaults(registry);
+  registerResourceFaults(registry);
 }
 
 }  // namespace chaosd

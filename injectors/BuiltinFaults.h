@@ -9,5 +9,6 @@ void registerNetworkFaults(FaultRegistry& registry);
 void registerProcessFaults(FaultRegistry& registry);
 void registerDiskFaults(FaultRegistry& registry);
 void registerSyscallFaults(FaultRegistry& registry);
+void registerResourceFaults(FaultRegistry& registry);
 
 }  // namespace chaosd

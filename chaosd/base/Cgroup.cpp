@@ -1,9 +1,21 @@
 #include "chaosd/base/Cgroup.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <vector>
+
+#include "chaosd/base/Fd.h"
 
 namespace chaosd {
 namespace {
@@ -38,6 +50,56 @@ std::string unescapeMountPath(std::string_view field) {
     }
   }
   return out;
+}
+
+// The whole of a small file (proc, cgroupfs). kNotFound for ENOENT.
+Result<std::string> readSmallFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    int err = errno;
+    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                 "reading " + path + ": " + std::strerror(err), err);
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::fromErrno("reading " + path, errno);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Result<void> writeSmallFile(const std::string& path, std::string_view text) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Error::fromErrno("opening " + path, errno);
+  ssize_t n = ::write(fd.get(), text.data(), text.size());
+  if (n < 0) return Error::fromErrno("writing '" + std::string(text) + "' to " + path, errno);
+  return success();
+}
+
+// The number after `key=` in a PSI line.
+template <typename T>
+bool fieldAfter(std::string_view line, std::string_view key, T& out) {
+  size_t pos = line.find(key);
+  if (pos == std::string_view::npos) return false;
+  pos += key.size();
+  size_t end = line.find(' ', pos);
+  std::string_view v = line.substr(pos, end == std::string_view::npos ? end : end - pos);
+  if constexpr (std::is_floating_point_v<T>) {
+    char* stop = nullptr;
+    std::string copy(v);
+    out = std::strtod(copy.c_str(), &stop);
+    return stop != copy.c_str();
+  } else {
+    return std::from_chars(v.data(), v.data() + v.size(), out).ec == std::errc();
+  }
+}
+
+bool populated(std::string_view events) {
+  return events.find("populated 1") != std::string_view::npos;
 }
 
 }  // namespace
@@ -92,6 +154,141 @@ Result<std::string> cgroup2Dir(std::string_view cgroupPath, std::string mountinf
   dir += cgroupPath;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   return dir;
+}
+
+Result<std::string> cgroup2PathOfPid(pid_t pid, const std::string& procRoot) {
+  auto text = readSmallFile(procRoot + "/" + std::to_string(pid) + "/cgroup");
+  if (!text) return std::move(text).error();
+  std::string_view t = *text;
+  size_t pos = t.starts_with("0::") ? 0 : t.find("\n0::");
+  if (pos == std::string_view::npos) {
+    return Error(ErrorCode::kNotFound, "process " + std::to_string(pid) + " has no cgroup v2 path");
+  }
+  pos = t.find("::", pos) + 2;
+  size_t end = t.find('\n', pos);
+  return std::string(t.substr(pos, end == std::string_view::npos ? end : end - pos));
+}
+
+Result<Pressure> parsePressure(std::string_view text) {
+  Pressure p;
+  bool some = false;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.starts_with("some ")) {
+      some = fieldAfter(line, "avg10=", p.someAvg10) && fieldAfter(line, "total=", p.someTotalUs);
+    } else if (line.starts_with("full ")) {
+      (void)(fieldAfter(line, "avg10=", p.fullAvg10) && fieldAfter(line, "total=", p.fullTotalUs));
+    }
+  }
+  if (!some) return Error(ErrorCode::kInvalid, "no 'some avg10=... total=...' line in PSI text");
+  return p;
+}
+
+Result<Pressure> readPressure(const std::string& file) {
+  auto text = readSmallFile(file);
+  if (!text) return std::move(text).error();
+  auto p = parsePressure(*text);
+  if (!p) return Error(ErrorCode::kIo, file + ": " + p.error().message());
+  return p;
+}
+
+Result<uint64_t> cgroupCpuUsageUsec(const std::string& dir) {
+  auto text = readSmallFile(dir + "/cpu.stat");
+  if (!text) return std::move(text).error();
+  std::string_view t = *text;
+  size_t pos = t.starts_with("usage_usec ") ? 0 : t.find("\nusage_usec ");
+  if (pos == std::string_view::npos) {
+    return Error(ErrorCode::kIo, dir + "/cpu.stat has no usage_usec");
+  }
+  pos = t.find(' ', pos) + 1;
+  uint64_t v = 0;
+  size_t end = t.find('\n', pos);
+  std::string_view num = t.substr(pos, end == std::string_view::npos ? end : end - pos);
+  if (std::from_chars(num.data(), num.data() + num.size(), v).ec != std::errc()) {
+    return Error(ErrorCode::kIo, dir + "/cpu.stat: usage_usec is not a number");
+  }
+  return v;
+}
+
+Result<bool> makeCgroup(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) == 0) return true;
+  if (errno == EEXIST) return false;
+  return Error::fromErrno("creating cgroup " + dir, errno);
+}
+
+Result<void> moveToCgroup(const std::string& dir, pid_t pid) {
+  return writeSmallFile(dir + "/cgroup.procs", std::to_string(pid));
+}
+
+Result<std::vector<pid_t>> cgroupProcs(const std::string& dir) {
+  auto text = readSmallFile(dir + "/cgroup.procs");
+  if (!text) return std::move(text).error();
+  std::vector<pid_t> out;
+  std::istringstream in(*text);
+  pid_t pid = 0;
+  while (in >> pid) out.push_back(pid);
+  return out;
+}
+
+Result<CgroupRemoval> killAndRemoveCgroup(const std::string& dir,
+                                          std::chrono::milliseconds timeout) {
+  CgroupRemoval out;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return out;
+    return Error::fromErrno("looking at cgroup " + dir, errno);
+  }
+  out.existed = true;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
+  if (auto procs = cgroupProcs(dir)) out.killed = procs->size();
+  auto killed = writeSmallFile(dir + "/cgroup.kill", "1");
+  out.method = killed ? "cgroup.kill" : "SIGKILL each";
+  Fd events(::open((dir + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+  for (;;) {
+    if (!killed) {  // no cgroup.kill (before 5.14): signal whoever is still there
+      if (auto procs = cgroupProcs(dir)) {
+        for (pid_t pid : *procs) ::kill(pid, SIGKILL);
+      }
+    }
+    bool empty = false;
+    if (events) {
+      char buf[256];
+      ssize_t n = ::pread(events.get(), buf, sizeof buf - 1, 0);
+      empty = n >= 0 && !populated(std::string_view(buf, static_cast<size_t>(n)));
+    } else if (auto procs = cgroupProcs(dir)) {
+      empty = procs->empty();
+    }
+    if (empty) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Error(ErrorCode::kTimeout, "cgroup " + dir + " still holds processes " +
+                                            std::to_string(timeout.count()) +
+                                            " ms after they were killed");
+    }
+    if (events) {
+      // kernfs wakes pollers of cgroup.events with POLLPRI when "populated" changes; the
+      // timeout re-reads anyway, in case the change came between the read and the poll.
+      pollfd p{events.get(), POLLPRI, 0};
+      (void)::poll(&p, 1, 10);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  out.emptySeconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (;;) {
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
+    // EBUSY: a child cgroup, or the last task not yet detached: retry until the deadline.
+    if (errno != EBUSY || std::chrono::steady_clock::now() >= deadline) {
+      return Error::fromErrno("removing cgroup " + dir, errno);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return out;
 }
 
 }  // namespace chaosd

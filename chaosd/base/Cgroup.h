@@ -1,7 +1,13 @@
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "chaosd/base/Result.h"
 
@@ -21,5 +27,48 @@ Result<std::string> cgroup2MountFromText(std::string_view mountinfo);
 // escape the hierarchy.
 Result<std::string> cgroup2Dir(std::string_view cgroupPath,
                                std::string mountinfoPath = "/proc/self/mountinfo");
+
+// The cgroup v2 path of a process ("/system.slice/x.service"), from /proc/PID/cgroup's "0::"
+// line. kNotFound when the process is gone or has no v2 line.
+Result<std::string> cgroup2PathOfPid(pid_t pid, const std::string& procRoot = "/proc");
+
+// One pressure (PSI) file: /proc/pressure/cpu, or a cgroup's cpu.pressure. "some": at least one
+// task stalled; "full": all of them (absent for cpu on older kernels: left 0).
+struct Pressure {
+  double someAvg10 = 0;      // percent of the last 10 s
+  uint64_t someTotalUs = 0;  // stall time since boot, microseconds
+  double fullAvg10 = 0;
+  uint64_t fullTotalUs = 0;
+};
+Result<Pressure> readPressure(const std::string& file);
+Result<Pressure> parsePressure(std::string_view text);
+
+// usage_usec of a cgroup's cpu.stat: CPU time of every process in it, exited ones included.
+// A v2 core file: there without the cpu controller.
+Result<uint64_t> cgroupCpuUsageUsec(const std::string& dir);
+
+// Creates a cgroup directory (mode 0755). Returns false when it existed already.
+Result<bool> makeCgroup(const std::string& dir);
+
+// Moves a process into a cgroup (writes its pid to cgroup.procs).
+Result<void> moveToCgroup(const std::string& dir, pid_t pid);
+
+// The pids in a cgroup's cgroup.procs (this cgroup only, not its children).
+Result<std::vector<pid_t>> cgroupProcs(const std::string& dir);
+
+// What killAndRemoveCgroup found and did.
+struct CgroupRemoval {
+  bool existed = false;
+  size_t killed = 0;        // processes it held when the kill began
+  std::string method;       // "cgroup.kill" or "SIGKILL each" (kernels before 5.14)
+  double emptySeconds = 0;  // from the kill until the cgroup held no process
+};
+
+// Kills every process of a leaf cgroup (cgroup.kill, else SIGKILL to each pid of cgroup.procs
+// until none is left), waits until it is empty (cgroup.events "populated 0"), then removes the
+// directory. A missing directory is success (existed = false): idempotent. kTimeout when
+// processes remain after `timeout` (a task stuck in the kernel); the directory then stays.
+Result<CgroupRemoval> killAndRemoveCgroup(const std::string& dir,
+                                          std::chrono::milliseconds timeout);
 
 }  // namespace chaosd

@@ -58,7 +58,8 @@ struct ArgProblem {
 struct ArgContext {
   const nlohmann::json& args;
   std::optional<std::chrono::nanoseconds> duration;
-  bool allowSsh = false;  // guardrails.allowSsh: may port 22 be cut off
+  bool allowSsh = false;      // guardrails.allowSsh: may port 22 be cut off
+  bool allowFullCpu = false;  // guardrails.allowFullCpu: may every CPU be taken whole
 };
 using ArgConstraint = std::function<std::optional<ArgProblem>(const ArgContext& ctx)>;
 

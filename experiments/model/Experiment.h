@@ -238,6 +238,7 @@ struct Guardrails {
   double maxPercent = 1.0;                       // of the matching processes
   uint32_t maxFaults = 50;                       // fault steps in the method
   bool allowSsh = false;                         // may port 22 be partitioned
+  bool allowFullCpu = false;                     // may cpu.stress take every CPU whole
 };
 
 struct ReportSpec {

@@ -16,6 +16,7 @@ struct FaultTypeInfo {
   std::string name;                     // "network.delay"
   std::string summary;                  // one line for `chaosctl faults`
   std::vector<TargetKind> targetKinds;  // empty: the fault takes no target
+  bool targetOptional = false;          // without a target it acts on the host (cpu.stress)
   ArgSchema schema;
   bool revertible = true;
   bool needsDuration = true;  // false for instantaneous faults (a single kill)

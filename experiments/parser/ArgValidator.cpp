@@ -210,7 +210,7 @@ std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional
                                            const std::string& argsPath, const YAML::Mark& stepMark,
                                            const ArgSchema& schema,
                                            std::optional<std::chrono::nanoseconds> duration,
-                                           bool allowSsh) {
+                                           const Guardrails& guardrails) {
   std::optional<nlohmann::json> out;
   if (args) {
     out = validateObject(ctx, *args, schema.args);
@@ -231,7 +231,8 @@ std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional
   if (!out) return std::nullopt;
   bool ok = true;
   for (const auto& constraint : schema.constraints) {
-    if (auto problem = constraint(ArgContext{*out, duration, allowSsh})) {
+    if (auto problem =
+            constraint(ArgContext{*out, duration, guardrails.allowSsh, guardrails.allowFullCpu})) {
       ctx.diag.error(markOf(args, problem->field, stepMark),
                      problem->field.empty() ? argsPath : joinPath(argsPath, problem->field),
                      problem->message);

@@ -112,7 +112,8 @@ void parseConfig(ReadContext& ctx, const Field& f, Experiment& exp) {
 }
 
 void parseGuardrails(ReadContext& ctx, const Field& f, Guardrails& g) {
-  MapReader m(ctx, f, {"maxDuration", "maxTargets", "maxPercent", "maxFaults", "allowSsh"});
+  MapReader m(ctx, f,
+              {"maxDuration", "maxTargets", "maxPercent", "maxFaults", "allowSsh", "allowFullCpu"});
   if (!m.valid()) return;
   if (auto d = m.get("maxDuration")) {
     if (auto v = asDuration(ctx, *d)) {
@@ -134,6 +135,7 @@ void parseGuardrails(ReadContext& ctx, const Field& f, Guardrails& g) {
     if (auto v = asInt(ctx, *n, 1, 10000)) g.maxFaults = static_cast<uint32_t>(*v);
   }
   if (auto s = m.boolean("allowSsh")) g.allowSsh = *s;
+  if (auto c = m.boolean("allowFullCpu")) g.allowFullCpu = *c;
 }
 
 void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {

@@ -184,7 +184,7 @@ class MethodParser {
       auto args = m.get("args");
       if (args || !m.has("args")) {  // a present but empty args: was reported
         step.args = validateArgs(ctx_, args, joinPath(f.path, "args"), f.node.Mark(), type->schema,
-                                 step.duration, exp_.guardrails.allowSsh)
+                                 step.duration, exp_.guardrails)
                         .value_or(nlohmann::json::object());
       }
     }
@@ -202,6 +202,7 @@ class MethodParser {
     std::vector<std::string> kinds;
     for (auto k : type.targetKinds) kinds.emplace_back(targetKindName(k));
     if (!targetField) {
+      if (type.targetOptional) return;
       ctx_.diag.error(f.node.Mark(), joinPath(f.path, "target"), "missing required field 'target'",
                       "the name of a target of kind " + listOptions(kinds));
       return;

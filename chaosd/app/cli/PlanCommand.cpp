@@ -102,6 +102,7 @@ void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
       << g.maxTargets << " process(es) per fault and " << units::formatPercent(g.maxPercent)
       << " of the matches, at most " << g.maxFaults << " fault steps, port 22 "
       << (g.allowSsh ? "MAY be partitioned" : "protected")
+      << (g.allowFullCpu ? ", cpu.stress MAY take every CPU" : "")
       << "; PID 1, kernel threads, chaosd, its guardian and the invoking shell are never "
          "targeted.\n\n";
   Duration total = e.steadyState.baseline + tl.total + e.steadyState.recovery;
@@ -204,7 +205,8 @@ int planCommand(const std::vector<std::string>& args) {
                        {"maxTargets", e.guardrails.maxTargets},
                        {"maxPercent", e.guardrails.maxPercent},
                        {"maxFaults", e.guardrails.maxFaults},
-                       {"allowSsh", e.guardrails.allowSsh}}},
+                       {"allowSsh", e.guardrails.allowSsh},
+                       {"allowFullCpu", e.guardrails.allowFullCpu}}},
                      {"targets", nlohmann::json::array()},
                      {"probes", nlohmann::json::array()},
                      {"applied", false}};

@@ -1,0 +1,109 @@
+// The resource fault types (cpu.stress, memory.stress) and their arguments.
+#include <charconv>
+#include <string>
+
+#include "injectors/BuiltinFaults.h"
+#include "injectors/FaultRegistry.h"
+#include "injectors/resource/StressInjector.h"
+
+namespace chaosd {
+namespace {
+
+// `workers`: a positive number, or "all" (one per CPU this process may use). nullopt: neither.
+std::optional<int> parseWorkers(const std::string& text) {
+  if (text == "all") return usableCpus();
+  int n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < 1 || n > 1024) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+}  // namespace
+
+void registerResourceFaults(FaultRegistry& registry) {
+  std::shared_ptr<ProcessKernel> kernel = systemProcessKernel();
+
+  FaultType cpu;
+  cpu.name = "cpu.stress";
+  cpu.summary =
+      "keep CPUs busy at a set load, on the host or inside a target's cgroup (its limits apply)";
+  cpu.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  cpu.targetOptional = true;
+  cpu.schema.args = {
+      arg::required(arg::range(
+          arg::make("load", ArgType::kPercent, "busy share of one CPU, per worker (1%..100%)"),
+          0.01, 1)),
+      arg::withDefault(arg::make("workers", ArgType::kString,
+                                 "how many workers (one CPU's worth each): a number, or `all` "
+                                 "for one per CPU"),
+                       "1"),
+      arg::range(arg::make("climb", ArgType::kDuration,
+                           "ramp the load from 0 over this long (a gentler start)"),
+                 1e6, 24 * 3600e9)};
+  cpu.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
+    const std::string text = ctx.args.value("workers", std::string("1"));
+    auto workers = parseWorkers(text);
+    if (!workers) {
+      return ArgProblem{"workers", "'" + text + "' is not a number of workers (1..1024) or `all`"};
+    }
+    const int cpus = usableCpus();
+    const double load = ctx.args.value("load", 1.0);
+    if (!ctx.allowFullCpu && static_cast<double>(*workers) * load >= cpus - 1e-9) {
+      const std::string asked =
+          text == "all" ? "one worker per CPU" : std::to_string(*workers) + " worker(s)";
+      return ArgProblem{
+          "workers",
+          asked + " at " + std::to_string(static_cast<int>(load * 100 + 0.5)) +
+              "% would take every CPU" +
+              (text == "all" ? std::string() : " of this machine (" + std::to_string(cpus) + ")") +
+              " whole; leave room (fewer workers or a lower load) or "
+              "set guardrails.allowFullCpu: true"};
+    }
+    return std::nullopt;
+  });
+  cpu.factory = [kernel] {
+    return std::make_unique<StressInjector>(StressInjector::Kind::kCpu, kernel);
+  };
+  (void)registry.add(std::move(cpu));
+
+  FaultType memory;
+  memory.name = "memory.stress";
+  memory.summary =
+      "hold memory (touched or locked pages), never taking the machine below a reserve";
+  memory.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  memory.targetOptional = true;
+  memory.schema.args = {
+      arg::range(arg::make("size", ArgType::kSize, "bytes to hold"), 4096,
+                 static_cast<double>(1ULL << 50)),
+      arg::range(arg::make("percent", ArgType::kPercent,
+                           "share of the memory available when the fault starts"),
+                 0.001, 1),
+      arg::range(arg::make("reserve", ArgType::kSize,
+                           "never let the machine's available memory fall below this (default: "
+                           "256MiB or 5% of memory, the larger)"),
+                 64 << 20, static_cast<double>(1ULL << 50)),
+      arg::range(arg::make("rate", ArgType::kSize,
+                           "bytes per second while growing (default: as fast as it can)"),
+                 4096, static_cast<double>(1ULL << 40)),
+      arg::withDefault(
+          arg::oneOf("mode", {"anonymous", "locked"},
+                     "anonymous: touched pages the kernel may swap; locked: mlock'ed, never "
+                     "swapped"),
+          "anonymous")};
+  memory.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
+    bool size = ctx.args.contains("size");
+    bool percent = ctx.args.contains("percent");
+    if (size == percent) {
+      return ArgProblem{"", size ? "give size or percent, not both" : "give size or percent"};
+    }
+    return std::nullopt;
+  });
+  memory.factory = [kernel] {
+    return std::make_unique<StressInjector>(StressInjector::Kind::kMemory, kernel);
+  };
+  (void)registry.add(std::move(memory));
+}
+
+}  // namespace chaosd

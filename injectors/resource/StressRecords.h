@@ -1,0 +1,45 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chaosd/base/Result.h"
+
+// The undo record of cpu.stress and memory.stress: what the guardian needs to end the load
+// after the owner died (the cgroups to kill and remove) and what apply needs to start it.
+namespace chaosd {
+
+struct StressUndo {
+  int version = 1;
+  std::string faultId;
+  std::string faultType;              // "cpu.stress" / "memory.stress"
+  bool noop = false;                  // `empty: skip` and no process matched
+  std::string placement;              // "host" or "target"
+  std::string hostParent;             // host: the shared parent cgroup (removed when empty)
+  std::vector<std::string> cgroups;   // the fault's own cgroups: ".../chaosd-<faultId>"
+  std::vector<std::string> pressure;  // per cgroup: the PSI directory reported ("" = /proc)
+  std::chrono::nanoseconds duration{0};
+  // cpu.stress
+  int workers = 0;  // per cgroup
+  double load = 0;
+  std::chrono::nanoseconds climb{0};
+  // memory.stress
+  uint64_t size = 0;
+  uint64_t reserve = 0;
+  uint64_t rate = 0;
+  std::string mode;  // "anonymous" / "locked"
+
+  nlohmann::json toJson() const;
+  // Refuses a record whose cgroups are not absolute paths named after its fault id: nothing
+  // else is ever killed or removed.
+  static Result<StressUndo> fromJson(const nlohmann::json& undo, std::string_view faultId = {});
+};
+
+// "chaosd-<faultId>": the name of every cgroup a stress fault creates.
+std::string stressCgroupName(std::string_view faultId);
+
+}  // namespace chaosd
