@@ -133,6 +133,47 @@ void ioLines(const Json& o, std::vector<std::string>& out) {
   }
 }
 
+// cpu.stress and memory.stress: per place (host, or a target's cgroup), asked against achieved,
+// and the pressure (PSI "some") the place saw during the fault.
+void stressLines(const Json& o, std::vector<std::string>& out) {
+  for (const auto& place : list(o, "places")) {
+    if (!place.is_object()) continue;
+    char buf[200];
+    if (place.contains("askedLoad")) {
+      std::snprintf(buf, sizeof buf, "cpu: asked %.0f%% per worker, achieved %.1f%% (%.1f CPU-s)",
+                    number(place, "askedLoad") * 100, number(place, "achievedLoad") * 100,
+                    number(place, "cpuSeconds"));
+      out.push_back(buf);
+    } else if (place.contains("askedBytes")) {
+      std::string line = "memory: held " + size(count(place, "heldBytes")) + " of " +
+                         size(count(place, "askedBytes")) + " asked";
+      if (flag(place, "stoppedAtReserve")) {
+        line += ", stopped at the reserve of " + size(count(place, "reserveBytes"));
+      }
+      out.push_back(line);
+      if (!text(place, "error").empty())
+        out.push_back("memory hog failed: " + text(place, "error"));
+    }
+    if (place.contains("pressure") && place["pressure"].is_object()) {
+      std::string line;
+      for (const char* r : {"cpu", "memory", "io"}) {
+        const Json& p = place["pressure"].contains(r) ? place["pressure"][r] : Json();
+        if (!p.is_object()) continue;
+        std::snprintf(buf, sizeof buf, "%s%s %.1f%%", line.empty() ? "" : ", ", r,
+                      number(p, "someShareDuring") * 100);
+        line += buf;
+      }
+      if (!line.empty()) out.push_back("stalled during the fault (PSI some): " + line);
+    }
+    for (const auto& e : list(place, "endedBeforeRevert")) {
+      if (e.is_object()) {
+        out.push_back("pid " + std::to_string(count(e, "pid")) + " " + text(e, "how") +
+                      " before the revert");
+      }
+    }
+  }
+}
+
 void syscallLines(const Json& fault, const Json& o, std::vector<std::string>& out) {
   if (!o.contains("matched")) return;
   const Json& args = fault.contains("args") && fault["args"].is_object() ? fault["args"] : Json();
@@ -183,6 +224,8 @@ std::vector<std::string> observedLines(const Json& fault, size_t maxLines) {
     fillLines(o, out);
   } else if (type == "disk.io-load") {
     ioLines(o, out);
+  } else if (type == "cpu.stress" || type == "memory.stress") {
+    stressLines(o, out);
   } else if (type.rfind("syscall.", 0) == 0) {
     syscallLines(fault, o, out);
   } else if (type.rfind("network.", 0) == 0) {

@@ -97,6 +97,33 @@ TEST(ObservedTextTest, IoLoadThroughput) {
   EXPECT_EQ(lines[1], "573 MiB read, 381 MiB written, direct IO yes");
 }
 
+TEST(ObservedTextTest, StressAskedAgainstAchievedAndThePressure) {
+  Json cpu = {
+      {"places",
+       Json::array({{{"askedLoad", 0.5},
+                     {"achievedLoad", 0.4971},
+                     {"cpuSeconds", 9.94},
+                     {"pressure",
+                      {{"cpu", {{"someShareDuring", 0.123}}}, {"io", {{"someShareDuring", 0.0}}}}},
+                     {"endedBeforeRevert", Json::array()}}})}};
+  auto lines = observedLines(fault("cpu.stress", cpu));
+  ASSERT_EQ(lines.size(), 2u) << joined(lines);
+  EXPECT_EQ(lines[0], "cpu: asked 50% per worker, achieved 49.7% (9.9 CPU-s)");
+  EXPECT_EQ(lines[1], "stalled during the fault (PSI some): cpu 12.3%, io 0.0%");
+
+  Json memory = {
+      {"places", Json::array({{{"askedBytes", 2147483648ULL},
+                               {"heldBytes", 805306368},
+                               {"reserveBytes", 268435456},
+                               {"stoppedAtReserve", true},
+                               {"endedBeforeRevert",
+                                Json::array({{{"pid", 42}, {"how", "killed by SIGKILL"}}})}}})}};
+  lines = observedLines(fault("memory.stress", memory));
+  ASSERT_EQ(lines.size(), 2u) << joined(lines);
+  EXPECT_EQ(lines[0], "memory: held 768 MiB of 2 GiB asked, stopped at the reserve of 256 MiB");
+  EXPECT_EQ(lines[1], "pid 42 killed by SIGKILL before the revert");
+}
+
 TEST(ObservedTextTest, SyscallCountsNameTheEffect) {
   EXPECT_EQ(observedLines(fault("syscall.error", {{"matched", 23}, {"hit", 10}, {"passed", 13}},
                                 {{"errno", "EIO"}}))[0],

@@ -1,0 +1,116 @@
+// The stress faults' undo record (what the guardian kills and removes) and the cgroup and PSI
+// readers they rely on.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "chaosd/base/Cgroup.h"
+#include "injectors/resource/StressRecords.h"
+
+namespace chaosd {
+namespace {
+
+StressUndo cpuUndo() {
+  StressUndo u;
+  u.faultId = "run1-3";
+  u.faultType = "cpu.stress";
+  u.placement = "host";
+  u.hostParent = "/sys/fs/cgroup/chaosd-faults";
+  u.cgroups = {"/sys/fs/cgroup/chaosd-faults/chaosd-run1-3"};
+  u.pressure = {""};
+  u.workers = 2;
+  u.load = 0.4;
+  u.climb = std::chrono::seconds(5);
+  u.duration = std::chrono::seconds(30);
+  return u;
+}
+
+TEST(StressRecordsTest, RoundTrips) {
+  auto back = StressUndo::fromJson(cpuUndo().toJson(), "run1-3");
+  ASSERT_TRUE(back.ok()) << back.error().describe();
+  EXPECT_EQ(back->cgroups, cpuUndo().cgroups);
+  EXPECT_EQ(back->workers, 2);
+  EXPECT_DOUBLE_EQ(back->load, 0.4);
+  EXPECT_EQ(back->climb, std::chrono::seconds(5));
+  EXPECT_EQ(back->duration, std::chrono::seconds(30));
+
+  StressUndo m = cpuUndo();
+  m.faultType = "memory.stress";
+  m.size = 1 << 30;
+  m.reserve = 256 << 20;
+  m.rate = 64 << 20;
+  m.mode = "locked";
+  auto mb = StressUndo::fromJson(m.toJson());
+  ASSERT_TRUE(mb.ok());
+  EXPECT_EQ(mb->size, 1u << 30);
+  EXPECT_EQ(mb->reserve, 256u << 20);
+  EXPECT_EQ(mb->mode, "locked");
+}
+
+// The guardian kills whatever a record names: only cgroups named after the fault, by absolute
+// path, are accepted.
+TEST(StressRecordsTest, RefusesToTouchCgroupsThatAreNotTheFaults) {
+  for (const std::string bad :
+       {"/sys/fs/cgroup/system.slice", "/sys/fs/cgroup/chaosd-faults/chaosd-run1-4",
+        "sys/fs/cgroup/chaosd-run1-3", "/sys/fs/cgroup/../chaosd-run1-3/../chaosd-run1-3"}) {
+    SCOPED_TRACE(bad);
+    StressUndo u = cpuUndo();
+    u.cgroups = {bad};
+    auto r = StressUndo::fromJson(u.toJson());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalid);
+  }
+  StressUndo u = cpuUndo();
+  u.hostParent = "/sys/fs/cgroup";
+  EXPECT_FALSE(StressUndo::fromJson(u.toJson()).ok()) << "the host parent is ours only";
+  u = cpuUndo();
+  u.faultId = "../x";
+  EXPECT_FALSE(StressUndo::fromJson(u.toJson()).ok());
+  EXPECT_FALSE(StressUndo::fromJson(cpuUndo().toJson(), "run1-4").ok()) << "another fault's";
+  EXPECT_FALSE(StressUndo::fromJson({{"faultId", "x"}}).ok()) << "no type";
+}
+
+TEST(CgroupReadersTest, ParsesPressureFiles) {
+  auto p = parsePressure(
+      "some avg10=12.50 avg60=3.00 avg300=0.75 total=123456789\n"
+      "full avg10=1.25 avg60=0.00 avg300=0.00 total=42\n");
+  ASSERT_TRUE(p.ok()) << p.error().describe();
+  EXPECT_DOUBLE_EQ(p->someAvg10, 12.5);
+  EXPECT_EQ(p->someTotalUs, 123456789u);
+  EXPECT_DOUBLE_EQ(p->fullAvg10, 1.25);
+  EXPECT_EQ(p->fullTotalUs, 42u);
+  auto someOnly = parsePressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n");
+  ASSERT_TRUE(someOnly.ok());
+  EXPECT_EQ(someOnly->someTotalUs, 7u);
+  EXPECT_FALSE(parsePressure("").ok());
+  EXPECT_FALSE(parsePressure("full avg10=1 total=2\n").ok());
+}
+
+TEST(CgroupReadersTest, ReadsAProcessesV2PathOnHybridAndPureMachines) {
+  char tmpl[] = "/tmp/chaosd-cgtest-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  std::filesystem::create_directories(root + "/7");
+  std::filesystem::create_directories(root + "/8");
+  std::ofstream(root + "/7/cgroup")
+      << "12:memory:/docker/abc\n1:name=systemd:/x\n0::/system.slice/app.service\n";
+  std::ofstream(root + "/8/cgroup") << "0::/\n";
+  auto hybrid = cgroup2PathOfPid(7, root);
+  ASSERT_TRUE(hybrid.ok()) << hybrid.error().describe();
+  EXPECT_EQ(*hybrid, "/system.slice/app.service");
+  EXPECT_EQ(*cgroup2PathOfPid(8, root), "/");
+  EXPECT_EQ(cgroup2PathOfPid(9, root).error().code(), ErrorCode::kNotFound);
+  std::filesystem::remove_all(root);
+}
+
+TEST(CgroupReadersTest, RemovingACgroupThatIsNotThereIsSuccess) {
+  auto r = killAndRemoveCgroup("/tmp/chaosd-no-such-cgroup-dir", std::chrono::milliseconds(10));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->existed);
+}
+
+}  // namespace
+}  // namespace chaosd
