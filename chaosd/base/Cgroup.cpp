@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -167,6 +168,73 @@ Result<std::string> cgroup2PathOfPid(pid_t pid, const std::string& procRoot) {
   pos = t.find("::", pos) + 2;
   size_t end = t.find('\n', pos);
   return std::string(t.substr(pos, end == std::string_view::npos ? end : end - pos));
+}
+
+namespace {
+
+std::vector<std::string_view> splitOn(std::string_view text, char sep) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  for (;;) {
+    size_t end = text.find(sep, pos);
+    out.push_back(text.substr(pos, end == std::string_view::npos ? end : end - pos));
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return out;
+}
+
+bool namesAny(std::string_view list, const std::vector<std::string>& controllers) {
+  for (auto c : splitOn(list, ',')) {
+    if (std::find(controllers.begin(), controllers.end(), c) != controllers.end()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> cgroupV1DirsFromText(std::string_view procCgroup,
+                                              std::string_view mountinfo,
+                                              const std::vector<std::string>& controllers) {
+  std::vector<std::string> out;
+  for (auto line : splitOn(procCgroup, '\n')) {
+    // hierarchy-id:controller-list:path
+    auto parts = splitOn(line, ':');
+    if (parts.size() < 3 || parts[1].empty() || !namesAny(parts[1], controllers)) continue;
+    std::string_view path = line.substr(parts[0].size() + parts[1].size() + 2);
+    const auto wanted = splitOn(parts[1], ',');
+    for (auto m : splitOn(mountinfo, '\n')) {
+      auto fields = splitSpaces(m);
+      size_t sep = 6;
+      while (sep < fields.size() && fields[sep] != "-") ++sep;
+      if (fields.size() < 7 || sep + 3 >= fields.size() || fields[sep + 1] != "cgroup") continue;
+      // The super options name the hierarchy's controllers: the same set as the line's.
+      auto opts = splitOn(fields[sep + 3], ',');
+      bool same = true;
+      for (auto w : wanted) same = same && std::find(opts.begin(), opts.end(), w) != opts.end();
+      if (!same) continue;
+      std::string root = unescapeMountPath(fields[3]);
+      std::string_view rel = path;
+      if (root != "/") {
+        if (!rel.starts_with(root) || (rel.size() > root.size() && rel[root.size()] != '/')) break;
+        rel.remove_prefix(root.size());
+      }
+      std::string dir = unescapeMountPath(fields[4]);
+      if (!rel.empty() && rel != "/") dir += std::string(rel);
+      out.push_back(dir);
+      break;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> cgroupV1DirsOfPid(pid_t pid,
+                                                   const std::vector<std::string>& controllers) {
+  auto proc = readSmallFile("/proc/" + std::to_string(pid) + "/cgroup");
+  if (!proc) return std::move(proc).error();
+  auto mounts = readSmallFile("/proc/self/mountinfo");
+  if (!mounts) return std::move(mounts).error();
+  return cgroupV1DirsFromText(*proc, *mounts, controllers);
 }
 
 Result<Pressure> parsePressure(std::string_view text) {

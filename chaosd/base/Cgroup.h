@@ -32,6 +32,17 @@ Result<std::string> cgroup2Dir(std::string_view cgroupPath,
 // line. kNotFound when the process is gone or has no v2 line.
 Result<std::string> cgroup2PathOfPid(pid_t pid, const std::string& procRoot = "/proc");
 
+// Hybrid machines (v1 controllers next to the v2 tree): the v1 directories of a process for the
+// controllers asked ("cpu", "memory"), one per v1 hierarchy that has one of them mounted:
+// <mount point>/<the process's path in it>. Empty on a pure v2 machine. From the text of
+// /proc/PID/cgroup and of /proc/self/mountinfo; a hierarchy mounted from a subtree (a
+// container) maps only the paths inside that subtree.
+std::vector<std::string> cgroupV1DirsFromText(std::string_view procCgroup,
+                                              std::string_view mountinfo,
+                                              const std::vector<std::string>& controllers);
+Result<std::vector<std::string>> cgroupV1DirsOfPid(pid_t pid,
+                                                   const std::vector<std::string>& controllers);
+
 // One pressure (PSI) file: /proc/pressure/cpu, or a cgroup's cpu.pressure. "some": at least one
 // task stalled; "full": all of them (absent for cpu on older kernels: left 0).
 struct Pressure {

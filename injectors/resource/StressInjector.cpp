@@ -71,6 +71,34 @@ std::string formatBytes(uint64_t b) {
   return o.str();
 }
 
+// A number from a cgroup limit file ("max" or a v1 "unlimited" 2^63-ish: none).
+std::optional<uint64_t> limitIn(const std::string& file) {
+  std::ifstream in(file);
+  std::string v;
+  if (!(in >> v) || v == "max") return std::nullopt;
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n >= (1ULL << 60)) return std::nullopt;
+  return n;
+}
+
+// The memory limit of the first place's target: v2 memory.max, else the v1 memory cgroup the
+// load joins (hybrid machines).
+std::optional<uint64_t> targetMemoryLimit(const StressUndo& u) {
+  if (u.placement != "target" || u.pressure.empty()) return std::nullopt;
+  if (auto v2 = limitIn(u.pressure[0] + "/memory.max")) return v2;
+  if (!u.v1Join.empty()) {
+    for (const auto& dir : u.v1Join[0]) {
+      if (auto v1 = limitIn(dir + "/memory.limit_in_bytes")) return v1;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> joinOf(const StressUndo& u, size_t i) {
+  return i < u.v1Join.size() ? u.v1Join[i] : std::vector<std::string>{};
+}
+
 double round4(double x) { return std::round(x * 1e4) / 1e4; }
 
 Result<std::string> trimmedMount() {
@@ -142,6 +170,8 @@ Result<PreparedFault> StressInjector::prepare(const FaultRequest& request) {
       if (!seen.insert(dir).second) continue;
       u.cgroups.push_back(dir + "/" + name);
       u.pressure.push_back(dir);
+      auto v1 = cgroupV1DirsOfPid(v.pid, {"cpu", "cpuacct", "memory"});
+      u.v1Join.push_back(v1 ? *v1 : std::vector<std::string>{});
     }
     where = "inside the cgroup of " + plan->selectorText + ": ";
     for (size_t i = 0; i < u.pressure.size(); ++i) where += (i ? ", " : "") + u.pressure[i];
@@ -171,11 +201,19 @@ Result<PreparedFault> StressInjector::prepare(const FaultRequest& request) {
                                                  : defaultMemoryReserve(total);
     u.rate = request.args.value("rate", uint64_t{0});
     u.mode = request.args.value("mode", std::string("anonymous"));
+    std::string ofWhat = "of the memory available";
     if (request.args.contains("size")) {
       u.size = request.args["size"].get<uint64_t>();
     } else {
-      u.size = static_cast<uint64_t>(request.args.value("percent", 0.0) *
-                                     static_cast<double>(available));
+      // Of the target's memory limit when it has one (v2 memory.max, else the v1 memory
+      // cgroup it joins), else of what the machine has available.
+      uint64_t base = available;
+      if (auto limit = targetMemoryLimit(u); limit && *limit < available) {
+        base = *limit;
+        ofWhat = "of the target's memory limit (" + formatBytes(*limit) + ")";
+      }
+      u.size =
+          static_cast<uint64_t>(request.args.value("percent", 0.0) * static_cast<double>(base));
     }
     if (available <= u.reserve) {
       return Error(ErrorCode::kConflict, "memory.stress would take nothing: the machine has " +
@@ -185,6 +223,9 @@ Result<PreparedFault> StressInjector::prepare(const FaultRequest& request) {
     }
     std::ostringstream d;
     d << "memory stress: " << formatBytes(u.size) << " " << u.mode;
+    if (!request.args.contains("size")) {
+      d << " (" << round4(request.args.value("percent", 0.0) * 100) << "% " << ofWhat << ")";
+    }
     if (u.rate > 0) d << " at " << formatBytes(u.rate) << "/s";
     d << ", keeping " << formatBytes(u.reserve) << " available";
     if (u.size + u.reserve > available) {
@@ -242,7 +283,7 @@ Result<AppliedFault> StressInjector::apply(const std::string& faultId, const nlo
       duty.load = u->load;
       duty.climb = u->climb;
       duty.duration = u->duration;
-      group = StressGroup::startCpu(dir, u->workers, duty);
+      group = StressGroup::startCpu(dir, u->workers, duty, joinOf(*u, i));
     } else {
       MemoryHog hog;
       hog.size = u->size;
@@ -250,7 +291,7 @@ Result<AppliedFault> StressInjector::apply(const std::string& faultId, const nlo
       hog.rate = u->rate;
       hog.mode = u->mode == "locked" ? MemoryHog::Mode::kLocked : MemoryHog::Mode::kAnonymous;
       hog.duration = u->duration;
-      group = StressGroup::startMemory(dir, hog);
+      group = StressGroup::startMemory(dir, hog, joinOf(*u, i));
     }
     if (!group) return std::move(group).error().withContext("starting the load in " + dir);
     for (pid_t pid : (*group)->pids()) pids.push_back(pid);

@@ -214,14 +214,15 @@ StressGroup::~StressGroup() {
   }
 }
 
-Result<std::unique_ptr<StressGroup>> StressGroup::startCpu(const std::string& cgroupDir,
-                                                           int workers, const CpuDuty& duty) {
-  return spawn(cgroupDir, workers, "chaosd-cpu", 0, &duty, nullptr);
+Result<std::unique_ptr<StressGroup>> StressGroup::startCpu(
+    const std::string& cgroupDir, int workers, const CpuDuty& duty,
+    const std::vector<std::string>& alsoJoin) {
+  return spawn(cgroupDir, workers, alsoJoin, "chaosd-cpu", 0, &duty, nullptr);
 }
 
-Result<std::unique_ptr<StressGroup>> StressGroup::startMemory(const std::string& cgroupDir,
-                                                              const MemoryHog& hog) {
-  return spawn(cgroupDir, 1, "chaosd-memory", 1000, nullptr, &hog);
+Result<std::unique_ptr<StressGroup>> StressGroup::startMemory(
+    const std::string& cgroupDir, const MemoryHog& hog, const std::vector<std::string>& alsoJoin) {
+  return spawn(cgroupDir, 1, alsoJoin, "chaosd-memory", 1000, nullptr, &hog);
 }
 
 std::vector<StressGroup::Ending> StressGroup::reap(bool wait) {
@@ -264,6 +265,7 @@ int StressGroup::running() {
 }
 
 Result<std::unique_ptr<StressGroup>> StressGroup::spawn(const std::string& cgroupDir, int count,
+                                                        const std::vector<std::string>& alsoJoin,
                                                         const char* name, int oomScoreAdj,
                                                         const CpuDuty* cpu, const MemoryHog* hog) {
   auto group = std::make_unique<StressGroup>();
@@ -296,6 +298,9 @@ Result<std::unique_ptr<StressGroup>> StressGroup::spawn(const std::string& cgrou
   for (const auto& p : group->procs_) {
     if (auto moved = moveToCgroup(cgroupDir, p.pid); !moved) {
       return std::move(moved).error();  // the destructor kills what was started
+    }
+    for (const auto& v1 : alsoJoin) {
+      if (auto joined = moveToCgroup(v1, p.pid); !joined) return std::move(joined).error();
     }
     if (oomScoreAdj != 0) {
       std::string file = "/proc/" + std::to_string(p.pid) + "/oom_score_adj";

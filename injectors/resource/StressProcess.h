@@ -64,12 +64,15 @@ class StressGroup {
   StressGroup(const StressGroup&) = delete;
   StressGroup& operator=(const StressGroup&) = delete;
 
-  // Starts `workers` CPU workers in cgroupDir.
-  static Result<std::unique_ptr<StressGroup>> startCpu(const std::string& cgroupDir, int workers,
-                                                       const CpuDuty& duty);
-  // Starts one memory hog in cgroupDir, with oom_score_adj 1000 (the OOM killer's first pick).
-  static Result<std::unique_ptr<StressGroup>> startMemory(const std::string& cgroupDir,
-                                                          const MemoryHog& hog);
+  // Starts `workers` CPU workers in cgroupDir (and in each v1 cgroup of alsoJoin).
+  static Result<std::unique_ptr<StressGroup>> startCpu(
+      const std::string& cgroupDir, int workers, const CpuDuty& duty,
+      const std::vector<std::string>& alsoJoin = {});
+  // Starts one memory hog in cgroupDir (and alsoJoin), with oom_score_adj 1000 (the OOM
+  // killer's first pick).
+  static Result<std::unique_ptr<StressGroup>> startMemory(
+      const std::string& cgroupDir, const MemoryHog& hog,
+      const std::vector<std::string>& alsoJoin = {});
 
   struct Ending {
     pid_t pid = 0;
@@ -88,6 +91,7 @@ class StressGroup {
 
  private:
   static Result<std::unique_ptr<StressGroup>> spawn(const std::string& cgroupDir, int count,
+                                                    const std::vector<std::string>& alsoJoin,
                                                     const char* name, int oomScoreAdj,
                                                     const CpuDuty* cpu, const MemoryHog* hog);
   struct Proc {

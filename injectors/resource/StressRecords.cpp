@@ -10,9 +10,11 @@ namespace chaosd {
 std::string stressCgroupName(std::string_view faultId) { return "chaosd-" + std::string(faultId); }
 
 nlohmann::json StressUndo::toJson() const {
-  nlohmann::json j{{"version", version}, {"faultId", faultId},     {"faultType", faultType},
-                   {"noop", noop},       {"placement", placement}, {"hostParent", hostParent},
-                   {"cgroups", cgroups}, {"pressure", pressure},   {"duration", duration.count()}};
+  nlohmann::json j{{"version", version},     {"faultId", faultId},
+                   {"faultType", faultType}, {"noop", noop},
+                   {"placement", placement}, {"hostParent", hostParent},
+                   {"cgroups", cgroups},     {"pressure", pressure},
+                   {"v1Join", v1Join},       {"duration", duration.count()}};
   if (faultType == "cpu.stress") {
     j["workers"] = workers;
     j["load"] = load;
@@ -37,6 +39,7 @@ Result<StressUndo> StressUndo::fromJson(const nlohmann::json& undo, std::string_
       .optional("hostParent", u.hostParent)
       .optional("cgroups", u.cgroups)
       .optional("pressure", u.pressure)
+      .optional("v1Join", u.v1Join)
       .optional("duration", u.duration)
       .optional("workers", u.workers)
       .optional("load", u.load)
@@ -59,6 +62,14 @@ Result<StressUndo> StressUndo::fromJson(const nlohmann::json& undo, std::string_
     if (!p.is_absolute() || p.filename() != name || dir.find("/../") != std::string::npos) {
       return Error(ErrorCode::kInvalid, u.faultType + " refuses to touch cgroup " + dir +
                                             ": not the absolute path of a cgroup named " + name);
+    }
+  }
+  for (const auto& dirs : u.v1Join) {
+    for (const auto& dir : dirs) {
+      if (!std::filesystem::path(dir).is_absolute() || dir.find("/../") != std::string::npos) {
+        return Error(ErrorCode::kInvalid,
+                     "stress undo record: v1 cgroup " + dir + " is not an absolute path");
+      }
     }
   }
   if (!u.hostParent.empty() && std::filesystem::path(u.hostParent).filename() != "chaosd-faults") {

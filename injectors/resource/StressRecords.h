@@ -22,6 +22,10 @@ struct StressUndo {
   std::string hostParent;             // host: the shared parent cgroup (removed when empty)
   std::vector<std::string> cgroups;   // the fault's own cgroups: ".../chaosd-<faultId>"
   std::vector<std::string> pressure;  // per cgroup: the PSI directory reported ("" = /proc)
+  // Per cgroup, hybrid machines only: the target's v1 cpu and memory cgroups the load joins
+  // too, so the target's v1 limits hold it as well. Never killed or removed: the load leaves
+  // them when it dies.
+  std::vector<std::vector<std::string>> v1Join;
   std::chrono::nanoseconds duration{0};
   // cpu.stress
   int workers = 0;  // per cgroup

@@ -106,6 +106,28 @@ TEST(CgroupReadersTest, ReadsAProcessesV2PathOnHybridAndPureMachines) {
   std::filesystem::remove_all(root);
 }
 
+TEST(CgroupReadersTest, FindsTheV1DirectoriesOfAProcessOnHybridMachines) {
+  const std::string mountinfo =
+      "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+      "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+      "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+      "36 31 0:33 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n"
+      "40 31 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+  const std::string proc =
+      "9:memory:/docker/abc/app\n4:cpu,cpuacct:/system.slice/app.service\n"
+      "3:blkio:/system.slice\n0::/system.slice/app.service\n";
+  EXPECT_EQ(cgroupV1DirsFromText(proc, mountinfo, {"cpu", "cpuacct", "memory"}),
+            (std::vector<std::string>{"/sys/fs/cgroup/memory/app",
+                                      "/sys/fs/cgroup/cpu,cpuacct/system.slice/app.service"}));
+  // A path outside the mounted subtree cannot be reached: left out.
+  EXPECT_TRUE(cgroupV1DirsFromText("9:memory:/other\n", mountinfo, {"memory"}).empty());
+  // The root of a hierarchy is its mount point.
+  EXPECT_EQ(cgroupV1DirsFromText("3:blkio:/\n", mountinfo, {"blkio"}),
+            (std::vector<std::string>{"/sys/fs/cgroup/blkio"}));
+  // A pure v2 machine has no v1 lines.
+  EXPECT_TRUE(cgroupV1DirsFromText("0::/x\n", mountinfo, {"memory"}).empty());
+}
+
 TEST(CgroupReadersTest, RemovingACgroupThatIsNotThereIsSuccess) {
   auto r = killAndRemoveCgroup("/tmp/chaosd-no-such-cgroup-dir", std::chrono::milliseconds(10));
   ASSERT_TRUE(r.ok());
