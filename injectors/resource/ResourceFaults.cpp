@@ -74,6 +74,7 @@ void registerResourceFaults(FaultRegistry& registry) {
       "hold memory (touched or locked pages), never taking the machine below a reserve";
   memory.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
   memory.targetOptional = true;
+  memory.survivesReboot = true;  // mode cache's file stays on disk
   memory.schema.args = {
       arg::range(arg::make("size", ArgType::kSize, "bytes to hold"), 4096,
                  static_cast<double>(1ULL << 50)),
@@ -88,15 +89,21 @@ void registerResourceFaults(FaultRegistry& registry) {
                            "bytes per second while growing (default: as fast as it can)"),
                  4096, static_cast<double>(1ULL << 40)),
       arg::withDefault(
-          arg::oneOf("mode", {"anonymous", "locked"},
+          arg::oneOf("mode", {"anonymous", "locked", "cache"},
                      "anonymous: touched pages the kernel may swap; locked: mlock'ed, never "
-                     "swapped"),
-          "anonymous")};
+                     "swapped; cache: the page cache of a file of chaosd's own (under `path`)"),
+          "anonymous"),
+      arg::make("path", ArgType::kString,
+                "mode cache: the directory of the file (default /var/tmp); its filesystem "
+                "must hold `size`")};
   memory.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
     bool size = ctx.args.contains("size");
     bool percent = ctx.args.contains("percent");
     if (size == percent) {
       return ArgProblem{"", size ? "give size or percent, not both" : "give size or percent"};
+    }
+    if (ctx.args.contains("path") && ctx.args.value("mode", std::string()) != "cache") {
+      return ArgProblem{"path", "path is for mode cache (the directory of its file)"};
     }
     return std::nullopt;
   });

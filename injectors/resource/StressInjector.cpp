@@ -1,7 +1,9 @@
 #include "injectors/resource/StressInjector.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <sstream>
 
 #include "chaosd/base/Cgroup.h"
+#include "chaosd/base/Fd.h"
 #include "chaosd/base/Log.h"
 #include "injectors/process/ProcessInjector.h"
 
@@ -93,6 +96,17 @@ std::optional<uint64_t> targetMemoryLimit(const StressUndo& u) {
     }
   }
   return std::nullopt;
+}
+
+// A cache file of ours, created afresh (one an earlier attempt of this fault left is replaced).
+Result<Fd> openCacheFile(const std::string& path) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Fd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd) return fd;
+    if (errno != EEXIST || attempt > 0) return Error::fromErrno("creating " + path, errno);
+    if (::unlink(path.c_str()) != 0) return Error::fromErrno("replacing " + path, errno);
+  }
+  return Error(ErrorCode::kInternal, "unreachable");
 }
 
 std::vector<std::string> joinOf(const StressUndo& u, size_t i) {
@@ -215,6 +229,30 @@ Result<PreparedFault> StressInjector::prepare(const FaultRequest& request) {
       u.size =
           static_cast<uint64_t>(request.args.value("percent", 0.0) * static_cast<double>(base));
     }
+    if (u.mode == "cache") {
+      // The file's directory: absolute and existing; one file per place, all of which must fit.
+      const std::string dir = request.args.value("path", std::string("/var/tmp"));
+      struct stat st {};
+      if (dir.empty() || dir.front() != '/' || ::stat(dir.c_str(), &st) != 0 ||
+          !S_ISDIR(st.st_mode)) {
+        return Error(ErrorCode::kNotFound,
+                     "memory.stress mode cache: " + dir + " is not an existing directory");
+      }
+      struct statvfs vfs {};
+      if (::statvfs(dir.c_str(), &vfs) != 0) return Error::fromErrno("statvfs " + dir, errno);
+      const uint64_t free = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+      const uint64_t need = u.size * std::max<size_t>(1, u.cgroups.size()) + (64ULL << 20);
+      if (need > free) {
+        return Error(ErrorCode::kConflict, "memory.stress mode cache needs " + formatBytes(need) +
+                                               " of disk in " + dir +
+                                               " (its file, with 64 MiB "
+                                               "to spare); it has " +
+                                               formatBytes(free));
+      }
+      for (size_t i = 0; i < u.cgroups.size(); ++i) {
+        u.files.push_back((dir == "/" ? "" : dir) + "/" + stressCacheFileName(u.faultId, i));
+      }
+    }
     if (available <= u.reserve) {
       return Error(ErrorCode::kConflict, "memory.stress would take nothing: the machine has " +
                                              formatBytes(available) +
@@ -227,6 +265,7 @@ Result<PreparedFault> StressInjector::prepare(const FaultRequest& request) {
       d << " (" << round4(request.args.value("percent", 0.0) * 100) << "% " << ofWhat << ")";
     }
     if (u.rate > 0) d << " at " << formatBytes(u.rate) << "/s";
+    if (!u.files.empty()) d << " in the page cache of " << u.files[0];
     d << ", keeping " << formatBytes(u.reserve) << " available";
     if (u.size + u.reserve > available) {
       d << " (" << formatBytes(available) << " available now: it will stop at the reserve, near "
@@ -289,8 +328,20 @@ Result<AppliedFault> StressInjector::apply(const std::string& faultId, const nlo
       hog.size = u->size;
       hog.reserve = u->reserve;
       hog.rate = u->rate;
-      hog.mode = u->mode == "locked" ? MemoryHog::Mode::kLocked : MemoryHog::Mode::kAnonymous;
+      hog.mode = u->mode == "locked"  ? MemoryHog::Mode::kLocked
+                 : u->mode == "cache" ? MemoryHog::Mode::kCache
+                                      : MemoryHog::Mode::kAnonymous;
       hog.duration = u->duration;
+      Fd file;
+      if (hog.mode == MemoryHog::Mode::kCache) {
+        if (i >= u->files.size()) {
+          return Error(ErrorCode::kInvalid, "memory.stress cache: no file recorded for " + dir);
+        }
+        auto opened = openCacheFile(u->files[i]);
+        if (!opened) return std::move(opened).error();
+        file = std::move(*opened);
+        hog.fileFd = file.get();
+      }
       group = StressGroup::startMemory(dir, hog, joinOf(*u, i));
     }
     if (!group) return std::move(group).error().withContext("starting the load in " + dir);
@@ -397,6 +448,15 @@ Result<nlohmann::json> StressInjector::revert(const std::string& faultId,
   if (load) {
     for (auto& g : load->groups) (void)g->reap(true);
   }
+  nlohmann::json filesRemoved = nlohmann::json::array();
+  for (const auto& file : u->files) {
+    if (::unlink(file.c_str()) == 0) {
+      filesRemoved.push_back(file);
+    } else if (errno != ENOENT) {
+      return Error::fromErrno("removing " + file, errno).withContext(u->faultType + " revert");
+    }
+  }
+  if (!u->files.empty()) out["filesRemoved"] = filesRemoved;
   if (!u->hostParent.empty()) {
     // Shared by the stress faults on the host: removed with the last one (EBUSY otherwise).
     if (::rmdir(u->hostParent.c_str()) != 0 && errno != EBUSY && errno != ENOENT &&
@@ -420,6 +480,10 @@ Result<std::vector<std::string>> StressInjector::audit(const nlohmann::json& und
       left.push_back("cgroup " + dir + " still exists" +
                      (procs ? " with " + std::to_string(procs->size()) + " process(es)" : ""));
     }
+  }
+  for (const auto& file : u->files) {
+    struct stat st {};
+    if (::lstat(file.c_str(), &st) == 0) left.push_back("cache file " + file + " still exists");
   }
   std::lock_guard lock(mutex_);
   if (loads_.count(u->faultId) != 0) left.push_back("stress processes still running here");

@@ -21,7 +21,8 @@
 namespace chaosd {
 namespace {
 
-constexpr int kLifelineFd = 3;  // where a child keeps the read end of its lifeline
+constexpr int kLifelineFd = 3;   // where a child keeps the read end of its lifeline
+constexpr int kCacheFileFd = 4;  // memory.stress mode cache: the file it fills
 
 int64_t monoNs() {
   timespec ts{};
@@ -103,10 +104,79 @@ void giveBack(const MemoryHog& h, char* region, uint64_t chunk, StressShared& sh
   }
 }
 
+// mode cache: write the file in steps (its pages stay in the page cache, charged to the
+// cgroup), the same reserve check and pacing; held until the end; given back (written out
+// and dropped) from the top when the machine falls below the reserve.
+void runCache(const MemoryHog& h, StressShared& sh, uint64_t chunk, int64_t start, int64_t end) {
+  void* mapped = ::mmap(nullptr, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) {
+    sh.failedErrno.store(errno);
+    sh.state.store(StressShared::kFailed);
+    (void)ownerGone(-1);
+    return;
+  }
+  char* buf = static_cast<char*>(mapped);
+  for (uint64_t i = 0; i < chunk; ++i) buf[i] = static_cast<char>(i * 131 + 7);
+  uint64_t written = 0;
+  while (written < h.size) {
+    if (ownerGone(0) || monoNs() >= end) return;
+    const uint64_t n = std::min(chunk, h.size - written);
+    const uint64_t avail = memAvailableBytes(h.meminfo.c_str());
+    if (avail < h.reserve + n) {
+      sh.availableAtStop.store(avail);
+      sh.state.store(StressShared::kAtFloor);
+      break;
+    }
+    ssize_t w = ::pwrite(kCacheFileFd, buf, n, static_cast<off_t>(written));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      sh.failedErrno.store(w < 0 ? errno : ENOSPC);
+      sh.state.store(StressShared::kFailed);
+      break;
+    }
+    written += static_cast<uint64_t>(w);
+    sh.touched.store(written);
+    if (h.rate > 0) {
+      const int64_t due = start + static_cast<int64_t>(static_cast<double>(written) /
+                                                       static_cast<double>(h.rate) * 1e9);
+      const int64_t now = monoNs();
+      if (due > now && ownerGone(std::min(due, end) - now)) return;
+    }
+  }
+  if (sh.state.load() == StressShared::kRunning) {
+    sh.availableAtStop.store(memAvailableBytes(h.meminfo.c_str()));
+    sh.state.store(StressShared::kHolding);
+  }
+  for (;;) {
+    const int64_t now = monoNs();
+    if (now >= end) return;
+    if (ownerGone(std::min<int64_t>(100'000'000, end - now))) return;
+    while (written > 0 && memAvailableBytes(h.meminfo.c_str()) < h.reserve) {
+      const uint64_t n = std::min(chunk, written);
+      const auto off = static_cast<off_t>(written - n);
+      ::sync_file_range(
+          kCacheFileFd, off, static_cast<off_t>(n),
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      ::posix_fadvise(kCacheFileFd, off, static_cast<off_t>(n), POSIX_FADV_DONTNEED);
+      written -= n;
+      sh.touched.store(written);
+      sh.state.store(StressShared::kAtFloor);
+    }
+  }
+}
+
 void runMemory(const MemoryHog& h, StressShared& sh) {
   const int64_t start = monoNs();
   const int64_t end = h.duration.count() > 0 ? start + h.duration.count() : INT64_MAX;
   const auto page = static_cast<uint64_t>(::getpagesize());
+  // 8 MiB per step, or 50 ms worth at a slow rate; whole pages.
+  uint64_t chunk = 8ULL << 20;
+  if (h.rate > 0) chunk = std::clamp<uint64_t>(h.rate / 20, page, chunk);
+  chunk = std::max(page, chunk / page * page);
+  if (h.mode == MemoryHog::Mode::kCache) {
+    runCache(h, sh, chunk, start, end);
+    return;
+  }
   void* mapped = ::mmap(nullptr, h.size, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mapped == MAP_FAILED) {
@@ -116,10 +186,6 @@ void runMemory(const MemoryHog& h, StressShared& sh) {
     return;
   }
   char* region = static_cast<char*>(mapped);
-  // 8 MiB per step, or 50 ms worth at a slow rate; whole pages.
-  uint64_t chunk = 8ULL << 20;
-  if (h.rate > 0) chunk = std::clamp<uint64_t>(h.rate / 20, page, chunk);
-  chunk = std::max(page, chunk / page * page);
   uint64_t touched = 0;
   while (touched < h.size) {
     if (ownerGone(0) || monoNs() >= end) return;
@@ -166,10 +232,12 @@ void runMemory(const MemoryHog& h, StressShared& sh) {
 // nothing runs until the owner has moved it into the cgroup and says go.
 [[noreturn]] void childMain(int readEnd, const char* name, StressShared& sh, const CpuDuty* cpu,
                             const MemoryHog* hog) {
-  if (readEnd != kLifelineFd) {
-    if (::dup2(readEnd, kLifelineFd) < 0) ::_exit(120);
-  }
-  ::syscall(SYS_close_range, kLifelineFd + 1, ~0U, 0);
+  // Out of the way first (either may sit on 3 or 4), then into place; close the rest.
+  const int lifeline = ::fcntl(readEnd, F_DUPFD, 10);
+  const int file = hog && hog->fileFd >= 0 ? ::fcntl(hog->fileFd, F_DUPFD, 10) : -1;
+  if (lifeline < 0 || ::dup2(lifeline, kLifelineFd) < 0) ::_exit(120);
+  if (file >= 0 && ::dup2(file, kCacheFileFd) < 0) ::_exit(121);
+  ::syscall(SYS_close_range, file >= 0 ? kCacheFileFd + 1 : kLifelineFd + 1, ~0U, 0);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

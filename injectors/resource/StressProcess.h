@@ -36,13 +36,14 @@ struct CpuDuty {
 
 // memory.stress: the hog's plan.
 struct MemoryHog {
-  enum class Mode { kAnonymous, kLocked };
+  enum class Mode { kAnonymous, kLocked, kCache };
   uint64_t size = 0;     // bytes to touch
   uint64_t reserve = 0;  // never let MemAvailable fall below this
   uint64_t rate = 0;     // bytes per second while growing; 0: as fast as it can
   Mode mode = Mode::kAnonymous;
   std::chrono::nanoseconds duration{0};  // 0: until revert
   std::string meminfo = "/proc/meminfo";
+  int fileFd = -1;  // kCache: the owner's descriptor of the file whose page cache is filled
 };
 
 // What a stress process shares with its owner (one page, MAP_SHARED).

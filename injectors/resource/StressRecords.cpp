@@ -7,6 +7,10 @@
 
 namespace chaosd {
 
+std::string stressCacheFileName(std::string_view faultId, size_t n) {
+  return ".chaosd-cache-" + std::string(faultId) + "-" + std::to_string(n);
+}
+
 std::string stressCgroupName(std::string_view faultId) { return "chaosd-" + std::string(faultId); }
 
 nlohmann::json StressUndo::toJson() const {
@@ -24,6 +28,7 @@ nlohmann::json StressUndo::toJson() const {
     j["reserve"] = reserve;
     j["rate"] = rate;
     j["mode"] = mode;
+    j["files"] = files;
   }
   return j;
 }
@@ -47,7 +52,8 @@ Result<StressUndo> StressUndo::fromJson(const nlohmann::json& undo, std::string_
       .optional("size", u.size)
       .optional("reserve", u.reserve)
       .optional("rate", u.rate)
-      .optional("mode", u.mode);
+      .optional("mode", u.mode)
+      .optional("files", u.files);
   CHAOSD_TRY(fields.done());
   if (!faultId.empty() && u.faultId != faultId) {
     return Error(ErrorCode::kInvalid, "stress undo record of fault '" + u.faultId +
@@ -62,6 +68,15 @@ Result<StressUndo> StressUndo::fromJson(const nlohmann::json& undo, std::string_
     if (!p.is_absolute() || p.filename() != name || dir.find("/../") != std::string::npos) {
       return Error(ErrorCode::kInvalid, u.faultType + " refuses to touch cgroup " + dir +
                                             ": not the absolute path of a cgroup named " + name);
+    }
+  }
+  for (size_t i = 0; i < u.files.size(); ++i) {
+    std::filesystem::path p(u.files[i]);
+    if (!p.is_absolute() || p.filename() != stressCacheFileName(u.faultId, i) ||
+        u.files[i].find("/../") != std::string::npos) {
+      return Error(ErrorCode::kInvalid, u.faultType + " refuses to touch " + u.files[i] +
+                                            ": not the absolute path of a file named " +
+                                            stressCacheFileName(u.faultId, i));
     }
   }
   for (const auto& dirs : u.v1Join) {

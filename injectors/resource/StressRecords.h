@@ -35,13 +35,17 @@ struct StressUndo {
   uint64_t size = 0;
   uint64_t reserve = 0;
   uint64_t rate = 0;
-  std::string mode;  // "anonymous" / "locked"
+  std::string mode;                // "anonymous" / "locked" / "cache"
+  std::vector<std::string> files;  // cache: per cgroup, <dir>/.chaosd-cache-<faultId>-<n>
 
   nlohmann::json toJson() const;
   // Refuses a record whose cgroups are not absolute paths named after its fault id: nothing
   // else is ever killed or removed.
   static Result<StressUndo> fromJson(const nlohmann::json& undo, std::string_view faultId = {});
 };
+
+// ".chaosd-cache-<faultId>-<n>": memory.stress mode cache's files.
+std::string stressCacheFileName(std::string_view faultId, size_t n);
 
 // "chaosd-<faultId>": the name of every cgroup a stress fault creates.
 std::string stressCgroupName(std::string_view faultId);

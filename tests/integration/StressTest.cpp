@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "chaosd/base/Cgroup.h"
 #include "chaosd/base/Fd.h"
@@ -277,6 +279,59 @@ TEST_F(StressTest, MemoryGrowthStopsAtTheReserveAndNothingIsOomKilled) {
   EXPECT_GE(place["availableAtStop"].get<uint64_t>(), reserve);
   EXPECT_LT(place["availableAtStop"].get<uint64_t>(), reserve + 16 * kMiB) << "stopped too early";
   EXPECT_EQ(vmstat("oom_kill"), oomBefore);
+}
+
+// Resident pages of a file in the page cache (mincore over a mapping of it).
+uint64_t cachedBytes(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_size == 0) return 0;
+  const auto size = static_cast<size_t>(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) return 0;
+  const size_t page = static_cast<size_t>(::getpagesize());
+  std::vector<unsigned char> vec((size + page - 1) / page);
+  uint64_t resident = 0;
+  if (::mincore(map, size, vec.data()) == 0) {
+    for (unsigned char v : vec) resident += (v & 1) ? page : 0;
+  }
+  ::munmap(map, size);
+  return resident;
+}
+
+TEST_F(StressTest, CacheModeFillsThePageCacheWithAFileOfItsOwnRemovedAtRevert) {
+  char tmpl[] = "/var/tmp/chaosd-cache-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  StressInjector injector(StressInjector::Kind::kMemory, systemProcessKernel());
+  auto prepared = injector.prepare(
+      request("memory.stress", {{"size", 64 * kMiB}, {"mode", "cache"}, {"path", dir}}));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  const std::string file = dir + "/.chaosd-cache-" + id_ + "-0";
+  EXPECT_EQ(prepared->undo["files"], nlohmann::json::array({file}));
+  EXPECT_FALSE(exists(file)) << "prepare only reads";
+  ASSERT_TRUE(injector.apply(id_, prepared->undo).ok());
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto p = injector.progress(id_);
+        return p && p->memoryState == StressShared::kHolding;
+      },
+      30s));
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 64 * kMiB);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const uint64_t cached = cachedBytes(file);
+  std::printf("[ measure  ] memory.stress cache 64 MiB: %.0f MiB of the file in the page cache\n",
+              static_cast<double>(cached) / kMiB);
+  EXPECT_GE(cached, 48 * kMiB);
+  EXPECT_EQ(injector.audit(prepared->undo)->size(), 3u) << "the cgroup, the file, the hog";
+  auto reverted = injector.revert(id_, prepared->undo);
+  ASSERT_TRUE(reverted.ok()) << reverted.error().describe();
+  EXPECT_EQ((*reverted)["filesRemoved"], nlohmann::json::array({file}));
+  EXPECT_FALSE(exists(file));
+  EXPECT_TRUE(injector.audit(prepared->undo)->empty());
+  fs::remove_all(dir);
 }
 
 TEST_F(StressTest, TheReserveRefusesAFaultWhenTheMachineIsAlreadyBelowIt) {
