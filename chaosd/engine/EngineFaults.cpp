@@ -247,6 +247,7 @@ void Engine::audit() {
       continue;
     auto it = injectors_.find(f.type);
     if (it == injectors_.end()) continue;
+    if (undo_[i].is_null()) continue;  // never prepared (prepare failed): nothing was applied
     auto left = it->second->audit(undo_[i]);
     if (!left) {
       f.leftovers.push_back("audit failed: " + left.error().describe());

@@ -102,6 +102,19 @@ void registerResourceFaults(FaultRegistry& registry) {
     if (size == percent) {
       return ArgProblem{"", size ? "give size or percent, not both" : "give size or percent"};
     }
+    // A machine already at its reserve: refused here, on the machine that runs it, before
+    // anything (validate, plan, run, the daemon's submit).
+    const uint64_t available = meminfoBytes("MemAvailable");
+    const uint64_t reserve = ctx.args.contains("reserve")
+                                 ? ctx.args["reserve"].get<uint64_t>()
+                                 : defaultMemoryReserve(meminfoBytes("MemTotal"));
+    if (available > 0 && available <= reserve) {
+      return ArgProblem{ctx.args.contains("reserve") ? "reserve" : "",
+                        "this machine has " + std::to_string(available >> 20) +
+                            " MiB available, at or below the reserve of " +
+                            std::to_string(reserve >> 20) +
+                            " MiB that memory.stress never crosses: it would take nothing"};
+    }
     if (ctx.args.contains("path") && ctx.args.value("mode", std::string()) != "cache") {
       return ArgProblem{"path", "path is for mode cache (the directory of its file)"};
     }

@@ -29,19 +29,6 @@ namespace {
 constexpr auto kKillTimeout = std::chrono::milliseconds(5000);
 constexpr const char* kResources[] = {"cpu", "memory", "io"};
 
-// A field of /proc/meminfo in bytes; 0 when absent.
-uint64_t meminfoBytes(std::string_view key) {
-  std::ifstream in("/proc/meminfo");
-  std::string name;
-  uint64_t kb = 0;
-  std::string unit;
-  while (in >> name >> kb) {
-    std::getline(in, unit);
-    if (name.size() == key.size() + 1 && name.compare(0, key.size(), key) == 0) return kb * 1024;
-  }
-  return 0;
-}
-
 // VmHWM (peak resident set) of a process, bytes; 0 when gone.
 uint64_t peakRss(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -136,6 +123,18 @@ struct StressInjector::Load {
   std::vector<std::vector<std::optional<Pressure>>> pressureBefore;
   SteadyClock::time_point startedAt;
 };
+
+uint64_t meminfoBytes(std::string_view key) {
+  std::ifstream in("/proc/meminfo");
+  std::string name;
+  uint64_t kb = 0;
+  std::string unit;
+  while (in >> name >> kb) {
+    std::getline(in, unit);
+    if (name.size() == key.size() + 1 && name.compare(0, key.size(), key) == 0) return kb * 1024;
+  }
+  return 0;
+}
 
 uint64_t defaultMemoryReserve(uint64_t memTotal) {
   return std::max<uint64_t>(256ULL << 20, memTotal / 20);

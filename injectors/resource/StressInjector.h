@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "chaosd/base/ProcessKernel.h"
@@ -59,6 +60,9 @@ class StressInjector final : public Injector {
   std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Load>> loads_;  // by fault id
 };
+
+// A field of /proc/meminfo ("MemTotal", "MemAvailable") in bytes; 0 when absent.
+uint64_t meminfoBytes(std::string_view key);
 
 // The reserve memory.stress keeps when none is given: 256 MiB or 5% of MemTotal, the larger.
 uint64_t defaultMemoryReserve(uint64_t memTotal);

@@ -22,6 +22,7 @@ struct World {
   std::vector<std::string> calls;  // "apply step@12s", "revert step@42s"
   std::map<std::string, bool> held;
   std::set<std::string> failApply;    // steps whose apply fails
+  std::set<std::string> failPrepare;  // steps whose prepare fails
   std::set<std::string> failRevert;   // steps whose revert fails
   std::set<std::string> leaveBehind;  // steps the audit finds left
   std::vector<std::string> rollbacks;
@@ -47,6 +48,9 @@ class FakeInjector final : public Injector {
  public:
   explicit FakeInjector(World& w) : w_(w) {}
   Result<PreparedFault> prepare(const FaultRequest& r) override {
+    if (w_.failPrepare.contains(r.stepName)) {
+      return Error(ErrorCode::kConflict, "nothing to take");
+    }
     PreparedFault p;
     p.undo = {{"step", r.stepName}};
     p.description = "fake on " + r.stepName;
@@ -356,6 +360,22 @@ TEST_F(EngineTest, SequentialStepsApplyAndRevertAtTheirPlannedTimes) {
   EXPECT_EQ(before, 10u);
   EXPECT_EQ(during, 8u);
   EXPECT_EQ(after, 10u);
+}
+
+// A fault whose prepare failed was never applied: the run fails on the prepare's error, and
+// the audit does not ask the injector about a record that does not exist.
+TEST_F(EngineTest, AFaultThatFailedToPrepareIsNotAudited) {
+  world_.failPrepare = {"a"};
+  auto r = run(probes() + "method:\n  - {name: a, fault: fake.fault, duration: 5s}\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_TRUE(world_.calls.empty()) << "nothing applied";
+  ASSERT_EQ(r.faults.size(), 1u);
+  EXPECT_TRUE(r.faults[0].leftovers.empty());
+  EXPECT_TRUE(r.auditClean);
+  bool named = false;
+  for (const auto& reason : r.reasons)
+    named = named || reason.find("nothing to take") != std::string::npos;
+  EXPECT_TRUE(named) << r.reasons.size();
 }
 
 TEST_F(EngineTest, AtAfterAndParallelGroupsFollowTheTimeline) {

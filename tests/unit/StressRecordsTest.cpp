@@ -8,6 +8,8 @@
 #include <fstream>
 
 #include "chaosd/base/Cgroup.h"
+#include "injectors/FaultRegistry.h"
+#include "injectors/resource/StressInjector.h"
 #include "injectors/resource/StressRecords.h"
 
 namespace chaosd {
@@ -71,6 +73,41 @@ TEST(StressRecordsTest, RefusesToTouchCgroupsThatAreNotTheFaults) {
   EXPECT_FALSE(StressUndo::fromJson(u.toJson()).ok());
   EXPECT_FALSE(StressUndo::fromJson(cpuUndo().toJson(), "run1-4").ok()) << "another fault's";
   EXPECT_FALSE(StressUndo::fromJson({{"faultId", "x"}}).ok()) << "no type";
+}
+
+// The schema's checks across fields, as validate, plan and run apply them.
+std::optional<ArgProblem> check(const char* type, const nlohmann::json& args,
+                                bool allowFullCpu = false) {
+  FaultRegistry registry;
+  registerBuiltinFaults(registry);
+  const FaultType* t = registry.find(type);
+  EXPECT_NE(t, nullptr);
+  for (const auto& c : t->schema.constraints) {
+    if (auto p = c(ArgContext{args, std::nullopt, false, allowFullCpu})) return p;
+  }
+  return std::nullopt;
+}
+
+TEST(StressRecordsTest, TheSchemaRefusesWhatWouldTakeTheMachineWhole) {
+  const int cpus = usableCpus();
+  auto every = check("cpu.stress", {{"load", 1.0}, {"workers", "all"}});
+  ASSERT_TRUE(every.has_value());
+  EXPECT_EQ(every->field, "workers");
+  EXPECT_NE(every->message.find("allowFullCpu"), std::string::npos);
+  EXPECT_FALSE(check("cpu.stress", {{"load", 1.0}, {"workers", "all"}}, true)) << "allowed";
+  EXPECT_TRUE(check("cpu.stress", {{"load", 0.5}, {"workers", std::to_string(2 * cpus)}}))
+      << "2 x CPUs at 50% is every CPU too";
+  if (cpus > 1) {
+    EXPECT_FALSE(check("cpu.stress", {{"load", 1.0}, {"workers", "1"}}));
+  }
+  EXPECT_EQ(check("cpu.stress", {{"load", 0.5}, {"workers", "0"}})->field, "workers");
+
+  auto reserve = check("memory.stress", {{"size", 4096}, {"reserve", 1ULL << 50}});
+  ASSERT_TRUE(reserve.has_value()) << "no machine has a PiB available";
+  EXPECT_EQ(reserve->field, "reserve");
+  EXPECT_NE(reserve->message.find("would take nothing"), std::string::npos);
+  EXPECT_FALSE(check("memory.stress", {{"size", 4096}, {"reserve", 64 << 20}}));
+  EXPECT_EQ(check("memory.stress", {{"size", 4096}, {"path", "/tmp"}})->field, "path");
 }
 
 TEST(CgroupReadersTest, ParsesPressureFiles) {
