@@ -136,6 +136,8 @@ Result<PreparedFault> IoThrottleInjector::prepare(const FaultRequest& request) {
     auto dir = cgroupDirOf("v2", mounts, v.pid, host_.procRoot);
     v2 = v2 && dir.ok() && fileExists(*dir + "/io.max");
   }
+  // Nothing matched (`empty: skip`): a no-op in whichever mode the machine has.
+  if (plan->victims.empty()) v2 = mounts.blkioV1.empty();
   u.mode = v2 ? "v2" : "v1";
   if (!v2 && mounts.blkioV1.empty()) {
     return Error(ErrorCode::kUnsupported,
