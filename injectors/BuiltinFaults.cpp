@@ -10,6 +10,7 @@ void registerBuiltinFaults(FaultRegistry& registry) {
   registerDiskFaults(registry);
   registerSyscallFaults(registry);
   registerResourceFaults(registry);
+  registerIoThrottleFault(registry);
 }
 
 }  // namespace chaosd

@@ -10,5 +10,6 @@ void registerProcessFaults(FaultRegistry& registry);
 void registerDiskFaults(FaultRegistry& registry);
 void registerSyscallFaults(FaultRegistry& registry);
 void registerResourceFaults(FaultRegistry& registry);
+void registerIoThrottleFault(FaultRegistry& registry);
 
 }  // namespace chaosd

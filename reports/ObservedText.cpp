@@ -207,6 +207,42 @@ void packetLines(const Json& o, std::vector<std::string>& out) {
   }
 }
 
+// io.throttle: per cgroup, the IO it did on the device under the throttle, and what became of
+// each file written (restored to its value before, already so, or gone with its cgroup).
+void throttleLines(const Json& o, std::vector<std::string>& out) {
+  for (const auto& place : list(o, "places")) {
+    if (!place.is_object()) continue;
+    if (place.contains("during") && place["during"].is_object()) {
+      const Json& d = place["during"];
+      const double seconds = number(d, "seconds");
+      char buf[240];
+      std::snprintf(
+          buf, sizeof buf,
+          "%s on %s, %.1f s under the throttle: wrote %s in %llu op(s) (%s/s), read %s "
+          "in %llu op(s) (%s/s)",
+          text(place, "cgroup").c_str(), text(o, "device").c_str(), seconds,
+          size(count(d, "writeBytes")).c_str(),
+          static_cast<unsigned long long>(count(d, "writeOps")),
+          size(seconds > 0
+                   ? static_cast<uint64_t>(static_cast<double>(count(d, "writeBytes")) / seconds)
+                   : 0)
+              .c_str(),
+          size(count(d, "readBytes")).c_str(), static_cast<unsigned long long>(count(d, "readOps")),
+          size(seconds > 0
+                   ? static_cast<uint64_t>(static_cast<double>(count(d, "readBytes")) / seconds)
+                   : 0)
+              .c_str());
+      out.push_back(buf);
+    }
+    for (const auto& f : list(place, "files")) {
+      if (!f.is_object()) continue;
+      const std::string previous = text(f, "previous");
+      out.push_back(text(f, "file") + ": set " + text(f, "written") + ", " + text(f, "action") +
+                    " (before: " + (previous.empty() ? "none" : previous) + ")");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> observedLines(const Json& fault, size_t maxLines) {
@@ -226,6 +262,8 @@ std::vector<std::string> observedLines(const Json& fault, size_t maxLines) {
     ioLines(o, out);
   } else if (type == "cpu.stress" || type == "memory.stress") {
     stressLines(o, out);
+  } else if (type == "io.throttle") {
+    throttleLines(o, out);
   } else if (type.rfind("syscall.", 0) == 0) {
     syscallLines(fault, o, out);
   } else if (type.rfind("network.", 0) == 0) {

@@ -124,6 +124,30 @@ TEST(ObservedTextTest, StressAskedAgainstAchievedAndThePressure) {
   EXPECT_EQ(lines[1], "pid 42 killed by SIGKILL before the revert");
 }
 
+TEST(ObservedTextTest, ThrottleIoDuringAndWhatBecameOfEachFile) {
+  Json o = {
+      {"device", "7:0"},
+      {"places",
+       Json::array({{{"cgroup", "/sys/fs/cgroup/blkio/app"},
+                     {"during",
+                      {{"seconds", 4.0},
+                       {"writeBytes", 4194304},
+                       {"writeOps", 16},
+                       {"readBytes", 0},
+                       {"readOps", 0}}},
+                     {"files", Json::array({{{"file", "/cg/app/blkio.throttle.write_bps_device"},
+                                             {"written", "1048576"},
+                                             {"previous", ""},
+                                             {"action", "restored"}}})}}})}};
+  auto lines = observedLines(fault("io.throttle", o));
+  ASSERT_EQ(lines.size(), 2u) << joined(lines);
+  EXPECT_EQ(lines[0],
+            "/sys/fs/cgroup/blkio/app on 7:0, 4.0 s under the throttle: wrote 4 MiB in 16 op(s) "
+            "(1 MiB/s), read 0 B in 0 op(s) (0 B/s)");
+  EXPECT_EQ(lines[1],
+            "/cg/app/blkio.throttle.write_bps_device: set 1048576, restored (before: none)");
+}
+
 TEST(ObservedTextTest, SyscallCountsNameTheEffect) {
   EXPECT_EQ(observedLines(fault("syscall.error", {{"matched", 23}, {"hit", 10}, {"passed", 13}},
                                 {{"errno", "EIO"}}))[0],
