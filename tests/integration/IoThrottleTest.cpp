@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -299,6 +300,47 @@ TEST_F(IoThrottleTest, TheGuardianRestoresTheFilesAfterTheOwnersSigkill) {
   EXPECT_EQ((*reverted)["statsInThisProcess"], false);
   EXPECT_EQ(snapshot(), before);
   EXPECT_TRUE(guardian.audit(undo)->empty());
+}
+
+// kill -9 of `chaosctl run` while the throttle is held: the guardian puts every file back as
+// it was, the user's own rule included.
+TEST_F(IoThrottleTest, KillNineOfChaosctlRunLeavesTheLimitsAsTheyWere) {
+  const pid_t pid = startTarget();
+  putUsersRule();
+  const auto before = snapshot();
+  const std::string file = (root_ / "exp.yaml").string();
+  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: iokill}\n"
+                         "targets: {app: {process: {pid: "
+                      << pid
+                      << "}}}\n"
+                         "steadyState:\n  baseline: {duration: 200ms}\n"
+                         "  recovery: {duration: 200ms}\n  probes:\n"
+                         "    - {name: alive, command: {argv: [/bin/true]}, every: 100ms}\n"
+                         "method:\n"
+                         "  - {name: throttle, fault: io.throttle, target: app, args: {path: "
+                      << scratch_->dir().string()
+                      << ", writeBps: 1MiB}, duration: 60s}\n"
+                         "report: {dir: "
+                      << root_.string() << "/reports}\n";
+  const std::string cmd = std::string("exec ") + CHAOSCTL_PATH + " run --state-dir " +
+                          root_.string() + "/state " + file + " >" + root_.string() +
+                          "/run.log 2>&1";
+  pid_t run = ::fork();
+  if (run == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const std::string writeFile = cgroup_ + "/" + (mode_ == "v1" ? files_[1] : files_[0]);
+  ASSERT_TRUE(waitUntil([&] { return slurp(writeFile).find("1048576") != std::string::npos; }, 30s))
+      << slurp((root_ / "run.log").string());
+  const auto killedAt = std::chrono::steady_clock::now();
+  ::kill(run, SIGKILL);
+  ASSERT_EQ(::waitpid(run, nullptr, 0), run);
+  ASSERT_TRUE(waitUntil([&] { return snapshot() == before; }, 10s))
+      << "the guardian did not restore the limits: " << slurp(writeFile);
+  std::printf("[ measure  ] kill -9 of chaosctl run to the limits restored: %.0f ms\n",
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killedAt)
+                  .count());
 }
 
 TEST_F(IoThrottleTest, RefusesAPathWithoutABlockDevice) {
