@@ -50,6 +50,7 @@ int faultTypesCommand(const std::vector<std::string>& args) {
       nlohmann::json j{{"name", t->name},
                        {"summary", t->summary},
                        {"targets", kinds},
+                       {"targetOptional", t->targetOptional},
                        {"revertible", t->revertible},
                        {"needsDuration", t->needsDuration},
                        {"implemented", static_cast<bool>(t->factory)}};
@@ -60,6 +61,7 @@ int faultTypesCommand(const std::vector<std::string>& args) {
     std::cout << t->name << ": " << t->summary << "\n  target: ";
     for (size_t i = 0; i < kinds.size(); ++i) std::cout << (i ? " or " : "") << kinds[i];
     if (kinds.empty()) std::cout << "none";
+    if (t->targetOptional) std::cout << ", or none (the host)";
     std::cout << (t->needsDuration ? "; needs a duration" : "; duration optional")
               << (t->revertible ? "" : "; cannot be reverted")
               << (t->factory ? "" : "; not yet implemented in this build (validate/plan only)")
