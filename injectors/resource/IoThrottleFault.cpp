@@ -21,8 +21,9 @@ void registerIoThrottleFault(FaultRegistry& registry) {
   type.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
   type.schema.args = {
       arg::required(arg::make("path", ArgType::kString,
-                              "a file or directory; the disk that holds its filesystem is "
-                              "throttled (a partition: its whole disk)")),
+                              "a file or directory (the disk that holds its filesystem is "
+                              "throttled; a partition: its whole disk), or a block device "
+                              "node")),
       arg::range(arg::make("readBps", ArgType::kSize, "bytes per second the target may read"), 1,
                  kMaxBps),
       arg::range(arg::make("writeBps", ArgType::kSize, "bytes per second the target may write"), 1,

@@ -109,18 +109,20 @@ Result<PreparedFault> IoThrottleInjector::prepare(const FaultRequest& request) {
   if (::stat(u.path.c_str(), &st) != 0) {
     return Error::fromErrno("io.throttle: path " + u.path, errno);
   }
-  const std::string fsDevice =
-      std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  // A block device node names its own device (path: /dev/vdb); anything else, the device of
+  // the filesystem that holds it.
+  const dev_t dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+  const std::string fsDevice = std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
   auto mountinfo = readKernelFile(host_.mountinfo);
   if (!mountinfo) return std::move(mountinfo).error();
-  if (major(st.st_dev) == 0) {
+  if (major(dev) == 0) {
     std::string fstype = fstypeOfDevice(*mountinfo, fsDevice);
     return Error(ErrorCode::kInvalid,
                  "io.throttle: " + u.path + " is on a " + (fstype.empty() ? "virtual" : fstype) +
                      " filesystem (device " + fsDevice +
                      "), which has no block device to throttle; give a path on a disk");
   }
-  auto disk = wholeDiskOf(major(st.st_dev), minor(st.st_dev), host_.sysfsRoot);
+  auto disk = wholeDiskOf(major(dev), minor(dev), host_.sysfsRoot);
   if (!disk) return std::move(disk).error().withContext("io.throttle: the device of " + u.path);
   u.device = disk->device;
   u.deviceName = disk->name;
