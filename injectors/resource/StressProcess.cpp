@@ -21,8 +21,9 @@
 namespace chaosd {
 namespace {
 
-constexpr int kLifelineFd = 3;   // where a child keeps the read end of its lifeline
-constexpr int kCacheFileFd = 4;  // memory.stress mode cache: the file it fills
+constexpr int kLifelineFd = 3;                   // where a child keeps the read end of its lifeline
+constexpr int64_t kLifelineCheckNs = 5'000'000;  // how often a busy worker looks at it
+constexpr int kCacheFileFd = 4;                  // memory.stress mode cache: the file it fills
 
 int64_t monoNs() {
   timespec ts{};
@@ -73,9 +74,14 @@ void runCpu(const CpuDuty& d, StressShared& sh) {
     const auto busy = static_cast<int64_t>(load * static_cast<double>(period));
     const int64_t cpu0 = cpuNs();
     int64_t used = 0;
+    int64_t nextCheck = kLifelineCheckNs;
     while (used < busy) {
       spin();
       used = cpuNs() - cpu0;
+      if (used >= nextCheck) {  // the owner may die mid-period: look every 5 ms of work
+        if (ownerGone(0)) return;
+        nextCheck = used + kLifelineCheckNs;
+      }
     }
     sh.busyNs.fetch_add(static_cast<uint64_t>(used), std::memory_order_relaxed);
     sh.periods.fetch_add(1, std::memory_order_relaxed);

@@ -249,5 +249,45 @@ int main(int argc, char** argv) {
       "%.2f ms; memory.stress (256 MiB held) median %.2f ms, max %.2f ms\n",
       runs, median(cpuRevert), *std::max_element(cpuRevert.begin(), cpuRevert.end()),
       median(memRevert), *std::max_element(memRevert.begin(), memRevert.end()));
+
+  // The owner's SIGKILL: the load ends by itself (its lifeline closes), before any guardian.
+  std::vector<double> killGone;
+  for (int i = 0; i < runs; ++i) {
+    const std::string id = "bench-kill-" + std::to_string(i);
+    StressInjector planner(StressInjector::Kind::kCpu, kernel);
+    auto prepared = planner.prepare(request(id, "cpu.stress", {{"load", 0.5}, {"workers", "2"}}));
+    if (!prepared) return 1;
+    const std::string cg = prepared->undo["cgroups"][0];
+    int ready[2];
+    if (::pipe(ready) != 0) return 1;
+    pid_t owner = ::fork();
+    if (owner == 0) {
+      ::close(ready[0]);
+      StressInjector injector(StressInjector::Kind::kCpu, kernel);
+      char c = injector.apply(id, prepared->undo).ok() ? 'y' : 'n';
+      if (::write(ready[1], &c, 1) != 1) ::_exit(2);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char c = 0;
+    if (::read(ready[0], &c, 1) != 1 || c != 'y') return 1;
+    ::close(ready[0]);
+    std::this_thread::sleep_for(200ms);  // into the duty cycle
+    auto t = Clock::now();
+    ::kill(owner, SIGKILL);
+    while (secondsSince(t) < 10) {
+      auto procs = cgroupProcs(cg);
+      if (!procs || procs->empty()) break;
+      std::this_thread::sleep_for(100us);
+    }
+    killGone.push_back(secondsSince(t) * 1e3);
+    ::waitpid(owner, nullptr, 0);
+    StressInjector guardian(StressInjector::Kind::kCpu, kernel);
+    (void)guardian.revert(id, prepared->undo);
+  }
+  std::printf(
+      "Owner SIGKILLed until its load is gone (no guardian), %d runs: cpu.stress (2 "
+      "workers at 50%%) median %.2f ms, max %.2f ms\n",
+      runs, median(killGone), *std::max_element(killGone.begin(), killGone.end()));
   return 0;
 }
