@@ -20,6 +20,12 @@ std::optional<int> parseWorkers(const std::string& text) {
   return n;
 }
 
+ArgSpec cgroupArg() {
+  return arg::make("cgroup", ArgType::kString,
+                   "without a target: run the load inside this cgroup v2 path "
+                   "(/system.slice/app.service), under its limits");
+}
+
 }  // namespace
 
 void registerResourceFaults(FaultRegistry& registry) {
@@ -41,7 +47,8 @@ void registerResourceFaults(FaultRegistry& registry) {
                        "1"),
       arg::range(arg::make("climb", ArgType::kDuration,
                            "ramp the load from 0 over this long (a gentler start)"),
-                 1e6, 24 * 3600e9)};
+                 1e6, 24 * 3600e9),
+      cgroupArg()};
   cpu.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
     const std::string text = ctx.args.value("workers", std::string("1"));
     auto workers = parseWorkers(text);
@@ -95,7 +102,8 @@ void registerResourceFaults(FaultRegistry& registry) {
           "anonymous"),
       arg::make("path", ArgType::kString,
                 "mode cache: the directory of the file (default /var/tmp); its filesystem "
-                "must hold `size`")};
+                "must hold `size`"),
+      cgroupArg()};
   memory.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
     bool size = ctx.args.contains("size");
     bool percent = ctx.args.contains("percent");

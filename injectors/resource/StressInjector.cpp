@@ -161,7 +161,26 @@ Result<PreparedFault> StressInjector::prepare(const FaultRequest& request) {
   u.duration = request.duration;
   const std::string name = stressCgroupName(request.faultId);
   std::string where;
-  if (request.target == nullptr) {
+  if (request.target != nullptr && request.args.contains("cgroup")) {
+    return Error(ErrorCode::kInvalid, request.faultType +
+                                          ": give a target or args.cgroup, not both (the load "
+                                          "runs in the target's cgroup, or in the one named)");
+  }
+  if (request.target == nullptr && request.args.contains("cgroup")) {
+    // A cgroup the user names (a service's, a container's): the load runs inside it.
+    const std::string path = request.args["cgroup"].get<std::string>();
+    auto dir = cgroup2Dir(path);
+    if (!dir) return std::move(dir).error().withContext(request.faultType + " args.cgroup");
+    struct stat st {};
+    if (::stat(dir->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Error(ErrorCode::kNotFound,
+                   request.faultType + ": no cgroup " + path + " (no directory " + *dir + ")");
+    }
+    u.placement = "cgroup";
+    u.cgroups = {*dir + "/" + name};
+    u.pressure = {*dir};
+    where = "inside cgroup " + path + " (" + *dir + ")";
+  } else if (request.target == nullptr) {
     u.placement = "host";
     u.hostParent = *mount + "/chaosd-faults";
     u.cgroups = {u.hostParent + "/" + name};

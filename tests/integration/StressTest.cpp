@@ -207,6 +207,49 @@ TEST_F(StressTest, CpuLoadInsideATargetsCgroupIsChargedToIt) {
   EXPECT_EQ(cgroupProcs(testCgroup_)->size(), 1u);
 }
 
+// args.cgroup: the load runs inside a cgroup the user names (a service's), as a child of it.
+TEST_F(StressTest, CpuLoadInsideANamedCgroup) {
+  startTargetInCgroup();  // the test's cgroup, with a process in it
+  const std::string path = testCgroup_.substr(mount_.size());
+  StressInjector injector(StressInjector::Kind::kCpu, systemProcessKernel());
+  auto prepared =
+      injector.prepare(request("cpu.stress", {{"load", 0.2}, {"workers", "1"}, {"cgroup", path}}));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  const std::string cg = testCgroup_ + "/chaosd-" + id_;
+  EXPECT_EQ(prepared->undo["cgroups"], nlohmann::json::array({cg}));
+  EXPECT_EQ(prepared->undo["placement"], "cgroup");
+  ASSERT_TRUE(injector.apply(id_, prepared->undo).ok());
+  EXPECT_EQ(cgroupProcs(cg)->size(), 1u);
+  ASSERT_TRUE(injector.revert(id_, prepared->undo).ok());
+  EXPECT_FALSE(exists(cg));
+  EXPECT_TRUE(exists(testCgroup_));
+  auto missing = injector.prepare(
+      request("cpu.stress", {{"load", 0.2}, {"cgroup", "/no/such/cgroup-" + id_}}));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("no cgroup"), std::string::npos);
+}
+
+// mode locked: the hog's pages are mlock'ed (VmLck), never swapped.
+TEST_F(StressTest, LockedModeLocksThePages) {
+  StressInjector injector(StressInjector::Kind::kMemory, systemProcessKernel());
+  auto prepared =
+      injector.prepare(request("memory.stress", {{"size", 64 * kMiB}, {"mode", "locked"}}));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  ASSERT_TRUE(injector.apply(id_, prepared->undo).ok());
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto p = injector.progress(id_);
+        return p && p->memoryState != StressShared::kStarting &&
+               p->memoryState != StressShared::kRunning;
+      },
+      30s));
+  ASSERT_EQ(injector.progress(id_)->memoryState, StressShared::kHolding);
+  const pid_t hog = injector.progress(id_)->pids.at(0);
+  EXPECT_GE(statusBytes(hog, "VmLck"), 64 * kMiB);
+  ASSERT_TRUE(injector.revert(id_, prepared->undo).ok());
+  EXPECT_FALSE(alive(hog));
+}
+
 TEST_F(StressTest, MemoryIsHeldResidentByAHogTheOomKillerPicksFirstAndFreedAtRevert) {
   StressInjector injector(StressInjector::Kind::kMemory, systemProcessKernel());
   auto prepared = injector.prepare(request("memory.stress", {{"size", 256 * kMiB}}));
