@@ -53,34 +53,6 @@ std::string unescapeMountPath(std::string_view field) {
   return out;
 }
 
-// The whole of a small file (proc, cgroupfs). kNotFound for ENOENT.
-Result<std::string> readSmallFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    int err = errno;
-    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                 "reading " + path + ": " + std::strerror(err), err);
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::fromErrno("reading " + path, errno);
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-Result<void> writeSmallFile(const std::string& path, std::string_view text) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return Error::fromErrno("opening " + path, errno);
-  ssize_t n = ::write(fd.get(), text.data(), text.size());
-  if (n < 0) return Error::fromErrno("writing '" + std::string(text) + "' to " + path, errno);
-  return success();
-}
-
 // The number after `key=` in a PSI line.
 template <typename T>
 bool fieldAfter(std::string_view line, std::string_view key, T& out) {
@@ -158,7 +130,7 @@ Result<std::string> cgroup2Dir(std::string_view cgroupPath, std::string mountinf
 }
 
 Result<std::string> cgroup2PathOfPid(pid_t pid, const std::string& procRoot) {
-  auto text = readSmallFile(procRoot + "/" + std::to_string(pid) + "/cgroup");
+  auto text = readKernelFile(procRoot + "/" + std::to_string(pid) + "/cgroup");
   if (!text) return std::move(text).error();
   std::string_view t = *text;
   size_t pos = t.starts_with("0::") ? 0 : t.find("\n0::");
@@ -230,9 +202,9 @@ std::vector<std::string> cgroupV1DirsFromText(std::string_view procCgroup,
 
 Result<std::vector<std::string>> cgroupV1DirsOfPid(pid_t pid,
                                                    const std::vector<std::string>& controllers) {
-  auto proc = readSmallFile("/proc/" + std::to_string(pid) + "/cgroup");
+  auto proc = readKernelFile("/proc/" + std::to_string(pid) + "/cgroup");
   if (!proc) return std::move(proc).error();
-  auto mounts = readSmallFile("/proc/self/mountinfo");
+  auto mounts = readKernelFile("/proc/self/mountinfo");
   if (!mounts) return std::move(mounts).error();
   return cgroupV1DirsFromText(*proc, *mounts, controllers);
 }
@@ -257,7 +229,7 @@ Result<Pressure> parsePressure(std::string_view text) {
 }
 
 Result<Pressure> readPressure(const std::string& file) {
-  auto text = readSmallFile(file);
+  auto text = readKernelFile(file);
   if (!text) return std::move(text).error();
   auto p = parsePressure(*text);
   if (!p) return Error(ErrorCode::kIo, file + ": " + p.error().message());
@@ -265,7 +237,7 @@ Result<Pressure> readPressure(const std::string& file) {
 }
 
 Result<uint64_t> cgroupCpuUsageUsec(const std::string& dir) {
-  auto text = readSmallFile(dir + "/cpu.stat");
+  auto text = readKernelFile(dir + "/cpu.stat");
   if (!text) return std::move(text).error();
   std::string_view t = *text;
   size_t pos = t.starts_with("usage_usec ") ? 0 : t.find("\nusage_usec ");
@@ -289,11 +261,11 @@ Result<bool> makeCgroup(const std::string& dir) {
 }
 
 Result<void> moveToCgroup(const std::string& dir, pid_t pid) {
-  return writeSmallFile(dir + "/cgroup.procs", std::to_string(pid));
+  return writeKernelFile(dir + "/cgroup.procs", std::to_string(pid));
 }
 
 Result<std::vector<pid_t>> cgroupProcs(const std::string& dir) {
-  auto text = readSmallFile(dir + "/cgroup.procs");
+  auto text = readKernelFile(dir + "/cgroup.procs");
   if (!text) return std::move(text).error();
   std::vector<pid_t> out;
   std::istringstream in(*text);
@@ -314,7 +286,7 @@ Result<CgroupRemoval> killAndRemoveCgroup(const std::string& dir,
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + timeout;
   if (auto procs = cgroupProcs(dir)) out.killed = procs->size();
-  auto killed = writeSmallFile(dir + "/cgroup.kill", "1");
+  auto killed = writeKernelFile(dir + "/cgroup.kill", "1");
   out.method = killed ? "cgroup.kill" : "SIGKILL each";
   Fd events(::open((dir + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
   for (;;) {
@@ -357,6 +329,37 @@ Result<CgroupRemoval> killAndRemoveCgroup(const std::string& dir,
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return out;
+}
+
+Result<std::string> readKernelFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    int err = errno;
+    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                 "reading " + path + ": " + std::strerror(err), err);
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::fromErrno("reading " + path, errno);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Result<void> writeKernelFile(const std::string& path, std::string_view text) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) {
+    int err = errno;
+    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                 "opening " + path + ": " + std::strerror(err), err);
+  }
+  ssize_t n = ::write(fd.get(), text.data(), text.size());
+  if (n < 0) return Error::fromErrno("writing '" + std::string(text) + "' to " + path, errno);
+  return success();
 }
 
 }  // namespace chaosd

@@ -15,6 +15,12 @@
 // /sys/fs/cgroup, hybrid ones at /sys/fs/cgroup/unified, containers wherever they like.
 namespace chaosd {
 
+// The whole of a small kernel file (proc, sysfs, cgroupfs); kNotFound for ENOENT.
+Result<std::string> readKernelFile(const std::string& path);
+// One write(2) of text to a kernel file (cgroupfs takes one rule per write); kNotFound for
+// ENOENT.
+Result<void> writeKernelFile(const std::string& path, std::string_view text);
+
 // The mount point of the cgroup2 filesystem, read from a mountinfo file.
 // kNotFound when no cgroup2 filesystem is mounted; kIo when the file cannot be read.
 Result<std::string> cgroup2Mount(std::string mountinfoPath = "/proc/self/mountinfo");

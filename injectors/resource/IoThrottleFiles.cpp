@@ -236,35 +236,4 @@ bool isDeviceNumber(std::string_view device) {
   return true;
 }
 
-Result<std::string> readKernelFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    int err = errno;
-    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                 "reading " + path + ": " + std::strerror(err), err);
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::fromErrno("reading " + path, errno);
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-Result<void> writeKernelFile(const std::string& path, std::string_view text) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) {
-    int err = errno;
-    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                 "opening " + path + ": " + std::strerror(err), err);
-  }
-  ssize_t n = ::write(fd.get(), text.data(), text.size());
-  if (n < 0) return Error::fromErrno("writing '" + std::string(text) + "' to " + path, errno);
-  return success();
-}
-
 }  // namespace chaosd

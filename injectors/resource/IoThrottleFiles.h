@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "chaosd/base/Cgroup.h"  // readKernelFile, writeKernelFile
 #include "chaosd/base/Result.h"
 
 // The kernel surfaces io.throttle reads and writes, as functions of text (tested with strings)
@@ -74,10 +75,5 @@ IoCounters blkioCountersOf(std::string_view serviceBytes, std::string_view servi
 
 // True for "MAJ:MIN" with decimal numbers.
 bool isDeviceNumber(std::string_view device);
-
-// The whole of a small kernel file; kNotFound for ENOENT.
-Result<std::string> readKernelFile(const std::string& path);
-// One write(2) of text to a kernel file (cgroupfs takes a rule per write).
-Result<void> writeKernelFile(const std::string& path, std::string_view text);
 
 }  // namespace chaosd
