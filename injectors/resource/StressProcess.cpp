@@ -110,6 +110,34 @@ void giveBack(const MemoryHog& h, char* region, uint64_t chunk, StressShared& sh
   }
 }
 
+// At `rate`, waits until `done` bytes are due (not past `end`). True when the owner went.
+bool paceGone(const MemoryHog& h, int64_t start, int64_t end, uint64_t done) {
+  if (h.rate == 0) return false;
+  const int64_t due =
+      start + static_cast<int64_t>(static_cast<double>(done) / static_cast<double>(h.rate) * 1e9);
+  const int64_t now = monoNs();
+  return due > now && ownerGone(std::min(due, end) - now);
+}
+
+// Growth ended by itself (not at the reserve, not failed): holding from now.
+void markHolding(const MemoryHog& h, StressShared& sh) {
+  if (sh.state.load() == StressShared::kRunning) {
+    sh.availableAtStop.store(memAvailableBytes(h.meminfo.c_str()));
+    sh.state.store(StressShared::kHolding);
+  }
+}
+
+// Holds until revert, the duration or the owner's end, checking every 100 ms.
+template <typename Check>
+void holdUntil(int64_t end, Check check) {
+  for (;;) {
+    const int64_t now = monoNs();
+    if (now >= end) return;
+    if (ownerGone(std::min<int64_t>(100'000'000, end - now))) return;
+    check();
+  }
+}
+
 // mode cache: write the file in steps (its pages stay in the page cache, charged to the
 // cgroup), the same reserve check and pacing; held until the end; given back (written out
 // and dropped) from the top when the machine falls below the reserve.
@@ -142,21 +170,10 @@ void runCache(const MemoryHog& h, StressShared& sh, uint64_t chunk, int64_t star
     }
     written += static_cast<uint64_t>(w);
     sh.touched.store(written);
-    if (h.rate > 0) {
-      const int64_t due = start + static_cast<int64_t>(static_cast<double>(written) /
-                                                       static_cast<double>(h.rate) * 1e9);
-      const int64_t now = monoNs();
-      if (due > now && ownerGone(std::min(due, end) - now)) return;
-    }
+    if (paceGone(h, start, end, written)) return;
   }
-  if (sh.state.load() == StressShared::kRunning) {
-    sh.availableAtStop.store(memAvailableBytes(h.meminfo.c_str()));
-    sh.state.store(StressShared::kHolding);
-  }
-  for (;;) {
-    const int64_t now = monoNs();
-    if (now >= end) return;
-    if (ownerGone(std::min<int64_t>(100'000'000, end - now))) return;
+  markHolding(h, sh);
+  holdUntil(end, [&] {
     while (written > 0 && memAvailableBytes(h.meminfo.c_str()) < h.reserve) {
       const uint64_t n = std::min(chunk, written);
       const auto off = static_cast<off_t>(written - n);
@@ -168,7 +185,7 @@ void runCache(const MemoryHog& h, StressShared& sh, uint64_t chunk, int64_t star
       sh.touched.store(written);
       sh.state.store(StressShared::kAtFloor);
     }
-  }
+  });
 }
 
 void runMemory(const MemoryHog& h, StressShared& sh) {
@@ -212,25 +229,12 @@ void runMemory(const MemoryHog& h, StressShared& sh) {
     }
     touched += n;
     sh.touched.store(touched);
-    if (h.rate > 0) {
-      const int64_t due = start + static_cast<int64_t>(static_cast<double>(touched) /
-                                                       static_cast<double>(h.rate) * 1e9);
-      const int64_t now = monoNs();
-      if (due > now && ownerGone(std::min(due, end) - now)) return;
-    }
+    if (paceGone(h, start, end, touched)) return;
   }
-  if (sh.state.load() == StressShared::kRunning) {
-    sh.availableAtStop.store(memAvailableBytes(h.meminfo.c_str()));
-    sh.state.store(StressShared::kHolding);
-  }
-  // Hold until revert, the duration or the owner's end; give memory back when the machine
-  // falls below the reserve (someone else needs it), so the floor holds while we hold.
-  for (;;) {
-    const int64_t now = monoNs();
-    if (now >= end) return;
-    if (ownerGone(std::min<int64_t>(100'000'000, end - now))) return;
-    giveBack(h, region, chunk, sh);
-  }
+  markHolding(h, sh);
+  // Give memory back when the machine falls below the reserve (someone else needs it), so
+  // the floor holds while we hold.
+  holdUntil(end, [&] { giveBack(h, region, chunk, sh); });
 }
 
 // The child's side of the start: everything but stdio and the lifeline closed, its own process
