@@ -27,6 +27,7 @@
 #include "chaosd/base/ProcessKernel.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/resource/IoThrottleInjector.h"
+#include "tests/support/DirectWrite.h"
 #include "tests/support/Wait.h"
 
 namespace chaosd {
@@ -114,40 +115,7 @@ class CgroupV2VmTest : public ::testing::Test {
 
   // A child in the cgroup writing `bytes` with O_DIRECT to the device; the seconds it took.
   double timedDirectWrite(uint64_t bytes) {
-    int pipefd[2];
-    EXPECT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(pipefd[0]);
-      double seconds = -1;
-      void* buf = nullptr;
-      Fd fd(::open(device_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
-      if (moveToCgroup(cgroup_, ::getpid()).ok() && fd &&
-          ::posix_memalign(&buf, 4096, 256 * 1024) == 0) {
-        std::memset(buf, 0x5a, 256 * 1024);
-        const auto t0 = std::chrono::steady_clock::now();
-        uint64_t done = 0;
-        while (done < bytes) {
-          ssize_t w = ::pwrite(fd.get(), buf, 256 * 1024, static_cast<off_t>(done));
-          if (w <= 0) break;
-          done += static_cast<uint64_t>(w);
-        }
-        if (done >= bytes) {
-          seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        }
-      }
-      ::_exit(::write(pipefd[1], &seconds, sizeof seconds) == sizeof seconds ? 0 : 1);
-    }
-    children_.push_back(pid);
-    ::close(pipefd[1]);
-    Fd readFd(pipefd[0]);
-    double seconds = -1;
-    pollfd p{readFd.get(), POLLIN, 0};
-    if (::poll(&p, 1, 120000) != 1 ||
-        ::read(readFd.get(), &seconds, sizeof seconds) != sizeof seconds) {
-      return -1;
-    }
-    return seconds;
+    return testing::timedDirectWrite(cgroup_, device_, bytes, children_);
   }
 
   std::string mount_;

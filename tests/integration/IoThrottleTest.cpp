@@ -29,6 +29,7 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/resource/IoThrottleFiles.h"
 #include "injectors/resource/IoThrottleInjector.h"
+#include "tests/support/DirectWrite.h"
 #include "tests/support/ScratchFs.h"
 #include "tests/support/Wait.h"
 
@@ -151,43 +152,8 @@ class IoThrottleTest : public ::testing::Test {
   // A child that joins the cgroup and writes `bytes` with O_DIRECT into a preallocated file;
   // returns the seconds the writes took (negative on failure).
   double timedDirectWrite(uint64_t bytes) {
-    int pipefd[2];
-    EXPECT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
-    const std::string file = (scratch_->dir() / "written").string();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(pipefd[0]);
-      double seconds = -1;
-      Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600));
-      void* buf = nullptr;
-      if (moveToCgroup(cgroup_, ::getpid()).ok() && fd &&
-          ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)) == 0 &&
-          ::posix_memalign(&buf, 4096, 256 * 1024) == 0) {
-        std::memset(buf, 0x5a, 256 * 1024);
-        const auto t0 = std::chrono::steady_clock::now();
-        uint64_t done = 0;
-        while (done < bytes) {
-          ssize_t n = ::pwrite(fd.get(), buf, 256 * 1024, static_cast<off_t>(done));
-          if (n <= 0) break;
-          done += static_cast<uint64_t>(n);
-        }
-        if (done >= bytes) {
-          seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        }
-      }
-      ssize_t w = ::write(pipefd[1], &seconds, sizeof seconds);
-      ::_exit(w == sizeof seconds ? 0 : 1);
-    }
-    children_.push_back(pid);
-    ::close(pipefd[1]);
-    Fd readFd(pipefd[0]);
-    double seconds = -1;
-    pollfd p{readFd.get(), POLLIN, 0};
-    if (::poll(&p, 1, 60000) != 1 ||
-        ::read(readFd.get(), &seconds, sizeof seconds) != sizeof seconds) {
-      return -1;
-    }
-    return seconds;
+    return testing::timedDirectWrite(cgroup_, (scratch_->dir() / "written").string(), bytes,
+                                     children_, 60000);
   }
 
   std::string id_;
