@@ -94,6 +94,12 @@ void runCpu(const CpuDuty& d, StressShared& sh) {
   }
 }
 
+// mlock/munlock as the system calls themselves: AddressSanitizer intercepts the libc wrappers
+// and makes them no-ops that return 0, so a sanitized build would hold no locked page at all.
+bool lockPages(void* at, uint64_t n, bool lock) {
+  return ::syscall(lock ? SYS_mlock : SYS_munlock, at, n) == 0;
+}
+
 // Gives back the top of the touched region until MemAvailable is at the reserve again.
 void giveBack(const MemoryHog& h, char* region, uint64_t chunk, StressShared& sh) {
   uint64_t touched = sh.touched.load();
@@ -102,7 +108,7 @@ void giveBack(const MemoryHog& h, char* region, uint64_t chunk, StressShared& sh
     if (avail >= h.reserve) break;
     uint64_t n = std::min(chunk, touched);
     char* at = region + (touched - n);
-    if (h.mode == MemoryHog::Mode::kLocked) ::munlock(at, n);
+    if (h.mode == MemoryHog::Mode::kLocked) lockPages(at, n, false);
     ::madvise(at, n, MADV_DONTNEED);
     touched -= n;
     sh.touched.store(touched);
@@ -222,7 +228,7 @@ void runMemory(const MemoryHog& h, StressShared& sh) {
     for (uint64_t off = 0; off < n; off += page) {
       region[touched + off] = static_cast<char>(((touched + off) / page) | 1);  // not a zero page
     }
-    if (h.mode == MemoryHog::Mode::kLocked && ::mlock(region + touched, n) != 0) {
+    if (h.mode == MemoryHog::Mode::kLocked && !lockPages(region + touched, n, true)) {
       sh.failedErrno.store(errno);
       sh.state.store(StressShared::kFailed);
       break;
