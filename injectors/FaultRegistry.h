@@ -3,6 +3,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -15,10 +16,22 @@ namespace chaosd {
 
 using InjectorFactory = std::function<std::unique_ptr<Injector>()>;
 
+// Args that name things of the machine (host names) made into what the injector takes
+// (addresses), with what was found for the report.
+struct ResolvedArgs {
+  nlohmann::json args;      // what the injector gets
+  nlohmann::json observed;  // {"hosts": {"db.internal": ["10.0.0.5"]}}, or null
+};
+using ArgResolver = std::function<Result<ResolvedArgs>(const nlohmann::json& args)>;
+
 // A fault type as the experiment names it (FaultTypeInfo) and, once its family is
 // implemented, a factory for the injector that applies it.
 struct FaultType : FaultTypeInfo {
   InjectorFactory factory;  // empty while the family is not implemented in this build
+  // Empty when the args name nothing to resolve. Called by `plan`, at the run's start for
+  // every step (a failure stops the run before any fault), and when the step is prepared
+  // (what it returns then is what is applied, journalled and reported).
+  ArgResolver resolveArgs;
 };
 
 class FaultRegistry final : public FaultCatalog {

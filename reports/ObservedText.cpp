@@ -186,7 +186,26 @@ void syscallLines(const Json& fault, const Json& o, std::vector<std::string>& ou
                 std::to_string(count(o, "passed")) + " let through");
 }
 
+// Host names in a network fault's filter: what each resolved to when the fault was prepared.
+void hostLines(const Json& o, std::vector<std::string>& out) {
+  if (!o.contains("hosts") || !o["hosts"].is_object()) return;
+  for (const auto& [name, addresses] : o["hosts"].items()) {
+    std::string line = name + " resolved to";
+    if (addresses.is_array()) {
+      for (size_t i = 0; i < addresses.size(); ++i) {
+        line += (i ? ", " : " ") +
+                (addresses[i].is_string() ? addresses[i].get<std::string>() : addresses[i].dump());
+      }
+    }
+    out.push_back(line);
+  }
+}
+
 void packetLines(const Json& o, std::vector<std::string>& out) {
+  hostLines(o, out);
+  if (o.contains("resetsSent")) {  // network.reset's rule counters at the revert
+    out.push_back(std::to_string(count(o, "resetsSent")) + " TCP reset(s) sent");
+  }
   if (o.contains("queued")) {  // the NFQUEUE consumer
     std::string line = std::to_string(count(o, "queued")) + " packet(s) held and released (" +
                        std::to_string(count(o, "releasedAtStop")) +

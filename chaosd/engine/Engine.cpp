@@ -105,6 +105,21 @@ bool Engine::checkTargets() {
   return ok;
 }
 
+bool Engine::resolveFaultArgs() {
+  bool ok = true;
+  for (const auto& f : result_.faults) {
+    const FaultType* type = deps_.registry->find(f.type);
+    if (!type || !type->resolveArgs) continue;
+    auto resolved = type->resolveArgs(f.args);
+    if (!resolved) {
+      fail(Outcome::kError,
+           "step " + f.step + ": " + resolved.error().describe() + "; nothing was applied");
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 bool Engine::prepareProbes() {
   std::vector<std::unique_ptr<Probe>> probes;
   for (const auto& spec : experiment_.steadyState.probes) {
@@ -277,7 +292,8 @@ RunResult Engine::run() {
 
   // Exec targets start before the other targets are checked: a process target may select
   // what they start (the replicas a started front spawns). A failed check stops them again.
-  bool ready = prepareInjectors() && prepareProbes() && startExecTargets() && checkTargets();
+  bool ready = prepareInjectors() && resolveFaultArgs() && prepareProbes() && startExecTargets() &&
+               checkTargets();
   if (!ready) {
     skip(Phase::kBefore, "not started: " + result_.reasons.back());
     stopExecTargets();

@@ -69,6 +69,8 @@ class Engine {
 
   bool prepareInjectors();
   bool checkTargets();
+  // Every step's host names resolve (FaultType::resolveArgs), before anything starts.
+  bool resolveFaultArgs();
   bool prepareProbes();
   WindowEnd runWindow(Phase phase, Duration length);
   void drainSamples();
@@ -114,8 +116,9 @@ class Engine {
   };
   std::vector<FaultEvent> events_;
   size_t nextEvent_ = 0;
-  std::vector<const StepSpec*> faultSteps_;  // parallel to result_.faults
-  std::vector<nlohmann::json> undo_;         // parallel to result_.faults
+  std::vector<const StepSpec*> faultSteps_;    // parallel to result_.faults
+  std::vector<nlohmann::json> undo_;           // parallel to result_.faults
+  std::map<size_t, nlohmann::json> resolved_;  // what a step's args resolved to, by index
   struct ExecHeld {
     size_t index = 0;  // into result_.execs
     std::string faultId;

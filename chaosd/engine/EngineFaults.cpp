@@ -82,6 +82,18 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
     if (it != execs_.end()) req.target = &it->second.asProcess;
   }
   req.args = f.args;
+  // Host names resolve again now: the addresses of this moment are the ones applied.
+  if (type && type->resolveArgs) {
+    auto resolved = type->resolveArgs(f.args);
+    if (!resolved) {
+      f.state = FaultState::kApplyFailed;
+      f.error = resolved.error().describe();
+      fail(Outcome::kError, "step " + f.step + ": " + f.error);
+      return std::nullopt;
+    }
+    req.args = std::move(resolved->args);
+    if (resolved->observed.is_object()) resolved_[index] = std::move(resolved->observed);
+  }
   req.duration = f.plannedEnd - f.plannedStart;
   auto prepared = injector.prepare(req);
   if (!prepared) {
@@ -119,6 +131,10 @@ bool Engine::applyPrepared(size_t index) {
   }
   f.backend = applied->backend;
   f.observed = applied->observed;
+  if (auto it = resolved_.find(index); it != resolved_.end()) {
+    if (!f.observed.is_object()) f.observed = nlohmann::json::object();
+    f.observed.update(it->second);
+  }
   f.state = FaultState::kApplied;
   f.appliedAt = deps_.clock->wallNow();
   f.appliedMono = deps_.clock->now();

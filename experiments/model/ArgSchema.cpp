@@ -31,6 +31,8 @@ std::string_view argTypeName(ArgType type) {
       return "CIDR";
     case ArgType::kPortRange:
       return "port or port range";
+    case ArgType::kHost:
+      return "host name";
     case ArgType::kEnum:
       return "one of";
     case ArgType::kList:
@@ -96,6 +98,7 @@ std::string formatValue(const ArgSpec& spec, const nlohmann::json& v) {
     case ArgType::kString:
     case ArgType::kEnum:
     case ArgType::kCidr:
+    case ArgType::kHost:
       return v.is_string() ? v.get<std::string>() : v.dump();
     default:
       return v.dump();

@@ -25,6 +25,7 @@ enum class ArgType {
   kSignal,     // normalised to the signal number
   kCidr,       // normalised to the canonical string "10.0.0.0/24"
   kPortRange,  // normalised to {"first": N, "last": M}
+  kHost,       // a host name or address literal, lowercased; resolved when the fault is prepared
   kEnum,       // a string from `choices`
   kList,       // a YAML sequence of `element` (a single scalar is accepted as a list of one)
   kObject,     // a mapping with `fields`

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "chaosd/base/HostNames.h"
 #include "chaosd/base/Units.h"
 
 namespace chaosd::parser {
@@ -120,6 +121,16 @@ std::optional<nlohmann::json> validateValue(ReadContext& ctx, const Field& f, co
         return std::nullopt;
       }
       return nlohmann::json(c->str());
+    }
+    case ArgType::kHost: {
+      auto s = asString(ctx, f);
+      if (!s) return std::nullopt;
+      auto h = checkHostName(*s);
+      if (!h) {
+        ctx.diag.error(f.node.Mark(), f.path, h.error().message());
+        return std::nullopt;
+      }
+      return nlohmann::json(*h);
     }
     case ArgType::kPortRange: {
       auto s = asString(ctx, f);

@@ -5,6 +5,7 @@
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/network/BackendSwitch.h"
+#include "injectors/network/HostFilters.h"
 #include "injectors/network/NfqueueDelay.h"
 #include "injectors/network/NftablesInjector.h"
 #include "injectors/network/QdiscInjector.h"
@@ -16,11 +17,17 @@ using namespace std::chrono_literals;
 constexpr double kNs = 1.0;  // durations are normalised to nanoseconds
 constexpr double kMinute = 60e9 * kNs;
 
+ArgSpec hostsArg(std::string help) {
+  return arg::listOf("hosts", arg::make("host", ArgType::kHost, "a host name"), std::move(help));
+}
+
 ArgSpec endpoint(std::string name, std::string help) {
   return arg::object(
       std::move(name),
       {arg::listOf("cidr", arg::make("cidr", ArgType::kCidr, "an IPv4 or IPv6 CIDR"),
                    "addresses, IPv4 and IPv6 (10.0.0.2, 10.0.0.0/24, fd00::/64)"),
+       hostsArg("host names, each resolved to all its IPv4 and IPv6 addresses when the fault "
+                "is prepared (db.internal)"),
        arg::listOf("ports", arg::make("port", ArgType::kPortRange, "a port or a range"),
                    "ports or ranges (5432, 8000-8100)")},
       std::move(help));
@@ -153,49 +160,83 @@ FaultType bandwidthFault() {
   return t;
 }
 
-FaultType partitionFault() {
-  FaultType t;
-  t.name = "network.partition";
-  t.summary = "drop (or reject) traffic to and/or from addresses and ports (nftables)";
-  t.targetKinds = {TargetKind::kInterface};
-  t.schema.args = {
-      arg::listOf("cidr", arg::make("cidr", ArgType::kCidr, "an IPv4 or IPv6 CIDR"),
-                  "the peers cut off (10.0.0.2, 10.0.0.0/24, fd00::/64)"),
-      arg::listOf("ports", arg::make("port", ArgType::kPortRange, "a port or a range"),
-                  "only these peer ports"),
-      arg::withDefault(arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"}, "only this protocol"),
-                       "all"),
-      arg::withDefault(arg::oneOf("direction", {"to", "from", "both"},
-                                  "to: our packets to the peers; from: theirs to us"),
-                       "both"),
-      arg::withDefault(arg::make("reject", ArgType::kBool,
-                                 "answer with a TCP reset / ICMP unreachable instead of a silent "
-                                 "drop"),
-                       false)};
-  t.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
-    if (!ctx.args.contains("cidr") && !ctx.args.contains("ports")) {
-      return ArgProblem{"",
-                        "a partition needs cidr or ports (to cut everything, give cidr "
-                        "0.0.0.0/0 and ::/0)"};
+// The peers of a partition or a reset: addresses, host names, ports.
+std::vector<ArgSpec> peerArgs(const std::string& what) {
+  return {arg::listOf("cidr", arg::make("cidr", ArgType::kCidr, "an IPv4 or IPv6 CIDR"),
+                      "the peers " + what + " (10.0.0.2, 10.0.0.0/24, fd00::/64)"),
+          hostsArg("the peers " + what +
+                   " by name, each resolved to all its IPv4 and IPv6 addresses when the fault "
+                   "is prepared"),
+          arg::listOf("ports", arg::make("port", ArgType::kPortRange, "a port or a range"),
+                      "only these peer ports")};
+}
+
+// A partition or a reset names its peers, and port 22 only when the guardrails allow it.
+ArgConstraint peersNamed(const std::string& what, const std::string& verb) {
+  return [what, verb](const ArgContext& ctx) -> std::optional<ArgProblem> {
+    if (!ctx.args.contains("cidr") && !ctx.args.contains("hosts") && !ctx.args.contains("ports")) {
+      return ArgProblem{"", what +
+                                " needs cidr, hosts or ports (for everything, give cidr "
+                                "0.0.0.0/0 and ::/0)"};
     }
     if (!ctx.allowSsh && ctx.args.contains("ports")) {
       for (const auto& r : ctx.args["ports"]) {
         if (r.value("first", 0) <= 22 && r.value("last", 0) >= 22) {
           return ArgProblem{"ports",
                             "port 22 (SSH) is protected: set guardrails.allowSsh: true "
-                            "to partition it"};
+                            "to " +
+                                verb + " it"};
         }
       }
     }
     return std::nullopt;
-  });
+  };
+}
+
+FaultType partitionFault() {
+  FaultType t;
+  t.name = "network.partition";
+  t.summary = "drop (or reject) traffic to and/or from addresses and ports (nftables)";
+  t.targetKinds = {TargetKind::kInterface};
+  t.schema.args = peerArgs("cut off");
+  t.schema.args.push_back(arg::withDefault(
+      arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"}, "only this protocol"), "all"));
+  t.schema.args.push_back(
+      arg::withDefault(arg::oneOf("direction", {"to", "from", "both"},
+                                  "to: our packets to the peers; from: theirs to us"),
+                       "both"));
+  t.schema.args.push_back(
+      arg::withDefault(arg::make("reject", ArgType::kBool,
+                                 "answer with a TCP reset / ICMP unreachable instead of a silent "
+                                 "drop"),
+                       false));
+  t.schema.constraints.push_back(peersNamed("a partition", "partition"));
+  return t;
+}
+
+FaultType resetFault() {
+  FaultType t;
+  t.name = "network.reset";
+  t.summary = "reset TCP connections to and/or from peers, new and established (nftables)";
+  t.targetKinds = {TargetKind::kInterface};
+  t.schema.args = peerArgs("whose connections are reset");
+  t.schema.args.push_back(arg::withDefault(
+      arg::oneOf("direction", {"to", "from", "both"},
+                 "to: our segments to the peers are answered with a reset (our side sees "
+                 "it); from: theirs to us (their side sees it); both"),
+      "both"));
+  t.schema.constraints.push_back(peersNamed("a reset", "reset"));
   return t;
 }
 
 }  // namespace
 
 void registerNetworkFaults(FaultRegistry& registry) {
-  auto add = [&](FaultType t) { (void)registry.add(std::move(t)); };
+  // Every network fault filters by peers, and a peer may be a host name.
+  auto add = [&](FaultType t) {
+    t.resolveArgs = hostFilterResolver();
+    (void)registry.add(std::move(t));
+  };
   // delay and loss: netem where the kernel has it, else nftables (NFQUEUE for delay, a
   // random drop for loss); the fault's `backend` arg can insist on one.
   // The qdisc injectors of this registry share one context (tree lock, users' roots).
@@ -241,12 +282,15 @@ void registerNetworkFaults(FaultRegistry& registry) {
   FaultType partition = partitionFault();
   partition.factory = [nftSessions] { return std::make_unique<NftablesInjector>(nftSessions); };
   add(std::move(partition));
+  FaultType reset = resetFault();
+  reset.factory = [nftSessions] { return std::make_unique<NftablesInjector>(nftSessions); };
+  add(std::move(reset));
   FaultType table;
   table.name = std::string(kNftablesTableFaultType);
   table.summary = "the run's nftables table, which partition and loss rules hang from";
   table.internal = true;
   table.factory = [nftSessions] { return std::make_unique<NftablesTableInjector>(nftSessions); };
-  add(std::move(table));
+  (void)registry.add(std::move(table));
 }
 
 }  // namespace chaosd

@@ -110,12 +110,28 @@ NftablesRules nftablesRules(const NftLossArgs& args, const std::string& iface) {
   return result;
 }
 
+NftablesRules nftablesResetRules(const NftPartitionArgs& args, const std::string& iface) {
+  NftablesRules result;
+  for (bool egress : {true, false}) {
+    if (args.direction != (egress ? "to" : "from") && args.direction != "both") continue;
+    for (const auto& m : matchLines(args.peers, "tcp", egress, iface)) {
+      (egress ? result.out : result.in).push_back(m + " counter reject with tcp reset");
+    }
+  }
+  return result;
+}
+
 Result<NftablesRules> nftablesRules(const std::string& faultType, const std::string& iface,
                                     const nlohmann::json& args) {
   if (faultType == "network.partition") {
     auto parsed = NftPartitionArgs::fromJson(args);
     if (!parsed) return std::move(parsed).error();
     return nftablesRules(*parsed, iface);
+  }
+  if (faultType == "network.reset") {
+    auto parsed = NftPartitionArgs::fromJson(args);
+    if (!parsed) return std::move(parsed).error();
+    return nftablesResetRules(*parsed, iface);
   }
   if (faultType == "network.loss") {
     auto parsed = NftLossArgs::fromJson(args);

@@ -12,7 +12,7 @@
 // text, tested without root.
 namespace chaosd {
 
-// The rules of a partition or an nftables loss, for the output and input base chains.
+// The rules of a partition, a reset or an nftables loss, for the output and input base chains.
 struct NftablesRules {
   std::vector<std::string> out;
   std::vector<std::string> in;
@@ -22,6 +22,10 @@ struct NftablesRules {
 // to or comes from the peers; a loss drops a share, drawn by a random-number match.
 NftablesRules nftablesRules(const NftPartitionArgs& args, const std::string& iface);
 NftablesRules nftablesRules(const NftLossArgs& args, const std::string& iface);
+// A reset (network.reset): every TCP segment to (egress) or from (ingress) the peers answered
+// with a TCP reset, new and established connections alike; each rule counts what it rejected.
+// The partition args' protocol and reject are not used.
+NftablesRules nftablesResetRules(const NftPartitionArgs& args, const std::string& iface);
 // The same from the fault type and its normalised args, parsed by the type's args struct;
 // kInvalid for a type the nftables backend does not do.
 Result<NftablesRules> nftablesRules(const std::string& faultType, const std::string& iface,

@@ -1,5 +1,6 @@
 #include "injectors/network/NftablesInjector.h"
 
+#include <optional>
 #include <utility>
 
 #include "experiments/model/Experiment.h"
@@ -33,27 +34,36 @@ bool cannotEnter(const Error& e) {
   return c == ErrorCode::kNotFound || c == ErrorCode::kInvalid || c == ErrorCode::kPermission;
 }
 
-// The handles of the rules carrying `comment` in our table, as "CHAIN handle N"; an empty list
+// The rules carrying the fault's comment in our table: their handles, as "CHAIN handle N", and
+// what their counters counted (network.reset's rules have one; none for the others). Empty
 // when the table is gone. One netlink dump of the table (JSON output, with handles).
-Result<std::vector<std::string>> rulesWithComment(NftKernel& nft, const NftRuleUndo& record,
-                                                  NftSessionUse use) {
+struct FaultRules {
+  std::vector<std::string> handles;
+  std::optional<uint64_t> counted;  // packets, summed over the rules' counters
+};
+
+Result<FaultRules> rulesWithComment(NftKernel& nft, const NftRuleUndo& record, NftSessionUse use) {
   const std::string& table = record.table;
   auto listed = nft.listJson(record.netnsPath, "table inet " + table, use);
   if (!listed) {
-    if (tableMissing(listed.error())) return std::vector<std::string>{};
+    if (tableMissing(listed.error())) return FaultRules{};
     return std::move(listed).error();
   }
   auto doc = nlohmann::json::parse(*listed, nullptr, false);
   if (doc.is_discarded() || !doc.contains("nftables")) {
     return Error(ErrorCode::kInternal, "cannot read the listing of table inet " + table);
   }
-  std::vector<std::string> out;
+  FaultRules out;
   for (const auto& item : doc["nftables"]) {
     if (!item.contains("rule")) continue;
     const auto& rule = item["rule"];
     if (rule.value("comment", std::string()) != record.comment) continue;
-    out.push_back(rule.value("chain", std::string()) + " handle " +
-                  std::to_string(rule.value("handle", int64_t{0})));
+    out.handles.push_back(rule.value("chain", std::string()) + " handle " +
+                          std::to_string(rule.value("handle", int64_t{0})));
+    for (const auto& e : rule.value("expr", nlohmann::json::array())) {
+      if (!e.is_object() || !e.contains("counter") || !e["counter"].is_object()) continue;
+      out.counted = out.counted.value_or(0) + e["counter"].value("packets", uint64_t{0});
+    }
   }
   return out;
 }
@@ -93,9 +103,11 @@ Result<PreparedFault> NftablesInjector::prepare(const FaultRequest& request) {
                          .comment = comment,
                          .script = nftablesFaultScript(table, request.faultId, *rules)}
                  .toJson();
-  out.description = std::string(request.faultType == "network.partition" ? "partition" : "loss") +
-                    " on " + iface + " in " + ns.describe() + " (nftables rules \"" + comment +
-                    "\" in table inet " + table + ")";
+  const std::string what = request.faultType == "network.partition" ? "partition"
+                           : request.faultType == "network.reset"   ? "TCP resets"
+                                                                    : "loss";
+  out.description = what + " on " + iface + " in " + ns.describe() + " (nftables rules \"" +
+                    comment + "\" in table inet " + table + ")";
   out.resources = {"nft:" + netnsPath + ":" + table + ":" + request.faultId};
   SharedNeed need;
   need.key = "nft:" + netnsPath + ":" + table;
@@ -121,30 +133,35 @@ Result<nlohmann::json> NftablesInjector::revert(const std::string& faultId,
                                                 const nlohmann::json& undo) {
   auto record = ruleRecordOf(undo, faultId);
   if (!record) return std::move(record).error();
-  auto handles = rulesWithComment(*kernel_, *record, NftSessionUse::kPooled);
-  if (!handles) {
+  auto rules = rulesWithComment(*kernel_, *record, NftSessionUse::kPooled);
+  if (!rules) {
     // The namespace is gone, and its tables with it.
-    if (namespaceGone(handles.error())) return kNamespaceGone;
-    return std::move(handles).error();
+    if (namespaceGone(rules.error())) return kNamespaceGone;
+    return std::move(rules).error();
   }
-  if (handles->empty()) return nlohmann::json::object();
+  if (rules->handles.empty()) return nlohmann::json::object();
   std::string script;
-  for (const auto& h : *handles) script += "delete rule inet " + record->table + " " + h + "\n";
+  for (const auto& h : rules->handles) {
+    script += "delete rule inet " + record->table + " " + h + "\n";
+  }
   auto ran = kernel_->run(record->netnsPath, script);
   if (!ran && namespaceGone(ran.error())) return kNamespaceGone;
   if (!ran && !tableMissing(ran.error())) return std::move(ran).error();
-  return nlohmann::json::object();
+  nlohmann::json observed = nlohmann::json::object();
+  // Only network.reset's rules count: what they rejected is the resets sent.
+  if (rules->counted) observed["resetsSent"] = *rules->counted;
+  return observed;
 }
 
 Result<std::vector<std::string>> NftablesInjector::audit(const nlohmann::json& undo) {
   auto record = ruleRecordOf(undo, "");
   if (!record) return std::move(record).error();
   // Not the pooled session: the audit comes after the run's table is gone.
-  auto handles = rulesWithComment(*kernel_, *record, NftSessionUse::kOneOff);
-  if (!handles && cannotEnter(handles.error())) return std::vector<std::string>{};
-  if (!handles) return std::move(handles).error();
+  auto rules = rulesWithComment(*kernel_, *record, NftSessionUse::kOneOff);
+  if (!rules && cannotEnter(rules.error())) return std::vector<std::string>{};
+  if (!rules) return std::move(rules).error();
   std::vector<std::string> out;
-  for (const auto& h : *handles) {
+  for (const auto& h : rules->handles) {
     out.push_back("nftables rule " + h + " of table inet " + record->table + " still exists");
   }
   return out;

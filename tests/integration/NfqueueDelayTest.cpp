@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,6 +23,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <future>
 #include <map>
 #include <numeric>
 #include <string>
@@ -35,6 +38,7 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/network/NfqueueDelay.h"
+#include "tests/support/BuiltinFaults.h"
 #include "tests/support/NetnsPair.h"
 #include "tests/support/Shell.h"
 
@@ -267,6 +271,54 @@ TEST_F(NfqueueDelayTest, DelayRaisesTheRoundTripByTheDelayAndRevertLeavesNothing
   EXPECT_TRUE(audit->empty());
   EXPECT_LT(spreadOf(rtts("2", 20, 2ms)).median, base.median + 2.0) << "back to normal";
   EXPECT_TRUE(injector.revert("nq-1", prepared->undo).ok()) << "a second revert is a no-op";
+}
+
+// Resolves `args` as network.delay's type does (the system's resolver), on a thread of its own
+// in a private mount namespace whose /etc/hosts says `hosts`: the host's file is not touched,
+// and the rest of the process never sees the test's names.
+Result<ResolvedArgs> resolveWithHostsFile(const nlohmann::json& args, const std::string& hosts) {
+  auto task = std::async(std::launch::async, [&]() -> Result<ResolvedArgs> {
+    if (::unshare(CLONE_NEWNS) != 0) return Error::fromErrno("unshare(CLONE_NEWNS)", errno);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      return Error::fromErrno("mount --make-rprivate /", errno);
+    }
+    const std::string file = ::testing::TempDir() + "/chaosd-hosts-" + std::to_string(::getpid());
+    std::ofstream(file) << hosts;
+    const int bound = ::mount(file.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr);
+    const int err = errno;
+    std::filesystem::remove(file);
+    if (bound != 0) return Error::fromErrno("mount --bind /etc/hosts", err);
+    const FaultType* type = chaosd::testing::builtinFaults().find("network.delay");
+    if (type == nullptr || !type->resolveArgs) return Error(ErrorCode::kInternal, "no resolver");
+    return type->resolveArgs(args);
+  });
+  return task.get();
+}
+
+// A host name in the filter: resolved (through /etc/hosts here) when the fault is prepared,
+// its addresses in the undo record, and only they are delayed.
+TEST_F(NfqueueDelayTest, AHostNameFilterDelaysOnlyItsAddresses) {
+  const Spread base = spreadOf(rtts("2", 30, 2ms));
+  auto resolved = resolveWithHostsFile(
+      {{"delay", 50'000'000}, {"backend", "nftables"}, {"to", {{"hosts", {"db.chaosd-test"}}}}},
+      net_ + "2 db.chaosd-test\n127.0.0.1 localhost\n");
+  ASSERT_TRUE(resolved.ok()) << resolved.error().describe();
+  EXPECT_EQ(resolved->observed, nlohmann::json({{"hosts", {{"db.chaosd-test", {net_ + "2"}}}}}));
+  NfqueueDelayInjector injector;
+  auto prepared = injector.prepare(request(resolved->args));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  EXPECT_NE(prepared->undo.dump().find(net_ + "2/32"), std::string::npos) << prepared->undo;
+  ASSERT_TRUE(injector.apply("nq-1", prepared->undo).ok());
+  const Spread named = spreadOf(rtts("2", 30, 5ms));
+  const Spread other = spreadOf(rtts("3", 30, 5ms));
+  ASSERT_TRUE(injector.revert("nq-1", prepared->undo).ok());
+  std::printf("[ measure  ] host-name filter: RTT median %.3f ms -> named %.3f ms, other %.3f ms\n",
+              base.median, named.median, other.median);
+  ASSERT_EQ(named.n, 30u);
+  ASSERT_EQ(other.n, 30u);
+  EXPECT_NEAR(named.median - base.median, 50.0, 50.0 * 0.05 + 2.0) << "the named peer is delayed";
+  EXPECT_LT(other.median, base.median + 2.0) << "an address the name does not resolve to is not";
+  EXPECT_EQ(tables(), "table inet keepme\n");
 }
 
 // The queue number comes from the fault id; one already bound in the namespace is skipped

@@ -155,3 +155,57 @@ TEST(PlanTest, TargetsTheExecTargetsCreateAreNotHereYetRatherThanAProblem) {
   EXPECT_NE(out.find("demo (exec "), std::string::npos) << out;
   EXPECT_EQ(out.find("PROBLEM"), std::string::npos) << out;
 }
+
+// Host names in packet filters, through the real resolver: `chaosctl` runs in a private mount
+// namespace whose /etc/hosts knows one test name and whose nsswitch.conf asks nothing else (no
+// DNS query leaves the machine). plan shows what a name resolves to and fails on one that does
+// not; run stops before anything is applied, even though that step comes second.
+TEST(PlanTest, HostNamesResolveInPlanAndAnUnknownOneStopsPlanAndRun) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a mount namespace";
+  const std::string id = std::to_string(::getpid());
+  const std::string dir = ::testing::TempDir() + "/chaosd-hosts-" + id;
+  const std::string netns = "chaosd-hn-" + id;
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/hosts") << "10.77.0.5 db.chaosd-test\n127.0.0.1 localhost\n";
+  std::ofstream(dir + "/nsswitch.conf") << "hosts: files\n";
+  ASSERT_EQ(chaosd::testing::shellStatus("ip netns add " + netns), 0);
+  std::ofstream(dir + "/exp.yaml")
+      << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: hosts}\n"
+         "targets: {link: {interface: {name: lo, netns: "
+      << netns
+      << "}}}\n"
+         "steadyState: {baseline: {duration: 1s}, recovery: {duration: 1s}, probes: []}\n"
+         "method:\n"
+         "  - {name: reset-db, fault: network.reset, target: link, duration: 1s,\n"
+         "     args: {hosts: [DB.chaosd-test.], ports: [5432]}}\n"
+         "  - {name: slow-cache, fault: network.delay, target: link, duration: 1s,\n"
+         "     after: reset-db, args: {delay: 10ms, to: {hosts: [gone.chaosd-test]}}}\n";
+  auto inPrivateHosts = [&](const std::string& args, int* status) {
+    return runCommand("unshare --mount --propagation private sh -c 'mount --bind " + dir +
+                          "/hosts /etc/hosts && mount --bind " + dir +
+                          "/nsswitch.conf /etc/nsswitch.conf && exec " + CHAOSCTL_PATH + " " +
+                          args + "' 2>&1",
+                      status);
+  };
+  int st = -1;
+  const std::string plan = inPrivateHosts("plan " + dir + "/exp.yaml", &st);
+  EXPECT_EQ(st, 2) << plan;
+  EXPECT_NE(plan.find("reset-db: db.chaosd-test -> 10.77.0.5"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("slow-cache: PROBLEM"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("to.hosts: host name 'gone.chaosd-test' does not resolve"), std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("(the step at line 9)"), std::string::npos) << plan;
+
+  const std::string run = inPrivateHosts(
+      "run --state-dir " + dir + "/state --report-dir " + dir + "/reports " + dir + "/exp.yaml",
+      &st);
+  EXPECT_NE(st, 0) << run;
+  EXPECT_NE(run.find("step slow-cache: to.hosts: host name 'gone.chaosd-test' does not resolve"),
+            std::string::npos)
+      << run;
+  EXPECT_NE(run.find("nothing was applied"), std::string::npos) << run;
+  EXPECT_EQ(runCommand("ip netns exec " + netns + " nft list ruleset 2>&1"), "")
+      << "no rule was added";
+  chaosd::testing::shellStatus("ip netns del " + netns);
+  std::filesystem::remove_all(dir);
+}

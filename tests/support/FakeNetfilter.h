@@ -5,6 +5,8 @@
 // queues bound), shared by FakeNftKernel (nft text) and FakeNfqueueKernel (the NFQUEUE delay's
 // batches and consumers), so both faults act on one model and a test sees what each left.
 // Also the failure plan both fakes consult: the Nth call of a method fails with a given error.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -157,6 +159,23 @@ class FakeNetfilter {
       }
     }
     return out;
+  }
+
+  // The kernel counted `packets` on the index-th rule of rules(path, name) (its counter).
+  void countPackets(const std::string& path, const std::string& name, size_t index,
+                    uint64_t packets) {
+    const FakeNftTable* t = table(path, name);
+    ASSERT_NE(t, nullptr) << "no table " << name;
+    size_t left = index;
+    for (auto& c : const_cast<FakeNftTable*>(t)->chains) {
+      for (auto& r : c.rules) {
+        if (left-- == 0) {
+          r.packets += packets;
+          return;
+        }
+      }
+    }
+    ADD_FAILURE() << "no rule " << index << " in table " << name;
   }
 
   // `list table` as libnftables' JSON: metainfo, the table, its chains, then their rules.

@@ -30,6 +30,7 @@ struct World {
     return true;
   };
   std::function<void()> onApply;
+  std::map<std::string, nlohmann::json> preparedArgs;  // by step: the args prepare was given
   std::string sharedKey;  // when set, every fake.fault needs the shared "table:<key>"
 
   std::string at() const {
@@ -51,6 +52,7 @@ class FakeInjector final : public Injector {
     if (w_.failPrepare.contains(r.stepName)) {
       return Error(ErrorCode::kConflict, "nothing to take");
     }
+    w_.preparedArgs[r.stepName] = r.args;
     PreparedFault p;
     p.undo = {{"step", r.stepName}};
     p.description = "fake on " + r.stepName;
@@ -567,6 +569,60 @@ TEST_F(EngineTest, MissingTargetAppliesNothing) {
   EXPECT_TRUE(world_.calls.empty());
   ASSERT_FALSE(r.reasons.empty());
   EXPECT_EQ(r.reasons[0], "target data: '/nowhere' does not exist; nothing was applied");
+}
+
+}  // namespace
+}  // namespace chaosd
+
+namespace chaosd {
+namespace {
+
+// A type whose args name things of the machine (FaultType::resolveArgs): "gone" never
+// resolves, anything else becomes an address; counts its calls.
+FaultType resolvingType(World& world, int& resolves) {
+  FaultType t;
+  t.name = "fake.byname";
+  t.schema.args = {arg::make("host", ArgType::kString, "a name")};
+  t.factory = [&world] { return std::make_unique<FakeInjector>(world); };
+  t.resolveArgs = [&resolves](const nlohmann::json& args) -> Result<ResolvedArgs> {
+    ++resolves;
+    const std::string host = args.value("host", std::string());
+    if (host == "gone") {
+      return Error(ErrorCode::kNotFound, "hosts: host name 'gone' does not resolve");
+    }
+    return ResolvedArgs{{{"cidr", {"10.0.0." + std::to_string(resolves) + "/32"}}},
+                        {{"hosts", {{host, {"10.0.0." + std::to_string(resolves)}}}}}};
+  };
+  return t;
+}
+
+// A host name that does not resolve stops the run before anything starts, even when the step
+// that names it comes last.
+TEST_F(EngineTest, AHostNameThatDoesNotResolveAppliesNothing) {
+  int resolves = 0;
+  ASSERT_TRUE(registry_.add(resolvingType(world_, resolves)).ok());
+  auto r = run(probes() +
+               "method: [{name: a, fault: fake.fault, duration: 5s},"
+               " {name: b, fault: fake.byname, args: {host: gone}, duration: 5s, after: a}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_TRUE(world_.calls.empty()) << "nothing applied";
+  ASSERT_FALSE(r.reasons.empty());
+  EXPECT_EQ(r.reasons[0], "step b: hosts: host name 'gone' does not resolve; nothing was applied")
+      << r.reasons[0];
+}
+
+// Names resolve at the start (the check) and again when the step is prepared: the injector gets
+// the addresses of that moment, and the report says what each name resolved to.
+TEST_F(EngineTest, HostNamesResolveAgainWhenTheStepIsPreparedAndAreReported) {
+  int resolves = 0;
+  ASSERT_TRUE(registry_.add(resolvingType(world_, resolves)).ok());
+  auto r =
+      run(probes() + "method: [{name: b, fault: fake.byname, args: {host: db}, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(resolves, 2);
+  EXPECT_EQ(world_.preparedArgs["b"], nlohmann::json({{"cidr", {"10.0.0.2/32"}}}));
+  ASSERT_EQ(r.faults.size(), 1u);
+  EXPECT_EQ(r.faults[0].observed["hosts"], nlohmann::json({{"db", {"10.0.0.2"}}}));
 }
 
 }  // namespace

@@ -187,6 +187,42 @@ TEST_F(NftablesSeamTest, RejectBothDirectionsBothFamiliesAndPorts) {
   EXPECT_EQ(auditCount(p), 0u);
 }
 
+// network.reset: a counted TCP reset per direction and family for the peers' ports; the revert
+// removes exactly those rules and reports what they rejected as the resets sent.
+TEST_F(NftablesSeamTest, ResetRejectsTcpWithAResetAndCountsWhatItSent) {
+  const PreparedFault p = prepare(request({{"cidr", {"10.0.0.5/32", "fd00::5/128"}},
+                                           {"ports", {{{"first", 5432}, {"last", 5432}}}},
+                                           {"direction", "both"}},
+                                          "nr-1", "network.reset"));
+  EXPECT_NE(p.description.find("TCP resets on veth-a"), std::string::npos) << p.description;
+  holdTable(p);
+  ASSERT_TRUE(injector_.apply("nr-1", p.undo).ok());
+  const Strings r = rules();
+  ASSERT_EQ(r.size(), 4u) << "2 directions x 2 families";
+  EXPECT_EQ(r[0],
+            "out: oifname \"veth-a\" ip daddr { 10.0.0.5/32 } meta l4proto tcp th dport { 5432 } "
+            "counter reject with tcp reset comment \"chaosd:nr-1\"");
+  EXPECT_EQ(r[3],
+            "in: iifname \"veth-a\" ip6 saddr { fd00::5/128 } meta l4proto tcp th sport { 5432 } "
+            "counter reject with tcp reset comment \"chaosd:nr-1\"");
+  state_->countPackets(kNs, kTable, 0, 3);
+  state_->countPackets(kNs, kTable, 2, 4);
+  auto reverted = injector_.revert("nr-1", p.undo);
+  ASSERT_TRUE(reverted.ok()) << reverted.error().describe();
+  EXPECT_EQ(*reverted, json({{"resetsSent", 7}}));
+  EXPECT_TRUE(rules().empty());
+  EXPECT_EQ(auditCount(p), 0u);
+  // One way only: our segments to the peers.
+  const PreparedFault to =
+      prepare(request({{"cidr", {"10.0.0.5/32"}}, {"direction", "to"}}, "nr-2", "network.reset"));
+  ASSERT_TRUE(injector_.apply("nr-2", to.undo).ok());
+  EXPECT_EQ(rules(), Strings({"out: oifname \"veth-a\" ip daddr { 10.0.0.5/32 } meta l4proto tcp "
+                              "counter reject with tcp reset comment \"chaosd:nr-2\""}));
+  ASSERT_TRUE(injector_.revert("nr-2", to.undo).ok());
+  releaseTable();
+  EXPECT_EQ(keepme(), keepme_);
+}
+
 // Every combination of the partition's args makes text nft parses (a syntax error fails the
 // test inside the fake) and a revert that leaves the run's table empty.
 TEST_F(NftablesSeamTest, EveryPartitionShapeAppliesAndReverts) {

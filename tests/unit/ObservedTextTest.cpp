@@ -184,6 +184,15 @@ TEST(ObservedTextTest, LongListsAreCutAndGarbageReadsAsNothing) {
   EXPECT_NO_THROW(observedLines(fault("process.kill", {{"victims", 3}, {"restarts", "x"}})));
 }
 
+// Host names a network fault's filter named, and the resets a network.reset sent.
+TEST(ObservedTextTest, HostNamesAndResets) {
+  EXPECT_EQ(
+      observedLines(fault("network.reset", {{"hosts", {{"db.internal", {"10.0.0.5", "fd00::5"}}}},
+                                            {"resetsSent", 12}})),
+      (std::vector<std::string>{"db.internal resolved to 10.0.0.5, fd00::5",
+                                "12 TCP reset(s) sent"}));
+}
+
 TEST(ObservedTextTest, EveryReportCarriesTheLines) {
   Json report = {
       {"schema", "chaosd.report/v1"},

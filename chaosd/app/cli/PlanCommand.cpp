@@ -93,6 +93,50 @@ const StepSpec* findStep(const Experiment& e, const std::string& name) {
   return nullptr;
 }
 
+// What the host names of each step resolve to now (FaultType::resolveArgs): the addresses
+// `run` would filter on, or why a name does not resolve (then plan fails, as run would).
+struct HostCheck {
+  std::string step;
+  nlohmann::json hosts;  // {name: [addresses]}
+  std::string error;     // "" when every name resolved
+};
+
+std::vector<HostCheck> checkHosts(const Experiment& e, const Timeline& tl,
+                                  const FaultRegistry& registry) {
+  std::vector<HostCheck> out;
+  for (const auto& entry : tl.entries) {
+    if (entry.kind != StepKind::kFault) continue;
+    const StepSpec* s = findStep(e, entry.step);
+    const FaultType* type = registry.find(entry.fault);
+    if (!s || !type || !type->resolveArgs) continue;
+    auto resolved = type->resolveArgs(s->args);
+    if (!resolved) {
+      out.push_back({entry.step, nullptr,
+                     resolved.error().describe() + " (the step at line " +
+                         std::to_string(s->pos.line) + ")"});
+    } else if (resolved->observed.is_object() && resolved->observed.contains("hosts")) {
+      out.push_back({entry.step, resolved->observed["hosts"], ""});
+    }
+  }
+  return out;
+}
+
+void printHosts(std::ostream& out, const std::vector<HostCheck>& checks) {
+  if (checks.empty()) return;
+  out << "\nHost names, as they resolve now (run resolves them again when each step starts):\n";
+  for (const auto& c : checks) {
+    if (!c.error.empty()) {
+      out << "  " << c.step << ": PROBLEM\n    ! " << c.error << "\n";
+      continue;
+    }
+    for (const auto& [name, addresses] : c.hosts.items()) {
+      out << "  " << c.step << ": " << name << " ->";
+      for (const auto& a : addresses) out << " " << a.get<std::string>();
+      out << "\n";
+    }
+  }
+}
+
 void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
                const std::vector<ResolvedTarget>& targets, const FaultRegistry& registry) {
   const auto& g = e.guardrails;
@@ -154,6 +198,7 @@ void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
     for (const auto& d : t.details) out << "    " << d << "\n";
     for (const auto& p : t.problems) out << "    ! " << p << "\n";
   }
+  printHosts(out, checkHosts(e, tl, registry));
   if (!e.rollbacks.empty()) {
     out << "\nRollbacks (always run at the end):\n";
     for (const auto& r : e.rollbacks) {
@@ -195,6 +240,9 @@ int planCommand(const std::vector<std::string>& args) {
   ctx.protection.invokerPid = ::getpid();
   std::vector<ResolvedTarget> targets;
   for (const auto& t : e.targets) targets.push_back(resolveTarget(t, e.guardrails, ctx));
+  const std::vector<HostCheck> hosts = checkHosts(e, tl, builtinRegistry());
+  bool hostProblem = false;
+  for (const auto& h : hosts) hostProblem = hostProblem || !h.error.empty();
 
   if (common.json()) {
     nlohmann::json j{{"experiment", e.metadata.name},
@@ -212,12 +260,27 @@ int planCommand(const std::vector<std::string>& args) {
                      {"applied", false}};
     for (const auto& t : targets) j["targets"].push_back(t.toJson());
     for (const auto& p : e.steadyState.probes) j["probes"].push_back(probeText(p));
+    j["hosts"] = nlohmann::json::array();
+    for (const auto& h : hosts) {
+      nlohmann::json one{{"step", h.step}};
+      if (h.error.empty()) {
+        one["resolved"] = h.hosts;
+      } else {
+        one["error"] = h.error;
+      }
+      j["hosts"].push_back(std::move(one));
+    }
     redactSecrets(j, e);
     std::cout << j.dump(2) << "\n";
   } else {
     std::ostringstream text;
     printText(text, e, tl, targets, builtinRegistry());
     std::cout << redactText(text.str(), e);
+  }
+  if (hostProblem) {
+    std::cerr << "chaosctl plan: a host name does not resolve (see above); run would stop "
+                 "before applying anything\n";
+    return kExitInvalid;
   }
   return kExitOk;
 }
