@@ -5,7 +5,8 @@
 // the first cycle, as the engine does per run) against the peers' mechanism, an `iptables`
 // process per change (-A, then -D), and an `nft` process per change, in the same run. Also the
 // cost of a table per fault (how chaosd did it before: a base chain hooked and unhooked per
-// fault). Target: chaosd at least 50x faster than iptables processes. Needs root; creates and
+// fault), and the same for network.reset against iptables REJECT --reject-with tcp-reset
+// processes. Target: chaosd at least 50x faster than iptables processes. Needs root; creates and
 // deletes namespace chaosd-bench-<pid> and a journal in a temporary folder.
 //
 // `network_bench [N]` (default 200).
@@ -70,11 +71,11 @@ int main(int argc, char** argv) {
   chaosd::NftablesInjector injector;
   chaosd::NftablesTableInjector table;
   int failures = 0;
-  auto request = [&](int i) {
+  auto request = [&](int i, const std::string& type = "network.partition") {
     chaosd::FaultRequest r;
     r.runId = "bench";
-    r.faultId = "bench-" + std::to_string(i);
-    r.faultType = "network.partition";
+    r.faultId = "bench-" + type + "-" + std::to_string(i);
+    r.faultType = type;
     r.target = &target;
     r.args = {{"cidr", {"10.99.0.2/32"}}, {"direction", "both"}};
     return r;
@@ -85,20 +86,26 @@ int main(int argc, char** argv) {
   const auto tt = Clock::now();
   failures += !table.apply("bench-table", tableUndo).ok();
   const double tableMs = msSince(tt);
-  const auto t0 = Clock::now();
-  for (int i = 0; i < n; ++i) {
-    chaosd::FaultRequest r = request(i);
-    auto prepared = injector.prepare(r);
-    if (!prepared) {
-      ++failures;
-      continue;
+  // n journalled apply + revert cycles of one fault type, in the run's table: ms in all.
+  auto cycles = [&](const std::string& type) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      chaosd::FaultRequest r = request(i, type);
+      auto prepared = injector.prepare(r);
+      if (!prepared) {
+        ++failures;
+        continue;
+      }
+      const bool ok =
+          journal->recordIntent("bench", chaosd::makeIntent(r, *prepared, {}, false)) &&
+          injector.apply(r.faultId, prepared->undo) && journal->markApplied(r.faultId) &&
+          injector.revert(r.faultId, prepared->undo) && journal->markReverted(r.faultId);
+      failures += !ok;
     }
-    const bool ok = journal->recordIntent("bench", chaosd::makeIntent(r, *prepared, {}, false)) &&
-                    injector.apply(r.faultId, prepared->undo) && journal->markApplied(r.faultId) &&
-                    injector.revert(r.faultId, prepared->undo) && journal->markReverted(r.faultId);
-    failures += !ok;
-  }
-  const double ours = msSince(t0);
+    return msSince(t0);
+  };
+  const double ours = cycles("network.partition");
+  const double oursReset = cycles("network.reset");
   failures += !table.revert("bench-table", tableUndo).ok();
 
   // A table per fault: the table and its base chains added and deleted in every cycle.
@@ -122,6 +129,18 @@ int main(int argc, char** argv) {
     failures += sh(exec + "iptables -D INPUT -i cbench0 -s 10.99.0.2/32 -j DROP") != 0;
   }
   const double iptables = msSince(t1);
+
+  // The peers' way to reset connections: iptables REJECT --reject-with tcp-reset, a process
+  // per rule added or deleted.
+  const std::string reject = " -p tcp -j REJECT --reject-with tcp-reset";
+  const auto t3 = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    failures += sh(exec + "iptables -A OUTPUT -o cbench0 -d 10.99.0.2/32" + reject) != 0;
+    failures += sh(exec + "iptables -A INPUT -i cbench0 -s 10.99.0.2/32" + reject) != 0;
+    failures += sh(exec + "iptables -D OUTPUT -o cbench0 -d 10.99.0.2/32" + reject) != 0;
+    failures += sh(exec + "iptables -D INPUT -i cbench0 -s 10.99.0.2/32" + reject) != 0;
+  }
+  const double iptablesReset = msSince(t3);
 
   const auto t2 = Clock::now();
   for (int i = 0; i < n; ++i) {
@@ -148,6 +167,12 @@ int main(int argc, char** argv) {
       "  ratio iptables / chaosd: %.1fx (target >= 50x); nft / chaosd: %.1fx; "
       "table per fault / chaosd: %.1fx\n",
       iptables / ours, nft / ours, perFault / ours);
+  std::printf("== network.reset apply + revert, %d times\n", n);
+  std::printf("  chaosd (counted reject rules, journalled):     %8.1f ms (%.3f ms per cycle)\n",
+              oursReset, oursReset / n);
+  std::printf("  iptables REJECT tcp-reset processes (4/cycle): %8.1f ms (%.2f ms per cycle)\n",
+              iptablesReset, iptablesReset / n);
+  std::printf("  ratio iptables / chaosd: %.1fx\n", iptablesReset / oursReset);
   if (failures != 0) std::printf("  %d operations failed\n", failures);
   return failures == 0 ? 0 : 1;
 }
