@@ -103,6 +103,16 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
          "step " + f.step + ": " + f.error);
     return std::nullopt;
   }
+  // The names a filter gave, with the addresses applied: in the description, which the journal
+  // keeps with the undo record (the record itself holds only addresses).
+  if (auto it = resolved_.find(index); it != resolved_.end() && it->second.contains("hosts")) {
+    std::string names;
+    for (const auto& [name, addresses] : it->second["hosts"].items()) {
+      names += (names.empty() ? "" : "; ") + name + " =";
+      for (const auto& a : addresses) names += " " + a.get<std::string>();
+    }
+    prepared->description += " [hosts: " + names + "]";
+  }
   f.description = prepared->description;
   f.revertible = prepared->revertible;
   for (auto& need : prepared->shared) pendingShared_.push_back(std::move(need));

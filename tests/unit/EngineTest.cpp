@@ -623,6 +623,8 @@ TEST_F(EngineTest, HostNamesResolveAgainWhenTheStepIsPreparedAndAreReported) {
   EXPECT_EQ(world_.preparedArgs["b"], nlohmann::json({{"cidr", {"10.0.0.2/32"}}}));
   ASSERT_EQ(r.faults.size(), 1u);
   EXPECT_EQ(r.faults[0].observed["hosts"], nlohmann::json({{"db", {"10.0.0.2"}}}));
+  // The journal's description of the fault keeps the name next to the addresses.
+  EXPECT_EQ(r.faults[0].description, "fake on b [hosts: db = 10.0.0.2]");
 }
 
 }  // namespace
