@@ -83,6 +83,7 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
   }
   req.args = f.args;
   req.duration = f.plannedEnd - f.plannedStart;
+  req.guardrails = &experiment_.guardrails;
   auto prepared = injector.prepare(req);
   if (!prepared) {
     f.state = FaultState::kApplyFailed;
