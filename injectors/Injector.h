@@ -10,6 +10,7 @@
 namespace chaosd {
 
 struct TargetSpec;
+struct Guardrails;
 
 // One fault about to be prepared: its type, its target (nullptr when the type takes none)
 // and its arguments, already validated against the type's ArgSchema and normalised.
@@ -21,6 +22,9 @@ struct FaultRequest {
   const TargetSpec* target = nullptr;
   nlohmann::json args;
   std::chrono::nanoseconds duration{0};
+  // The experiment's guardrails, for checks that need the machine's state (network.down's
+  // default-route and SSH checks); nullptr: the defaults (everything protected).
+  const Guardrails* guardrails = nullptr;
 };
 
 // Something the faults of one run share, held from the first fault that needs it to the end of

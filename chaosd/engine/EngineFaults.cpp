@@ -95,6 +95,7 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
     if (resolved->observed.is_object()) resolved_[index] = std::move(resolved->observed);
   }
   req.duration = f.plannedEnd - f.plannedStart;
+  req.guardrails = &experiment_.guardrails;
   auto prepared = injector.prepare(req);
   if (!prepared) {
     f.state = FaultState::kApplyFailed;

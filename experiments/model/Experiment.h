@@ -239,6 +239,7 @@ struct Guardrails {
   uint32_t maxFaults = 50;                       // fault steps in the method
   bool allowSsh = false;                         // may port 22 be partitioned
   bool allowFullCpu = false;                     // may cpu.stress take every CPU whole
+  bool allowDefaultRouteDown = false;  // may network.down take the default route's interface
 };
 
 struct ReportSpec {
