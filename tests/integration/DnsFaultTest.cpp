@@ -22,10 +22,6 @@
 #include <string>
 #include <vector>
 
-extern "C" {
-#include <ldns/ldns.h>
-}
-
 #include "chaosd/base/Fd.h"
 #include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
@@ -34,6 +30,12 @@ extern "C" {
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 #include "tests/support/Wait.h"
+
+// Last: ldns/common.h defines bool, true and false as macros, which breaks C++ headers
+// included after it.
+extern "C" {
+#include <ldns/ldns.h>
+}
 
 extern char** environ;
 
@@ -337,6 +339,60 @@ TEST_F(DnsFaultTest, RevertWhileHoldingQueriesReleasesThem) {
   ASSERT_EQ(::poll(&pf, 1, 2000), 1) << "the held query reached dnsmasq at revert";
   std::printf("[ measure  ] held query answered %.1f ms after revert began\n",
               std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
+}
+
+// kill -9 of `chaosctl run` while dns.error is held: the guardian deletes the fault's table from
+// the journal record (the namespace stays: the test owns it), and every name resolves again.
+TEST_F(DnsFaultTest, KillNineOfTheRunLeavesNoRuleBehind) {
+  char tmpl[] = "/tmp/chaosd-dns-kill-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string exp = dir + "/dns-kill.yaml";
+  {
+    std::FILE* f = std::fopen(exp.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f,
+                 "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: dns-kill}\n"
+                 "targets:\n  link: {interface: {name: cdn-a, netns: %s}}\n"
+                 "steadyState:\n  baseline: {duration: 200ms}\n"
+                 "  recovery: {duration: 200ms}\n  probes:\n"
+                 "    - {name: alive, command: {argv: [/bin/true]}, every: 100ms}\n"
+                 "method:\n  - {name: nx, fault: dns.error, target: link, duration: 60s,\n"
+                 "     args: {names: ['*.db.internal'], action: nxdomain}}\n",
+                 a_.c_str());
+    std::fclose(f);
+  }
+  const std::string cmd = std::string("exec ") + CHAOSCTL_PATH + " run --state-dir " + dir +
+                          "/state --report-dir " + dir + "/reports " + exp + " >" + dir +
+                          "/run.log 2>&1";
+  pid_t run = 0;
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  ASSERT_EQ(::posix_spawn(&run, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  ASSERT_TRUE(waitUntil(
+      [&] { return q("a.db.internal", LDNS_RR_TYPE_A, false, 300ms).rcode == LDNS_RCODE_NXDOMAIN; },
+      30s))
+      << chaosd::testing::readFile(dir + "/run.log");
+  ASSERT_NE(tables().find("chaosd_"), std::string::npos);
+  const auto killed = SteadyClock::now();
+  ::kill(run, SIGKILL);
+  ASSERT_EQ(::waitpid(run, nullptr, 0), run);
+  EXPECT_TRUE(waitUntil([&] { return tables().find("chaosd_") == std::string::npos; }, 10s))
+      << tables();
+  std::printf("[ measure  ] kill -9 of chaosctl run to the DNS table removed: %.1f ms\n",
+              std::chrono::duration<double, std::milli>(SteadyClock::now() - killed).count());
+  expectAddress(q("a.db.internal"), "10.9.9.9");
+  EXPECT_EQ(queues(), "");
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        int st = -1;
+        const std::string held = runShell(
+            std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + dir + "/state",
+            &st);
+        auto list = json::parse(held, nullptr, false);
+        return st == 0 && list.is_array() && list.empty();
+      },
+      10s));
+  fs::remove_all(dir);
 }
 
 }  // namespace

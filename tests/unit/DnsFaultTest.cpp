@@ -11,10 +11,6 @@
 #include <string>
 #include <vector>
 
-extern "C" {
-#include <ldns/ldns.h>
-}
-
 #include "experiments/model/Experiment.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/dns/DnsErrorInjector.h"
@@ -24,6 +20,12 @@ extern "C" {
 #include "injectors/dns/DnsRecords.h"
 #include "tests/support/FakeDnsKernel.h"
 #include "tests/support/FakeNfqueueKernel.h"
+
+// Last: ldns/common.h defines bool, true and false as macros, which breaks C++ headers
+// included after it.
+extern "C" {
+#include <ldns/ldns.h>
+}
 
 namespace chaosd {
 namespace {
