@@ -12,6 +12,8 @@ pkg_check_modules(NFTABLES REQUIRED IMPORTED_TARGET libnftables)
 # network.delay without netem: NFQUEUE rules built with libnftnl over libmnl, and the
 # queue's consumer (libnetfilter_queue's libmnl API).
 pkg_check_modules(NFQUEUE REQUIRED IMPORTED_TARGET libnetfilter_queue libnftnl libmnl)
+# dns.error: ldns parses the queries it intercepts and writes its error answers.
+pkg_check_modules(LDNS REQUIRED IMPORTED_TARGET ldns)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
 # The daemon's HTTP/1.1 server on its UNIX socket and the metrics listener.
@@ -20,5 +22,5 @@ pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 add_library(chaosd_deps INTERFACE)
 target_link_libraries(chaosd_deps INTERFACE
   Threads::Threads Boost::program_options nlohmann_json::nlohmann_json spdlog::spdlog
-  PkgConfig::YAMLCPP PkgConfig::LIBYAML PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES PkgConfig::NFQUEUE
+  PkgConfig::YAMLCPP PkgConfig::LIBYAML PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES PkgConfig::NFQUEUE PkgConfig::LDNS
   PkgConfig::CURL PkgConfig::SQLITE PkgConfig::MHD)

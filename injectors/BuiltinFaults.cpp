@@ -12,6 +12,7 @@ void registerBuiltinFaults(FaultRegistry& registry) {
   registerResourceFaults(registry);
   registerIoThrottleFault(registry);
   registerLinkFaults(registry);
+  registerDnsFaults(registry);
 }
 
 }  // namespace chaosd

@@ -12,5 +12,6 @@ void registerSyscallFaults(FaultRegistry& registry);
 void registerResourceFaults(FaultRegistry& registry);
 void registerIoThrottleFault(FaultRegistry& registry);
 void registerLinkFaults(FaultRegistry& registry);
+void registerDnsFaults(FaultRegistry& registry);
 
 }  // namespace chaosd

@@ -62,7 +62,9 @@ Result<void> configure(mnl_socket* nl, nlmsghdr* nlh, uint32_t seq) {
   }
 }
 
-Result<mnl_socket*> bindQueue(uint16_t queue, uint32_t maxlen) {
+}  // namespace
+
+Result<mnl_socket*> bindQueue(uint16_t queue, uint32_t maxlen, uint32_t copyRange) {
   mnl_socket* nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
   if (nl == nullptr) return Error::fromErrno("opening a netfilter netlink socket", errno);
   std::unique_ptr<mnl_socket, void (*)(mnl_socket*)> owner(nl, closeSocket);
@@ -96,8 +98,13 @@ Result<mnl_socket*> bindQueue(uint16_t queue, uint32_t maxlen) {
     return std::move(r).error().withContext("binding NFQUEUE queue " + std::to_string(queue));
   }
   nlh = nfq_nlmsg_put(buf.data(), NFQNL_MSG_CONFIG, queue);
-  // Metadata only: no byte of the packet is copied to us.
-  nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_META, 0);
+  // Metadata only (the delay's case: no byte of the packet is copied to us), or the packet's
+  // first copyRange bytes.
+  if (copyRange == 0) {
+    nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_META, 0);
+  } else {
+    nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, static_cast<int>(copyRange));
+  }
   nfq_nlmsg_cfg_put_qmaxlen(nlh, maxlen);
   // FAIL_OPEN: what does not fit is accepted, not dropped. GSO: a TCP super-packet is queued
   // whole instead of being segmented for us (we never look inside).
@@ -112,14 +119,12 @@ Result<mnl_socket*> bindQueue(uint16_t queue, uint32_t maxlen) {
   return owner.release();
 }
 
-}  // namespace
-
 Result<std::unique_ptr<NfqueueConsumer>> NfqueueConsumer::start(Config config) {
   NetnsRef ref;
   ref.path = config.netnsPath;
   mnl_socket* nl = nullptr;
   auto ran = runInNetns(ref, [&]() -> Result<void> {
-    auto bound = bindQueue(config.queue, config.maxlen);
+    auto bound = bindQueue(config.queue, config.maxlen, 0);
     if (!bound) return std::move(bound).error();
     nl = *bound;
     return success();

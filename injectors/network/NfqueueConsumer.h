@@ -103,6 +103,12 @@ class NfqueueConsumer final : public QueueConsumer {
   bool stopped_ = false;
 };
 
+// Binds NFQUEUE `queue` in the calling thread's network namespace on a new netfilter netlink
+// socket (the caller owns it: mnl_socket_close): kernel maxlen, fail-open, GSO. copyRange 0:
+// metadata only; else the first copyRange bytes of each packet are copied (the DNS fault reads
+// the query). kConflict when another socket holds the queue number.
+Result<mnl_socket*> bindQueue(uint16_t queue, uint32_t maxlen, uint32_t copyRange);
+
 // The queue numbers bound in the calling thread's network namespace, from
 // /proc/thread-self/net/netfilter/nfnetlink_queue (empty when no queue was ever used).
 Result<std::set<uint16_t>> boundQueues();
