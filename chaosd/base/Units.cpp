@@ -16,6 +16,8 @@
 #include <string>
 #include <utility>
 
+#include "chaosd/base/Quote.h"
+
 // Rules that the header leaves open, chosen here and relied on by the tests:
 // - Numbers are plain decimals ("5", "1.5", ".5"); no sign, exponent, hex or inner spaces.
 //   Fractions are computed exactly and rounded down to the base unit (ns, byte, bit/s).
@@ -57,61 +59,8 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
-size_t utf8Length(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
-  unsigned lead = byte(i);
-  size_t n = lead >= 0xC2 && lead <= 0xDF   ? 2
-             : lead >= 0xE0 && lead <= 0xEF ? 3
-             : lead >= 0xF0 && lead <= 0xF4 ? 4
-                                            : 0;
-  if (n == 0) return 0;
-  // Overlong forms, surrogates and code points above U+10FFFF are not text.
-  unsigned second = byte(i + 1);
-  if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) ||
-      (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F))
-    return 0;
-  for (size_t k = 1; k < n; ++k)
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  return n;
-}
-
-// The user's text in quotes, safe to print on one line of a terminal or a log: control
-// characters and bytes that are not UTF-8 are escaped, and long input is cut short.
-std::string quote(std::string_view s) {
-  constexpr size_t kMaxShown = 60;
-  constexpr std::string_view kHex = "0123456789abcdef";
-  std::string out = "'";
-  for (size_t i = 0; i < s.size();) {
-    if (i >= kMaxShown) {
-      out += "...";
-      break;
-    }
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F) {
-      out += static_cast<char>(c);
-      ++i;
-      continue;
-    }
-    size_t n = c >= 0x80 ? utf8Length(s, i) : 0;
-    bool c1Control = c == 0xC2 && n == 2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
-    if (n > 0 && !c1Control) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    if (c == '\n')
-      out += "\\n";
-    else if (c == '\t')
-      out += "\\t";
-    else if (c == '\r')
-      out += "\\r";
-    else
-      out += {'\\', 'x', kHex[c >> 4], kHex[c & 0xF]};
-    ++i;
-  }
-  return out + "'";
-}
+// The user's text in quotes, escaped and bounded (chaosd/base/Quote.h).
+std::string quote(std::string_view s) { return quoteText(s); }
 
 // What a parser reads, in the words of its error messages.
 struct Kind {

@@ -1,5 +1,6 @@
 #include <charconv>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 
@@ -43,12 +44,12 @@ std::optional<ValueMatch> parseMatch(ReadContext& ctx, const Field& f) {
     double lo = 0;
     double hi = 0;
     if (!isNumber(s->substr(0, dots), lo) || !isNumber(s->substr(dots + 2), hi)) {
-      ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a range",
+      ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a range",
                      "LOW..HIGH with numbers, e.g. 200..299");
       return std::nullopt;
     }
     if (lo > hi) {
-      ctx.diag.error(f.node.Mark(), f.path, "the range '" + *s + "' runs backwards",
+      ctx.diag.error(f.node.Mark(), f.path, "the range " + quoteText(*s) + " runs backwards",
                      "LOW..HIGH with LOW <= HIGH");
       return std::nullopt;
     }
@@ -62,6 +63,23 @@ std::optional<ValueMatch> parseMatch(ReadContext& ctx, const Field& f) {
   return vm;
 }
 
+// What is wrong with an RFC 6901 pointer, as the probe will read it (nlohmann's json_pointer,
+// the parser the HTTP probe uses), or nothing.
+std::optional<std::string> jsonPointerProblem(const std::string& ptr) {
+  if (!ptr.empty() && ptr.front() != '/') return "it must start with '/'";
+  for (size_t i = 0; i < ptr.size(); ++i) {
+    if (ptr[i] == '~' && (i + 1 == ptr.size() || (ptr[i + 1] != '0' && ptr[i + 1] != '1'))) {
+      return "a '~' must be followed by 0 or 1 (~0 is '~', ~1 is '/')";
+    }
+  }
+  try {
+    nlohmann::json::json_pointer checked(ptr);
+  } catch (const nlohmann::json::exception& e) {
+    return std::string(e.what());  // a rule of the library beyond the two above
+  }
+  return std::nullopt;
+}
+
 // ">= 0.99", "<= 300ms": parseValue turns the right-hand side into a number.
 template <typename ParseValue>
 std::optional<Comparison> parseComparison(ReadContext& ctx, const Field& f,
@@ -71,7 +89,7 @@ std::optional<Comparison> parseComparison(ReadContext& ctx, const Field& f,
   static const std::regex kCmp(R"(\s*(<=|>=|==|<|>)\s*(\S+)\s*)");
   std::smatch m;
   if (!std::regex_match(*s, m, kCmp)) {
-    ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a comparison",
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a comparison",
                    "an operator and a value, like \"" + example + "\"");
     return std::nullopt;
   }
@@ -110,7 +128,7 @@ void parseLatency(ReadContext& ctx, const Field& f, Tolerance& tol) {
     Field value{kv.second, joinPath(f.path, key)};
     std::smatch m;
     if (!std::regex_match(key, m, kPct) || std::stod(m[1].str()) <= 0) {
-      ctx.diag.error(kv.first.Mark(), value.path, "'" + key + "' is not a percentile",
+      ctx.diag.error(kv.first.Mark(), value.path, quoteText(key) + " is not a percentile",
                      "p50, p90, p95, p99 or p99.9");
       continue;
     }
@@ -156,7 +174,7 @@ void rejectOtherKindKeys(ReadContext& ctx, const Field& f, ProbeKind kind) {
       for (const auto& kv : f.node) {
         if (kv.first.IsScalar() && kv.first.Scalar() == key) {
           ctx.diag.error(kv.first.Mark(), joinPath(f.path, key),
-                         "'" + key + "' does not apply to " + article + kindName + " probe",
+                         quoteText(key) + " does not apply to " + article + kindName + " probe",
                          "for " + kindName + ": " + listOptions(mine));
         }
       }
@@ -202,10 +220,16 @@ void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
                      "json: {\"/status\": ok}");
     } else {
       for (const auto& kv : j->node) {
-        std::string ptr = kv.first.IsScalar() ? kv.first.Scalar() : "";
+        if (!kv.first.IsScalar()) {
+          ctx.diag.error(kv.first.Mark(), j->path, "a JSON pointer must be a plain string",
+                         "a pointer like /status or /items/0/name (RFC 6901)");
+          continue;
+        }
+        std::string ptr = kv.first.Scalar();
         Field value{kv.second, j->path + "[" + ptr + "]"};
-        if (!ptr.empty() && ptr.front() != '/') {
-          ctx.diag.error(kv.first.Mark(), value.path, "'" + ptr + "' is not a JSON pointer",
+        if (auto problem = jsonPointerProblem(ptr)) {
+          ctx.diag.error(kv.first.Mark(), value.path,
+                         quoteText(ptr) + " is not a JSON pointer: " + *problem,
                          "a pointer like /status or /items/0/name (RFC 6901)");
           continue;
         }
@@ -256,7 +280,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     if (auto url = h.string("url", true)) {
       if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
         ctx.diag.error(h.get("url")->node.Mark(), joinPath(f.path, "url"),
-                       "'" + *url + "' is not an http(s) URL", "http://host:port/path");
+                       quoteText(*url) + " is not an http(s) URL", "http://host:port/path");
       }
       p.http.url = *url;
     }
@@ -265,7 +289,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
                                                      "PATCH", "DELETE", "OPTIONS"};
       if (!kMethods.contains(*method)) {
         ctx.diag.error(h.get("method")->node.Mark(), joinPath(f.path, "method"),
-                       "'" + *method + "' is not an HTTP method",
+                       quoteText(*method) + " is not an HTTP method",
                        "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS");
       }
       p.http.method = *method;
@@ -306,7 +330,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     if (auto url = q.string("url", true)) {
       if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
         ctx.diag.error(q.get("url")->node.Mark(), joinPath(f.path, "url"),
-                       "'" + *url + "' is not an http(s) URL",
+                       quoteText(*url) + " is not an http(s) URL",
                        "the Prometheus base URL, http://127.0.0.1:9090");
       }
       p.prometheus.url = *url;
@@ -326,7 +350,7 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
     if (auto name = asNonEmptyString(ctx, *nameField)) {
       if (checkName(ctx, *nameField, *name, "probe") && !names.insert(*name).second) {
         ctx.diag.error(nameField->node.Mark(), nameField->path,
-                       "duplicate probe name '" + *name + "'", "unique probe names");
+                       "duplicate probe name " + quoteText(*name), "unique probe names");
       }
       p.name = *name;
     }
@@ -363,12 +387,12 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
         } else if (s == "after") {
           phase = Phase::kAfter;
         } else {
-          ctx.diag.error(ph->node.Mark(), ph->path, "'" + s + "' is not a phase",
+          ctx.diag.error(ph->node.Mark(), ph->path, quoteText(s) + " is not a phase",
                          "before, during, after");
           continue;
         }
         if (std::find(p.phases.begin(), p.phases.end(), phase) != p.phases.end()) {
-          ctx.diag.error(ph->node.Mark(), ph->path, "phase '" + s + "' is listed twice",
+          ctx.diag.error(ph->node.Mark(), ph->path, "phase " + quoteText(s) + " is listed twice",
                          "each phase once");
           continue;
         }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chaosd/base/Quote.h"
 #include "experiments/parser/Diagnostics.h"
 
 // Typed, diagnosed access to a yaml-cpp tree. Every accessor reports its own problem (with the
