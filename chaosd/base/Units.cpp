@@ -28,7 +28,8 @@
 //   exact decimal fraction: "1d12h", "1h30s", "1m30.5s", "1h500ms", "1.5us", "0s".
 // - formatSize: bytes below 1KiB; else the largest IEC unit in which the size is exact with
 //   at most two decimals ("1.5GiB", "1025MiB"); else, for display only, two decimals rounded
-//   down in the largest unit ("1.43MiB").
+//   down in the largest unit ("1.43MiB"). formatSizeExact never rounds: the shorter of an exact IEC
+//   form and a whole number of SI units ("1.5KiB", "2GB"), else bytes ("1500B").
 // - Percentages: with '%' the number is 0..100, without it a fraction 0..1; a bare number in
 //   [1, 100] is ambiguous and rejected with both spellings suggested (a bare 1 included:
 //   write 100% or 1%).
@@ -616,6 +617,35 @@ std::string formatSize(uint64_t bytes) {
 
 Result<uint64_t> parseRate(std::string_view text) {
   return parseWith<uint64_t>(text, kRateKind, rateBody);
+}
+
+std::string formatSizeExact(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + "B";
+  // The shorter of an exact IEC form (at most two decimals) and a whole number of SI units,
+  // IEC on a tie; else bytes: 1536 -> "1.5KiB", 2000000000 -> "2GB", 1500 -> "1500B", as a
+  // bound like tbf's minimum burst is written.
+  std::string best = std::to_string(bytes) + "B";
+  for (size_t u = kIecUnits.size() - 1; u >= 1; --u) {
+    uint64_t scale = uint64_t{1} << (10 * u);
+    uint64_t rest = bytes % scale;
+    if (bytes >= scale && rest * 100 % scale == 0) {
+      best = withHundredths(bytes / scale, rest * 100 / scale) + std::string(kIecUnits[u]);
+      break;
+    }
+  }
+  constexpr std::array<std::pair<uint64_t, std::string_view>, 5> kSi{{{power(1000, 5), "PB"},
+                                                                      {power(1000, 4), "TB"},
+                                                                      {power(1000, 3), "GB"},
+                                                                      {power(1000, 2), "MB"},
+                                                                      {1000, "kB"}}};
+  for (const auto& [scale, name] : kSi) {
+    if (bytes >= scale && bytes % scale == 0) {
+      std::string si = std::to_string(bytes / scale) + std::string(name);
+      if (si.size() < best.size()) best = si;
+      break;
+    }
+  }
+  return best;
 }
 
 std::string formatRate(uint64_t bitsPerSecond) {

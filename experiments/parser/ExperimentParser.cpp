@@ -172,7 +172,7 @@ void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {
         r.command = *argv;
       }
     }
-    if (auto env = m.get("env")) r.env = asStringMap(ctx, *env).value_or(r.env);
+    if (auto env = m.get("env")) r.env = asStringMap(ctx, *env, environmentRules()).value_or(r.env);
     if (auto t = m.duration("timeout")) r.timeout = *t;
     exp.rollbacks.push_back(std::move(r));
   }
@@ -182,28 +182,29 @@ void parseReport(ReadContext& ctx, const Field& f, ReportSpec& report) {
   MapReader m(ctx, f, {"formats", "dir"});
   if (!m.valid()) return;
   if (auto formats = m.get("formats")) {
-    if (auto list = asStringList(ctx, *formats)) {
+    if (auto list = asStringItems(ctx, *formats)) {
       static const std::vector<std::string> kFormats = {"json", "junit", "html", "md"};
       bool ok = !list->empty();
       if (list->empty()) {
         ctx.diag.error(formats->node.Mark(), formats->path, "no report formats",
                        "any of: json, junit, html, md (json is always written)");
       }
-      std::set<std::string> seen;
-      for (const auto& fmt : *list) {
+      std::vector<std::string> seen;
+      for (const auto& [fmt, item] : *list) {
         if (std::find(kFormats.begin(), kFormats.end(), fmt) == kFormats.end()) {
-          ctx.diag.error(formats->node.Mark(), formats->path,
-                         "unknown report format " + quoteText(fmt),
+          ctx.diag.error(item.node.Mark(), item.path, "unknown report format " + quoteText(fmt),
                          "any of: json, junit, html, md");
           ok = false;
-        } else if (!seen.insert(fmt).second) {
-          ctx.diag.error(formats->node.Mark(), formats->path,
+        } else if (std::find(seen.begin(), seen.end(), fmt) != seen.end()) {
+          ctx.diag.error(item.node.Mark(), item.path,
                          "report format " + quoteText(fmt) + " is listed twice",
                          "each format once");
           ok = false;
+        } else {
+          seen.push_back(fmt);
         }
       }
-      if (ok) report.formats = *list;
+      if (ok) report.formats = seen;
     }
   }
   if (auto dir = m.string("dir")) report.dir = *dir;

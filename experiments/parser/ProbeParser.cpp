@@ -1,5 +1,8 @@
+#include <curl/curl.h>
+
 #include <charconv>
 #include <cmath>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -61,6 +64,28 @@ std::optional<ValueMatch> parseMatch(ReadContext& ctx, const Field& f) {
   vm.kind = ValueMatch::Kind::kEquals;
   vm.values = {*s};
   return vm;
+}
+
+// An http(s) URL as the probe's HTTP client (libcurl) will parse it when the run starts.
+void checkHttpUrl(ReadContext& ctx, const Field& f, const std::string& url,
+                  const std::string& expected) {
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(url) + " is not an http(s) URL", expected);
+    return;
+  }
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
+  if (!u) return;  // out of memory: the run will say so
+  CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0);
+  char* host = nullptr;
+  if (rc == CURLUE_OK) rc = curl_url_get(u.get(), CURLUPART_HOST, &host, 0);
+  const bool noHost = rc == CURLUE_OK && (host == nullptr || *host == '\0');
+  curl_free(host);
+  if (rc != CURLUE_OK || noHost) {
+    ctx.diag.error(f.node.Mark(), f.path,
+                   quoteText(url) + " is not a valid URL: " +
+                       (noHost ? std::string("it names no host") : curl_url_strerror(rc)),
+                   expected);
+  }
 }
 
 // What is wrong with an RFC 6901 pointer, as the probe will read it (nlohmann's json_pointer,
@@ -278,10 +303,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     MapReader h(ctx, f, {"url", "method", "headers", "body", "tlsVerify", "timeout"});
     innerTimeout(ctx, h, p);
     if (auto url = h.string("url", true)) {
-      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
-        ctx.diag.error(h.get("url")->node.Mark(), joinPath(f.path, "url"),
-                       quoteText(*url) + " is not an http(s) URL", "http://host:port/path");
-      }
+      checkHttpUrl(ctx, *h.get("url"), *url, "http://host:port/path");
       p.http.url = *url;
     }
     if (auto method = h.string("method")) {
@@ -295,7 +317,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
       p.http.method = *method;
     }
     if (auto headers = h.get("headers")) {
-      p.http.headers = asStringMap(ctx, *headers).value_or(p.http.headers);
+      p.http.headers = asStringMap(ctx, *headers, headerRules()).value_or(p.http.headers);
     }
     if (auto body = h.get("body")) p.http.body = asString(ctx, *body).value_or("");
     if (auto tls = h.boolean("tlsVerify")) p.http.tlsVerify = *tls;
@@ -319,7 +341,9 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
         p.command.argv = *list;
       }
     }
-    if (auto env = c.get("env")) p.command.env = asStringMap(ctx, *env).value_or(p.command.env);
+    if (auto env = c.get("env")) {
+      p.command.env = asStringMap(ctx, *env, environmentRules()).value_or(p.command.env);
+    }
   } else if (kind == "process") {
     p.kind = ProbeKind::kProcess;
     if (auto sel = parseProcessSelector(ctx, f)) p.process.selector = *sel;
@@ -328,14 +352,16 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     MapReader q(ctx, f, {"url", "query", "timeout"});
     innerTimeout(ctx, q, p);
     if (auto url = q.string("url", true)) {
-      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
-        ctx.diag.error(q.get("url")->node.Mark(), joinPath(f.path, "url"),
-                       quoteText(*url) + " is not an http(s) URL",
-                       "the Prometheus base URL, http://127.0.0.1:9090");
-      }
+      checkHttpUrl(ctx, *q.get("url"), *url, "the Prometheus base URL, http://127.0.0.1:9090");
       p.prometheus.url = *url;
     }
-    p.prometheus.query = q.string("query", true).value_or("");
+    if (auto query = q.string("query", true)) {
+      if (query->find_first_not_of(" \t\r\n") == std::string::npos) {
+        ctx.diag.error(q.get("query")->node.Mark(), joinPath(f.path, "query"), "the query is blank",
+                       "a PromQL expression, like up{job=\"api\"}");
+      }
+      p.prometheus.query = *query;
+    }
   }
 }
 
@@ -376,9 +402,9 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
   }
   if (auto tol = m.get("tolerance"); tol && kind) parseTolerance(ctx, *tol, p);
   if (auto ph = m.get("phases")) {
-    if (auto list = asStringList(ctx, *ph, true)) {
+    if (auto list = asStringItems(ctx, *ph, true)) {
       p.phases.clear();
-      for (const auto& s : *list) {
+      for (const auto& [s, item] : *list) {
         Phase phase;
         if (s == "before") {
           phase = Phase::kBefore;
@@ -387,12 +413,14 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
         } else if (s == "after") {
           phase = Phase::kAfter;
         } else {
-          ctx.diag.error(ph->node.Mark(), ph->path, quoteText(s) + " is not a phase",
-                         "before, during, after");
+          auto near = closest(s, {"before", "during", "after"});
+          ctx.diag.error(item.node.Mark(), item.path, quoteText(s) + " is not a phase",
+                         near ? "did you mean " + quoteText(*near) + "?"
+                              : std::string("before, during, after"));
           continue;
         }
         if (std::find(p.phases.begin(), p.phases.end(), phase) != p.phases.end()) {
-          ctx.diag.error(ph->node.Mark(), ph->path, "phase " + quoteText(s) + " is listed twice",
+          ctx.diag.error(item.node.Mark(), item.path, "phase " + quoteText(s) + " is listed twice",
                          "each phase once");
           continue;
         }
@@ -414,6 +442,48 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
 }
 
 }  // namespace
+
+StringMapRules headerRules() {
+  StringMapRules rules;
+  rules.key = [](const std::string& name) -> std::optional<std::pair<std::string, std::string>> {
+    // RFC 9110's token: anything else breaks the "Name: value" line the client sends.
+    static const std::string kSpecial = "!#$%&'*+-.^_`|~";
+    for (unsigned char c : name) {
+      if (std::isalnum(c) == 0 && kSpecial.find(static_cast<char>(c)) == std::string::npos) {
+        return std::make_pair("is not an HTTP header name",
+                              "letters, digits and !#$%&'*+-.^_`|~, like X-Request-Id");
+      }
+    }
+    return std::nullopt;
+  };
+  rules.value = [](const std::string& v) -> std::optional<std::pair<std::string, std::string>> {
+    if (v.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
+      return std::make_pair("is not a header value: it holds a line break or a NUL",
+                            "one line of text");
+    }
+    return std::nullopt;
+  };
+  return rules;
+}
+
+StringMapRules environmentRules() {
+  StringMapRules rules;
+  rules.key = [](const std::string& name) -> std::optional<std::pair<std::string, std::string>> {
+    if (name.empty() || name.find('=') != std::string::npos ||
+        name.find('\0') != std::string::npos) {
+      return std::make_pair("is not an environment variable name",
+                            "a name without '=', like API_TOKEN");
+    }
+    return std::nullopt;
+  };
+  rules.value = [](const std::string& v) -> std::optional<std::pair<std::string, std::string>> {
+    if (v.find('\0') != std::string::npos) {
+      return std::make_pair("cannot be an environment value: it holds a NUL", "text without NUL");
+    }
+    return std::nullopt;
+  };
+  return rules;
+}
 
 void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp) {
   MapReader m(ctx, f, {"baseline", "recovery", "probes"});

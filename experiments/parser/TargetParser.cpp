@@ -117,18 +117,21 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
     t.kind = TargetKind::kExec;
     MapReader e(ctx, *what, {"argv", "env", "cwd", "ready"});
     if (auto argv = e.require("argv", "the program and its arguments: [/usr/bin/app, --flag]")) {
-      if (auto list = asStringList(ctx, *argv)) {
+      if (auto list = asStringItems(ctx, *argv)) {
         if (list->empty()) {
           ctx.diag.error(argv->node.Mark(), argv->path, "argv is empty", "[program, args...]");
-        } else if (list->front().empty() || list->front().front() != '/') {
-          ctx.diag.error(argv->node.Mark(), argv->path,
-                         quoteText(list->front()) + " is not an absolute path",
+        } else if (const auto& [program, item] = list->front();
+                   program.empty() || program.front() != '/') {
+          ctx.diag.error(item.node.Mark(), item.path,
+                         quoteText(program) + " is not an absolute path",
                          "the program by absolute path (no PATH lookup, no shell)");
         }
-        t.exec.argv = *list;
+        for (const auto& [arg, item] : *list) t.exec.argv.push_back(arg);
       }
     }
-    if (auto env = e.get("env")) t.exec.env = asStringMap(ctx, *env).value_or(t.exec.env);
+    if (auto env = e.get("env")) {
+      t.exec.env = asStringMap(ctx, *env, environmentRules()).value_or(t.exec.env);
+    }
     if (auto cwd = e.string("cwd")) {
       if (cwd->front() != '/') {
         ctx.diag.error(e.get("cwd")->node.Mark(), joinPath(e.self().path, "cwd"),

@@ -211,21 +211,23 @@ std::optional<std::vector<Field>> asSequence(ReadContext& ctx, const Field& f) {
   return out;
 }
 
-std::optional<std::vector<std::string>> asStringList(ReadContext& ctx, const Field& f,
-                                                     bool allowScalar) {
+std::optional<std::vector<std::pair<std::string, Field>>> asStringItems(ReadContext& ctx,
+                                                                        const Field& f,
+                                                                        bool allowScalar) {
+  std::vector<Field> items;
   if (allowScalar && f.node.IsScalar()) {
-    auto s = asString(ctx, f);
-    if (!s) return std::nullopt;
-    return std::vector<std::string>{*s};
+    items.push_back(f);
+  } else if (auto seq = asSequence(ctx, f)) {
+    items = std::move(*seq);
+  } else {
+    return std::nullopt;
   }
-  auto items = asSequence(ctx, f);
-  if (!items) return std::nullopt;
-  std::vector<std::string> out;
+  std::vector<std::pair<std::string, Field>> out;
   bool ok = true;
-  for (const auto& item : *items) {
+  for (auto& item : items) {
     auto s = asString(ctx, item);
     if (s) {
-      out.push_back(*s);
+      out.emplace_back(std::move(*s), std::move(item));
     } else {
       ok = false;
     }
@@ -234,7 +236,18 @@ std::optional<std::vector<std::string>> asStringList(ReadContext& ctx, const Fie
   return out;
 }
 
-std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, const Field& f) {
+std::optional<std::vector<std::string>> asStringList(ReadContext& ctx, const Field& f,
+                                                     bool allowScalar) {
+  auto items = asStringItems(ctx, f, allowScalar);
+  if (!items) return std::nullopt;
+  std::vector<std::string> out;
+  out.reserve(items->size());
+  for (auto& [s, field] : *items) out.push_back(std::move(s));
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, const Field& f,
+                                                              const StringMapRules& rules) {
   if (!f.node.IsMap()) {
     ctx.diag.error(f.node.Mark(), f.path,
                    "expected a mapping of names to strings, found " + std::string(kindOf(f.node)));
@@ -256,10 +269,26 @@ std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, 
       ok = false;
       continue;
     }
+    if (rules.key) {
+      if (auto problem = rules.key(key)) {
+        ctx.diag.error(kv.first.Mark(), value.path, quoteText(key) + " " + problem->first,
+                       problem->second);
+        ok = false;
+        continue;
+      }
+    }
     auto s = asString(ctx, value);
     if (!s) {
       ok = false;
       continue;
+    }
+    if (rules.value) {
+      if (auto problem = rules.value(*s)) {
+        ctx.diag.error(value.node.Mark(), value.path, quoteText(*s) + " " + problem->first,
+                       problem->second);
+        ok = false;
+        continue;
+      }
     }
     out.emplace(key, *s);
   }
