@@ -299,14 +299,18 @@ std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, 
 std::optional<std::string> closest(std::string_view word, const std::vector<std::string>& options) {
   std::optional<std::string> best;
   size_t bestDistance = SIZE_MAX;
+  const size_t limit = std::max<size_t>(2, word.size() / 3);
   for (const auto& o : options) {
+    // The distance is at least the difference in length: a megabyte of text is not compared
+    // with a name character by character.
+    size_t gap = word.size() > o.size() ? word.size() - o.size() : o.size() - word.size();
+    if (gap > limit) continue;
     size_t d = editDistance(word, o);
     if (d < bestDistance) {
       bestDistance = d;
       best = o;
     }
   }
-  size_t limit = std::max<size_t>(2, word.size() / 3);
   if (!best || bestDistance > limit || bestDistance >= word.size()) return std::nullopt;
   return best;
 }
