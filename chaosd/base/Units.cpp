@@ -16,6 +16,8 @@
 #include <string>
 #include <utility>
 
+#include "chaosd/base/Quote.h"
+
 // Rules that the header leaves open, chosen here and relied on by the tests:
 // - Numbers are plain decimals ("5", "1.5", ".5"); no sign, exponent, hex or inner spaces.
 //   Fractions are computed exactly and rounded down to the base unit (ns, byte, bit/s).
@@ -26,7 +28,8 @@
 //   exact decimal fraction: "1d12h", "1h30s", "1m30.5s", "1h500ms", "1.5us", "0s".
 // - formatSize: bytes below 1KiB; else the largest IEC unit in which the size is exact with
 //   at most two decimals ("1.5GiB", "1025MiB"); else, for display only, two decimals rounded
-//   down in the largest unit ("1.43MiB").
+//   down in the largest unit ("1.43MiB"). formatSizeExact never rounds: the shorter of an exact IEC
+//   form and a whole number of SI units ("1.5KiB", "2GB"), else bytes ("1500B").
 // - Percentages: with '%' the number is 0..100, without it a fraction 0..1; a bare number in
 //   [1, 100] is ambiguous and rejected with both spellings suggested (a bare 1 included:
 //   write 100% or 1%).
@@ -57,61 +60,8 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
-size_t utf8Length(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
-  unsigned lead = byte(i);
-  size_t n = lead >= 0xC2 && lead <= 0xDF   ? 2
-             : lead >= 0xE0 && lead <= 0xEF ? 3
-             : lead >= 0xF0 && lead <= 0xF4 ? 4
-                                            : 0;
-  if (n == 0) return 0;
-  // Overlong forms, surrogates and code points above U+10FFFF are not text.
-  unsigned second = byte(i + 1);
-  if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) ||
-      (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F))
-    return 0;
-  for (size_t k = 1; k < n; ++k)
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  return n;
-}
-
-// The user's text in quotes, safe to print on one line of a terminal or a log: control
-// characters and bytes that are not UTF-8 are escaped, and long input is cut short.
-std::string quote(std::string_view s) {
-  constexpr size_t kMaxShown = 60;
-  constexpr std::string_view kHex = "0123456789abcdef";
-  std::string out = "'";
-  for (size_t i = 0; i < s.size();) {
-    if (i >= kMaxShown) {
-      out += "...";
-      break;
-    }
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F) {
-      out += static_cast<char>(c);
-      ++i;
-      continue;
-    }
-    size_t n = c >= 0x80 ? utf8Length(s, i) : 0;
-    bool c1Control = c == 0xC2 && n == 2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
-    if (n > 0 && !c1Control) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    if (c == '\n')
-      out += "\\n";
-    else if (c == '\t')
-      out += "\\t";
-    else if (c == '\r')
-      out += "\\r";
-    else
-      out += {'\\', 'x', kHex[c >> 4], kHex[c & 0xF]};
-    ++i;
-  }
-  return out + "'";
-}
+// The user's text in quotes, escaped and bounded (chaosd/base/Quote.h).
+std::string quote(std::string_view s) { return quoteText(s); }
 
 // What a parser reads, in the words of its error messages.
 struct Kind {
@@ -667,6 +617,35 @@ std::string formatSize(uint64_t bytes) {
 
 Result<uint64_t> parseRate(std::string_view text) {
   return parseWith<uint64_t>(text, kRateKind, rateBody);
+}
+
+std::string formatSizeExact(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + "B";
+  // The shorter of an exact IEC form (at most two decimals) and a whole number of SI units,
+  // IEC on a tie; else bytes: 1536 -> "1.5KiB", 2000000000 -> "2GB", 1500 -> "1500B", as a
+  // bound like tbf's minimum burst is written.
+  std::string best = std::to_string(bytes) + "B";
+  for (size_t u = kIecUnits.size() - 1; u >= 1; --u) {
+    uint64_t scale = uint64_t{1} << (10 * u);
+    uint64_t rest = bytes % scale;
+    if (bytes >= scale && rest * 100 % scale == 0) {
+      best = withHundredths(bytes / scale, rest * 100 / scale) + std::string(kIecUnits[u]);
+      break;
+    }
+  }
+  constexpr std::array<std::pair<uint64_t, std::string_view>, 5> kSi{{{power(1000, 5), "PB"},
+                                                                      {power(1000, 4), "TB"},
+                                                                      {power(1000, 3), "GB"},
+                                                                      {power(1000, 2), "MB"},
+                                                                      {1000, "kB"}}};
+  for (const auto& [scale, name] : kSi) {
+    if (bytes >= scale && bytes % scale == 0) {
+      std::string si = std::to_string(bytes / scale) + std::string(name);
+      if (si.size() < best.size()) best = si;
+      break;
+    }
+  }
+  return best;
 }
 
 std::string formatRate(uint64_t bitsPerSecond) {

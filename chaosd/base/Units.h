@@ -27,6 +27,8 @@ std::string formatDuration(Duration d);
 Result<uint64_t> parseSize(std::string_view text);
 // IEC when exact ("1GiB", "512KiB"), else bytes ("1000B" -> "1000B", 1500000 -> "1.43MiB").
 std::string formatSize(uint64_t bytes);
+// Exact, for a bound or a value the user wrote: "1500B", "2kB", "1.5GiB"; never rounded.
+std::string formatSizeExact(uint64_t bytes);
 
 // Bits per second. "10mbit", "1gbit", "500kbit", "100bit", "1Mbps" (megabits), "10MBps"
 // (megabytes: uppercase B), also "kbps", "gbps". SI multipliers. A bare number is an error.

@@ -57,7 +57,7 @@ std::string formatArgValue(const ArgSpec& spec, double value) {
     case ArgType::kDuration:
       return units::formatDuration(units::Duration(static_cast<int64_t>(value)));
     case ArgType::kSize:
-      return units::formatSize(static_cast<uint64_t>(value));
+      return units::formatSizeExact(static_cast<uint64_t>(value));  // a bound is exact
     case ArgType::kRate:
       return units::formatRate(static_cast<uint64_t>(value));
     case ArgType::kPercent:

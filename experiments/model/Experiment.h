@@ -233,7 +233,7 @@ struct RollbackSpec {
 };
 
 struct Guardrails {
-  Duration maxDuration = std::chrono::hours(1);  // ceiling on every fault and on the method
+  Duration maxDuration = std::chrono::hours(1);  // ceiling on how long each fault step is held
   uint32_t maxTargets = 10;                      // processes one fault may hit
   double maxPercent = 1.0;                       // of the matching processes
   uint32_t maxFaults = 50;                       // fault steps in the method

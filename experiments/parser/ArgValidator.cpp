@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <utility>
 
 #include "chaosd/base/HostNames.h"
 #include "chaosd/base/Units.h"
@@ -147,9 +149,9 @@ std::optional<nlohmann::json> validateValue(ReadContext& ctx, const Field& f, co
       if (!s) return std::nullopt;
       if (std::find(spec.choices.begin(), spec.choices.end(), *s) == spec.choices.end()) {
         auto near = closest(*s, spec.choices);
-        ctx.diag.error(
-            f.node.Mark(), f.path, "'" + *s + "' is not a valid " + spec.name,
-            near ? "did you mean '" + *near + "'?" : "one of: " + listOptions(spec.choices));
+        ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a valid " + spec.name,
+                       near ? "did you mean " + quoteText(*near) + "?"
+                            : "one of: " + listOptions(spec.choices));
         return std::nullopt;
       }
       return nlohmann::json(*s);
@@ -196,20 +198,26 @@ std::optional<nlohmann::json> validateValue(ReadContext& ctx, const Field& f, co
   return std::nullopt;
 }
 
-// Finds the node a constraint blames ("to.cidr") so the error points at it.
+// Finds the node a constraint blames ("to.cidr", "ports[2]") so the error points at it.
 YAML::Mark markOf(const std::optional<Field>& args, const std::string& dotted,
                   const YAML::Mark& fallback) {
   if (!args || dotted.empty()) return args ? args->node.Mark() : fallback;
   YAML::Node node = args->node;
   size_t start = 0;
-  while (start <= dotted.size()) {
-    size_t dot = dotted.find('.', start);
-    std::string part = dotted.substr(start, dot == std::string::npos ? dotted.npos : dot - start);
+  while (start < dotted.size()) {
+    size_t dot = std::min(dotted.find('.', start), dotted.size());
+    std::string part = dotted.substr(start, dot - start);
+    std::optional<size_t> index;  // "name[3]": item 3 of the list `name`
+    if (size_t open = part.find('['); open != std::string::npos && part.back() == ']') {
+      index = static_cast<size_t>(std::strtoull(part.c_str() + open + 1, nullptr, 10));
+      part.resize(open);
+    }
     if (!node.IsMap()) break;
-    YAML::Node next = node[part];
+    YAML::Node next = std::as_const(node)[part];  // const: no key is added
     if (!next.IsDefined()) break;
-    node = next;
-    if (dot == std::string::npos) break;
+    // reset(), not operator=: yaml-cpp's assignment writes through to the tree.
+    node.reset(next);
+    if (index && node.IsSequence() && *index < node.size()) node.reset(std::as_const(node)[*index]);
     start = dot + 1;
   }
   return node.Mark();
@@ -231,7 +239,7 @@ std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional
     for (const auto& spec : schema.args) {
       if (spec.required) {
         ctx.diag.error(stepMark, joinPath(argsPath, spec.name),
-                       "missing required argument '" + spec.name + "'",
+                       "missing required argument " + quoteText(spec.name),
                        std::string(argTypeName(spec.type)) + ": " + spec.help);
         out.reset();
       } else if (spec.defaultValue && out) {

@@ -25,7 +25,8 @@ void parseBaselineDecision(ReadContext& ctx, MapReader& bm, BaselineTolerance& b
       bt.minAbsolute = *d;
     } else {
       ctx.diag.error(e->node.Mark(), e->path,
-                     "minEffect '" + text + "' is neither a percentage nor a duration", expected);
+                     "minEffect " + quoteText(text) + " is neither a percentage nor a duration",
+                     expected);
     }
   }
   if (auto c = bm.string("control")) bt.control = *c;
@@ -38,9 +39,10 @@ void parseBaselineDecision(ReadContext& ctx, MapReader& bm, BaselineTolerance& b
       bt.test = BaselineTest::kExceedance;
     } else {
       auto near = closest(text, tests);
-      ctx.diag.error(t->node.Mark(), t->path,
-                     "unknown test '" + text + "'" + (near ? "; did you mean " + *near + "?" : ""),
-                     listOptions(tests));
+      ctx.diag.error(
+          t->node.Mark(), t->path,
+          "unknown test " + quoteText(text) + (near ? "; did you mean " + *near + "?" : ""),
+          listOptions(tests));
     }
   }
 }
@@ -66,10 +68,11 @@ void checkControl(ReadContext& ctx, const Field& f, const ProbeSpec& p,
   }
   if (!control) {
     auto near = closest(name, others);
-    ctx.diag.error(mark, path,
-                   "no probe named '" + name + "'" + (near ? "; did you mean " + *near + "?" : ""),
-                   "another probe of this steadyState" +
-                       (others.empty() ? std::string() : ": " + listOptions(others)));
+    ctx.diag.error(
+        mark, path,
+        "no probe named " + quoteText(name) + (near ? "; did you mean " + *near + "?" : ""),
+        "another probe of this steadyState" +
+            (others.empty() ? std::string() : ": " + listOptions(others)));
     return;
   }
   for (Phase phase : p.phases) {

@@ -4,6 +4,8 @@
 #include <string_view>
 #include <tuple>
 
+#include "chaosd/base/Quote.h"
+
 namespace chaosd {
 
 std::string Diagnostic::str() const {
@@ -52,8 +54,13 @@ void Diagnostics::error(const YAML::Mark& mark, std::string path, std::string me
 
 void Diagnostics::errorAt(int line, int column, std::string path, std::string message,
                           std::string expected) {
-  list_.push_back(
-      Diagnostic{file_, line, column, std::move(path), std::move(message), std::move(expected)});
+  // Values are quoted with a bound where a message is made (quoteText); this is the net under
+  // any that is not, and under paths, which hold the user's keys: one huge key or value must
+  // not make a huge line.
+  constexpr size_t kMaxPath = 200;
+  constexpr size_t kMaxText = 1000;
+  list_.push_back(Diagnostic{file_, line, column, boundText(path, kMaxPath),
+                             boundText(message, kMaxText), boundText(expected, kMaxText)});
 }
 
 std::vector<Diagnostic> Diagnostics::take() {

@@ -32,7 +32,7 @@ void parseMetadata(ReadContext& ctx, const Field& f, Metadata& md) {
     if (auto s = asNonEmptyString(ctx, *name)) {
       static const std::regex kDnsLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
       if (s->size() > 63 || !std::regex_match(*s, kDnsLabel)) {
-        ctx.diag.error(name->node.Mark(), name->path, "'" + *s + "' is not a valid name",
+        ctx.diag.error(name->node.Mark(), name->path, quoteText(*s) + " is not a valid name",
                        "lowercase letters, digits and '-', at most 63 characters");
       } else {
         md.name = *s;
@@ -51,6 +51,7 @@ void parseConfig(ReadContext& ctx, const Field& f, Experiment& exp) {
     ctx.diag.error(f.node.Mark(), f.path, "expected a mapping of variable names to values");
     return;
   }
+  std::map<std::string, int> firstLine;  // of each variable's name
   for (const auto& kv : f.node) {
     if (!kv.first.IsScalar()) {
       ctx.diag.error(kv.first.Mark(), f.path, "a variable name must be a plain name");
@@ -59,14 +60,16 @@ void parseConfig(ReadContext& ctx, const Field& f, Experiment& exp) {
     std::string name = kv.first.Scalar();
     Field value{kv.second, joinPath(f.path, name)};
     if (!std::regex_match(name, kVarName)) {
-      ctx.diag.error(kv.first.Mark(), value.path, "'" + name + "' is not a valid variable name",
+      ctx.diag.error(kv.first.Mark(), value.path, quoteText(name) + " is not a valid variable name",
                      "letters, digits and '_', not starting with a digit");
       continue;
     }
-    if (exp.config.contains(name)) {
-      ctx.diag.error(kv.first.Mark(), value.path, "duplicate key '" + name + "'", "each key once");
+    if (auto first = firstLine.find(name); first != firstLine.end()) {
+      ctx.diag.error(kv.first.Mark(), value.path, "duplicate variable " + quoteText(name),
+                     "each variable once; first given at line " + std::to_string(first->second));
       continue;
     }
+    firstLine.emplace(name, posOf(kv.first.Mark()).line);
     ConfigValue cv;
     if (value.node.IsScalar()) {
       cv.value = value.node.Scalar();
@@ -93,7 +96,7 @@ void parseConfig(ReadContext& ctx, const Field& f, Experiment& exp) {
           cv.value = def->node.Scalar();
         } else if (var) {
           ctx.diag.error(env->node.Mark(), env->path,
-                         "environment variable '" + *var + "' is not set",
+                         "environment variable " + quoteText(*var) + " is not set",
                          "set it, or give a default");
         }
       } else if (!literal) {
@@ -153,7 +156,7 @@ void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {
       if (auto name = asNonEmptyString(ctx, *nameField)) {
         if (checkName(ctx, *nameField, *name, "rollback") && !names.insert(*name).second) {
           ctx.diag.error(nameField->node.Mark(), nameField->path,
-                         "duplicate rollback name '" + *name + "'", "unique names");
+                         "duplicate rollback name " + quoteText(*name), "unique names");
         }
         r.name = *name;
       }
@@ -171,7 +174,7 @@ void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {
         r.command = *argv;
       }
     }
-    if (auto env = m.get("env")) r.env = asStringMap(ctx, *env).value_or(r.env);
+    if (auto env = m.get("env")) r.env = asStringMap(ctx, *env, environmentRules()).value_or(r.env);
     if (auto t = m.duration("timeout")) r.timeout = *t;
     exp.rollbacks.push_back(std::move(r));
   }
@@ -181,26 +184,29 @@ void parseReport(ReadContext& ctx, const Field& f, ReportSpec& report) {
   MapReader m(ctx, f, {"formats", "dir"});
   if (!m.valid()) return;
   if (auto formats = m.get("formats")) {
-    if (auto list = asStringList(ctx, *formats)) {
+    if (auto list = asStringItems(ctx, *formats)) {
       static const std::vector<std::string> kFormats = {"json", "junit", "html", "md"};
       bool ok = !list->empty();
       if (list->empty()) {
         ctx.diag.error(formats->node.Mark(), formats->path, "no report formats",
                        "any of: json, junit, html, md (json is always written)");
       }
-      std::set<std::string> seen;
-      for (const auto& fmt : *list) {
+      std::vector<std::string> seen;
+      for (const auto& [fmt, item] : *list) {
         if (std::find(kFormats.begin(), kFormats.end(), fmt) == kFormats.end()) {
-          ctx.diag.error(formats->node.Mark(), formats->path, "unknown report format '" + fmt + "'",
+          ctx.diag.error(item.node.Mark(), item.path, "unknown report format " + quoteText(fmt),
                          "any of: json, junit, html, md");
           ok = false;
-        } else if (!seen.insert(fmt).second) {
-          ctx.diag.error(formats->node.Mark(), formats->path,
-                         "report format '" + fmt + "' is listed twice", "each format once");
+        } else if (std::find(seen.begin(), seen.end(), fmt) != seen.end()) {
+          ctx.diag.error(item.node.Mark(), item.path,
+                         "report format " + quoteText(fmt) + " is listed twice",
+                         "each format once");
           ok = false;
+        } else {
+          seen.push_back(fmt);
         }
       }
-      if (ok) report.formats = *list;
+      if (ok) report.formats = seen;
     }
   }
   if (auto dir = m.string("dir")) report.dir = *dir;
@@ -226,10 +232,10 @@ void parseSchedule(ReadContext& ctx, const Field& f, Experiment& exp) {
       struct stat st {};
       bool haveDb = ::stat("/usr/share/zoneinfo", &st) == 0;
       if (!std::regex_match(*text, kZone) || text->find("..") != std::string::npos) {
-        ctx.diag.error(tz->node.Mark(), tz->path, "'" + *text + "' is not a time zone name",
+        ctx.diag.error(tz->node.Mark(), tz->path, quoteText(*text) + " is not a time zone name",
                        "an IANA name like Europe/Berlin or UTC");
       } else if (haveDb && ::stat(("/usr/share/zoneinfo/" + *text).c_str(), &st) != 0) {
-        ctx.diag.error(tz->node.Mark(), tz->path, "unknown time zone '" + *text + "'",
+        ctx.diag.error(tz->node.Mark(), tz->path, "unknown time zone " + quoteText(*text),
                        "an IANA name from /usr/share/zoneinfo, like Europe/Berlin or UTC");
       }
       s.timezone = *text;
@@ -241,7 +247,7 @@ void parseSchedule(ReadContext& ctx, const Field& f, Experiment& exp) {
           "([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])");
       std::smatch match;
       if (!std::regex_match(*text, match, kWindow)) {
-        ctx.diag.error(w->node.Mark(), w->path, "'" + *text + "' is not a time window",
+        ctx.diag.error(w->node.Mark(), w->path, quoteText(*text) + " is not a time window",
                        "HH:MM-HH:MM, e.g. 02:00-05:00");
       } else {
         s.window = std::make_pair(text->substr(0, 5), text->substr(6, 5));
@@ -261,14 +267,15 @@ void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions&
   if (auto v = top.require("apiVersion", "apiVersion: chaosd/v1")) {
     if (auto s = asString(ctx, *v)) {
       if (*s != "chaosd/v1") {
-        ctx.diag.error(v->node.Mark(), v->path, "unsupported apiVersion '" + *s + "'", "chaosd/v1");
+        ctx.diag.error(v->node.Mark(), v->path, "unsupported apiVersion " + quoteText(*s),
+                       "chaosd/v1");
       }
       exp.apiVersion = *s;
     }
   }
   if (auto k = top.require("kind", "kind: Experiment")) {
     if (auto s = asString(ctx, *k); s && *s != "Experiment") {
-      ctx.diag.error(k->node.Mark(), k->path, "unsupported kind '" + *s + "'", "Experiment");
+      ctx.diag.error(k->node.Mark(), k->path, "unsupported kind " + quoteText(*s), "Experiment");
     }
   }
   // Variables first: every other section may use them.
@@ -310,7 +317,7 @@ bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& patte
     static const std::string kMarker = "is not a valid regex: ";
     if (auto pos = why.find(kMarker); pos != std::string::npos)
       why = why.substr(pos + kMarker.size());
-    ctx.diag.error(f.node.Mark(), f.path, "'" + pattern + "' is not a valid regular expression",
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(pattern) + " is not a valid regular expression",
                    "ECMAScript syntax without back-references: " + why);
     return false;
   }
@@ -321,7 +328,7 @@ bool checkName(ReadContext& ctx, const Field& f, const std::string& name, std::s
   static const std::regex kName("[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?");
   if (name.size() > 63 || !std::regex_match(name, kName)) {
     ctx.diag.error(f.node.Mark(), f.path,
-                   "'" + name + "' is not a valid " + std::string(what) + " name",
+                   quoteText(name) + " is not a valid " + std::string(what) + " name",
                    "letters, digits, '-', '_' and '.', at most 63 characters");
     return false;
   }

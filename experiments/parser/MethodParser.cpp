@@ -33,34 +33,48 @@ class MethodParser {
     }
     checkReferences();
     checkFaultCount(f);
-    if (!ctx_.diag.empty()) return;  // a timeline over broken steps says nothing useful
-    Timeline tl = computeTimeline(exp_.method);
-    if (tl.ok() && tl.total > exp_.guardrails.maxDuration) {
-      ctx_.diag.error(f.node.Mark(), f.path,
-                      "the method runs " + units::formatDuration(tl.total) +
-                          ", longer than guardrails.maxDuration",
-                      "at most " + units::formatDuration(exp_.guardrails.maxDuration) +
-                          ", or raise guardrails.maxDuration (up to 24h)");
-    }
-    if (!tl.ok()) {
-      std::string chain;
-      for (size_t i = 0; i < tl.cycle.size(); ++i) chain += (i ? " -> " : "") + tl.cycle[i];
-      const StepFields* found = nullptr;
-      size_t i = 0;
-      auto visit = [&](const StepSpec& st) {
-        if (st.name == tl.cycle.front() && !found) found = &order_[i];
-        ++i;
-      };
-      for (const auto& st : exp_.method) {
-        visit(st);
-        for (const auto& mm : st.parallel) visit(mm);
+    // The cycle check runs whatever else is wrong: the file's every error is reported. A step
+    // that is not a mapping at all is left out; every other step is in, with what could be
+    // read of it.
+    // A step that waits for itself was reported above; unhooked (the experiment is refused
+    // anyway) so that it neither is reported again as a cycle nor hides another one.
+    for (auto& s : exp_.method) {
+      if (s.after == s.name) s.after.clear();
+      for (auto& m : s.parallel) {
+        if (m.after == m.name) m.after.clear();
       }
-      const StepFields& where = *found;
-      ctx_.diag.error(where.afterMark.is_null() ? where.mark : where.afterMark,
-                      where.afterPath.empty() ? where.path : where.afterPath,
-                      "the steps wait for each other in a cycle: " + chain,
-                      "after: must point to a step that can finish first");
     }
+    Timeline tl = computeTimeline(exp_.method);
+    if (!tl.ok()) reportCycle(tl.cycle);
+  }
+
+  // Names the first few steps of the cycle: one of 13,000 steps is not a message.
+  void reportCycle(const std::vector<std::string>& cycle) {
+    constexpr size_t kMaxNamed = 10;
+    std::string chain;
+    const size_t steps = cycle.size() - 1;  // the first name closes the cycle again
+    if (steps <= kMaxNamed) {
+      for (size_t i = 0; i < cycle.size(); ++i) chain += (i ? " -> " : "") + cycle[i];
+    } else {
+      for (size_t i = 0; i < kMaxNamed; ++i) chain += (i ? " -> " : "") + cycle[i];
+      chain += " -> ... -> " + cycle.back() + " (" + std::to_string(steps) + " steps)";
+    }
+    const StepFields* found = nullptr;
+    size_t i = 0;
+    auto visit = [&](const StepSpec& st) {
+      if (st.name == cycle.front() && !found) found = &order_[i];
+      ++i;
+    };
+    for (const auto& st : exp_.method) {
+      visit(st);
+      for (const auto& mm : st.parallel) visit(mm);
+    }
+    if (found == nullptr) return;  // cannot happen: the cycle is made of these steps
+    const StepFields& where = *found;
+    ctx_.diag.error(where.afterMark.is_null() ? where.mark : where.afterMark,
+                    where.afterPath.empty() ? where.path : where.afterPath,
+                    "the steps wait for each other in a cycle: " + chain,
+                    "after: must point to a step that can finish first");
   }
 
  private:
@@ -79,7 +93,7 @@ class MethodParser {
       if (auto name = asNonEmptyString(ctx_, *nameField)) {
         if (checkName(ctx_, *nameField, *name, "step") && names_.contains(*name)) {
           ctx_.diag.error(nameField->node.Mark(), nameField->path,
-                          "duplicate step name '" + *name + "'", "unique step names");
+                          "duplicate step name " + quoteText(*name), "unique step names");
         }
         step.name = *name;
       }
@@ -157,9 +171,10 @@ class MethodParser {
       if (type != nullptr && type->internal) type = nullptr;  // journal-only, never a step
       if (!type) {
         auto near = closest(*name, registry_.names());
-        ctx_.diag.error(
-            faultField.node.Mark(), faultField.path, "unknown fault type '" + *name + "'",
-            near ? "did you mean '" + *near + "'?" : "one of: " + listOptions(registry_.names()));
+        ctx_.diag.error(faultField.node.Mark(), faultField.path,
+                        "unknown fault type " + quoteText(*name),
+                        near ? "did you mean " + quoteText(*near) + "?"
+                             : "one of: " + listOptions(registry_.names()));
       }
     }
     if (auto d = m.get("duration")) {
@@ -182,7 +197,14 @@ class MethodParser {
     if (type) {
       if (targetField || !m.has("target")) checkTarget(f, targetField, step, *type);
       auto args = m.get("args");
-      if (args || !m.has("args")) {  // a present but empty args: was reported
+      if (args && type->schema.args.empty() && args->node.IsMap()) {
+        // "unknown key (one of: )" would send the user looking for a list that is empty.
+        for (const auto& kv : args->node) {
+          std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
+          ctx_.diag.error(kv.first.Mark(), joinPath(args->path, key),
+                          "unknown key " + quoteText(key), type->name + " takes no arguments");
+        }
+      } else if (args || !m.has("args")) {  // a present but empty args: was reported
         step.args = validateArgs(ctx_, args, joinPath(f.path, "args"), f.node.Mark(), type->schema,
                                  step.duration, exp_.guardrails)
                         .value_or(nlohmann::json::object());
@@ -214,8 +236,8 @@ class MethodParser {
       for (const auto& tt : exp_.targets) names.push_back(tt.name);
       auto near = closest(step.target, names);
       ctx_.diag.error(targetField->node.Mark(), targetField->path,
-                      "no target named '" + step.target + "'",
-                      near            ? "did you mean '" + *near + "'?"
+                      "no target named " + quoteText(step.target),
+                      near            ? "did you mean " + quoteText(*near) + "?"
                       : names.empty() ? "define it under targets:"
                                       : "one of: " + listOptions(names));
       return;
@@ -223,8 +245,9 @@ class MethodParser {
     if (std::find(type.targetKinds.begin(), type.targetKinds.end(), t->kind) ==
         type.targetKinds.end()) {
       ctx_.diag.error(targetField->node.Mark(), targetField->path,
-                      "target '" + t->name + "' is " + std::string(targetKindName(t->kind)) +
-                          ", which " + type.name + " cannot act on",
+                      "target " + quoteText(t->name) + " is " +
+                          std::string(targetKindName(t->kind)) + ", which " + type.name +
+                          " cannot act on",
                       "a target of kind " + listOptions(kinds));
     }
   }
@@ -240,8 +263,9 @@ class MethodParser {
       } else if (!names_.contains(s.after)) {
         std::vector<std::string> names(names_.begin(), names_.end());
         auto near = closest(s.after, names);
-        ctx_.diag.error(sf.afterMark, sf.afterPath, "no step named '" + s.after + "'",
-                        near ? "did you mean '" + *near + "'?" : "one of: " + listOptions(names));
+        ctx_.diag.error(
+            sf.afterMark, sf.afterPath, "no step named " + quoteText(s.after),
+            near ? "did you mean " + quoteText(*near) + "?" : "one of: " + listOptions(names));
       }
     };
     for (const auto& s : exp_.method) {

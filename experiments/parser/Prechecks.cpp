@@ -1,5 +1,6 @@
 #include <cstdio>
 
+#include "chaosd/base/Quote.h"
 #include "experiments/parser/Sections.h"
 #include "experiments/parser/YamlSyntaxGate.h"
 
@@ -51,6 +52,49 @@ std::optional<std::pair<int, int>> tabIndent(std::string_view text, int upToLine
     ++line;
   }
   return std::nullopt;
+}
+
+// YAML (libyaml and yaml-cpp alike) looks at most 1024 characters ahead for the ':' that
+// makes a scalar a key; past that the ':' is "not allowed in this context", which names
+// neither the key nor the limit.
+constexpr size_t kMaxImplicitKey = 1024;
+
+// When a syntax error at (line, column), 1-based, is the ':' after a key longer than that:
+// the key's start column and its text.
+std::optional<std::pair<int, std::string_view>> overlongKey(std::string_view text, int line,
+                                                            int column) {
+  size_t begin = 0;
+  for (int l = 1; l < line; ++l) {
+    begin = text.find('\n', begin);
+    if (begin == std::string_view::npos) return std::nullopt;
+    ++begin;
+  }
+  std::string_view row = text.substr(begin, text.find('\n', begin) - begin);
+  // The column counts characters; walk to the byte of the ':'.
+  size_t colon = 0;
+  for (int c = 1; colon < row.size() && c < column; ++colon) {
+    if ((static_cast<unsigned char>(row[colon]) & 0xC0) != 0x80) ++c;
+  }
+  while (colon < row.size() && (static_cast<unsigned char>(row[colon]) & 0xC0) == 0x80) ++colon;
+  if (colon >= row.size() || row[colon] != ':') return std::nullopt;
+  size_t start = row.find_last_of("{[,", colon);
+  start = start == std::string_view::npos ? 0 : start + 1;
+  while (start < colon &&
+         (row[start] == ' ' || (row[start] == '-' && start + 1 < colon && row[start + 1] == ' '))) {
+    ++start;
+  }
+  size_t end = colon;
+  while (end > start && row[end - 1] == ' ') --end;
+  size_t chars = 0;
+  for (size_t i = start; i < end; ++i) {
+    if ((static_cast<unsigned char>(row[i]) & 0xC0) != 0x80) ++chars;
+  }
+  if (chars <= kMaxImplicitKey) return std::nullopt;
+  int startColumn = 1;
+  for (size_t i = 0; i < start; ++i) {
+    if ((static_cast<unsigned char>(row[i]) & 0xC0) != 0x80) ++startColumn;
+  }
+  return std::make_pair(startColumn, row.substr(start, end - start));
 }
 
 // Walks the tree, counting every node reached (an alias counts each time it is reached),
@@ -142,12 +186,21 @@ std::optional<YAML::Node> loadYaml(std::string_view text, Diagnostics& diag,
                    "YAML indents with spaces only");
       return std::nullopt;
     }
+    if (auto key = overlongKey(text, problem->line, problem->column)) {
+      diag.errorAt(problem->line, key->first, "",
+                   "the key " + quoteText(key->second) + " is longer than YAML's limit of " +
+                       std::to_string(kMaxImplicitKey) + " characters for a key",
+                   "a key of at most " + std::to_string(kMaxImplicitKey) + " characters");
+      return std::nullopt;
+    }
     diag.errorAt(problem->line, problem->column, "", "YAML syntax error: " + problem->message);
     return std::nullopt;
   }
   if (shape.documents > 1) {
-    diag.errorAt(1, 1, "", "the file holds " + std::to_string(shape.documents) + " YAML documents",
-                 "one experiment per file");
+    diag.errorAt(shape.secondDocumentLine, shape.secondDocumentColumn, "",
+                 "a second YAML document starts here",
+                 "one experiment per file; this file holds " + std::to_string(shape.documents) +
+                     " documents");
     return std::nullopt;
   }
   YAML::Node root;

@@ -1,5 +1,9 @@
+#include <curl/curl.h>
+
 #include <charconv>
 #include <cmath>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 
@@ -43,12 +47,12 @@ std::optional<ValueMatch> parseMatch(ReadContext& ctx, const Field& f) {
     double lo = 0;
     double hi = 0;
     if (!isNumber(s->substr(0, dots), lo) || !isNumber(s->substr(dots + 2), hi)) {
-      ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a range",
+      ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a range",
                      "LOW..HIGH with numbers, e.g. 200..299");
       return std::nullopt;
     }
     if (lo > hi) {
-      ctx.diag.error(f.node.Mark(), f.path, "the range '" + *s + "' runs backwards",
+      ctx.diag.error(f.node.Mark(), f.path, "the range " + quoteText(*s) + " runs backwards",
                      "LOW..HIGH with LOW <= HIGH");
       return std::nullopt;
     }
@@ -62,6 +66,45 @@ std::optional<ValueMatch> parseMatch(ReadContext& ctx, const Field& f) {
   return vm;
 }
 
+// An http(s) URL as the probe's HTTP client (libcurl) will parse it when the run starts.
+void checkHttpUrl(ReadContext& ctx, const Field& f, const std::string& url,
+                  const std::string& expected) {
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(url) + " is not an http(s) URL", expected);
+    return;
+  }
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
+  if (!u) return;  // out of memory: the run will say so
+  CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0);
+  char* host = nullptr;
+  if (rc == CURLUE_OK) rc = curl_url_get(u.get(), CURLUPART_HOST, &host, 0);
+  const bool noHost = rc == CURLUE_OK && (host == nullptr || *host == '\0');
+  curl_free(host);
+  if (rc != CURLUE_OK || noHost) {
+    ctx.diag.error(f.node.Mark(), f.path,
+                   quoteText(url) + " is not a valid URL: " +
+                       (noHost ? std::string("it names no host") : curl_url_strerror(rc)),
+                   expected);
+  }
+}
+
+// What is wrong with an RFC 6901 pointer, as the probe will read it (nlohmann's json_pointer,
+// the parser the HTTP probe uses), or nothing.
+std::optional<std::string> jsonPointerProblem(const std::string& ptr) {
+  if (!ptr.empty() && ptr.front() != '/') return "it must start with '/'";
+  for (size_t i = 0; i < ptr.size(); ++i) {
+    if (ptr[i] == '~' && (i + 1 == ptr.size() || (ptr[i + 1] != '0' && ptr[i + 1] != '1'))) {
+      return "a '~' must be followed by 0 or 1 (~0 is '~', ~1 is '/')";
+    }
+  }
+  try {
+    nlohmann::json::json_pointer checked(ptr);
+  } catch (const nlohmann::json::exception& e) {
+    return std::string(e.what());  // a rule of the library beyond the two above
+  }
+  return std::nullopt;
+}
+
 // ">= 0.99", "<= 300ms": parseValue turns the right-hand side into a number.
 template <typename ParseValue>
 std::optional<Comparison> parseComparison(ReadContext& ctx, const Field& f,
@@ -71,7 +114,7 @@ std::optional<Comparison> parseComparison(ReadContext& ctx, const Field& f,
   static const std::regex kCmp(R"(\s*(<=|>=|==|<|>)\s*(\S+)\s*)");
   std::smatch m;
   if (!std::regex_match(*s, m, kCmp)) {
-    ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a comparison",
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a comparison",
                    "an operator and a value, like \"" + example + "\"");
     return std::nullopt;
   }
@@ -110,7 +153,7 @@ void parseLatency(ReadContext& ctx, const Field& f, Tolerance& tol) {
     Field value{kv.second, joinPath(f.path, key)};
     std::smatch m;
     if (!std::regex_match(key, m, kPct) || std::stod(m[1].str()) <= 0) {
-      ctx.diag.error(kv.first.Mark(), value.path, "'" + key + "' is not a percentile",
+      ctx.diag.error(kv.first.Mark(), value.path, quoteText(key) + " is not a percentile",
                      "p50, p90, p95, p99 or p99.9");
       continue;
     }
@@ -156,7 +199,7 @@ void rejectOtherKindKeys(ReadContext& ctx, const Field& f, ProbeKind kind) {
       for (const auto& kv : f.node) {
         if (kv.first.IsScalar() && kv.first.Scalar() == key) {
           ctx.diag.error(kv.first.Mark(), joinPath(f.path, key),
-                         "'" + key + "' does not apply to " + article + kindName + " probe",
+                         quoteText(key) + " does not apply to " + article + kindName + " probe",
                          "for " + kindName + ": " + listOptions(mine));
         }
       }
@@ -202,10 +245,16 @@ void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
                      "json: {\"/status\": ok}");
     } else {
       for (const auto& kv : j->node) {
-        std::string ptr = kv.first.IsScalar() ? kv.first.Scalar() : "";
+        if (!kv.first.IsScalar()) {
+          ctx.diag.error(kv.first.Mark(), j->path, "a JSON pointer must be a plain string",
+                         "a pointer like /status or /items/0/name (RFC 6901)");
+          continue;
+        }
+        std::string ptr = kv.first.Scalar();
         Field value{kv.second, j->path + "[" + ptr + "]"};
-        if (!ptr.empty() && ptr.front() != '/') {
-          ctx.diag.error(kv.first.Mark(), value.path, "'" + ptr + "' is not a JSON pointer",
+        if (auto problem = jsonPointerProblem(ptr)) {
+          ctx.diag.error(kv.first.Mark(), value.path,
+                         quoteText(ptr) + " is not a JSON pointer: " + *problem,
                          "a pointer like /status or /items/0/name (RFC 6901)");
           continue;
         }
@@ -254,10 +303,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     MapReader h(ctx, f, {"url", "method", "headers", "body", "tlsVerify", "timeout"});
     innerTimeout(ctx, h, p);
     if (auto url = h.string("url", true)) {
-      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
-        ctx.diag.error(h.get("url")->node.Mark(), joinPath(f.path, "url"),
-                       "'" + *url + "' is not an http(s) URL", "http://host:port/path");
-      }
+      checkHttpUrl(ctx, *h.get("url"), *url, "http://host:port/path");
       p.http.url = *url;
     }
     if (auto method = h.string("method")) {
@@ -265,13 +311,13 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
                                                      "PATCH", "DELETE", "OPTIONS"};
       if (!kMethods.contains(*method)) {
         ctx.diag.error(h.get("method")->node.Mark(), joinPath(f.path, "method"),
-                       "'" + *method + "' is not an HTTP method",
+                       quoteText(*method) + " is not an HTTP method",
                        "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS");
       }
       p.http.method = *method;
     }
     if (auto headers = h.get("headers")) {
-      p.http.headers = asStringMap(ctx, *headers).value_or(p.http.headers);
+      p.http.headers = asStringMap(ctx, *headers, headerRules()).value_or(p.http.headers);
     }
     if (auto body = h.get("body")) p.http.body = asString(ctx, *body).value_or("");
     if (auto tls = h.boolean("tlsVerify")) p.http.tlsVerify = *tls;
@@ -295,7 +341,9 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
         p.command.argv = *list;
       }
     }
-    if (auto env = c.get("env")) p.command.env = asStringMap(ctx, *env).value_or(p.command.env);
+    if (auto env = c.get("env")) {
+      p.command.env = asStringMap(ctx, *env, environmentRules()).value_or(p.command.env);
+    }
   } else if (kind == "process") {
     p.kind = ProbeKind::kProcess;
     if (auto sel = parseProcessSelector(ctx, f)) p.process.selector = *sel;
@@ -304,14 +352,16 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     MapReader q(ctx, f, {"url", "query", "timeout"});
     innerTimeout(ctx, q, p);
     if (auto url = q.string("url", true)) {
-      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
-        ctx.diag.error(q.get("url")->node.Mark(), joinPath(f.path, "url"),
-                       "'" + *url + "' is not an http(s) URL",
-                       "the Prometheus base URL, http://127.0.0.1:9090");
-      }
+      checkHttpUrl(ctx, *q.get("url"), *url, "the Prometheus base URL, http://127.0.0.1:9090");
       p.prometheus.url = *url;
     }
-    p.prometheus.query = q.string("query", true).value_or("");
+    if (auto query = q.string("query", true)) {
+      if (query->find_first_not_of(" \t\r\n") == std::string::npos) {
+        ctx.diag.error(q.get("query")->node.Mark(), joinPath(f.path, "query"), "the query is blank",
+                       "a PromQL expression, like up{job=\"api\"}");
+      }
+      p.prometheus.query = *query;
+    }
   }
 }
 
@@ -326,7 +376,7 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
     if (auto name = asNonEmptyString(ctx, *nameField)) {
       if (checkName(ctx, *nameField, *name, "probe") && !names.insert(*name).second) {
         ctx.diag.error(nameField->node.Mark(), nameField->path,
-                       "duplicate probe name '" + *name + "'", "unique probe names");
+                       "duplicate probe name " + quoteText(*name), "unique probe names");
       }
       p.name = *name;
     }
@@ -352,9 +402,9 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
   }
   if (auto tol = m.get("tolerance"); tol && kind) parseTolerance(ctx, *tol, p);
   if (auto ph = m.get("phases")) {
-    if (auto list = asStringList(ctx, *ph, true)) {
+    if (auto list = asStringItems(ctx, *ph, true)) {
       p.phases.clear();
-      for (const auto& s : *list) {
+      for (const auto& [s, item] : *list) {
         Phase phase;
         if (s == "before") {
           phase = Phase::kBefore;
@@ -363,12 +413,14 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
         } else if (s == "after") {
           phase = Phase::kAfter;
         } else {
-          ctx.diag.error(ph->node.Mark(), ph->path, "'" + s + "' is not a phase",
-                         "before, during, after");
+          auto near = closest(s, {"before", "during", "after"});
+          ctx.diag.error(item.node.Mark(), item.path, quoteText(s) + " is not a phase",
+                         near ? "did you mean " + quoteText(*near) + "?"
+                              : std::string("before, during, after"));
           continue;
         }
         if (std::find(p.phases.begin(), p.phases.end(), phase) != p.phases.end()) {
-          ctx.diag.error(ph->node.Mark(), ph->path, "phase '" + s + "' is listed twice",
+          ctx.diag.error(item.node.Mark(), item.path, "phase " + quoteText(s) + " is listed twice",
                          "each phase once");
           continue;
         }
@@ -390,6 +442,48 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
 }
 
 }  // namespace
+
+StringMapRules headerRules() {
+  StringMapRules rules;
+  rules.key = [](const std::string& name) -> std::optional<std::pair<std::string, std::string>> {
+    // RFC 9110's token: anything else breaks the "Name: value" line the client sends.
+    static const std::string kSpecial = "!#$%&'*+-.^_`|~";
+    for (unsigned char c : name) {
+      if (std::isalnum(c) == 0 && kSpecial.find(static_cast<char>(c)) == std::string::npos) {
+        return std::make_pair("is not an HTTP header name",
+                              "letters, digits and !#$%&'*+-.^_`|~, like X-Request-Id");
+      }
+    }
+    return std::nullopt;
+  };
+  rules.value = [](const std::string& v) -> std::optional<std::pair<std::string, std::string>> {
+    if (v.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
+      return std::make_pair("is not a header value: it holds a line break or a NUL",
+                            "one line of text");
+    }
+    return std::nullopt;
+  };
+  return rules;
+}
+
+StringMapRules environmentRules() {
+  StringMapRules rules;
+  rules.key = [](const std::string& name) -> std::optional<std::pair<std::string, std::string>> {
+    if (name.empty() || name.find('=') != std::string::npos ||
+        name.find('\0') != std::string::npos) {
+      return std::make_pair("is not an environment variable name",
+                            "a name without '=', like API_TOKEN");
+    }
+    return std::nullopt;
+  };
+  rules.value = [](const std::string& v) -> std::optional<std::pair<std::string, std::string>> {
+    if (v.find('\0') != std::string::npos) {
+      return std::make_pair("cannot be an environment value: it holds a NUL", "text without NUL");
+    }
+    return std::nullopt;
+  };
+  return rules;
+}
 
 void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp) {
   MapReader m(ctx, f, {"baseline", "recovery", "probes"});

@@ -33,6 +33,11 @@ void checkBaselineControls(ReadContext& ctx, const std::vector<Field>& items,
 // back-references); reports it when it does not compile.
 bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& pattern);
 
+// Rules for maps that another program reads (ProbeParser.cpp): HTTP headers, and
+// environment variables of a started process.
+StringMapRules headerRules();
+StringMapRules environmentRules();
+
 // Shared by sections: names of targets, probes and steps.
 bool checkName(ReadContext& ctx, const Field& f, const std::string& name, std::string_view what);
 

@@ -1,3 +1,4 @@
+#include <map>
 #include <regex>
 #include <set>
 
@@ -14,7 +15,8 @@ std::optional<NetnsRef> parseNetns(ReadContext& ctx, const Field& f) {
     if (s->front() == '/') {
       ns.path = *s;
     } else if (s->find('/') != std::string::npos) {
-      ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is neither a name nor an absolute path",
+      ctx.diag.error(f.node.Mark(), f.path,
+                     quoteText(*s) + " is neither a name nor an absolute path",
                      "a name under /run/netns or an absolute path");
       return std::nullopt;
     } else {
@@ -35,7 +37,7 @@ std::optional<NetnsRef> parseNetns(ReadContext& ctx, const Field& f) {
     if (!p) return std::nullopt;
     if (p->front() != '/') {
       ctx.diag.error(m.get("path")->node.Mark(), joinPath(f.path, "path"),
-                     "'" + *p + "' is not an absolute path", "a path like /run/netns/app");
+                     quoteText(*p) + " is not an absolute path", "a path like /run/netns/app");
       return std::nullopt;
     }
     ns.path = *p;
@@ -90,7 +92,7 @@ std::optional<Selection> parseMode(ReadContext& ctx, const Field& f, const Guard
       return std::nullopt;
     }
   } else {
-    ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a selection mode", expected);
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a selection mode", expected);
     return std::nullopt;
   }
   return sel;
@@ -115,22 +117,25 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
     t.kind = TargetKind::kExec;
     MapReader e(ctx, *what, {"argv", "env", "cwd", "ready"});
     if (auto argv = e.require("argv", "the program and its arguments: [/usr/bin/app, --flag]")) {
-      if (auto list = asStringList(ctx, *argv)) {
+      if (auto list = asStringItems(ctx, *argv)) {
         if (list->empty()) {
           ctx.diag.error(argv->node.Mark(), argv->path, "argv is empty", "[program, args...]");
-        } else if (list->front().empty() || list->front().front() != '/') {
-          ctx.diag.error(argv->node.Mark(), argv->path,
-                         "'" + list->front() + "' is not an absolute path",
+        } else if (const auto& [program, item] = list->front();
+                   program.empty() || program.front() != '/') {
+          ctx.diag.error(item.node.Mark(), item.path,
+                         quoteText(program) + " is not an absolute path",
                          "the program by absolute path (no PATH lookup, no shell)");
         }
-        t.exec.argv = *list;
+        for (const auto& [arg, item] : *list) t.exec.argv.push_back(arg);
       }
     }
-    if (auto env = e.get("env")) t.exec.env = asStringMap(ctx, *env).value_or(t.exec.env);
+    if (auto env = e.get("env")) {
+      t.exec.env = asStringMap(ctx, *env, environmentRules()).value_or(t.exec.env);
+    }
     if (auto cwd = e.string("cwd")) {
       if (cwd->front() != '/') {
         ctx.diag.error(e.get("cwd")->node.Mark(), joinPath(e.self().path, "cwd"),
-                       "'" + *cwd + "' is not an absolute path", "an absolute directory");
+                       quoteText(*cwd) + " is not an absolute path", "an absolute directory");
       }
       t.exec.cwd = *cwd;
     }
@@ -162,7 +167,7 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
     }
     if (t.interface.name.size() > 15) {
       ctx.diag.error(nameField.node.Mark(), nameField.path,
-                     "'" + t.interface.name + "' is longer than an interface name can be",
+                     quoteText(t.interface.name) + " is longer than an interface name can be",
                      "at most 15 characters");
     }
   } else if (kind == "path") {
@@ -170,7 +175,8 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
     auto p = m.string("path");
     if (p && p->front() != '/') {
       ctx.diag.error(m.get("path")->node.Mark(), joinPath(f.path, "path"),
-                     "'" + *p + "' is not an absolute path", "an absolute path like /var/lib/app");
+                     quoteText(*p) + " is not an absolute path",
+                     "an absolute path like /var/lib/app");
     } else if (p) {
       t.path = *p;
     }
@@ -198,7 +204,7 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
       if (*s == "skip") {
         t.emptySkip = true;
       } else if (*s != "error") {
-        ctx.diag.error(empty->node.Mark(), empty->path, "'" + *s + "' is not an empty policy",
+        ctx.diag.error(empty->node.Mark(), empty->path, quoteText(*s) + " is not an empty policy",
                        "error (the default) or skip");
       }
     }
@@ -225,7 +231,7 @@ std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Fiel
   if (auto name = m.string("name")) {
     if (name->size() > 15) {
       ctx.diag.error(m.get("name")->node.Mark(), joinPath(f.path, "name"),
-                     "'" + *name + "' is longer than a process name (comm) can be",
+                     quoteText(*name) + " is longer than a process name (comm) can be",
                      "at most 15 characters; match longer names with cmdline");
     }
     sel.name = *name;
@@ -237,7 +243,7 @@ std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Fiel
   if (auto cg = m.string("cgroup")) {
     if (cg->front() != '/') {
       ctx.diag.error(m.get("cgroup")->node.Mark(), joinPath(f.path, "cgroup"),
-                     "'" + *cg + "' is not a cgroup path",
+                     quoteText(*cg) + " is not a cgroup path",
                      "a path inside the cgroup v2 tree, like /system.slice/api.service");
     }
     sel.cgroup = *cg;
@@ -248,7 +254,7 @@ std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Fiel
   if (auto pf = m.string("pidFile")) {
     if (pf->front() != '/') {
       ctx.diag.error(m.get("pidFile")->node.Mark(), joinPath(f.path, "pidFile"),
-                     "'" + *pf + "' is not an absolute path", "a path like /run/api.pid");
+                     quoteText(*pf) + " is not an absolute path", "a path like /run/api.pid");
     }
     sel.pidFile = *pf;
   }
@@ -261,7 +267,7 @@ void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp) {
                    "targets: {api: {process: {name: api-server}}}");
     return;
   }
-  std::set<std::string> seen;
+  std::map<std::string, int> seen;  // each target's name and the line it is first given at
   for (const auto& kv : f.node) {
     if (!kv.first.IsScalar()) {
       ctx.diag.error(kv.first.Mark(), f.path, "a target name must be a plain name");
@@ -270,11 +276,12 @@ void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp) {
     std::string name = kv.first.Scalar();
     Field target{kv.second, joinPath(f.path, name)};
     Field key{kv.first, target.path};
-    if (!seen.insert(name).second) {
-      ctx.diag.error(kv.first.Mark(), target.path, "duplicate target '" + name + "'",
-                     "each target once");
+    if (auto first = seen.find(name); first != seen.end()) {
+      ctx.diag.error(kv.first.Mark(), target.path, "duplicate target " + quoteText(name),
+                     "each target once; first given at line " + std::to_string(first->second));
       continue;
     }
+    seen.emplace(name, posOf(kv.first.Mark()).line);
     if (!checkName(ctx, key, name, "target")) continue;
     parseTarget(ctx, target, name, exp);
   }

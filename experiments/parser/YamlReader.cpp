@@ -103,8 +103,8 @@ std::optional<std::string> substitute(ReadContext& ctx, const Field& field,
       std::vector<std::string> known;
       for (const auto& [k, v] : ctx.vars) known.push_back(k);
       auto near = closest(name, known);
-      ctx.diag.error(field.node.Mark(), field.path, "undefined variable '" + name + "'",
-                     near ? "did you mean '" + *near + "'?"
+      ctx.diag.error(field.node.Mark(), field.path, "undefined variable " + quoteText(name),
+                     near ? "did you mean " + quoteText(*near) + "?"
                           : "define it under config: or pass --var " + name + "=VALUE");
       ok = false;
     } else {
@@ -137,7 +137,7 @@ std::optional<bool> asBool(ReadContext& ctx, const Field& f) {
                  [](unsigned char c) { return std::tolower(c); });
   if (lower == "true") return true;
   if (lower == "false") return false;
-  ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a boolean", "true or false");
+  ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a boolean", "true or false");
   return std::nullopt;
 }
 
@@ -148,7 +148,7 @@ std::optional<int64_t> asInt(ReadContext& ctx, const Field& f, int64_t min, int6
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
   if (ec != std::errc() || p != s->data() + s->size() || s->empty()) {
-    ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not an integer",
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not an integer",
                    "an integer in " + range);
     return std::nullopt;
   }
@@ -166,7 +166,7 @@ std::optional<double> asNumber(ReadContext& ctx, const Field& f) {
   double v = 0;
   auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
   if (ec != std::errc() || p != s->data() + s->size() || s->empty() || !std::isfinite(v)) {
-    ctx.diag.error(f.node.Mark(), f.path, "'" + *s + "' is not a number", "a number like 0.5");
+    ctx.diag.error(f.node.Mark(), f.path, quoteText(*s) + " is not a number", "a number like 0.5");
     return std::nullopt;
   }
   return v;
@@ -211,21 +211,23 @@ std::optional<std::vector<Field>> asSequence(ReadContext& ctx, const Field& f) {
   return out;
 }
 
-std::optional<std::vector<std::string>> asStringList(ReadContext& ctx, const Field& f,
-                                                     bool allowScalar) {
+std::optional<std::vector<std::pair<std::string, Field>>> asStringItems(ReadContext& ctx,
+                                                                        const Field& f,
+                                                                        bool allowScalar) {
+  std::vector<Field> items;
   if (allowScalar && f.node.IsScalar()) {
-    auto s = asString(ctx, f);
-    if (!s) return std::nullopt;
-    return std::vector<std::string>{*s};
+    items.push_back(f);
+  } else if (auto seq = asSequence(ctx, f)) {
+    items = std::move(*seq);
+  } else {
+    return std::nullopt;
   }
-  auto items = asSequence(ctx, f);
-  if (!items) return std::nullopt;
-  std::vector<std::string> out;
+  std::vector<std::pair<std::string, Field>> out;
   bool ok = true;
-  for (const auto& item : *items) {
+  for (auto& item : items) {
     auto s = asString(ctx, item);
     if (s) {
-      out.push_back(*s);
+      out.emplace_back(std::move(*s), std::move(item));
     } else {
       ok = false;
     }
@@ -234,7 +236,18 @@ std::optional<std::vector<std::string>> asStringList(ReadContext& ctx, const Fie
   return out;
 }
 
-std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, const Field& f) {
+std::optional<std::vector<std::string>> asStringList(ReadContext& ctx, const Field& f,
+                                                     bool allowScalar) {
+  auto items = asStringItems(ctx, f, allowScalar);
+  if (!items) return std::nullopt;
+  std::vector<std::string> out;
+  out.reserve(items->size());
+  for (auto& [s, field] : *items) out.push_back(std::move(s));
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, const Field& f,
+                                                              const StringMapRules& rules) {
   if (!f.node.IsMap()) {
     ctx.diag.error(f.node.Mark(), f.path,
                    "expected a mapping of names to strings, found " + std::string(kindOf(f.node)));
@@ -251,14 +264,31 @@ std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, 
     std::string key = kv.first.Scalar();
     Field value{kv.second, joinPath(f.path, key)};
     if (out.contains(key)) {
-      ctx.diag.error(kv.first.Mark(), value.path, "duplicate key '" + key + "'", "each key once");
+      ctx.diag.error(kv.first.Mark(), value.path, "duplicate key " + quoteText(key),
+                     "each key once");
       ok = false;
       continue;
+    }
+    if (rules.key) {
+      if (auto problem = rules.key(key)) {
+        ctx.diag.error(kv.first.Mark(), value.path, quoteText(key) + " " + problem->first,
+                       problem->second);
+        ok = false;
+        continue;
+      }
     }
     auto s = asString(ctx, value);
     if (!s) {
       ok = false;
       continue;
+    }
+    if (rules.value) {
+      if (auto problem = rules.value(*s)) {
+        ctx.diag.error(value.node.Mark(), value.path, quoteText(*s) + " " + problem->first,
+                       problem->second);
+        ok = false;
+        continue;
+      }
     }
     out.emplace(key, *s);
   }
@@ -269,23 +299,32 @@ std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, 
 std::optional<std::string> closest(std::string_view word, const std::vector<std::string>& options) {
   std::optional<std::string> best;
   size_t bestDistance = SIZE_MAX;
+  const size_t limit = std::max<size_t>(2, word.size() / 3);
   for (const auto& o : options) {
+    // The distance is at least the difference in length: a megabyte of text is not compared
+    // with a name character by character.
+    size_t gap = word.size() > o.size() ? word.size() - o.size() : o.size() - word.size();
+    if (gap > limit) continue;
     size_t d = editDistance(word, o);
     if (d < bestDistance) {
       bestDistance = d;
       best = o;
     }
   }
-  size_t limit = std::max<size_t>(2, word.size() / 3);
   if (!best || bestDistance > limit || bestDistance >= word.size()) return std::nullopt;
   return best;
 }
 
 std::string listOptions(const std::vector<std::string>& options) {
+  // Bounded: the options can be the names of thousands of steps.
+  constexpr size_t kMaxListed = 40;
   std::string out;
-  for (size_t i = 0; i < options.size(); ++i) {
+  for (size_t i = 0; i < options.size() && i < kMaxListed; ++i) {
     if (i > 0) out += ", ";
     out += options[i];
+  }
+  if (options.size() > kMaxListed) {
+    out += " and " + std::to_string(options.size() - kMaxListed) + " more";
   }
   return out;
 }
@@ -309,13 +348,15 @@ MapReader::MapReader(ReadContext& ctx, Field field, std::vector<std::string> all
     std::string path = joinPath(field_.path, key);
     if (std::find(allowed_.begin(), allowed_.end(), key) == allowed_.end()) {
       auto near = closest(key, allowed_);
-      ctx_.diag.error(kv.first.Mark(), path, "unknown key '" + key + "'",
-                      near ? "did you mean '" + *near + "'?" : "one of: " + listOptions(allowed_));
+      ctx_.diag.error(kv.first.Mark(), path, "unknown key " + quoteText(key),
+                      near               ? "did you mean " + quoteText(*near) + "?"
+                      : allowed_.empty() ? std::string("no keys are allowed here")
+                                         : "one of: " + listOptions(allowed_));
       continue;
     }
     if (values_.contains(key)) {
       auto first = posOf(keyMarks_[key]);
-      ctx_.diag.error(kv.first.Mark(), path, "duplicate key '" + key + "'",
+      ctx_.diag.error(kv.first.Mark(), path, "duplicate key " + quoteText(key),
                       "each key once; first given at line " + std::to_string(first.line));
       continue;
     }
@@ -341,7 +382,7 @@ std::optional<Field> MapReader::require(std::string_view key, std::string_view e
   if (!valid_) return std::nullopt;
   if (!has(key)) {
     ctx_.diag.error(field_.node.Mark(), joinPath(field_.path, key),
-                    "missing required field '" + std::string(key) + "'", std::string(expected));
+                    "missing required field " + quoteText(std::string(key)), std::string(expected));
     return std::nullopt;
   }
   return get(key);
@@ -360,7 +401,7 @@ std::optional<std::string> MapReader::exactlyOne(const std::vector<std::string>&
                     "one of: " + listOptions(keys));
   } else {
     ctx_.diag.error(keyMarks_[present[1]], field_.path,
-                    "'" + present[0] + "' and '" + present[1] + "' cannot be combined",
+                    quoteText(present[0]) + " and " + quoteText(present[1]) + " cannot be combined",
                     "exactly one of: " + listOptions(keys));
   }
   return std::nullopt;

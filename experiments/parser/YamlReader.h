@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chaosd/base/Quote.h"
 #include "experiments/parser/Diagnostics.h"
 
 // Typed, diagnosed access to a yaml-cpp tree. Every accessor reports its own problem (with the
@@ -51,7 +53,21 @@ std::optional<double> asPercent(ReadContext& ctx, const Field& f);
 std::optional<int> asSignal(ReadContext& ctx, const Field& f);
 std::optional<std::vector<std::string>> asStringList(ReadContext& ctx, const Field& f,
                                                      bool allowScalar = false);
-std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, const Field& f);
+// As asStringList, each string with its item's field, so that an error points at the item.
+std::optional<std::vector<std::pair<std::string, Field>>> asStringItems(ReadContext& ctx,
+                                                                        const Field& f,
+                                                                        bool allowScalar = false);
+// Rules for the keys and values of a string map, for maps whose entries something else
+// parses later (HTTP headers, environment variables). Each returns what is wrong, as the end
+// of a sentence that starts with the quoted text, and what was expected; or nothing.
+struct StringMapRules {
+  using Check =
+      std::function<std::optional<std::pair<std::string, std::string>>(const std::string&)>;
+  Check key;
+  Check value;
+};
+std::optional<std::map<std::string, std::string>> asStringMap(ReadContext& ctx, const Field& f,
+                                                              const StringMapRules& rules = {});
 // Checks the node is a sequence; returns its items with paths.
 std::optional<std::vector<Field>> asSequence(ReadContext& ctx, const Field& f);
 

@@ -2,7 +2,12 @@
 
 #include <yaml.h>
 
+#include <functional>
+#include <set>
+#include <string>
 #include <tuple>
+
+#include "chaosd/base/Quote.h"
 
 namespace chaosd::parser {
 namespace {
@@ -82,6 +87,28 @@ YamlSyntaxProblem problemOf(std::string_view text, const yaml_parser_t& p) {
   return out;
 }
 
+// The anchor an event defines, or the one an alias names; nullptr for none.
+const char* anchorOf(const yaml_event_t& e) {
+  const yaml_char_t* a = nullptr;
+  switch (e.type) {
+    case YAML_ALIAS_EVENT:
+      a = e.data.alias.anchor;
+      break;
+    case YAML_SCALAR_EVENT:
+      a = e.data.scalar.anchor;
+      break;
+    case YAML_SEQUENCE_START_EVENT:
+      a = e.data.sequence_start.anchor;
+      break;
+    case YAML_MAPPING_START_EVENT:
+      a = e.data.mapping_start.anchor;
+      break;
+    default:
+      break;
+  }
+  return reinterpret_cast<const char*>(a);
+}
+
 }  // namespace
 
 std::optional<YamlSyntaxProblem> yamlSyntaxProblem(std::string_view text, int maxDepth,
@@ -90,15 +117,35 @@ std::optional<YamlSyntaxProblem> yamlSyntaxProblem(std::string_view text, int ma
   if (!parser.ok()) return YamlSyntaxProblem{false, 1, 1, "out of memory while reading the YAML"};
   YamlShape seen;
   int depth = 0;
+  std::set<std::string, std::less<>> anchors;
   for (;;) {
     yaml_event_t event;
     if (yaml_parser_parse(parser.get(), &event) == 0) return problemOf(text, *parser.get());
     const yaml_event_type_t type = event.type;
     const yaml_mark_t start = event.start_mark;
+    // yaml-cpp names neither an undefined alias nor where it is; libyaml's events hold both.
+    std::optional<std::string> undefinedAlias;
+    if (const char* anchor = anchorOf(event)) {
+      if (type == YAML_ALIAS_EVENT) {
+        if (!anchors.contains(anchor)) undefinedAlias = anchor;
+      } else {
+        anchors.emplace(anchor);
+      }
+    }
     yaml_event_delete(&event);
+    if (undefinedAlias) {
+      return YamlSyntaxProblem{false, static_cast<int>(start.line) + 1,
+                               static_cast<int>(start.column) + 1,
+                               "the alias " + quoteText("*" + *undefinedAlias) +
+                                   " refers to no anchor defined before it (define it with &" +
+                                   boundText(*undefinedAlias, kQuotedChars) + ")"};
+    }
     switch (type) {
       case YAML_DOCUMENT_START_EVENT:
-        ++seen.documents;
+        if (++seen.documents == 2) {
+          seen.secondDocumentLine = static_cast<int>(start.line) + 1;
+          seen.secondDocumentColumn = static_cast<int>(start.column) + 1;
+        }
         break;
       case YAML_MAPPING_START_EVENT:
       case YAML_SEQUENCE_START_EVENT:

@@ -23,11 +23,14 @@ struct YamlSyntaxProblem {
 
 struct YamlShape {
   size_t documents = 0;
+  int secondDocumentLine = 0;  // 1-based, where the second document starts (its `---`)
+  int secondDocumentColumn = 0;
 };
 
-// Runs libyaml over the whole text. Returns the first syntax error, or a container nested
-// deeper than maxDepth (refused at its opening bracket or indentation, before any tree is
-// built). On success fills `shape` when given.
+// Runs libyaml over the whole text. Returns the first syntax error, an alias to an anchor not
+// defined before it (named), or a container nested deeper than maxDepth (refused at its
+// opening bracket or indentation, before any tree is built). On success fills `shape` when
+// given.
 std::optional<YamlSyntaxProblem> yamlSyntaxProblem(std::string_view text, int maxDepth,
                                                    YamlShape* shape = nullptr);
 

@@ -180,9 +180,11 @@ ArgConstraint peersNamed(const std::string& what, const std::string& verb) {
                                 "0.0.0.0/0 and ::/0)"};
     }
     if (!ctx.allowSsh && ctx.args.contains("ports")) {
-      for (const auto& r : ctx.args["ports"]) {
+      const auto& ports = ctx.args["ports"];
+      for (size_t i = 0; i < ports.size(); ++i) {
+        const auto& r = ports[i];
         if (r.value("first", 0) <= 22 && r.value("last", 0) >= 22) {
-          return ArgProblem{"ports",
+          return ArgProblem{"ports[" + std::to_string(i) + "]",
                             "port 22 (SSH) is protected: set guardrails.allowSsh: true "
                             "to " +
                                 verb + " it"};

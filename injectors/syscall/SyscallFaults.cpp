@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 
+#include "chaosd/base/Quote.h"
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
 #include "injectors/syscall/SyscallInjector.h"
@@ -35,14 +36,15 @@ std::optional<ArgProblem> knownSyscalls(const ArgContext& ctx) {
   const auto& list = ctx.args["syscalls"];
   for (size_t i = 0; i < list.size(); ++i) {
     auto name = list[i].get<std::string>();
+    const std::string item = "syscalls[" + std::to_string(i) + "]";  // the error points at it
     if (seccomp_syscall_resolve_name(name.c_str()) == __NR_SCMP_ERROR) {
-      return ArgProblem{"syscalls", "'" + name + "' is not a system call on this architecture"};
+      return ArgProblem{item, quoteText(name) + " is not a system call on this architecture"};
     }
     // The started child makes these after its filter is loaded and before anyone answers.
     if (name == "execve" || name == "execveat" || name == "sendmsg") {
-      return ArgProblem{"syscalls", "'" + name +
-                                        "' cannot be intercepted: the started process needs it to "
-                                        "hand over its filter and exec"};
+      return ArgProblem{item, quoteText(name) +
+                                  " cannot be intercepted: the started process needs it to "
+                                  "hand over its filter and exec"};
     }
   }
   return std::nullopt;

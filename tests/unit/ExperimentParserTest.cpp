@@ -673,7 +673,7 @@ schedule: {cron: "* * * * *", timezone: "../etc/passwd"}
           "guardrails.maxDuration (at most 1h)",
           "exp.yaml:19:11: method[1].name: duplicate step name 'latency' (unique step names)",
           "exp.yaml:22:27: rollbacks[0].command: the command is empty ([program, args...])",
-          "exp.yaml:23:19: report.formats: unknown report format 'pdf' (any of: json, junit, "
+          "exp.yaml:23:26: report.formats[1]: unknown report format 'pdf' (any of: json, junit, "
           "html, md)",
           "exp.yaml:24:41: schedule.timezone: '../etc/passwd' is not a time zone name (an IANA "
           "name like Europe/Berlin or UTC)"));
