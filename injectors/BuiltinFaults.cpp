@@ -11,6 +11,7 @@ void registerBuiltinFaults(FaultRegistry& registry) {
   registerSyscallFaults(registry);
   registerResourceFaults(registry);
   registerIoThrottleFault(registry);
+  registerTimeFaults(registry);
 }
 
 }  // namespace chaosd

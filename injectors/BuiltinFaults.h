@@ -11,5 +11,6 @@ void registerDiskFaults(FaultRegistry& registry);
 void registerSyscallFaults(FaultRegistry& registry);
 void registerResourceFaults(FaultRegistry& registry);
 void registerIoThrottleFault(FaultRegistry& registry);
+void registerTimeFaults(FaultRegistry& registry);
 
 }  // namespace chaosd
