@@ -13,6 +13,7 @@ void registerBuiltinFaults(FaultRegistry& registry) {
   registerIoThrottleFault(registry);
   registerLinkFaults(registry);
   registerDnsFaults(registry);
+  registerTimeFaults(registry);
 }
 
 }  // namespace chaosd

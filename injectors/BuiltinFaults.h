@@ -13,5 +13,6 @@ void registerResourceFaults(FaultRegistry& registry);
 void registerIoThrottleFault(FaultRegistry& registry);
 void registerLinkFaults(FaultRegistry& registry);
 void registerDnsFaults(FaultRegistry& registry);
+void registerTimeFaults(FaultRegistry& registry);
 
 }  // namespace chaosd

@@ -46,6 +46,7 @@ bool Engine::startExecTargets() {
     // What the method's fault types add to the process at exec (a seccomp filter): it
     // cannot change later.
     ExecOptions options;
+    options.runDir = deps_.execLogDir;
     auto contributions = execContributions(t);
     for (auto& c : contributions) c->beforeExec(options);
     nlohmann::json undo;

@@ -187,7 +187,7 @@ struct ChildSetup {
   pid_t parent = 0;
 };
 
-void buildArgvAndEnv(const ExecSpec& spec, ChildSetup& c) {
+void buildArgvAndEnv(const ExecSpec& spec, const ExecOptions& options, ChildSetup& c) {
   c.argvStore = spec.argv;
   for (auto& a : c.argvStore) c.argv.push_back(a.data());
   c.argv.push_back(nullptr);
@@ -198,6 +198,15 @@ void buildArgvAndEnv(const ExecSpec& spec, ChildSetup& c) {
     if (eq != std::string_view::npos) envMap[std::string(kv.substr(0, eq))] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : spec.env) envMap[k] = v;
+  for (const auto& [k, v] : options.env) envMap[k] = v;
+  for (const auto& k : options.unsetEnv) envMap.erase(k);
+  if (!options.preload.empty()) {
+    std::string preload;
+    for (const auto& lib : options.preload) preload += (preload.empty() ? "" : ":") + lib;
+    auto before = envMap.find("LD_PRELOAD");
+    if (before != envMap.end() && !before->second.empty()) preload += ":" + before->second;
+    envMap["LD_PRELOAD"] = preload;
+  }
   for (const auto& [k, v] : envMap) c.envStore.push_back(k + "=" + v);
   for (auto& e : c.envStore) c.envp.push_back(e.data());
   c.envp.push_back(nullptr);
@@ -375,7 +384,7 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
   ChildSetup child;
   child.exe = *program;
   child.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
-  buildArgvAndEnv(spec, child);
+  buildArgvAndEnv(spec, options, child);
   CHAOSD_TRY(openChildFds(logPath, child));
   CHAOSD_TRY(prepareFilter(options, child));
   child.parent = ::getpid();

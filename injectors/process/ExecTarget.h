@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,15 @@ struct ExecOptions {
   // System call numbers whose every call is sent to the listener (SCMP_ACT_NOTIFY); empty:
   // no filter. The filter is permanent; a supervisor answers CONTINUE outside a fault.
   std::vector<int> notifySyscalls;
+  // Libraries preloaded into the process (libfaketime), put before any LD_PRELOAD the
+  // environment or the target's env already has.
+  std::vector<std::string> preload;
+  // Set in the process's environment, over the target's env; `unsetEnv` are removed.
+  std::map<std::string, std::string> env;
+  std::vector<std::string> unsetEnv;
+  // Input to the hooks, set by the engine before they run: the run's folder, where a hook may
+  // keep a file the process reads (a control file); "" when the run has none.
+  std::string runDir;
 };
 
 // Where an argv[0] without a slash is found on PATH, as execvp would; kNotFound otherwise.

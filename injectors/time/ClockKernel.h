@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "chaosd/base/Result.h"
+
+// The clocks time.skew reads and, host-wide, steps: a seam, so the injector's apply, revert
+// and failure paths are unit-tested with a clock in memory (tests/support/FakeClockKernel.h),
+// and only root tests in a VM step a real one.
+namespace chaosd {
+
+// CLOCK_REALTIME and CLOCK_MONOTONIC read back to back, in nanoseconds.
+struct ClockPair {
+  int64_t realtimeNs = 0;
+  int64_t monotonicNs = 0;
+};
+
+class ClockKernel {
+ public:
+  virtual ~ClockKernel() = default;
+  virtual ClockPair now() = 0;
+  // clock_settime(CLOCK_REALTIME). Errors carry the errno (EPERM without CAP_SYS_TIME).
+  virtual Result<void> setRealtime(int64_t realtimeNs) = 0;
+};
+
+// The real clocks. Stateless.
+std::shared_ptr<ClockKernel> systemClockKernel();
+
+}  // namespace chaosd
