@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,13 +18,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The folder of the C library this process runs with: /lib/x86_64-linux-gnu on Debian.
+// The folder of the C library this process runs with: /lib/x86_64-linux-gnu on Debian. Asked
+// of the dynamic linker by the library's name, not by the address of one of its functions:
+// under AddressSanitizer `fopen` and friends are the sanitizer's, in the executable.
 std::string libcFolder() {
-  Dl_info info{};
-  if (::dladdr(reinterpret_cast<void*>(&::fopen), &info) == 0 || info.dli_fname == nullptr) {
-    return {};
+  void* handle = ::dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  if (handle == nullptr) return {};
+  link_map* map = nullptr;
+  std::string folder;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr &&
+      map->l_name[0] == '/') {
+    folder = fs::path(map->l_name).parent_path().string();
   }
-  return fs::path(info.dli_fname).parent_path().string();
+  ::dlclose(handle);
+  return folder;
 }
 
 Result<void> writeAll(int fd, const std::string& text) {
