@@ -26,6 +26,7 @@
 #include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/dns/DnsErrorInjector.h"
+#include "tests/support/JournalHeld.h"
 #include "tests/support/NetnsPair.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
@@ -385,16 +386,7 @@ TEST_F(DnsFaultTest, KillNineOfTheRunLeavesNoRuleBehind) {
               std::chrono::duration<double, std::milli>(SteadyClock::now() - killed).count());
   expectAddress(q("a.db.internal"), "10.9.9.9");
   EXPECT_EQ(queues(), "");
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        int st = -1;
-        const std::string held = runShell(
-            std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + dir + "/state",
-            &st);
-        auto list = json::parse(held, nullptr, false);
-        return st == 0 && list.is_array() && list.empty();
-      },
-      10s));
+  EXPECT_TRUE(waitUntil([&] { return testing::journalHoldsNothing(dir + "/state"); }, 10s));
   fs::remove_all(dir);
 }
 

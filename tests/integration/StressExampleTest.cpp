@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "chaosd/base/Cgroup.h"
+#include "tests/support/JournalHeld.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 #include "tests/support/Wait.h"
@@ -175,16 +176,7 @@ TEST_F(StressExampleTest, KillNineOfTheRunDuringEachStressFaultLeavesNothing) {
           << "stress process " << pid << " outlived the run";
     }
     // The guardian's record is clean: nothing held in the journal.
-    EXPECT_TRUE(waitUntil(
-        [&] {
-          int st = -1;
-          const std::string held = runShell(
-              std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state",
-              &st);
-          auto list = nlohmann::json::parse(held, nullptr, false);
-          return st == 0 && list.is_array() && list.empty();
-        },
-        10s));
+    EXPECT_TRUE(waitUntil([&] { return testing::journalHoldsNothing(root_ + "/state"); }, 10s));
   }
 }
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/JournalHeld.h"
 #include "tests/support/Shell.h"
 #include "tests/support/Wait.h"
 
@@ -106,16 +107,7 @@ TEST_F(TcpResetExampleTest, KillNineWhileAResetIsHeldLeavesNoRule) {
   std::printf("[ measure  ] kill -9 of chaosctl run to the reset's table gone: %.0f ms\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killedAt)
                   .count());
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        int st = -1;
-        const std::string held = runShell(
-            std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state",
-            &st);
-        auto list = nlohmann::json::parse(held, nullptr, false);
-        return st == 0 && list.is_array() && list.empty();
-      },
-      10s));
+  EXPECT_TRUE(waitUntil([&] { return testing::journalHoldsNothing(root_ + "/state"); }, 10s));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "injectors/time/FakeTime.h"
+#include "tests/support/JournalHeld.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 #include "tests/support/Wait.h"
@@ -114,16 +115,7 @@ TEST_F(TimeSkewExampleTest, KillNineOfTheRunWhileSkewedLeavesTheTrueTime) {
   EXPECT_TRUE(waitUntil([&] { return readFile(control) == "+0\n"; }, 10s))
       << "the guardian did not revert the skew: " << readFile(control);
   // And nothing is held in the journal: the service was stopped too.
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        int st = -1;
-        const std::string held = runShell(
-            std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state",
-            &st);
-        auto list = nlohmann::json::parse(held, nullptr, false);
-        return st == 0 && list.is_array() && list.empty();
-      },
-      10s));
+  EXPECT_TRUE(waitUntil([&] { return testing::journalHoldsNothing(root_ + "/state"); }, 10s));
 }
 
 }  // namespace
