@@ -22,10 +22,11 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "chaos-engineering fault injection: chaosd
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
-# Library dependencies from the binaries (dpkg-shlibdeps); curl for the kubernetes probe.
+# Library dependencies from the binaries (dpkg-shlibdeps); curl for the kubernetes probe,
+# libfaketime for time.skew (preloaded into exec targets, never linked).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_STRIP_FILES ON)  # the build is RelWithDebInfo: 70 MB of debug info otherwise
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "curl")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "curl, libfaketime")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CHAOSD_DEPLOY}/debian/postinst)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)
