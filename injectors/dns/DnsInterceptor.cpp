@@ -106,11 +106,7 @@ DnsStats DnsInterceptor::stop() {
     const uint64_t one = 1;
     (void)!::write(stop_.get(), &one, sizeof one);
     if (thread_.joinable()) thread_.join();
-    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-    nlmsghdr* nlh = nfq_nlmsg_put(buf.data(), NFQNL_MSG_CONFIG, queue_);
-    nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
-    (void)mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len);
-    mnl_socket_close(nl_);
+    nfq::unbindQueue(nl_, queue_);
     nl_ = nullptr;
   }
   return stats();

@@ -64,6 +64,15 @@ Result<void> configure(mnl_socket* nl, nlmsghdr* nlh, uint32_t seq) {
 
 }  // namespace
 
+void unbindQueue(mnl_socket* nl, uint16_t queue) {
+  if (nl == nullptr) return;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = nfq_nlmsg_put(buf.data(), NFQNL_MSG_CONFIG, queue);
+  nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
+  (void)mnl_socket_sendto(nl, nlh, nlh->nlmsg_len);
+  closeSocket(nl);
+}
+
 Result<mnl_socket*> bindQueue(uint16_t queue, uint32_t maxlen, uint32_t copyRange) {
   mnl_socket* nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
   if (nl == nullptr) return Error::fromErrno("opening a netfilter netlink socket", errno);
@@ -162,12 +171,7 @@ ConsumerStats NfqueueConsumer::stop() {
     const uint64_t one = 1;
     (void)!::write(stop_.get(), &one, sizeof one);
     if (thread_.joinable()) thread_.join();
-    // Unbinding flushes whatever is still queued with a drop: the loop accepted all of it.
-    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-    nlmsghdr* nlh = nfq_nlmsg_put(buf.data(), NFQNL_MSG_CONFIG, queue_);
-    nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
-    (void)mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len);
-    closeSocket(nl_);
+    nfq::unbindQueue(nl_, queue_);  // the loop accepted everything still queued
     nl_ = nullptr;
   }
   return stats();

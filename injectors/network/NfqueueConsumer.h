@@ -108,6 +108,9 @@ class NfqueueConsumer final : public QueueConsumer {
 // metadata only; else the first copyRange bytes of each packet are copied (the DNS fault reads
 // the query). kConflict when another socket holds the queue number.
 Result<mnl_socket*> bindQueue(uint16_t queue, uint32_t maxlen, uint32_t copyRange);
+// Unbinds `queue` (the kernel flushes what is still queued with a drop: consumers accept all of
+// it first) and closes the socket bindQueue returned. Best effort: a dead socket is closed.
+void unbindQueue(mnl_socket* nl, uint16_t queue);
 
 // The queue numbers bound in the calling thread's network namespace, from
 // /proc/thread-self/net/netfilter/nfnetlink_queue (empty when no queue was ever used).
