@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/FreePort.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
@@ -22,7 +23,7 @@ TEST(DiskFillExampleTest, DiskFillDemoExampleRunsForReal) {
   char tmpl[] = "/var/tmp/chaosd-disk-demo-test-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string root = tmpl;
-  const auto port = std::to_string(30000 + (::getpid() + 7) % 20000);
+  const auto port = std::to_string(chaosd::testing::freeLoopbackPorts());
   const std::string cmd =
       std::string(CHAOSCTL_PATH) + " run --state-dir " + root + "/state --report-dir " + root +
       "/reports --var window=2s --var port=" + port + " --var size=24MiB --var workdir=" + root +

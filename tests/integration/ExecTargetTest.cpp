@@ -16,6 +16,7 @@
 
 #include "chaosd/base/Pidfd.h"
 #include "injectors/process/ExecTarget.h"
+#include "tests/support/FreePort.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
@@ -174,19 +175,7 @@ TEST_F(ExecTargetTest, ChaosctlKilledWhileTheTargetRunsTheGuardianStopsItsGroup)
 // the front routing around it, the replica restarted, everything stopped at the end.
 TEST_F(ExecTargetTest, GameDayDemoExampleRunsForReal) {
   // A free port for the front; the replicas take the three above it.
-  uint16_t port = 0;
-  // Blocks of 4 ports by pid: runs one after another (consecutive pids) never share a port.
-  for (uint16_t p = 20000 + static_cast<uint16_t>(::getpid() % 5000) * 4; p < 60000; p += 4) {
-    int st = -1;
-    runShell(
-        "python3 -c 'import socket\nfor i in range(4):\n socket.socket().bind((\"127.0.0.1\", " +
-            std::to_string(p) + "+i))'",
-        &st);
-    if (st == 0) {
-      port = p;
-      break;
-    }
-  }
+  const uint16_t port = chaosd::testing::freeLoopbackPorts(4);
   ASSERT_NE(port, 0);
   int st = -1;
   const std::string out =
@@ -240,6 +229,48 @@ TEST_F(ExecTargetTest, AnExecFailingAfterItsJournalEntryLeavesNothingHeld) {
   const std::string held = runShell(
       std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state", &st);
   EXPECT_EQ(held, "[]\n");
+}
+
+// A service that dies before it is ready is an error of the run whose message quotes the
+// last line it wrote (the reason: "address in use", a bad config line), not only its exit code.
+TEST_F(ExecTargetTest, AServiceDyingBeforeReadyIsAnErrorQuotingItsLastLine) {
+  const uint16_t port = chaosd::testing::freeLoopbackPorts();
+  ASSERT_NE(port, 0);
+  const std::string file = root_ + "/dies.yaml";
+  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: dies}\n"
+                         "targets: {svc: {exec: {argv: [/bin/sh, -c, 'echo starting; echo "
+                         "\"bind: Address already in use\" >&2; exit 3'], ready: {tcp: {host: "
+                         "127.0.0.1, port: "
+                      << port
+                      << "}, within: 10s}}}}\nsteadyState: {probes: []}\n"
+                         "method: [{name: p, fault: process.pause, target: svc, duration: 1s}]\n"
+                         "report: {dir: "
+                      << root_ << "/reports}\n";
+  int st = -1;
+  const std::string out =
+      runShell(std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state " + file, &st);
+  EXPECT_EQ(st, 5) << out;
+  EXPECT_NE(out.find("target svc exited (exit code 3) before it was ready, its last line: "
+                     "'bind: Address already in use'; see "),
+            std::string::npos)
+      << out;
+  const std::string held = runShell(
+      std::string(CHAOSCTL_PATH) + " faults --output json --state-dir " + root_ + "/state", &st);
+  EXPECT_EQ(held, "[]\n");
+}
+
+TEST(ExecTargetUnitTest, TheLastLogLineIsTheLastNonEmptyLineOfTheLogsTail) {
+  char tmpl[] = "/tmp/chaosd-exec-log-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string log = std::string(tmpl) + "/service.log";
+  EXPECT_EQ(lastLogLine(log), "") << "no log yet";
+  EXPECT_EQ(lastLogLine(""), "");
+  std::ofstream(log) << std::string(10000, 'x') << "\nfirst\nTraceback (most recent call last):\n"
+                     << "OSError: [Errno 98] Address already in use\n\n";
+  EXPECT_EQ(lastLogLine(log), "OSError: [Errno 98] Address already in use");
+  std::ofstream(log) << "only line, no end";
+  EXPECT_EQ(lastLogLine(log), "only line, no end");
+  fs::remove_all(tmpl);
 }
 
 TEST(ExecTargetUnitTest, AMissingProgramFailsAtStartAndAFailedJournalNeverRunsIt) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "chaosd/base/Cgroup.h"
+#include "tests/support/FreePort.h"
 #include "tests/support/JournalHeld.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
@@ -68,7 +69,7 @@ class StressExampleTest : public ::testing::Test {
   }
 
   std::string command(const std::string& example, const std::string& vars) {
-    const auto port = std::to_string(30000 + (::getpid() * 7 + seq_++) % 20000);
+    const auto port = std::to_string(chaosd::testing::freeLoopbackPorts());
     return std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state --report-dir " +
            root_ + "/reports --var port=" + port + " " + vars + " " + CHAOSD_SOURCE_DIR +
            "/experiments/examples/" + example;
@@ -87,7 +88,6 @@ class StressExampleTest : public ::testing::Test {
 
   std::string mount_;
   std::string root_;
-  int seq_ = 0;
 };
 
 TEST_F(StressExampleTest, CpuContentionDemoRunsForReal) {

@@ -17,6 +17,7 @@
 #include "injectors/process/ExecTarget.h"
 #include "injectors/syscall/SyscallInjector.h"
 #include "injectors/syscall/SyscallSupervisor.h"
+#include "tests/support/FreePort.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
@@ -240,7 +241,8 @@ TEST(SyscallExampleTest, SyscallDemoExampleRunsForReal) {
   char tmpl[] = "/tmp/chaosd-syscall-demo-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string root = tmpl;
-  uint16_t port = static_cast<uint16_t>(30000 + ::getpid() % 20000);
+  const uint16_t port = chaosd::testing::freeLoopbackPorts();
+  ASSERT_NE(port, 0);
   const std::string cmd =
       std::string(CHAOSCTL_PATH) + " run --state-dir " + root + "/state --report-dir " + root +
       "/reports --var window=2s --var port=" + std::to_string(port) + " --var workdir=" + root +

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/FreePort.h"
 #include "tests/support/JournalHeld.h"
 #include "tests/support/Shell.h"
 #include "tests/support/Wait.h"
@@ -59,10 +60,14 @@ class TcpResetExampleTest : public ::testing::Test {
 };
 
 TEST_F(TcpResetExampleTest, TcpResetDemoRunsForReal) {
+  // The front listens on the host's loopback; its replicas (port+1..+3) in the demo's netns.
+  const uint16_t port = chaosd::testing::freeLoopbackPorts();
+  ASSERT_NE(port, 0);
   int st = -1;
   const std::string out =
       runShell(run(std::string(CHAOSD_SOURCE_DIR) + "/experiments/examples/tcp-reset-demo.yaml",
-                   "--var window=2s --var port=18197 --var replica=18198"),
+                   "--var window=2s --var port=" + std::to_string(port) +
+                       " --var replica=" + std::to_string(port + 1)),
                &st);
   EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find("verdict: ok"), std::string::npos) << out;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "injectors/time/FakeTime.h"
+#include "tests/support/FreePort.h"
 #include "tests/support/JournalHeld.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
@@ -46,7 +47,7 @@ class TimeSkewExampleTest : public ::testing::Test {
   }
 
   std::string command(const std::string& vars) {
-    const auto port = std::to_string(30000 + (::getpid() * 7 + 3) % 20000);
+    const auto port = std::to_string(chaosd::testing::freeLoopbackPorts());
     return std::string(CHAOSCTL_PATH) + " run --state-dir " + root_ + "/state --report-dir " +
            root_ + "/reports --var port=" + port + " " + vars + " " + CHAOSD_SOURCE_DIR +
            "/experiments/examples/time-skew-demo.yaml";
