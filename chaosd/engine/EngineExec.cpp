@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "chaosd/base/Log.h"
+#include "chaosd/base/Quote.h"
 #include "chaosd/base/Units.h"
 #include "chaosd/engine/Engine.h"
 #include "injectors/process/ExecTarget.h"
@@ -142,8 +143,11 @@ bool Engine::waitExecReady(const TargetSpec& t) {
     int status = 0;
     if (::waitpid(result_.execs[held.index].pid, &status, WNOHANG) > 0) {
       // Reaped here: the stop at the end finds it gone.
-      fail(Outcome::kError, "target " + t.name + " exited (" + describeWaitStatus(status) +
-                                ") before it was ready; see " + result_.execs[held.index].log);
+      const std::string& log = result_.execs[held.index].log;
+      const std::string said = lastLogLine(log);
+      fail(Outcome::kError,
+           "target " + t.name + " exited (" + describeWaitStatus(status) + ") before it was ready" +
+               (said.empty() ? "" : ", its last line: " + quoteText(said, 200)) + "; see " + log);
       return false;
     }
     if (abortRequested_ || deps_.clock->now() >= deadline) break;

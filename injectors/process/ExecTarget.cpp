@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -476,6 +477,23 @@ Result<std::vector<std::string>> ExecTargetInjector::audit(const nlohmann::json&
   auto rec = ExecUndo::fromJson(undo);
   if (!rec) return std::move(rec).error();
   return execLeftovers(*kernel_, *rec);
+}
+
+std::string lastLogLine(const std::string& logPath) {
+  if (logPath.empty()) return "";
+  const int fd = ::open(logPath.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  constexpr off_t kTail = 4096;
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  std::string tail(static_cast<size_t>(std::min(std::max<off_t>(size, 0), kTail)), '\0');
+  const ssize_t n = ::pread(fd, tail.data(), tail.size(), std::max<off_t>(size - kTail, 0));
+  ::close(fd);
+  tail.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' ')) {
+    tail.pop_back();
+  }
+  const auto start = tail.find_last_of('\n');
+  return start == std::string::npos ? tail : tail.substr(start + 1);
 }
 
 }  // namespace chaosd

@@ -68,6 +68,12 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
                               const BeforeExec& beforeExec = nullptr,
                               const ExecOptions& options = {});
 
+// The last line a started process wrote to its log (logPath of startExec), read from the
+// log's last 4 KiB, without its line end; "" when there is none or the log cannot be read.
+// What a service prints as it dies ("OSError: [Errno 98] Address already in use") tells a
+// user more than its exit code.
+std::string lastLogLine(const std::string& logPath);
+
 // The undo record of a started process: ExecUndo's JSON,
 // {"pid", "startTime", "program", "graceMs"}.
 nlohmann::json execUndo(const StartedExec& started, std::chrono::milliseconds grace);
