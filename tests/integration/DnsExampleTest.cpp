@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/FreePort.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
@@ -30,7 +31,7 @@ TEST(DnsExampleTest, DnsErrorDemoRunsForReal) {
   const std::string root = tmpl;
   const std::string id = std::to_string(::getpid() % 10000);
   const std::string netns = "chaosd-dnsex-" + id;
-  const std::string port = std::to_string(30000 + ::getpid() % 20000);
+  const std::string port = std::to_string(chaosd::testing::freeLoopbackPorts());
   int st = -1;
   const std::string out = runShell(
       std::string(CHAOSCTL_PATH) + " run --state-dir " + root + "/state --report-dir " + root +

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/FreePort.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 
@@ -24,7 +25,7 @@ TEST(LinkDownDemoExampleTest, LinkDownDemoExampleRunsForReal) {
   char tmpl[] = "/tmp/chaosd-lddemo-test-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string root = tmpl;
-  const auto port = std::to_string(30000 + (::getpid() + 17) % 20000);
+  const auto port = std::to_string(chaosd::testing::freeLoopbackPorts());
   const std::string netns = "chaosd-lddemo-t" + std::to_string(::getpid());
   const std::string cmd = std::string(CHAOSCTL_PATH) + " run --state-dir " + root +
                           "/state --report-dir " + root +
