@@ -164,8 +164,12 @@ class DnsFaultTest : public ::testing::Test {
     if (!fs::exists("/usr/sbin/dnsmasq")) GTEST_SKIP() << "dnsmasq is not installed";
     net_ = "10.233." + std::to_string(::getpid() % 250) + ".";
     server_ = net_ + "2";
-    // Client in A (net.1), resolver in B (net.2).
-    ASSERT_EQ(pair_.create("dns", "cdn", {net_ + "1/24"}, {server_ + "/24"}), "");
+    net6_ = "fd00:233:" + std::to_string(::getpid() % 250) + "::";
+    server6_ = net6_ + "2";
+    // Client in A (net.1), resolver in B (net.2), and the same over IPv6.
+    ASSERT_EQ(pair_.create("dns", "cdn", {net_ + "1/24", net6_ + "1/64"},
+                           {server_ + "/24", server6_ + "/64"}),
+              "");
     ASSERT_EQ(pair_.waitUp(5s), "");
     a_ = pair_.a();
     target_.name = "client-link";
@@ -175,7 +179,7 @@ class DnsFaultTest : public ::testing::Test {
     const std::string cmd = "exec ip netns exec " + pair_.b() +
                             " /usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts "
                             "--bind-interfaces --listen-address=" +
-                            server_ +
+                            server_ + " --listen-address=" + server6_ +
                             " --port=53 --user=root --pid-file= "
                             "--address=/db.internal/10.9.9.9 --address=/web.internal/10.9.9.10";
     const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
@@ -219,10 +223,11 @@ class DnsFaultTest : public ::testing::Test {
   struct Dig {
     std::string status, out, records;
   };
-  Dig digTcp(const std::string& name, const std::string& type = "A", int seconds = 2) {
+  Dig digTcp(const std::string& name, const std::string& type = "A", int seconds = 2,
+             const std::string& server = "") {
     const std::string dig = "ip netns exec " + a_ +
-                            " dig +tcp +tries=1 +time=" + std::to_string(seconds) + " @" + server_ +
-                            " " + name + " " + type;
+                            " dig +tcp +tries=1 +time=" + std::to_string(seconds) + " @" +
+                            (server.empty() ? server_ : server) + " " + name + " " + type;
     Dig d;
     d.out = runCommand(dig + " 2>&1");
     const auto at = d.out.find("status: ");
@@ -247,7 +252,7 @@ class DnsFaultTest : public ::testing::Test {
 
   NetnsPair pair_;
   pid_t dnsmasq_ = -1;
-  std::string a_, net_, server_;
+  std::string a_, net_, server_, net6_, server6_;
   TargetSpec target_;
   std::shared_ptr<DnsContext> context_ = std::make_shared<DnsContext>();
   DnsErrorInjector injector_{context_};
@@ -388,6 +393,53 @@ TEST_F(DnsFaultTest, TcpReusedConnectionIsResetThenTheNextOneAnswered) {
   ASSERT_TRUE(reverted.ok());
   EXPECT_EQ((*reverted)["resets"], 1);
   EXPECT_EQ((*reverted)["answered"], 1);
+}
+
+// IPv6 (the answer leaves an AF_INET6 IPPROTO_RAW socket), and glibc's own resolver over TCP
+// (`options use-vc`): getaddrinfo writes its A and AAAA queries at once (one segment), both
+// answered.
+TEST_F(DnsFaultTest, TcpOverIpv6AndGlibcsPairedQueries) {
+  ASSERT_TRUE(
+      waitUntil([&] { return digTcp("web.internal", "A", 1, server6_).status == "NOERROR"; }, 10s))
+      << "dnsmasq never answered over IPv6";
+  const std::string etc = "/etc/netns/" + a_;
+  fs::create_directories(etc);
+  {
+    std::FILE* f = std::fopen((etc + "/resolv.conf").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f, "nameserver %s\noptions use-vc attempts:1 timeout:2\n", server_.c_str());
+    std::fclose(f);
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { fs::remove_all(dir); }
+  } cleanup{etc};
+  auto getent = [&](const std::string& name, int* status) {
+    return runCommand("ip netns exec " + a_ + " getent ahosts " + name, status);
+  };
+  int st = -1;
+  ASSERT_NE(getent("api.db.internal", &st).find("10.9.9.9"), std::string::npos);
+
+  auto p = injector_.prepare(request({{"names", {"*.db.internal"}}, {"action", "nxdomain"}}));
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(injector_.apply("dns-1", p->undo).ok());
+  const Dig v6 = digTcp("api.db.internal", "AAAA", 2, server6_);
+  EXPECT_EQ(v6.status, "NXDOMAIN") << v6.out;
+  EXPECT_EQ(digTcp("web.internal", "A", 2, server6_).records, "10.9.9.10\n");
+  const std::string none = getent("api.db.internal", &st);
+  EXPECT_EQ(st, 2) << "getent: not found; it printed " << none;
+  EXPECT_NE(getent("web.internal", &st).find("10.9.9.10"), std::string::npos);
+  EXPECT_TRUE(waitUntil([&] { return dnsConnections(pair_.b()).empty(); }, 3s))
+      << dnsConnections(pair_.b());
+  auto reverted = injector_.revert("dns-1", p->undo);
+  ASSERT_TRUE(reverted.ok());
+  std::printf("[ measure  ] observed %s\n", reverted->dump().c_str());
+  EXPECT_EQ((*reverted)["answerErrors"], 0);
+  EXPECT_EQ((*reverted)["tcpPassed"], 0);
+  // dig twice (the status, then +short), getaddrinfo's A and AAAA.
+  EXPECT_EQ((*reverted)["names"]["api.db.internal"]["answered"], 4);
+  EXPECT_NE(getent("api.db.internal", &st).find("10.9.9.9"), std::string::npos);
+  EXPECT_EQ(tables(), "");
 }
 
 TEST_F(DnsFaultTest, DropTimesOutOverUdpAndTcpOthersUnaffected) {
