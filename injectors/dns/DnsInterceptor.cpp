@@ -154,6 +154,8 @@ void DnsInterceptor::loop() {
   flushVerdicts();
   publish();
   answerSockets_.clear();  // closed inside the namespace they belong to
+  raw4_ = Fd();
+  raw6_ = Fd();
 }
 
 void DnsInterceptor::receive(size_t budget, bool passAll) {
@@ -184,7 +186,7 @@ void DnsInterceptor::receive(size_t budget, bool passAll) {
 }
 
 void DnsInterceptor::serve(uint32_t id, const uint8_t* payload, size_t len) {
-  const Decision d = policy_.decide(payload, len);
+  const Decision d = policy_.decide(payload, len, &flows_);
   Verdict done = d.verdict;
   switch (d.verdict) {
     case Verdict::kAccept:
@@ -202,8 +204,21 @@ void DnsInterceptor::serve(uint32_t id, const uint8_t* payload, size_t len) {
         held_.emplace(Clock::now() + delay_, id);
       }
       break;
+    case Verdict::kReset:
+      if (!answerTcp(id, d)) {
+        ++live_.answerErrors;
+        done = Verdict::kAccept;
+        putVerdict(id, NF_ACCEPT);
+      }
+      break;
     case Verdict::kAnswer:
-      if (sendAnswer(*d.packet, d.answer)) {
+      if (!d.replacement.empty()) {
+        if (!answerTcp(id, d)) {
+          ++live_.answerErrors;
+          done = Verdict::kAccept;
+          putVerdict(id, NF_ACCEPT);
+        }
+      } else if (sendAnswer(*d.packet, d.answer)) {
         putVerdict(id, NF_DROP);
       } else {
         ++live_.answerErrors;
@@ -245,6 +260,41 @@ bool DnsInterceptor::sendAnswer(const PacketView& q, const std::vector<uint8_t>&
                   len) == static_cast<ssize_t>(answer.size());
 }
 
+bool DnsInterceptor::answerTcp(uint32_t id, const Decision& d) {
+  const bool v6 = (d.toClient[0] >> 4) == 6;
+  Fd& raw = v6 ? raw6_ : raw4_;
+  if (!raw) raw = Fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
+  if (!raw) {
+    log::get("dns")->warn("dns queue={} cannot open a raw socket: {}", queue_,
+                          std::strerror(errno));
+    return false;
+  }
+  // The server first: by the time the client acknowledges our FIN, the server's side is gone.
+  putVerdict(id, NF_ACCEPT, &d.replacement);
+  flushVerdicts();
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&to);
+    a->sin6_family = AF_INET6;
+    std::memcpy(&a->sin6_addr, d.toClient.data() + 24, 16);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&to);
+    a->sin_family = AF_INET;
+    std::memcpy(&a->sin_addr, d.toClient.data() + 16, 4);
+    len = sizeof *a;
+  }
+  if (::sendto(raw.get(), d.toClient.data(), d.toClient.size(), 0, reinterpret_cast<sockaddr*>(&to),
+               len) != static_cast<ssize_t>(d.toClient.size())) {
+    // The server's side is reset already: the client's next retransmission meets its RST.
+    log::get("dns")->warn("dns queue={} sending the TCP answer failed: {}", queue_,
+                          std::strerror(errno));
+    ++live_.answerErrors;
+  }
+  return true;
+}
+
 void DnsInterceptor::releaseDue(Clock::time_point now) {
   while (!held_.empty() && held_.top().first <= now) {
     putVerdict(held_.top().second, NF_ACCEPT);
@@ -252,10 +302,14 @@ void DnsInterceptor::releaseDue(Clock::time_point now) {
   }
 }
 
-void DnsInterceptor::putVerdict(uint32_t id, int verdict) {
-  if (sendLen_ + 64 > sendBuf_.size()) flushVerdicts();
+void DnsInterceptor::putVerdict(uint32_t id, int verdict, const std::vector<uint8_t>* packet) {
+  const size_t need = 64 + (packet != nullptr ? MNL_ALIGN(packet->size()) + 8 : 0);
+  if (sendLen_ + need > sendBuf_.size()) flushVerdicts();
   nlmsghdr* nlh = nfq_nlmsg_put(sendBuf_.data() + sendLen_, NFQNL_MSG_VERDICT, queue_);
   nfq_nlmsg_verdict_put(nlh, static_cast<int>(id), verdict);
+  if (packet != nullptr) {
+    nfq_nlmsg_verdict_put_pkt(nlh, packet->data(), static_cast<uint32_t>(packet->size()));
+  }
   sendLen_ += NLMSG_ALIGN(nlh->nlmsg_len);
 }
 

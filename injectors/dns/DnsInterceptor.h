@@ -48,8 +48,12 @@ class DnsInterceptor final : public Interception {
   void serve(uint32_t id, const uint8_t* payload, size_t len);
   // Sends `answer` to the query's source from its destination; false when it could not.
   bool sendAnswer(const PacketView& query, const std::vector<uint8_t>& answer);
+  // TCP (kAnswer, kReset): the verdict sends the query rewritten as a RST to the server, then
+  // the raw socket sends the client its packet; false (and nothing done) without a raw socket.
+  bool answerTcp(uint32_t id, const Decision& d);
   void releaseDue(Clock::time_point now);
-  void putVerdict(uint32_t id, int verdict);
+  // `packet`: the bytes the kernel sends instead of the queued ones (NF_ACCEPT only).
+  void putVerdict(uint32_t id, int verdict, const std::vector<uint8_t>* packet = nullptr);
   void flushVerdicts();
   void publish();
 
@@ -66,6 +70,9 @@ class DnsInterceptor final : public Interception {
   std::priority_queue<Held, std::vector<Held>, std::greater<>> held_;
   // Answer sockets by (family, resolver address, port), opened on first use.
   std::map<std::tuple<int, std::string, uint16_t>, Fd> answerSockets_;
+  // IPPROTO_RAW sockets (IPv4, IPv6) for forged TCP segments, opened on first use.
+  Fd raw4_, raw6_;
+  TcpFlows flows_;
   DnsStats live_;
   mutable std::mutex statsMu_;
   DnsStats stats_;

@@ -104,13 +104,21 @@ std::optional<PacketView> parsePacket(const uint8_t* data, size_t len) {
   return std::nullopt;
 }
 
-Decision DnsPolicy::decide(const uint8_t* data, size_t len) const {
+Rcode DnsPolicy::rcode() const {
+  return action_ == Action::kNxdomain   ? Rcode::kNxdomain
+         : action_ == Action::kServfail ? Rcode::kServfail
+                                        : Rcode::kRefused;
+}
+
+Decision DnsPolicy::decide(const uint8_t* data, size_t len, TcpFlows* flows) const {
+  if (auto s = parseTcpSegment(data, len)) return decideTcp(data, len, *s, flows);
   Decision d;
   d.packet = parsePacket(data, len);
   if (!d.packet) return d;
   d.query = parseQuery(d.packet->dns, d.packet->dnsLen);
   if (!d.query) return d;
   d.matched = matcher_.matches(d.query->name, d.query->type);
+  d.queries.emplace_back(*d.query, d.matched);
   if (!d.matched) return d;
   switch (action_) {
     case Action::kDrop:
@@ -124,53 +132,113 @@ Decision DnsPolicy::decide(const uint8_t* data, size_t len) const {
     case Action::kRefused:
       break;
   }
-  if (d.packet->l4proto == IPPROTO_TCP) {
-    // An answer inside the client's TCP stream would need its sequence numbers and would race
-    // the resolver's own: the query is dropped instead (docs/faults/dns.md).
-    d.verdict = Verdict::kDrop;
-    d.tcpAnswerDropped = true;
-    return d;
-  }
-  const Rcode rcode = action_ == Action::kNxdomain   ? Rcode::kNxdomain
-                      : action_ == Action::kServfail ? Rcode::kServfail
-                                                     : Rcode::kRefused;
-  auto answer = errorAnswer(d.packet->dns, d.packet->dnsLen, rcode);
+  auto answer = errorAnswer(d.packet->dns, d.packet->dnsLen, rcode());
   if (!answer) return d;  // not a query ldns can answer: untouched
   d.verdict = Verdict::kAnswer;
   d.answer = std::move(*answer);
   return d;
 }
 
+Decision DnsPolicy::decideTcp(const uint8_t* data, size_t len, const TcpSegment& s,
+                              TcpFlows* flows) const {
+  Decision d;
+  d.packet = parsePacket(data, len);
+  if (flows != nullptr) flows->seen(s);
+  // Handshakes (and data on a SYN: TCP Fast Open), resets and bare ACKs pass.
+  if ((s.flags & (kTcpSyn | kTcpRst)) != 0 || s.payloadLen == 0) return d;
+  const bool firstData = flows != nullptr && flows->takeFirstData(s);
+  // The segment's messages: all of them when it holds only whole ones, else the first whole one
+  // (which drop and delay can still act on).
+  auto whole = splitMessages(s.payload, s.payloadLen);
+  std::vector<std::pair<const uint8_t*, size_t>> messages;
+  if (whole) {
+    messages = *whole;
+  } else if (d.packet) {
+    messages.emplace_back(d.packet->dns, d.packet->dnsLen);
+  }
+  bool allMatch = whole.has_value();
+  for (const auto& [msg, n] : messages) {
+    auto q = parseQuery(msg, n);
+    if (!q) {
+      allMatch = false;
+      continue;
+    }
+    const bool m = matcher_.matches(q->name, q->type);
+    allMatch = allMatch && m;
+    d.matched = d.matched || m;
+    if (!d.query) d.query = *q;
+    d.queries.emplace_back(std::move(*q), m);
+  }
+  if (!d.matched) return d;
+  if (action_ == Action::kDrop || action_ == Action::kDelay) {
+    d.verdict = action_ == Action::kDrop ? Verdict::kDrop : Verdict::kDelay;
+    return d;
+  }
+  // An error answer must stand for every message of the segment: the server sees none of them.
+  std::vector<uint8_t> stream;
+  if (allMatch && len <= kMaxRewrite) stream = framedAnswers(messages);
+  if (stream.empty()) {
+    d.tcpPassed = true;
+    return d;
+  }
+  d.replacement = resetInPlace(data, s);
+  if (firstData) {
+    d.verdict = Verdict::kAnswer;
+    d.toClient = serverSegment(s, kTcpAck | kTcpPsh | kTcpFin, stream);
+  } else {
+    d.verdict = Verdict::kReset;
+    d.toClient = serverSegment(s, kTcpRst | kTcpAck, {});
+  }
+  return d;
+}
+
+std::vector<uint8_t> DnsPolicy::framedAnswers(
+    const std::vector<std::pair<const uint8_t*, size_t>>& messages) const {
+  std::vector<uint8_t> stream;
+  for (const auto& [msg, n] : messages) {
+    auto answer = errorAnswer(msg, n, rcode());
+    if (!answer || answer->size() > 0xffff) return {};
+    stream.push_back(static_cast<uint8_t>(answer->size() >> 8));
+    stream.push_back(static_cast<uint8_t>(answer->size()));
+    stream.insert(stream.end(), answer->begin(), answer->end());
+  }
+  return stream;
+}
+
 void DnsStats::count(const Decision& d, Verdict carriedOut) {
   ++packets;
-  if (!d.query) return;
-  ++queries;
-  NameCounts* n = &otherNames;
-  const std::string name = normalizeName(d.query->name);
-  if (auto it = names.find(name); it != names.end()) {
-    n = &it->second;
-  } else if (names.size() < kMaxNames) {
-    n = &names[name];
-  }
-  ++n->seen;
-  if (!d.matched) return;
-  ++matched;
-  ++n->matched;
-  switch (carriedOut) {
-    case Verdict::kAnswer:
-      ++answered;
-      ++n->answered;
-      break;
-    case Verdict::kDrop:
-      ++dropped;
-      ++n->dropped;
-      break;
-    case Verdict::kDelay:
-      ++delayed;
-      ++n->delayed;
-      break;
-    case Verdict::kAccept:
-      break;
+  if (d.tcpPassed) ++tcpPassed;
+  if (carriedOut == Verdict::kReset) ++resets;
+  for (const auto& [query, isMatch] : d.queries) {
+    ++queries;
+    NameCounts* n = &otherNames;
+    const std::string name = normalizeName(query.name);
+    if (auto it = names.find(name); it != names.end()) {
+      n = &it->second;
+    } else if (names.size() < kMaxNames) {
+      n = &names[name];
+    }
+    ++n->seen;
+    if (!isMatch) continue;
+    ++matched;
+    ++n->matched;
+    switch (carriedOut) {
+      case Verdict::kAnswer:
+        ++answered;
+        ++n->answered;
+        break;
+      case Verdict::kDrop:
+        ++dropped;
+        ++n->dropped;
+        break;
+      case Verdict::kDelay:
+        ++delayed;
+        ++n->delayed;
+        break;
+      case Verdict::kReset:
+      case Verdict::kAccept:
+        break;
+    }
   }
 }
 
@@ -191,6 +259,8 @@ nlohmann::json DnsStats::toJson() const {
                    {"releasedAtStop", releasedAtStop},
                    {"answerErrors", answerErrors},
                    {"overflow", overflow},
+                   {"resets", resets},
+                   {"tcpPassed", tcpPassed},
                    {"names", nlohmann::json::object()}};
   for (const auto& [name, c] : names) j["names"][name] = counts(c);
   if (otherNames.seen > 0) j["otherNames"] = counts(otherNames);

@@ -13,6 +13,7 @@
 
 #include "injectors/dns/DnsMatch.h"
 #include "injectors/dns/DnsMessage.h"
+#include "injectors/dns/DnsTcp.h"
 
 // What a dns.error fault does with one packet its NFQUEUE rule sent to userspace: an IPv4 or
 // IPv6 packet to the DNS port, UDP or TCP, as the kernel queued it. Pure (no socket, no
@@ -44,27 +45,51 @@ enum class Verdict {
   kAccept,  // untouched
   kDrop,    // the client times out
   kDelay,   // held, then accepted
-  kAnswer,  // dropped, and `answer` sent to the client from the resolver's address
+  // UDP: dropped, and `answer` sent to the client from the resolver's address. TCP: replaced by
+  // `replacement` (a RST to the server), and `toClient` (the answer and FIN) sent (DnsTcp.h).
+  kAnswer,
+  // TCP, a matching query on a reused connection: replaced by `replacement` (a RST to the
+  // server) and `toClient` (a RST from the server) sent; the client asks again on a new one.
+  kReset,
 };
 
 struct Decision {
   Verdict verdict = Verdict::kAccept;
-  std::optional<Query> query;        // a DNS query was read
-  bool matched = false;              // it matches the fault's names and types
-  bool tcpAnswerDropped = false;     // an error answer asked for over TCP: dropped instead
+  std::optional<Query> query;  // the first DNS query read
+  bool matched = false;        // a query of the packet matches the fault's names and types
+  // Every query read (a TCP segment may carry several), with whether it matches.
+  std::vector<std::pair<Query, bool>> queries;
+  // TCP: a matching query the fault could not answer in this segment (a message split over
+  // segments, or next to a query that does not match): passed untouched.
+  bool tcpPassed = false;
   std::optional<PacketView> packet;  // when parsed
-  std::vector<uint8_t> answer;       // kAnswer: the DNS message to send back
+  std::vector<uint8_t> answer;       // kAnswer over UDP: the DNS message to send back
+  std::vector<uint8_t> toClient;     // kAnswer, kReset over TCP: the IP packet to the client
+  std::vector<uint8_t> replacement;  // kAnswer, kReset over TCP: the packet the verdict sends
 };
 
 class DnsPolicy {
  public:
   DnsPolicy(QueryMatcher matcher, Action action) : matcher_(std::move(matcher)), action_(action) {}
   // What to do with a queued packet. Anything that is not a whole query (TCP handshakes,
-  // answers, unparsable bytes) is accepted untouched.
-  Decision decide(const uint8_t* data, size_t len) const;
+  // answers, unparsable bytes) is accepted untouched. `flows` follows TCP connections (their
+  // SYNs) so that an answer is forged only on a connection's first query; without it every TCP
+  // query counts as one on a reused connection.
+  Decision decide(const uint8_t* data, size_t len, TcpFlows* flows = nullptr) const;
   Action action() const { return action_; }
 
+  // Segments bigger than this are never rewritten (a GSO super-packet has no business in a DNS
+  // query; the verdict's rewrite would keep its segmentation size).
+  static constexpr size_t kMaxRewrite = 1280;
+
  private:
+  Decision decideTcp(const uint8_t* data, size_t len, const TcpSegment& s, TcpFlows* flows) const;
+  // The error answer(s) to `messages`, each behind its 2-byte length; empty when one is not a
+  // query ldns can answer.
+  std::vector<uint8_t> framedAnswers(
+      const std::vector<std::pair<const uint8_t*, size_t>>& messages) const;
+  Rcode rcode() const;
+
   QueryMatcher matcher_;
   Action action_;
 };
@@ -82,11 +107,13 @@ struct DnsStats {
   uint64_t queries = 0;         // DNS queries read among them
   uint64_t matched = 0;         // queries the fault acted on
   uint64_t answered = 0;        // error answers sent
-  uint64_t dropped = 0;         // queries dropped (action drop, or an answer over TCP)
+  uint64_t dropped = 0;         // queries dropped (action drop)
   uint64_t delayed = 0;         // queries held and accepted after the delay
   uint64_t releasedAtStop = 0;  // held at revert, accepted then (early)
   uint64_t answerErrors = 0;    // answers that could not be sent (the query was accepted)
   uint64_t overflow = 0;        // delays refused because `limit` were held (accepted at once)
+  uint64_t resets = 0;          // TCP connections reset: a matching query on a reused one
+  uint64_t tcpPassed = 0;       // TCP segments with a matching query passed (not answerable)
   std::map<std::string, NameCounts> names;
   NameCounts otherNames;
 

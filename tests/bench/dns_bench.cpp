@@ -3,8 +3,10 @@
 // UDP), in the same run: without the fault; with `dns.error nxdomain *.db.internal` applied,
 // for a name that does not match (web.internal: queued, read with ldns, accepted, then
 // answered by dnsmasq) and for one that does (api.db.internal: answered by the interceptor,
-// never reaching dnsmasq). Prints the median and p90 round trip of each and the ratios to the
-// query without the fault. Needs root and dnsmasq; creates and deletes namespaces
+// never reaching dnsmasq). The same over TCP, a connection per query (N/4 of them): the
+// non-matching query's segments are all queued and accepted, the matching one is answered inside
+// the stream and the server's side reset. Prints the median and p90 round trip of each and the
+// ratios to the query without the fault. Needs root and dnsmasq; creates and deletes namespaces
 // chaosd-dnsb-<pid>-a/-b.
 //
 // `dns_bench [QUERIES]` (default 2000).
@@ -87,6 +89,67 @@ Spread ask(const std::string& ns, const std::string& server, const std::string& 
   return out;
 }
 
+// `count` queries over TCP, each on a connection of its own (connect, the framed query, the
+// whole answer), as `dig +tcp` and glibc ask (us, from connect to the answer read).
+Spread askTcp(const std::string& ns, const std::string& server, const std::string& name,
+              long count) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(53);
+  ::inet_pton(AF_INET, server.c_str(), &to.sin_addr);
+  chaosd::NetnsRef ref;
+  ref.name = ns;
+  std::vector<double> us;
+  std::vector<uint8_t> in(4096);
+  for (long i = 0; i < count; ++i) {
+    chaosd::Fd s;
+    (void)chaosd::runInNetns(ref, [&]() -> chaosd::Result<void> {
+      s = chaosd::Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      return chaosd::success();
+    });
+    ldns_pkt* q = ldns_pkt_query_new(ldns_dname_new_frm_str(name.c_str()), LDNS_RR_TYPE_A,
+                                     LDNS_RR_CLASS_IN, LDNS_RD);
+    ldns_pkt_set_id(q, static_cast<uint16_t>(i));
+    uint8_t* wire = nullptr;
+    size_t size = 0;
+    ldns_pkt2wire(&wire, q, &size);
+    ldns_pkt_free(q);
+    std::vector<uint8_t> out(size + 2);
+    out[0] = static_cast<uint8_t>(size >> 8);
+    out[1] = static_cast<uint8_t>(size);
+    std::copy(wire, wire + size, out.begin() + 2);
+    free(wire);
+    const auto t0 = Clock::now();
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) continue;
+    (void)::send(s.get(), out.data(), out.size(), MSG_NOSIGNAL);
+    size_t have = 0;
+    for (;;) {
+      pollfd p{s.get(), POLLIN, 0};
+      if (::poll(&p, 1, 1000) != 1) break;
+      const ssize_t n = ::recv(s.get(), in.data() + have, in.size() - have, 0);
+      if (n <= 0) break;
+      have += static_cast<size_t>(n);
+      if (have >= 2 && have >= 2 + static_cast<size_t>(in[0] << 8 | in[1])) {
+        us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        break;
+      }
+    }
+  }
+  Spread out;
+  out.answered = us.size();
+  if (us.empty()) return out;
+  std::sort(us.begin(), us.end());
+  out.median = us[us.size() / 2];
+  out.p90 = us[us.size() * 9 / 10];
+  return out;
+}
+
+void print(const char* what, const Spread& s, const Spread* base) {
+  std::printf("  %-42s median %7.1f us  p90 %7.1f us  (%zu)", what, s.median, s.p90, s.answered);
+  if (base != nullptr) std::printf("  ratio %.2f", s.median / base->median);
+  std::printf("\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,6 +181,9 @@ int main(int argc, char** argv) {
   }
   (void)ask(a, server, "web.internal", 200);  // warm-up
   const Spread base = ask(a, server, "web.internal", count);
+  const long tcpCount = std::max(1L, count / 4);
+  (void)askTcp(a, server, "web.internal", 50);  // warm-up
+  const Spread baseTcp = askTcp(a, server, "web.internal", tcpCount);
 
   chaosd::TargetSpec target;
   target.name = "link";
@@ -141,20 +207,22 @@ int main(int argc, char** argv) {
     (void)ask(a, server, "web.internal", 200);
     const Spread other = ask(a, server, "web.internal", count);
     const Spread matched = ask(a, server, "api.db.internal", count);
+    const Spread otherTcp = askTcp(a, server, "web.internal", tcpCount);
+    const Spread matchedTcp = askTcp(a, server, "api.db.internal", tcpCount);
     (void)injector.revert("dnsb-1", prepared->undo);
     std::printf("dns_bench: %ld sequential UDP queries each\n", count);
-    std::printf("  no fault (dnsmasq answers):              median %7.1f us  p90 %7.1f us  (%zu)\n",
-                base.median, base.p90, base.answered);
-    std::printf(
-        "  fault, name not matching (dnsmasq):      median %7.1f us  p90 %7.1f us  (%zu)"
-        "  ratio %.2f\n",
-        other.median, other.p90, other.answered, other.median / base.median);
-    std::printf(
-        "  fault, name matching (forged NXDOMAIN):  median %7.1f us  p90 %7.1f us  (%zu)"
-        "  ratio %.2f\n",
-        matched.median, matched.p90, matched.answered, matched.median / base.median);
+    print("no fault (dnsmasq answers):", base, nullptr);
+    print("fault, name not matching (dnsmasq):", other, &base);
+    print("fault, name matching (forged NXDOMAIN):", matched, &base);
     std::printf("  interception cost per non-matching query: %.1f us\n",
                 other.median - base.median);
+    std::printf("dns_bench: %ld TCP queries each, a connection per query (connect to answer)\n",
+                tcpCount);
+    print("no fault (dnsmasq answers):", baseTcp, nullptr);
+    print("fault, name not matching (dnsmasq):", otherTcp, &baseTcp);
+    print("fault, name matching (forged in-stream):", matchedTcp, &baseTcp);
+    std::printf("  interception cost per non-matching TCP query: %.1f us\n",
+                otherTcp.median - baseTcp.median);
     rc = 0;
   } else {
     std::fprintf(stderr, "dns_bench: could not apply the fault\n");

@@ -50,6 +50,13 @@ TEST(DnsExampleTest, DnsErrorDemoRunsForReal) {
   std::printf("[ measure  ] dns-error-demo: %s\n", fault["observed"].dump().c_str());
   EXPECT_GT(names["api.db.internal"]["answered"].get<int>(), 0) << fault.dump();
   EXPECT_EQ(names["web.internal"]["matched"], 0) << fault.dump();
+  // The TCP probe (dig +tcp) resolves before and after, and gets the error during the fault.
+  for (const auto& probe : report["probes"]) {
+    if (probe["name"] != "db-name-tcp") continue;
+    for (const auto& v : probe["verdicts"]) {
+      EXPECT_EQ(v["held"], v["phase"] != "during") << v.dump();
+    }
+  }
   EXPECT_FALSE(fs::exists("/run/netns/" + netns)) << "the demo removed its namespaces";
   fs::remove_all(root);
 }

@@ -1,9 +1,11 @@
 // dns.error for real: dnsmasq serves db.internal and web.internal in one network namespace of
 // the test's own, the client is in the other (joined by veth), and the fault applies to the
 // client's veth. Queries are built with ldns and sent over UDP (and TCP) from a socket in the
-// client's namespace; the answers are read with ldns. Asserted: ordinary names answered by
-// dnsmasq, matching ones get the chosen rcode, drop times out, delay adds the delay (±10%),
-// everything back after revert, and the kernel's ruleset and queues clean.
+// client's namespace (and with `dig +tcp`); the answers are read with ldns. Asserted: ordinary
+// names answered by dnsmasq, matching ones get the chosen rcode over UDP and inside the TCP
+// stream (neither side keeping the connection), a reused TCP connection reset, drop times out,
+// delay adds the delay (±10%), everything back after revert and after kill -9 of the owner, and
+// the kernel's ruleset and queues clean.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -45,6 +47,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using chaosd::testing::NetnsPair;
+using chaosd::testing::runCommand;
 using chaosd::testing::runShell;
 using chaosd::testing::waitUntil;
 using nlohmann::json;
@@ -161,8 +164,12 @@ class DnsFaultTest : public ::testing::Test {
     if (!fs::exists("/usr/sbin/dnsmasq")) GTEST_SKIP() << "dnsmasq is not installed";
     net_ = "10.233." + std::to_string(::getpid() % 250) + ".";
     server_ = net_ + "2";
-    // Client in A (net.1), resolver in B (net.2).
-    ASSERT_EQ(pair_.create("dns", "cdn", {net_ + "1/24"}, {server_ + "/24"}), "");
+    net6_ = "fd00:233:" + std::to_string(::getpid() % 250) + "::";
+    server6_ = net6_ + "2";
+    // Client in A (net.1), resolver in B (net.2), and the same over IPv6.
+    ASSERT_EQ(pair_.create("dns", "cdn", {net_ + "1/24", net6_ + "1/64"},
+                           {server_ + "/24", server6_ + "/64"}),
+              "");
     ASSERT_EQ(pair_.waitUp(5s), "");
     a_ = pair_.a();
     target_.name = "client-link";
@@ -172,7 +179,7 @@ class DnsFaultTest : public ::testing::Test {
     const std::string cmd = "exec ip netns exec " + pair_.b() +
                             " /usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts "
                             "--bind-interfaces --listen-address=" +
-                            server_ +
+                            server_ + " --listen-address=" + server6_ +
                             " --port=53 --user=root --pid-file= "
                             "--address=/db.internal/10.9.9.9 --address=/web.internal/10.9.9.10";
     const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
@@ -211,6 +218,32 @@ class DnsFaultTest : public ::testing::Test {
            std::chrono::milliseconds timeout = 2000ms) {
     return ask(a_, server_, name, type, tcp, timeout);
   }
+  // `dig +tcp` from the client's namespace: its status ("NOERROR", "NXDOMAIN"..., or "timeout"
+  // when no answer came), its whole output, and the records of a second, `+short` run.
+  struct Dig {
+    std::string status, out, records;
+  };
+  Dig digTcp(const std::string& name, const std::string& type = "A", int seconds = 2,
+             const std::string& server = "") {
+    const std::string dig = "ip netns exec " + a_ +
+                            " dig +tcp +tries=1 +time=" + std::to_string(seconds) + " @" +
+                            (server.empty() ? server_ : server) + " " + name + " " + type;
+    Dig d;
+    d.out = runCommand(dig + " 2>&1");
+    const auto at = d.out.find("status: ");
+    if (at == std::string::npos) {
+      d.status = "timeout";
+      return d;
+    }
+    d.status = d.out.substr(at + 8, d.out.find(',', at) - at - 8);
+    d.records = runCommand(dig + " +short 2>&1");
+    return d;
+  }
+  // ESTABLISHED TCP connections to port 53 in `netns`.
+  std::string dnsConnections(const std::string& netns) {
+    return runShell("ip netns exec " + netns +
+                    " ss -Htn state established '( sport = :53 or dport = :53 )'");
+  }
   void expectAddress(const Answer& a, const std::string& addr) {
     EXPECT_TRUE(a.answered);
     EXPECT_EQ(a.rcode, LDNS_RCODE_NOERROR);
@@ -219,7 +252,7 @@ class DnsFaultTest : public ::testing::Test {
 
   NetnsPair pair_;
   pid_t dnsmasq_ = -1;
-  std::string a_, net_, server_;
+  std::string a_, net_, server_, net6_, server6_;
   TargetSpec target_;
   std::shared_ptr<DnsContext> context_ = std::make_shared<DnsContext>();
   DnsErrorInjector injector_{context_};
@@ -276,15 +309,148 @@ TEST_F(DnsFaultTest, ServfailAndRefusedOnlyForTheGivenTypes) {
   }
 }
 
+// Error answers inside the TCP stream: `dig +tcp` gets NXDOMAIN/SERVFAIL/REFUSED for matching
+// names and dnsmasq's answers for the others; neither side keeps the connection afterwards.
+TEST_F(DnsFaultTest, TcpQueriesGetTheErrorOthersTheRealAnswer) {
+  ASSERT_EQ(digTcp("api.db.internal").status, "NOERROR");
+  for (const auto& [action, status] : std::vector<std::pair<std::string, std::string>>{
+           {"nxdomain", "NXDOMAIN"}, {"servfail", "SERVFAIL"}, {"refused", "REFUSED"}}) {
+    SCOPED_TRACE(action);
+    auto p = injector_.prepare(
+        request({{"names", {"*.db.internal"}}, {"action", action}, {"protocol", "tcp"}}));
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    ASSERT_TRUE(injector_.apply("dns-1", p->undo).ok());
+    const Dig got = digTcp("api.db.internal");
+    const std::string& out = got.out;
+    EXPECT_EQ(got.status, status) << out;
+    // A clean answer: dig complains of no error, truncation or broken stream.
+    for (const char* bad : {"communications error", "malformed", "WARNING", "Truncated"}) {
+      EXPECT_EQ(out.find(bad), std::string::npos) << out;
+    }
+    const Answer viaLdns = q("x.db.internal", LDNS_RR_TYPE_AAAA, true);
+    EXPECT_TRUE(viaLdns.answered);
+    std::printf("[ measure  ] %s over TCP: forged answer read %.3f ms after the query was sent\n",
+                action.c_str(), viaLdns.ms);
+    const Dig other = digTcp("web.internal");
+    EXPECT_EQ(other.status, "NOERROR");
+    EXPECT_EQ(other.records, "10.9.9.10\n");
+    expectAddress(q("db.internal", LDNS_RR_TYPE_A, true), "10.9.9.9");
+    // The server's side was reset by the rewritten query; the client's closed after our FIN.
+    EXPECT_TRUE(waitUntil([&] { return dnsConnections(pair_.b()).empty(); }, 3s))
+        << dnsConnections(pair_.b());
+    EXPECT_TRUE(waitUntil([&] { return dnsConnections(a_).empty(); }, 3s)) << dnsConnections(a_);
+    auto reverted = injector_.revert("dns-1", p->undo);
+    ASSERT_TRUE(reverted.ok());
+    std::printf("[ measure  ] observed %s\n", reverted->dump().c_str());
+    EXPECT_EQ((*reverted)["answered"], 3);  // dig's twice, ldns's once
+    EXPECT_EQ((*reverted)["answerErrors"], 0);
+    EXPECT_EQ((*reverted)["resets"], 0);
+    EXPECT_EQ(tables(), "");
+    EXPECT_EQ(digTcp("api.db.internal").records, "10.9.9.9\n");
+  }
+}
+
+// A matching query on a connection that already carried one: both sides are reset (answers to
+// earlier queries could be in flight); the client's next connection gets the error.
+TEST_F(DnsFaultTest, TcpReusedConnectionIsResetThenTheNextOneAnswered) {
+  auto p = injector_.prepare(request({{"names", {"*.db.internal"}}, {"action", "nxdomain"}}));
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(injector_.apply("dns-1", p->undo).ok());
+  Fd s = socketIn(a_, AF_INET, SOCK_STREAM);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(53);
+  ::inet_pton(AF_INET, server_.c_str(), &to.sin_addr);
+  ASSERT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  auto sendQuery = [&](const std::string& name, uint16_t id) {
+    const auto wire = queryWire(name, LDNS_RR_TYPE_A, id);
+    std::vector<uint8_t> out(2 + wire.size());
+    out[0] = static_cast<uint8_t>(wire.size() >> 8);
+    out[1] = static_cast<uint8_t>(wire.size());
+    std::copy(wire.begin(), wire.end(), out.begin() + 2);
+    return ::send(s.get(), out.data(), out.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(out.size());
+  };
+  ASSERT_TRUE(sendQuery("web.internal", 1));
+  std::vector<uint8_t> in(4096);
+  pollfd pf{s.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pf, 1, 2000), 1);
+  ASSERT_GT(::recv(s.get(), in.data(), in.size(), 0), 2) << "web.internal answered";
+  const auto t0 = SteadyClock::now();
+  ASSERT_TRUE(sendQuery("api.db.internal", 2));
+  ASSERT_EQ(::poll(&pf, 1, 2000), 1);
+  errno = 0;
+  const ssize_t n = ::recv(s.get(), in.data(), in.size(), 0);
+  const int err = errno;
+  std::printf("[ measure  ] reused connection reset after %.3f ms\n",
+              std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(err, ECONNRESET);
+  EXPECT_TRUE(waitUntil([&] { return dnsConnections(pair_.b()).empty(); }, 3s))
+      << dnsConnections(pair_.b());
+  EXPECT_EQ(q("api.db.internal", LDNS_RR_TYPE_A, true).rcode, LDNS_RCODE_NXDOMAIN);
+  auto reverted = injector_.revert("dns-1", p->undo);
+  ASSERT_TRUE(reverted.ok());
+  EXPECT_EQ((*reverted)["resets"], 1);
+  EXPECT_EQ((*reverted)["answered"], 1);
+}
+
+// IPv6 (the answer leaves an AF_INET6 IPPROTO_RAW socket), and glibc's own resolver over TCP
+// (`options use-vc`): getaddrinfo writes its A and AAAA queries at once (one segment), both
+// answered.
+TEST_F(DnsFaultTest, TcpOverIpv6AndGlibcsPairedQueries) {
+  ASSERT_TRUE(
+      waitUntil([&] { return digTcp("web.internal", "A", 1, server6_).status == "NOERROR"; }, 10s))
+      << "dnsmasq never answered over IPv6";
+  const std::string etc = "/etc/netns/" + a_;
+  fs::create_directories(etc);
+  {
+    std::FILE* f = std::fopen((etc + "/resolv.conf").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f, "nameserver %s\noptions use-vc attempts:1 timeout:2\n", server_.c_str());
+    std::fclose(f);
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { fs::remove_all(dir); }
+  } cleanup{etc};
+  auto getent = [&](const std::string& name, int* status) {
+    return runCommand("ip netns exec " + a_ + " getent ahosts " + name, status);
+  };
+  int st = -1;
+  ASSERT_NE(getent("api.db.internal", &st).find("10.9.9.9"), std::string::npos);
+
+  auto p = injector_.prepare(request({{"names", {"*.db.internal"}}, {"action", "nxdomain"}}));
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(injector_.apply("dns-1", p->undo).ok());
+  const Dig v6 = digTcp("api.db.internal", "AAAA", 2, server6_);
+  EXPECT_EQ(v6.status, "NXDOMAIN") << v6.out;
+  EXPECT_EQ(digTcp("web.internal", "A", 2, server6_).records, "10.9.9.10\n");
+  const std::string none = getent("api.db.internal", &st);
+  EXPECT_EQ(st, 2) << "getent: not found; it printed " << none;
+  EXPECT_NE(getent("web.internal", &st).find("10.9.9.10"), std::string::npos);
+  EXPECT_TRUE(waitUntil([&] { return dnsConnections(pair_.b()).empty(); }, 3s))
+      << dnsConnections(pair_.b());
+  auto reverted = injector_.revert("dns-1", p->undo);
+  ASSERT_TRUE(reverted.ok());
+  std::printf("[ measure  ] observed %s\n", reverted->dump().c_str());
+  EXPECT_EQ((*reverted)["answerErrors"], 0);
+  EXPECT_EQ((*reverted)["tcpPassed"], 0);
+  // dig twice (the status, then +short), getaddrinfo's A and AAAA.
+  EXPECT_EQ((*reverted)["names"]["api.db.internal"]["answered"], 4);
+  EXPECT_NE(getent("api.db.internal", &st).find("10.9.9.9"), std::string::npos);
+  EXPECT_EQ(tables(), "");
+}
+
 TEST_F(DnsFaultTest, DropTimesOutOverUdpAndTcpOthersUnaffected) {
   auto p = injector_.prepare(request({{"names", {"*.db.internal"}}, {"action", "drop"}}));
   ASSERT_TRUE(p.ok()) << p.error().describe();
   ASSERT_TRUE(injector_.apply("dns-1", p->undo).ok());
   EXPECT_FALSE(q("a.db.internal", LDNS_RR_TYPE_A, false, 1000ms).answered);
   EXPECT_FALSE(q("a.db.internal", LDNS_RR_TYPE_A, true, 1000ms).answered);
+  EXPECT_EQ(digTcp("a.db.internal", "A", 1).status, "timeout");
   expectAddress(q("web.internal"), "10.9.9.10");
   expectAddress(q("web.internal", LDNS_RR_TYPE_A, true), "10.9.9.10");
-  // An error answer asked for over TCP is a drop too (docs/faults/dns.md).
   auto reverted = injector_.revert("dns-1", p->undo);
   ASSERT_TRUE(reverted.ok());
   EXPECT_GE((*reverted)["dropped"].get<int>(), 2);
@@ -316,7 +482,8 @@ TEST_F(DnsFaultTest, DelayAddsTheDelayToMatchingQueriesOnly) {
       median(base), median(slow), rise, median(other), median(slowTcp));
   EXPECT_NEAR(rise, 200.0, 20.0);
   EXPECT_LT(median(other), 20.0);
-  EXPECT_NEAR(median(slowTcp), 200.0, 40.0);  // the handshake passes at once, the query waits
+  // The handshake passes at once, only the query waits: within 10% of the delay.
+  EXPECT_NEAR(median(slowTcp), 200.0, 20.0);
   EXPECT_EQ(tables(), "");
 }
 
@@ -377,6 +544,7 @@ TEST_F(DnsFaultTest, KillNineOfTheRunLeavesNoRuleBehind) {
       30s))
       << chaosd::testing::readFile(dir + "/run.log");
   ASSERT_NE(tables().find("chaosd_"), std::string::npos);
+  EXPECT_EQ(q("a.db.internal", LDNS_RR_TYPE_A, true).rcode, LDNS_RCODE_NXDOMAIN) << "over TCP";
   const auto killed = SteadyClock::now();
   ::kill(run, SIGKILL);
   ASSERT_EQ(::waitpid(run, nullptr, 0), run);
@@ -385,6 +553,8 @@ TEST_F(DnsFaultTest, KillNineOfTheRunLeavesNoRuleBehind) {
   std::printf("[ measure  ] kill -9 of chaosctl run to the DNS table removed: %.1f ms\n",
               std::chrono::duration<double, std::milli>(SteadyClock::now() - killed).count());
   expectAddress(q("a.db.internal"), "10.9.9.9");
+  expectAddress(q("a.db.internal", LDNS_RR_TYPE_A, true), "10.9.9.9");
+  EXPECT_EQ(digTcp("a.db.internal").records, "10.9.9.9\n");
   EXPECT_EQ(queues(), "");
   EXPECT_TRUE(waitUntil([&] { return testing::journalHoldsNothing(dir + "/state"); }, 10s));
   fs::remove_all(dir);

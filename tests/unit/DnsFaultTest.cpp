@@ -1,7 +1,9 @@
 // dns.error without root: name globs and query types, queries read and error answers written
 // with ldns on bytes captured from dig, the decision for whole packets (IPv4, IPv6, UDP, TCP),
-// the per-name counts, the args and undo record, and the injector over fakes (its table and
-// queue, revert, a second revert, audit, failures half-way through apply).
+// error answers forged inside a TCP stream (seq/ack, flags, timestamps, checksums checked
+// independently), TCP connections followed from their SYN, the per-name counts, the args and undo
+// record, and the injector over fakes (its table and queue, revert, a second revert, audit,
+// failures half-way through apply).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -18,6 +20,7 @@
 #include "injectors/dns/DnsMessage.h"
 #include "injectors/dns/DnsPolicy.h"
 #include "injectors/dns/DnsRecords.h"
+#include "injectors/dns/DnsTcp.h"
 #include "tests/support/FakeDnsKernel.h"
 #include "tests/support/FakeNfqueueKernel.h"
 
@@ -110,6 +113,92 @@ Bytes tcp4(const Bytes& dns, bool withMessage = true) {
   p[2] = static_cast<uint8_t>(p.size() >> 8);
   p[3] = static_cast<uint8_t>(p.size());
   return p;
+}
+
+// A TCP segment from 10.0.0.1:40001 (or fd00::1) to port 53 with `flags`, `seq`, `ack`, a
+// timestamps option (TSval 777, TSecr 555) when `ts`, carrying `payload` as is.
+Bytes tcpSeg(int family, uint8_t flags, uint32_t seq, uint32_t ack, const Bytes& payload,
+             bool ts = true) {
+  const bool v6 = family == AF_INET6;
+  const size_t ipLen = v6 ? 40 : 20;
+  const size_t tcpLen = ts ? 32 : 20;
+  Bytes p(ipLen + tcpLen, 0);
+  if (v6) {
+    p[0] = 0x60;
+    p[4] = static_cast<uint8_t>((tcpLen + payload.size()) >> 8);
+    p[5] = static_cast<uint8_t>(tcpLen + payload.size());
+    p[6] = IPPROTO_TCP;
+    p[7] = 64;
+    p[8] = 0xfd;
+    p[23] = 1;
+    p[24] = 0xfd;
+    p[39] = 2;
+  } else {
+    p[0] = 0x45;
+    p[8] = 64;
+    p[9] = IPPROTO_TCP;
+    const uint8_t src[4] = {10, 0, 0, 1}, dst[4] = {10, 0, 0, 2};
+    std::copy(src, src + 4, p.begin() + 12);
+    std::copy(dst, dst + 4, p.begin() + 16);
+    const size_t total = p.size() + payload.size();
+    p[2] = static_cast<uint8_t>(total >> 8);
+    p[3] = static_cast<uint8_t>(total);
+  }
+  uint8_t* t = p.data() + ipLen;
+  t[0] = 40001 >> 8;
+  t[1] = 40001 & 0xff;
+  t[3] = 53;
+  for (int i = 0; i < 4; ++i) {
+    t[4 + i] = static_cast<uint8_t>(seq >> (24 - 8 * i));
+    t[8 + i] = static_cast<uint8_t>(ack >> (24 - 8 * i));
+  }
+  t[12] = static_cast<uint8_t>((tcpLen / 4) << 4);
+  t[13] = flags;
+  t[14] = 0x01;  // window 502
+  t[15] = 0xf6;
+  if (ts) {
+    const uint8_t opt[12] = {1, 1, 8, 10, 0, 0, 0x03, 0x09, 0, 0, 0x02, 0x2b};  // 777, 555
+    std::copy(opt, opt + 12, t + 20);
+  }
+  p.insert(p.end(), payload.begin(), payload.end());
+  return p;
+}
+
+// `dns` behind its 2-byte length, as a DNS-over-TCP stream carries it.
+Bytes framed(const Bytes& dns) {
+  Bytes out = {static_cast<uint8_t>(dns.size() >> 8), static_cast<uint8_t>(dns.size())};
+  out.insert(out.end(), dns.begin(), dns.end());
+  return out;
+}
+
+// True when the TCP checksum of an IPv4/IPv6 packet verifies (computed here independently of
+// the library that wrote it: the one's complement sum over the pseudo-header and the segment).
+bool tcpChecksumOk(const Bytes& p) {
+  const bool v6 = (p[0] >> 4) == 6;
+  const size_t ipLen = v6 ? 40 : static_cast<size_t>(p[0] & 0x0f) * 4;
+  const size_t tcpLen =
+      v6 ? static_cast<size_t>(p[4] << 8 | p[5]) : static_cast<size_t>(p[2] << 8 | p[3]) - ipLen;
+  uint64_t sum = 0;
+  auto add = [&](const uint8_t* d, size_t n) {
+    for (size_t i = 0; i < n; i += 2)
+      sum += static_cast<uint32_t>(d[i] << 8 | (i + 1 < n ? d[i + 1] : 0));
+  };
+  if (v6) {
+    add(p.data() + 8, 32);
+  } else {
+    add(p.data() + 12, 8);
+  }
+  sum += IPPROTO_TCP + tcpLen;
+  add(p.data() + ipLen, tcpLen);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return sum == 0xffff;
+}
+
+bool ipv4ChecksumOk(const Bytes& p) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i < 20; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return sum == 0xffff;
 }
 
 dns::DnsPolicy policy(dns::Action action, std::vector<std::string> names = {"*.db.internal"},
@@ -233,21 +322,213 @@ TEST(DnsPolicyTest, UdpQueriesForMatchingNamesGetTheAnswerOthersPass) {
   EXPECT_EQ(policy(dns::Action::kDelay).decide(v6.data(), v6.size()).verdict, dns::Verdict::kDelay);
 }
 
-TEST(DnsPolicyTest, TcpQueriesAreReadWholeAndAnswersBecomeDrops) {
-  const auto nx = policy(dns::Action::kServfail);
+TEST(DnsPolicyTest, TcpQueriesAreReadWholeDropAndDelayActOnTheSegment) {
+  const auto drop = policy(dns::Action::kDrop);
   const Bytes seg = tcp4(kQuerySrv);
-  auto d = nx.decide(seg.data(), seg.size());
-  EXPECT_EQ(d.verdict, dns::Verdict::kDrop);
-  EXPECT_TRUE(d.tcpAnswerDropped);
+  EXPECT_EQ(drop.decide(seg.data(), seg.size()).verdict, dns::Verdict::kDrop);
   EXPECT_EQ(policy(dns::Action::kDelay).decide(seg.data(), seg.size()).verdict,
             dns::Verdict::kDelay);
   // A handshake segment, or half a message, passes untouched.
   const Bytes syn = tcp4({}, false);
-  EXPECT_EQ(nx.decide(syn.data(), syn.size()).verdict, dns::Verdict::kAccept);
+  EXPECT_EQ(drop.decide(syn.data(), syn.size()).verdict, dns::Verdict::kAccept);
   Bytes half = tcp4(kQuerySrv);
   half.resize(half.size() - 4);
   half[3] = static_cast<uint8_t>(half.size());
-  EXPECT_EQ(nx.decide(half.data(), half.size()).verdict, dns::Verdict::kAccept);
+  EXPECT_EQ(drop.decide(half.data(), half.size()).verdict, dns::Verdict::kAccept);
+  // Data on a SYN (TCP Fast Open) passes too.
+  const Bytes tfo = tcpSeg(AF_INET, dns::kTcpSyn, 1000, 0, framed(kQuerySrv));
+  EXPECT_EQ(drop.decide(tfo.data(), tfo.size()).verdict, dns::Verdict::kAccept);
+}
+
+// The connection's first query: answered inside the stream (answer + FIN from the resolver's
+// address), the query itself rewritten into a RST the server accepts.
+TEST(DnsTcpTest, FirstQueryOfAConnectionIsAnsweredAndTheServerReset) {
+  for (int family : {AF_INET, AF_INET6}) {
+    SCOPED_TRACE(family == AF_INET ? "IPv4" : "IPv6");
+    const auto sf = policy(dns::Action::kServfail);
+    dns::TcpFlows flows;
+    const Bytes syn = tcpSeg(family, dns::kTcpSyn, 1000, 0, {});
+    EXPECT_EQ(sf.decide(syn.data(), syn.size(), &flows).verdict, dns::Verdict::kAccept);
+    const Bytes ack = tcpSeg(family, dns::kTcpAck, 1001, 5001, {});
+    EXPECT_EQ(sf.decide(ack.data(), ack.size(), &flows).verdict, dns::Verdict::kAccept);
+    EXPECT_EQ(flows.size(), 1u);
+    const Bytes stream = framed(kQuerySrv);
+    const Bytes q = tcpSeg(family, dns::kTcpAck | dns::kTcpPsh, 1001, 5001, stream);
+    const auto d = sf.decide(q.data(), q.size(), &flows);
+    ASSERT_EQ(d.verdict, dns::Verdict::kAnswer);
+    EXPECT_EQ(flows.size(), 0u);
+
+    auto out = dns::parseTcpSegment(d.toClient.data(), d.toClient.size());
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->family, family);
+    EXPECT_EQ(out->sport, 53);
+    EXPECT_EQ(out->dport, 40001);
+    EXPECT_EQ(out->src.s6_addr[family == AF_INET ? 3 : 15], 2) << "from the resolver";
+    EXPECT_EQ(out->dst.s6_addr[family == AF_INET ? 3 : 15], 1);
+    EXPECT_EQ(out->seq, 5001u) << "the server's next byte: the query's ack";
+    EXPECT_EQ(out->ack, 1001u + stream.size());
+    EXPECT_EQ(out->flags, dns::kTcpAck | dns::kTcpPsh | dns::kTcpFin);
+    ASSERT_TRUE(out->timestamps);
+    EXPECT_EQ(out->timestamps->first, 555u) << "TSval: the server's last, as the client echoed it";
+    EXPECT_EQ(out->timestamps->second, 777u);
+    EXPECT_TRUE(tcpChecksumOk(d.toClient));
+    if (family == AF_INET) {
+      EXPECT_TRUE(ipv4ChecksumOk(d.toClient));
+    }
+    auto msgs = dns::splitMessages(out->payload, out->payloadLen);
+    ASSERT_TRUE(msgs);
+    ASSERT_EQ(msgs->size(), 1u);
+    ldns_pkt* a = nullptr;
+    ASSERT_EQ(ldns_wire2pkt(&a, (*msgs)[0].first, (*msgs)[0].second), LDNS_STATUS_OK);
+    EXPECT_EQ(ldns_pkt_get_rcode(a), LDNS_RCODE_SERVFAIL);
+    EXPECT_EQ(ldns_pkt_id(a), 0x0a89);
+    ldns_pkt_free(a);
+
+    auto rst = dns::parseTcpSegment(d.replacement.data(), d.replacement.size());
+    ASSERT_TRUE(rst);
+    EXPECT_EQ(rst->sport, 40001);
+    EXPECT_EQ(rst->dport, 53);
+    EXPECT_EQ(rst->seq, 1001u) << "exactly the server's next expected byte (RFC 5961)";
+    EXPECT_EQ(rst->flags, dns::kTcpRst | dns::kTcpAck);
+    EXPECT_EQ(rst->payloadLen, 0u);
+    EXPECT_EQ(d.replacement.size(), (family == AF_INET ? 20u : 40u) + 20u);
+    EXPECT_TRUE(tcpChecksumOk(d.replacement));
+    if (family == AF_INET) {
+      EXPECT_TRUE(ipv4ChecksumOk(d.replacement));
+    }
+  }
+}
+
+TEST(DnsTcpTest, WithoutTimestampsTheAnswerCarriesNone) {
+  const auto nx = policy(dns::Action::kNxdomain);
+  dns::TcpFlows flows;
+  const Bytes syn = tcpSeg(AF_INET, dns::kTcpSyn, 7, 0, {}, false);
+  nx.decide(syn.data(), syn.size(), &flows);
+  const Bytes q = tcpSeg(AF_INET, dns::kTcpAck | dns::kTcpPsh, 8, 99, framed(kQueryA), false);
+  const auto d = nx.decide(q.data(), q.size(), &flows);
+  ASSERT_EQ(d.verdict, dns::Verdict::kAnswer);
+  auto out = dns::parseTcpSegment(d.toClient.data(), d.toClient.size());
+  ASSERT_TRUE(out);
+  EXPECT_FALSE(out->timestamps);
+  EXPECT_EQ(d.toClient[20 + 12] >> 4, 5) << "a bare 20-byte TCP header";
+  EXPECT_TRUE(tcpChecksumOk(d.toClient));
+}
+
+// A query on a connection whose SYN the fault did not see, or after an earlier query: answers
+// to earlier queries may be in flight, so both sides are reset instead (the client asks again).
+TEST(DnsTcpTest, ReusedConnectionsAreResetNotAnswered) {
+  const auto nx = policy(dns::Action::kNxdomain);
+  dns::TcpFlows flows;
+  const Bytes q = tcpSeg(AF_INET, dns::kTcpAck | dns::kTcpPsh, 1001, 5001, framed(kQueryA));
+  auto d = nx.decide(q.data(), q.size(), &flows);
+  ASSERT_EQ(d.verdict, dns::Verdict::kReset);
+  auto out = dns::parseTcpSegment(d.toClient.data(), d.toClient.size());
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->flags, dns::kTcpRst | dns::kTcpAck);
+  EXPECT_EQ(out->seq, 5001u);
+  EXPECT_EQ(out->payloadLen, 0u);
+  EXPECT_TRUE(tcpChecksumOk(d.toClient));
+  EXPECT_EQ(nx.decide(q.data(), q.size()).verdict, dns::Verdict::kReset) << "no flow table";
+
+  // A first query that does not match passes; a matching one after it resets.
+  const Bytes syn = tcpSeg(AF_INET, dns::kTcpSyn, 1000, 0, {});
+  nx.decide(syn.data(), syn.size(), &flows);
+  const Bytes web = tcpSeg(AF_INET, dns::kTcpAck | dns::kTcpPsh, 1001, 5001, framed(kQuerySrv));
+  const auto other = policy(dns::Action::kNxdomain, {"api.db.internal"});
+  EXPECT_EQ(other.decide(web.data(), web.size(), &flows).verdict, dns::Verdict::kAccept);
+  const Bytes api =
+      tcpSeg(AF_INET, dns::kTcpAck | dns::kTcpPsh,
+             1001 + static_cast<uint32_t>(framed(kQuerySrv).size()), 5100, framed(kQueryA));
+  EXPECT_EQ(other.decide(api.data(), api.size(), &flows).verdict, dns::Verdict::kReset);
+}
+
+// Several messages in one segment (glibc writes its A and AAAA queries at once): answered all
+// together when all match; a segment mixing matching and other queries, or holding a split
+// message, cannot be answered for some and passes.
+TEST(DnsTcpTest, PipelinedQueriesAnsweredTogetherOrPassed) {
+  Bytes two = framed(kQueryA);
+  const Bytes srv = framed(kQuerySrv);
+  two.insert(two.end(), srv.begin(), srv.end());
+  {
+    const auto nx = policy(dns::Action::kRefused);
+    dns::TcpFlows flows;
+    const Bytes syn = tcpSeg(AF_INET, dns::kTcpSyn, 1000, 0, {});
+    nx.decide(syn.data(), syn.size(), &flows);
+    const Bytes q = tcpSeg(AF_INET, dns::kTcpAck | dns::kTcpPsh, 1001, 5001, two);
+    const auto d = nx.decide(q.data(), q.size(), &flows);
+    ASSERT_EQ(d.verdict, dns::Verdict::kAnswer);
+    EXPECT_EQ(d.queries.size(), 2u);
+    auto out = dns::parseTcpSegment(d.toClient.data(), d.toClient.size());
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->ack, 1001u + two.size());
+    auto msgs = dns::splitMessages(out->payload, out->payloadLen);
+    ASSERT_TRUE(msgs);
+    EXPECT_EQ(msgs->size(), 2u);
+    dns::DnsStats st;
+    st.count(d, d.verdict);
+    EXPECT_EQ(st.answered, 2u);
+    EXPECT_EQ(st.queries, 2u);
+  }
+  {
+    const auto onlyA = policy(dns::Action::kRefused, {"*.db.internal"}, {"A"});
+    dns::TcpFlows flows;
+    const Bytes syn = tcpSeg(AF_INET, dns::kTcpSyn, 1000, 0, {});
+    onlyA.decide(syn.data(), syn.size(), &flows);
+    const Bytes q = tcpSeg(AF_INET, dns::kTcpAck | dns::kTcpPsh, 1001, 5001, two);
+    const auto d = onlyA.decide(q.data(), q.size(), &flows);
+    EXPECT_EQ(d.verdict, dns::Verdict::kAccept);
+    EXPECT_TRUE(d.tcpPassed);
+    dns::DnsStats st;
+    st.count(d, d.verdict);
+    EXPECT_EQ(st.tcpPassed, 1u);
+    EXPECT_EQ(st.matched, 1u);
+    // drop and delay act on the whole segment.
+    EXPECT_EQ(
+        policy(dns::Action::kDrop, {"*.db.internal"}, {"A"}).decide(q.data(), q.size()).verdict,
+        dns::Verdict::kDrop);
+  }
+  {
+    Bytes split = framed(kQueryA);
+    split.insert(split.end(), srv.begin(), srv.begin() + 5);  // the next message's start
+    const auto nx = policy(dns::Action::kNxdomain);
+    const Bytes q = tcpSeg(AF_INET, dns::kTcpAck | dns::kTcpPsh, 1001, 5001, split);
+    const auto d = nx.decide(q.data(), q.size());
+    EXPECT_EQ(d.verdict, dns::Verdict::kAccept);
+    EXPECT_TRUE(d.tcpPassed);
+    EXPECT_EQ(policy(dns::Action::kDrop).decide(q.data(), q.size()).verdict, dns::Verdict::kDrop)
+        << "the first whole message decides drop";
+  }
+}
+
+TEST(DnsTcpTest, FlowsForgetOnFinAndResetAndStayBounded) {
+  dns::TcpFlows flows;
+  const Bytes syn = tcpSeg(AF_INET, dns::kTcpSyn, 1000, 0, {});
+  auto s = dns::parseTcpSegment(syn.data(), syn.size());
+  ASSERT_TRUE(s);
+  flows.seen(*s);
+  EXPECT_EQ(flows.size(), 1u);
+  const Bytes fin = tcpSeg(AF_INET, dns::kTcpFin | dns::kTcpAck, 1001, 5001, {});
+  flows.seen(*dns::parseTcpSegment(fin.data(), fin.size()));
+  EXPECT_EQ(flows.size(), 0u);
+  flows.seen(*s);
+  const Bytes rst = tcpSeg(AF_INET, dns::kTcpRst, 1001, 0, {});
+  flows.seen(*dns::parseTcpSegment(rst.data(), rst.size()));
+  EXPECT_EQ(flows.size(), 0u);
+  for (uint32_t i = 0; i < dns::TcpFlows::kMaxFlows + 10; ++i) {
+    dns::TcpSegment x = *s;
+    x.sport = static_cast<uint16_t>(i);
+    flows.seen(x);
+  }
+  EXPECT_EQ(flows.size(), dns::TcpFlows::kMaxFlows);
+  dns::TcpSegment last = *s;
+  last.sport = static_cast<uint16_t>(dns::TcpFlows::kMaxFlows + 9);
+  last.seq = 1001;
+  last.flags = dns::kTcpAck | dns::kTcpPsh;
+  EXPECT_TRUE(flows.takeFirstData(last)) << "the newest are kept";
+  dns::TcpSegment oldest = *s;
+  oldest.sport = 0;
+  oldest.seq = 1001;
+  EXPECT_FALSE(flows.takeFirstData(oldest)) << "the oldest went first";
 }
 
 TEST(DnsPolicyTest, GarbageAndFragmentsPassUntouched) {
@@ -282,6 +563,7 @@ TEST(DnsStatsTest, CountsPerNameAndCapsTheNames) {
   for (size_t i = 0; i < dns::DnsStats::kMaxNames + 5; ++i) {
     dns::Decision x;
     x.query = dns::Query{1, "n" + std::to_string(i) + ".test", 1};
+    x.queries.emplace_back(*x.query, false);
     many.count(x, dns::Verdict::kAccept);
   }
   EXPECT_EQ(many.names.size(), dns::DnsStats::kMaxNames);
