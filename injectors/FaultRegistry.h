@@ -24,6 +24,16 @@ struct ResolvedArgs {
 };
 using ArgResolver = std::function<Result<ResolvedArgs>(const nlohmann::json& args)>;
 
+// The same while a fault is held (its `refresh` arg): a name that does not resolve now keeps
+// the addresses it had (`lastHosts`: observed.hosts of the last resolution) instead of failing,
+// and is listed in `kept` with the resolver's reason.
+struct RefreshedArgs {
+  ResolvedArgs resolved;
+  std::map<std::string, std::string> kept;  // name -> why it kept its last addresses
+};
+using ArgRefresher = std::function<Result<RefreshedArgs>(const nlohmann::json& args,
+                                                         const nlohmann::json& lastHosts)>;
+
 // A fault type as the experiment names it (FaultTypeInfo) and, once its family is
 // implemented, a factory for the injector that applies it.
 struct FaultType : FaultTypeInfo {
@@ -32,6 +42,10 @@ struct FaultType : FaultTypeInfo {
   // every step (a failure stops the run before any fault), and when the step is prepared
   // (what it returns then is what is applied, journalled and reported).
   ArgResolver resolveArgs;
+  // Empty when the type cannot follow its names while held. Called by the engine every
+  // `refresh` (the arg, in nanoseconds) while a fault whose args set it is held; when the
+  // addresses change, the injector's reprepare() and update() move the fault to them.
+  ArgRefresher refreshArgs;
 };
 
 class FaultRegistry final : public FaultCatalog {

@@ -199,6 +199,26 @@ void hostLines(const Json& o, std::vector<std::string>& out) {
     }
     out.push_back(line);
   }
+  // `refresh`: what changed while the fault was held.
+  auto addresses = [](const Json& list) {
+    std::string s;
+    if (!list.is_array()) return std::string("?");
+    for (const auto& a : list)
+      s += (s.empty() ? "" : ", ") + (a.is_string() ? a.get<std::string>() : a.dump());
+    return s.empty() ? std::string("nothing") : s;
+  };
+  auto after = [](const Json& e) { return " after " + ms(number(e, "atMs", 0)); };
+  for (const auto& e : list(o, "hostChanges")) {
+    out.push_back(text(e, "name") + " changed" + after(e) + ": " + addresses(list(e, "from")) +
+                  " -> " + addresses(list(e, "to")) + " (the filter followed)");
+  }
+  for (const auto& e : list(o, "hostsUnresolved")) {
+    out.push_back(text(e, "name") + " stopped resolving" + after(e) + " (" + text(e, "error") +
+                  "): kept " + addresses(list(e, "kept")));
+  }
+  for (const auto& e : list(o, "hostRefreshErrors")) {
+    out.push_back("refresh failed" + after(e) + ": " + text(e, "error"));
+  }
 }
 
 void packetLines(const Json& o, std::vector<std::string>& out) {

@@ -195,6 +195,8 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
       how = WindowEnd::kFailed;
       break;
     }
+    const Clock::TimePoint nextRefresh =
+        phase == Phase::kDuring ? refreshHeldFaults() : Clock::TimePoint::max();
     auto now = clock.now();
     if (now >= end && (phase != Phase::kDuring || nextEvent_ >= events_.size())) break;
     Clock::TimePoint next = end;
@@ -210,6 +212,7 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
     if (phase == Phase::kDuring && nextEvent_ < events_.size()) {
       next = std::min(next, start + events_[nextEvent_].at);
     }
+    next = std::min(next, nextRefresh);
     if (next > now) deps_.waiter->waitUntil(next);
   }
   rec.endedAt = clock.wallNow();

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,13 @@ class Engine {
   bool applyPrepared(size_t index);
   void revertFault(size_t index);
   void revertAllHeld();
+  // Held faults whose args set `refresh` (FaultType::refreshArgs): their names are resolved
+  // again when due; a change of addresses is journalled (FaultJournal::updateUndo), then made
+  // in the kernel (Injector::reprepare, update), and recorded in the fault's observed. Returns
+  // when the next one is due (TimePoint::max() for none). EngineRefresh.cpp.
+  Clock::TimePoint refreshHeldFaults();
+  void refreshFault(size_t index);
+  void startRefreshing(size_t index);
   // Shared needs (injectors/Injector.h): each key journalled and applied once, before the
   // first fault that names it; released, newest first, once no fault is held.
   bool holdShared(const std::vector<SharedNeed>& needs);
@@ -119,6 +127,13 @@ class Engine {
   std::vector<const StepSpec*> faultSteps_;    // parallel to result_.faults
   std::vector<nlohmann::json> undo_;           // parallel to result_.faults
   std::map<size_t, nlohmann::json> resolved_;  // what a step's args resolved to, by index
+  struct Refreshing {
+    Duration every{0};
+    Clock::TimePoint due;
+    nlohmann::json hosts;           // {name: [addresses]} the fault holds now
+    std::set<std::string> failing;  // names that did not resolve at the last refresh
+  };
+  std::map<size_t, Refreshing> refreshing_;  // held faults with `refresh`, by index
   struct ExecHeld {
     size_t index = 0;  // into result_.execs
     std::string faultId;

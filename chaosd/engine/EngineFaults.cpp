@@ -150,6 +150,7 @@ bool Engine::applyPrepared(size_t index) {
   f.appliedAt = deps_.clock->wallNow();
   f.appliedMono = deps_.clock->now();
   if (deps_.journal) (void)deps_.journal->markApplied(f.faultId);
+  startRefreshing(index);
   if (deps_.observer) deps_.observer->faultApplied(f);
   return true;
 }
@@ -157,6 +158,7 @@ bool Engine::applyPrepared(size_t index) {
 void Engine::revertFault(size_t index) {
   FaultRecordOut& f = result_.faults[index];
   if (f.state != FaultState::kApplied) return;
+  refreshing_.erase(index);
   Injector& injector = *injectors_.at(f.type);
   auto r = injector.revert(f.faultId, undo_[index]);
   f.revertedAt = deps_.clock->wallNow();

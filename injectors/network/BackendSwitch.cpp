@@ -109,3 +109,45 @@ Result<std::vector<std::string>> BackendSwitch::audit(const nlohmann::json& undo
 }
 
 }  // namespace chaosd
+
+namespace chaosd {
+
+Result<nlohmann::json> BackendSwitch::reprepare(const std::string& faultId,
+                                                const nlohmann::json& undo,
+                                                const nlohmann::json& args) {
+  auto record = BackendUndo::fromJson(undo);
+  if (!record) return std::move(record).error();
+  auto injector = refreshOf(record->backend);
+  if (!injector) return std::move(injector).error();
+  auto inner = (*injector)->reprepare(faultId, record->inner, args);
+  if (!inner) return std::move(inner).error();
+  return BackendUndo{record->backend, std::move(*inner)}.toJson();
+}
+
+Result<void> BackendSwitch::update(const std::string& faultId, const nlohmann::json& undo,
+                                   const nlohmann::json& next) {
+  auto before = BackendUndo::fromJson(undo);
+  if (!before) return std::move(before).error();
+  auto after = BackendUndo::fromJson(next);
+  if (!after) return std::move(after).error();
+  if (after->backend != before->backend) {
+    return Error(ErrorCode::kInvalid, "a refresh cannot move fault " + faultId + " from backend " +
+                                          before->backend + " to " + after->backend);
+  }
+  auto injector = refreshOf(after->backend);
+  if (!injector) return std::move(injector).error();
+  return (*injector)->update(faultId, before->inner, after->inner);
+}
+
+Result<FilterRefresh*> BackendSwitch::refreshOf(const std::string& backend) {
+  auto injector = injectorFor(backend);
+  if (!injector) return std::move(injector).error();
+  auto* refresh = dynamic_cast<FilterRefresh*>(*injector);
+  if (refresh == nullptr) {
+    return Error(ErrorCode::kUnsupported,
+                 "backend " + backend + " cannot change its filter while the fault is held");
+  }
+  return refresh;
+}
+
+}  // namespace chaosd

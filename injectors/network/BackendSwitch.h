@@ -6,6 +6,7 @@
 #include <string>
 
 #include "injectors/FaultRegistry.h"
+#include "injectors/FilterRefresh.h"
 #include "injectors/Injector.h"
 
 // network.delay and network.loss have more than one mechanism: the netem qdisc, or nftables
@@ -36,7 +37,7 @@ struct BackendUndo {
   nlohmann::json toJson() const;
 };
 
-class BackendSwitch final : public Injector {
+class BackendSwitch final : public Injector, public FilterRefresh {
  public:
   struct Backend {
     std::string name;         // "netem", "nftables": the values of the `backend` arg
@@ -52,12 +53,19 @@ class BackendSwitch final : public Injector {
   Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+  // To the backend the record names (a refresh never changes the backend).
+  Result<nlohmann::json> reprepare(const std::string& faultId, const nlohmann::json& undo,
+                                   const nlohmann::json& args) override;
+  Result<void> update(const std::string& faultId, const nlohmann::json& undo,
+                      const nlohmann::json& next) override;
 
  private:
   // The injector of a backend (created once, then kept: an injector may hold live state between
   // apply and revert, like the NFQUEUE consumer).
   Result<Injector*> injectorFor(const std::string& backend);
   Result<const Backend*> choose(const std::string& wanted);
+  // The backend's injector as a FilterRefresh; kUnsupported when it is none (netem).
+  Result<FilterRefresh*> refreshOf(const std::string& backend);
 
   std::vector<Backend> backends_;
   std::map<std::string, std::unique_ptr<Injector>> injectors_;

@@ -33,9 +33,54 @@ ArgSpec endpoint(std::string name, std::string help) {
       std::move(help));
 }
 
+ArgSpec refreshArg() {
+  return arg::range(
+      arg::make("refresh", ArgType::kDuration,
+                "re-resolve the host names this often while the fault is held and update the "
+                "filter to their addresses (nftables faults: partition, reset, delay and loss "
+                "with backend nftables)"),
+      1e8 * kNs, 60 * kMinute);
+}
+
+bool namesHosts(const nlohmann::json& args) {
+  if (args.contains("hosts")) return true;
+  for (const char* side : {"to", "from"}) {
+    if (args.contains(side) && args[side].is_object() && args[side].contains("hosts")) return true;
+  }
+  return false;
+}
+
+// Where `refresh` works: the nftables faults update a set (or their table) in one transaction;
+// the qdisc faults' u32 filters are not replaced while held.
+enum class Refresh { kNftables, kNftablesBackend, kNever };
+
+ArgConstraint refreshFits(std::string type, Refresh where) {
+  return [type, where](const ArgContext& ctx) -> std::optional<ArgProblem> {
+    const auto& a = ctx.args;
+    if (!a.contains("refresh")) return std::nullopt;
+    if (where == Refresh::kNever) {
+      return ArgProblem{"refresh", type +
+                                       " filters with tc u32 filters, which are not updated "
+                                       "while the fault is held: refresh works on "
+                                       "network.partition, network.reset, and network.delay/loss "
+                                       "with backend: nftables"};
+    }
+    if (where == Refresh::kNftablesBackend &&
+        a.value("backend", std::string("auto")) != "nftables") {
+      return ArgProblem{"refresh",
+                        "refresh needs backend: nftables (netem's u32 filters are not "
+                        "updated while the fault is held)"};
+    }
+    if (!namesHosts(a)) {
+      return ArgProblem{"refresh", "refresh re-resolves host names: give hosts too"};
+    }
+    return std::nullopt;
+  };
+}
+
 std::vector<ArgSpec> filterArgs() {
   return {
-      endpoint("to", "match packets going to these addresses/ports (destination)"),
+      refreshArg(), endpoint("to", "match packets going to these addresses/ports (destination)"),
       endpoint("from", "match packets coming from these addresses/ports (source)"),
       arg::withDefault(
           arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"}, "match only this protocol"), "all"),
@@ -133,6 +178,8 @@ FaultType netemFault(std::string name, std::string summary, const std::string& p
     t.schema.args.push_back(backendArg());
     t.schema.constraints.push_back(backendFits);
   }
+  t.schema.constraints.push_back(
+      refreshFits(t.name, withBackend ? Refresh::kNftablesBackend : Refresh::kNever));
   return t;
 }
 
@@ -151,6 +198,7 @@ FaultType bandwidthFault() {
                            "longest a packet may wait (instead of limit; default 50ms)"),
                  1e6, 10 * kMinute)};
   for (auto& a : filterArgs()) t.schema.args.push_back(std::move(a));
+  t.schema.constraints.push_back(refreshFits(t.name, Refresh::kNever));
   t.schema.constraints.push_back([](const ArgContext& ctx) -> std::optional<ArgProblem> {
     if (ctx.args.contains("limit") && ctx.args.contains("latency")) {
       return ArgProblem{"latency", "give limit or latency, not both"};
@@ -168,7 +216,8 @@ std::vector<ArgSpec> peerArgs(const std::string& what) {
                    " by name, each resolved to all its IPv4 and IPv6 addresses when the fault "
                    "is prepared"),
           arg::listOf("ports", arg::make("port", ArgType::kPortRange, "a port or a range"),
-                      "only these peer ports")};
+                      "only these peer ports"),
+          refreshArg()};
 }
 
 // A partition or a reset names its peers, and port 22 only when the guardrails allow it.
@@ -213,6 +262,7 @@ FaultType partitionFault() {
                                  "drop"),
                        false));
   t.schema.constraints.push_back(peersNamed("a partition", "partition"));
+  t.schema.constraints.push_back(refreshFits(t.name, Refresh::kNftables));
   return t;
 }
 
@@ -228,6 +278,7 @@ FaultType resetFault() {
                  "it); from: theirs to us (their side sees it); both"),
       "both"));
   t.schema.constraints.push_back(peersNamed("a reset", "reset"));
+  t.schema.constraints.push_back(refreshFits(t.name, Refresh::kNftables));
   return t;
 }
 
@@ -237,6 +288,7 @@ void registerNetworkFaults(FaultRegistry& registry) {
   // Every network fault filters by peers, and a peer may be a host name.
   auto add = [&](FaultType t) {
     t.resolveArgs = hostFilterResolver();
+    t.refreshArgs = hostFilterRefresher();
     (void)registry.add(std::move(t));
   };
   // delay and loss: netem where the kernel has it, else nftables (NFQUEUE for delay, a

@@ -238,6 +238,44 @@ Result<nlohmann::json> NfqueueDelayInjector::revert(const std::string& faultId,
   return observed;
 }
 
+Result<nlohmann::json> NfqueueDelayInjector::reprepare(const std::string& faultId,
+                                                       const nlohmann::json& undo,
+                                                       const nlohmann::json& args) {
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  auto parsed = NfqueueDelayArgs::fromJson(args);
+  if (!parsed) return std::move(parsed).error();
+  auto matches = nfq::packetMatches(parsed->filter);
+  if (!matches) return std::move(matches).error();
+  // Same table, queue, delay and seed: only the filter and its rules change.
+  record->filter = parsed->filter;
+  record->rules.clear();
+  for (const auto& m : *matches) record->rules.push_back(m.str());
+  return record->toJson();
+}
+
+Result<void> NfqueueDelayInjector::update(const std::string& faultId, const nlohmann::json& undo,
+                                          const nlohmann::json& next) {
+  auto before = recordOf(undo, faultId);
+  if (!before) return std::move(before).error();
+  auto after = recordOf(next, faultId);
+  if (!after) return std::move(after).error();
+  if (after->table != before->table || after->netnsPath != before->netnsPath ||
+      after->queue != before->queue || after->egress != before->egress) {
+    return Error(ErrorCode::kInvalid, "the records of fault " + faultId + " name other objects");
+  }
+  // The verdict the table was made with (learnt by this process's apply).
+  const auto verdict = context_->knownVerdict();
+  if (!context_->runs(faultId) || !verdict) {
+    return Error(ErrorCode::kConflict, "fault " + faultId + " is not held by this process");
+  }
+  auto matches = nfq::packetMatches(after->filter);
+  if (!matches) return std::move(matches).error();
+  const nfq::QueueTable table{after->table, after->iface, after->egress, after->queue,
+                              std::move(*matches)};
+  return kernel_->replaceQueueRules(after->netnsPath, table, *verdict);
+}
+
 Result<std::vector<std::string>> NfqueueDelayInjector::audit(const nlohmann::json& undo) {
   auto record = recordOf(undo, "");
   if (!record) return std::move(record).error();

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "injectors/FilterRefresh.h"
 #include "injectors/Injector.h"
 #include "injectors/network/NfqueueDelayContext.h"
 #include "injectors/network/NfqueueKernel.h"
@@ -22,7 +23,7 @@
 // through an NfqueueKernel (NfqueueKernel.h). docs/faults/network.md.
 namespace chaosd {
 
-class NfqueueDelayInjector final : public Injector {
+class NfqueueDelayInjector final : public Injector, public FilterRefresh {
  public:
   // With a context of its own (tests, tools); the registry passes a shared one.
   NfqueueDelayInjector();
@@ -44,6 +45,15 @@ class NfqueueDelayInjector final : public Injector {
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The table still there; the consumer still running in this process.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+  // With `refresh`: the record with the new filter (same table, queue, delay and seed).
+  Result<nlohmann::json> reprepare(const std::string& faultId, const nlohmann::json& undo,
+                                   const nlohmann::json& args) override;
+  // Replaces the table's rules in one batch (a flush and the new rules): a packet meets the old
+  // rules or the new ones. Only in the process that applied the fault (it knows the verdict and
+  // holds the consumer); a revert deletes the table whole whatever its rules.
+  Result<void> update(const std::string& faultId, const nlohmann::json& undo,
+                      const nlohmann::json& next) override;
 
  private:
   std::shared_ptr<NfqueueDelayContext> context_;

@@ -35,6 +35,13 @@ Result<void> NetlinkNfqueueKernel::addQueueTable(const std::string& netnsPath,
                     [&]() -> Result<void> { return nfq::addQueueTable(table, verdict); });
 }
 
+Result<void> NetlinkNfqueueKernel::replaceQueueRules(const std::string& netnsPath,
+                                                     const nfq::QueueTable& table,
+                                                     nfq::QueueVerdict verdict) {
+  return runInNetns(netnsAtPath(netnsPath),
+                    [&]() -> Result<void> { return nfq::replaceQueueRules(table, verdict); });
+}
+
 Result<bool> NetlinkNfqueueKernel::flushTable(const std::string& netnsPath,
                                               const std::string& name) {
   return inNetns<bool>(netnsPath, [&] { return nfq::flushTable(name); });

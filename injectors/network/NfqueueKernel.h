@@ -28,6 +28,10 @@ class NfqueueKernel {
   // kernel lacks the verdict's expression.
   virtual Result<void> addQueueTable(const std::string& netnsPath, const nfq::QueueTable& table,
                                      nfq::QueueVerdict verdict) = 0;
+  // Replaces the table's rules by those of `table` in one batch (nfq::replaceQueueRules);
+  // kNotFound when the table is not there.
+  virtual Result<void> replaceQueueRules(const std::string& netnsPath, const nfq::QueueTable& table,
+                                         nfq::QueueVerdict verdict) = 0;
   // Deletes every rule of the table, keeping its chains; false when the table is not there.
   virtual Result<bool> flushTable(const std::string& netnsPath, const std::string& name) = 0;
   // Deletes the table; false when it is not there.
@@ -49,6 +53,8 @@ class NetlinkNfqueueKernel final : public NfqueueKernel {
   Result<std::set<uint16_t>> boundQueues(const std::string& netnsPath) override;
   Result<void> addQueueTable(const std::string& netnsPath, const nfq::QueueTable& table,
                              nfq::QueueVerdict verdict) override;
+  Result<void> replaceQueueRules(const std::string& netnsPath, const nfq::QueueTable& table,
+                                 nfq::QueueVerdict verdict) override;
   Result<bool> flushTable(const std::string& netnsPath, const std::string& name) override;
   Result<bool> deleteTable(const std::string& netnsPath, const std::string& name) override;
   Result<bool> tableExists(const std::string& netnsPath, const std::string& name) override;

@@ -8,15 +8,20 @@ namespace {
 
 // The endpoint's addresses of one family; {nullopt} (any address) when it names none at all,
 // {} when it names only addresses of the other family.
+// The host names' addresses a refresh follows (hostAddresses) count as /32 and /128 CIDRs.
 std::vector<std::optional<units::Cidr>> cidrsOf(const NftEndpoint& endpoint, int family) {
   std::vector<std::optional<units::Cidr>> out;
-  for (const auto& c : endpoint.cidrs) {
-    auto parsed = units::parseCidr(c);
-    if (parsed && parsed->family == family) out.emplace_back(*parsed);
+  for (const auto* list : {&endpoint.cidrs, &endpoint.hostAddresses}) {
+    for (const auto& c : *list) {
+      auto parsed = units::parseCidr(c);
+      if (parsed && parsed->family == family) out.emplace_back(*parsed);
+    }
   }
-  if (endpoint.cidrs.empty()) out.emplace_back(std::nullopt);
+  if (endpoint.cidrs.empty() && endpoint.hostAddresses.empty()) out.emplace_back(std::nullopt);
   return out;
 }
+
+bool namesAddresses(const NftEndpoint& e) { return !e.cidrs.empty() || !e.hostAddresses.empty(); }
 
 std::vector<std::optional<units::PortRange>> portsOf(const NftEndpoint& endpoint) {
   std::vector<std::optional<units::PortRange>> out(endpoint.ports.begin(), endpoint.ports.end());
@@ -106,7 +111,7 @@ Result<std::vector<PacketMatch>> packetMatches(const NfqueueFilter& filter) {
   const auto dports = portsOf(to);
   const auto sports = portsOf(from);
   const bool anyPorts = dports.front() || sports.front();
-  const bool anyCidr = !to.cidrs.empty() || !from.cidrs.empty();
+  const bool anyCidr = namesAddresses(to) || namesAddresses(from);
   std::vector<PacketMatch> out;
   for (int family : anyCidr ? std::vector<int>{AF_INET, AF_INET6} : std::vector<int>{0}) {
     const auto dsts = cidrsOf(to, family);

@@ -245,7 +245,37 @@ std::unique_ptr<nftnl_rule, RuleFree> buildRule(const QueueTable& t, const std::
   return r;
 }
 
+// One NEWRULE per match, appended to the table's chain.
+Result<void> addRules(Batch& batch, const QueueTable& t, QueueVerdict verdict) {
+  const std::string chainName = t.egress ? "egress" : "ingress";
+  for (const auto& m : t.matches) {
+    auto rule = buildRule(t, chainName, m, verdict);
+    nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND),
+                                   rule.get());
+    if (!batch.next()) return Error(ErrorCode::kInternal, "nftables batch buffer too small");
+  }
+  return success();
+}
+
 }  // namespace
+
+Result<void> replaceQueueRules(const QueueTable& t, QueueVerdict verdict) {
+  Batch batch(8192 + t.matches.size() * 2048);
+  std::unique_ptr<nftnl_rule, RuleFree> flush(nftnl_rule_alloc());
+  nftnl_rule_set_u32(flush.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+  // A table and no chain: every rule of the table, in the same transaction as the new ones.
+  nftnl_rule_set_str(flush.get(), NFTNL_RULE_TABLE, t.name.c_str());
+  nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0), flush.get());
+  batch.next();
+  CHAOSD_TRY(addRules(batch, t, verdict));
+  auto sent = batch.send();
+  if (!sent && sent.error().sysErrno() == ENOENT) {
+    return Error(ErrorCode::kNotFound, "table inet " + t.name + " is not there", ENOENT);
+  }
+  if (!sent)
+    return std::move(sent).error().withContext("replacing the rules of table inet " + t.name);
+  return success();
+}
 
 std::string_view queueVerdictName(QueueVerdict v) {
   return v == QueueVerdict::kNftQueue ? "nft queue" : "xt NFQUEUE v3 (nft_compat)";
@@ -272,12 +302,7 @@ Result<void> addQueueTable(const QueueTable& t, QueueVerdict verdict) {
   nftnl_chain_set_u32(chain.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
   nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE), chain.get());
   batch.next();
-  for (const auto& m : t.matches) {
-    auto rule = buildRule(t, chainName, m, verdict);
-    nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND),
-                                   rule.get());
-    if (!batch.next()) return Error(ErrorCode::kInternal, "nftables batch buffer too small");
-  }
+  CHAOSD_TRY(addRules(batch, t, verdict));
   auto sent = batch.send();
   if (!sent && sent.error().sysErrno() == ENOENT) {
     // The expression (or target) type is unknown to this kernel: nft_queue or nft_compat

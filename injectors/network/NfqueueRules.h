@@ -39,6 +39,13 @@ struct QueueTable {
 // verdict's expression (the batch then changed nothing).
 Result<void> addQueueTable(const QueueTable& table, QueueVerdict verdict);
 
+// Replaces every rule of the table (made by addQueueTable with the same name, chain and
+// verdict) by one per match of `table`, in one batch: a flush of the table and the new rules,
+// committed at once, so a packet meets the old rules or the new ones, never none. The chain
+// and its hook stay (a hook unregistered drops what is queued). kNotFound (ENOENT) when the
+// table is not there.
+Result<void> replaceQueueRules(const QueueTable& table, QueueVerdict verdict);
+
 // Deletes every rule of table inet `name`, keeping its chains: nothing new is queued, and no
 // hook is unregistered (unregistering any hook in a namespace makes the kernel drop every
 // packet queued there, nf_queue_nf_hook_drop). False when the table was not there.

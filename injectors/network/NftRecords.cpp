@@ -1,5 +1,6 @@
 #include "injectors/network/NftRecords.h"
 
+#include <cctype>
 #include <cstdint>
 #include <utility>
 
@@ -44,6 +45,7 @@ Result<std::string> ourTable(const json& undo) {
 Result<NftEndpoint> readEndpoint(const json& j) {
   NftEndpoint e;
   e.cidrs = j.value("cidr", std::vector<std::string>{});
+  e.hostAddresses = j.value("hostAddresses", std::vector<std::string>{});
   for (const auto& p : j.value("ports", json::array())) {
     auto range = portRangeOf(p);
     if (!range) return std::move(range).error();
@@ -96,6 +98,15 @@ Result<NftRuleUndo> readRuleUndo(const json& undo) {
   u.iface = undo.value("iface", std::string());
   u.comment = undo["comment"].get<std::string>();
   u.script = undo["script"].get<std::string>();
+  u.faultType = undo.value("faultType", std::string());
+  u.hostSet = undo.value("hostSet", std::string());
+  u.hostAddresses = undo.value("hostAddresses", std::vector<std::string>{});
+  for (char c : u.hostSet) {
+    // Spliced into nft text: only the characters nftablesHostSet() writes.
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return Error(ErrorCode::kInvalid, "not an nftables set name: " + u.hostSet);
+    }
+  }
   return u;
 }
 
@@ -137,6 +148,7 @@ Result<NftEndpoint> NftEndpoint::fromJson(const json& j) {
 json NftEndpoint::toJson() const {
   json out = json::object();
   if (!cidrs.empty()) out["cidr"] = cidrs;
+  if (!hostAddresses.empty()) out["hostAddresses"] = hostAddresses;
   if (!ports.empty()) {
     json list = json::array();
     for (const auto& p : ports) list.push_back({{"first", p.first}, {"last", p.last}});
@@ -163,8 +175,11 @@ Result<NftLossArgs> NftLossArgs::fromJson(const json& args) {
 
 json NftLossArgs::toJson() const {
   json out = {{"loss", loss}, {"direction", egress ? "egress" : "ingress"}, {"protocol", protocol}};
-  if (!to.cidrs.empty() || !to.ports.empty()) out["to"] = to.toJson();
-  if (!from.cidrs.empty() || !from.ports.empty()) out["from"] = from.toJson();
+  for (auto [key, side] : {std::pair{"to", &to}, std::pair{"from", &from}}) {
+    if (!side->cidrs.empty() || !side->ports.empty() || !side->hostAddresses.empty()) {
+      out[key] = side->toJson();
+    }
+  }
   return out;
 }
 
@@ -179,8 +194,14 @@ Result<NftRuleUndo> NftRuleUndo::fromJson(const json& undo) {
 }
 
 json NftRuleUndo::toJson() const {
-  return {{"faultId", faultId}, {"table", table},     {"family", "inet"}, {"netns", netnsPath},
-          {"iface", iface},     {"comment", comment}, {"script", script}};
+  json out = {{"faultId", faultId}, {"table", table},     {"family", "inet"}, {"netns", netnsPath},
+              {"iface", iface},     {"comment", comment}, {"script", script}};
+  if (!hostSet.empty()) {
+    out["faultType"] = faultType;
+    out["hostSet"] = hostSet;
+    out["hostAddresses"] = hostAddresses;
+  }
+  return out;
 }
 
 NetnsRef NftTableUndo::netns() const { return netnsAtPath(netnsPath); }

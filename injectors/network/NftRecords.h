@@ -21,9 +21,14 @@ namespace chaosd {
 struct NftEndpoint {
   std::vector<std::string> cidrs;  // normalised CIDRs: "10.0.0.2/32", "fd00::/64"
   std::vector<units::PortRange> ports;
+  // The addresses of host names a refresh follows (HostFilters.h, `refresh`): plain addresses,
+  // kept apart from `cidrs` because the fault holds them in a set of its own that a refresh
+  // replaces. Empty without `refresh` (the names' addresses are then in `cidrs`).
+  std::vector<std::string> hostAddresses;
 
-  // The keys `cidr` (strings) and `ports` ({first, last}; last defaults to first) of an object;
-  // other keys are ignored, so a partition's args (top-level cidr and ports) parse too.
+  // The keys `cidr` (strings), `hostAddresses` (strings) and `ports` ({first, last}; last
+  // defaults to first) of an object; other keys are ignored, so a partition's args (top-level
+  // cidr and ports) parse too.
   static Result<NftEndpoint> fromJson(const nlohmann::json& j);
   nlohmann::json toJson() const;  // the non-empty lists only
 };
@@ -53,14 +58,21 @@ struct NftLossArgs {
 };
 
 // The undo record of a partition or an nftables loss: the fault's rules in the run's table.
-// JSON keys: faultId, table, family ("inet"), netns, iface, comment, script.
+// JSON keys: faultId, table, family ("inet"), netns, iface, comment, script; with `refresh`
+// also faultType, hostSet and hostAddresses (records without them have no host set).
 struct NftRuleUndo {
   std::string faultId;
   std::string table;      // chaosd_run_<run id>; fromJson refuses a table not named chaosd_*
   std::string netnsPath;  // the namespace's file; "" for the host's
   std::string iface;
   std::string comment;  // "chaosd:<fault id>", on every rule of the fault
-  std::string script;   // the nft commands that add the rules
+  std::string script;   // the nft commands that add the sets and the rules
+  // With `refresh`: the fault type (to rebuild the rules), and the two named sets of the
+  // fault (<hostSet>_v4, <hostSet>_v6, in the run's table) holding the names' addresses, which
+  // a refresh replaces in one transaction and a revert deletes whole. "": none.
+  std::string faultType;
+  std::string hostSet;
+  std::vector<std::string> hostAddresses;  // what the sets hold (this record's state)
 
   NetnsRef netns() const;
   // kInvalid when the record belongs to another fault; "" accepts any.

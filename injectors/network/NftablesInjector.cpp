@@ -40,6 +40,7 @@ bool cannotEnter(const Error& e) {
 struct FaultRules {
   std::vector<std::string> handles;
   std::optional<uint64_t> counted;  // packets, summed over the rules' counters
+  std::vector<std::string> sets;    // the record's host sets still in the table
 };
 
 Result<FaultRules> rulesWithComment(NftKernel& nft, const NftRuleUndo& record, NftSessionUse use) {
@@ -55,6 +56,12 @@ Result<FaultRules> rulesWithComment(NftKernel& nft, const NftRuleUndo& record, N
   }
   FaultRules out;
   for (const auto& item : doc["nftables"]) {
+    if (!record.hostSet.empty() && item.contains("set")) {
+      const std::string name = item["set"].value("name", std::string());
+      if (name == record.hostSet + "_v4" || name == record.hostSet + "_v6") {
+        out.sets.push_back(name);
+      }
+    }
     if (!item.contains("rule")) continue;
     const auto& rule = item["rule"];
     if (rule.value("comment", std::string()) != record.comment) continue;
@@ -88,7 +95,7 @@ Result<PreparedFault> NftablesInjector::prepare(const FaultRequest& request) {
     return Error(ErrorCode::kInvalid, request.faultType + " needs an interface target");
   }
   const std::string& iface = target->interface.name;
-  auto rules = nftablesRules(request.faultType, iface, request.args);
+  auto rules = nftablesRules(request.faultType, iface, request.args, request.faultId);
   if (!rules) return std::move(rules).error();
   const NetnsRef& ns = target->interface.netns;
   const std::string netnsPath = ns.nsPath();
@@ -101,7 +108,10 @@ Result<PreparedFault> NftablesInjector::prepare(const FaultRequest& request) {
                          .netnsPath = netnsPath,
                          .iface = iface,
                          .comment = comment,
-                         .script = nftablesFaultScript(table, request.faultId, *rules)}
+                         .script = nftablesFaultScript(table, request.faultId, *rules),
+                         .faultType = request.faultType,
+                         .hostSet = rules->hostSet,
+                         .hostAddresses = rules->hostAddresses}
                  .toJson();
   const std::string what = request.faultType == "network.partition" ? "partition"
                            : request.faultType == "network.reset"   ? "TCP resets"
@@ -139,11 +149,14 @@ Result<nlohmann::json> NftablesInjector::revert(const std::string& faultId,
     if (namespaceGone(rules.error())) return kNamespaceGone;
     return std::move(rules).error();
   }
-  if (rules->handles.empty()) return nlohmann::json::object();
+  if (rules->handles.empty() && rules->sets.empty()) return nlohmann::json::object();
+  // The rules first: a set still referenced by a rule cannot be deleted.
   std::string script;
   for (const auto& h : rules->handles) {
     script += "delete rule inet " + record->table + " " + h + "\n";
   }
+  for (const auto& set : rules->sets)
+    script += "delete set inet " + record->table + " " + set + "\n";
   auto ran = kernel_->run(record->netnsPath, script);
   if (!ran && namespaceGone(ran.error())) return kNamespaceGone;
   if (!ran && !tableMissing(ran.error())) return std::move(ran).error();
@@ -164,7 +177,48 @@ Result<std::vector<std::string>> NftablesInjector::audit(const nlohmann::json& u
   for (const auto& h : rules->handles) {
     out.push_back("nftables rule " + h + " of table inet " + record->table + " still exists");
   }
+  for (const auto& set : rules->sets) {
+    out.push_back("nftables set " + set + " of table inet " + record->table + " still exists");
+  }
   return out;
+}
+
+Result<nlohmann::json> NftablesInjector::reprepare(const std::string& faultId,
+                                                   const nlohmann::json& undo,
+                                                   const nlohmann::json& args) {
+  auto record = ruleRecordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  if (record->hostSet.empty()) {
+    return Error(ErrorCode::kUnsupported,
+                 "the fault holds no host set (prepared without refresh, or by an older chaosd)");
+  }
+  auto rules = nftablesRules(record->faultType, record->iface, args, faultId);
+  if (!rules) return std::move(rules).error();
+  if (rules->hostSet != record->hostSet) {
+    // Same sets or none: a revert from either record must find every object of the fault.
+    return Error(ErrorCode::kInvalid, "the new filter has no host set of fault " + faultId);
+  }
+  NftRuleUndo next = std::move(*record);
+  next.script = nftablesFaultScript(next.table, faultId, *rules);
+  next.hostAddresses = rules->hostAddresses;
+  return next.toJson();
+}
+
+Result<void> NftablesInjector::update(const std::string& faultId, const nlohmann::json& undo,
+                                      const nlohmann::json& next) {
+  auto before = ruleRecordOf(undo, faultId);
+  if (!before) return std::move(before).error();
+  auto after = ruleRecordOf(next, faultId);
+  if (!after) return std::move(after).error();
+  if (after->hostSet.empty() || after->hostSet != before->hostSet ||
+      after->table != before->table || after->netnsPath != before->netnsPath) {
+    return Error(ErrorCode::kInvalid, "the records of fault " + faultId + " name other objects");
+  }
+  // One transaction: both sets flushed and filled; a packet sees the old set or the new one.
+  auto ran = kernel_->run(
+      after->netnsPath, nftablesHostSetUpdate(after->table, after->hostSet, after->hostAddresses));
+  if (!ran) return std::move(ran).error();
+  return success();
 }
 
 NftablesTableInjector::NftablesTableInjector()

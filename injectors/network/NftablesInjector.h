@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "injectors/FilterRefresh.h"
 #include "injectors/Injector.h"
 #include "injectors/network/NftKernel.h"
 #include "injectors/network/NftRecords.h"
@@ -18,7 +19,9 @@
 // it before the run's first such fault and deletes it after the last, because hooking a base
 // chain into netfilter waits for an RCU grace period (milliseconds per transaction). Each fault
 // adds only its rules, tagged with the comment "chaosd:<fault id>", and its revert deletes the
-// rules with that comment (by handle) and nothing else. Other tables are never read or
+// rules with that comment (by handle) and nothing else. A fault whose host names are refreshed
+// also adds two named sets of its own (hosts_<fault id>_v4/_v6) that its rules match and a
+// refresh refills; its revert deletes them after its rules. Other tables are never read or
 // written. Both undo records (NftRecords.h) hold the namespace's path and the table's name, so
 // the guardian reverts them alone. The kernel is reached only through an NftKernel (NftKernel.h);
 // the injectors of one registry share its NftSessionPool. docs/faults/network.md.
@@ -27,7 +30,7 @@ namespace chaosd {
 // The internal fault type of the run's table.
 inline constexpr std::string_view kNftablesTableFaultType = "network.nft-table";
 
-class NftablesInjector final : public Injector {
+class NftablesInjector final : public Injector, public FilterRefresh {
  public:
   // With a session pool of its own (tests, tools); the registry passes a shared one.
   NftablesInjector();
@@ -44,8 +47,17 @@ class NftablesInjector final : public Injector {
   // Deletes the rules carrying the fault's comment. Idempotent: rules or a table already gone
   // are success.
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
-  // The fault's rules still there.
+  // The fault's rules (and host sets) still there.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+  // With `refresh`: the record with the new host addresses (same sets, same rules); kUnsupported
+  // for a fault prepared without a host set.
+  Result<nlohmann::json> reprepare(const std::string& faultId, const nlohmann::json& undo,
+                                   const nlohmann::json& args) override;
+  // Replaces the elements of the fault's host sets in one transaction (flush + add). The rules
+  // stay as they are; a revert deletes the rules, then the sets.
+  Result<void> update(const std::string& faultId, const nlohmann::json& undo,
+                      const nlohmann::json& next) override;
 
  private:
   std::shared_ptr<NftKernel> kernel_;

@@ -38,12 +38,28 @@ struct FakeNftChain {
   std::vector<FakeNftRule> rules;
 };
 
+// A named set (the host sets of a fault that refreshes its names).
+struct FakeNftSet {
+  std::string name;
+  std::string type;  // ipv4_addr, ipv6_addr
+  uint64_t handle = 0;
+  std::set<std::string> elements;
+};
+
 struct FakeNftTable {
   std::string family;
   std::string name;
   uint64_t handle = 0;
   uint64_t nextHandle = 1;  // chains and rules draw from the table's counter, as in the kernel
   std::vector<FakeNftChain> chains;
+  std::vector<FakeNftSet> sets;
+
+  FakeNftSet* set(const std::string& n) {
+    for (auto& x : sets) {
+      if (x.name == n) return &x;
+    }
+    return nullptr;
+  }
   std::optional<uint16_t> nfqueue;  // the queue its rules send to (an NFQUEUE delay's table)
 
   FakeNftChain* chain(const std::string& n) {
@@ -187,6 +203,15 @@ class FakeNetfilter {
                        {"release_name", "Lester Gooch #5"},
                        {"json_schema_version", 1}}}});
     items.push_back({{"table", {{"family", t.family}, {"name", t.name}, {"handle", t.handle}}}});
+    for (const auto& set : t.sets) {
+      json item = {{"family", t.family},
+                   {"name", set.name},
+                   {"table", t.name},
+                   {"type", set.type},
+                   {"handle", set.handle}};
+      if (!set.elements.empty()) item["elem"] = set.elements;
+      items.push_back({{"set", item}});
+    }
     json rules = json::array();
     for (const auto& c : t.chains) {
       json chain = {

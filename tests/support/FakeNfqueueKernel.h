@@ -91,18 +91,23 @@ class FakeNfqueueKernel final : public NfqueueKernel {
     chain.hook = table.egress ? "postrouting" : "prerouting";
     chain.priority = -300;
     chain.policy = "accept";
-    const std::string target = verdict == nfq::QueueVerdict::kNftQueue
-                                   ? "queue flags bypass to " + std::to_string(table.queue)
-                                   : "xt target \"NFQUEUE\"";
-    for (const auto& m : table.matches) {
-      FakeNftRule rule;
-      rule.handle = t.nextHandle++;
-      rule.text = (table.egress ? "oifname \"" : "iifname \"") + table.iface + "\" " +
-                  (m.str() == "all" ? "" : m.str() + " ") + "counter " + target;
-      chain.rules.push_back(std::move(rule));
-    }
+    addRules(t, chain, table, verdict);
     t.chains.push_back(std::move(chain));
     ns.tables.push_back(std::move(t));
+    return success();
+  }
+
+  // One batch: the table's rules flushed, the new ones added (all or nothing).
+  Result<void> replaceQueueRules(const std::string& netnsPath, const nfq::QueueTable& table,
+                                 nfq::QueueVerdict verdict) override {
+    if (auto e = enter("replaceQueueRules", netnsPath)) return std::move(*e);
+    FakeNftTable* t = state_->netns(netnsPath).table("inet", table.name);
+    FakeNftChain* chain = t == nullptr ? nullptr : t->chain(table.egress ? "egress" : "ingress");
+    if (chain == nullptr) {
+      return Error(ErrorCode::kNotFound, "table inet " + table.name + " is not there", ENOENT);
+    }
+    for (auto& c : t->chains) c.rules.clear();
+    addRules(*t, *chain, table, verdict);
     return success();
   }
 
@@ -191,6 +196,20 @@ class FakeNfqueueKernel final : public NfqueueKernel {
   uint32_t lastMaxlen = 0;         // of the last consumer started
 
  private:
+  static void addRules(FakeNftTable& t, FakeNftChain& chain, const nfq::QueueTable& table,
+                       nfq::QueueVerdict verdict) {
+    const std::string target = verdict == nfq::QueueVerdict::kNftQueue
+                                   ? "queue flags bypass to " + std::to_string(table.queue)
+                                   : "xt target \"NFQUEUE\"";
+    for (const auto& m : table.matches) {
+      FakeNftRule rule;
+      rule.handle = t.nextHandle++;
+      rule.text = (table.egress ? "oifname \"" : "iifname \"") + table.iface + "\" " +
+                  (m.str() == "all" ? "" : m.str() + " ") + "counter " + target;
+      chain.rules.push_back(std::move(rule));
+    }
+  }
+
   // A planned failure, then the namespace: entering a gone one fails with kNotFound.
   std::optional<Error> enter(const char* method, const std::string& netnsPath) {
     if (auto e = state_->failures.onCall(method)) return e;

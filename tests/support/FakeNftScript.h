@@ -1,7 +1,8 @@
 #pragma once
 
 // FakeNftScript: the nft text the nftables faults send (NftRules.h: the run's table block, `add
-// rule` with their matches, `delete rule ... handle N`, `delete table`; and `flush`, `list`),
+// rule` with their matches, `delete rule ... handle N`, `delete table`; the host sets: `add
+// set`, `add element`, `flush set`, `delete set`, `@set` matches; and `flush`, `list`),
 // parsed and applied to one namespace's FakeNetfilter state as libnftables and the kernel
 // would: handles drawn from the table's counter, ENOENT for a table, chain or handle not there.
 // Anything else is a syntax error, which FakeNftKernel turns into a failed test: a change to the
@@ -171,8 +172,12 @@ class FakeNftScript {
     if (verb == "add" && accept("table")) return addTable(false);
     if (verb == "add" && accept("chain")) return addChain();
     if (verb == "add" && accept("rule")) return addRule();
+    if (verb == "add" && accept("set")) return addSet();
+    if (verb == "add" && accept("element")) return addElements();
     if (verb == "delete" && accept("table")) return deleteTable();
     if (verb == "delete" && accept("rule")) return deleteRule();
+    if (verb == "delete" && accept("set")) return deleteSet();
+    if (verb == "flush" && accept("set")) return flushSet();
     if (verb == "flush") return flush();
     if (verb == "list") return list();
     syntax();
@@ -268,9 +273,75 @@ class FakeNftScript {
   std::string addRule() {
     FakeNftTable& tab = table();
     FakeNftChain& chain = chainOf(tab);
+    table_ = &tab;
     FakeNftRule rule = statements();
     rule.handle = tab.nextHandle++;
     chain.rules.push_back(std::move(rule));
+    return "";
+  }
+
+  FakeNftSet& setOf(FakeNftTable& tab) {
+    FakeNftSet* set = tab.set(identifier());
+    if (set == nullptr) missing();
+    return *set;
+  }
+
+  // `add set F T S { type ipv4_addr|ipv6_addr; }`: an existing set is kept.
+  std::string addSet() {
+    FakeNftTable& tab = table();
+    const std::string name = identifier();
+    expect("{");
+    expect("type");
+    const std::string type = word();
+    if (type != "ipv4_addr" && type != "ipv6_addr") syntax();
+    accept(";");
+    expect("}");
+    if (!end()) syntax();
+    if (tab.set(name) == nullptr) tab.sets.push_back(FakeNftSet{name, type, tab.nextHandle++, {}});
+    return "";
+  }
+
+  // `add element F T S { a, b }`: addresses of the set's family.
+  std::string addElements() {
+    FakeNftTable& tab = table();
+    FakeNftSet& set = setOf(tab);
+    const bool v6 = set.type == "ipv6_addr";
+    std::string list = values([&](const std::string& v) {
+      auto c = units::parseCidr(v);
+      return c.ok() && c->family == (v6 ? AF_INET6 : AF_INET) && v.find('/') == std::string::npos;
+    });
+    if (!end()) syntax();
+    if (list.starts_with("{ ")) list = list.substr(2, list.size() - 4);
+    for (size_t at = 0; at < list.size();) {
+      size_t comma = list.find(", ", at);
+      if (comma == std::string::npos) comma = list.size();
+      set.elements.insert(list.substr(at, comma - at));
+      at = comma + 2;
+    }
+    return "";
+  }
+
+  std::string flushSet() {
+    FakeNftTable& tab = table();
+    FakeNftSet& set = setOf(tab);
+    if (!end()) syntax();
+    set.elements.clear();
+    return "";
+  }
+
+  // A set a rule still refers to cannot go (EBUSY), as in the kernel.
+  std::string deleteSet() {
+    FakeNftTable& tab = table();
+    const std::string name = setOf(tab).name;
+    if (!end()) syntax();
+    for (const auto& c : tab.chains) {
+      for (const auto& r : c.rules) {
+        if ((r.text + " ").find("@" + name + " ") != std::string::npos) {
+          refuse("Device or resource busy");
+        }
+      }
+    }
+    std::erase_if(tab.sets, [&](const FakeNftSet& x) { return x.name == name; });
     return "";
   }
 
@@ -342,10 +413,21 @@ class FakeNftScript {
       } else if (w == "ip" || w == "ip6") {
         const std::string dir = word();
         if (dir != "saddr" && dir != "daddr") syntax();
-        part += " " + dir + " " + values([&](const std::string& v) {
-                  auto c = units::parseCidr(v);
-                  return c.ok() && c->family == (w == "ip" ? AF_INET : AF_INET6);
-                });
+        if (!end() && !t_[i_].quoted && t_[i_].text.starts_with("@")) {
+          // A named set of the table, of the match's family.
+          const std::string name = word().substr(1);
+          const FakeNftSet* set = table_ == nullptr ? nullptr : table_->set(name);
+          if (set == nullptr) missing();
+          if (set->type != (w == "ip" ? "ipv4_addr" : "ipv6_addr")) {
+            refuse("datatype mismatch, set " + name + " has type " + set->type);
+          }
+          part += " " + dir + " @" + name;
+        } else {
+          part += " " + dir + " " + values([&](const std::string& v) {
+                    auto c = units::parseCidr(v);
+                    return c.ok() && c->family == (w == "ip" ? AF_INET : AF_INET6);
+                  });
+        }
       } else if (w == "meta") {
         expect("l4proto");
         const std::string protos = values([](const std::string& v) {
@@ -420,6 +502,7 @@ class FakeNftScript {
   }
 
   FakeNetfilterNs& ns_;
+  FakeNftTable* table_ = nullptr;  // the table of the rule being added
   const Tokens& t_;
   size_t i_ = 0;
   std::string source_;

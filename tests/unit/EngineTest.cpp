@@ -10,6 +10,7 @@
 #include "chaosd/engine/Recovery.h"
 #include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/parser/ExperimentParser.h"
+#include "injectors/FilterRefresh.h"
 
 namespace chaosd {
 namespace {
@@ -31,7 +32,9 @@ struct World {
   };
   std::function<void()> onApply;
   std::map<std::string, nlohmann::json> preparedArgs;  // by step: the args prepare was given
-  std::string sharedKey;  // when set, every fake.fault needs the shared "table:<key>"
+  std::string sharedKey;             // when set, every fake.fault needs the shared "table:<key>"
+  std::set<std::string> failUpdate;  // steps whose update (refresh) fails
+  std::function<void(const nlohmann::json& next)> onUpdate;  // before the update's "kernel"
 
   std::string at() const {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch());
@@ -45,7 +48,7 @@ struct World {
   }
 };
 
-class FakeInjector final : public Injector {
+class FakeInjector final : public Injector, public FilterRefresh {
  public:
   explicit FakeInjector(World& w) : w_(w) {}
   Result<PreparedFault> prepare(const FaultRequest& r) override {
@@ -80,6 +83,21 @@ class FakeInjector final : public Injector {
     if (w_.failRevert.contains(step)) return Error(ErrorCode::kKernel, "revert refused");
     w_.held[step] = false;
     return nlohmann::json::object();
+  }
+  // A refresh: the record gets the new args; update is logged with what it moved to.
+  Result<nlohmann::json> reprepare(const std::string&, const nlohmann::json& undo,
+                                   const nlohmann::json& args) override {
+    nlohmann::json next = undo;
+    next["args"] = args;
+    return next;
+  }
+  Result<void> update(const std::string&, const nlohmann::json& undo,
+                      const nlohmann::json& next) override {
+    std::string step = undo["step"];
+    if (w_.onUpdate) w_.onUpdate(next);
+    w_.calls.push_back("update " + step + " to " + next["args"].dump() + "@" + w_.at());
+    if (w_.failUpdate.contains(step)) return Error(ErrorCode::kKernel, "update refused");
+    return success();
   }
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override {
     std::string step = undo["step"];
@@ -625,6 +643,110 @@ TEST_F(EngineTest, HostNamesResolveAgainWhenTheStepIsPreparedAndAreReported) {
   EXPECT_EQ(r.faults[0].observed["hosts"], nlohmann::json({{"db", {"10.0.0.2"}}}));
   // The journal's description of the fault keeps the name next to the addresses.
   EXPECT_EQ(r.faults[0].description, "fake on b [hosts: db = 10.0.0.2]");
+}
+
+}  // namespace
+}  // namespace chaosd
+
+namespace chaosd {
+namespace {
+
+// A type that follows its host name while held (FaultType::refreshArgs, the `refresh` arg):
+// names resolve through `names`, which the test changes mid-fault.
+FaultType refreshingType(World& world, std::map<std::string, std::string>& names) {
+  FaultType t;
+  t.name = "fake.follow";
+  t.schema.args = {arg::make("host", ArgType::kString, "a name"),
+                   arg::make("refresh", ArgType::kDuration, "how often")};
+  t.factory = [&world] { return std::make_unique<FakeInjector>(world); };
+  auto resolve = [&names](const nlohmann::json& args,
+                          const nlohmann::json& last) -> Result<RefreshedArgs> {
+    const std::string host = args.value("host", std::string());
+    RefreshedArgs out;
+    auto it = names.find(host);
+    nlohmann::json addresses;
+    if (it != names.end()) {
+      addresses = {it->second};
+    } else if (last.is_object() && last.contains(host)) {
+      addresses = last[host];
+      out.kept[host] = "unknown name";
+    } else {
+      return Error(ErrorCode::kNotFound, "host name '" + host + "' does not resolve");
+    }
+    out.resolved = ResolvedArgs{{{"hostAddresses", addresses}}, {{"hosts", {{host, addresses}}}}};
+    return out;
+  };
+  t.resolveArgs = [resolve](const nlohmann::json& args) -> Result<ResolvedArgs> {
+    auto r = resolve(args, nlohmann::json::object());
+    if (!r) return std::move(r).error();
+    return r->resolved;
+  };
+  t.refreshArgs = resolve;
+  return t;
+}
+
+constexpr const char* kFollowStep =
+    "method: [{name: f, fault: fake.follow, args: {host: db, refresh: 2s}, duration: 7s}]\n";
+
+// Every `refresh` the name resolves again; when its address changes, the new record is in the
+// journal before the injector's update touches the kernel, and the report has the change.
+TEST_F(JournalledEngineTest, ARefreshedNameIsJournalledBeforeTheKernelAndReported) {
+  std::map<std::string, std::string> names{{"db", "10.0.0.1"}};
+  ASSERT_TRUE(registry_.add(refreshingType(world_, names)).ok());
+  world_.onApply = [&] { names["db"] = "10.0.0.2"; };  // changes right after the apply
+  nlohmann::json journalledAtUpdate;
+  world_.onUpdate = [&](const nlohmann::json&) {
+    auto faults = journal_->faultsOfRun("run1");
+    ASSERT_TRUE(faults.ok());
+    journalledAtUpdate = faults->front().undo;
+  };
+  auto r = run(probes() + kFollowStep);
+  EXPECT_EQ(r.outcome, Outcome::kOk) << (r.reasons.empty() ? "" : r.reasons[0]);
+  EXPECT_EQ(world_.calls,
+            (std::vector<std::string>{"apply f@10000ms",
+                                      "update f to {\"hostAddresses\":[\"10.0.0.2\"]}@12000ms",
+                                      "revert f@17000ms"}))
+      << "one update, at the first refresh; none at 14 s and 16 s (no change)";
+  EXPECT_EQ(journalledAtUpdate["args"], nlohmann::json({{"hostAddresses", {"10.0.0.2"}}}))
+      << "the journal holds the new record before the kernel changes";
+  ASSERT_EQ(r.faults.size(), 1u);
+  const auto& o = r.faults[0].observed;
+  EXPECT_EQ(o["hosts"], nlohmann::json({{"db", {"10.0.0.1"}}})) << "as applied";
+  EXPECT_EQ(o["hostChanges"], nlohmann::json::parse(R"([{"atMs": 2000, "name": "db",
+      "from": ["10.0.0.1"], "to": ["10.0.0.2"]}])"));
+  EXPECT_EQ(stateOf("f"), FaultState::kReverted);
+}
+
+// A name that stops resolving keeps its addresses: no update, and the report says so once.
+TEST_F(JournalledEngineTest, ANameThatStopsResolvingKeepsItsAddressesAndIsReportedOnce) {
+  std::map<std::string, std::string> names{{"db", "10.0.0.1"}};
+  ASSERT_TRUE(registry_.add(refreshingType(world_, names)).ok());
+  world_.onApply = [&] { names.clear(); };
+  auto r = run(probes() + kFollowStep);
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply f@10000ms", "revert f@17000ms"}));
+  ASSERT_EQ(r.faults.size(), 1u);
+  EXPECT_EQ(r.faults[0].observed["hostsUnresolved"],
+            nlohmann::json::parse(R"([{"atMs": 2000, "name": "db", "error": "unknown name",
+                "kept": ["10.0.0.1"]}])"));
+  EXPECT_FALSE(r.faults[0].observed.contains("hostChanges"));
+}
+
+// An update the kernel refuses changes nothing there; the report says so, the journal already
+// holds the new record (which reverts the same objects), and the next refresh tries again.
+TEST_F(JournalledEngineTest, AFailedUpdateIsReportedAndTriedAgain) {
+  std::map<std::string, std::string> names{{"db", "10.0.0.1"}};
+  ASSERT_TRUE(registry_.add(refreshingType(world_, names)).ok());
+  world_.onApply = [&] { names["db"] = "10.0.0.2"; };
+  world_.failUpdate = {"f"};
+  auto r = run(probes() + kFollowStep);
+  EXPECT_EQ(world_.calls.size(), 5u) << "apply, three refused updates (12, 14, 16 s), revert";
+  ASSERT_EQ(r.faults.size(), 1u);
+  EXPECT_EQ(r.faults[0].observed["hostRefreshErrors"].size(), 3u);
+  EXPECT_NE(r.faults[0].observed["hostRefreshErrors"][0]["error"].get<std::string>().find(
+                "updating the filter"),
+            std::string::npos);
+  EXPECT_EQ(stateOf("f"), FaultState::kReverted);
 }
 
 }  // namespace

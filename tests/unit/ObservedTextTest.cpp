@@ -193,6 +193,23 @@ TEST(ObservedTextTest, HostNamesAndResets) {
                                 "12 TCP reset(s) sent"}));
 }
 
+// `refresh`: each change of a name, a name that stopped resolving, a refresh that failed.
+TEST(ObservedTextTest, HostRefreshes) {
+  const Json o = Json::parse(R"({"hosts": {"db.internal": ["10.0.0.5"]},
+      "hostChanges": [{"atMs": 2500, "name": "db.internal", "from": ["10.0.0.5"],
+                       "to": ["10.0.0.6", "fd00::6"]}],
+      "hostsUnresolved": [{"atMs": 4000, "name": "db.internal", "error": "unknown",
+                           "kept": ["10.0.0.6", "fd00::6"]}],
+      "hostRefreshErrors": [{"atMs": 6000, "error": "updating the filter: refused"}]})");
+  EXPECT_EQ(observedLines(fault("network.partition", o)),
+            (std::vector<std::string>{
+                "db.internal resolved to 10.0.0.5",
+                "db.internal changed after 2.50 s: 10.0.0.5 -> 10.0.0.6, fd00::6 (the filter "
+                "followed)",
+                "db.internal stopped resolving after 4.00 s (unknown): kept 10.0.0.6, fd00::6",
+                "refresh failed after 6.00 s: updating the filter: refused"}));
+}
+
 TEST(ObservedTextTest, EveryReportCarriesTheLines) {
   Json report = {
       {"schema", "chaosd.report/v1"},

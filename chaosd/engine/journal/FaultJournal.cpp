@@ -208,6 +208,27 @@ Result<bool> FaultJournal::markRevertFailed(const std::string& faultId, std::str
   return r->second;
 }
 
+Result<void> FaultJournal::updateUndo(const std::string& faultId, const nlohmann::json& undo) {
+  std::lock_guard lock(impl_->mu);
+  auto durable = impl_->durableOf(faultId);
+  if (!durable) return std::move(durable).error();
+  auto tx = Impl::WriteTx::begin(*impl_, *durable);
+  if (!tx) return std::move(tx).error();
+  auto state = impl_->stateOf(faultId);
+  if (!state) return std::move(state).error();
+  if (*state != FaultState::kIntent && *state != FaultState::kApplied) {
+    return Error(ErrorCode::kConflict, "fault " + faultId + " is already " +
+                                           std::string(faultStateName(*state)) +
+                                           ": its record is not changed");
+  }
+  auto s = sqlite::Statement::prepare(impl_->db.get(),
+                                      "UPDATE faults SET undo = ?2 WHERE fault_id = ?1");
+  if (!s) return std::move(s).error();
+  s->bind(1, faultId).bind(2, undo.dump());
+  CHAOSD_TRY(s->run());
+  return tx->commit();
+}
+
 Result<bool> FaultJournal::markSkipped(const std::string& faultId, std::string_view reason) {
   std::lock_guard lock(impl_->mu);
   auto r = impl_->transition(

@@ -158,6 +158,12 @@ class FaultJournal {
   // intent | applied | revert-failed -> revert-failed with the error. A reverted fault stays
   // reverted (someone else succeeded).
   Result<bool> markRevertFailed(const std::string& faultId, std::string_view error);
+  // Replaces the undo record of a fault that is held (intent or applied): a held fault whose
+  // filter changes (a host name's `refresh`) journals the record of its new state before the
+  // kernel is changed. Committed before return (durably if the fault is durable). kConflict
+  // when the fault is no longer held (reverted, skipped, revert-failed): the caller must not
+  // change the kernel then. kNotFound for an unknown fault id.
+  Result<void> updateUndo(const std::string& faultId, const nlohmann::json& undo);
   // intent -> skipped (decided not to apply it). kConflict once it was applied.
   Result<bool> markSkipped(const std::string& faultId, std::string_view reason);
 

@@ -196,6 +196,16 @@ Result<FaultState> FaultJournal::Impl::stateOf(const std::string& faultId) {
   return parseFaultState(s->text(0));
 }
 
+Result<bool> FaultJournal::Impl::durableOf(const std::string& faultId) {
+  auto s = Statement::prepare(db.get(), "SELECT durable FROM faults WHERE fault_id = ?");
+  if (!s) return std::move(s).error();
+  s->bind(1, faultId);
+  auto row = s->step();
+  if (!row) return std::move(row).error();
+  if (!*row) return Error(ErrorCode::kNotFound, "unknown fault " + faultId);
+  return s->integer(0) != 0;
+}
+
 Result<std::pair<FaultState, bool>> FaultJournal::Impl::transition(
     const std::string& faultId, std::initializer_list<FaultState> from, const std::string& sql,
     const std::vector<std::string>& extra) {

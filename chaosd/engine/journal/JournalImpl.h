@@ -87,6 +87,8 @@ struct FaultJournal::Impl {
   Result<bool> runExists(const std::string& runId);
 
   Result<FaultState> stateOf(const std::string& faultId);
+  // Whether the fault was journalled durable (its writes commit with synchronous=FULL).
+  Result<bool> durableOf(const std::string& faultId);
 
   // Moves a fault to `to` when its current state is in `from`; returns the state it found.
   // `sql` sets the new state's columns; parameter 1 is the fault id, 2.. are `extra`.
