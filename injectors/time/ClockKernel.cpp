@@ -3,6 +3,8 @@
 #include <time.h>
 
 #include <cerrno>
+#include <fstream>
+#include <string>
 
 namespace chaosd {
 namespace {
@@ -28,6 +30,13 @@ class SystemClockKernel final : public ClockKernel {
       return Error::fromErrno("clock_settime(CLOCK_REALTIME)", errno);
     }
     return success();
+  }
+
+  std::string bootId() override {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
+    return id;
   }
 };
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "chaosd/base/Result.h"
 
@@ -22,6 +23,9 @@ class ClockKernel {
   virtual ClockPair now() = 0;
   // clock_settime(CLOCK_REALTIME). Errors carry the errno (EPERM without CAP_SYS_TIME).
   virtual Result<void> setRealtime(int64_t realtimeNs) = 0;
+  // Names this boot (/proc/sys/kernel/random/boot_id): a monotonic reading means nothing in
+  // another boot. "" when it cannot be read.
+  virtual std::string bootId() = 0;
 };
 
 // The real clocks. Stateless.

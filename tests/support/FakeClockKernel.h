@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cerrno>
+#include <string>
 #include <vector>
 
 #include "injectors/time/ClockKernel.h"
@@ -18,6 +19,7 @@ class FakeClockKernel final : public ClockKernel {
     sets.push_back(realtimeNs);
     return success();
   }
+  std::string bootId() override { return boot; }
   // Time passes on both clocks.
   void advance(int64_t ns) {
     trueRealtimeNs += ns;
@@ -28,6 +30,7 @@ class FakeClockKernel final : public ClockKernel {
   int64_t monotonicNs = 50'000'000'000'000;
   int64_t stepNs = 0;  // how far the clock is from the true time now
   bool failSet = false;
+  std::string boot = "6c0f3a52-0000-4000-8000-000000000001";
   std::vector<int64_t> sets;
 };
 
