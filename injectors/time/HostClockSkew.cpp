@@ -1,4 +1,5 @@
-// time.skew of the host's clock: clock_settime(CLOCK_REALTIME) with the (realtime, monotonic)
+// time.skew of the host's clock: CLOCK_REALTIME stepped (clock_adjtime ADJ_SETOFFSET) to the
+// true time plus the offset and back, the true time computed from the (realtime, monotonic)
 // pair recorded before the step, and the NTP clients paused meanwhile. docs/faults/time.md.
 #include <cinttypes>
 #include <cstdio>
@@ -16,7 +17,7 @@ namespace chaosd {
 namespace {
 
 // Revert leaves a clock this close to the true time as it is: a second revert does not step
-// it again (each step adds the microseconds between the read and the set).
+// it again (each step adds the error of reading the pair, microseconds).
 constexpr int64_t kAlreadyTrueNs = 100'000;  // 100 us
 // Audit calls a clock further than this from the true time a leftover.
 constexpr int64_t kAuditToleranceNs = 10'000'000;  // 10 ms
@@ -77,14 +78,14 @@ Result<AppliedFault> TimeSkewInjector::applyHost(const std::string& faultId,
   // NTP first: a client running while the clock is stepped could step it back.
   auto paused = pauseNtpClients(*processes_, record->ntpPaused, options_.ntpWait);
   if (!paused) return std::move(paused).error().withContext("time.skew of the host clock");
-  const ClockPair now = clock_->now();
-  const int64_t deviation = record->deviationNs(now);
-  const int64_t target = record->trueRealtimeAt(now.monotonicNs) + record->offset.count();
-  if (auto set = clock_->setRealtime(target); !set) {
+  // The step is relative (ADJ_SETOFFSET): the deviation measured now stays what it is until
+  // someone steps the clock, however long the call takes to land.
+  const int64_t deviation = record->deviationNs(clock_->now());
+  if (auto set = clock_->stepRealtime(record->offset.count() - deviation); !set) {
     return std::move(set).error().withContext("time.skew of the host clock");
   }
   AppliedFault out;
-  out.backend = "clock_settime";
+  out.backend = "clock_adjtime";
   out.observed = {{"offset", formatClockOffset(record->offset)},
                   {"offsetNs", record->offset.count()},
                   {"offTrueBefore", millis(deviation)},
@@ -110,11 +111,10 @@ Result<nlohmann::json> TimeSkewInjector::revertHost(const std::string& faultId,
   }
   nlohmann::json out;
   std::string clockError;
-  const ClockPair now = clock_->now();
-  const int64_t deviation = record->deviationNs(now);
+  const int64_t deviation = record->deviationNs(clock_->now());
   out["offTrueFound"] = millis(deviation);
   if (std::llabs(deviation) > kAlreadyTrueNs) {
-    if (auto set = clock_->setRealtime(record->trueRealtimeAt(now.monotonicNs)); !set) {
+    if (auto set = clock_->stepRealtime(-deviation); !set) {
       clockError = set.error().describe();
     }
     out["stepped"] = clockError.empty();

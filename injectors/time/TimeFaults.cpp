@@ -117,7 +117,7 @@ void registerTimeFaults(FaultRegistry& registry) {
       "move the clock a started process and its children see (libfaketime), or without a "
       "target the host's clock (guardrails.allowHostClock)";
   skew.targetKinds = {TargetKind::kExec};
-  skew.targetOptional = true;  // the host: clock_settime, NTP clients paused
+  skew.targetOptional = true;  // the host: clock_adjtime, NTP clients paused
   skew.schema.args = {
       arg::required(arg::make("offset", ArgType::kString,
                               "how far the clock is moved, a signed duration: -2h, +30s, +1m30s"))};

@@ -10,8 +10,8 @@
 
 // time.skew: on an exec target, the clock of the process and its children, through
 // libfaketime's control file (the exec hook in TimeFaults.cpp preloads the library);
-// without a target, the host's CLOCK_REALTIME through clock_settime, NTP clients paused
-// meanwhile (HostClockSkew.cpp). docs/faults/time.md.
+// without a target, the host's CLOCK_REALTIME through clock_adjtime (ADJ_SETOFFSET), NTP clients
+// paused meanwhile (HostClockSkew.cpp). docs/faults/time.md.
 namespace chaosd {
 
 class TimeSkewInjector final : public Injector {
