@@ -109,6 +109,10 @@ class Engine {
   size_t controlIndex(const std::string& name) const;
   void fail(Outcome outcome, std::string reason);
   void note(const std::string& line);
+  // "Now" for the journal's deadlines: the run's start on the wall clock plus the monotonic
+  // time since, so a host clock stepped during the run (time.skew without a target) moves no
+  // deadline. The guardian measures its "now" the same way (Guardian.cpp).
+  WallClock deadlineNow() const;
 
   const Experiment& experiment_;
   EngineDeps deps_;

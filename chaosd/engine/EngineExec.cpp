@@ -65,7 +65,7 @@ bool Engine::startExecTargets() {
           intent.undo = undo;
           intent.resources = {"exec:" + std::to_string(s.pid)};
           // Past the run's expected end (plus a minute), the guardian stops it even if we hang.
-          intent.deadline = deps_.clock->wallNow() +
+          intent.deadline = deadlineNow() +
                             std::chrono::duration_cast<WallClock::duration>(expected) +
                             std::chrono::minutes(1);
           CHAOSD_TRY(deps_.journal->recordIntent(result_.runId, intent));

@@ -9,6 +9,12 @@
 // audit what is left after the run. Engine.cpp has the run's phases and windows.
 namespace chaosd {
 
+WallClock Engine::deadlineNow() const {
+  if (result_.startedAt == WallClock{}) return deps_.clock->wallNow();  // before run()
+  return result_.startedAt +
+         std::chrono::duration_cast<WallClock::duration>(deps_.clock->now() - result_.startedMono);
+}
+
 bool Engine::applyFaults(const std::vector<size_t>& indexes) {
   if (deps_.guardian && !deps_.guardian->alive()) {
     for (size_t i : indexes) {
@@ -118,8 +124,7 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
   f.revertible = prepared->revertible;
   for (auto& need : prepared->shared) pendingShared_.push_back(std::move(need));
   undo_[index] = prepared->undo;
-  f.deadline =
-      deps_.clock->wallNow() + std::chrono::duration_cast<WallClock::duration>(req.duration);
+  f.deadline = deadlineNow() + std::chrono::duration_cast<WallClock::duration>(req.duration);
   return makeIntent(req, *prepared, f.deadline, type && type->survivesReboot);
 }
 
@@ -213,8 +218,7 @@ bool Engine::holdShared(const std::vector<SharedNeed>& needs) {
       // Held until the run's end: past the rest of the method and the recovery window (plus a
       // minute), the guardian removes it even if we hang. Every fault's deadline is earlier.
       const Duration rest = timeline_.total + experiment_.steadyState.recovery;
-      intent.deadline = deps_.clock->wallNow() +
-                        std::chrono::duration_cast<WallClock::duration>(rest) +
+      intent.deadline = deadlineNow() + std::chrono::duration_cast<WallClock::duration>(rest) +
                         std::chrono::minutes(1);
       auto ok = deps_.journal->recordIntent(result_.runId, intent);
       if (!ok) {

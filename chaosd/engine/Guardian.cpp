@@ -146,6 +146,22 @@ Result<GuardianOptions> parseOptions(int argc, char** argv) {
   return o;
 }
 
+// The guardian's "now" for deadlines: the wall clock when it started plus the monotonic time
+// since, so a host clock stepped by a fault it watches (time.skew without a target) neither
+// makes every deadline look passed (+2h) nor postpones them (-2h). The engine writes deadlines
+// the same way (Engine::deadlineNow).
+class StepFreeWallClock {
+ public:
+  WallTime now() const {
+    return wall0_ + std::chrono::duration_cast<WallTime::duration>(
+                        std::chrono::steady_clock::now() - steady0_);
+  }
+
+ private:
+  WallTime wall0_ = std::chrono::system_clock::now();
+  std::chrono::steady_clock::time_point steady0_ = std::chrono::steady_clock::now();
+};
+
 class Guardian {
  public:
   Guardian(GuardianOptions options, FaultJournal journal, FaultRegistry registry)
@@ -187,8 +203,7 @@ class Guardian {
       auto wake = revertOverdue();
       pollfd fds[2] = {{pidfd_.get(), POLLIN, 0}, {control, POLLIN, 0}};
       auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::clamp<std::chrono::nanoseconds>(wake - std::chrono::system_clock::now(), 0ns,
-                                               kRescanInterval));
+          std::clamp<std::chrono::nanoseconds>(wake - wall_.now(), 0ns, kRescanInterval));
       int n = ::poll(fds, control >= 0 ? 2 : 1, static_cast<int>(timeout.count()) + 1);
       if (n < 0 && errno != EINTR) {
         logger_->error("poll failed run={} error=\"{}\"", o_.runId, std::strerror(errno));
@@ -214,7 +229,7 @@ class Guardian {
   // Reverts the faults of a live owner that are past deadline + grace. Returns when to look
   // next: the earliest deadline + grace still ahead, or the rescan interval.
   WallTime revertOverdue() {
-    auto now = std::chrono::system_clock::now();
+    auto now = wall_.now();
     WallTime wake = now + kRescanInterval;
     auto faults = journal_.unreverted(o_.runId);
     if (!faults) {
@@ -281,6 +296,7 @@ class Guardian {
   FaultJournal journal_;
   FaultRegistry registry_;
   std::shared_ptr<spdlog::logger> logger_;
+  StepFreeWallClock wall_;
   Fd pidfd_;
   bool ownerDead_ = false;
 };

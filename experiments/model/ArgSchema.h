@@ -59,8 +59,10 @@ struct ArgProblem {
 struct ArgContext {
   const nlohmann::json& args;
   std::optional<std::chrono::nanoseconds> duration;
-  bool allowSsh = false;      // guardrails.allowSsh: may port 22 be cut off
-  bool allowFullCpu = false;  // guardrails.allowFullCpu: may every CPU be taken whole
+  bool allowSsh = false;        // guardrails.allowSsh: may port 22 be cut off
+  bool allowFullCpu = false;    // guardrails.allowFullCpu: may every CPU be taken whole
+  bool onHost = false;          // the step names no target: a targetOptional type acts on the host
+  bool allowHostClock = false;  // guardrails.allowHostClock: may the host's clock be stepped
 };
 using ArgConstraint = std::function<std::optional<ArgProblem>(const ArgContext& ctx)>;
 

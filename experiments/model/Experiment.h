@@ -240,6 +240,7 @@ struct Guardrails {
   bool allowSsh = false;                         // may port 22 be partitioned
   bool allowFullCpu = false;                     // may cpu.stress take every CPU whole
   bool allowDefaultRouteDown = false;  // may network.down take the default route's interface
+  bool allowHostClock = false;         // may time.skew without a target step the host's clock
 };
 
 struct ReportSpec {

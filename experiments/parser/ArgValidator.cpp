@@ -229,7 +229,7 @@ std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional
                                            const std::string& argsPath, const YAML::Mark& stepMark,
                                            const ArgSchema& schema,
                                            std::optional<std::chrono::nanoseconds> duration,
-                                           const Guardrails& guardrails) {
+                                           const Guardrails& guardrails, bool onHost) {
   std::optional<nlohmann::json> out;
   if (args) {
     out = validateObject(ctx, *args, schema.args);
@@ -251,7 +251,8 @@ std::optional<nlohmann::json> validateArgs(ReadContext& ctx, const std::optional
   bool ok = true;
   for (const auto& constraint : schema.constraints) {
     if (auto problem =
-            constraint(ArgContext{*out, duration, guardrails.allowSsh, guardrails.allowFullCpu})) {
+            constraint(ArgContext{*out, duration, guardrails.allowSsh, guardrails.allowFullCpu,
+                                  onHost, guardrails.allowHostClock})) {
       ctx.diag.error(markOf(args, problem->field, stepMark),
                      problem->field.empty() ? argsPath : joinPath(argsPath, problem->field),
                      problem->message);

@@ -117,7 +117,7 @@ void parseConfig(ReadContext& ctx, const Field& f, Experiment& exp) {
 void parseGuardrails(ReadContext& ctx, const Field& f, Guardrails& g) {
   MapReader m(ctx, f,
               {"maxDuration", "maxTargets", "maxPercent", "maxFaults", "allowSsh", "allowFullCpu",
-               "allowDefaultRouteDown"});
+               "allowDefaultRouteDown", "allowHostClock"});
   if (!m.valid()) return;
   if (auto d = m.get("maxDuration")) {
     if (auto v = asDuration(ctx, *d)) {
@@ -141,6 +141,7 @@ void parseGuardrails(ReadContext& ctx, const Field& f, Guardrails& g) {
   if (auto s = m.boolean("allowSsh")) g.allowSsh = *s;
   if (auto c = m.boolean("allowFullCpu")) g.allowFullCpu = *c;
   if (auto r = m.boolean("allowDefaultRouteDown")) g.allowDefaultRouteDown = *r;
+  if (auto h = m.boolean("allowHostClock")) g.allowHostClock = *h;
 }
 
 void parseRollbacks(ReadContext& ctx, const Field& f, Experiment& exp) {

@@ -205,9 +205,10 @@ class MethodParser {
                           "unknown key " + quoteText(key), type->name + " takes no arguments");
         }
       } else if (args || !m.has("args")) {  // a present but empty args: was reported
-        step.args = validateArgs(ctx_, args, joinPath(f.path, "args"), f.node.Mark(), type->schema,
-                                 step.duration, exp_.guardrails)
-                        .value_or(nlohmann::json::object());
+        step.args =
+            validateArgs(ctx_, args, joinPath(f.path, "args"), f.node.Mark(), type->schema,
+                         step.duration, exp_.guardrails, type->targetOptional && !m.has("target"))
+                .value_or(nlohmann::json::object());
       }
     }
   }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "chaosd/base/Result.h"
 
@@ -20,8 +21,14 @@ class ClockKernel {
  public:
   virtual ~ClockKernel() = default;
   virtual ClockPair now() = 0;
-  // clock_settime(CLOCK_REALTIME). Errors carry the errno (EPERM without CAP_SYS_TIME).
-  virtual Result<void> setRealtime(int64_t realtimeNs) = 0;
+  // Moves CLOCK_REALTIME by deltaNs, in the kernel, from wherever it is when the call lands
+  // (clock_adjtime ADJ_SETOFFSET): a delay between reading the clocks and the step (a
+  // preemption) does not become an error, as it would with clock_settime of an absolute time
+  // computed before. Errors carry the errno (EPERM without CAP_SYS_TIME).
+  virtual Result<void> stepRealtime(int64_t deltaNs) = 0;
+  // Names this boot (/proc/sys/kernel/random/boot_id): a monotonic reading means nothing in
+  // another boot. "" when it cannot be read.
+  virtual std::string bootId() = 0;
 };
 
 // The real clocks. Stateless.

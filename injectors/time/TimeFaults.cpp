@@ -96,6 +96,16 @@ std::optional<ArgProblem> validOffset(const ArgContext& ctx) {
   return std::nullopt;
 }
 
+// Stepping the host's clock reaches every process, chaosd's own timestamps included: only
+// when the experiment says so, checked by `validate` and `plan` before anything runs.
+std::optional<ArgProblem> hostClockAllowed(const ArgContext& ctx) {
+  if (!ctx.onHost || ctx.allowHostClock) return std::nullopt;
+  return ArgProblem{"",
+                    "time.skew without a target steps the host's clock (CLOCK_REALTIME) for "
+                    "every process: refused; set guardrails.allowHostClock: true, or give an "
+                    "exec target"};
+}
+
 }  // namespace
 
 void registerTimeFaults(FaultRegistry& registry) {
@@ -103,13 +113,20 @@ void registerTimeFaults(FaultRegistry& registry) {
   std::shared_ptr<ClockKernel> clock = systemClockKernel();
   FaultType skew;
   skew.name = "time.skew";
-  skew.summary = "move the clock a started process and its children see (libfaketime)";
+  skew.summary =
+      "move the clock a started process and its children see (libfaketime), or without a "
+      "target the host's clock (guardrails.allowHostClock)";
   skew.targetKinds = {TargetKind::kExec};
+  skew.targetOptional = true;  // the host: clock_adjtime, NTP clients paused
   skew.schema.args = {
       arg::required(arg::make("offset", ArgType::kString,
                               "how far the clock is moved, a signed duration: -2h, +30s, +1m30s"))};
   skew.schema.constraints.push_back(validOffset);
-  skew.factory = [targets, clock] { return std::make_unique<TimeSkewInjector>(targets, clock); };
+  skew.schema.constraints.push_back(hostClockAllowed);
+  skew.factory = [targets, clock] {
+    return std::make_unique<TimeSkewInjector>(targets, clock, systemProcessKernel(),
+                                              TimeSkewInjector::Options{});
+  };
   (void)registry.add(std::move(skew));
   registry.addExecHook(
       [targets, clock](const std::vector<ExecStep>& steps) -> std::unique_ptr<ExecContribution> {

@@ -88,6 +88,69 @@ nlohmann::json FakeTimeUndo::toJson() const {
   return j;
 }
 
+namespace {
+
+Result<std::vector<Victim>> victimsOf(const nlohmann::json& undo, const char* key) {
+  std::vector<Victim> out;
+  if (!undo.is_object() || !undo.contains(key)) return out;
+  const nlohmann::json& list = undo.at(key);
+  if (!list.is_array()) {
+    return Error(ErrorCode::kInvalid,
+                 std::string("time.skew undo record: '") + key + "' is not a list");
+  }
+  for (const auto& entry : list) {
+    auto v = Victim::fromJson(entry);
+    if (!v)
+      return std::move(v).error().withContext(std::string("time.skew undo record '") + key + "'");
+    out.push_back(std::move(*v));
+  }
+  return out;
+}
+
+nlohmann::json victimsJson(const std::vector<Victim>& victims) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Victim& v : victims) out.push_back(v.toJson());
+  return out;
+}
+
+}  // namespace
+
+Result<HostClockUndo> HostClockUndo::fromJson(const nlohmann::json& undo) {
+  RecordFields fields(undo, "time.skew undo record");
+  HostClockUndo u;
+  std::string mode;
+  fields.required("mode", mode)
+      .required("faultId", u.faultId)
+      .required("offsetNs", u.offset)
+      .required("realtimeNs", u.before.realtimeNs)
+      .required("monotonicNs", u.before.monotonicNs)
+      .required("bootId", u.bootId);
+  if (fields.ok() && mode != "host") fields.fail("mode '" + mode + "' is not host");
+  if (fields.ok() && (u.before.realtimeNs <= 0 || u.before.monotonicNs < 0)) {
+    fields.fail("the recorded clocks (realtime " + std::to_string(u.before.realtimeNs) +
+                ", monotonic " + std::to_string(u.before.monotonicNs) + ") are not readings");
+  }
+  CHAOSD_TRY(fields.done());
+  auto paused = victimsOf(undo, "ntpPaused");
+  if (!paused) return std::move(paused).error();
+  auto already = victimsOf(undo, "ntpAlreadyStopped");
+  if (!already) return std::move(already).error();
+  u.ntpPaused = std::move(*paused);
+  u.ntpAlreadyStopped = std::move(*already);
+  return u;
+}
+
+nlohmann::json HostClockUndo::toJson() const {
+  return {{"mode", "host"},
+          {"faultId", faultId},
+          {"offsetNs", offset.count()},
+          {"realtimeNs", before.realtimeNs},
+          {"monotonicNs", before.monotonicNs},
+          {"bootId", bootId},
+          {"ntpPaused", victimsJson(ntpPaused)},
+          {"ntpAlreadyStopped", victimsJson(ntpAlreadyStopped)}};
+}
+
 std::string fakeTimeSpec(std::chrono::nanoseconds offset) {
   // Microseconds: libfaketime parses a double; no "-0.000000".
   const long long us = std::llround(static_cast<double>(offset.count()) / 1e3);

@@ -10,6 +10,8 @@
 #include <string_view>
 
 #include "chaosd/base/Result.h"
+#include "injectors/process/ProcessRecords.h"
+#include "injectors/time/ClockKernel.h"
 
 // The typed arguments and undo records of time.skew, each with its one json conversion.
 // The undo records are journalled and reverted from by the guardian, perhaps of a later
@@ -45,6 +47,35 @@ struct FakeTimeUndo {
   int64_t execRealtimeNs = 0;
 
   static Result<FakeTimeUndo> fromJson(const nlohmann::json& undo);
+  nlohmann::json toJson() const;
+};
+
+// The undo record of time.skew of the host's clock (mode "host"): the clocks read just before
+// the step and the NTP clients to pause. Apply sets CLOCK_REALTIME to the true time plus the
+// offset; revert (the owner, the guardian, `chaosctl recover`, the next start) sets it to the
+// true time now, both computed from `before`: CLOCK_REALTIME - CLOCK_MONOTONIC changes only
+// when the clock is stepped (NTP slews move both), so the recorded pair names the true time
+// for any later monotonic reading of the same boot.
+// {"mode": "host", "faultId", "offsetNs", "realtimeNs", "monotonicNs", "bootId",
+//  "ntpPaused": [{"pid", "startTime", "comm"}], "ntpAlreadyStopped": [...]}
+struct HostClockUndo {
+  std::string faultId;
+  std::chrono::nanoseconds offset{0};
+  ClockPair before;               // read at prepare, before anything was stepped
+  std::string bootId;             // /proc/sys/kernel/random/boot_id: the monotonic clock's boot
+  std::vector<Victim> ntpPaused;  // SIGSTOP at apply, SIGCONT at revert
+  std::vector<Victim> ntpAlreadyStopped;  // stopped by someone else: left alone
+
+  // The true CLOCK_REALTIME when CLOCK_MONOTONIC reads monotonicNs (same boot).
+  int64_t trueRealtimeAt(int64_t monotonicNs) const {
+    return before.realtimeNs + (monotonicNs - before.monotonicNs);
+  }
+  // How far the clock `now` is from the true time (positive: ahead).
+  int64_t deviationNs(const ClockPair& now) const {
+    return now.realtimeNs - trueRealtimeAt(now.monotonicNs);
+  }
+
+  static Result<HostClockUndo> fromJson(const nlohmann::json& undo);
   nlohmann::json toJson() const;
 };
 

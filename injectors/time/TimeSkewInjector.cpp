@@ -25,7 +25,15 @@ std::string trimmed(std::string text) {
 
 TimeSkewInjector::TimeSkewInjector(std::shared_ptr<FakeTimeTargets> targets,
                                    std::shared_ptr<ClockKernel> clock)
-    : targets_(std::move(targets)), clock_(std::move(clock)) {}
+    : TimeSkewInjector(std::move(targets), std::move(clock), systemProcessKernel(), Options{}) {}
+
+TimeSkewInjector::TimeSkewInjector(std::shared_ptr<FakeTimeTargets> targets,
+                                   std::shared_ptr<ClockKernel> clock,
+                                   std::shared_ptr<ProcessKernel> processes, Options options)
+    : targets_(std::move(targets)),
+      clock_(std::move(clock)),
+      processes_(std::move(processes)),
+      options_(options) {}
 
 Result<PreparedFault> TimeSkewInjector::prepare(const FaultRequest& request) {
   const TargetSpec* target = request.target;
@@ -35,7 +43,7 @@ Result<PreparedFault> TimeSkewInjector::prepare(const FaultRequest& request) {
   if (target != nullptr) {
     return Error(ErrorCode::kInvalid, "time.skew needs an exec target the engine has started");
   }
-  return Error(ErrorCode::kUnsupported, "time.skew of the host clock is not implemented yet");
+  return prepareHost(request);
 }
 
 Result<AppliedFault> TimeSkewInjector::apply(const std::string& faultId,
@@ -43,7 +51,7 @@ Result<AppliedFault> TimeSkewInjector::apply(const std::string& faultId,
   auto mode = timeRecordMode(undo);
   if (!mode) return std::move(mode).error();
   if (*mode == "exec") return applyExec(faultId, undo);
-  return Error(ErrorCode::kUnsupported, "time.skew of the host clock is not implemented yet");
+  return applyHost(faultId, undo);
 }
 
 Result<nlohmann::json> TimeSkewInjector::revert(const std::string& faultId,
@@ -51,14 +59,14 @@ Result<nlohmann::json> TimeSkewInjector::revert(const std::string& faultId,
   auto mode = timeRecordMode(undo);
   if (!mode) return std::move(mode).error();
   if (*mode == "exec") return revertExec(faultId, undo);
-  return Error(ErrorCode::kUnsupported, "time.skew of the host clock is not implemented yet");
+  return revertHost(faultId, undo);
 }
 
 Result<std::vector<std::string>> TimeSkewInjector::audit(const nlohmann::json& undo) {
   auto mode = timeRecordMode(undo);
   if (!mode) return std::move(mode).error();
   if (*mode == "exec") return auditExec(undo);
-  return std::vector<std::string>{};
+  return auditHost(undo);
 }
 
 Result<PreparedFault> TimeSkewInjector::prepareExec(const FaultRequest& request, pid_t pid) {

@@ -147,6 +147,7 @@ void printText(std::ostream& out, const Experiment& e, const Timeline& tl,
       << " of the matches, at most " << g.maxFaults << " fault steps, port 22 "
       << (g.allowSsh ? "MAY be partitioned" : "protected")
       << (g.allowFullCpu ? ", cpu.stress MAY take every CPU" : "")
+      << (g.allowHostClock ? ", time.skew MAY step the host's clock" : "")
       << "; PID 1, kernel threads, chaosd, its guardian and the invoking shell are never "
          "targeted.\n\n";
   Duration total = e.steadyState.baseline + tl.total + e.steadyState.recovery;
@@ -254,7 +255,8 @@ int planCommand(const std::vector<std::string>& args) {
                        {"maxPercent", e.guardrails.maxPercent},
                        {"maxFaults", e.guardrails.maxFaults},
                        {"allowSsh", e.guardrails.allowSsh},
-                       {"allowFullCpu", e.guardrails.allowFullCpu}}},
+                       {"allowFullCpu", e.guardrails.allowFullCpu},
+                       {"allowHostClock", e.guardrails.allowHostClock}}},
                      {"targets", nlohmann::json::array()},
                      {"probes", nlohmann::json::array()},
                      {"applied", false}};

@@ -1,0 +1,151 @@
+#include "injectors/time/NtpClients.h"
+
+#include <signal.h>
+
+#include <array>
+#include <thread>
+
+#include "injectors/process/ProcessInjector.h"
+
+namespace chaosd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool isStopped(char state) { return state == 'T' || state == 't'; }
+
+nlohmann::json entry(const Victim& v) { return {{"pid", v.pid}, {"comm", v.comm}}; }
+
+// Polls /proc until done(index, state or nullopt when gone) holds for every index in `left`
+// or the deadline passes; returns the indexes still left.
+template <typename Done>
+std::vector<size_t> pollUntil(ProcessKernel& kernel, const std::vector<Victim>& clients,
+                              std::vector<size_t> left, Clock::time_point deadline, Done done) {
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    std::erase_if(left, [&](size_t i) { return done(i, victimStateLetter(kernel, clients[i])); });
+    if (left.empty() || Clock::now() >= deadline) return left;
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+bool isNtpClientName(std::string_view comm) {
+  static constexpr std::array<std::string_view, 4> kNames = {"chronyd", "systemd-timesyn", "ntpd",
+                                                             "openntpd"};
+  for (auto name : kNames) {
+    if (comm == name) return true;
+  }
+  return false;
+}
+
+Result<NtpClients> findNtpClients(ProcessKernel& kernel) {
+  auto table = kernel.scan(0);
+  if (!table) return std::move(table).error().withContext("looking for NTP clients");
+  NtpClients out;
+  for (const ProcessInfo& p : table->processes()) {
+    if (p.isKernelThread || p.state == 'Z' || p.state == 'X' || !isNtpClientName(p.comm)) continue;
+    Victim v{p.pid, p.startTime, p.comm};
+    (isStopped(p.state) ? out.alreadyStopped : out.running).push_back(std::move(v));
+  }
+  return out;
+}
+
+Result<nlohmann::json> pauseNtpClients(ProcessKernel& kernel, const std::vector<Victim>& clients,
+                                       std::chrono::milliseconds wait) {
+  nlohmann::json paused = nlohmann::json::array(), gone = nlohmann::json::array(),
+                 notConfirmed = nlohmann::json::array();
+  std::vector<size_t> signalled;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    auto reached = reachVictim(kernel, clients[i]);
+    if (!reached) return std::move(reached).error().withContext("pausing NTP clients");
+    if (reached->state == VictimState::kLive) {
+      auto sent = signalVictim(kernel, reached->pidfd, SIGSTOP, clients[i]);
+      if (sent) {
+        signalled.push_back(i);
+        continue;
+      }
+      if (sent.error().sysErrno() != ESRCH) {
+        return std::move(sent).error().withContext("pausing NTP clients");
+      }
+    }
+    gone.push_back(entry(clients[i]));
+  }
+  auto left = pollUntil(kernel, clients, signalled, Clock::now() + wait,
+                        [&](size_t i, std::optional<char> state) {
+                          if (!state) {
+                            gone.push_back(entry(clients[i]));
+                            return true;
+                          }
+                          if (!isStopped(*state)) return false;
+                          paused.push_back(entry(clients[i]));
+                          return true;
+                        });
+  for (size_t i : left) notConfirmed.push_back(entry(clients[i]));
+  return nlohmann::json{{"paused", paused}, {"gone", gone}, {"notConfirmed", notConfirmed}};
+}
+
+Result<nlohmann::json> resumeNtpClients(ProcessKernel& kernel, const std::vector<Victim>& clients,
+                                        std::chrono::milliseconds wait) {
+  nlohmann::json resumed = nlohmann::json::array(), gone = nlohmann::json::array(),
+                 reused = nlohmann::json::array();
+  std::vector<std::string> errors;
+  std::vector<size_t> signalled;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    auto reached = reachVictim(kernel, clients[i]);
+    if (reached && reached->state == VictimState::kLive) {
+      auto sent = signalVictim(kernel, reached->pidfd, SIGCONT, clients[i]);
+      if (sent) {
+        signalled.push_back(i);
+        continue;
+      }
+      if (sent.error().sysErrno() == ESRCH) {
+        reached->state = VictimState::kExited;
+      } else {
+        reached = std::move(sent).error();
+      }
+    }
+    if (!reached) {
+      errors.push_back(reached.error().describe());
+    } else {
+      (reached->state == VictimState::kReused ? reused : gone).push_back(entry(clients[i]));
+    }
+  }
+  auto left = pollUntil(kernel, clients, signalled, Clock::now() + wait,
+                        [&](size_t i, std::optional<char> state) {
+                          if (!state) {
+                            gone.push_back(entry(clients[i]));
+                            return true;
+                          }
+                          if (isStopped(*state)) return false;
+                          resumed.push_back(entry(clients[i]));
+                          return true;
+                        });
+  for (size_t i : left) {
+    errors.push_back("NTP client pid " + std::to_string(clients[i].pid) + " (" + clients[i].comm +
+                     ") is still stopped after SIGCONT");
+  }
+  if (!errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+    return Error(ErrorCode::kKernel, "resuming NTP clients: " + all);
+  }
+  return nlohmann::json{{"resumed", resumed}, {"gone", gone}, {"pidReused", reused}};
+}
+
+std::vector<std::string> ntpClientsStillStopped(ProcessKernel& kernel,
+                                                const std::vector<Victim>& clients) {
+  std::vector<std::string> out;
+  for (const Victim& v : clients) {
+    auto state = victimStateLetter(kernel, v);
+    if (state && isStopped(*state)) {
+      out.push_back("NTP client pid " + std::to_string(v.pid) + " (" + v.comm +
+                    ") is still stopped (state " + std::string(1, *state) + ")");
+    }
+  }
+  return out;
+}
+
+}  // namespace chaosd
