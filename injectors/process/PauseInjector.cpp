@@ -8,28 +8,11 @@
 #include "chaosd/base/Log.h"
 #include "chaosd/base/Units.h"
 #include "injectors/process/ProcessInjector.h"
+#include "injectors/process/VictimStates.h"
 
 namespace chaosd {
 namespace {
-
 using Clock = std::chrono::steady_clock;
-
-bool isStopped(char state) { return state == 'T' || state == 't'; }
-
-// Polls /proc until done(victim index, state or nullopt when gone) holds for every index in
-// `left`, or the deadline; returns the indexes still left.
-template <typename Done>
-std::vector<size_t> pollStates(ProcessKernel& kernel, const std::vector<Victim>& victims,
-                               std::vector<size_t> left, Clock::time_point deadline, Done done) {
-  auto pause = std::chrono::microseconds(200);
-  for (;;) {
-    std::erase_if(left, [&](size_t i) { return done(i, victimStateLetter(kernel, victims[i])); });
-    if (left.empty() || Clock::now() >= deadline) return left;
-    std::this_thread::sleep_for(pause);
-    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
-  }
-}
-
 }  // namespace
 
 PauseInjector::PauseInjector() : PauseInjector(systemProcessKernel()) {}
@@ -43,7 +26,7 @@ Result<PreparedFault> PauseInjector::prepare(const FaultRequest& request) {
   if (!plan) return std::move(plan).error();
   for (const Victim& v : plan->victims) {
     auto state = victimStateLetter(*kernel_, v);
-    (state && isStopped(*state) ? plan->alreadyStopped : plan->stopped).push_back(v);
+    (state && isStoppedState(*state) ? plan->alreadyStopped : plan->stopped).push_back(v);
   }
   PreparedFault prepared;
   prepared.undo = plan->toJson();
@@ -102,18 +85,18 @@ Result<AppliedFault> PauseInjector::apply(const std::string& faultId, const nloh
     records[i].outcome = std::string(victimStateText(reached->state));
   }
   size_t stopped = 0;
-  auto left = pollStates(*kernel_, victims, signalled, start + options_.stopWait,
-                         [&](size_t i, std::optional<char> state) {
-                           if (!state) {
-                             records[i].outcome = "exited after the signal";
-                             return true;
-                           }
-                           if (!isStopped(*state)) return false;
-                           records[i].outcome = "stopped";
-                           records[i].stoppedMs = millisBetween(start, Clock::now());
-                           ++stopped;
-                           return true;
-                         });
+  auto left = pollVictimStates(*kernel_, victims, signalled, start + options_.stopWait,
+                               [&](size_t i, std::optional<char> state) {
+                                 if (!state) {
+                                   records[i].outcome = "exited after the signal";
+                                   return true;
+                                 }
+                                 if (!isStoppedState(*state)) return false;
+                                 records[i].outcome = "stopped";
+                                 records[i].stoppedMs = millisBetween(start, Clock::now());
+                                 ++stopped;
+                                 return true;
+                               });
   for (size_t i : left) {
     auto state = victimStateLetter(*kernel_, victims[i]);
     records[i].outcome = "signalled, not seen stopped within " +
@@ -169,16 +152,16 @@ Result<nlohmann::json> PauseInjector::revert(const std::string& faultId,
       (reached->state == VictimState::kReused ? reused : gone).push_back(victims[i].pid);
     }
   }
-  auto left = pollStates(*kernel_, victims, signalled, Clock::now() + options_.resumeWait,
-                         [&](size_t i, std::optional<char> state) {
-                           if (!state) {
-                             gone.push_back(victims[i].pid);
-                             return true;
-                           }
-                           if (isStopped(*state)) return false;
-                           resumed.push_back(victims[i].pid);
-                           return true;
-                         });
+  auto left = pollVictimStates(*kernel_, victims, signalled, Clock::now() + options_.resumeWait,
+                               [&](size_t i, std::optional<char> state) {
+                                 if (!state) {
+                                   gone.push_back(victims[i].pid);
+                                   return true;
+                                 }
+                                 if (isStoppedState(*state)) return false;
+                                 resumed.push_back(victims[i].pid);
+                                 return true;
+                               });
   for (size_t i : left) {
     errors.push_back("pid " + std::to_string(victims[i].pid) + " (" + victims[i].comm +
                      ") is still stopped after SIGCONT");
@@ -199,7 +182,7 @@ Result<std::vector<std::string>> PauseInjector::audit(const nlohmann::json& undo
   std::vector<std::string> left;
   for (const Victim& v : plan->stopped) {
     auto state = victimStateLetter(*kernel_, v);
-    if (state && isStopped(*state)) {
+    if (state && isStoppedState(*state)) {
       left.push_back("process.pause: pid " + std::to_string(v.pid) + " (" + v.comm +
                      ") is still stopped (state " + std::string(1, *state) + ")");
     }

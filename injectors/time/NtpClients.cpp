@@ -6,29 +6,14 @@
 #include <thread>
 
 #include "injectors/process/ProcessInjector.h"
+#include "injectors/process/VictimStates.h"
 
 namespace chaosd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool isStopped(char state) { return state == 'T' || state == 't'; }
-
 nlohmann::json entry(const Victim& v) { return {{"pid", v.pid}, {"comm", v.comm}}; }
-
-// Polls /proc until done(index, state or nullopt when gone) holds for every index in `left`
-// or the deadline passes; returns the indexes still left.
-template <typename Done>
-std::vector<size_t> pollUntil(ProcessKernel& kernel, const std::vector<Victim>& clients,
-                              std::vector<size_t> left, Clock::time_point deadline, Done done) {
-  auto pause = std::chrono::microseconds(200);
-  for (;;) {
-    std::erase_if(left, [&](size_t i) { return done(i, victimStateLetter(kernel, clients[i])); });
-    if (left.empty() || Clock::now() >= deadline) return left;
-    std::this_thread::sleep_for(pause);
-    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
-  }
-}
 
 }  // namespace
 
@@ -48,7 +33,7 @@ Result<NtpClients> findNtpClients(ProcessKernel& kernel) {
   for (const ProcessInfo& p : table->processes()) {
     if (p.isKernelThread || p.state == 'Z' || p.state == 'X' || !isNtpClientName(p.comm)) continue;
     Victim v{p.pid, p.startTime, p.comm};
-    (isStopped(p.state) ? out.alreadyStopped : out.running).push_back(std::move(v));
+    (isStoppedState(p.state) ? out.alreadyStopped : out.running).push_back(std::move(v));
   }
   return out;
 }
@@ -73,16 +58,16 @@ Result<nlohmann::json> pauseNtpClients(ProcessKernel& kernel, const std::vector<
     }
     gone.push_back(entry(clients[i]));
   }
-  auto left = pollUntil(kernel, clients, signalled, Clock::now() + wait,
-                        [&](size_t i, std::optional<char> state) {
-                          if (!state) {
-                            gone.push_back(entry(clients[i]));
-                            return true;
-                          }
-                          if (!isStopped(*state)) return false;
-                          paused.push_back(entry(clients[i]));
-                          return true;
-                        });
+  auto left = pollVictimStates(kernel, clients, signalled, Clock::now() + wait,
+                               [&](size_t i, std::optional<char> state) {
+                                 if (!state) {
+                                   gone.push_back(entry(clients[i]));
+                                   return true;
+                                 }
+                                 if (!isStoppedState(*state)) return false;
+                                 paused.push_back(entry(clients[i]));
+                                 return true;
+                               });
   for (size_t i : left) notConfirmed.push_back(entry(clients[i]));
   return nlohmann::json{{"paused", paused}, {"gone", gone}, {"notConfirmed", notConfirmed}};
 }
@@ -113,16 +98,16 @@ Result<nlohmann::json> resumeNtpClients(ProcessKernel& kernel, const std::vector
       (reached->state == VictimState::kReused ? reused : gone).push_back(entry(clients[i]));
     }
   }
-  auto left = pollUntil(kernel, clients, signalled, Clock::now() + wait,
-                        [&](size_t i, std::optional<char> state) {
-                          if (!state) {
-                            gone.push_back(entry(clients[i]));
-                            return true;
-                          }
-                          if (isStopped(*state)) return false;
-                          resumed.push_back(entry(clients[i]));
-                          return true;
-                        });
+  auto left = pollVictimStates(kernel, clients, signalled, Clock::now() + wait,
+                               [&](size_t i, std::optional<char> state) {
+                                 if (!state) {
+                                   gone.push_back(entry(clients[i]));
+                                   return true;
+                                 }
+                                 if (isStoppedState(*state)) return false;
+                                 resumed.push_back(entry(clients[i]));
+                                 return true;
+                               });
   for (size_t i : left) {
     errors.push_back("NTP client pid " + std::to_string(clients[i].pid) + " (" + clients[i].comm +
                      ") is still stopped after SIGCONT");
@@ -140,7 +125,7 @@ std::vector<std::string> ntpClientsStillStopped(ProcessKernel& kernel,
   std::vector<std::string> out;
   for (const Victim& v : clients) {
     auto state = victimStateLetter(kernel, v);
-    if (state && isStopped(*state)) {
+    if (state && isStoppedState(*state)) {
       out.push_back("NTP client pid " + std::to_string(v.pid) + " (" + v.comm +
                     ") is still stopped (state " + std::string(1, *state) + ")");
     }
