@@ -318,6 +318,10 @@ HttpResponse Api::report(const std::string& id, const HttpRequest& req) const {
     return errorResponse(400, "format '" + format + "' is not json, junit, html or md");
   }
   auto run = ctx_.journal->run(id);
+  if (!run && run.error().code() == ErrorCode::kNotFound && ctx_.runs->progress(id)) {
+    // Accepted but not journalled yet (as in runStatus): running, so no report yet.
+    return errorResponse(409, "run " + id + " is still running; no report yet");
+  }
   if (!run) return errorResponse(run.error());
   auto text = readFile(ctx_.runs->runDir(id) + "/" + f->second.first);
   if (!text) {
