@@ -147,7 +147,10 @@ TEST_F(StressTest, CpuLoadOnTheHostMatchesWhatWasAskedAndRevertEndsIt) {
   ASSERT_TRUE(procs.ok());
   ASSERT_EQ(procs->size(), 1u);
   const pid_t worker = (*procs)[0];
-  EXPECT_EQ(readLine("/proc/" + std::to_string(worker) + "/comm"), "chaosd-cpu");
+  // The forked worker names itself (PR_SET_NAME) on its own time: await it (under ASan a
+  // fork is slow enough that the name was once still the test binary's).
+  const std::string comm = "/proc/" + std::to_string(worker) + "/comm";
+  EXPECT_TRUE(waitUntil([&] { return readLine(comm) == "chaosd-cpu"; })) << readLine(comm);
 
   // Two seconds of the kernel's own accounting: usage_usec over wall time.
   auto usage0 = cgroupCpuUsageUsec(cg);
