@@ -128,49 +128,22 @@ Result<nlohmann::json> PauseInjector::revert(const std::string& faultId,
   auto plan = ProcessPlan::fromJson(undo, faultId);
   if (!plan) return std::move(plan).error();
   const std::vector<Victim>& victims = plan->stopped;
-  nlohmann::json resumed = nlohmann::json::array(), gone = nlohmann::json::array(),
-                 reused = nlohmann::json::array();
-  std::vector<std::string> errors;
-  std::vector<size_t> signalled;
-  for (size_t i = 0; i < victims.size(); ++i) {
-    auto reached = reachVictim(*kernel_, victims[i]);
-    if (reached && reached->state == VictimState::kLive) {
-      auto sent = signalVictim(*kernel_, reached->pidfd, SIGCONT, victims[i]);
-      if (sent) {
-        signalled.push_back(i);
-        continue;
-      }
-      if (sent.error().sysErrno() == ESRCH) {
-        reached->state = VictimState::kExited;
-      } else {
-        reached = std::move(sent).error();
-      }
-    }
-    if (!reached) {
-      errors.push_back(reached.error().describe());
-    } else {
-      (reached->state == VictimState::kReused ? reused : gone).push_back(victims[i].pid);
-    }
+  ResumedVictims r = resumeVictims(*kernel_, victims, options_.resumeWait);
+  for (size_t i : r.stillStopped) {
+    r.errors.push_back("pid " + std::to_string(victims[i].pid) + " (" + victims[i].comm +
+                       ") is still stopped after SIGCONT");
   }
-  auto left = pollVictimStates(*kernel_, victims, signalled, Clock::now() + options_.resumeWait,
-                               [&](size_t i, std::optional<char> state) {
-                                 if (!state) {
-                                   gone.push_back(victims[i].pid);
-                                   return true;
-                                 }
-                                 if (isStoppedState(*state)) return false;
-                                 resumed.push_back(victims[i].pid);
-                                 return true;
-                               });
-  for (size_t i : left) {
-    errors.push_back("pid " + std::to_string(victims[i].pid) + " (" + victims[i].comm +
-                     ") is still stopped after SIGCONT");
-  }
-  if (!errors.empty()) {
+  if (!r.errors.empty()) {
     std::string all;
-    for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+    for (const auto& e : r.errors) all += (all.empty() ? "" : "; ") + e;
     return Error(ErrorCode::kKernel, "process.pause revert: " + all);
   }
+  const auto pids = [&](const std::vector<size_t>& indexes) {
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i : indexes) out.push_back(victims[i].pid);
+    return out;
+  };
+  const nlohmann::json resumed = pids(r.resumed), gone = pids(r.gone), reused = pids(r.reused);
   log::get("process")->info("pause reverted fault={} resumed={} gone={} reused={}", faultId,
                             resumed.size(), gone.size(), reused.size());
   return nlohmann::json{{"resumed", resumed}, {"gone", gone}, {"pidReused", reused}};

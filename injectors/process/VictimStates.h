@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -30,5 +31,20 @@ std::vector<size_t> pollVictimStates(ProcessKernel& kernel, const std::vector<Vi
     pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20));
   }
 }
+
+// What resumeVictims did, by index into its victims.
+struct ResumedVictims {
+  std::vector<size_t> resumed;       // running again
+  std::vector<size_t> gone;          // exited before or after the SIGCONT
+  std::vector<size_t> reused;        // the pid is another process now: not signalled
+  std::vector<size_t> stillStopped;  // signalled, still stopped when the wait ended
+  std::vector<std::string> errors;   // failures other than "gone" (EPERM, unreadable /proc)
+};
+
+// SIGCONT through a pidfd to each recorded process that is still the one recorded, then waits
+// up to `wait` to see each one leave the stopped state. Idempotent: a process already running
+// counts as resumed, one gone as gone. process.pause's revert and time.skew's NTP clients.
+ResumedVictims resumeVictims(ProcessKernel& kernel, const std::vector<Victim>& victims,
+                             std::chrono::milliseconds wait);
 
 }  // namespace chaosd

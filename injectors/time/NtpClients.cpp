@@ -74,50 +74,23 @@ Result<nlohmann::json> pauseNtpClients(ProcessKernel& kernel, const std::vector<
 
 Result<nlohmann::json> resumeNtpClients(ProcessKernel& kernel, const std::vector<Victim>& clients,
                                         std::chrono::milliseconds wait) {
-  nlohmann::json resumed = nlohmann::json::array(), gone = nlohmann::json::array(),
-                 reused = nlohmann::json::array();
-  std::vector<std::string> errors;
-  std::vector<size_t> signalled;
-  for (size_t i = 0; i < clients.size(); ++i) {
-    auto reached = reachVictim(kernel, clients[i]);
-    if (reached && reached->state == VictimState::kLive) {
-      auto sent = signalVictim(kernel, reached->pidfd, SIGCONT, clients[i]);
-      if (sent) {
-        signalled.push_back(i);
-        continue;
-      }
-      if (sent.error().sysErrno() == ESRCH) {
-        reached->state = VictimState::kExited;
-      } else {
-        reached = std::move(sent).error();
-      }
-    }
-    if (!reached) {
-      errors.push_back(reached.error().describe());
-    } else {
-      (reached->state == VictimState::kReused ? reused : gone).push_back(entry(clients[i]));
-    }
+  ResumedVictims r = resumeVictims(kernel, clients, wait);
+  for (size_t i : r.stillStopped) {
+    r.errors.push_back("NTP client pid " + std::to_string(clients[i].pid) + " (" + clients[i].comm +
+                       ") is still stopped after SIGCONT");
   }
-  auto left = pollVictimStates(kernel, clients, signalled, Clock::now() + wait,
-                               [&](size_t i, std::optional<char> state) {
-                                 if (!state) {
-                                   gone.push_back(entry(clients[i]));
-                                   return true;
-                                 }
-                                 if (isStoppedState(*state)) return false;
-                                 resumed.push_back(entry(clients[i]));
-                                 return true;
-                               });
-  for (size_t i : left) {
-    errors.push_back("NTP client pid " + std::to_string(clients[i].pid) + " (" + clients[i].comm +
-                     ") is still stopped after SIGCONT");
-  }
-  if (!errors.empty()) {
+  if (!r.errors.empty()) {
     std::string all;
-    for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+    for (const auto& e : r.errors) all += (all.empty() ? "" : "; ") + e;
     return Error(ErrorCode::kKernel, "resuming NTP clients: " + all);
   }
-  return nlohmann::json{{"resumed", resumed}, {"gone", gone}, {"pidReused", reused}};
+  const auto entries = [&](const std::vector<size_t>& indexes) {
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i : indexes) out.push_back(entry(clients[i]));
+    return out;
+  };
+  return nlohmann::json{
+      {"resumed", entries(r.resumed)}, {"gone", entries(r.gone)}, {"pidReused", entries(r.reused)}};
 }
 
 std::vector<std::string> ntpClientsStillStopped(ProcessKernel& kernel,
