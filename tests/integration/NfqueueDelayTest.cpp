@@ -55,7 +55,7 @@ using SteadyClock = std::chrono::steady_clock;
 double ms(SteadyClock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 struct Spread {
-  double median = 0, mean = 0, stddev = 0, min = 0, max = 0;
+  double median = 0, mean = 0, stddev = 0, min = 0, max = 0, p99 = 0;
   size_t n = 0;
 };
 
@@ -67,6 +67,7 @@ Spread spreadOf(std::vector<double> v) {
   s.median = v[v.size() / 2];
   s.min = v.front();
   s.max = v.back();
+  s.p99 = v[std::min(v.size() - 1, (v.size() * 99 + 99) / 100 - 1)];
   s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
   double sq = 0;
   for (double x : v) sq += (x - s.mean) * (x - s.mean);
@@ -366,9 +367,12 @@ TEST_F(NfqueueDelayTest, JitterWidensTheSpreadAsConfigured) {
   EXPECT_GE(s.min, 30.0 - 0.5);
   // A release is scheduled at most 70 ms after the packet was queued; the injector measures how
   // late its own releases ran (a loaded CI machine once stalled it 9.6 ms), and the echo can be
-  // at most that much later again. A scheduled delay above 70 ms still fails.
+  // at most that much later again. The 99th percentile, not the maximum: the test's own
+  // receiving thread can be stalled too, which the injector does not see (once here: one echo
+  // of 300 at 95.5 ms with the injector 16.7 ms late). Delays scheduled above 70 ms for more
+  // than 1% of the packets (a jitter twice too wide puts 25% there) still fail.
   const double lateMs = (*reverted)["maxLateMs"].get<double>();
-  EXPECT_LE(s.max, 70.0 + 5.0 + lateMs);
+  EXPECT_LE(s.p99, 70.0 + 5.0 + lateMs) << "max " << s.max;
   EXPECT_NEAR(s.mean, 50.0, 4.0);
   EXPECT_GT(s.stddev, 11.55 * 0.8);
   EXPECT_LT(s.stddev, 11.55 * 1.2);
