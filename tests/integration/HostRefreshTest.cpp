@@ -71,8 +71,30 @@ class HostRefreshTest : public ::testing::Test {
   }
   std::string ruleset() { return runShell("ip netns exec " + pair_.a() + " nft list ruleset"); }
 
+  // Writes an experiment holding `step` (one method line) on the pair's link and starts
+  // `chaosctl run` of it in a mount namespace of its own where /etc/hosts is `hosts` (the run
+  // and its guardian see the test's file; the machine's stays as it is); its output in log_.
+  void startRun(const std::string& hosts, const std::string& step) {
+    const std::string file = root_ + "/exp.yaml";
+    std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: follow}\n"
+                           "targets: {link: {interface: {name: "
+                        << pair_.vethA() << ", netns: " << pair_.a()
+                        << "}}}\n"
+                           "steadyState: {baseline: {duration: 1s}, probes: []}\n"
+                           "method:\n"
+                        << step;
+    log_ = root_ + "/run.log";
+    const std::string cmd = "exec unshare --mount --propagation private sh -c 'mount --bind " +
+                            hosts + " /etc/hosts && exec " + CHAOSCTL_PATH + " run --state-dir " +
+                            root_ + "/state --report-dir " + root_ + "/reports " + file + "' >" +
+                            log_ + " 2>&1";
+    const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+    ASSERT_EQ(::posix_spawn(&pid_, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
+              0);
+  }
+
   testing::NetnsPair pair_;
-  std::string root_, net_;
+  std::string root_, net_, log_;
   pid_t pid_ = 0;
 };
 
@@ -81,30 +103,16 @@ TEST_F(HostRefreshTest, APartitionFollowsItsNameAndKillNineLeavesNothing) {
   ASSERT_TRUE(reaches("3"));
   const std::string hosts = root_ + "/hosts";
   rewrite(hosts, net_ + "2 db.chaosd-test\n127.0.0.1 localhost\n");
-  const std::string file = root_ + "/exp.yaml";
-  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: follow}\n"
-                         "targets: {link: {interface: {name: "
-                      << pair_.vethA() << ", netns: " << pair_.a()
-                      << "}}}\n"
-                         "steadyState: {baseline: {duration: 1s}, probes: []}\n"
-                         "method:\n"
-                         "  - {name: cut, fault: network.partition, target: link, duration: 60s,\n"
-                         "     args: {hosts: [db.chaosd-test], direction: to, refresh: 200ms}}\n";
-  // The run (and its guardian) see the test's hosts file; the machine's stays as it is.
-  const std::string log = root_ + "/run.log";
-  const std::string cmd = "exec unshare --mount --propagation private sh -c 'mount --bind " +
-                          hosts + " /etc/hosts && exec " + CHAOSCTL_PATH + " run --state-dir " +
-                          root_ + "/state --report-dir " + root_ + "/reports " + file + "' >" +
-                          log + " 2>&1";
-  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-  ASSERT_EQ(::posix_spawn(&pid_, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
-            0);
+  ASSERT_NO_FATAL_FAILURE(
+      startRun(hosts,
+               "  - {name: cut, fault: network.partition, target: link, duration: 60s,\n"
+               "     args: {hosts: [db.chaosd-test], direction: to, refresh: 200ms}}\n"));
   auto setHolds = [&](const std::string& last) {
     const std::string r = ruleset();
     const auto set = r.find("set hosts_");
     return set != std::string::npos && r.find(net_ + last, set) != std::string::npos;
   };
-  ASSERT_TRUE(waitUntil([&] { return setHolds("2"); }, 20s)) << ruleset() << readFile(log);
+  ASSERT_TRUE(waitUntil([&] { return setHolds("2"); }, 20s)) << ruleset() << readFile(log_);
   EXPECT_NE(ruleset().find("ip daddr @hosts_"), std::string::npos) << ruleset();
   EXPECT_FALSE(reaches("2")) << "the name's address is cut off";
   EXPECT_TRUE(reaches("3")) << "another address is not";
@@ -112,7 +120,7 @@ TEST_F(HostRefreshTest, APartitionFollowsItsNameAndKillNineLeavesNothing) {
   const auto changedAt = std::chrono::steady_clock::now();
   rewrite(hosts, net_ + "3 db.chaosd-test\n127.0.0.1 localhost\n");
   ASSERT_TRUE(waitUntil([&] { return setHolds("3") && !setHolds("2"); }, 10s))
-      << ruleset() << readFile(log);
+      << ruleset() << readFile(log_);
   std::printf(
       "[ measure  ] /etc/hosts rewritten to the set holding the new address: %.0f ms "
       "(refresh 200ms)\n",
@@ -134,7 +142,7 @@ TEST_F(HostRefreshTest, APartitionFollowsItsNameAndKillNineLeavesNothing) {
   ASSERT_EQ(::waitpid(pid_, nullptr, 0), pid_);
   pid_ = 0;
   ASSERT_TRUE(waitUntil([&] { return ruleset().empty(); }, 10s)) << "the guardian left:\n"
-                                                                 << ruleset() << readFile(log);
+                                                                 << ruleset() << readFile(log_);
   std::printf("[ measure  ] kill -9 of chaosctl run to the rules, sets and table gone: %.0f ms\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killedAt)
                   .count());
@@ -147,36 +155,23 @@ TEST_F(HostRefreshTest, APartitionFollowsItsNameAndKillNineLeavesNothing) {
 TEST_F(HostRefreshTest, TheReportRecordsEachChange) {
   const std::string hosts = root_ + "/hosts";
   rewrite(hosts, net_ + "2 db.chaosd-test\n127.0.0.1 localhost\n");
-  const std::string file = root_ + "/exp.yaml";
-  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: follow}\n"
-                         "targets: {link: {interface: {name: "
-                      << pair_.vethA() << ", netns: " << pair_.a()
-                      << "}}}\n"
-                         "steadyState: {baseline: {duration: 1s}, probes: []}\n"
-                         "method:\n"
-                         "  - {name: cut, fault: network.reset, target: link, duration: 3s,\n"
-                         "     args: {hosts: [db.chaosd-test], refresh: 100ms}}\n";
-  const std::string log = root_ + "/run.log";
-  const std::string cmd = "exec unshare --mount --propagation private sh -c 'mount --bind " +
-                          hosts + " /etc/hosts && exec " + CHAOSCTL_PATH + " run --state-dir " +
-                          root_ + "/state --report-dir " + root_ + "/reports " + file + "' >" +
-                          log + " 2>&1";
-  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-  ASSERT_EQ(::posix_spawn(&pid_, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
-            0);
+  ASSERT_NO_FATAL_FAILURE(
+      startRun(hosts,
+               "  - {name: cut, fault: network.reset, target: link, duration: 3s,\n"
+               "     args: {hosts: [db.chaosd-test], refresh: 100ms}}\n"));
   ASSERT_TRUE(waitUntil([&] { return ruleset().find(net_ + "2") != std::string::npos; }, 20s))
-      << readFile(log);
+      << readFile(log_);
   rewrite(hosts, net_ + "3 db.chaosd-test\n127.0.0.1 localhost\n");
   int status = -1;
   ASSERT_EQ(::waitpid(pid_, &status, 0), pid_);
   pid_ = 0;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << readFile(log);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << readFile(log_);
   EXPECT_EQ(ruleset(), "");
   nlohmann::json report;
   for (const auto& e : fs::directory_iterator(root_ + "/reports")) {
     report = nlohmann::json::parse(readFile((e.path() / "report.json").string()), nullptr, false);
   }
-  ASSERT_TRUE(report.is_object()) << readFile(log);
+  ASSERT_TRUE(report.is_object()) << readFile(log_);
   const auto& o = report["faults"][0]["observed"];
   EXPECT_EQ(o["hosts"]["db.chaosd-test"], nlohmann::json({net_ + "2"})) << o.dump();
   ASSERT_EQ(o["hostChanges"].size(), 1u) << o.dump();
