@@ -2,13 +2,16 @@
 // tests/data/verdict/ (README there): in how many of the 20 runs the during or the after phase
 // of the probe "web" deviated, at alpha 0.05 on the p90. The table of docs/verdicts.md.
 //
-// `verdict_table [DIR]` (default tests/data/verdict, run from the source tree).
+// `verdict_table [DIR] [--candidates]` (default tests/data/verdict, run from the source tree).
+// --candidates adds the tables of the rules chaosd does not use (tests/support/
+// VerdictCandidates.h): half an hour and more in the -O0 build, a few minutes in an optimized one.
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "chaosd/engine/probes/Verdict.h"
 #include "tests/support/RecordedVerdicts.h"
+#include "tests/support/VerdictCandidates.h"
 
 namespace {
 
@@ -28,7 +31,15 @@ BaselineTolerance rule(BaselineTest test, double minEffect, std::string control)
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string dir = argc > 1 ? argv[1] : "tests/data/verdict";
+  std::string dir = "tests/data/verdict";
+  bool candidates = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--candidates") {
+      candidates = true;
+    } else {
+      dir = argv[i];
+    }
+  }
   struct Rule {
     const char* name;
     BaselineTolerance tolerance;
@@ -65,5 +76,6 @@ int main(int argc, char** argv) {
     std::printf("\n");
     std::fflush(stdout);
   }
+  if (candidates) chaosd::testing::candidates::printCandidateTables(dir);
   return 0;
 }
