@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <random>
 
+#include "chaosd/base/Units.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/RecordFields.h"
 #include "injectors/syscall/SyscallRecords.h"
@@ -130,7 +131,8 @@ Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
   } else {
     const std::chrono::nanoseconds delay = args->delay.value_or(std::chrono::nanoseconds{0});
     undo.action = SyscallDelay{delay};
-    what = "+" + std::to_string(delay.count() / 1000000) + "ms";
+    // As written: a 350us delay is "+350us", not "+0ms".
+    what = "+" + units::formatDuration(delay);
   }
   undo.probability = args->probability;
   undo.path = args->path;

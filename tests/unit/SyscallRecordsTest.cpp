@@ -298,6 +298,16 @@ TEST_F(SyscallPrepareTest, ADelayFaultsRecordHasTodaysKeys) {
             "+50ms on fsync of pid " + std::to_string(kPid) + " (target app)");
 }
 
+TEST_F(SyscallPrepareTest, ASubMillisecondDelayIsDescribedAsWritten) {
+  // It read "+0ms": whole milliseconds, rounded down.
+  SyscallInjector injector(supervisors_);
+  auto prepared = injector.prepare(
+      request("slow", "syscall.delay", {{"syscalls", {"fsync"}}, {"delay", 350000}}));
+  ASSERT_TRUE(prepared.ok()) << prepared.error().describe();
+  EXPECT_EQ(prepared->description,
+            "+350us on fsync of pid " + std::to_string(kPid) + " (target app)");
+}
+
 TEST_F(SyscallPrepareTest, TheGuardiansRevertWithoutTheSupervisorIsANote) {
   // Another process's record (its start time differs): nothing here to take back.
   SyscallInjector injector(supervisors_);
