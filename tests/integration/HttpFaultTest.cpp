@@ -97,7 +97,11 @@ class HttpFaultTest : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
     net_ = "10.235." + std::to_string(::getpid() % 250) + ".";
     server_ = net_ + "2";
-    ASSERT_EQ(pair_.create("http", "chh", {net_ + "1/24"}, {server_ + "/24"}), "");
+    net6_ = "fd00:235:" + std::to_string(::getpid() % 250) + "::";
+    server6_ = net6_ + "2";
+    ASSERT_EQ(pair_.create("http", "chh", {net_ + "1/24", net6_ + "1/64"},
+                           {server_ + "/24", server6_ + "/64"}),
+              "");
     ASSERT_EQ(pair_.waitUp(5s), "");
     a_ = pair_.a();
     target_.name = "client";
@@ -105,8 +109,8 @@ class HttpFaultTest : public ::testing::Test {
     target_.interface.name = "chh-a";
     target_.interface.netns.name = a_;
     const std::string cmd = "exec ip netns exec " + pair_.b() + " python3 " +
-                            std::string(CHAOSD_SOURCE_DIR) + "/tests/data/http/dependency.py " +
-                            server_ + " 8080 9000 22 >/dev/null 2>&1";
+                            std::string(CHAOSD_SOURCE_DIR) +
+                            "/tests/data/http/dependency.py :: 8080 9000 22 >/dev/null 2>&1";
     const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
     ASSERT_EQ(
         ::posix_spawn(&server_pid_, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
@@ -163,7 +167,7 @@ class HttpFaultTest : public ::testing::Test {
 
   NetnsPair pair_;
   pid_t server_pid_ = -1;
-  std::string a_, net_, server_;
+  std::string a_, net_, server_, net6_, server6_;
   TargetSpec target_;
   std::shared_ptr<HttpContext> context_ = std::make_shared<HttpContext>();
   HttpFaultInjector injector_{context_};
@@ -357,6 +361,119 @@ TEST_F(HttpFaultTest, HostileClientsAreBounded) {
   EXPECT_EQ(observed["proxy"]["headerTimeouts"], 1) << observed.dump();
   EXPECT_GE(observed["proxy"]["refused"].get<int>(), 1) << observed.dump();
   EXPECT_EQ(observed["proxy"]["malformed"], 1) << observed.dump();
+}
+
+// Kilobytes of this process (where the proxy's threads run) from /proc/self/status.
+long statusKb(const std::string& key) {
+  const std::string s = chaosd::testing::readFile("/proc/self/status");
+  const auto at = s.find(key + ":");
+  return at == std::string::npos ? -1 : std::stol(s.substr(at + key.size() + 1));
+}
+
+// IPv6 connections are redirected too (the dual-stack listener, IP6T_SO_ORIGINAL_DST), and TLS on
+// a redirected port passes at the TCP level although the rule matches every HTTP request.
+TEST_F(HttpFaultTest, Ipv6IsFaultedAndTlsPassesThrough) {
+  char tmpl[] = "/tmp/chaosd-http-tls-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(chaosd::testing::shellStatus(
+                "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=dep -days 1 -keyout " + dir +
+                "/k.pem -out " + dir + "/c.pem"),
+            0);
+  const std::string cmd = "exec ip netns exec " + pair_.b() +
+                          " openssl s_server -quiet -www -accept 8443 -cert " + dir +
+                          "/c.pem -key " + dir + "/k.pem >/dev/null 2>&1";
+  pid_t tls = -1;
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  ASSERT_EQ(::posix_spawn(&tls, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  const std::string https = "ip netns exec " + a_ +
+                            " curl -sk -m 5 -o /dev/null -w '%{http_code}' https://" + server_ +
+                            ":8443/";
+  EXPECT_TRUE(waitUntil([&] { return runCommand(https) == "200"; }, 10s)) << "no TLS server";
+  apply({{"ports", {8080, 8443}},
+         {"to", {server_ + "/32", server6_ + "/128"}},
+         {"rules", {{{"path", "/"}, {"abort", {{"status", 502}, {"percent", 1.0}}}}}}});
+  const std::string v6 = runCommand("ip netns exec " + a_ +
+                                    " curl -s -m 5 -o /dev/null -w '%{http_code}' -g 'http://[" +
+                                    server6_ + "]:8080/x'");
+  EXPECT_EQ(v6, "502");
+  EXPECT_EQ(curl("/x", "-o /dev/null -w '%{http_code}'").out, "502");
+  EXPECT_EQ(runCommand(https), "200") << "HTTPS untouched";
+  const json observed = revert();
+  EXPECT_EQ(observed["proxy"]["nonHttpConnections"], 1) << observed.dump();
+  EXPECT_EQ(observed["rules"][0]["aborted"], 2) << observed.dump();
+  EXPECT_EQ(
+      runCommand("ip netns exec " + a_ + " curl -s -m 5 -g 'http://[" + server6_ + "]:8080/x'"),
+      "ok /x");
+  ::kill(tls, SIGTERM);
+  ::waitpid(tls, nullptr, 0);
+  fs::remove_all(dir);
+}
+
+// A 1 GiB request body through the proxy: streamed, so the process's peak memory barely moves.
+TEST_F(HttpFaultTest, HugeBodyIsStreamedNotBuffered) {
+  char tmpl[] = "/tmp/chaosd-http-body-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string file = std::string(tmpl) + "/body";
+  ASSERT_EQ(chaosd::testing::shellStatus("truncate -s 1G " + file), 0);
+  apply({{"rules", {{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}}});
+  const long before = statusKb("VmHWM");
+  const auto t0 = SteadyClock::now();
+  int st = -1;
+  const std::string code =
+      runCommand("ip netns exec " + a_ + " curl -s -m 120 -o /dev/null -w '%{http_code}' -T " +
+                     file + " '" + url("/upload") + "'",
+                 &st);
+  const double s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  const long grown = statusKb("VmHWM") - before;
+  std::printf("[ measure  ] 1 GiB body through the proxy: %.1f s, peak RSS +%ld KiB\n", s, grown);
+  EXPECT_EQ(st, 0);
+  EXPECT_EQ(code, "200");
+  EXPECT_LT(grown, 32 * 1024);
+  revert();
+  fs::remove_all(tmpl);
+}
+
+// 1500 idle connections against a cap of 1000: the cap's worth held (a thread each), the rest
+// reset at once; memory bounded; every thread gone once the clients close.
+TEST_F(HttpFaultTest, ManyIdleConnectionsAreCapped) {
+  apply({{"maxConnections", 1000},
+         {"rules", {{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}}});
+  const long threads0 = statusKb("Threads");
+  const long rss0 = statusKb("VmRSS");
+  std::vector<Fd> idle;
+  for (int i = 0; i < 1500; ++i) {
+    idle.push_back(connectFrom(a_, server_, 8080));
+    ASSERT_TRUE(idle.back().valid()) << i;
+  }
+  ASSERT_TRUE(waitUntil([&] { return statusKb("Threads") - threads0 >= 1000; }, 20s))
+      << statusKb("Threads") - threads0;
+  const long rss = statusKb("VmRSS") - rss0;
+  std::vector<bool> wasReset(idle.size(), false);
+  auto resets = [&] {
+    int n = 0;
+    for (size_t i = 0; i < idle.size(); ++i) {
+      pollfd p{idle[i].get(), POLLIN, 0};
+      if (!wasReset[i] && ::poll(&p, 1, 0) == 1) {
+        char b;
+        wasReset[i] = ::recv(idle[i].get(), &b, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET;
+      }
+      n += wasReset[i];
+    }
+    return n;
+  };
+  EXPECT_TRUE(waitUntil([&] { return resets() >= 500; }, 20s)) << resets();
+  std::printf("[ measure  ] 1500 idle connections, cap 1000: %ld threads, RSS +%ld KiB, %d reset\n",
+              statusKb("Threads") - threads0, rss, resets());
+  EXPECT_LE(statusKb("Threads") - threads0, 1000);
+  EXPECT_EQ(resets(), 500);
+  EXPECT_LT(rss, 200 * 1024);
+  idle.clear();
+  EXPECT_TRUE(waitUntil([&] { return statusKb("Threads") <= threads0; }, 20s))
+      << statusKb("Threads") - threads0;
+  EXPECT_EQ(curl("/fine").out, "ok /fine");
+  const json observed = revert();
+  EXPECT_EQ(observed["proxy"]["refused"], 500) << observed.dump();
 }
 
 // kill -9 of `chaosctl run` while http.fault is held: the guardian deletes the fault's table

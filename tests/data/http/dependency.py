@@ -2,7 +2,7 @@
 """A dependency for http.fault's tests and demo: HTTP/1.1 with keep-alive on one port, raw echo
 on others. No Date or Server header, so two answers to the same request are byte-identical.
 
-  dependency.py ADDRESS HTTP_PORT [ECHO_PORT...]
+  dependency.py ADDRESS HTTP_PORT [ECHO_PORT...]     (ADDRESS "::": every address, v4 and v6)
 
 HTTP paths: /echo answers with the raw request it received (head and body) as its body;
 /big/N answers N bytes of 'x'; /count answers how many requests the server has seen; anything
@@ -92,6 +92,8 @@ def serve_echo(conn):
 def listen(address, port, handler):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "::" takes IPv4 too
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((address, port))
     s.listen(512)
