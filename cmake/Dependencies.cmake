@@ -18,9 +18,15 @@ pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
 # The daemon's HTTP/1.1 server on its UNIX socket and the metrics listener.
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+# http.fault: the proxy's HTTP/1.1 parser (libhttp-parser-dev ships no .pc file).
+find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h REQUIRED)
+find_library(HTTP_PARSER_LIBRARY http_parser REQUIRED)
+add_library(chaosd_http_parser INTERFACE)
+target_include_directories(chaosd_http_parser SYSTEM INTERFACE ${HTTP_PARSER_INCLUDE_DIR})
+target_link_libraries(chaosd_http_parser INTERFACE ${HTTP_PARSER_LIBRARY})
 
 add_library(chaosd_deps INTERFACE)
 target_link_libraries(chaosd_deps INTERFACE
   Threads::Threads Boost::program_options nlohmann_json::nlohmann_json spdlog::spdlog
   PkgConfig::YAMLCPP PkgConfig::LIBYAML PkgConfig::LIBNL PkgConfig::SECCOMP PkgConfig::NFTABLES PkgConfig::NFQUEUE PkgConfig::LDNS
-  PkgConfig::CURL PkgConfig::SQLITE PkgConfig::MHD)
+  PkgConfig::CURL PkgConfig::SQLITE PkgConfig::MHD chaosd_http_parser)

@@ -14,6 +14,7 @@ void registerBuiltinFaults(FaultRegistry& registry) {
   registerLinkFaults(registry);
   registerDnsFaults(registry);
   registerTimeFaults(registry);
+  registerHttpFaults(registry);
 }
 
 }  // namespace chaosd

@@ -14,5 +14,6 @@ void registerIoThrottleFault(FaultRegistry& registry);
 void registerLinkFaults(FaultRegistry& registry);
 void registerDnsFaults(FaultRegistry& registry);
 void registerTimeFaults(FaultRegistry& registry);
+void registerHttpFaults(FaultRegistry& registry);
 
 }  // namespace chaosd

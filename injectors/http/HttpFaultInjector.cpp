@@ -1,0 +1,227 @@
+#include "injectors/http/HttpFaultInjector.h"
+
+#include <cctype>
+#include <cstdio>
+#include <utility>
+
+#include "chaosd/base/Log.h"
+#include "experiments/model/Experiment.h"
+#include "injectors/http/HttpRecords.h"
+#include "injectors/network/NftRecords.h"
+#include "injectors/network/NftSession.h"
+
+namespace chaosd {
+namespace {
+
+std::string tableName(const std::string& faultId) {
+  std::string out = "chaosd_";
+  for (char c : faultId) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return out;
+}
+
+// "CH" and 16 bits of the fault id: a mark no other fault of this process shares, and unlikely
+// to be one the namespace's own policy routing uses.
+uint32_t markFor(const std::string& faultId) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : faultId) h = (h ^ c) * 16777619u;
+  return 0x43480000u | (h & 0xffffu) | 1u;
+}
+
+Result<HttpFaultUndo> recordOf(const nlohmann::json& undo, const std::string& faultId) {
+  auto record = HttpFaultUndo::fromJson(undo);
+  if (!record) return std::move(record).error();
+  CHAOSD_TRY(record->belongsTo(faultId));
+  return record;
+}
+
+bool namespaceGone(const Error& e) { return e.code() == ErrorCode::kNotFound; }
+bool tableGone(const Error& e) {
+  return e.message().find("No such file or directory") != std::string::npos;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+std::string percentText(double p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g%%", p * 100);
+  return buf;
+}
+
+std::string describe(const HttpFaultUndo& u) {
+  std::string actions;
+  for (const auto& r : u.args.rules) {
+    std::string what;
+    if (r.delay)
+      what += " delay " + std::to_string(r.delay->delayNs / 1'000'000) + "ms " +
+              percentText(r.delay->percent);
+    if (r.abort)
+      what += " abort " + std::to_string(r.abort->status) + " " + percentText(r.abort->percent);
+    if (r.reset) what += " reset " + percentText(r.reset->percent);
+    if (r.truncate) what += " truncate " + percentText(r.truncate->percent);
+    std::string match = r.method.empty() ? "" : r.method + " ";
+    match += r.pathPrefix.empty() ? (r.pathRegex.empty() ? "*" : "/" + r.pathRegex + "/")
+                                  : r.pathPrefix + "*";
+    actions += (actions.empty() ? "" : ";") + std::string(" ") + match + ":" + what;
+  }
+  std::vector<std::string> ports;
+  for (auto p : u.args.ports) ports.push_back(std::to_string(p));
+  return "http" + actions + " for port " + joined(ports) +
+         (u.args.to.empty() ? "" : " to " + joined(u.args.to)) + " from " + u.netns().describe() +
+         " (proxy, nftables table inet " + u.table + ")";
+}
+
+}  // namespace
+
+std::string httpRedirectCommands(const HttpFaultUndo& u, uint16_t port) {
+  const std::string t = "inet " + u.table;
+  const std::string tag = "comment \"chaosd http.fault " + u.faultId + "\"";
+  std::vector<std::string> ports;
+  for (auto p : u.args.ports) ports.push_back(std::to_string(p));
+  const std::string redirect =
+      "tcp dport { " + joined(ports) + " } redirect to :" + std::to_string(port) + " " + tag;
+  char mark[16];
+  std::snprintf(mark, sizeof mark, "0x%08x", u.mark);
+  std::string out = "add table " + t + " { " + tag + " ; }\n";
+  out += "add chain " + t + " output { type nat hook output priority -100 ; policy accept ; }\n";
+  out += "add rule " + t + " output meta mark " + mark + " return\n";
+  out += "add rule " + t + " output tcp dport 22 return\n";
+  std::vector<std::string> v4, v6;
+  for (const auto& c : u.args.to) (c.find(':') == std::string::npos ? v4 : v6).push_back(c);
+  if (u.args.to.empty()) {
+    out += "add rule " + t + " output " + redirect + "\n";
+  }
+  if (!v4.empty())
+    out += "add rule " + t + " output ip daddr { " + joined(v4) + " } " + redirect + "\n";
+  if (!v6.empty())
+    out += "add rule " + t + " output ip6 daddr { " + joined(v6) + " } " + redirect + "\n";
+  return out;
+}
+
+bool HttpContext::runs(const std::string& faultId) const {
+  std::lock_guard lock(mu_);
+  return running_.contains(faultId);
+}
+
+void HttpContext::keep(const std::string& faultId, Running running) {
+  std::optional<Running> replaced;  // stopped outside the lock
+  std::lock_guard lock(mu_);
+  auto it = running_.find(faultId);
+  if (it != running_.end()) replaced = std::move(it->second);
+  running_[faultId] = std::move(running);
+}
+
+std::optional<HttpContext::Running> HttpContext::take(const std::string& faultId) {
+  std::lock_guard lock(mu_);
+  auto it = running_.find(faultId);
+  if (it == running_.end()) return std::nullopt;
+  Running out = std::move(it->second);
+  running_.erase(it);
+  return out;
+}
+
+HttpFaultInjector::HttpFaultInjector(std::shared_ptr<HttpContext> context)
+    : HttpFaultInjector(std::move(context),
+                        std::make_shared<LibnftablesKernel>(std::make_shared<NftSessionPool>()),
+                        std::make_shared<http::ThreadedHttpKernel>()) {}
+
+HttpFaultInjector::HttpFaultInjector(std::shared_ptr<HttpContext> context,
+                                     std::shared_ptr<NftKernel> nft,
+                                     std::shared_ptr<http::HttpKernel> proxies)
+    : context_(std::move(context)), nft_(std::move(nft)), proxies_(std::move(proxies)) {}
+
+Result<PreparedFault> HttpFaultInjector::prepare(const FaultRequest& request) {
+  const TargetSpec* target = request.target;
+  if (target == nullptr || target->kind != TargetKind::kInterface) {
+    return Error(ErrorCode::kInvalid, request.faultType + " needs an interface target");
+  }
+  auto args = HttpFaultArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  CHAOSD_TRY(http::Policy::create(args->rules));  // every regex compiles
+  const NetnsRef& ns = target->interface.netns;
+  HttpFaultUndo undo{.faultId = request.faultId,
+                     .table = tableName(request.faultId),
+                     .netnsPath = ns.nsPath(),
+                     .mark = markFor(request.faultId),
+                     .args = std::move(*args)};
+  PreparedFault out;
+  out.undo = undo.toJson();
+  out.description = describe(undo);
+  out.resources = {"nft:" + undo.netnsPath + ":" + undo.table};
+  return out;
+}
+
+Result<AppliedFault> HttpFaultInjector::apply(const std::string& faultId,
+                                              const nlohmann::json& undo) {
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  if (context_->runs(faultId)) {
+    return Error(ErrorCode::kConflict, "fault " + faultId + " is already applied");
+  }
+  auto policy = http::Policy::create(record->args.rules);
+  if (!policy) return std::move(policy).error();
+  http::ProxyConfig config{record->netnsPath, record->mark, *policy,
+                           static_cast<size_t>(record->args.maxConnections),
+                           std::chrono::nanoseconds(record->args.headerTimeoutNs)};
+  // The proxy first: once the table exists, new connections to the dependency reach it.
+  auto proxy = proxies_->startProxy(std::move(config));
+  if (!proxy) return std::move(proxy).error();
+  const uint16_t port = (*proxy)->port();
+  const std::string commands = httpRedirectCommands(*record, port);
+  auto added = nft_->run(record->netnsPath, commands);
+  if (!added) {
+    (*proxy)->stop();
+    return std::move(added).error();
+  }
+  context_->keep(faultId, {std::move(*proxy), *policy});
+  log::get("http")->info("http.fault applied fault={} table={} port={}", faultId, record->table,
+                         port);
+  return AppliedFault{
+      "proxy", {{"table", "inet " + record->table}, {"proxyPort", port}, {"mark", record->mark}}};
+}
+
+Result<nlohmann::json> HttpFaultInjector::revert(const std::string& faultId,
+                                                 const nlohmann::json& undo) {
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  nlohmann::json observed = nlohmann::json::object();
+  // The redirection first: new connections go direct at once. Then the proxy and its
+  // connections, which the clients see closed.
+  auto deleted = nft_->run(record->netnsPath, "delete table inet " + record->table);
+  const bool gone = !deleted && namespaceGone(deleted.error());
+  if (!deleted && !gone && !tableGone(deleted.error())) return std::move(deleted).error();
+  if (deleted) nft_->forget(record->netnsPath);
+  if (auto running = context_->take(faultId)) {
+    const http::ProxyStats stats = running->proxy->stop();
+    observed["proxy"] = stats.toJson();
+    nlohmann::json rules = nlohmann::json::array();
+    for (const auto& s : running->policy->stats()) rules.push_back(s.toJson());
+    observed["rules"] = rules;
+    log::get("http")->info("http.fault reverted fault={} requests={} connections={}", faultId,
+                           stats.requests, stats.connections);
+  }
+  if (gone) observed["note"] = "the network namespace is gone";
+  return observed;
+}
+
+Result<std::vector<std::string>> HttpFaultInjector::audit(const nlohmann::json& undo) {
+  auto record = recordOf(undo, "");
+  if (!record) return std::move(record).error();
+  std::vector<std::string> out;
+  auto listed =
+      nft_->listJson(record->netnsPath, "table inet " + record->table, NftSessionUse::kOneOff);
+  if (listed) {
+    out.push_back("nftables table inet " + record->table + " still exists");
+  } else if (!namespaceGone(listed.error()) && !tableGone(listed.error())) {
+    return std::move(listed).error();
+  }
+  if (context_->runs(record->faultId)) {
+    out.push_back("the http.fault proxy of fault " + record->faultId + " still runs");
+  }
+  return out;
+}
+
+}  // namespace chaosd

@@ -1,0 +1,260 @@
+// http_bench: the cost and the accuracy of http.fault's proxy. A small keep-alive HTTP/1.1
+// server of the bench's own (threads of this process, listening in namespace B) answers "ok";
+// wrk in namespace A loads it, in the same run: direct, and through the proxy with a rule that
+// matches no request (the proxy parses every head, decides, relays). Prints p50 and p99 latency
+// and throughput of each and the ratios. Then accuracy: abort 10% over N requests (the count
+// against the binomial 99% interval), and a 200 ms delay measured by a sequential client against
+// the same requests direct. Needs root and wrk; creates and deletes namespaces
+// chaosd-httpb-<pid>-a/-b.
+//
+// `http_bench [SECONDS] [CONNECTIONS] [REQUESTS]` (default 5 s, 64, 10000).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chaosd/base/Fd.h"
+#include "chaosd/base/Netns.h"
+#include "experiments/model/Experiment.h"
+#include "injectors/http/HttpFaultInjector.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+std::string out(const std::string& cmd) {
+  std::string s;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return s;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) s.append(buf, n);
+  ::pclose(p);
+  return s;
+}
+
+// One connection: answers every request head with "ok", keep-alive.
+void serve(int fd) {
+  std::string in;
+  char buf[16384];
+  static const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<size_t>(n));
+    size_t at = 0;
+    std::string batch;
+    while ((at = in.find("\r\n\r\n")) != std::string::npos) {
+      in.erase(0, at + 4);
+      batch += resp;
+    }
+    if (!batch.empty() && ::send(fd, batch.data(), batch.size(), MSG_NOSIGNAL) < 0) break;
+  }
+  ::close(fd);
+}
+
+struct Load {
+  double rps = 0, p50us = 0, p99us = 0;
+};
+
+double toUs(const std::string& v) {
+  const double x = std::atof(v.c_str());
+  if (v.find("us") != std::string::npos) return x;
+  if (v.find("ms") != std::string::npos) return x * 1e3;
+  return x * 1e6;
+}
+
+Load wrk(const std::string& ns, const std::string& url, int seconds, int conns) {
+  const std::string o = out("ip netns exec " + ns + " wrk -t2 -c" + std::to_string(conns) + " -d" +
+                            std::to_string(seconds) + "s --latency " + url + " 2>&1");
+  Load l;
+  auto field = [&](const std::string& key) {
+    const auto at = o.find(key);
+    if (at == std::string::npos) return std::string();
+    const auto s = o.find_first_not_of(' ', at + key.size());
+    return o.substr(s, o.find('\n', s) - s);
+  };
+  l.rps = std::atof(field("Requests/sec:").c_str());
+  l.p50us = toUs(field(" 50%"));
+  l.p99us = toUs(field(" 99%"));
+  return l;
+}
+
+// `count` sequential GETs of `path` on one keep-alive connection from `ns`: median latency (us).
+double sequential(const std::string& ns, const std::string& addr, const std::string& path,
+                  int count) {
+  chaosd::NetnsRef ref;
+  ref.name = ns;
+  chaosd::Fd s;
+  (void)chaosd::runInNetns(ref, [&]() -> chaosd::Result<void> {
+    s = chaosd::Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    return chaosd::success();
+  });
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(8080);
+  ::inet_pton(AF_INET, addr.c_str(), &to.sin_addr);
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return -1;
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: b\r\n\r\n";
+  std::vector<double> us;
+  char buf[4096];
+  for (int i = 0; i < count; ++i) {
+    const auto t0 = Clock::now();
+    if (::send(s.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) return -1;
+    std::string got;
+    while (got.find("\r\n\r\nok") == std::string::npos) {
+      const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+      if (n <= 0) return -1;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace chaosd;
+  const int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
+  const int conns = argc > 2 ? std::atoi(argv[2]) : 64;
+  const long requests = argc > 3 ? std::atol(argv[3]) : 10000;
+  const std::string id = std::to_string(::getpid() % 100000);
+  const std::string a = "chaosd-httpb-" + id + "-a", b = "chaosd-httpb-" + id + "-b";
+  const std::string client = "10.236.0.1", server = "10.236.0.2";
+  auto cleanup = [&] {
+    sh("ip netns del " + a);
+    sh("ip netns del " + b);
+  };
+  if (sh("ip netns add " + a) || sh("ip netns add " + b) ||
+      sh("ip -n " + a + " link add hb" + id + "a type veth peer name hb" + id + "b netns " + b) ||
+      sh("ip -n " + a + " addr add " + client + "/24 dev hb" + id + "a") ||
+      sh("ip -n " + b + " addr add " + server + "/24 dev hb" + id + "b") ||
+      sh("ip -n " + a + " link set hb" + id + "a up") ||
+      sh("ip -n " + b + " link set hb" + id + "b up") || sh("ip -n " + a + " link set lo up") ||
+      sh("ip -n " + b + " link set lo up")) {
+    std::fprintf(stderr, "http_bench: could not set up the namespaces (root? iproute2?)\n");
+    cleanup();
+    return 1;
+  }
+  NetnsRef nsB;
+  nsB.name = b;
+  Fd listener;
+  (void)runInNetns(nsB, [&]() -> Result<void> {
+    listener = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(8080);
+    ::inet_pton(AF_INET, server.c_str(), &at.sin_addr);
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
+        ::listen(listener.get(), 1024) != 0) {
+      return Error(ErrorCode::kIo, "listen");
+    }
+    return success();
+  });
+  std::thread([fd = listener.get()] {
+    for (;;) {
+      const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      int one = 1;
+      ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      std::thread(serve, c).detach();
+    }
+  }).detach();
+  // Wait for the link (its qdisc comes up from link-watch, up to a second).
+  for (int i = 0; i < 300 && sequential(a, server, "/", 1) < 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+
+  TargetSpec target;
+  target.kind = TargetKind::kInterface;
+  target.interface.name = "hb" + id + "a";
+  target.interface.netns.name = a;
+  auto context = std::make_shared<HttpContext>();
+  HttpFaultInjector injector(context);
+  auto hold = [&](json rules, const std::string& faultId) -> json {
+    FaultRequest r;
+    r.runId = "bench";
+    r.faultId = faultId;
+    r.faultType = "http.fault";
+    r.target = &target;
+    r.args = {{"ports", {8080}},
+              {"rules", rules},
+              {"maxConnections", 1024},
+              {"headerTimeout", 10'000'000'000}};
+    auto p = injector.prepare(r);
+    if (!p || !injector.apply(faultId, p->undo)) {
+      std::fprintf(stderr, "http_bench: apply failed\n");
+      cleanup();
+      std::exit(1);
+    }
+    return p->undo;
+  };
+  const std::string url = "http://" + server + ":8080/";
+
+  (void)wrk(a, url, 1, conns);  // warm-up
+  const Load direct = wrk(a, url, seconds, conns);
+  json undo = hold({{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}, "b1");
+  const Load proxied = wrk(a, url, seconds, conns);
+  const double seqProxied = sequential(a, server, "/x", 2000);
+  (void)injector.revert("b1", undo);
+  const double seqDirect = sequential(a, server, "/x", 2000);
+  std::printf("http_bench: wrk -c%d -d%ds (Debug build unless built otherwise)\n", conns, seconds);
+  std::printf("  direct:      %9.0f req/s  p50 %7.1f us  p99 %8.1f us\n", direct.rps, direct.p50us,
+              direct.p99us);
+  std::printf("  via proxy:   %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (no rule matches)\n",
+              proxied.rps, proxied.p50us, proxied.p99us);
+  std::printf("  ratios:      throughput %.2f  p50 +%.1f us (%.2fx)  p99 +%.1f us (%.2fx)\n",
+              proxied.rps / direct.rps, proxied.p50us - direct.p50us, proxied.p50us / direct.p50us,
+              proxied.p99us - direct.p99us, proxied.p99us / direct.p99us);
+  std::printf("  sequential keep-alive median: direct %.1f us, via proxy %.1f us (+%.1f us)\n",
+              seqDirect, seqProxied, seqProxied - seqDirect);
+
+  // Accuracy: abort 10% of `requests` on keep-alive connections.
+  undo = hold({{{"path", "/"}, {"abort", {{"status", 503}, {"percent", 0.1}}}}}, "b2");
+  std::string cmdUrls;
+  const long perCurl = 500;
+  for (long i = 0; i < perCurl; ++i) cmdUrls += " -o /dev/null " + url;
+  for (long done = 0; done < requests; done += perCurl) {
+    sh("ip netns exec " + a + " curl -s" + cmdUrls);
+  }
+  auto observed = injector.revert("b2", undo);
+  const double n = observed ? (*observed)["rules"][0]["matched"].get<double>() : 0;
+  const double k = observed ? (*observed)["rules"][0]["aborted"].get<double>() : 0;
+  const double sd = std::sqrt(n * 0.1 * 0.9);
+  std::printf(
+      "  abort 10%%: %.0f of %.0f aborted (%.2f%%); binomial 99%% interval %.0f..%.0f: %s\n", k, n,
+      100 * k / n, n * 0.1 - 2.576 * sd, n * 0.1 + 2.576 * sd,
+      std::fabs(k - n * 0.1) <= 2.576 * sd ? "inside" : "OUTSIDE");
+
+  // Accuracy: a 200 ms delay.
+  undo = hold(
+      {{{"path", "/slow"}, {"delay", {{"delay", 200'000'000}, {"jitter", 0}, {"percent", 1.0}}}}},
+      "b3");
+  const double slow = sequential(a, server, "/slow", 20);
+  const double fast = sequential(a, server, "/fast", 20);
+  (void)injector.revert("b3", undo);
+  std::printf(
+      "  delay 200ms: median %.1f ms (not delayed through the proxy: %.3f ms); added %.1f ms "
+      "(%+.1f%%)\n",
+      slow / 1e3, fast / 1e3, (slow - fast) / 1e3, ((slow - fast) / 2e5 - 1) * 100);
+  cleanup();
+  return 0;
+}

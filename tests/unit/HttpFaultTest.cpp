@@ -1,0 +1,370 @@
+// http.fault without root: the policy's decisions (match fields, per-action percentages with a
+// scripted draw, first rule wins, counts), the abort response, the args and undo record (round
+// trip, refusals naming the field, damaged records refused as values), and the injector through
+// fakes of the nftables kernel and of the proxy: the proxy before the table on apply, the table
+// before the proxy on revert, a second revert, a failure half-way, audit.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "experiments/model/Experiment.h"
+#include "injectors/BuiltinFaults.h"
+#include "injectors/FaultRegistry.h"
+#include "injectors/http/HttpFaultInjector.h"
+#include "injectors/http/HttpPolicy.h"
+#include "injectors/http/HttpRecords.h"
+
+namespace chaosd {
+namespace {
+
+using nlohmann::json;
+
+http::Draw scripted(std::deque<double> values) {
+  auto v = std::make_shared<std::deque<double>>(std::move(values));
+  return [v] {
+    if (v->empty()) return 0.999;
+    const double d = v->front();
+    v->pop_front();
+    return d;
+  };
+}
+
+http::RequestHead head(std::string method, std::string target,
+                       std::vector<std::pair<std::string, std::string>> headers = {}) {
+  return {std::move(method), std::move(target), std::move(headers)};
+}
+
+TEST(HttpPolicyTest, MatchFieldsMustAllHold) {
+  http::Rule r;
+  r.method = "POST";
+  r.pathPrefix = "/api/";
+  r.headers = {{"X-Tenant", "blue"}};
+  r.abort = http::AbortAction{503, "", {}, 1.0};
+  auto policy = http::Policy::create({r});
+  ASSERT_TRUE(policy);
+  auto& p = **policy;
+  const auto never = scripted({});
+  EXPECT_EQ(p.decide(head("POST", "/api/x", {{"x-tenant", "blue"}}), scripted({0.1})).ruleIndex, 0);
+  EXPECT_EQ(p.decide(head("GET", "/api/x", {{"x-tenant", "blue"}}), never).ruleIndex, -1);
+  EXPECT_EQ(p.decide(head("POST", "/apix", {{"x-tenant", "blue"}}), never).ruleIndex, -1);
+  EXPECT_EQ(p.decide(head("POST", "/api/x", {{"x-tenant", "Blue"}}), never).ruleIndex, -1);
+  EXPECT_EQ(p.decide(head("POST", "/api/x"), never).ruleIndex, -1);
+  const auto s = p.stats();
+  EXPECT_EQ(s[0].seen, 5u);
+  EXPECT_EQ(s[0].matched, 1u);
+  EXPECT_EQ(s[0].aborted, 1u);
+}
+
+TEST(HttpPolicyTest, RegexIsASearchAndBadOnesAreRefused) {
+  http::Rule r;
+  r.pathRegex = "^/v[0-9]+/orders";
+  r.reset = http::ResetAction{1.0};
+  auto policy = http::Policy::create({r});
+  ASSERT_TRUE(policy);
+  EXPECT_TRUE((*policy)->decide(head("GET", "/v2/orders/7"), scripted({0.5})).reset);
+  EXPECT_FALSE((*policy)->decide(head("GET", "/x/v2/orders"), scripted({0.5})).reset);
+  r.pathRegex = "([";
+  auto bad = http::Policy::create({r});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("rules[0].pathRegex"), std::string::npos);
+}
+
+// Each action draws its own percentage: delay then one of reset, abort, truncate.
+TEST(HttpPolicyTest, EachActionDrawsItsPercentageFirstRuleWins) {
+  http::Rule r;
+  r.delay = http::DelayAction{100'000'000, 20'000'000, 0.5};
+  r.abort = http::AbortAction{500, "x", {}, 0.5};
+  r.truncate = http::TruncateAction{10, 1.0};
+  http::Rule second;
+  second.reset = http::ResetAction{1.0};
+  auto policy = http::Policy::create({r, second});
+  ASSERT_TRUE(policy);
+  auto& p = **policy;
+  // delay drawn (0.1 < 0.5), jitter draw 0.75 -> +10ms, abort drawn.
+  auto d = p.decide(head("GET", "/"), scripted({0.1, 0.75, 0.2}));
+  EXPECT_EQ(d.delay.count(), 110'000'000);
+  ASSERT_NE(d.abort, nullptr);
+  EXPECT_EQ(d.abort->status, 500);
+  // neither delay nor abort: truncate.
+  d = p.decide(head("GET", "/"), scripted({0.9, 0.9, 0.0}));
+  EXPECT_EQ(d.delay.count(), 0);
+  EXPECT_EQ(d.abort, nullptr);
+  EXPECT_EQ(d.truncateAt, 10);
+  EXPECT_FALSE(d.reset) << "the second rule never sees what the first matched";
+  const auto s = p.stats();
+  EXPECT_EQ(s[0].delayed, 1u);
+  EXPECT_EQ(s[0].aborted, 1u);
+  EXPECT_EQ(s[1].seen, 0u);
+}
+
+TEST(HttpPolicyTest, AbortResponseIsWellFormed) {
+  http::AbortAction a{503, "down", {{"Retry-After", "1"}, {"Content-Length", "99"}}, 1.0};
+  EXPECT_EQ(http::abortResponse(a, false, false),
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nRetry-After: 1\r\n"
+            "content-type: text/plain\r\nx-chaosd-fault: abort\r\n\r\ndown");
+  const std::string headOnly = http::abortResponse(a, true, true);
+  EXPECT_NE(headOnly.find("connection: close\r\n"), std::string::npos);
+  EXPECT_TRUE(headOnly.ends_with("\r\n\r\n"));
+}
+
+json goodArgs() {
+  return {{"ports", {8080}},
+          {"to", {"10.0.0.2/32", "fd00::2/128"}},
+          {"rules",
+           {{{"method", "GET"},
+             {"path", "/api"},
+             {"headers", {{"x-a", "b"}}},
+             {"delay", {{"delay", 200'000'000}, {"jitter", 0}, {"percent", 0.5}}},
+             {"abort",
+              {{"status", 503}, {"body", "no"}, {"headers", json::object()}, {"percent", 0.1}}}}}},
+          {"maxConnections", 1024},
+          {"headerTimeout", 10'000'000'000}};
+}
+
+TEST(HttpRecordsTest, ArgsAndUndoRoundTrip) {
+  auto args = HttpFaultArgs::fromJson(goodArgs());
+  ASSERT_TRUE(args) << args.error().message();
+  EXPECT_EQ(args->rules[0].delay->delayNs, 200'000'000);
+  HttpFaultUndo u{"f-1", "chaosd_f_1", "/run/netns/x", 0x43480001, *args};
+  auto back = HttpFaultUndo::fromJson(u.toJson());
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->toJson(), u.toJson());
+  EXPECT_EQ(back->args.rules[0].abort->body, "no");
+}
+
+TEST(HttpRecordsTest, RefusalsNameTheField) {
+  auto refused = [](json args) {
+    auto a = HttpFaultArgs::fromJson(args);
+    return a ? std::string("accepted") : a.error().message();
+  };
+  json ssh = goodArgs();
+  ssh["ports"] = {8080, 22};
+  EXPECT_NE(refused(ssh).find("ports[1]: port 22"), std::string::npos) << refused(ssh);
+  json noAction = goodArgs();
+  noAction["rules"][0].erase("delay");
+  noAction["rules"][0].erase("abort");
+  EXPECT_NE(refused(noAction).find("rules[0]: no action"), std::string::npos);
+  json status = goodArgs();
+  status["rules"][0]["abort"]["status"] = 99;
+  EXPECT_NE(refused(status).find("rules[0].abort.status"), std::string::npos);
+  json header = goodArgs();
+  header["rules"][0]["abort"]["headers"] = {{"X-Bad", "a\r\nInjected: 1"}};
+  EXPECT_NE(refused(header).find("rules[0].abort.headers.X-Bad"), std::string::npos);
+  json noRules = goodArgs();
+  noRules["rules"] = json::array();
+  EXPECT_NE(refused(noRules).find("rules"), std::string::npos);
+}
+
+TEST(HttpRecordsTest, DamagedRecordsAreRefusedAsValues) {
+  auto args = HttpFaultArgs::fromJson(goodArgs());
+  ASSERT_TRUE(args);
+  const json good = HttpFaultUndo{"f", "chaosd_f", "", 0x43480001, *args}.toJson();
+  for (const char* key : {"faultId", "table", "mark", "args"}) {
+    json bad = good;
+    bad.erase(key);
+    EXPECT_FALSE(HttpFaultUndo::fromJson(bad)) << key;
+  }
+  json notOurs = good;
+  notOurs["table"] = "filter";
+  EXPECT_FALSE(HttpFaultUndo::fromJson(notOurs));
+  EXPECT_FALSE(HttpFaultUndo::fromJson(json::array()));
+  json wrongType = good;
+  wrongType["mark"] = "x";
+  EXPECT_FALSE(HttpFaultUndo::fromJson(wrongType));
+}
+
+// ---- the injector through fakes ---------------------------------------------------------
+
+struct Events {
+  std::vector<std::string> log;
+};
+
+class FakeNft final : public NftKernel {
+ public:
+  explicit FakeNft(std::shared_ptr<Events> e) : events_(std::move(e)) {}
+  Result<std::string> run(const std::string& ns, const std::string& commands) override {
+    if (failRun) return Error(ErrorCode::kKernel, "nftables: Error: refused");
+    if (commands.starts_with("delete table inet ")) {
+      const std::string t = commands.substr(18);
+      if (!tables.contains(ns + ":" + t)) {
+        return Error(ErrorCode::kKernel, "nftables: Error: No such file or directory");
+      }
+      tables.erase(ns + ":" + t);
+      events_->log.push_back("delete " + t);
+      return std::string();
+    }
+    const auto at = commands.find("chaosd_");
+    tables.insert(ns + ":" + commands.substr(at, commands.find(' ', at) - at));
+    events_->log.push_back("add table");
+    lastScript = commands;
+    return std::string();
+  }
+  Result<std::string> listJson(const std::string& ns, const std::string& what,
+                               NftSessionUse) override {
+    if (!tables.contains(ns + ":" + what.substr(11))) {
+      return Error(ErrorCode::kKernel, "nftables: Error: No such file or directory");
+    }
+    return std::string("{}");
+  }
+  void forget(const std::string&) override {}
+
+  bool failRun = false;
+  std::set<std::string> tables;
+  std::string lastScript;
+
+ private:
+  std::shared_ptr<Events> events_;
+};
+
+class FakeProxy final : public http::Proxy {
+ public:
+  explicit FakeProxy(std::shared_ptr<Events> e) : events_(std::move(e)) {}
+  uint16_t port() const override { return 41000; }
+  http::ProxyStats stop() override {
+    if (!stopped_) events_->log.push_back("stop proxy");
+    stopped_ = true;
+    http::ProxyStats s;
+    s.connections = 3;
+    return s;
+  }
+
+ private:
+  std::shared_ptr<Events> events_;
+  bool stopped_ = false;
+};
+
+class FakeProxies final : public http::HttpKernel {
+ public:
+  explicit FakeProxies(std::shared_ptr<Events> e) : events_(std::move(e)) {}
+  Result<std::unique_ptr<http::Proxy>> startProxy(http::ProxyConfig config) override {
+    if (fail) return Error(ErrorCode::kKernel, "no proxy");
+    lastMark = config.mark;
+    events_->log.push_back("start proxy");
+    return std::unique_ptr<http::Proxy>(std::make_unique<FakeProxy>(events_));
+  }
+  bool fail = false;
+  uint32_t lastMark = 0;
+
+ private:
+  std::shared_ptr<Events> events_;
+};
+
+class HttpSeamTest : public ::testing::Test {
+ protected:
+  HttpSeamTest() {
+    target_.kind = TargetKind::kInterface;
+    target_.interface.name = "veth0";
+    target_.interface.netns.name = "app";
+  }
+  FaultRequest request(json args) {
+    FaultRequest r;
+    r.faultId = "run-1.f-2";
+    r.faultType = "http.fault";
+    r.target = &target_;
+    r.args = std::move(args);
+    return r;
+  }
+  json prepared() {
+    auto p = injector_.prepare(request(goodArgs()));
+    EXPECT_TRUE(p) << p.error().message();
+    return p ? p->undo : json();
+  }
+
+  TargetSpec target_;
+  std::shared_ptr<Events> events_ = std::make_shared<Events>();
+  std::shared_ptr<FakeNft> nft_ = std::make_shared<FakeNft>(events_);
+  std::shared_ptr<FakeProxies> proxies_ = std::make_shared<FakeProxies>(events_);
+  HttpFaultInjector injector_{std::make_shared<HttpContext>(), nft_, proxies_};
+};
+
+TEST_F(HttpSeamTest, ApplyStartsTheProxyThenTheTableRevertTheReverseTwice) {
+  const json undo = prepared();
+  EXPECT_EQ(undo["table"], "chaosd_run_1_f_2");
+  EXPECT_EQ(undo["netns"], "/run/netns/app");
+  ASSERT_TRUE(injector_.apply("run-1.f-2", undo));
+  EXPECT_EQ(proxies_->lastMark, undo["mark"].get<uint32_t>());
+  const std::string& s = nft_->lastScript;
+  EXPECT_NE(s.find("meta mark 0x4348"), std::string::npos) << s;
+  EXPECT_LT(s.find("tcp dport 22 return"), s.find("redirect")) << s;
+  EXPECT_NE(s.find("ip daddr { 10.0.0.2/32 } tcp dport { 8080 } redirect to :41000"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("ip6 daddr { fd00::2/128 } tcp dport { 8080 } redirect to :41000"),
+            std::string::npos)
+      << s;
+  auto audit = injector_.audit(undo);
+  ASSERT_TRUE(audit);
+  EXPECT_EQ(audit->size(), 2u);
+  auto observed = injector_.revert("run-1.f-2", undo);
+  ASSERT_TRUE(observed) << observed.error().message();
+  EXPECT_EQ((*observed)["proxy"]["connections"], 3);
+  EXPECT_EQ((*observed)["rules"].size(), 1u);
+  EXPECT_EQ(events_->log, (std::vector<std::string>{"start proxy", "add table",
+                                                    "delete chaosd_run_1_f_2", "stop proxy"}));
+  EXPECT_TRUE(injector_.revert("run-1.f-2", undo)) << "a second revert";
+  audit = injector_.audit(undo);
+  ASSERT_TRUE(audit);
+  EXPECT_TRUE(audit->empty());
+}
+
+// The guardian's case: another process, nothing running here, only the record.
+TEST_F(HttpSeamTest, RevertFromTheRecordAloneDeletesTheTable) {
+  const json undo = prepared();
+  ASSERT_TRUE(injector_.apply("run-1.f-2", undo));
+  HttpFaultInjector guardian{std::make_shared<HttpContext>(), nft_, proxies_};
+  ASSERT_TRUE(guardian.revert("run-1.f-2", undo));
+  EXPECT_TRUE(nft_->tables.empty());
+}
+
+TEST_F(HttpSeamTest, FailuresHalfWayLeaveNothing) {
+  const json undo = prepared();
+  nft_->failRun = true;
+  EXPECT_FALSE(injector_.apply("run-1.f-2", undo));
+  EXPECT_EQ(events_->log, (std::vector<std::string>{"start proxy", "stop proxy"}));
+  nft_->failRun = false;
+  proxies_->fail = true;
+  EXPECT_FALSE(injector_.apply("run-1.f-2", undo));
+  EXPECT_TRUE(nft_->tables.empty());
+  EXPECT_TRUE(injector_.revert("run-1.f-2", undo)) << "revert of an intent never applied";
+}
+
+TEST_F(HttpSeamTest, BadArgsAndTargetsAreRefusedBeforeAnything) {
+  json ssh = goodArgs();
+  ssh["ports"] = {22};
+  EXPECT_FALSE(injector_.prepare(request(ssh)));
+  TargetSpec exec;
+  exec.kind = TargetKind::kExec;
+  FaultRequest r = request(goodArgs());
+  r.target = &exec;
+  EXPECT_FALSE(injector_.prepare(r));
+  EXPECT_TRUE(events_->log.empty());
+}
+
+TEST(HttpFaultTypeTest, RegisteredWithItsSchema) {
+  FaultRegistry registry;
+  registerBuiltinFaults(registry);
+  const FaultType* t = registry.find("http.fault");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->factory);
+  ASSERT_NE(t->schema.find("ports"), nullptr);
+  EXPECT_TRUE(t->schema.find("rules")->required);
+  auto check = [&](json args) {
+    for (const auto& c : t->schema.constraints) {
+      if (auto problem = c(ArgContext{args, std::nullopt})) return problem->field;
+    }
+    return std::string("ok");
+  };
+  EXPECT_EQ(check(goodArgs()), "ok");
+  json ssh = goodArgs();
+  ssh["ports"] = {22};
+  EXPECT_EQ(check(ssh), "ports[0]");
+  json regex = goodArgs();
+  regex["rules"][0]["pathRegex"] = "([";
+  EXPECT_EQ(check(regex), "rules");
+}
+
+}  // namespace
+}  // namespace chaosd
