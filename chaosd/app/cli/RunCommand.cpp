@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -43,7 +44,10 @@ void printImpacts(const RunResult& result) {
       std::printf("%s\n", line.c_str());
     }
   }
-  if (header || result.faults.empty()) return;
+  const bool anyApplied =
+      std::any_of(result.faults.begin(), result.faults.end(),
+                  [](const FaultRecordOut& f) { return f.appliedAt.has_value(); });
+  if (header || !anyApplied) return;  // nothing held: the reasons say why
   bool deviated = false;
   for (const auto& p : result.probes) {
     for (const auto& v : p.verdicts) deviated = deviated || !v.held;
