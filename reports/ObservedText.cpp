@@ -46,6 +46,17 @@ std::string process(const Json& p) {
          (text(p, "comm").empty() ? "" : " (" + text(p, "comm") + ")");
 }
 
+// A restart by what it runs: "19557 (python3, started as ip)" when it exec'd after it was
+// seen; "19557 (started as ip)" when it was gone by the revert (what it became is unknown).
+std::string restartedProcess(const Json& r) {
+  const std::string first = text(r, "startedAs");
+  if (first.empty()) return process(r);
+  const std::string comm = text(r, "comm");
+  const std::string pid = std::to_string(count(r, "pid"));
+  if (comm == first) return pid + " (started as " + first + ")";
+  return pid + " (" + comm + ", started as " + first + ")";
+}
+
 void killLines(const Json& o, std::vector<std::string>& out) {
   if (flag(o, "noop")) {
     out.push_back("nothing matched the selector: no signal sent");
@@ -68,7 +79,7 @@ void killLines(const Json& o, std::vector<std::string>& out) {
   }
   const auto& restarts = list(o, "restarts");
   for (const auto& r : restarts) {
-    std::string line = "restarted: " + process(r);
+    std::string line = "restarted: " + restartedProcess(r);
     if (r.contains("restartMs") && r["restartMs"].is_number()) {
       line += " " + ms(number(r, "restartMs")) + " after " +
               (r.contains("replaces") ? std::to_string(count(r, "replaces")) : "the kill") +

@@ -289,6 +289,7 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
           {{"probe", i.probe},
            {"detected", i.detected},
            {"detectedAfterNs", i.detected ? nlohmann::json(ns(i.detectedAfter)) : nlohmann::json()},
+           {"detectedBy", i.detected ? nlohmann::json(i.by) : nlohmann::json()},
            {"detail", i.detail},
            {"recovered", i.recovered},
            {"recoveredAfterNs",

@@ -361,7 +361,7 @@ RunResult Engine::run() {
   revertAllHeld();  // belt and braces: nothing may be held past run()
   releaseShared();
   stopExecTargets();
-  computeImpacts(result_);
+  computeImpacts(result_, experiment_.steadyState.probes);
   result_.endedAt = clock.wallNow();
   return result_;
 }

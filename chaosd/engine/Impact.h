@@ -3,20 +3,36 @@
 #include <vector>
 
 #include "chaosd/engine/RunResult.h"
+#include "experiments/model/Experiment.h"
 
 namespace chaosd {
 
-// Time to detect and time to recover, per applied fault and probe, from the samples alone.
-// A probe detects a fault with its first failing sample that started while the fault was
-// held (applied .. reverted, or the end of the samples if it never was), at that sample's end:
-// the moment the failure was known. A probe that
-// detected a reverted fault has recovered at the first of kRecoverySamples passing samples in
-// a row that started after the revert; samples of every phase count, so recovery that only
-// comes in the after phase is measured too.
+// Time to detect and time to recover, per applied fault and probe, from the samples and the
+// phase verdicts. A sample counts for a fault when it started while the fault was held (from
+// apply to revert, or to the end of the samples if it never was). Every way a phase can fail
+// has a moment it was first known, and the earliest of them is the time to detect:
+// - "sample": a failing sample (what availability and successRate count): the end of the first
+//   failing sample (a timeout is known only once it has run out);
+// - "latency": a tolerance.latency bound the phase's verdict found broken (p95 < 200ms): the
+//   end of the first sample whose latency breaks the bound itself (the first over 200 ms);
+// - "baseline": the statistical mode's test rejected the phase: the end of the first sample
+//   after which the test, run on the phase's samples up to and including that one against the
+//   same reference, rejects. The count test (exceedance) is run after every sample; the block
+//   test every ceil(n/16) of the n samples held, then sample by sample up to the first of those
+//   that rejects (at most 16 + n/16 bootstraps).
+// A phase that failed for want of samples has no moment, so no time to detect.
+// A probe that detected a reverted fault has recovered at the first of kRecoverySamples
+// samples in a row, started after the revert, that are good in the detection's sense: passing;
+// for "latency" also within the broken bounds; for "baseline" also not above the test's
+// threshold (the reference quantile raised by minEffect). Samples of every phase count, so
+// recovery that only comes in the after phase is measured too.
+// `specs` are the experiment's probes (the statistical test needs them); without them the
+// "baseline" way is not looked at.
 std::vector<ProbeImpact> impactOf(const FaultRecordOut& fault,
-                                  const std::vector<ProbeRecord>& probes);
+                                  const std::vector<ProbeRecord>& probes,
+                                  const std::vector<ProbeSpec>& specs = {});
 
 // Fills FaultRecordOut::impact for every fault of the run that was applied.
-void computeImpacts(RunResult& result);
+void computeImpacts(RunResult& result, const std::vector<ProbeSpec>& specs = {});
 
 }  // namespace chaosd

@@ -25,15 +25,17 @@ struct PhaseRecord {
 };
 
 // What one fault did to one probe: how long after the fault was applied the probe first
-// failed (time to detect), and how long after the fault was reverted it passed again for
-// kRecoverySamples samples in a row (time to recover).
+// showed it (time to detect: a failing sample, a sample over a latency bound its phase broke,
+// or the statistical test rejecting), and how long after the fault was reverted it was good
+// again for kRecoverySamples samples in a row (time to recover). Impact.h has the rules.
 struct ProbeImpact {
   std::string probe;
   bool detected = false;
-  Duration detectedAfter{0};   // first failure's start - applied; when detected
-  std::string detail;          // that failure's detail
-  bool recovered = false;      // detected, reverted, and passing again before the run ended
-  Duration recoveredAfter{0};  // start of the first of the passing run - reverted; when recovered
+  Duration detectedAfter{0};   // the detecting sample's end - applied; when detected
+  std::string by;              // how: "sample", "latency" or "baseline"; when detected
+  std::string detail;          // what was seen then
+  bool recovered = false;      // detected, reverted, and good again before the run ended
+  Duration recoveredAfter{0};  // start of the first of the good run - reverted; when recovered
 };
 
 struct FaultRecordOut {

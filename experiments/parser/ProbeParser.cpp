@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "chaosd/base/HostNames.h"
 #include "chaosd/base/Units.h"
 #include "experiments/parser/Sections.h"
 
@@ -326,6 +327,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     MapReader t(ctx, f, {"host", "port", "timeout"});
     innerTimeout(ctx, t, p);
     p.tcp.host = t.string("host", true).value_or("");
+    checkConnectHost(ctx, t, p.tcp.host);
     if (auto port = t.require("port", "a port 1..65535")) {
       if (auto v = asInt(ctx, *port, 1, 65535)) p.tcp.port = static_cast<uint16_t>(*v);
     }
@@ -443,11 +445,27 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
 
 }  // namespace
 
+// The probe resolves the host at every sample: a string that cannot be a name would fail
+// each of them, after the faults were applied.
+void checkConnectHost(ReadContext& ctx, MapReader& map, const std::string& host) {
+  if (host.empty()) return;  // absent, blank or not a string: reported already
+  const std::optional<Field> f = map.get("host");
+  if (!f) return;
+  if (auto checked = checkHostName(host); !checked) {
+    ctx.diag.error(f->node.Mark(), f->path, checked.error().message(),
+                   "a host name or address, like 127.0.0.1 or db.internal");
+  }
+}
+
 StringMapRules headerRules() {
   StringMapRules rules;
   rules.key = [](const std::string& name) -> std::optional<std::pair<std::string, std::string>> {
     // RFC 9110's token: anything else breaks the "Name: value" line the client sends.
     static const std::string kSpecial = "!#$%&'*+-.^_`|~";
+    if (name.empty()) {
+      return std::make_pair("is not an HTTP header name: it is empty",
+                            "letters, digits and !#$%&'*+-.^_`|~, like X-Request-Id");
+    }
     for (unsigned char c : name) {
       if (std::isalnum(c) == 0 && kSpecial.find(static_cast<char>(c)) == std::string::npos) {
         return std::make_pair("is not an HTTP header name",

@@ -36,6 +36,9 @@ bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& patte
 // Rules for maps that another program reads (ProbeParser.cpp): HTTP headers, and
 // environment variables of a started process.
 StringMapRules headerRules();
+// A host a connection is made to (a tcp probe, an exec target's ready check): a name or an
+// address literal, or an error naming map's `host`. An empty host is left to `required`.
+void checkConnectHost(ReadContext& ctx, MapReader& map, const std::string& host);
 StringMapRules environmentRules();
 
 // Shared by sections: names of targets, probes and steps.

@@ -144,6 +144,7 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
       if (auto tcp = r.require("tcp", "tcp: {host: 127.0.0.1, port: 8080}")) {
         MapReader a(ctx, *tcp, {"host", "port"});
         t.exec.readyHost = a.string("host", true).value_or("");
+        checkConnectHost(ctx, a, t.exec.readyHost);
         if (auto port = a.require("port", "a port 1..65535")) {
           if (auto v = asInt(ctx, *port, 1, 65535)) t.exec.readyPort = static_cast<uint16_t>(*v);
         }

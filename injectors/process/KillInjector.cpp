@@ -94,6 +94,7 @@ struct KillInjector::Run {
   bool finished() const;
   void watch();
   void finalLook();
+  void rereadRestarts();
   nlohmann::json summary() const;
 };
 
@@ -302,10 +303,26 @@ void KillInjector::Run::watch() {
 void KillInjector::Run::finalLook() {
   (void)waitEvents(Clock::now(), false);
   if (!watchRestarts || died == 0) return;
-  auto table = kernel->scan(kScanAll, nullptr);
-  if (!table) return;
-  auto matches = table->match(plan.selector);
-  if (matches) absorb(*matches, true);
+  if (auto table = kernel->scan(kScanAll, nullptr)) {
+    auto matches = table->match(plan.selector);
+    if (matches) absorb(*matches, true);
+  }
+  rereadRestarts();
+}
+
+// A restart was named by its command when the watch saw it, which can be the moment between
+// a supervisor's fork and its exec. Read again now, the same process (pid and start time) is
+// named by what it runs; the first name is kept as startedAs when it changed, or when the
+// process is gone and what it became cannot be known.
+void KillInjector::Run::rereadRestarts() {
+  for (RestartSeen& r : restarts) {
+    auto now = kernel->readProcess(r.process.pid);
+    if (!now || now->startTime != r.process.startTime || now->state == 'Z') {
+      r.startedAs = r.process.comm;
+    } else if (now->comm != r.process.comm) {
+      r.startedAs = std::exchange(r.process.comm, now->comm);
+    }
+  }
 }
 
 nlohmann::json KillInjector::Run::summary() const {

@@ -321,6 +321,7 @@ Json KillOutcome::toJson() const {
 
 Json RestartSeen::toJson() const {
   Json j = process.toJson();
+  if (!startedAs.empty()) j["startedAs"] = startedAs;
   j["detectedMs"] = detectedMs;
   if (replaces) j["replaces"] = *replaces;
   if (restartMs) j["restartMs"] = *restartMs;

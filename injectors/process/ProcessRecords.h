@@ -105,7 +105,11 @@ struct KillOutcome {
 // One entry of process.kill's observed "restarts": a process matching the selector that
 // appeared after a kill, and the kill it replaces (the latest one before it started).
 struct RestartSeen {
-  Victim process;
+  Victim process;  // comm: what it runs at the revert, re-read then (it may have exec'd)
+  // The command it had when seen, when that is not known to be what it runs now: it exec'd
+  // since (a supervisor's fork seen before its exec: `ip` of `ip netns exec NS python3 ...`),
+  // or it was gone by the revert, so the name may be the one before an exec. Empty otherwise.
+  std::string startedAs;
   double detectedMs = 0;
   std::optional<pid_t> replaces;
   std::optional<double> restartMs;

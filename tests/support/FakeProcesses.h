@@ -70,6 +70,15 @@ class FakeProcesses final : public ProcessKernel {
     return spawnLocked(Spawn{.comm = comm, .pid = pid}, nowNs_);
   }
 
+  // The process execs another program: a new command, the same pid and start time.
+  void exec(pid_t pid, const std::string& comm) {
+    std::lock_guard lock(mutex_);
+    if (auto* p = findLocked(pid)) {
+      p->info.comm = comm;
+      p->info.cmdline = {comm};
+      p->info.commandLine = comm;
+    }
+  }
   // Someone else ends the process (SIGKILL outside the injector's view).
   void killBySomeoneElse(pid_t pid) {
     std::lock_guard lock(mutex_);

@@ -30,6 +30,9 @@ struct World {
   std::function<bool(const std::string& probe, Phase phase)> probeOk = [](auto&, Phase) {
     return true;
   };
+  // How long a sample takes (the fake probe's latency).
+  std::function<Duration(const std::string& probe, Phase phase)> probeLatency =
+      [](auto&, Phase) -> Duration { return 2ms; };
   std::function<void()> onApply;
   std::map<std::string, nlohmann::json> preparedArgs;  // by step: the args prepare was given
   std::string sharedKey;             // when set, every fake.fault needs the shared "table:<key>"
@@ -120,7 +123,7 @@ class FakeProbe final : public Probe {
     s.phase = phase;
     s.start = w_.clock.now();
     s.wallStart = w_.clock.wallNow();
-    s.duration = 2ms;
+    s.duration = w_.probeLatency(spec_.name, phase);
     s.ok = w_.probeOk(spec_.name, phase);
     s.detail = s.ok ? "ok" : "fake failure";
     return s;
@@ -461,6 +464,28 @@ TEST_F(EngineTest, TimeToDetectAndTimeToRecoverAreMeasuredPerFault) {
   EXPECT_EQ(i.detail, "fake failure");
   EXPECT_TRUE(i.recovered);
   EXPECT_EQ(i.recoveredAfter, 2s) << "passing again from 17 s, reverted at 15 s";
+}
+
+TEST_F(EngineTest, ALatencyBoundBrokenWithEverySamplePassingIsDetected) {
+  // Every sample passes its own checks; from 12.5 s (the fault held 10 s .. 15 s) they take
+  // 150 ms against p95 < 100ms. The during phase deviates on its p95 alone; the impact is the
+  // first sample over the bound, taken at 13 s and known 150 ms later.
+  world_.probeLatency = [this](const std::string&, Phase) -> Duration {
+    const auto t = world_.clock.now().time_since_epoch();
+    return t >= 12500ms && t < 15500ms ? 150ms : 2ms;
+  };
+  auto r = run(probes(", tolerance: {latency: {p95: \"< 100ms\"}}") +
+               "method: [{name: a, fault: fake.fault, duration: 5s}]\n");
+  EXPECT_EQ(r.outcome, Outcome::kDeviated);
+  ASSERT_EQ(r.faults.size(), 1u);
+  ASSERT_EQ(r.faults[0].impact.size(), 1u);
+  const ProbeImpact& i = r.faults[0].impact[0];
+  EXPECT_TRUE(i.detected) << "the phase deviated on its p95: a time to detect is owed";
+  EXPECT_EQ(i.by, "latency");
+  EXPECT_EQ(i.detectedAfter, 3150ms) << "the sample of 13 s, 150 ms long, applied at 10 s";
+  EXPECT_EQ(i.detail, "latency 150ms breaks p95 < 100ms (ok)");
+  EXPECT_TRUE(i.recovered);
+  EXPECT_EQ(i.recoveredAfter, 1s) << "within the bound again from 16 s, reverted at 15 s";
 }
 
 TEST_F(EngineTest, StopConditionRevertsWithinOneProbeInterval) {

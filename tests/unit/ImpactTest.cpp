@@ -1,6 +1,8 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "chaosd/engine/Impact.h"
+#include "chaosd/engine/probes/Verdict.h"
 
 namespace chaosd {
 namespace {
@@ -87,6 +89,137 @@ TEST(ImpactTest, OnePerProbeAndNoneForAFaultNeverApplied) {
   EXPECT_TRUE(r.faults[0].impact[0].recovered);
   EXPECT_EQ(r.faults[0].impact[0].detectedAfter, milliseconds(1150));  // 2.0 s + 0.15 s - 1 s
   EXPECT_EQ(r.faults[0].impact[0].recoveredAfter, milliseconds(200));  // 3.0 s - 2.8 s
+}
+
+// A probe of the statistical mode: a before phase of 60 samples of 10..69 ms (every 500 ms
+// from kT0), then a during phase of 60 whose samples from `slowFrom` on take 200 ms, all
+// passing; the during phase judged against the before phase as the engine does.
+ProbeSpec baselineSpec(BaselineTest test) {
+  ProbeSpec spec;
+  spec.name = "api";
+  BaselineTolerance b;
+  b.test = test;
+  b.alpha = 0.01;
+  spec.tolerance.baseline = b;
+  return spec;
+}
+
+ProbeRecord statisticalProbe(const ProbeSpec& spec, int slowFrom) {
+  ProbeRecord p;
+  p.name = spec.name;
+  for (int i = 0; i < 120; ++i) {
+    ProbeSample s;
+    s.probe = spec.name;
+    s.phase = i < 60 ? Phase::kBefore : Phase::kDuring;
+    s.start = kT0 + i * milliseconds(500);
+    s.ok = true;
+    const int ms = i >= 60 + slowFrom ? 200 : 10 + (i * 37) % 60;
+    s.duration = milliseconds(ms);
+    s.detail = "status 200";
+    p.samples.push_back(s);
+  }
+  std::vector<ProbeSample> before(p.samples.begin(), p.samples.begin() + 60);
+  std::vector<ProbeSample> during(p.samples.begin() + 60, p.samples.end());
+  p.verdicts.push_back(judgePhase(spec, Phase::kBefore, before));
+  p.verdicts.push_back(
+      judgePhase(spec, Phase::kDuring, during, std::span<const ProbeSample>(before)));
+  return p;
+}
+
+bool prefixRejects(const ProbeSpec& spec, const ProbeRecord& p, size_t n) {
+  std::vector<ProbeSample> before(p.samples.begin(), p.samples.begin() + 60);
+  std::vector<ProbeSample> during(p.samples.begin() + 60, p.samples.begin() + 60 + n);
+  auto v = judgePhase(spec, Phase::kDuring, during, std::span<const ProbeSample>(before));
+  return v.baseline && v.baseline->deviated;
+}
+
+// The fault held over the whole during phase (30 s .. 60 s from kT0).
+FaultRecordOut heldOverDuring() { return fault(seconds(30), seconds(60)); }
+
+TEST(ImpactTest, TheCountTestDetectsWhereItFirstRejects) {
+  const ProbeSpec spec = baselineSpec(BaselineTest::kExceedance);
+  const ProbeRecord p = statisticalProbe(spec, 20);
+  ASSERT_FALSE(p.verdicts[1].held)
+      << "the during phase must deviate for this test to mean anything";
+  ASSERT_EQ(firstFailure(p.samples, kT0), nullptr) << "no sample fails";
+  auto impact = impactOf(heldOverDuring(), {p}, {spec});
+  ASSERT_EQ(impact.size(), 1u);
+  ASSERT_TRUE(impact[0].detected) << "the phase deviated: a time to detect is owed";
+  EXPECT_EQ(impact[0].by, "baseline");
+  // The detecting sample is the n-th of the phase: the test on n samples rejects, on n - 1
+  // it does not, and it is a slow one (the 21st or later).
+  const auto n =
+      static_cast<size_t>((impact[0].detectedAfter - milliseconds(200)) / milliseconds(500)) + 1;
+  EXPECT_EQ(impact[0].detectedAfter, (n - 1) * milliseconds(500) + milliseconds(200));
+  std::printf("[ measure  ] count test: rejects after %zu of 60 samples (slow from the 21st)\n", n);
+  EXPECT_GT(n, 20u);
+  EXPECT_LT(n, 60u) << "it rejects before the phase's end";
+  EXPECT_TRUE(prefixRejects(spec, p, n));
+  EXPECT_FALSE(prefixRejects(spec, p, n - 1));
+  EXPECT_THAT(impact[0].detail, ::testing::StartsWith("the statistical test rejected after " +
+                                                      std::to_string(n) + " of the during"));
+  EXPECT_FALSE(impact[0].recovered) << "the run ends slow";
+}
+
+TEST(ImpactTest, TheBlockTestDetectsWhereItFirstRejects) {
+  const ProbeSpec spec = baselineSpec(BaselineTest::kBlocks);
+  const ProbeRecord p = statisticalProbe(spec, 20);
+  ASSERT_FALSE(p.verdicts[1].held);
+  auto impact = impactOf(heldOverDuring(), {p}, {spec});
+  ASSERT_EQ(impact.size(), 1u);
+  ASSERT_TRUE(impact[0].detected);
+  EXPECT_EQ(impact[0].by, "baseline");
+  const auto n =
+      static_cast<size_t>((impact[0].detectedAfter - milliseconds(200)) / milliseconds(500)) + 1;
+  std::printf("[ measure  ] block test: rejects after %zu of 60 samples (slow from the 21st)\n", n);
+  EXPECT_GT(n, 20u);
+  EXPECT_TRUE(prefixRejects(spec, p, n));
+  EXPECT_FALSE(prefixRejects(spec, p, n - 1));
+}
+
+TEST(ImpactTest, ALatencyBoundDetectsAtTheFirstSampleOverIt) {
+  ProbeSpec spec;
+  spec.name = "api";
+  spec.tolerance.latency = {LatencyBound{95, Comparison{CompareOp::kLt, 100e6}}};
+  ProbeRecord p = probe("api", 20, {});
+  for (int i = 6; i < 12; ++i) p.samples[i].duration = milliseconds(300);  // 3.0 s .. 5.5 s
+  p.verdicts.push_back(judgePhase(spec, Phase::kBefore, p.samples));
+  ASSERT_FALSE(p.verdicts[0].held);
+  auto impact = impactOf(fault(seconds(2), seconds(5)), {p});
+  ASSERT_EQ(impact.size(), 1u);
+  ASSERT_TRUE(impact[0].detected);
+  EXPECT_EQ(impact[0].by, "latency");
+  EXPECT_EQ(impact[0].detectedAfter, milliseconds(1300));  // 3.0 s + 0.3 s - 2 s
+  EXPECT_EQ(impact[0].detail, "latency 300ms breaks p95 < 100ms (status 200)");
+  EXPECT_TRUE(impact[0].recovered);
+  EXPECT_EQ(impact[0].recoveredAfter, milliseconds(1000)) << "within the bound from 6.0 s";
+}
+
+TEST(ImpactTest, ASlowSampleInAPhaseThatHeldIsNoDetection) {
+  ProbeSpec spec;
+  spec.name = "api";
+  spec.tolerance.latency = {LatencyBound{95, Comparison{CompareOp::kLt, 100e6}}};
+  ProbeRecord p = probe("api", 40, {});
+  p.samples[6].duration = milliseconds(300);  // one in 40: p95 still 20 ms
+  p.verdicts.push_back(judgePhase(spec, Phase::kBefore, p.samples));
+  ASSERT_TRUE(p.verdicts[0].held);
+  auto impact = impactOf(fault(seconds(2), seconds(5)), {p});
+  ASSERT_EQ(impact.size(), 1u);
+  EXPECT_FALSE(impact[0].detected);
+}
+
+TEST(ImpactTest, AFailingSampleBeforeTheFirstSlowOneIsTheDetection) {
+  ProbeSpec spec;
+  spec.name = "api";
+  spec.tolerance.latency = {LatencyBound{95, Comparison{CompareOp::kLt, 100e6}}};
+  ProbeRecord p = probe("api", 20, {5});  // fails at 2.5 s, 150 ms long
+  for (int i = 6; i < 12; ++i) p.samples[i].duration = milliseconds(300);
+  p.verdicts.push_back(judgePhase(spec, Phase::kBefore, p.samples));
+  auto impact = impactOf(fault(seconds(2), seconds(5)), {p});
+  ASSERT_TRUE(impact[0].detected);
+  EXPECT_EQ(impact[0].by, "sample");
+  EXPECT_EQ(impact[0].detectedAfter, milliseconds(650));
+  EXPECT_EQ(impact[0].detail, "status 503 #5");
 }
 
 }  // namespace

@@ -43,6 +43,24 @@ TEST(ObservedTextTest, AKillNamesItsVictimAndTheRestart) {
   EXPECT_EQ(lines[2], "restarted: 30855 (python3) 522 ms after 30809 was killed");
 }
 
+TEST(ObservedTextTest, ARestartThatExecdIsNamedByWhatItRunsAndWhatItStartedAs) {
+  auto lines = observedLines(
+      fault("process.kill", {{"signalName", "SIGKILL"},
+                             {"signalled", 2},
+                             {"died", 2},
+                             {"victims", Json::array()},
+                             {"restarts",
+                              {{{"pid", 19557},
+                                {"comm", "python3"},
+                                {"startedAs", "ip"},
+                                {"replaces", 19001},
+                                {"restartMs", 80.0}},
+                               {{"pid", 19560}, {"comm", "ip"}, {"startedAs", "ip"}}}}}));
+  ASSERT_EQ(lines.size(), 3u) << joined(lines);
+  EXPECT_EQ(lines[1], "restarted: 19557 (python3, started as ip) 80 ms after 19001 was killed");
+  EXPECT_EQ(lines[2], "restarted: 19560 (started as ip)") << "gone by the revert";
+}
+
 TEST(ObservedTextTest, AKillWithoutRestartSaysSo) {
   auto lines = observedLines(fault("process.kill", {{"signalName", "SIGTERM"},
                                                     {"signalled", 1},

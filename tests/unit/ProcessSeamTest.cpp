@@ -163,6 +163,37 @@ TEST_F(KillSeamTest, ARestartByTheSupervisorIsSeenAndTimed) {
   expectSecondRevertAndAuditChangeNothing(kill);
 }
 
+// The quickstart's replica was reported as `restarted: 19557 (ip)`: seen between `ip netns
+// exec`'s fork and its exec of python3. The revert reads the restart again.
+TEST_F(KillSeamTest, ARestartIsNamedByWhatItRunsAtTheRevert) {
+  const pid_t supervisor = fake_->spawn("supervisord");
+  fake_->spawn({.comm = "api", .ppid = supervisor});
+  fake_->spawn({.comm = "api", .ppid = supervisor});
+  fake_->supervise("api", 300ms, supervisor);
+  KillInjector kill(fake_, fast());
+  auto observed = prepareAndApply(kill, request("process.kill", {{"signal", SIGKILL}}));
+  EXPECT_EQ(observed["died"], 2);
+  const int scans = fake_->calls(Call::kScan);
+  fake_->advance(300ms);
+  ASSERT_EQ(fake_->restarted().size(), 2u);
+  const pid_t execs = fake_->restarted()[0];
+  const pid_t dies = fake_->restarted()[1];
+  ASSERT_TRUE(waitFor([&] { return fake_->calls(Call::kScan) > scans; }));
+  fake_->exec(execs, "python3");   // after the watch saw it as api
+  fake_->killBySomeoneElse(dies);  // gone before the revert: what it became is unknown
+
+  auto reverted = kill.revert("run-1-f1", undo_);
+  ASSERT_TRUE(reverted.ok()) << reverted.error().describe();
+  const auto& restarts = (*reverted)["restarts"];
+  ASSERT_EQ(restarts.size(), 2u) << reverted->dump();
+  EXPECT_EQ(restarts[0]["pid"], execs);
+  EXPECT_EQ(restarts[0]["comm"], "python3");
+  EXPECT_EQ(restarts[0]["startedAs"], "api");
+  EXPECT_EQ(restarts[1]["pid"], dies);
+  EXPECT_EQ(restarts[1]["comm"], "api");
+  EXPECT_EQ(restarts[1]["startedAs"], "api");
+}
+
 TEST_F(KillSeamTest, AGoneVictimIsRecordedAndAReusedPidIsNeverSignalled) {
   const pid_t gone = fake_->spawn("api");
   const pid_t reused = fake_->spawn("api");

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -16,7 +17,16 @@
 namespace chaosd::cli {
 namespace {
 
-// One line per fault and probe that noticed it: the time to detect and to recover.
+// How a probe showed a fault, for the impact line (ProbeImpact::by).
+std::string detectedWords(const ProbeImpact& i) {
+  if (i.by == "latency") return "over its latency bound";
+  if (i.by == "baseline") return "deviated from its baseline";
+  return "failed";
+}
+
+// One line per fault and probe that noticed it: the time to detect and to recover. A deviated
+// run none of whose probes showed it while a fault was held (it failed for want of samples,
+// or only in the after phase) says so rather than "no probe failed".
 void printImpacts(const RunResult& result) {
   bool header = false;
   for (const auto& f : result.faults) {
@@ -26,14 +36,27 @@ void printImpacts(const RunResult& result) {
         std::printf("impact (time to detect after apply, time to recover after revert):\n");
         header = true;
       }
-      std::string line = "  " + f.step + " (" + f.type + ") -> probe " + i.probe + ": failed " +
-                         formatLatency(i.detectedAfter) + " after apply (" + i.detail + "); ";
+      std::string line = "  " + f.step + " (" + f.type + ") -> probe " + i.probe + ": " +
+                         detectedWords(i) + " " + formatLatency(i.detectedAfter) +
+                         " after apply (" + i.detail + "); ";
       line += i.recovered ? "recovered " + formatLatency(i.recoveredAfter) + " after revert"
                           : "did not recover before the run ended";
       std::printf("%s\n", line.c_str());
     }
   }
-  if (!header && !result.faults.empty()) {
+  const bool anyApplied =
+      std::any_of(result.faults.begin(), result.faults.end(),
+                  [](const FaultRecordOut& f) { return f.appliedAt.has_value(); });
+  if (header || !anyApplied) return;  // nothing held: the reasons say why
+  bool deviated = false;
+  for (const auto& p : result.probes) {
+    for (const auto& v : p.verdicts) deviated = deviated || !v.held;
+  }
+  if (deviated) {
+    std::printf(
+        "impact: no time to detect: no sample taken while a fault was held shows the deviation "
+        "(see the reasons above)\n");
+  } else {
     std::printf("impact: no probe failed while a fault was held\n");
   }
 }
