@@ -5,10 +5,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "chaosd/base/Credentials.h"
 #include "chaosd/engine/ProbeRunner.h"
 #include "chaosd/engine/RunResult.h"
 #include "chaosd/engine/Waiter.h"
@@ -50,6 +52,9 @@ struct EngineDeps {
   EngineObserver* observer = nullptr;
   // Where an exec target's stdout and stderr go: <execLogDir>/<target>.log. "" for nowhere.
   std::string execLogDir;
+  // Who exec targets run as (the daemon's non-root caller); unset: this process. Command
+  // probes and rollbacks get it through makeProbe and runRollback.
+  std::optional<Credentials> runAs;
 };
 
 // Runs one experiment: baseline, method (faults applied, held, reverted at their deadlines),

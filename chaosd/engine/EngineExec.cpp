@@ -48,6 +48,7 @@ bool Engine::startExecTargets() {
     // cannot change later.
     ExecOptions options;
     options.runDir = deps_.execLogDir;
+    options.runAs = deps_.runAs;
     auto contributions = execContributions(t);
     for (auto& c : contributions) c->beforeExec(options);
     nlohmann::json undo;

@@ -6,7 +6,8 @@
 
 namespace chaosd {
 
-RollbackRecord runRollbackCommand(const RollbackSpec& rollback) {
+RollbackRecord runRollbackCommand(const RollbackSpec& rollback,
+                                  const std::optional<Credentials>& runAs) {
   RollbackRecord rec;
   rec.name = rollback.name;
   rec.command = rollback.command;
@@ -14,6 +15,7 @@ RollbackRecord runRollbackCommand(const RollbackSpec& rollback) {
   req.argv = rollback.command;
   req.env = rollback.env;
   req.timeout = rollback.timeout;
+  req.runAs = runAs;
   auto start = std::chrono::steady_clock::now();
   auto out = runBoundedCommand(req);
   rec.duration = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - start);

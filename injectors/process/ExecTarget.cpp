@@ -186,6 +186,11 @@ struct ChildSetup {
   Fd parentSock;
   Fd childSock;
   pid_t parent = 0;
+  // Credentials to switch to (runAs), copied here so the child only reads.
+  bool switchCredentials = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
 };
 
 void buildArgvAndEnv(const ExecSpec& spec, const ExecOptions& options, ChildSetup& c) {
@@ -197,6 +202,9 @@ void buildArgvAndEnv(const ExecSpec& spec, const ExecOptions& options, ChildSetu
     std::string_view kv(*e);
     const size_t eq = kv.find('=');
     if (eq != std::string_view::npos) envMap[std::string(kv.substr(0, eq))] = kv.substr(eq + 1);
+  }
+  if (options.runAs) {
+    for (const auto& [k, v] : credentialEnvironment(*options.runAs)) envMap[k] = v;
   }
   for (const auto& [k, v] : spec.env) envMap[k] = v;
   for (const auto& [k, v] : options.env) envMap[k] = v;
@@ -295,7 +303,14 @@ int installFilter(const ChildSetup& c) {
   } while (got < 0 && errno == EINTR);
   if (got != 1) ::_exit(127);  // the parent decided against it, or died
   int err = 0;
-  if (c.cwd != nullptr && ::chdir(c.cwd) != 0) err = errno;
+  if (c.switchCredentials) {
+    err = switchCredentialsInChild(c.uid, c.gid, c.groups.data(), c.groups.size());
+    // A change of credentials clears the parent-death signal: set it again, and check the
+    // parent once more (it may have died in between).
+    if (err == 0 && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) err = errno;
+    if (err == 0 && ::getppid() != c.parent) ::_exit(127);
+  }
+  if (err == 0 && c.cwd != nullptr && ::chdir(c.cwd) != 0) err = errno;
   if (err == 0 && (::dup2(c.devnull.get(), 0) < 0 || ::dup2(c.log.get(), 1) < 0 ||
                    ::dup2(c.log.get(), 2) < 0)) {
     err = errno;
@@ -386,6 +401,12 @@ Result<StartedExec> startExec(const ExecSpec& spec, const std::string& logPath,
   child.exe = *program;
   child.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
   buildArgvAndEnv(spec, options, child);
+  if (options.runAs) {
+    child.switchCredentials = true;
+    child.uid = options.runAs->uid;
+    child.gid = options.runAs->gid;
+    child.groups = options.runAs->groups;
+  }
   CHAOSD_TRY(openChildFds(logPath, child));
   CHAOSD_TRY(prepareFilter(options, child));
   child.parent = ::getpid();

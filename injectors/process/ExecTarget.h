@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "chaosd/base/Credentials.h"
 #include "chaosd/base/Fd.h"
 #include "chaosd/base/ProcessKernel.h"
 #include "chaosd/base/Result.h"
@@ -49,6 +51,10 @@ struct ExecOptions {
   // Input to the hooks, set by the engine before they run: the run's folder, where a hook may
   // keep a file the process reads (a control file); "" when the run has none.
   std::string runDir;
+  // Who the process runs as (the daemon's non-root caller): groups, gid and uid switched and
+  // no_new_privs set in the child after the go and before the cwd, the filter and exec;
+  // HOME/USER/LOGNAME from its passwd entry under the target's env. Unset: as this process.
+  std::optional<Credentials> runAs;
 };
 
 // Where an argv[0] without a slash is found on PATH, as execvp would; kNotFound otherwise.

@@ -260,7 +260,8 @@ TEST_F(DaemonApiTest, LeftoverOfAnEarlierLifeIsRevertedBeforeTheSocketAnswers) {
                                          std::chrono::system_clock::now(),
                                          std::nullopt,
                                          "",
-                                         {}})
+                                         {},
+                                         nlohmann::json::object()})
                     .ok());
     TargetSpec target;
     target.name = "data";

@@ -264,6 +264,7 @@ INSERT INTO schedules (id, name, cron, experiment, created_at)
     ASSERT_TRUE(old.ok());
     EXPECT_EQ(old->experiment, "old-exp");
     EXPECT_TRUE(old->targets.empty());
+    EXPECT_TRUE(old->caller.empty());  // version 4: no caller journalled before it
     auto held = j->unreverted();
     ASSERT_TRUE(held.ok());
     ASSERT_EQ(held->size(), 1u);
@@ -272,6 +273,9 @@ INSERT INTO schedules (id, name, cron, experiment, created_at)
     auto schedules = j->schedules();
     ASSERT_TRUE(schedules.ok());
     EXPECT_EQ(schedules->size(), from == 2 ? 1u : 0u);
+    if (from == 2) {
+      EXPECT_TRUE(schedules->front().creator.empty());
+    }
     // An old run without targets blocks nothing; a new one is journalled with its targets.
     RunRecord next;
     next.runId = "new";

@@ -67,13 +67,25 @@ std::optional<json> experimentBody(const std::string& command, const std::string
   return json{{"experiment", *text}, {"vars", *vars}, {"fileName", file}};
 }
 
+// Who asked for a run: "alice(1001)", "root(0)", "schedule:ID alice(1001)"; "-" for a run
+// without a journalled caller (chaosctl run, or from before journal version 4).
+std::string callerText(const json& run) {
+  if (!run.contains("caller") || !run["caller"].is_object()) return "-";
+  const json& c = run["caller"];
+  std::string out = c.value("user", "") + "(" + str(c, "uid") + ")";
+  const std::string source = c.value("source", "");
+  if (source.starts_with("schedule:")) out = source + " " + out;
+  return out;
+}
+
 void printStatus(const json& run) {
   std::cout << "run " << str(run, "id") << " (" << str(run, "experiment")
             << "): " << str(run, "state");
   if (str(run, "outcome", "") != "") {
     std::cout << ", outcome " << str(run, "outcome") << " (exit " << str(run, "exitCode") << ")";
   }
-  std::cout << "\n  started " << str(run, "startedAt") << ", ended " << str(run, "endedAt") << "\n";
+  std::cout << "\n  started " << str(run, "startedAt") << ", ended " << str(run, "endedAt")
+            << ", caller " << callerText(run) << "\n";
   if (run.contains("progress")) {
     const auto& p = run["progress"];
     std::cout << "  phase " << str(p, "phase");
@@ -139,8 +151,11 @@ int submitCommand(const std::vector<std::string>& args) {
   std::string file;
   std::string socket;
   bool wait = false;
+  bool check = false;
   desc.add_options()("file", po::value(&file)->required(), "the experiment file")(
-      "wait", po::bool_switch(&wait), "wait for the run to end; exit with its outcome's code");
+      "wait", po::bool_switch(&wait), "wait for the run to end; exit with its outcome's code")(
+      "check", po::bool_switch(&check),
+      "only ask whether the daemon's policy lets you submit it (exit 0 yes, 5 no); nothing runs");
   addSocketOption(desc, socket);
   addVarOptions(desc, varOpts);
   addCommonOptions(desc, common);
@@ -153,6 +168,25 @@ int submitCommand(const std::vector<std::string>& args) {
   auto body = experimentBody("submit", file, varOpts);
   if (!body) return kExitInvalid;
   DaemonClient client(socket);
+  if (check) {
+    auto c = call("submit", client, "POST", "/v1/policy/check", body->dump());
+    if (!c) return kExitRuntimeError;
+    if (!c->ok()) return failed("submit", *c, common.json());
+    json d = c->json();
+    const bool allowed = d.value("allowed", false);
+    if (common.json()) {
+      std::cout << d.dump(2) << "\n";
+    } else if (allowed) {
+      std::cout << "allowed"
+                << (d.contains("grants") && !d["grants"].empty()
+                        ? " by " + d["grants"].dump()
+                        : std::string(" (") + str(d, "reason") + ")")
+                << "\n";
+    } else {
+      std::cout << "refused: " << str(d, "reason") << "\n";
+    }
+    return allowed ? kExitOk : kExitRuntimeError;
+  }
   auto r = call("submit", client, "POST", "/v1/runs", body->dump());
   if (!r) return kExitRuntimeError;
   if (!r->ok()) return failed("submit", *r, common.json());
@@ -203,12 +237,13 @@ int runsCommand(const std::vector<std::string>& args) {
     std::cout << "no runs\n";
     return kExitOk;
   }
-  std::printf("%-16s  %-24s  %-8s  %-10s  %s\n", "RUN", "STARTED", "STATE", "OUTCOME",
-              "EXPERIMENT");
+  std::printf("%-16s  %-24s  %-8s  %-10s  %-14s  %s\n", "RUN", "STARTED", "STATE", "OUTCOME",
+              "CALLER", "EXPERIMENT");
   for (const auto& run : runs) {
-    std::printf("%-16s  %-24s  %-8s  %-10s  %s\n", str(run, "id").c_str(),
+    std::printf("%-16s  %-24s  %-8s  %-10s  %-14s  %s\n", str(run, "id").c_str(),
                 str(run, "startedAt").c_str(), str(run, "state").c_str(),
-                str(run, "outcome").c_str(), str(run, "experiment").c_str());
+                str(run, "outcome").c_str(), callerText(run).c_str(),
+                str(run, "experiment").c_str());
   }
   return kExitOk;
 }

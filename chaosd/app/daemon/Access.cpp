@@ -36,4 +36,30 @@ bool allowed(const AccessPolicy& policy, const PeerCred& peer, const std::string
   return false;
 }
 
+Credentials callerCredentials(const PeerCred& peer, const std::string& procRoot) {
+  return credentialsOfPeer(peer.pid, peer.uid, peer.gid, procRoot);
+}
+
+nlohmann::json callerJson(const Credentials& who, pid_t pid) {
+  return {
+      {"uid", who.uid}, {"gid", who.gid}, {"groups", who.groups}, {"user", who.user}, {"pid", pid}};
+}
+
+std::optional<Credentials> credentialsFromJson(const nlohmann::json& caller) {
+  if (!caller.is_object() || !caller.contains("uid") || !caller["uid"].is_number_unsigned() ||
+      !caller.contains("gid") || !caller["gid"].is_number_unsigned()) {
+    return std::nullopt;
+  }
+  Credentials c;
+  c.uid = caller["uid"].get<uid_t>();
+  c.gid = caller["gid"].get<gid_t>();
+  if (caller.contains("groups") && caller["groups"].is_array()) {
+    for (const auto& g : caller["groups"]) {
+      if (g.is_number_unsigned()) c.groups.push_back(g.get<gid_t>());
+    }
+  }
+  c.user = caller.value("user", "");
+  return c;
+}
+
 }  // namespace chaosd::daemon

@@ -8,6 +8,7 @@
 #include "chaosd/app/daemon/ApiResponses.h"
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/base/Log.h"
+#include "chaosd/base/Units.h"
 #include "chaosd/engine/Recovery.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "reports/ReportJson.h"
@@ -44,6 +45,7 @@ json runJson(const RunRecord& r) {
   json j = {{"id", r.runId},
             {"experiment", r.experiment},
             {"ownerPid", r.ownerPid},
+            {"caller", r.caller.empty() ? json(nullptr) : r.caller},
             {"startedAt", isoTime(r.startedAt)},
             {"endedAt", r.endedAt ? json(isoTime(*r.endedAt)) : json(nullptr)},
             {"state", r.endedAt ? "ended" : "running"},
@@ -96,6 +98,7 @@ int exitCodeOfOutcome(const std::string& outcome) {
 
 HttpResponse Api::handle(const HttpRequest& req) {
   if (!req.peer || !allowed(ctx_.access, *req.peer)) {
+    ctx_.metrics->refused("socket");
     log::get("api")->warn(
         "caller refused pid={} uid={} gid={} method={} path={} needs=\"root or "
         "group {}{}\"",
@@ -156,6 +159,7 @@ HttpResponse Api::route(const HttpRequest& req) {
   if (is({"health"})) return m == "GET" ? health() : methodNotAllowed("GET");
   if (is({"version"})) return m == "GET" ? version() : methodNotAllowed("GET");
   if (is({"metrics"})) return handleMetricsOnly(HttpRequest{m, "/metrics", {}, {}, {}, {}});
+  if (is({"policy", "check"})) return m == "POST" ? checkPolicy(req) : methodNotAllowed("POST");
   if (is({"runs"})) {
     if (m == "GET") return listRuns(req);
     if (m == "POST") return submit(req);
@@ -176,14 +180,14 @@ HttpResponse Api::route(const HttpRequest& req) {
   }
   if (is({"schedules", "*"})) {
     if (m == "GET") return schedule(parts[2]);
-    if (m == "DELETE") return deleteSchedule(parts[2]);
+    if (m == "DELETE") return deleteSchedule(parts[2], req);
     return methodNotAllowed("GET, DELETE");
   }
   if (is({"schedules", "*", "pause"})) {
-    return m == "POST" ? pauseSchedule(parts[2], true) : methodNotAllowed("POST");
+    return m == "POST" ? pauseSchedule(parts[2], req, true) : methodNotAllowed("POST");
   }
   if (is({"schedules", "*", "resume"})) {
-    return m == "POST" ? pauseSchedule(parts[2], false) : methodNotAllowed("POST");
+    return m == "POST" ? pauseSchedule(parts[2], req, false) : methodNotAllowed("POST");
   }
   return errorResponse(404, "no such endpoint: " + req.path);
 }
@@ -246,6 +250,7 @@ HttpResponse Api::submit(const HttpRequest& req) {
   sr.yaml = std::move(s->yaml);
   sr.vars = std::move(s->vars);
   sr.invokerPid = req.peer ? req.peer->pid : 0;
+  if (req.peer) sr.caller = callerCredentials(*req.peer);
   if (s->extra.contains("fileName") && s->extra["fileName"].is_string()) {
     sr.fileName = s->extra["fileName"].get<std::string>();
   }
@@ -257,6 +262,7 @@ HttpResponse Api::submit(const HttpRequest& req) {
   const auto& ok = std::get<Submitted>(result);
   auto r = jsonResponse(202, {{"id", ok.runId},
                               {"experiment", ok.experiment},
+                              {"experimentHash", ok.experimentHash},
                               {"state", "running"},
                               {"status", "/v1/runs/" + ok.runId}});
   r.headers.emplace_back("Location", "/v1/runs/" + ok.runId);
@@ -294,8 +300,14 @@ HttpResponse Api::runStatus(const std::string& id) const {
 HttpResponse Api::abortRun(const std::string& id, const HttpRequest& req) {
   std::string reason = "aborted through the API";
   if (req.peer) reason += " by uid " + std::to_string(req.peer->uid);
+  // Only root or the run's own caller may stop it. A run accepted a moment ago and not
+  // journalled yet is checked by the pool's record of its caller.
+  json owner = ctx_.runs->caller(id).value_or(json::object());
+  if (auto run = ctx_.journal->run(id)) owner = run->caller;
+  if (auto refused = refuseUnlessOwner(req, owner, "abort", "run " + id)) return *refused;
   // The pool first: a run accepted a moment ago may not be journalled yet.
   auto r = ctx_.runs->abort(id, reason);
+  audit(req, "abort", r ? "accepted" : "failed", r ? reason : r.error().describe(), id);
   if (!r) {
     auto run = ctx_.journal->run(id);
     if (!run) return errorResponse(run.error());
@@ -350,7 +362,83 @@ HttpResponse Api::faults() const {
   return jsonResponse(200, {{"faults", out}});
 }
 
+void Api::audit(const HttpRequest& req, const std::string& action, const std::string& result,
+                const std::string& detail, const std::string& runId, const std::string& scheduleId,
+                const std::string& hash) const {
+  AuditRecord a;
+  a.action = action;
+  a.result = result;
+  a.uid = req.peer ? req.peer->uid : 0;
+  a.pid = req.peer ? req.peer->pid : 0;
+  a.runId = runId;
+  a.scheduleId = scheduleId;
+  a.experimentHash = hash;
+  a.detail = detail;
+  if (auto w = ctx_.journal->audit(a); !w) {
+    log::get("audit")->error("audit line not journalled action={} error=\"{}\"", action,
+                             w.error().describe());
+  }
+  log::get("audit")->info("{} {} uid={} pid={} run={} schedule={} detail=\"{}\"", action, result,
+                          a.uid, a.pid, runId, scheduleId, detail);
+}
+
+std::optional<HttpResponse> Api::refuseUnlessOwner(const HttpRequest& req, const json& owner,
+                                                   const std::string& action,
+                                                   const std::string& what) const {
+  if (!req.peer || req.peer->uid == 0) return std::nullopt;
+  auto creds = credentialsFromJson(owner);
+  // A run or schedule without a caller was started by root or `chaosctl run`: root's.
+  if (creds && creds->uid == req.peer->uid) return std::nullopt;
+  const std::string why = "uid " + std::to_string(req.peer->uid) + " may not " + action + " " +
+                          what + ": only root or its own caller (uid " +
+                          (creds ? std::to_string(creds->uid) : std::string("0")) + ") may";
+  ctx_.metrics->refused(action);
+  const bool isRun = what.rfind("run ", 0) == 0;
+  audit(req, action, "refused", why, isRun ? what.substr(4) : "", isRun ? "" : what.substr(9));
+  return errorResponse(403, why);
+}
+
+HttpResponse Api::checkPolicy(const HttpRequest& req) const {
+  auto s = readSubmission(req);
+  if (!s) return errorResponse(s.error());
+  ParseOptions options;
+  options.vars = s->vars;
+  options.registry = ctx_.registry;
+  ParseResult parsed = parseExperimentText(s->yaml, "submitted.yaml", options);
+  if (!parsed.ok()) {
+    std::vector<std::string> diags;
+    for (const auto& d : parsed.diagnostics) diags.push_back(d.str());
+    return errorResponse(400, "the experiment is not valid", diags);
+  }
+  const Credentials who = req.peer ? callerCredentials(*req.peer) : Credentials{};
+  if (ctx_.policy == nullptr || who.isRoot()) {
+    return jsonResponse(200, {{"allowed", true},
+                              {"caller", callerJson(who, req.peer ? req.peer->pid : 0)},
+                              {"reason", who.isRoot() ? "root" : "no policy"}});
+  }
+  auto policy = ctx_.policy->current();
+  PolicyDecision d = checkExperiment(*policy, who, *parsed.experiment);
+  json j = {{"allowed", d.allowed},
+            {"caller", callerJson(who, req.peer->pid)},
+            {"policy", policy->path},
+            {"grants", d.grantsUsed},
+            {"reason", d.reason}};
+  if (d.maxTargets) j["maxTargets"] = *d.maxTargets;
+  if (d.maxDuration) j["maxDuration"] = units::formatDuration(*d.maxDuration);
+  return jsonResponse(200, j);
+}
+
 HttpResponse Api::recover(const HttpRequest& req) {
+  // Recovery reverts faults of every dead owner: root only, or a caller with a grant.
+  if (req.peer && req.peer->uid != 0 && ctx_.policy != nullptr &&
+      !hasGrant(*ctx_.policy->current(), callerCredentials(*req.peer))) {
+    ctx_.metrics->refused("recover");
+    audit(req, "recover", "refused", "no grant");
+    return errorResponse(403, "uid " + std::to_string(req.peer->uid) +
+                                  " has no grant in the policy: only root or a caller with a "
+                                  "grant may recover");
+  }
+  audit(req, "recover", "accepted", req.param("run").value_or(""));
   RecoveryFilter filter;
   filter.runId = req.param("run").value_or("");
   filter.by = "recovery";

@@ -6,6 +6,7 @@
 #include "chaosd/app/daemon/Access.h"
 #include "chaosd/app/daemon/HttpServer.h"
 #include "chaosd/app/daemon/Metrics.h"
+#include "chaosd/app/daemon/Policy.h"
 #include "chaosd/app/daemon/RunPool.h"
 #include "chaosd/app/daemon/Scheduler.h"
 #include "chaosd/engine/journal/FaultJournal.h"
@@ -22,6 +23,9 @@ struct ApiContext {
   Scheduler* scheduler = nullptr;
   Metrics* metrics = nullptr;
   AccessPolicy access;
+  // Who may inject what where (docs/security.md); null: no policy (every caller the socket
+  // lets in may do anything, as before version 4; tests only).
+  const PolicyStore* policy = nullptr;
   std::chrono::system_clock::time_point startedAt = std::chrono::system_clock::now();
 };
 
@@ -50,9 +54,19 @@ class Api {
   HttpResponse listSchedules() const;
   HttpResponse createSchedule(const HttpRequest& request);
   HttpResponse schedule(const std::string& id) const;
-  HttpResponse deleteSchedule(const std::string& id);
-  HttpResponse pauseSchedule(const std::string& id, bool paused);
-
+  HttpResponse deleteSchedule(const std::string& id, const HttpRequest& request);
+  HttpResponse pauseSchedule(const std::string& id, const HttpRequest& request, bool paused);
+  HttpResponse checkPolicy(const HttpRequest& request) const;
+  // Journals one line of the audit trail for the request's caller.
+  void audit(const HttpRequest& request, const std::string& action, const std::string& result,
+             const std::string& detail, const std::string& runId = "",
+             const std::string& scheduleId = "", const std::string& hash = "") const;
+  // Whether the caller may change what `owner` (a journalled caller) started: root, or the
+  // same uid. Anything else is a 403 response, audited and counted.
+  std::optional<HttpResponse> refuseUnlessOwner(const HttpRequest& request,
+                                                const nlohmann::json& owner,
+                                                const std::string& action,
+                                                const std::string& what) const;
   ApiContext ctx_;
 };
 

@@ -34,7 +34,8 @@ json scheduleJson(const ScheduleView& v) {
       {"lastFireAt", r.lastFireAt ? json(isoTime(*r.lastFireAt)) : json(nullptr)},
       {"lastRunId", r.lastRunId.empty() ? json(nullptr) : json(r.lastRunId)},
       {"nextRunAt", v.nextRun ? json(isoTime(*v.nextRun)) : json(nullptr)},
-      {"vars", r.vars}};
+      {"vars", r.vars},
+      {"creator", r.creator.empty() ? json(nullptr) : r.creator}};
   return j;
 }
 
@@ -59,8 +60,22 @@ HttpResponse Api::createSchedule(const HttpRequest& req) {
     return errorResponse(400, "the experiment is not valid", diags);
   }
   const Experiment& exp = *parsed.experiment;
+  const std::string hash = experimentHash(s->yaml, s->vars);
+  // The policy at creation (and again at every fire, through the pool): a caller may only
+  // schedule what they may submit.
+  std::optional<Credentials> who;
+  if (req.peer) who = callerCredentials(*req.peer);
+  if (who && !who->isRoot() && ctx_.policy != nullptr) {
+    PolicyDecision d = checkExperiment(*ctx_.policy->current(), *who, exp);
+    if (!d.allowed) {
+      ctx_.metrics->refused("schedule-add");
+      audit(req, "schedule-add", "refused", d.reason, "", "", hash);
+      return errorResponse(403, "refused by policy: " + d.reason);
+    }
+  }
   ScheduleRecord r;
   r.id = newId();
+  if (who) r.creator = callerJson(*who, req.peer->pid);
   r.name = exp.metadata.name;
   r.experimentYaml = s->yaml;
   r.vars = s->vars;
@@ -110,7 +125,11 @@ HttpResponse Api::createSchedule(const HttpRequest& req) {
                          "the request a \"cron\" field");
   }
   auto added = ctx_.scheduler->add(std::move(r));
-  if (!added) return errorResponse(added.error());
+  if (!added) {
+    audit(req, "schedule-add", "failed", added.error().describe(), "", "", hash);
+    return errorResponse(added.error());
+  }
+  audit(req, "schedule-add", "accepted", added->record.cron, "", added->record.id, hash);
   auto resp = jsonResponse(201, scheduleJson(*added));
   resp.headers.emplace_back("Location", "/v1/schedules/" + added->record.id);
   return resp;
@@ -122,14 +141,28 @@ HttpResponse Api::schedule(const std::string& id) const {
   return jsonResponse(200, scheduleJson(*v));
 }
 
-HttpResponse Api::deleteSchedule(const std::string& id) {
+HttpResponse Api::deleteSchedule(const std::string& id, const HttpRequest& req) {
+  auto v = ctx_.scheduler->get(id);
+  if (!v) return errorResponse(v.error());
+  if (auto refused =
+          refuseUnlessOwner(req, v->record.creator, "schedule-delete", "schedule " + id)) {
+    return *refused;
+  }
   auto r = ctx_.scheduler->remove(id);
+  audit(req, "schedule-delete", r ? "accepted" : "failed", r ? "" : r.error().describe(), "", id);
   if (!r) return errorResponse(r.error());
   return jsonResponse(200, {{"id", id}, {"deleted", true}});
 }
 
-HttpResponse Api::pauseSchedule(const std::string& id, bool paused) {
+HttpResponse Api::pauseSchedule(const std::string& id, const HttpRequest& req, bool paused) {
+  const std::string action = paused ? "schedule-pause" : "schedule-resume";
+  auto before = ctx_.scheduler->get(id);
+  if (!before) return errorResponse(before.error());
+  if (auto refused = refuseUnlessOwner(req, before->record.creator, action, "schedule " + id)) {
+    return *refused;
+  }
   auto v = ctx_.scheduler->setPaused(id, paused);
+  audit(req, action, v ? "accepted" : "failed", v ? "" : v.error().describe(), "", id);
   if (!v) return errorResponse(v.error());
   return jsonResponse(200, scheduleJson(*v));
 }

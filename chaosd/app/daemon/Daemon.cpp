@@ -28,6 +28,7 @@ struct Options {
   std::string logFormat = "text";
   std::string logFile;
   std::string group = "chaosd";
+  std::string policy = kDefaultPolicyPath;
 };
 
 int gSignalPipe[2] = {-1, -1};
@@ -62,6 +63,8 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exitCode) {
       "also serve /metrics on HOST:PORT over TCP (e.g. 127.0.0.1:9464)")(
       "group", po::value(&o.group)->default_value(o.group),
       "the group whose members may use the API besides root")(
+      "policy", po::value(&o.policy)->default_value(o.policy),
+      "who may inject what where (docs/security.md); reloaded on SIGHUP")(
       "log-level", po::value(&o.logLevel)->default_value(o.logLevel),
       "trace, debug, info, warn, error, critical, off")(
       "log-format", po::value(&o.logFormat)->default_value(o.logFormat), "text or json lines")(
@@ -168,7 +171,18 @@ int runChaosd(int argc, char** argv) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  // The policy before the socket: a caller never meets a daemon without one. A file that does
+  // not parse stops the start (a typo must not open or close everything silently).
+  PolicyStore policy(opts->policy);
+  if (auto r = policy.reload(); !r) {
+    logger->critical("cannot load the policy error=\"{}\"", r.error().describe());
+    return kExitInvalid;
+  }
+  logger->info("policy path={} loaded={} grants={}", opts->policy, policy.current()->loaded,
+               policy.current()->grants.size());
+
   RunPoolConfig poolConfig;
+  poolConfig.policy = &policy;
   poolConfig.stateDir = opts->stateDir;
   poolConfig.logLevel = opts->logLevel;
   RunPool runs(*journal, registry, metrics, poolConfig);
@@ -181,6 +195,8 @@ int runChaosd(int argc, char** argv) {
                           req.vars[k] = v.is_string() ? v.get<std::string>() : v.dump();
                         req.fileName = "schedule-" + s.id + ".yaml";
                         req.source = "schedule:" + s.id;
+                        // Its runs keep the credentials of whoever created it.
+                        req.caller = credentialsFromJson(s.creator);
                         auto result = runs.submit(req);
                         if (auto* refused = std::get_if<SubmitRefusal>(&result)) {
                           Error e = refused->error;
@@ -201,6 +217,7 @@ int runChaosd(int argc, char** argv) {
   ctx.scheduler = &scheduler;
   ctx.metrics = &metrics;
   ctx.access = loadAccessPolicy(opts->group);
+  ctx.policy = &policy;
   Api api(ctx);
 
   std::filesystem::path socketDir = std::filesystem::path(opts->socket).parent_path();
@@ -247,6 +264,13 @@ int runChaosd(int argc, char** argv) {
         }
       }
       log::reopen();
+      if (auto r = policy.reload(); !r) {
+        logger->error("SIGHUP: the policy did not load; the one in force stays error=\"{}\"",
+                      r.error().describe());
+      } else {
+        logger->info("SIGHUP: policy reloaded path={} grants={}", opts->policy,
+                     policy.current()->grants.size());
+      }
       logger->info("SIGHUP: logs reopened");
       continue;
     }

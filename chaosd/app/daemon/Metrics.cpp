@@ -52,6 +52,11 @@ void Metrics::probeSample(bool ok) {
 
 void Metrics::revertFailed() { ++revertFailures_; }
 
+void Metrics::refused(const std::string& action) {
+  std::lock_guard lock(mu_);
+  ++refusedByAction_[action];
+}
+
 void Metrics::scheduleFired(bool started) { ++(started ? scheduleStarted_ : scheduleSkipped_); }
 
 std::string Metrics::render(const ScrapeState& state) const {
@@ -86,6 +91,15 @@ std::string Metrics::render(const ScrapeState& state) const {
   header(out, "chaosd_revert_failures_total", "counter",
          "Fault reverts that failed (in runs and in recovery).");
   out << "chaosd_revert_failures_total " << revertFailures_.load() << "\n";
+  header(out, "chaosd_refusals_total", "counter",
+         "Requests refused by the access check or the policy, by action.");
+  {
+    std::lock_guard lock(mu_);
+    if (refusedByAction_.empty()) out << "chaosd_refusals_total{action=\"submit\"} 0\n";
+    for (const auto& [action, n] : refusedByAction_) {
+      out << "chaosd_refusals_total{action=\"" << escapeLabel(action) << "\"} " << n << "\n";
+    }
+  }
   header(out, "chaosd_schedule_runs_total", "counter",
          "Scheduled times: a run started, or skipped (missed while down, refused).");
   out << "chaosd_schedule_runs_total{result=\"started\"} " << scheduleStarted_.load() << "\n";

@@ -36,6 +36,9 @@ class Metrics {
   void probeSample(bool ok);
   void revertFailed();
   void scheduleFired(bool started);  // false: missed or refused
+  // A request the policy or the access check refused: "submit", "schedule", "abort",
+  // "socket" (not root nor in the group), ...
+  void refused(const std::string& action);
 
   // The whole exposition.
   std::string render(const ScrapeState& state) const;
@@ -44,6 +47,7 @@ class Metrics {
   const std::chrono::system_clock::time_point startedAt_;
   mutable std::mutex mu_;
   std::map<Outcome, uint64_t> runsByOutcome_;
+  std::map<std::string, uint64_t> refusedByAction_;
   std::atomic<uint64_t> probeSamples_{0};
   std::atomic<uint64_t> probeFailures_{0};
   std::atomic<uint64_t> revertFailures_{0};

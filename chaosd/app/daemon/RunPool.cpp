@@ -9,8 +9,10 @@
 #include <random>
 #include <tuple>
 
+#include "chaosd/app/daemon/Access.h"
 #include "chaosd/app/run/OwnedRun.h"
 #include "chaosd/base/Log.h"
+#include "chaosd/base/Sha256.h"
 #include "chaosd/engine/Recovery.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "reports/ReportJson.h"
@@ -123,6 +125,7 @@ struct RunPool::Active {
   std::unique_ptr<LiveProgress> progress;
   std::unique_ptr<OwnedRun> owned;  // its targets, abort, and the run itself
   std::chrono::system_clock::time_point submittedAt;
+  nlohmann::json caller = nlohmann::json::object();
 };
 
 RunPool::RunPool(FaultJournal& journal, const FaultRegistry& registry, Metrics& metrics,
@@ -150,15 +153,67 @@ std::optional<Error> RunPool::conflictWithActive(const Active& run) const {
   return std::nullopt;
 }
 
+std::string experimentHash(const std::string& yaml,
+                           const std::map<std::string, std::string>& vars) {
+  std::string all = yaml;
+  for (const auto& [k, v] : vars) all += "\n" + k + "=" + v;
+  return sha256Hex(all);
+}
+
 std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& request) {
+  const std::string hash = experimentHash(request.yaml, request.vars);
+  auto result = admit(request, hash);
+  // The audit trail: every submission, accepted or refused, with who asked.
+  AuditRecord a;
+  a.action = request.source.starts_with("schedule:") ? "schedule-run" : "submit";
+  a.uid = request.caller ? request.caller->uid : ::getuid();
+  a.pid = request.invokerPid;
+  a.experimentHash = hash;
+  if (request.source.starts_with("schedule:")) a.scheduleId = request.source.substr(9);
+  if (auto* ok = std::get_if<Submitted>(&result)) {
+    a.result = "accepted";
+    a.runId = ok->runId;
+  } else {
+    auto& refused = std::get<SubmitRefusal>(result);
+    refused.experimentHash = hash;
+    a.result = "refused";
+    a.detail = refused.error.describe();
+    if (refused.error.code() == ErrorCode::kPermission) metrics_.refused(a.action);
+  }
+  if (auto written = journal_.audit(a); !written) {
+    log::get("audit")->error("audit line not journalled action={} error=\"{}\"", a.action,
+                             written.error().describe());
+  }
+  log::get("audit")->info("{} {} uid={} pid={} hash={} run={} detail=\"{}\"", a.action, a.result,
+                          a.uid, a.pid, hash.substr(0, 12), a.runId, a.detail);
+  return result;
+}
+
+std::variant<Submitted, SubmitRefusal> RunPool::admit(const SubmitRequest& request,
+                                                      const std::string& hash) {
   ParseOptions options;
   options.vars = request.vars;
   options.registry = &registry_;
   ParseResult parsed = parseExperimentText(request.yaml, request.fileName, options);
   if (!parsed.ok()) {
-    SubmitRefusal refusal{Error(ErrorCode::kInvalid, "the experiment is not valid"), {}};
+    SubmitRefusal refusal{Error(ErrorCode::kInvalid, "the experiment is not valid"), {}, hash};
     for (const auto& d : parsed.diagnostics) refusal.diagnostics.push_back(d.str());
     return refusal;
+  }
+  // The policy before anything else: a refused experiment resolves no target and applies
+  // nothing. Root callers and the daemon itself are not checked.
+  const bool asCaller = request.caller && !request.caller->isRoot();
+  if (asCaller && config_.policy != nullptr) {
+    auto policy = config_.policy->current();
+    PolicyDecision decision = checkExperiment(*policy, *request.caller, *parsed.experiment);
+    if (!decision.allowed) {
+      return SubmitRefusal{
+          Error(ErrorCode::kPermission, "refused by policy: " + decision.reason), {}, hash};
+    }
+    // The grants' limits over the experiment's own guardrails.
+    auto& g = parsed.experiment->guardrails;
+    if (decision.maxTargets) g.maxTargets = std::min(g.maxTargets, *decision.maxTargets);
+    if (decision.maxDuration) g.maxDuration = std::min(g.maxDuration, *decision.maxDuration);
   }
   auto run = std::make_shared<Active>();
   run->runId = newRunId();
@@ -172,6 +227,8 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
                         .runDir = runDir(run->runId),
                         .guardian = {},
                         .invokerPid = request.invokerPid,
+                        .runAs = asCaller ? request.caller : std::nullopt,
+                        .caller = nlohmann::json::object(),
                         .observer = run->progress.get(),
                         .onEnded =
                             [this, id = run->runId](Outcome outcome) {
@@ -182,6 +239,12 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
                               finished(id);
                             },
                         .beforeReport = {}};
+  if (request.caller) {
+    config.caller = callerJson(*request.caller, request.invokerPid);
+    config.caller["experimentHash"] = hash;
+    config.caller["source"] = request.source;
+  }
+  run->caller = config.caller;
   config.guardian.logLevel = config_.logLevel;
   config.guardian.executable = config_.guardianExecutable;
   config.guardian.leadingArgs = config_.guardianArgs;
@@ -189,14 +252,17 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
 
   std::lock_guard lock(mu_);
   if (!accepting_) {
-    return SubmitRefusal{Error(ErrorCode::kAborted, "the daemon is stopping; no new runs"), {}};
+    return SubmitRefusal{
+        Error(ErrorCode::kAborted, "the daemon is stopping; no new runs"), {}, hash};
   }
   // Runs of others (`chaosctl run`, another daemon on the same state dir) are in the journal;
   // beginRun checks again atomically when the run starts.
   if (auto free = journal_.checkTargetsFree(run->owned->targets(), journalOwnerAlive); !free) {
-    return SubmitRefusal{std::move(free).error(), {}};
+    return SubmitRefusal{std::move(free).error(), {}, hash};
   }
-  if (auto conflict = conflictWithActive(*run)) return SubmitRefusal{std::move(*conflict), {}};
+  if (auto conflict = conflictWithActive(*run)) {
+    return SubmitRefusal{std::move(*conflict), {}, hash};
+  }
   // Threads of runs that ended are joined here, so they do not pile up.
   for (auto it = threads_.begin(); it != threads_.end();) {
     if (std::find(done_.begin(), done_.end(), it->get_id()) != done_.end()) {
@@ -208,7 +274,7 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
     }
   }
   active_[run->runId] = run;
-  Submitted out{run->runId, run->experiment->metadata.name};
+  Submitted out{run->runId, run->experiment->metadata.name, hash};
   threads_.emplace_back([this, run] { execute(run); });
   log::get("runs")->info("run submitted run={} experiment={} source={}", run->runId,
                          run->experiment->metadata.name, run->source);
@@ -264,6 +330,7 @@ std::optional<nlohmann::json> RunPool::progress(const std::string& runId) const 
   j["experiment"] = run->experiment->metadata.name;
   j["source"] = run->source;
   j["submittedAt"] = isoTime(run->submittedAt);
+  if (!run->caller.empty()) j["caller"] = run->caller;
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& k : run->owned->targets()) {
     keys.push_back({{"target", k.target}, {"what", k.what}});
@@ -271,6 +338,13 @@ std::optional<nlohmann::json> RunPool::progress(const std::string& runId) const 
   j["targets"] = keys;
   if (auto reason = run->owned->abortReason()) j["aborting"] = *reason;
   return j;
+}
+
+std::optional<nlohmann::json> RunPool::caller(const std::string& runId) const {
+  std::lock_guard lock(mu_);
+  auto it = active_.find(runId);
+  if (it == active_.end()) return std::nullopt;
+  return it->second->caller;
 }
 
 Result<void> RunPool::abort(const std::string& runId, const std::string& reason) {

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "chaosd/app/daemon/Metrics.h"
+#include "chaosd/app/daemon/Policy.h"
+#include "chaosd/base/Credentials.h"
 #include "chaosd/base/Result.h"
 #include "chaosd/engine/TargetKeys.h"
 #include "chaosd/engine/journal/FaultJournal.h"
@@ -32,6 +34,9 @@ struct RunPoolConfig {
   // The guardian: this program with these leading arguments (see GuardianConfig).
   std::string guardianExecutable = "/proc/self/exe";
   std::vector<std::string> guardianArgs{"chaosd", "__guardian"};
+  // Who may inject what where (docs/security.md); null: every caller may submit anything
+  // (tests of the pool alone).
+  const PolicyStore* policy = nullptr;
 };
 
 struct SubmitRequest {
@@ -40,11 +45,15 @@ struct SubmitRequest {
   std::string fileName = "submitted.yaml";  // how diagnostics name the document
   std::string source = "api";               // "api" or "schedule:<id>"
   pid_t invokerPid = 0;                     // the caller (protected from its own faults)
+  // Who asks: a non-root caller's runs execute every command as the caller and are checked
+  // against the policy. Unset: the daemon itself (as root).
+  std::optional<Credentials> caller;
 };
 
 struct Submitted {
   std::string runId;
   std::string experiment;
+  std::string experimentHash;
 };
 
 // Why a submission was refused: the error (kInvalid, kConflict, kAborted when shutting down)
@@ -52,7 +61,12 @@ struct Submitted {
 struct SubmitRefusal {
   Error error;
   std::vector<std::string> diagnostics;
+  std::string experimentHash;
 };
+
+// The experiment's hash as the audit trail names it: sha256 of the YAML, then each variable
+// as NAME=VALUE on a line of its own.
+std::string experimentHash(const std::string& yaml, const std::map<std::string, std::string>& vars);
 
 class RunPool {
  public:
@@ -74,6 +88,9 @@ class RunPool {
   size_t active() const;
   // The runs in progress here, newest submission first.
   std::vector<std::string> activeIds() const;
+  // The journalled caller of a run in progress here (RunRecord::caller); nullopt when not
+  // running here.
+  std::optional<nlohmann::json> caller(const std::string& runId) const;
   // The directory of a run's reports (it may not exist).
   std::string runDir(const std::string& runId) const;
   // Waits until no run is in progress or the timeout passes; true when none is.
@@ -82,6 +99,9 @@ class RunPool {
   struct Active;
 
  private:
+  // submit() without its audit line.
+  std::variant<Submitted, SubmitRefusal> admit(const SubmitRequest& request,
+                                               const std::string& hash);
   void execute(std::shared_ptr<Active> run);
   // The run in progress here whose targets overlap run's, as a kConflict error. Under mu_.
   std::optional<Error> conflictWithActive(const Active& run) const;

@@ -46,10 +46,16 @@ OwnedRun::OwnedRun(const Experiment& experiment, OwnedRunConfig config)
 Result<OwnedRunResult> OwnedRun::run() {
   FaultJournal& journal = *config_.journal;
   auto start = selfStartTime();
-  auto begun = journal.beginRun(
-      RunRecord{config_.runId, experiment_.metadata.name, ::getpid(), start ? *start : 0,
-                std::chrono::system_clock::now(), std::nullopt, "", targets_},
-      journalOwnerAlive);
+  RunRecord record{config_.runId,
+                   experiment_.metadata.name,
+                   ::getpid(),
+                   start ? *start : 0,
+                   std::chrono::system_clock::now(),
+                   std::nullopt,
+                   "",
+                   targets_,
+                   config_.caller};
+  auto begun = journal.beginRun(record, journalOwnerAlive);
   if (!begun) {
     if (begun.error().code() == ErrorCode::kConflict) return std::move(begun).error();
     return Error(begun.error().code(), "journal: " + begun.error().describe());
@@ -85,11 +91,16 @@ EngineDeps OwnedRun::engineDeps(const Clock& clock, Waiter& waiter, GuardianHand
   deps.registry = config_.registry;
   deps.journal = config_.journal;
   deps.guardian = &guardian;
-  deps.makeProbe = [&clock](const ProbeSpec& spec) { return makeProbe(spec, clock); };
+  deps.makeProbe = [&clock, runAs = config_.runAs](const ProbeSpec& spec) {
+    return makeProbe(spec, clock, runAs);
+  };
   deps.makeRunner = [](std::vector<std::unique_ptr<Probe>> probes, ProbeRunner::Deliver d) {
     return std::make_unique<ThreadedProbeRunner>(std::move(probes), std::move(d));
   };
-  deps.runRollback = runRollbackCommand;
+  deps.runRollback = [runAs = config_.runAs](const RollbackSpec& r) {
+    return runRollbackCommand(r, runAs);
+  };
+  deps.runAs = config_.runAs;
   deps.observer = config_.observer;
   // Exec targets write their output into the run folder, next to the report; when it cannot
   // be made, the output is lost and the run goes on.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "chaosd/base/Credentials.h"
 #include "chaosd/base/Result.h"
 #include "chaosd/engine/Engine.h"
 #include "chaosd/engine/Guardian.h"
@@ -38,6 +39,11 @@ struct OwnedRunConfig {
   // The process that asked for the run (a daemon's client); protected from its own faults
   // like this process and the guardian. 0: this process.
   pid_t invokerPid = 0;
+  // Who every command of the run executes as (command probes, exec targets, rollbacks): the
+  // daemon's non-root caller. Unset: this process (`chaosctl run`, root callers).
+  std::optional<Credentials> runAs;
+  // Who asked for the run, journalled with it (RunRecord::caller); empty for chaosctl run.
+  nlohmann::json caller = nlohmann::json::object();
   EngineObserver* observer = nullptr;
   // Called once the journal records the run's end (every fault reverted by then), before the
   // guardian is finished: a caller that counts runs or frees their targets does it here.

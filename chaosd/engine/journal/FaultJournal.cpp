@@ -113,7 +113,7 @@ Result<void> FaultJournal::beginRun(const RunRecord& run, const OwnerAliveFn& al
   CHAOSD_TRY(impl_->checkTargetsFree(run.targets, alive, run.runId));
   auto s = Statement::prepare(impl_->db.get(),
                               "INSERT INTO runs (run_id, experiment, owner_pid, owner_start_time, "
-                              "started_at, targets) VALUES (?,?,?,?,?,?)");
+                              "started_at, targets, caller) VALUES (?,?,?,?,?,?,?)");
   if (!s) return std::move(s).error();
   WallTime started = run.startedAt == WallTime{} ? std::chrono::system_clock::now() : run.startedAt;
   s->bind(1, run.runId)
@@ -121,7 +121,8 @@ Result<void> FaultJournal::beginRun(const RunRecord& run, const OwnerAliveFn& al
       .bind(3, int64_t{run.ownerPid})
       .bind(4, static_cast<int64_t>(run.ownerStartTime))
       .bind(5, toNanos(started))
-      .bind(6, journal::targetsJson(run.targets));
+      .bind(6, journal::targetsJson(run.targets))
+      .bind(7, run.caller.dump());
   auto r = s->run();
   if (!r) {
     if (r.error().code() == ErrorCode::kConflict) {

@@ -31,7 +31,8 @@ namespace chaosd {
 
 inline constexpr std::string_view kDefaultJournalPath = "/var/lib/chaosd/journal.db";
 // 1: runs, faults. 2: schedules (the daemon's game days). 3: the targets of each run.
-inline constexpr int kJournalSchemaVersion = 3;
+// 4: the caller of each run and schedule, and the daemon's audit trail.
+inline constexpr int kJournalSchemaVersion = 4;
 
 using WallTime = std::chrono::system_clock::time_point;
 
@@ -50,6 +51,9 @@ struct RunRecord {
   std::string outcome;              // "" while open; "ok", "aborted", "owner-died", ...
   // What the run's faults touch (targetKeys()); runs journalled before version 3 have none.
   std::vector<TargetKey> targets;
+  // Who asked for it through the daemon: {"uid", "gid", "groups", "user", "pid",
+  // "experimentHash", "source"}; empty for `chaosctl run` and runs before version 4.
+  nlohmann::json caller = nlohmann::json::object();
 };
 
 // Whether the owner of an open run still runs (ownerAlive() of chaosd/engine/Recovery.h; the
@@ -112,6 +116,22 @@ struct ScheduleRecord {
   WallTime createdAt{};
   std::optional<WallTime> lastFireAt;  // the cron time of the last run started (or skipped)
   std::string lastRunId;
+  // Who created it (as RunRecord::caller): its runs execute commands as this caller.
+  nlohmann::json creator = nlohmann::json::object();
+};
+
+// One line of the daemon's audit trail: an action a caller asked for and what came of it.
+struct AuditRecord {
+  int64_t seq = 0;
+  WallTime at{};
+  std::string action;  // "submit", "abort", "schedule-add", "schedule-delete", ...
+  std::string result;  // "accepted", "refused", "failed"
+  uid_t uid = 0;
+  pid_t pid = 0;
+  std::string experimentHash;  // sha256 of the experiment's YAML, "" when none
+  std::string runId;
+  std::string scheduleId;
+  std::string detail;  // why it was refused: the policy rule and line, the error
 };
 
 enum class JournalOpen { kCreate, kExisting };
@@ -192,6 +212,11 @@ class FaultJournal {
   // Records a fire time of the schedule: a run started (runId, counted in runsStarted) or a
   // time passed without a run ("" runId: missed or outside the window; not counted).
   Result<void> recordScheduleFire(const std::string& id, WallTime fireAt, const std::string& runId);
+
+  // The audit trail: appended (synchronous=NORMAL), read newest first (at most `limit`, 0:
+  // all).
+  Result<void> audit(const AuditRecord& record);
+  Result<std::vector<AuditRecord>> auditTrail(size_t limit = 0) const;
 
   // PRAGMA user_version of the open database.
   Result<int> schemaVersion() const;

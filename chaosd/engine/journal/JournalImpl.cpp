@@ -58,6 +58,8 @@ RunRecord readRun(const Statement& s) {
       r.targets.push_back({t.value("key", ""), t.value("target", ""), t.value("what", "")});
     }
   }
+  r.caller = nlohmann::json::parse(s.text(8), nullptr, false);
+  if (!r.caller.is_object()) r.caller = nlohmann::json::object();
   return r;
 }
 
@@ -86,6 +88,8 @@ ScheduleRecord readSchedule(const Statement& s) {
   r.createdAt = fromNanos(s.integer(11));
   r.lastFireAt = s.time(12);
   r.lastRunId = s.text(13);
+  r.creator = nlohmann::json::parse(s.text(14), nullptr, false);
+  if (!r.creator.is_object()) r.creator = nlohmann::json::object();
   return r;
 }
 

@@ -18,12 +18,13 @@ namespace journal {
 
 inline constexpr const char* kScheduleColumns =
     "id, name, cron, timezone, window_start, window_end, max_runs, runs_started, paused, "
-    "experiment, vars, created_at, last_fire_at, last_run_id";
+    "experiment, vars, created_at, last_fire_at, last_run_id, creator";
 inline constexpr const char* kFaultColumns =
     "seq, fault_id, run_id, step, fault_type, target, undo, resources, state, error, "
     "reverted_by, intent_at, applied_at, reverted_at, deadline_at, revertible, durable";
 inline constexpr const char* kRunColumns =
-    "run_id, experiment, owner_pid, owner_start_time, started_at, ended_at, outcome, targets";
+    "run_id, experiment, owner_pid, owner_start_time, started_at, ended_at, outcome, targets, "
+    "caller";
 
 // A row of each table, read from a statement that selected the columns above.
 Result<FaultRecord> readFault(const sqlite::Statement& s);

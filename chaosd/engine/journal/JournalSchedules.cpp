@@ -44,7 +44,7 @@ Result<void> FaultJournal::addSchedule(const ScheduleRecord& r) {
   auto s = Statement::prepare(impl_->db.get(),
                               "INSERT INTO schedules (id, name, cron, timezone, window_start, "
                               "window_end, max_runs, runs_started, paused, experiment, vars, "
-                              "created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+                              "created_at, creator) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!s) return std::move(s).error();
   s->bind(1, r.id)
       .bind(2, r.name)
@@ -56,8 +56,8 @@ Result<void> FaultJournal::addSchedule(const ScheduleRecord& r) {
       .bind(9, int64_t{r.paused ? 1 : 0})
       .bind(10, r.experimentYaml)
       .bind(11, r.vars.dump())
-      .bind(12,
-            toNanos(r.createdAt == WallTime{} ? std::chrono::system_clock::now() : r.createdAt));
+      .bind(12, toNanos(r.createdAt == WallTime{} ? std::chrono::system_clock::now() : r.createdAt))
+      .bind(13, r.creator.dump());
   if (r.maxRuns) s->bind(7, int64_t{*r.maxRuns});
   auto done = s->run();
   if (!done) {

@@ -70,6 +70,26 @@ constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE runs ADD COLUMN targets TEXT NOT NULL DEFAULT '[]';
 )sql";
 
+// Version 4: who asked (the daemon's caller: uid, gid, groups, pid, experiment hash) for each
+// run and schedule, as JSON objects ('{}': chaosctl run, or journalled before version 4), and
+// the daemon's audit trail: every submit, abort, schedule change and refusal.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE runs ADD COLUMN caller TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE schedules ADD COLUMN creator TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE audit (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  at              INTEGER NOT NULL,
+  action          TEXT NOT NULL,
+  result          TEXT NOT NULL,
+  uid             INTEGER NOT NULL,
+  pid             INTEGER NOT NULL,
+  experiment_hash TEXT NOT NULL DEFAULT '',
+  run_id          TEXT NOT NULL DEFAULT '',
+  schedule_id     TEXT NOT NULL DEFAULT '',
+  detail          TEXT NOT NULL DEFAULT ''
+);
+)sql";
+
 }  // namespace
 
 Result<void> upgradeJournalSchema(sqlite3* db) {
@@ -85,7 +105,8 @@ Result<void> upgradeJournalSchema(sqlite3* db) {
   if (*version < 1) CHAOSD_TRY(exec(db, kSchemaV1, "creating the journal schema"));
   if (*version < 2) CHAOSD_TRY(exec(db, kSchemaV2, "adding the schedules table"));
   if (*version < 3) CHAOSD_TRY(exec(db, kSchemaV3, "adding the targets of runs"));
-  // Later versions add their steps here: if (*version < 4) ...
+  if (*version < 4) CHAOSD_TRY(exec(db, kSchemaV4, "adding callers and the audit trail"));
+  // Later versions add their steps here: if (*version < 5) ...
   if (*version != kJournalSchemaVersion) {
     std::string pragma = "PRAGMA user_version=" + std::to_string(kJournalSchemaVersion);
     CHAOSD_TRY(exec(db, pragma.c_str(), "recording the schema version"));

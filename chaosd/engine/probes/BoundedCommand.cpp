@@ -1,8 +1,10 @@
 #include "chaosd/engine/probes/BoundedCommand.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,7 +56,68 @@ struct SpawnSetup {
   SpawnSetup& operator=(const SpawnSetup&) = delete;
 };
 
+// The same as spawn() below for a command run as other credentials, which posix_spawn
+// cannot switch to: fork, then in the child (async-signal-safe calls only: the parent has
+// threads) the group, the signal state, the descriptors, the credentials, exec. An exec that
+// fails comes back as its errno on a close-on-exec pipe.
+Result<pid_t> spawnAs(const CommandRequest& request, int stdoutWrite) {
+  const Credentials& who = *request.runAs;
+  std::vector<std::string> argv = request.argv;
+  std::map<std::string, std::string> extra = credentialEnvironment(who);
+  for (const auto& [k, v] : request.env) extra[k] = v;
+  std::vector<std::string> env = childEnvironment(extra);
+  auto argvp = pointers(argv);
+  auto envp = pointers(env);
+  const std::vector<gid_t> groups = who.groups;
+  int errPipe[2];
+  if (::pipe2(errPipe, O_CLOEXEC) != 0) return Error::fromErrno("pipe2", errno);
+  Fd errRead(errPipe[0]);
+  Fd errWrite(errPipe[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) return Error::fromErrno("fork", errno);
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int err = 0;
+    const int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull < 0 || ::dup2(devnull, STDIN_FILENO) < 0 ||
+        ::dup2(stdoutWrite, STDOUT_FILENO) < 0 || ::dup2(devnull, STDERR_FILENO) < 0) {
+      err = errno;
+    }
+    // Every other descriptor is closed at exec; the error pipe stays until then.
+    if (err == 0 && ::syscall(SYS_close_range, STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      err = errno;
+    }
+    if (err == 0) err = switchCredentialsInChild(who.uid, who.gid, groups.data(), groups.size());
+    if (err == 0) {
+      ::execvpe(argvp[0], argvp.data(), envp.data());
+      err = errno;
+    }
+    (void)!::write(errWrite.get(), &err, sizeof err);
+    ::_exit(127);
+  }
+  errWrite.reset();
+  int childErr = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(errRead.get(), &childErr, sizeof childErr);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof childErr)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return Error::fromErrno("spawn " + request.argv[0] + " as " + who.describe(), childErr);
+  }
+  return pid;
+}
+
 Result<pid_t> spawn(const CommandRequest& request, int stdoutWrite) {
+  if (request.runAs) return spawnAs(request, stdoutWrite);
   SpawnSetup s;
   sigset_t none;
   sigset_t all;

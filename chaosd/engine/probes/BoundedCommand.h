@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "chaosd/base/Credentials.h"
 #include "chaosd/base/Result.h"
 #include "experiments/model/Experiment.h"
 
@@ -18,6 +19,10 @@ struct CommandRequest {
   std::map<std::string, std::string> env;  // added to (overriding) our environment
   Duration timeout = std::chrono::seconds(1);
   size_t maxStdout = size_t{64} * 1024;  // kept; the rest is read and dropped
+  // Who the command runs as (the daemon's non-root caller): groups, gid and uid switched and
+  // no_new_privs set in the child before exec, HOME/USER/LOGNAME set from its passwd entry.
+  // Unset: as this process.
+  std::optional<Credentials> runAs;
 };
 
 struct CommandOutcome {

@@ -5,7 +5,8 @@
 
 namespace chaosd {
 
-Result<std::unique_ptr<Probe>> CommandProber::create(const ProbeSpec& spec, const Clock& clock) {
+Result<std::unique_ptr<Probe>> CommandProber::create(const ProbeSpec& spec, const Clock& clock,
+                                                     std::optional<Credentials> runAs) {
   if (spec.command.argv.empty() || spec.command.argv[0].empty()) {
     return Error(ErrorCode::kInvalid, "command probe needs a non-empty argv");
   }
@@ -19,15 +20,16 @@ Result<std::unique_ptr<Probe>> CommandProber::create(const ProbeSpec& spec, cons
     if (!compiled) return std::move(compiled).error();
     stdoutRegex = std::move(*compiled);
   }
-  return std::unique_ptr<Probe>(
-      new CommandProber(spec, clock, std::move(*exitCode), std::move(stdoutRegex)));
+  return std::unique_ptr<Probe>(new CommandProber(spec, clock, std::move(*exitCode),
+                                                  std::move(stdoutRegex), std::move(runAs)));
 }
 
 Observation CommandProber::observe() {
   auto outcome = runBoundedCommand({.argv = spec().command.argv,
                                     .env = spec().command.env,
                                     .timeout = spec().timeout,
-                                    .maxStdout = kMaxStdoutBytes});
+                                    .maxStdout = kMaxStdoutBytes,
+                                    .runAs = runAs_});
   if (!outcome) return Observation::fail(outcome.error().message());
   if (outcome->timedOut) {
     return Observation::fail("timeout after " + describeTimeout(spec().timeout) +

@@ -30,7 +30,8 @@ ProbeSample TimedProbe::sample(Phase phase) {
 
 std::string describeTimeout(Duration timeout) { return units::formatDuration(timeout); }
 
-Result<std::unique_ptr<Probe>> makeProbe(const ProbeSpec& spec, const Clock& clock) {
+Result<std::unique_ptr<Probe>> makeProbe(const ProbeSpec& spec, const Clock& clock,
+                                         const std::optional<Credentials>& runAs) {
   if (spec.timeout <= Duration::zero()) {
     return Error(ErrorCode::kInvalid, "probe " + spec.name + ": timeout must be positive");
   }
@@ -41,7 +42,7 @@ Result<std::unique_ptr<Probe>> makeProbe(const ProbeSpec& spec, const Clock& clo
       case ProbeKind::kTcp:
         return TcpProber::create(spec, clock);
       case ProbeKind::kCommand:
-        return CommandProber::create(spec, clock);
+        return CommandProber::create(spec, clock, runAs);
       case ProbeKind::kProcess:
         return ProcessProber::create(spec, clock);
       case ProbeKind::kPrometheus:

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "chaosd/base/Clock.h"
+#include "chaosd/base/Credentials.h"
 #include "chaosd/base/Result.h"
 #include "chaosd/engine/probes/ProbeSample.h"
 #include "experiments/model/Experiment.h"
@@ -61,7 +62,10 @@ class TimedProbe : public Probe {
 // for a spec the parser should have refused (empty argv, bad regex, bad pointer). Sample
 // times come from `clock`, which must outlive the probe; the first overload uses the real one.
 Result<std::unique_ptr<Probe>> makeProbe(const ProbeSpec& spec);
-Result<std::unique_ptr<Probe>> makeProbe(const ProbeSpec& spec, const Clock& clock);
+// `runAs`: who a command probe's command runs as (the daemon's non-root caller); unset: this
+// process.
+Result<std::unique_ptr<Probe>> makeProbe(const ProbeSpec& spec, const Clock& clock,
+                                         const std::optional<Credentials>& runAs = std::nullopt);
 
 // "1s", "250ms": how a probe's timeout reads in a sample's detail.
 std::string describeTimeout(Duration timeout);
