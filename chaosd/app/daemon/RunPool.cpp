@@ -11,6 +11,7 @@
 
 #include "chaosd/app/run/OwnedRun.h"
 #include "chaosd/base/Log.h"
+#include "chaosd/base/StartAt.h"
 #include "chaosd/engine/Recovery.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "reports/ReportJson.h"
@@ -181,7 +182,8 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
                               metrics_.runFinished(outcome);
                               finished(id);
                             },
-                        .beforeReport = {}};
+                        .beforeReport = {},
+                        .startAt = request.startAt};
   config.guardian.logLevel = config_.logLevel;
   config.guardian.executable = config_.guardianExecutable;
   config.guardian.leadingArgs = config_.guardianArgs;
@@ -210,8 +212,9 @@ std::variant<Submitted, SubmitRefusal> RunPool::submit(const SubmitRequest& requ
   active_[run->runId] = run;
   Submitted out{run->runId, run->experiment->metadata.name};
   threads_.emplace_back([this, run] { execute(run); });
-  log::get("runs")->info("run submitted run={} experiment={} source={}", run->runId,
-                         run->experiment->metadata.name, run->source);
+  log::get("runs")->info("run submitted run={} experiment={} source={} startAt={}", run->runId,
+                         run->experiment->metadata.name, run->source,
+                         request.startAt ? formatStartAt(*request.startAt) : "-");
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -40,6 +41,8 @@ struct SubmitRequest {
   std::string fileName = "submitted.yaml";  // how diagnostics name the document
   std::string source = "api";               // "api" or "schedule:<id>"
   pid_t invokerPid = 0;                     // the caller (protected from its own faults)
+  // A synchronised start: the method begins at this instant (checked by the caller).
+  std::optional<std::chrono::system_clock::time_point> startAt;
 };
 
 struct Submitted {

@@ -91,6 +91,7 @@ EngineDeps OwnedRun::engineDeps(const Clock& clock, Waiter& waiter, GuardianHand
   };
   deps.runRollback = runRollbackCommand;
   deps.observer = config_.observer;
+  deps.startAt = config_.startAt;
   // Exec targets write their output into the run folder, next to the report; when it cannot
   // be made, the output is lost and the run goes on.
   if (hasExecTarget(experiment_)) {
