@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "chaosd/base/Fd.h"
+#include "chaosd/base/StartAt.h"
 #include "chaosd/base/Units.h"
 #include "injectors/FaultRegistry.h"
 
@@ -253,6 +254,20 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
                    {"faults", nlohmann::json::array()},
                    {"rollbacks", nlohmann::json::array()},
                    {"probes", nlohmann::json::array()}};
+  // A synchronised start: the instant asked for, and how long after it the first fault was
+  // applied here (what a fleet's start spread is made of).
+  j["startAt"] = r.startAt ? nlohmann::json(formatStartAt(*r.startAt)) : nlohmann::json(nullptr);
+  j["startLatenessUs"] = nullptr;
+  if (r.startAt) {
+    std::optional<WallClock> first;
+    for (const auto& f : r.faults) {
+      if (f.appliedAt && (!first || *f.appliedAt < *first)) first = f.appliedAt;
+    }
+    if (first) {
+      j["startLatenessUs"] =
+          std::chrono::duration_cast<std::chrono::microseconds>(*first - *r.startAt).count();
+    }
+  }
   for (const auto& p : r.phases) {
     j["phases"].push_back({{"phase", std::string(phaseName(p.phase))},
                            {"ran", p.ran},

@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "chaosd/base/Log.h"
+#include "chaosd/base/StartAt.h"
+#include "chaosd/base/Units.h"
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Impact.h"
 #include "injectors/process/ExecTarget.h"
@@ -170,11 +172,18 @@ Duration Engine::staggerOffset(size_t i, Duration window) const {
   return std::min({spread, Duration(std::chrono::milliseconds(250)), window / 4});
 }
 
-Engine::WindowEnd Engine::runWindow(Phase phase, Duration length) {
+Engine::WindowEnd Engine::runWindow(Phase phase, Duration length,
+                                    std::optional<Clock::TimePoint> anchor) {
   const Clock& clock = *deps_.clock;
-  const auto start = clock.now();
+  const auto calledAt = clock.now();
+  const auto start = anchor.value_or(calledAt);
   const auto end = start + length;
-  PhaseRecord rec{phase, clock.wallNow(), {}, true, ""};
+  PhaseRecord rec{
+      phase,
+      clock.wallNow() + std::chrono::duration_cast<WallClock::duration>(start - calledAt),
+      {},
+      true,
+      ""};
   if (deps_.observer) deps_.observer->phaseStarted(phase, length);
   const auto& probes = experiment_.steadyState.probes;
   std::vector<std::optional<Clock::TimePoint>> due(probes.size());
@@ -283,6 +292,38 @@ std::vector<PhaseVerdict> Engine::judge(Phase phase) {
   return out;
 }
 
+bool Engine::planStart(Duration& baseline, std::optional<Clock::TimePoint>& methodStart) {
+  const Clock& clock = *deps_.clock;
+  result_.startAt = deps_.startAt;
+  if (!deps_.startAt) return true;
+  const Duration untilStart =
+      std::chrono::duration_cast<Duration>(*deps_.startAt - clock.wallNow());
+  methodStart = clock.now() + untilStart;
+  // The before phase ends early enough for a sample started at its very end to finish (its
+  // timeout) before the start: the engine collects the before phase's samples and judges them
+  // before the method's window opens, and a late sample would make every fault late.
+  Duration guard = std::chrono::milliseconds(50);
+  for (const auto& p : experiment_.steadyState.probes) {
+    if (std::find(p.phases.begin(), p.phases.end(), Phase::kBefore) == p.phases.end()) continue;
+    guard = std::max(guard, p.timeout + std::chrono::milliseconds(50));
+  }
+  const Duration& wanted = experiment_.steadyState.baseline;
+  if (untilStart < wanted + guard) {
+    const std::string when = untilStart <= Duration::zero()
+                                 ? "has passed"
+                                 : "is " + units::formatDuration(untilStart) + " away";
+    fail(Outcome::kError, "the start " + formatStartAt(*deps_.startAt) + " " + when +
+                              ", too soon for the baseline (" + units::formatDuration(wanted) +
+                              ") and its last samples (" + units::formatDuration(guard) +
+                              "): the faults would start late; nothing was applied");
+    return false;
+  }
+  baseline = untilStart - guard;
+  note("synchronised start at " + formatStartAt(*deps_.startAt) + ": the baseline lasts " +
+       units::formatDuration(baseline));
+  return true;
+}
+
 RunResult Engine::run() {
   const Clock& clock = *deps_.clock;
   result_.startedAt = clock.wallNow();
@@ -295,8 +336,10 @@ RunResult Engine::run() {
 
   // Exec targets start before the other targets are checked: a process target may select
   // what they start (the replicas a started front spawns). A failed check stops them again.
+  Duration baselineLength = ss.baseline;
+  std::optional<Clock::TimePoint> methodStart;
   bool ready = prepareInjectors() && resolveFaultArgs() && prepareProbes() && startExecTargets() &&
-               checkTargets();
+               checkTargets() && planStart(baselineLength, methodStart);
   if (!ready) {
     skip(Phase::kBefore, "not started: " + result_.reasons.back());
     stopExecTargets();
@@ -305,7 +348,7 @@ RunResult Engine::run() {
   }
 
   // 1. Baseline: the hypothesis must hold before anything is touched.
-  WindowEnd base = runWindow(Phase::kBefore, ss.baseline);
+  WindowEnd base = runWindow(Phase::kBefore, baselineLength);
   runner_->drain();
   drainSamples();
   bool baselineHeld = true;
@@ -320,7 +363,7 @@ RunResult Engine::run() {
   bool methodRan = false;
   if (base == WindowEnd::kElapsed && baselineHeld) {
     methodRan = true;
-    WindowEnd how = runWindow(Phase::kDuring, timeline_.total);
+    WindowEnd how = runWindow(Phase::kDuring, timeline_.total, methodStart);
     revertAllHeld();  // after an abort or a failure; a no-op when every deadline passed
     releaseShared();
     runner_->drain();

@@ -55,6 +55,10 @@ struct EngineDeps {
   // Who exec targets run as (the daemon's non-root caller); unset: this process. Command
   // probes and rollbacks get it through makeProbe and runRollback.
   std::optional<Credentials> runAs;
+  // A synchronised start (`--start-at`): the method's clock starts at this instant, so the
+  // faults of every host given the same instant begin together. The before phase lasts until
+  // then; a start too soon for the baseline is an error before anything is applied.
+  std::optional<WallClock> startAt;
 };
 
 // Runs one experiment: baseline, method (faults applied, held, reverted at their deadlines),
@@ -78,7 +82,14 @@ class Engine {
   // Every step's host names resolve (FaultType::resolveArgs), before anything starts.
   bool resolveFaultArgs();
   bool prepareProbes();
-  WindowEnd runWindow(Phase phase, Duration length);
+  // `anchor`: when the window starts (a synchronised start's instant, maybe still ahead);
+  // now when empty.
+  WindowEnd runWindow(Phase phase, Duration length,
+                      std::optional<Clock::TimePoint> anchor = std::nullopt);
+  // For a synchronised start: the before phase's length (until the last samples before the
+  // start have ended) and the method's start on the monotonic clock. False (and the run's
+  // error) when the start is too soon for the baseline.
+  bool planStart(Duration& baseline, std::optional<Clock::TimePoint>& methodStart);
   void drainSamples();
   bool processFaultEvents(Clock::TimePoint windowStart);
   // Applies the faults that start now: prepares each, journals all their intents in one

@@ -98,6 +98,7 @@ struct RunResult {
   WallClock startedAt{};
   WallClock endedAt{};
   Clock::TimePoint startedMono{};
+  std::optional<WallClock> startAt;  // a synchronised start's instant (--start-at)
   Outcome outcome = Outcome::kOk;
   std::vector<std::string> reasons;  // why the outcome is what it is, in words
   std::vector<PhaseRecord> phases;

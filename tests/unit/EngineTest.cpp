@@ -183,6 +183,7 @@ class EngineTest : public ::testing::Test {
     };
     deps.checkTarget = checkTarget_;
     deps.journal = journal_;
+    deps.startAt = startAt_;
     Engine engine(experiment_, deps, "run1");
     if (during) during(engine);
     return engine.run();
@@ -199,6 +200,7 @@ class EngineTest : public ::testing::Test {
   std::function<std::vector<std::string>(const TargetSpec&)> checkTarget_;
   FaultJournal* journal_ = nullptr;
   Experiment experiment_;
+  std::optional<WallClock> startAt_;
 };
 
 // A journal in a temporary directory with run1 begun, for the tests that look at it.
@@ -772,6 +774,62 @@ TEST_F(JournalledEngineTest, AFailedUpdateIsReportedAndTriedAgain) {
                 "updating the filter"),
             std::string::npos);
   EXPECT_EQ(stateOf("f"), FaultState::kReverted);
+}
+
+// A synchronised start: the method's clock starts at the instant asked for, whatever the
+// baseline's own length; the before phase ends a probe timeout (and 50ms) before it, so its
+// last sample cannot make the faults late.
+TEST_F(EngineTest, ASynchronisedStartAppliesTheFirstFaultAtTheInstant) {
+  startAt_ = world_.clock.wallNow() + 30s;
+  RunResult r = run(probes() +
+                    "method:\n  - {name: f, fault: fake.fault, duration: 5s}\n"
+                    "  - {name: g, fault: fake.fault, at: 2s, duration: 1s}\n");
+  EXPECT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(world_.calls, (std::vector<std::string>{"apply f@30000ms", "apply g@32000ms",
+                                                    "revert g@33000ms", "revert f@35000ms"}));
+  ASSERT_EQ(r.phases.size(), 3u);
+  EXPECT_EQ(r.phases[0].endedAt - r.phases[0].startedAt, 30s - 1050ms) << "baseline extended";
+  EXPECT_EQ(r.phases[1].startedAt, *startAt_);
+  ASSERT_TRUE(r.startAt);
+  EXPECT_EQ(*r.startAt, *startAt_);
+  EXPECT_EQ(r.faults[0].appliedAt, *startAt_);
+}
+
+TEST_F(EngineTest, AStartTooSoonForTheBaselineAppliesNothing) {
+  startAt_ = world_.clock.wallNow() + 10s;  // the baseline (10s) and a 1s timeout need 11.05s
+  RunResult r = run(probes() + "method:\n  - {name: f, fault: fake.fault, duration: 5s}\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_TRUE(world_.calls.empty());
+  ASSERT_FALSE(r.reasons.empty());
+  EXPECT_NE(r.reasons[0].find("is 10s away, too soon for the baseline (10s)"), std::string::npos)
+      << r.reasons[0];
+  EXPECT_NE(r.reasons[0].find("nothing was applied"), std::string::npos);
+}
+
+TEST_F(EngineTest, AStartThatHasPassedAppliesNothing) {
+  startAt_ = world_.clock.wallNow() - 1s;
+  RunResult r = run(probes() + "method:\n  - {name: f, fault: fake.fault, duration: 5s}\n");
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_TRUE(world_.calls.empty());
+  ASSERT_FALSE(r.reasons.empty());
+  EXPECT_NE(r.reasons[0].find("has passed"), std::string::npos) << r.reasons[0];
+}
+
+// An abort while the run waits for its start stops it there: nothing is applied.
+TEST_F(EngineTest, AnAbortBeforeTheStartAppliesNothing) {
+  startAt_ = world_.clock.wallNow() + 60s;
+  Engine* engine = nullptr;
+  world_.probeOk = [&](const std::string&, Phase) {
+    if (engine != nullptr && world_.clock.now().time_since_epoch() > 20s) {
+      engine->requestAbort("stopped by the operator");
+    }
+    return true;
+  };
+  RunResult r = run(probes() + "method:\n  - {name: f, fault: fake.fault, duration: 5s}\n",
+                    [&](Engine& e) { engine = &e; });
+  EXPECT_EQ(r.outcome, Outcome::kAborted);
+  EXPECT_TRUE(world_.calls.empty());
+  EXPECT_LT(world_.clock.now().time_since_epoch(), 30s);
 }
 
 }  // namespace

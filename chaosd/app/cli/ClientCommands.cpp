@@ -9,6 +9,7 @@
 #include "chaosd/app/cli/Cli.h"
 #include "chaosd/app/cli/DaemonClient.h"
 #include "chaosd/base/ExitCode.h"
+#include "chaosd/base/StartAt.h"
 
 namespace chaosd::cli {
 namespace {
@@ -150,12 +151,16 @@ int submitCommand(const std::vector<std::string>& args) {
   VarOptions varOpts;
   std::string file;
   std::string socket;
+  std::string startAt;
   bool wait = false;
   bool check = false;
   desc.add_options()("file", po::value(&file)->required(), "the experiment file")(
       "wait", po::bool_switch(&wait), "wait for the run to end; exit with its outcome's code")(
       "check", po::bool_switch(&check),
-      "only ask whether the daemon's policy lets you submit it (exit 0 yes, 5 no); nothing runs");
+      "only ask whether the daemon's policy lets you submit it (exit 0 yes, 5 no); nothing runs")(
+      "start-at", po::value(&startAt),
+      "a synchronised start (RFC 3339, e.g. 2026-05-01T10:00:00Z): the method begins at that "
+      "instant on the daemon's clock, the baseline runs until then");
   addSocketOption(desc, socket);
   addVarOptions(desc, varOpts);
   addCommonOptions(desc, common);
@@ -167,6 +172,14 @@ int submitCommand(const std::vector<std::string>& args) {
   if (!applyCommonOptions(common)) return kExitInvalid;
   auto body = experimentBody("submit", file, varOpts);
   if (!body) return kExitInvalid;
+  if (!startAt.empty()) {
+    // Checked here for a clear message; the daemon checks again against its own clock.
+    if (auto at = parseStartAt(startAt); !at) {
+      std::cerr << "chaosctl submit: --start-at: " << at.error().message() << "\n";
+      return kExitInvalid;
+    }
+    (*body)["startAt"] = startAt;
+  }
   DaemonClient client(socket);
   if (check) {
     auto c = call("submit", client, "POST", "/v1/policy/check", body->dump());

@@ -9,6 +9,7 @@
 #include "chaosd/app/run/OwnedRun.h"
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/base/Log.h"
+#include "chaosd/base/StartAt.h"
 #include "chaosd/engine/CalibrationFile.h"
 #include "chaosd/engine/Impact.h"
 #include "chaosd/engine/probes/Verdict.h"
@@ -91,6 +92,7 @@ struct RunOptions {
   std::string stateDir;
   std::string reportDir;
   std::string calibration;
+  std::string startAt;
 };
 
 // false (and the exit code) when the command line is not a run's.
@@ -100,7 +102,10 @@ bool parseRunOptions(const std::vector<std::string>& args, RunOptions& o, int& c
       "report-dir", po::value(&o.reportDir), "where the run folder goes (default: report.dir)")(
       "calibration", po::value(&o.calibration),
       "a calibration file of this experiment (chaosctl calibrate): its measured false-alarm "
-      "rates go into the statistical verdicts");
+      "rates go into the statistical verdicts")(
+      "start-at", po::value(&o.startAt),
+      "a synchronised start (RFC 3339, e.g. 2026-05-01T10:00:00Z): the method begins at that "
+      "instant, the baseline runs until then");
   addStateDirOption(desc, o.stateDir);
   addVarOptions(desc, o.vars);
   addCommonOptions(desc, o.common);
@@ -128,6 +133,18 @@ int runCommand(const std::vector<std::string>& args) {
   auto parsed = loadExperiment("run", o.file, o.vars);
   if (!parsed) return kExitInvalid;
   const Experiment& exp = *parsed->experiment;
+  std::optional<WallClock> startAt;
+  if (!o.startAt.empty()) {
+    auto at = parseStartAt(o.startAt);
+    Result<void> ok =
+        at ? checkStartAt(*at, std::chrono::system_clock::now()) : Result<void>(at.error());
+    if (!ok) {
+      std::cerr << "chaosctl run: --start-at: " << ok.error().message()
+                << "\nchaosctl run: nothing was run\n";
+      return kExitInvalid;
+    }
+    startAt = *at;
+  }
   std::optional<CalibrationFile> calibration;
   if (!o.calibration.empty()) {
     auto loaded = loadCalibrationFile(o.calibration, exp.metadata.name);
@@ -158,6 +175,7 @@ int runCommand(const std::vector<std::string>& args) {
                   runFolderName(exp.metadata.name, runId);
   config.observer = &progress;
   config.guardian.logLevel = o.common.logLevel;
+  config.startAt = startAt;
   if (calibration) {
     config.beforeReport = [&calibration, &o](RunResult& r) {
       size_t n = applyCalibration(r, calibration->phases, o.calibration);

@@ -8,6 +8,7 @@
 #include "chaosd/app/daemon/ApiResponses.h"
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/base/Log.h"
+#include "chaosd/base/StartAt.h"
 #include "chaosd/base/Units.h"
 #include "chaosd/engine/Recovery.h"
 #include "experiments/parser/ExperimentParser.h"
@@ -253,6 +254,23 @@ HttpResponse Api::submit(const HttpRequest& req) {
   if (req.peer) sr.caller = callerCredentials(*req.peer);
   if (s->extra.contains("fileName") && s->extra["fileName"].is_string()) {
     sr.fileName = s->extra["fileName"].get<std::string>();
+  }
+  // A synchronised start: ?startAt= or the JSON body's "startAt", RFC 3339.
+  std::optional<std::string> startAt = req.param("startAt");
+  if (s->extra.contains("startAt")) {
+    if (!s->extra["startAt"].is_string()) {
+      return errorResponse(400,
+                           "startAt: not a string (an RFC 3339 time, e.g. 2026-05-01T10:00:00Z)");
+    }
+    startAt = s->extra["startAt"].get<std::string>();
+  }
+  if (startAt) {
+    auto at = parseStartAt(*startAt);
+    if (!at) return errorResponse(400, "startAt: " + at.error().message());
+    if (auto ok = checkStartAt(*at, std::chrono::system_clock::now()); !ok) {
+      return errorResponse(400, "startAt: " + ok.error().message());
+    }
+    sr.startAt = *at;
   }
   auto result = ctx_.runs->submit(sr);
   if (auto* refused = std::get_if<SubmitRefusal>(&result)) {

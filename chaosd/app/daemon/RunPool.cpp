@@ -13,6 +13,7 @@
 #include "chaosd/app/run/OwnedRun.h"
 #include "chaosd/base/Log.h"
 #include "chaosd/base/Sha256.h"
+#include "chaosd/base/StartAt.h"
 #include "chaosd/engine/Recovery.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "reports/ReportJson.h"
@@ -238,7 +239,8 @@ std::variant<Submitted, SubmitRefusal> RunPool::admit(const SubmitRequest& reque
                               metrics_.runFinished(outcome);
                               finished(id);
                             },
-                        .beforeReport = {}};
+                        .beforeReport = {},
+                        .startAt = request.startAt};
   if (request.caller) {
     config.caller = callerJson(*request.caller, request.invokerPid);
     config.caller["experimentHash"] = hash;
@@ -276,8 +278,9 @@ std::variant<Submitted, SubmitRefusal> RunPool::admit(const SubmitRequest& reque
   active_[run->runId] = run;
   Submitted out{run->runId, run->experiment->metadata.name, hash};
   threads_.emplace_back([this, run] { execute(run); });
-  log::get("runs")->info("run submitted run={} experiment={} source={}", run->runId,
-                         run->experiment->metadata.name, run->source);
+  log::get("runs")->info("run submitted run={} experiment={} source={} startAt={}", run->runId,
+                         run->experiment->metadata.name, run->source,
+                         request.startAt ? formatStartAt(*request.startAt) : "-");
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -48,6 +49,8 @@ struct SubmitRequest {
   // Who asks: a non-root caller's runs execute every command as the caller and are checked
   // against the policy. Unset: the daemon itself (as root).
   std::optional<Credentials> caller;
+  // A synchronised start: the method begins at this instant (checked by the caller).
+  std::optional<std::chrono::system_clock::time_point> startAt;
 };
 
 struct Submitted {

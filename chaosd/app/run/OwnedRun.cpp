@@ -102,6 +102,7 @@ EngineDeps OwnedRun::engineDeps(const Clock& clock, Waiter& waiter, GuardianHand
   };
   deps.runAs = config_.runAs;
   deps.observer = config_.observer;
+  deps.startAt = config_.startAt;
   // Exec targets write their output into the run folder, next to the report; when it cannot
   // be made, the output is lost and the run goes on.
   if (hasExecTarget(experiment_)) {

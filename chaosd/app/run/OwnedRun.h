@@ -51,6 +51,8 @@ struct OwnedRunConfig {
   // Called with the judged run before report.json is written from it: a caller that adds to
   // the verdicts (`chaosctl run --calibration`) does it here.
   std::function<void(RunResult&)> beforeReport;
+  // A synchronised start (EngineDeps::startAt).
+  std::optional<WallClock> startAt;
 };
 
 struct OwnedRunResult {
