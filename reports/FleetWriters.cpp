@@ -158,9 +158,19 @@ struct Case {
   std::string name;
   std::string failure;  // "" when it passed
   bool skipped = false;
+  int64_t timeNs = 0;
 };
 
-void writeSuite(std::ostringstream& x, const std::string& name, const std::vector<Case>& cases) {
+// A wall-clock span of a JSON object (startedAt..endedAt, appliedAt..revertedAt) in ns; 0 when
+// either end is missing.
+int64_t span(const Json& j, const char* from, const char* to) {
+  auto a = parseIsoTime(text(j, from));
+  auto b = parseIsoTime(text(j, to));
+  return a && b ? *b - *a : 0;
+}
+
+void writeSuite(std::ostringstream& x, const std::string& name, const std::vector<Case>& cases,
+                int64_t timeNs) {
   size_t failures = 0;
   size_t skipped = 0;
   for (const auto& c : cases) {
@@ -168,10 +178,11 @@ void writeSuite(std::ostringstream& x, const std::string& name, const std::vecto
     skipped += c.skipped ? 1 : 0;
   }
   x << "  <testsuite name=\"" << xmlEscape(name) << "\" tests=\"" << cases.size()
-    << "\" failures=\"" << failures << "\" errors=\"0\" skipped=\"" << skipped << "\">\n";
+    << "\" failures=\"" << failures << "\" errors=\"0\" skipped=\"" << skipped << "\" time=\""
+    << seconds(timeNs) << "\">\n";
   for (const auto& c : cases) {
     x << "    <testcase name=\"" << xmlEscape(c.name) << "\" classname=\"chaosd.fleet."
-      << xmlEscape(name) << "\"";
+      << xmlEscape(name) << "\" time=\"" << seconds(c.timeNs) << "\"";
     if (c.skipped) {
       x << "><skipped message=\"" << xmlEscape(c.failure) << "\"/></testcase>\n";
     } else if (!c.failure.empty()) {
@@ -201,6 +212,7 @@ std::vector<Case> memberCases(const Json& m) {
     Case c{"host " + host + ": fault " + text(f, "step") + " (" + text(f, "type") + " on " +
                text(f, "target") + ")",
            ""};
+    c.timeNs = span(f, "appliedAt", "revertedAt");
     if (state == "apply-failed" || state == "revert-failed") {
       c.failure =
           "fault " + text(f, "step") + " on " + host + ": " + state + ": " + text(f, "error");
@@ -225,12 +237,13 @@ std::string fleetJunit(const Json& fleet) {
   std::ostringstream x;
   x << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"chaosd fleet: "
     << xmlEscape(text(fleet, "experiment")) << "\">\n";
-  for (const auto& m : list(fleet, "hosts")) writeSuite(x, text(m, "host"), memberCases(m));
+  for (const auto& m : list(fleet, "hosts"))
+    writeSuite(x, text(m, "host"), memberCases(m), span(m, "startedAt", "endedAt"));
   const Json& control = fleet.value("control", Json());
   if (control.is_object()) {
     Json c = control;
     c["host"] = "control";
-    writeSuite(x, "control", memberCases(c));
+    writeSuite(x, "control", memberCases(c), span(c, "startedAt", "endedAt"));
   }
   std::vector<Case> fleetCases;
   Case left{"fleet: nothing left behind on any host", ""};
@@ -247,7 +260,7 @@ std::string fleetJunit(const Json& fleet) {
     }
     fleetCases.push_back(model);
   }
-  writeSuite(x, "fleet", fleetCases);
+  writeSuite(x, "fleet", fleetCases, span(fleet, "startedAt", "endedAt"));
   x << "</testsuites>\n";
   return x.str();
 }
