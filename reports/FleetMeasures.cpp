@@ -80,9 +80,13 @@ std::string isoNanos(int64_t ns) {
 }
 
 Json windowJson(const FleetWindow& w) {
-  return {{"startAt", isoNanos(w.start)},         {"endAt", isoNanos(w.end)},
-          {"lengthNs", w.end - w.start},          {"source", w.source},
-          {"firstApply", edgeJson(w.firstApply)}, {"lastRevert", edgeJson(w.lastRevert)}};
+  return {{"startAt", isoNanos(w.start)},
+          {"endAt", isoNanos(w.end)},
+          {"lengthNs", w.end - w.start},
+          {"source", w.source},
+          {"firstApply", edgeJson(w.firstApply)},
+          {"lastRevert", edgeJson(w.lastRevert)},
+          {"applySpreadNs", w.applySpreadNs ? Json(*w.applySpreadNs) : Json(nullptr)}};
 }
 
 SampleCount samplesIn(const Json& probe, const FleetWindow& window) {

@@ -26,6 +26,10 @@ struct FleetWindow {
   std::string source;  // "faults": first apply to last revert; "runs": no fault was applied
   std::optional<Edge> firstApply;
   std::optional<Edge> lastRevert;
+  // The spread of the hosts' first applies (the latest host's first apply minus the earliest
+  // host's): how synchronised the game day's start was. nullopt with fewer than two hosts
+  // applying.
+  std::optional<int64_t> applySpreadNs;
 };
 
 nlohmann::json windowJson(const FleetWindow& window);

@@ -19,10 +19,13 @@ Error invalid(const std::string& what) { return Error(ErrorCode::kInvalid, what)
 // (a fault never reverted counts to its run's end). Without any applied fault, the runs' span.
 FleetWindow faultWindow(const std::vector<FleetMember>& hosts) {
   FleetWindow w;
+  std::vector<int64_t> hostFirstApplies;
   for (const auto& m : hosts) {
+    std::optional<int64_t> hostFirst;
     for (const auto& f : list(m.report, "faults")) {
       auto applied = parseIsoTime(text(f, "appliedAt"));
       if (!applied) continue;
+      if (!hostFirst || *applied < *hostFirst) hostFirst = applied;
       auto reverted = parseIsoTime(text(f, "revertedAt"));
       if (!reverted) reverted = parseIsoTime(text(m.report, "endedAt"));
       if (!w.firstApply || *applied < w.firstApply->ns) {
@@ -32,6 +35,11 @@ FleetWindow faultWindow(const std::vector<FleetMember>& hosts) {
         w.lastRevert = FleetWindow::Edge{*reverted, m.host, text(f, "step")};
       }
     }
+    if (hostFirst) hostFirstApplies.push_back(*hostFirst);
+  }
+  if (hostFirstApplies.size() >= 2) {
+    const auto [lo, hi] = std::minmax_element(hostFirstApplies.begin(), hostFirstApplies.end());
+    w.applySpreadNs = *hi - *lo;
   }
   if (w.firstApply && w.lastRevert) {
     w.start = w.firstApply->ns;

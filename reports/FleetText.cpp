@@ -77,8 +77,12 @@ std::string windowText(const Json& fleet) {
     return "no fault was applied on any host; measured over the runs, " + text(w, "startAt") +
            " to " + text(w, "endAt");
   }
-  return "faults held from " + edgeText(w["firstApply"]) + " to " + edgeText(w["lastRevert"]) +
-         ", " + duration(nanos(w, "lengthNs"));
+  std::string out = "faults held from " + edgeText(w["firstApply"]) + " to " +
+                    edgeText(w["lastRevert"]) + ", " + duration(nanos(w, "lengthNs"));
+  if (auto spread = nanos(w, "applySpreadNs")) {
+    out += "; the hosts' first applies within " + duration(*spread) + " of each other";
+  }
+  return out;
 }
 
 Row hostRow(const Json& host) {

@@ -91,6 +91,8 @@ TEST(FleetReportTest, MergesHostsAndTheWindowRunsFromTheFirstApplyToTheLastRever
   EXPECT_EQ((*fleet)["window"]["firstApply"]["host"], "web1");
   EXPECT_EQ((*fleet)["window"]["lastRevert"]["host"], "web2");
   EXPECT_EQ((*fleet)["window"]["lengthNs"], 1'400'000'000);
+  // First applies at 1.0s (web1), 1.2s (web2), 1.1s (web3): within 200ms.
+  EXPECT_EQ((*fleet)["window"]["applySpreadNs"], 200'000'000);
   EXPECT_EQ((*fleet)["outcome"], "ok");
   EXPECT_EQ(fleetExitCode(*fleet), 0);
   EXPECT_TRUE((*fleet)["leftBehind"].empty());

@@ -44,7 +44,7 @@ Result<std::string> onlyReportUnder(const fs::path& dir, const std::string& host
   if (found.size() > 1) {
     return Error(ErrorCode::kInvalid, dir.string() + ": " + std::to_string(found.size()) +
                                           " report.json files for host " + host +
-                                          ": name the one to merge as " + host + "=PATH");
+                                          ": name the one to merge (HOST=PATH, --control PATH)");
   }
   return found.front();
 }
@@ -97,8 +97,15 @@ Result<report::FleetInputs> gather(const std::vector<std::string>& inputs,
   std::string controlFile;
   if (!options.control.empty()) {
     std::error_code ec;
-    controlFile =
-        fs::is_directory(options.control, ec) ? options.control + "/report.json" : options.control;
+    controlFile = options.control;
+    if (fs::is_directory(options.control, ec)) {
+      // A run folder, or a folder with one run folder below (chaosctl run --report-dir).
+      auto only = fs::exists(options.control + "/report.json", ec)
+                      ? Result<std::string>(options.control + "/report.json")
+                      : onlyReportUnder(options.control, "the control node");
+      if (!only) return only.error();
+      controlFile = *only;
+    }
     auto control = load({"control", controlFile});
     if (!control) return control.error();
     in.control = std::move(*control);
@@ -134,9 +141,10 @@ void addFleetOptions(po::options_description& desc, FleetOptions& fleet) {
                      "HOST=PATH, a run folder or report.json (host: its folder's name), or a "
                      "folder of per-host folders")(
       "control", po::value(&fleet.control),
-      "with --fleet: the control node's run folder or report.json (its probes watch the "
-      "front end)")("topology", po::value(&fleet.topology),
-                    "with --fleet: the system's tiers (YAML or JSON) for the reliability model")(
+      "with --fleet: the control node's run folder or report.json, or a folder with one "
+      "below (its probes watch the front end)")(
+      "topology", po::value(&fleet.topology),
+      "with --fleet: the system's tiers (YAML or JSON) for the reliability model")(
       "out", po::value(&fleet.out), "with --fleet: the folder for the fleet files (default .)");
 }
 
