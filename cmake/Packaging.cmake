@@ -11,8 +11,8 @@ install(FILES ${CHAOSD_DEPLOY}/bash-completion/chaosctl
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/experiments/examples/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples FILES_MATCHING PATTERN "*.yaml")
-install(FILES ${CHAOSD_DEPLOY}/kubernetes/chaosd-daemonset.yaml
-        DESTINATION ${CMAKE_INSTALL_DOCDIR}/kubernetes)
+install(DIRECTORY ${CHAOSD_DEPLOY}/kubernetes/
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/kubernetes FILES_MATCHING PATTERN "*.yaml")
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME chaosd)

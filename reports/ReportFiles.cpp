@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 
 #include "chaosd/base/Fd.h"
 #include "reports/HtmlReport.h"
 #include "reports/JunitReport.h"
 #include "reports/MarkdownReport.h"
+#include "reports/ReportJson.h"
 
 namespace chaosd::report {
 
@@ -42,6 +45,24 @@ std::string render(ReportFormat format, const nlohmann::json& report) {
       return markdownSummary(report);
   }
   return "";
+}
+
+Result<nlohmann::json> loadReportFile(const std::string& runDir) {
+  std::error_code ec;
+  const std::string path =
+      std::filesystem::is_directory(runDir, ec) ? runDir + "/report.json" : runDir;
+  std::ifstream in(path);
+  if (!in) return Error(ErrorCode::kNotFound, path + ": cannot open (no report.json there?)");
+  nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+  if (doc.is_discarded()) return Error(ErrorCode::kInvalid, path + ": not valid JSON");
+  if (!doc.is_object() || !doc.contains("schema") || !doc["schema"].is_string()) {
+    return Error(ErrorCode::kInvalid, path + ": not a chaosd report (no \"schema\" field)");
+  }
+  const std::string schema = doc["schema"].get<std::string>();
+  if (schema != kReportSchema) {
+    return Error(ErrorCode::kInvalid, path + ": schema '" + schema + "' is not " + kReportSchema);
+  }
+  return doc;
 }
 
 Result<void> writeFileAtomically(const std::string& path, const std::string& text) {

@@ -17,6 +17,10 @@ const char* fileNameOf(ReportFormat format);
 std::optional<std::vector<ReportFormat>> parseFormats(const std::string& value);
 std::string render(ReportFormat format, const nlohmann::json& report);
 
+// A run folder's report.json, or a report.json named directly, checked for its schema
+// (chaosd.report/v1). Errors (kNotFound, kInvalid) name the file.
+Result<nlohmann::json> loadReportFile(const std::string& runDirOrFile);
+
 // Writes `text` to path atomically: a temporary file beside it, then a rename.
 Result<void> writeFileAtomically(const std::string& path, const std::string& text);
 

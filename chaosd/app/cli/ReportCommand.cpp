@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chaosd/app/cli/Cli.h"
+#include "chaosd/app/cli/FleetReportCommand.h"
 #include "chaosd/base/ExitCode.h"
 #include "reports/ReportFiles.h"
 #include "reports/ReportJson.h"
@@ -12,29 +13,11 @@
 namespace chaosd::cli {
 namespace {
 
-// A run folder's report.json (or a report.json named directly), checked for its schema.
-// Errors are bad input (exit 2): the message names the file.
-Result<nlohmann::json> loadReport(const std::string& runDir) {
-  std::error_code ec;
-  const std::string path =
-      std::filesystem::is_directory(runDir, ec) ? runDir + "/report.json" : runDir;
-  std::ifstream in(path);
-  if (!in) return Error(ErrorCode::kNotFound, path + ": cannot open (no report.json there?)");
-  nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
-  if (doc.is_discarded()) return Error(ErrorCode::kInvalid, path + ": not valid JSON");
-  if (!doc.is_object() || !doc.contains("schema") || !doc["schema"].is_string()) {
-    return Error(ErrorCode::kInvalid, path + ": not a chaosd report (no \"schema\" field)");
-  }
-  const std::string schema = doc["schema"].get<std::string>();
-  if (schema != kReportSchema) {
-    return Error(ErrorCode::kInvalid, path + ": schema '" + schema + "' is not " + kReportSchema);
-  }
-  return doc;
-}
+using report::loadReportFile;
 
 int compare(const std::string& oldDir, const std::string& newDir, const CommonOptions& common) {
-  auto oldReport = loadReport(oldDir);
-  auto newReport = loadReport(newDir);
+  auto oldReport = loadReportFile(oldDir);
+  auto newReport = loadReportFile(newDir);
   for (const auto* r : {&oldReport, &newReport}) {
     if (!*r) {
       std::cerr << "chaosctl report: " << r->error().describe() << "\n";
@@ -61,36 +44,54 @@ int compare(const std::string& oldDir, const std::string& newDir, const CommonOp
 int reportCommand(const std::vector<std::string>& args) {
   po::options_description desc("chaosctl report options");
   CommonOptions common;
-  std::string runDir;
+  std::vector<std::string> runDirs;
   std::string format;
   std::string compareWith;
-  desc.add_options()("run-dir", po::value(&runDir)->required(),
-                     "a run folder holding report.json (or the report.json itself)")(
+  FleetOptions fleet;
+  desc.add_options()("run-dir", po::value(&runDirs)->required(),
+                     "a run folder holding report.json (or the report.json itself); with "
+                     "--fleet, several")(
       "format", po::value(&format)->default_value("all"),
       "which files to write into the run folder: junit, html, markdown or all")(
       "compare", po::value(&compareWith),
       "OLD_RUN_DIR: instead of writing files, print what got better or worse from the run "
       "OLD_RUN_DIR to RUN_DIR (a run of the same experiment); --output json for JSON");
+  addFleetOptions(desc, fleet);
   addCommonOptions(desc, common);
   po::positional_options_description pos;
-  pos.add("run-dir", 1);
+  pos.add("run-dir", -1);
   po::variables_map vm;
   int code = kExitOk;
   if (!parseArgs("chaosctl report RUN_DIR [--format junit|html|markdown|all] "
-                 "[--compare OLD_RUN_DIR]",
+                 "[--compare OLD_RUN_DIR]\n       chaosctl report --fleet [HOST=]RUN_DIR... "
+                 "[--control RUN_DIR] [--topology FILE] [--out DIR] [--format ...]",
                  desc, pos, args, vm, code)) {
     return code;
   }
   if (!applyCommonOptions(common)) return kExitInvalid;
-  if (vm.count("compare")) return compare(compareWith, runDir, common);
-
   auto formats = report::parseFormats(format);
   if (!formats) {
     std::cerr << "chaosctl report: --format '" << format
               << "' is not junit, html, markdown or all\n";
     return kExitInvalid;
   }
-  auto doc = loadReport(runDir);
+  if (fleet.fleet && vm.count("compare")) {
+    std::cerr << "chaosctl report: --fleet and --compare do not go together\n";
+    return kExitInvalid;
+  }
+  if (fleet.fleet) return fleetReport(runDirs, fleet, *formats, common);
+  if (runDirs.size() != 1) {
+    std::cerr << "chaosctl report: give one RUN_DIR (several only with --fleet)\n";
+    return kExitInvalid;
+  }
+  if (fleet.given()) {
+    std::cerr << "chaosctl report: --control, --topology and --out go with --fleet\n";
+    return kExitInvalid;
+  }
+  const std::string& runDir = runDirs.front();
+  if (vm.count("compare")) return compare(compareWith, runDir, common);
+
+  auto doc = loadReportFile(runDir);
   if (!doc) {
     std::cerr << "chaosctl report: " << doc.error().describe() << "\n";
     return kExitInvalid;
