@@ -102,6 +102,46 @@ bool rejects(const ProbeSpec& spec, Phase phase, const std::vector<ProbeSample>&
   return v.baseline && v.baseline->deviated;
 }
 
+// The first of `count` prefixes at which `rejects` holds: every one up to kDenseScan of them;
+// beyond, a grid (kGridCount for the count test, kGridBlocks for the bootstrap, which costs
+// thousands of resamples a look), then within the stride that first rejects, one by one when
+// it is at most kDenseScan long, else by bisection (the last that does not reject, then the
+// next: exact when the test, once rejecting, keeps rejecting within the stride).
+constexpr size_t kDenseScan = 16;
+constexpr size_t kGridCount = 256;
+constexpr size_t kGridBlocks = 16;
+
+std::optional<size_t> firstRejecting(size_t count, BaselineTest test,
+                                     const std::function<bool(size_t)>& rejects) {
+  if (count == 0) return std::nullopt;
+  const size_t grid = test == BaselineTest::kExceedance ? kGridCount : kGridBlocks;
+  const size_t stride = count <= kDenseScan ? 1 : std::max<size_t>(1, (count + grid - 1) / grid);
+  size_t from = 0;  // the first index not yet known not to reject
+  for (size_t g = stride - 1;; g = std::min(g + stride, count - 1)) {
+    if (rejects(g)) {
+      if (g - from <= kDenseScan) {
+        for (size_t i = from; i < g; ++i) {
+          if (rejects(i)) return i;
+        }
+        return g;
+      }
+      size_t lo = from;  // [lo, hi]: the answer; hi rejects
+      size_t hi = g;
+      while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (rejects(mid)) {
+          hi = mid;
+        } else {
+          lo = mid + 1;
+        }
+      }
+      return hi;
+    }
+    if (g + 1 >= count) return std::nullopt;
+    from = g + 1;
+  }
+}
+
 // The first held sample of a phase the statistical test rejected after which the test, on the
 // phase's samples up to it, rejects: every sample for the count test, a grid then sample by
 // sample for the bootstrap (Impact.h).
@@ -119,24 +159,8 @@ std::optional<Detection> byBaseline(const ProbeRecord& probe, const ProbeSpec& s
       if (hold.covers(samples[i])) held.push_back(i + 1);
     }
     if (held.empty()) continue;
-    const size_t stride =
-        b.test == BaselineTest::kExceedance ? 1 : std::max<size_t>(1, (held.size() + 15) / 16);
-    std::optional<size_t> found;  // an index into held
-    size_t from = 0;              // the first index not yet known not to reject
-    for (size_t g = stride - 1;; g = std::min(g + stride, held.size() - 1)) {
-      if (rejects(spec, v.phase, samples, held[g], reference)) {
-        found = g;
-        for (size_t i = from; i < g; ++i) {
-          if (rejects(spec, v.phase, samples, held[i], reference)) {
-            found = i;
-            break;
-          }
-        }
-        break;
-      }
-      if (g + 1 >= held.size()) break;
-      from = g + 1;
-    }
+    auto rejectsAt = [&](size_t i) { return rejects(spec, v.phase, samples, held[i], reference); };
+    const std::optional<size_t> found = firstRejecting(held.size(), b.test, rejectsAt);
     if (!found) continue;
     const size_t n = held[*found];
     const auto at = judgePhase(spec, v.phase, std::span<const ProbeSample>(samples.data(), n),

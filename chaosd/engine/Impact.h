@@ -17,9 +17,11 @@ namespace chaosd {
 //   end of the first sample whose latency breaks the bound itself (the first over 200 ms);
 // - "baseline": the statistical mode's test rejected the phase: the end of the first sample
 //   after which the test, run on the phase's samples up to and including that one against the
-//   same reference, rejects. The count test (exceedance) is run after every sample; the block
-//   test every ceil(n/16) of the n samples held, then sample by sample up to the first of those
-//   that rejects (at most 16 + n/16 bootstraps).
+//   same reference, rejects. Up to 16 held samples the test is run after each; beyond, after
+//   every ceil(n/256)-th of the n held samples for the count test (exceedance), every
+//   ceil(n/16)-th for the block test (a bootstrap a look), then within the first stride that
+//   rejects sample by sample when it is at most 16 long, else by bisection (exact when the
+//   test, once it rejects, keeps rejecting within the stride).
 // A phase that failed for want of samples has no moment, so no time to detect.
 // A probe that detected a reverted fault has recovered at the first of kRecoverySamples
 // samples in a row, started after the revert, that are good in the detection's sense: passing;

@@ -104,10 +104,10 @@ ProbeSpec baselineSpec(BaselineTest test) {
   return spec;
 }
 
-ProbeRecord statisticalProbe(const ProbeSpec& spec, int slowFrom) {
+ProbeRecord statisticalProbe(const ProbeSpec& spec, int slowFrom, int duringCount = 60) {
   ProbeRecord p;
   p.name = spec.name;
-  for (int i = 0; i < 120; ++i) {
+  for (int i = 0; i < 60 + duringCount; ++i) {
     ProbeSample s;
     s.probe = spec.name;
     s.phase = i < 60 ? Phase::kBefore : Phase::kDuring;
@@ -175,6 +175,28 @@ TEST(ImpactTest, TheBlockTestDetectsWhereItFirstRejects) {
   EXPECT_GT(n, 20u);
   EXPECT_TRUE(prefixRejects(spec, p, n));
   EXPECT_FALSE(prefixRejects(spec, p, n - 1));
+}
+
+TEST(ImpactTest, ALongPhaseIsScannedOnAGridAndStillFindsTheFirstRejection) {
+  // 3000 held samples, slow from the 1501st: the count test looks at every 12th, then bisects.
+  const ProbeSpec spec = baselineSpec(BaselineTest::kExceedance);
+  const ProbeRecord p = statisticalProbe(spec, 1500, 3000);
+  ASSERT_FALSE(p.verdicts[1].held);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto impact = impactOf(fault(seconds(30), seconds(30 + 1500)), {p}, {spec});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(impact.size(), 1u);
+  ASSERT_TRUE(impact[0].detected);
+  EXPECT_EQ(impact[0].by, "baseline");
+  const auto n =
+      static_cast<size_t>((impact[0].detectedAfter - milliseconds(200)) / milliseconds(500)) + 1;
+  std::printf(
+      "[ measure  ] 3000 samples: rejects after %zu, found in %lld ms\n", n,
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  EXPECT_GT(n, 1500u);
+  EXPECT_TRUE(prefixRejects(spec, p, n));
+  EXPECT_FALSE(prefixRejects(spec, p, n - 1));
+  EXPECT_LT(took, std::chrono::seconds(20)) << "a few hundred looks, not 3000";
 }
 
 TEST(ImpactTest, ALatencyBoundDetectsAtTheFirstSampleOverIt) {
