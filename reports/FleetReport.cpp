@@ -15,6 +15,14 @@ namespace {
 
 Error invalid(const std::string& what) { return Error(ErrorCode::kInvalid, what); }
 
+// A field as it is, or null when missing or when j is not an object (a hostile report's fault
+// may be a number).
+Json raw(const Json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? Json(nullptr) : *it;
+}
+
 // Where the fleet's faults were held: the earliest apply to the latest revert on any host
 // (a fault never reverted counts to its run's end). Without any applied fault, the runs' span.
 FleetWindow faultWindow(const std::vector<FleetMember>& hosts) {
@@ -103,17 +111,17 @@ Json faultsJson(const Json& report) {
               {"target", text(f, "target")},
               {"state", text(f, "state")},
               {"backend", text(f, "backend")},
-              {"appliedAt", f.value("appliedAt", Json())},
-              {"revertedAt", f.value("revertedAt", Json())},
+              {"appliedAt", raw(f, "appliedAt")},
+              {"revertedAt", raw(f, "revertedAt")},
               {"leftovers", list(f, "leftovers")}};
     if (!text(f, "error").empty()) j["error"] = text(f, "error");
     Json impact = Json::array();
     for (const auto& i : list(f, "impact")) {
       impact.push_back({{"probe", text(i, "probe")},
                         {"detected", flag(i, "detected")},
-                        {"detectedAfterNs", i.value("detectedAfterNs", Json())},
+                        {"detectedAfterNs", raw(i, "detectedAfterNs")},
                         {"recovered", flag(i, "recovered")},
-                        {"recoveredAfterNs", i.value("recoveredAfterNs", Json())}});
+                        {"recoveredAfterNs", raw(i, "recoveredAfterNs")}});
     }
     j["impact"] = impact;
     out.push_back(j);
@@ -132,8 +140,8 @@ Json memberJson(const FleetMember& m, const FleetWindow& window) {
           {"outcome", text(r, "outcome")},
           {"exitCode", static_cast<int>(number(r, "exitCode"))},
           {"score", resilienceScore(r)},
-          {"startedAt", r.value("startedAt", Json())},
-          {"endedAt", r.value("endedAt", Json())},
+          {"startedAt", raw(r, "startedAt")},
+          {"endedAt", raw(r, "endedAt")},
           {"reasons", list(r, "reasons")},
           {"auditClean", flag(r, "auditClean", true)},
           {"faults", faultsJson(r)},

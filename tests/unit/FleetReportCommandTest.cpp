@@ -87,10 +87,15 @@ TEST_F(FleetReportCommandTest, MergesARealGameDayFromItsHostFolders) {
 }
 
 TEST_F(FleetReportCommandTest, HostEqualsPathNamesTheHostAndFormatLimitsTheFiles) {
+  // c= a host's --report-dir: one run folder below.
+  fs::create_directories(dir_ + "/c-runs/fleet-replica-pause-20261207T033734Z-d2fb5c9c");
+  fs::copy(gameday() + "/web3/report.json",
+           dir_ + "/c-runs/fleet-replica-pause-20261207T033734Z-d2fb5c9c/report.json");
   int status = -1;
-  const std::string out = chaosctl("a=" + gameday() + "/web1 b=" + gameday() +
-                                       "/web2/report.json --format markdown --out " + dir_ + "/out",
-                                   &status);
+  const std::string out =
+      chaosctl("a=" + gameday() + "/web1 b=" + gameday() + "/web2/report.json c=" + dir_ +
+                   "/c-runs --format markdown --out " + dir_ + "/out",
+               &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_TRUE(fs::exists(dir_ + "/out/fleet-report.json"));
   EXPECT_TRUE(fs::exists(dir_ + "/out/fleet-summary.md"));
@@ -98,6 +103,7 @@ TEST_F(FleetReportCommandTest, HostEqualsPathNamesTheHostAndFormatLimitsTheFiles
   const Json fleet = fleetJson();
   EXPECT_EQ(fleet["hosts"][0]["host"], "a");
   EXPECT_EQ(fleet["hosts"][1]["host"], "b");
+  EXPECT_EQ(fleet["hosts"][2]["host"], "c");
   EXPECT_TRUE(fleet["reliability"].is_null());
 }
 

@@ -279,6 +279,27 @@ TEST(FleetReportTest, TopologyNamingWhatTheReportsLackIsRefused) {
             std::string::npos);
 }
 
+TEST(FleetReportTest, HostileReportsOfTheRightSchemaDoNotBreakTheMergeOrTheWriters) {
+  FleetInputs in = threeHosts();
+  in.hosts[0].report["faults"] = {
+      1, "x", {{"impact", 5}, {"appliedAt", 7}}, {{"impact", {1, {{"detected", "yes"}}}}}};
+  in.hosts[0].report["probes"] = {nullptr, {{"samples", {1, {{"at", 5}}, {{"at", "nonsense"}}}}}};
+  in.hosts[1].report["runId"] = 7;
+  in.hosts[1].report["reasons"] = {{{"nested", true}}};
+  in.hosts[2].report["experiment"] = in.hosts[0].report["experiment"];
+  in.hosts[2].report["startedAt"] = "<script>";
+  in.hosts[2].report["faults"][0]["step"] = "<b>&\"x\"</b>";
+  in.topology = Topology{};
+  in.topology->tiers.push_back({"web", 1, {"web2"}, "health"});
+  auto fleet = buildFleetReport(in);
+  ASSERT_TRUE(fleet) << fleet.error().describe();
+  EXPECT_NO_THROW(fleetMarkdown(*fleet));
+  EXPECT_NO_THROW(fleetJunit(*fleet));
+  const std::string html = fleetHtml(*fleet);
+  EXPECT_EQ(html.find("<b>&"), std::string::npos);
+  EXPECT_NE(html.find("&lt;b&gt;&amp;"), std::string::npos);
+}
+
 TEST(FleetTopologyTest, ParsesTiersAndDefaults) {
   auto t = parseTopology(
       "tiers:\n"

@@ -56,7 +56,13 @@ Result<std::vector<Located>> locate(const std::string& input) {
   if (eq != std::string::npos && eq > 0 && !fs::exists(input, ec)) {
     const std::string host = input.substr(0, eq);
     const std::string path = input.substr(eq + 1);
-    return std::vector<Located>{{host, fs::is_directory(path, ec) ? path + "/report.json" : path}};
+    if (!fs::is_directory(path, ec)) return std::vector<Located>{{host, path}};
+    if (fs::exists(path + "/report.json", ec)) {
+      return std::vector<Located>{{host, path + "/report.json"}};
+    }
+    auto file = onlyReportUnder(path, host);  // the host's folder of run folders
+    if (!file) return file.error();
+    return std::vector<Located>{{host, *file}};
   }
   const fs::path p(input);
   if (!fs::is_directory(p, ec)) {
@@ -155,7 +161,12 @@ int fleetReport(const std::vector<std::string>& inputs, const FleetOptions& opti
     std::cerr << "chaosctl report --fleet: " << in.error().describe() << "\n";
     return kExitInvalid;
   }
-  auto fleet = report::buildFleetReport(*in);
+  Result<nlohmann::json> fleet = Error(ErrorCode::kInternal, "not built");
+  try {
+    fleet = report::buildFleetReport(*in);
+  } catch (const nlohmann::json::exception& ex) {  // a field of an unexpected type
+    fleet = Error(ErrorCode::kInvalid, std::string("a report is malformed: ") + ex.what());
+  }
   if (!fleet) {
     std::cerr << "chaosctl report --fleet: " << fleet.error().describe() << "\n";
     return kExitInvalid;
