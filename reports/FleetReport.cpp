@@ -198,10 +198,17 @@ struct Severity {
 constexpr Severity kSeverities[] = {
     {"leftovers", 4}, {"error", 5}, {"aborted", 3}, {"deviated", 1}, {"ok", 0}};
 
-void fleetOutcome(const std::vector<const FleetMember*>& members, Json& fleet) {
+void fleetOutcome(const std::vector<const FleetMember*>& members,
+                  const std::vector<std::string>& missing, Json& fleet) {
   Json reasons = Json::array();
   Json left = Json::array();
   std::set<int> codes;
+  for (const auto& host : missing) {
+    codes.insert(5);
+    reasons.push_back(host +
+                      ": no report: whether its run ended and what it left behind are "
+                      "unknown (check the host: chaosctl faults, chaosctl runs)");
+  }
   for (const FleetMember* m : members) {
     for (const auto& l : leftBehind(m->report)) left.push_back({{"host", m->host}, {"what", l}});
     const int code =
@@ -266,7 +273,21 @@ Result<nlohmann::json> buildFleetReport(const FleetInputs& in) {
     if (!model) return model.error();
     fleet["reliability"] = *model;
   }
-  fleetOutcome(everyone, fleet);
+  std::set<std::string> present;
+  for (const auto& m : in.hosts) present.insert(m.host);
+  std::vector<std::string> expected = in.expectedHosts;
+  if (in.topology) {
+    for (const auto& t : in.topology->tiers)
+      expected.insert(expected.end(), t.hosts.begin(), t.hosts.end());
+  }
+  std::vector<std::string> missing;
+  for (const auto& h : expected) {
+    if (!present.count(h) && std::find(missing.begin(), missing.end(), h) == missing.end()) {
+      missing.push_back(h);
+    }
+  }
+  fleet["missingHosts"] = missing;
+  fleetOutcome(everyone, missing, fleet);
   return fleet;
 }
 

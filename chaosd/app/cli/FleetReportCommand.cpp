@@ -127,6 +127,10 @@ Result<report::FleetInputs> gather(const std::vector<std::string>& inputs,
       in.hosts.push_back(std::move(*member));
     }
   }
+  std::stringstream hosts(options.expectHosts);
+  for (std::string host; std::getline(hosts, host, ',');) {
+    if (!host.empty()) in.expectedHosts.push_back(host);
+  }
   if (!options.topology.empty()) {
     std::ifstream file(options.topology);
     if (!file) return Error(ErrorCode::kNotFound, options.topology + ": cannot open");
@@ -151,7 +155,10 @@ void addFleetOptions(po::options_description& desc, FleetOptions& fleet) {
       "below (its probes watch the front end)")(
       "topology", po::value(&fleet.topology),
       "with --fleet: the system's tiers (YAML or JSON) for the reliability model")(
-      "out", po::value(&fleet.out), "with --fleet: the folder for the fleet files (default .)");
+      "out", po::value(&fleet.out), "with --fleet: the folder for the fleet files (default .)")(
+      "expect-hosts", po::value(&fleet.expectHosts),
+      "with --fleet: HOST,HOST,...: the hosts of the game day; one without a report makes the "
+      "fleet's outcome an error (exit 5), as does a topology host without one");
 }
 
 int fleetReport(const std::vector<std::string>& inputs, const FleetOptions& options,
