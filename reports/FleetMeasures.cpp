@@ -179,6 +179,7 @@ struct ReplicaMeasure {
   std::string host;
   std::string probe;
   SampleCount samples;
+  bool noReport = false;
 };
 
 Result<std::vector<ReplicaMeasure>> measureTier(
@@ -189,10 +190,9 @@ Result<std::vector<ReplicaMeasure>> measureTier(
     const std::string field = "tiers[" + std::to_string(index) + "]";
     auto it = byHost.find(tier.hosts[h]);
     if (it == byHost.end()) {
-      std::string known;
-      for (const auto& [name, m] : byHost) known += (known.empty() ? "" : ", ") + name;
-      return invalid("topology " + field + ".hosts[" + std::to_string(h) +
-                     "]: no report for host '" + tier.hosts[h] + "' (hosts: " + known + ")");
+      // No report from that host (the fleet lists it under missingHosts): no measure.
+      out.push_back({tier.hosts[h], tier.probe, SampleCount{}, true});
+      continue;
     }
     auto probe = pickProbe(it->second->report, tier.probe, "host " + tier.hosts[h] + "'s report",
                            field + ".probe");
@@ -246,7 +246,9 @@ Result<Json> reliabilityJson(const Topology& topology, const std::vector<FleetMe
         j["availability"] = r.samples.availability();
         model.replicas.push_back(r.samples.availability());
       } else if (unmeasured.empty()) {
-        unmeasured = "host " + r.host + "'s probe " + r.probe + " has no sample in the window";
+        unmeasured =
+            r.noReport ? "no report from host " + r.host
+                       : "host " + r.host + "'s probe " + r.probe + " has no sample in the window";
       }
       replicaJson.push_back(j);
     }

@@ -15,6 +15,14 @@ namespace {
 
 Error invalid(const std::string& what) { return Error(ErrorCode::kInvalid, what); }
 
+// A field as it is, or null when missing or when j is not an object (a hostile report's fault
+// may be a number).
+Json raw(const Json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? Json(nullptr) : *it;
+}
+
 // Where the fleet's faults were held: the earliest apply to the latest revert on any host
 // (a fault never reverted counts to its run's end). Without any applied fault, the runs' span.
 FleetWindow faultWindow(const std::vector<FleetMember>& hosts) {
@@ -103,17 +111,17 @@ Json faultsJson(const Json& report) {
               {"target", text(f, "target")},
               {"state", text(f, "state")},
               {"backend", text(f, "backend")},
-              {"appliedAt", f.value("appliedAt", Json())},
-              {"revertedAt", f.value("revertedAt", Json())},
+              {"appliedAt", raw(f, "appliedAt")},
+              {"revertedAt", raw(f, "revertedAt")},
               {"leftovers", list(f, "leftovers")}};
     if (!text(f, "error").empty()) j["error"] = text(f, "error");
     Json impact = Json::array();
     for (const auto& i : list(f, "impact")) {
       impact.push_back({{"probe", text(i, "probe")},
                         {"detected", flag(i, "detected")},
-                        {"detectedAfterNs", i.value("detectedAfterNs", Json())},
+                        {"detectedAfterNs", raw(i, "detectedAfterNs")},
                         {"recovered", flag(i, "recovered")},
-                        {"recoveredAfterNs", i.value("recoveredAfterNs", Json())}});
+                        {"recoveredAfterNs", raw(i, "recoveredAfterNs")}});
     }
     j["impact"] = impact;
     out.push_back(j);
@@ -132,8 +140,8 @@ Json memberJson(const FleetMember& m, const FleetWindow& window) {
           {"outcome", text(r, "outcome")},
           {"exitCode", static_cast<int>(number(r, "exitCode"))},
           {"score", resilienceScore(r)},
-          {"startedAt", r.value("startedAt", Json())},
-          {"endedAt", r.value("endedAt", Json())},
+          {"startedAt", raw(r, "startedAt")},
+          {"endedAt", raw(r, "endedAt")},
           {"reasons", list(r, "reasons")},
           {"auditClean", flag(r, "auditClean", true)},
           {"faults", faultsJson(r)},
@@ -190,10 +198,17 @@ struct Severity {
 constexpr Severity kSeverities[] = {
     {"leftovers", 4}, {"error", 5}, {"aborted", 3}, {"deviated", 1}, {"ok", 0}};
 
-void fleetOutcome(const std::vector<const FleetMember*>& members, Json& fleet) {
+void fleetOutcome(const std::vector<const FleetMember*>& members,
+                  const std::vector<std::string>& missing, Json& fleet) {
   Json reasons = Json::array();
   Json left = Json::array();
   std::set<int> codes;
+  for (const auto& host : missing) {
+    codes.insert(5);
+    reasons.push_back(host +
+                      ": no report: whether its run ended and what it left behind are "
+                      "unknown (check the host: chaosctl faults, chaosctl runs)");
+  }
   for (const FleetMember* m : members) {
     for (const auto& l : leftBehind(m->report)) left.push_back({{"host", m->host}, {"what", l}});
     const int code =
@@ -258,7 +273,21 @@ Result<nlohmann::json> buildFleetReport(const FleetInputs& in) {
     if (!model) return model.error();
     fleet["reliability"] = *model;
   }
-  fleetOutcome(everyone, fleet);
+  std::set<std::string> present;
+  for (const auto& m : in.hosts) present.insert(m.host);
+  std::vector<std::string> expected = in.expectedHosts;
+  if (in.topology) {
+    for (const auto& t : in.topology->tiers)
+      expected.insert(expected.end(), t.hosts.begin(), t.hosts.end());
+  }
+  std::vector<std::string> missing;
+  for (const auto& h : expected) {
+    if (!present.count(h) && std::find(missing.begin(), missing.end(), h) == missing.end()) {
+      missing.push_back(h);
+    }
+  }
+  fleet["missingHosts"] = missing;
+  fleetOutcome(everyone, missing, fleet);
   return fleet;
 }
 

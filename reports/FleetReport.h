@@ -29,11 +29,15 @@ struct FleetInputs {
   // may differ from the hosts'.
   std::optional<FleetMember> control;
   std::optional<Topology> topology;
+  // Hosts that should have a report (besides the topology's): one without is a partial failure.
+  std::vector<std::string> expectedHosts;
 };
 
 // Merges the reports. Bad input (kInvalid, naming the host and file): no hosts, a host named
 // twice, the same run given twice, hosts running different experiments, a topology naming a
-// host without a report or a probe a report lacks.
+// probe a report lacks. A host expected (--expect-hosts, or in the topology) without a report
+// is not bad input but a partial failure: listed in missingHosts, and the fleet's outcome is
+// an error (exit 5) unless something was left behind (4): what that host did is unknown.
 Result<nlohmann::json> buildFleetReport(const FleetInputs& inputs);
 
 // The fleet's exit code: 4 if anything was left behind on any host (or the control node), else

@@ -74,10 +74,10 @@ std::string fleetVerdict(const Json& fleet) {
 std::string windowText(const Json& fleet) {
   const Json& w = fleet.contains("window") ? fleet["window"] : Json::object();
   if (text(w, "source") != "faults") {
-    return "no fault was applied on any host; measured over the runs, " + text(w, "startAt") +
+    return "No fault was applied on any host; measured over the runs, " + text(w, "startAt") +
            " to " + text(w, "endAt");
   }
-  std::string out = "faults held from " + edgeText(w["firstApply"]) + " to " +
+  std::string out = "Faults held from " + edgeText(w["firstApply"]) + " to " +
                     edgeText(w["lastRevert"]) + ", " + duration(nanos(w, "lengthNs"));
   if (auto spread = nanos(w, "applySpreadNs")) {
     out += "; the hosts' first applies within " + duration(*spread) + " of each other";

@@ -80,6 +80,14 @@ std::string fleetMarkdown(const Json& fleet) {
      << markdownEscape(text(fleet, "startedAt")) << " to " << markdownEscape(text(fleet, "endedAt"))
      << ".\n\n"
      << markdownEscape(windowText(fleet)) << ".\n";
+  const auto& missing = list(fleet, "missingHosts");
+  if (!missing.empty()) {
+    md << "\n### Hosts without a report\n\n";
+    for (const auto& h : missing) {
+      md << "- " << markdownEscape(h.is_string() ? h.get<std::string>() : h.dump())
+         << ": its run's outcome and what it left behind are unknown\n";
+    }
+  }
   const auto left = leftLines(fleet);
   md << "\n### Left behind\n\n";
   if (left.empty()) md << "Nothing: every host's audit was clean.\n";
@@ -128,7 +136,17 @@ std::string fleetHtml(const Json& fleet) {
     for (const auto& r : reasons) h << "<li>" << xmlEscape(r) << "</li>";
     h << "</ul>\n";
   }
-  h << "</div>\n<section id=\"left-behind\"><h2>Left behind</h2>\n";
+  h << "</div>\n";
+  const auto& missing = list(fleet, "missingHosts");
+  if (!missing.empty()) {
+    h << "<section id=\"missing\"><h2>Hosts without a report</h2>\n";
+    for (const auto& m : missing) {
+      h << "<p class=\"callout\">" << xmlEscape(m.is_string() ? m.get<std::string>() : m.dump())
+        << ": its run's outcome and what it left behind are unknown</p>\n";
+    }
+    h << "</section>\n";
+  }
+  h << "<section id=\"left-behind\"><h2>Left behind</h2>\n";
   const auto left = leftLines(fleet);
   if (left.empty()) h << "<p>Nothing: every host's audit was clean.</p>\n";
   for (const auto& l : left) h << "<p class=\"callout\">" << xmlEscape(l) << "</p>\n";
@@ -246,6 +264,12 @@ std::string fleetJunit(const Json& fleet) {
     writeSuite(x, "control", memberCases(c), span(c, "startedAt", "endedAt"));
   }
   std::vector<Case> fleetCases;
+  for (const auto& m : list(fleet, "missingHosts")) {
+    const std::string host = m.is_string() ? m.get<std::string>() : m.dump();
+    fleetCases.push_back({"host " + host + ": report present",
+                          "no report from host " + host +
+                              ": its run's outcome and what it left behind are unknown"});
+  }
   Case left{"fleet: nothing left behind on any host", ""};
   for (const auto& l : leftLines(fleet)) left.failure += (left.failure.empty() ? "" : "; ") + l;
   fleetCases.push_back(left);

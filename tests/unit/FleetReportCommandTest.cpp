@@ -32,7 +32,10 @@ class FleetReportCommandTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string chaosctl(const std::string& args, int* status) {
-    return runCommand(std::string(CHAOSCTL_PATH) + " report --fleet " + args + " 2>&1", status);
+    // From the test's folder: a run without --out writes there, never into the source tree.
+    return runCommand(
+        "cd " + dir_ + " && " + std::string(CHAOSCTL_PATH) + " report --fleet " + args + " 2>&1",
+        status);
   }
   Json fleetJson() { return Json::parse(readFile(dir_ + "/out/fleet-report.json")); }
   std::string gameday() const { return dir_ + "/gameday"; }
@@ -87,10 +90,15 @@ TEST_F(FleetReportCommandTest, MergesARealGameDayFromItsHostFolders) {
 }
 
 TEST_F(FleetReportCommandTest, HostEqualsPathNamesTheHostAndFormatLimitsTheFiles) {
+  // c= a host's --report-dir: one run folder below.
+  fs::create_directories(dir_ + "/c-runs/fleet-replica-pause-20261207T033734Z-d2fb5c9c");
+  fs::copy(gameday() + "/web3/report.json",
+           dir_ + "/c-runs/fleet-replica-pause-20261207T033734Z-d2fb5c9c/report.json");
   int status = -1;
-  const std::string out = chaosctl("a=" + gameday() + "/web1 b=" + gameday() +
-                                       "/web2/report.json --format markdown --out " + dir_ + "/out",
-                                   &status);
+  const std::string out =
+      chaosctl("a=" + gameday() + "/web1 b=" + gameday() + "/web2/report.json c=" + dir_ +
+                   "/c-runs --format markdown --out " + dir_ + "/out",
+               &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_TRUE(fs::exists(dir_ + "/out/fleet-report.json"));
   EXPECT_TRUE(fs::exists(dir_ + "/out/fleet-summary.md"));
@@ -98,6 +106,7 @@ TEST_F(FleetReportCommandTest, HostEqualsPathNamesTheHostAndFormatLimitsTheFiles
   const Json fleet = fleetJson();
   EXPECT_EQ(fleet["hosts"][0]["host"], "a");
   EXPECT_EQ(fleet["hosts"][1]["host"], "b");
+  EXPECT_EQ(fleet["hosts"][2]["host"], "c");
   EXPECT_TRUE(fleet["reliability"].is_null());
 }
 
@@ -113,6 +122,25 @@ TEST_F(FleetReportCommandTest, SomethingLeftBehindOnOneHostIsExitFour) {
   EXPECT_NE(out.find("fleet leftovers (exit 4)"), std::string::npos) << out;
   EXPECT_NE(readFile(dir_ + "/out/fleet-summary.md").find("web2: fault pause-replica"),
             std::string::npos);
+}
+
+TEST_F(FleetReportCommandTest, AHostWithoutAReportIsExitFive) {
+  int status = -1;
+  std::string out =
+      chaosctl(gameday() + " --control " + gameday() +
+                   "/control --expect-hosts web1,web2,web3,web4 --out " + dir_ + "/out",
+               &status);
+  EXPECT_EQ(status, 5) << out;
+  EXPECT_EQ(fleetJson()["missingHosts"], Json::array({"web4"}));
+  EXPECT_NE(readFile(dir_ + "/out/fleet-summary.md").find("web4: its run's outcome"),
+            std::string::npos);
+  // The topology's hosts are expected too.
+  writeFile(dir_ + "/t.yaml", "tiers: [{name: web, hosts: [web1, web5]}]\n");
+  out = chaosctl(gameday() + " --control " + gameday() + "/control --topology " + dir_ +
+                     "/t.yaml --out " + dir_ + "/out",
+                 &status);
+  EXPECT_EQ(status, 5) << out;
+  EXPECT_EQ(fleetJson()["missingHosts"], Json::array({"web5"}));
 }
 
 TEST_F(FleetReportCommandTest, BadInputIsExitTwoAndSaysWhy) {
@@ -146,13 +174,7 @@ TEST_F(FleetReportCommandTest, BadInputIsExitTwoAndSaysWhy) {
       << out;
   fs::remove_all(gameday() + "/web3/older");
 
-  // A topology naming a host without a report, and a broken topology file.
-  writeFile(dir_ + "/t.yaml", "tiers: [{name: web, hosts: [web1, web4]}]\n");
-  out = chaosctl(gameday() + " --control " + gameday() + "/control --topology " + dir_ + "/t.yaml",
-                 &status);
-  EXPECT_EQ(status, 2);
-  EXPECT_NE(out.find("no report for host 'web4' (hosts: web1, web2, web3)"), std::string::npos)
-      << out;
+  // A broken topology file.
   writeFile(dir_ + "/t.yaml", "tiers: [{name: web, k: 5, hosts: [web1]}]\n");
   out = chaosctl(gameday() + " --control " + gameday() + "/control --topology " + dir_ + "/t.yaml",
                  &status);

@@ -256,17 +256,36 @@ TEST(FleetReportTest, FrontEndTimeToDetectAndRecover) {
   EXPECT_EQ((*fleet)["hosts"].size(), 3u);
 }
 
-TEST(FleetReportTest, TopologyNamingWhatTheReportsLackIsRefused) {
+TEST(FleetReportTest, AnExpectedHostWithoutAReportIsAPartialFailure) {
+  // web9 is in the topology but sent no report (its pod failed, its host was unreachable):
+  // what it did is unknown, so the fleet ends in an error and the model is not computed.
   Topology t = webTier(1);
   t.tiers[0].hosts[2] = "web9";
   auto fleet = buildFleetReport(withFront("+", t));
-  ASSERT_FALSE(fleet);
-  EXPECT_NE(fleet.error().message().find("tiers[0].hosts[2]: no report for host 'web9'"),
-            std::string::npos)
-      << fleet.error().message();
-  t = webTier(1);
+  ASSERT_TRUE(fleet) << fleet.error().describe();
+  EXPECT_EQ((*fleet)["missingHosts"], Json::array({"web9"}));
+  EXPECT_EQ((*fleet)["outcome"], "error");
+  EXPECT_EQ(fleetExitCode(*fleet), 5);
+  EXPECT_NE((*fleet)["reasons"][0].get<std::string>().find("web9: no report"), std::string::npos);
+  EXPECT_TRUE((*fleet)["reliability"]["model"].is_null());
+  EXPECT_EQ((*fleet)["reliability"]["note"], "no model: no report from host web9");
+  EXPECT_NE(fleetJunit(*fleet).find("host web9: report present"), std::string::npos);
+  EXPECT_NE(fleetMarkdown(*fleet).find("### Hosts without a report"), std::string::npos);
+  // --expect-hosts does the same without a topology; something left behind still outranks it.
+  FleetInputs in = threeHosts();
+  in.expectedHosts = {"web1", "web2", "web3", "web4"};
+  fleet = buildFleetReport(in);
+  ASSERT_TRUE(fleet);
+  EXPECT_EQ((*fleet)["missingHosts"], Json::array({"web4"}));
+  EXPECT_EQ(fleetExitCode(*fleet), 5);
+  in.hosts[0].report["auditClean"] = false;
+  EXPECT_EQ(fleetExitCode(*buildFleetReport(in)), 4);
+}
+
+TEST(FleetReportTest, TopologyNamingAProbeTheReportsLackIsRefused) {
+  Topology t = webTier(1);
   t.tiers[0].probe = "latency";
-  fleet = buildFleetReport(withFront("+", t));
+  auto fleet = buildFleetReport(withFront("+", t));
   ASSERT_FALSE(fleet);
   EXPECT_NE(fleet.error().message().find("has no probe 'latency' (it has: health)"),
             std::string::npos);
@@ -277,6 +296,27 @@ TEST(FleetReportTest, TopologyNamingWhatTheReportsLackIsRefused) {
   EXPECT_NE(fleet.error().message().find("frontEnd.probe: the control node's report has no probe "
                                          "'checkout'"),
             std::string::npos);
+}
+
+TEST(FleetReportTest, HostileReportsOfTheRightSchemaDoNotBreakTheMergeOrTheWriters) {
+  FleetInputs in = threeHosts();
+  in.hosts[0].report["faults"] = {
+      1, "x", {{"impact", 5}, {"appliedAt", 7}}, {{"impact", {1, {{"detected", "yes"}}}}}};
+  in.hosts[0].report["probes"] = {nullptr, {{"samples", {1, {{"at", 5}}, {{"at", "nonsense"}}}}}};
+  in.hosts[1].report["runId"] = 7;
+  in.hosts[1].report["reasons"] = {{{"nested", true}}};
+  in.hosts[2].report["experiment"] = in.hosts[0].report["experiment"];
+  in.hosts[2].report["startedAt"] = "<script>";
+  in.hosts[2].report["faults"][0]["step"] = "<b>&\"x\"</b>";
+  in.topology = Topology{};
+  in.topology->tiers.push_back({"web", 1, {"web2"}, "health"});
+  auto fleet = buildFleetReport(in);
+  ASSERT_TRUE(fleet) << fleet.error().describe();
+  EXPECT_NO_THROW(fleetMarkdown(*fleet));
+  EXPECT_NO_THROW(fleetJunit(*fleet));
+  const std::string html = fleetHtml(*fleet);
+  EXPECT_EQ(html.find("<b>&"), std::string::npos);
+  EXPECT_NE(html.find("&lt;b&gt;&amp;"), std::string::npos);
 }
 
 TEST(FleetTopologyTest, ParsesTiersAndDefaults) {

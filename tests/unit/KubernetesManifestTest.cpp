@@ -191,6 +191,13 @@ TEST_F(KubernetesManifestTest, SelectorsMatchTheirTemplatesAndEveryReferenceExis
             << d.where() << ": every selected node's pod at once";
       }
       EXPECT_TRUE(spec["serviceAccountName"]) << d.where();
+      // The game day's pods ask the daemon; they hold no privilege themselves.
+      for (const auto& c : spec["containers"]) {
+        const YAML::Node sc = at(c, {"securityContext"});
+        EXPECT_FALSE(sc["privileged"].as<bool>(false)) << d.where();
+        EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>(true)) << d.where();
+        EXPECT_EQ(argvText(at(sc, {"capabilities", "drop"})), "ALL") << d.where();
+      }
       EXPECT_FALSE(spec["automountServiceAccountToken"].as<bool>(true))
           << d.where() << ": the game day's pods need no API token";
     }

@@ -56,7 +56,13 @@ Result<std::vector<Located>> locate(const std::string& input) {
   if (eq != std::string::npos && eq > 0 && !fs::exists(input, ec)) {
     const std::string host = input.substr(0, eq);
     const std::string path = input.substr(eq + 1);
-    return std::vector<Located>{{host, fs::is_directory(path, ec) ? path + "/report.json" : path}};
+    if (!fs::is_directory(path, ec)) return std::vector<Located>{{host, path}};
+    if (fs::exists(path + "/report.json", ec)) {
+      return std::vector<Located>{{host, path + "/report.json"}};
+    }
+    auto file = onlyReportUnder(path, host);  // the host's folder of run folders
+    if (!file) return file.error();
+    return std::vector<Located>{{host, *file}};
   }
   const fs::path p(input);
   if (!fs::is_directory(p, ec)) {
@@ -121,6 +127,10 @@ Result<report::FleetInputs> gather(const std::vector<std::string>& inputs,
       in.hosts.push_back(std::move(*member));
     }
   }
+  std::stringstream hosts(options.expectHosts);
+  for (std::string host; std::getline(hosts, host, ',');) {
+    if (!host.empty()) in.expectedHosts.push_back(host);
+  }
   if (!options.topology.empty()) {
     std::ifstream file(options.topology);
     if (!file) return Error(ErrorCode::kNotFound, options.topology + ": cannot open");
@@ -145,7 +155,10 @@ void addFleetOptions(po::options_description& desc, FleetOptions& fleet) {
       "below (its probes watch the front end)")(
       "topology", po::value(&fleet.topology),
       "with --fleet: the system's tiers (YAML or JSON) for the reliability model")(
-      "out", po::value(&fleet.out), "with --fleet: the folder for the fleet files (default .)");
+      "out", po::value(&fleet.out), "with --fleet: the folder for the fleet files (default .)")(
+      "expect-hosts", po::value(&fleet.expectHosts),
+      "with --fleet: HOST,HOST,...: the hosts of the game day; one without a report makes the "
+      "fleet's outcome an error (exit 5), as does a topology host without one");
 }
 
 int fleetReport(const std::vector<std::string>& inputs, const FleetOptions& options,
@@ -155,7 +168,12 @@ int fleetReport(const std::vector<std::string>& inputs, const FleetOptions& opti
     std::cerr << "chaosctl report --fleet: " << in.error().describe() << "\n";
     return kExitInvalid;
   }
-  auto fleet = report::buildFleetReport(*in);
+  Result<nlohmann::json> fleet = Error(ErrorCode::kInternal, "not built");
+  try {
+    fleet = report::buildFleetReport(*in);
+  } catch (const nlohmann::json::exception& ex) {  // a field of an unexpected type
+    fleet = Error(ErrorCode::kInvalid, std::string("a report is malformed: ") + ex.what());
+  }
   if (!fleet) {
     std::cerr << "chaosctl report --fleet: " << fleet.error().describe() << "\n";
     return kExitInvalid;

@@ -12,10 +12,13 @@ namespace chaosd::cli {
 
 struct FleetOptions {
   bool fleet = false;
-  std::string control;   // the control node's run folder or report.json
-  std::string topology;  // the topology file (YAML or JSON)
-  std::string out;       // where the fleet files go
-  bool given() const { return !control.empty() || !topology.empty() || !out.empty(); }
+  std::string control;      // the control node's run folder or report.json
+  std::string topology;     // the topology file (YAML or JSON)
+  std::string out;          // where the fleet files go
+  std::string expectHosts;  // "web1,web2,web3": hosts that must have a report
+  bool given() const {
+    return !control.empty() || !topology.empty() || !out.empty() || !expectHosts.empty();
+  }
 };
 void addFleetOptions(po::options_description& desc, FleetOptions& fleet);
 
