@@ -9,8 +9,13 @@ install(FILES ${CHAOSD_DEPLOY}/man/chaosd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/
 install(FILES ${CHAOSD_DEPLOY}/man/chaosctl.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${CHAOSD_DEPLOY}/bash-completion/chaosctl
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+# The examples with the demo services they start (${experiment_dir}/demo/*.py), so a packaged
+# demo runs as it does from the source tree.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/experiments/examples/
-        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples FILES_MATCHING PATTERN "*.yaml")
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples FILES_MATCHING PATTERN "*.yaml"
+        PATTERN "*.py")
+# The Ansible collection (docs/fleet.md): copy or symlink it into a collections path.
+install(DIRECTORY ${CHAOSD_DEPLOY}/ansible/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/ansible)
 install(DIRECTORY ${CHAOSD_DEPLOY}/kubernetes/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/kubernetes FILES_MATCHING PATTERN "*.yaml")
 

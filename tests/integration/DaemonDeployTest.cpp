@@ -208,7 +208,11 @@ TEST_F(DaemonDeployTest, TheDebBuildsUnpacksAndItsChaosdRuns) {
        {"./usr/bin/chaosd", "./usr/bin/chaosctl", "./usr/lib/systemd/system/chaosd.service",
         "./usr/share/man/man8/chaosd.8", "./usr/share/man/man1/chaosctl.1",
         "./usr/share/bash-completion/completions/chaosctl",
-        "./usr/share/doc/chaosd/examples/disk-fill-tmpfs.yaml"}) {
+        "./usr/share/doc/chaosd/examples/disk-fill-tmpfs.yaml",
+        // A demo's service script ships with its experiment (they used to be left out).
+        "./usr/share/doc/chaosd/examples/demo/wal-demo.py",
+        "./usr/share/doc/chaosd/kubernetes/chaosd-gameday-job.yaml",
+        "./usr/share/doc/chaosd/ansible/ansible_collections/chaosd/chaos/galaxy.yml"}) {
     EXPECT_NE(contents.find(f), std::string::npos) << f << " missing from the .deb:\n" << contents;
   }
   auto [irc, info] = run("dpkg-deb -I '" + deb + "'");

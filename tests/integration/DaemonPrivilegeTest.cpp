@@ -158,7 +158,7 @@ class DaemonPrivilegeTest : public ::testing::Test {
            "steadyState:\n  baseline: {duration: 300ms}\n  recovery: {duration: 300ms}\n"
            "  probes:\n    - {name: who, command: {argv: [/bin/sh, -c, 'id > " +
            o +
-           "-probe.id']}, every: 100ms, phases: [before, after]}\n"
+           "-probe.id']}, every: 100ms, timeout: 10s, phases: [before, after]}\n"
            "method:\n  - {name: stop-app, fault: process.kill, target: app, args: {signal: TERM}}\n"
            "rollbacks:\n  - {name: who, command: [/bin/sh, -c, 'id > " +
            o + "-rollback.id; touch " + rootOnly() +
@@ -285,6 +285,23 @@ TEST_F(DaemonPrivilegeTest, ARefusedSubmitAppliesNothingAndNamesTheRule) {
   EXPECT_EQ(check.status, 200) << check.body;
   EXPECT_EQ(check.json()["allowed"], false);
   EXPECT_NE(check.json()["reason"].get<std::string>().find("grant 'a-service'"), std::string::npos);
+  // `chaosctl plan --daemon-policy`, as the user, prints the plan and the same refusal; exit 5.
+  const std::string planFile = "/tmp/chaosd-plan-policy-" + std::to_string(::getpid()) + ".yaml";
+  {
+    std::ofstream(planFile) << killElsewhere;
+    fs::permissions(planFile,
+                    fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  }
+  int planStatus = 0;
+  const std::string plan = testing::runShell(
+      "setpriv --reuid=" + std::to_string(user_.uid()) + " --regid=" + std::to_string(user_.gid()) +
+          " --groups=" + std::to_string(user_.gid()) + " " + CHAOSCTL_PATH +
+          " plan --daemon-policy --socket " + d->socket() + " " + planFile,
+      &planStatus);
+  fs::remove(planFile);
+  EXPECT_EQ(planStatus, 5) << plan;
+  EXPECT_NE(plan.find("daemon policy: refused: "), std::string::npos) << plan;
+  EXPECT_NE(plan.find("grant 'a-service'"), std::string::npos) << plan;
   // Reading is allowed; the refusals are counted and audited.
   EXPECT_EQ(callAsUser(*d, "GET", "/v1/runs").status, 200);
   const std::string metrics = callAsRoot(*d, "GET", "/metrics").body;
@@ -319,7 +336,8 @@ TEST_F(DaemonPrivilegeTest, WithoutAGrantAGroupMemberMayOnlyReadAndSighupReloads
   Answer ok = callAsUser(*d, "POST", "/v1/runs", submission(commandsExperiment("user")));
   ASSERT_EQ(ok.status, 202) << ok.body;
   const std::string id = ok.json()["id"];
-  EXPECT_EQ(waitEnded(*d, id)["outcome"], "ok");
+  const json run = waitEnded(*d, id);
+  EXPECT_EQ(run["outcome"], "ok") << run.dump(2);
 }
 
 TEST_F(DaemonPrivilegeTest, AScheduledRunKeepsItsCreatorsCredentials) {

@@ -145,6 +145,35 @@ int exitOfRun(const json& run) {
 
 }  // namespace
 
+std::optional<nlohmann::json> policyCheckBody(const std::string& command, const std::string& file,
+                                              const VarOptions& varOpts) {
+  return experimentBody(command, file, varOpts);
+}
+
+int checkPolicy(const std::string& command, const std::string& socket, const nlohmann::json& body,
+                bool asJson, nlohmann::json* answer) {
+  DaemonClient client(socket);
+  auto c = call(command, client, "POST", "/v1/policy/check", body.dump());
+  if (!c) return kExitRuntimeError;
+  if (!c->ok()) return failed(command, *c, asJson);
+  json d = c->json();
+  const bool allowed = d.value("allowed", false);
+  if (answer != nullptr) {
+    *answer = d;
+  } else if (asJson) {
+    std::cout << d.dump(2) << "\n";
+  } else if (allowed) {
+    std::cout << "daemon policy: allowed"
+              << (d.contains("grants") && !d["grants"].empty()
+                      ? " by " + d["grants"].dump()
+                      : std::string(" (") + str(d, "reason") + ")")
+              << "\n";
+  } else {
+    std::cout << "daemon policy: refused: " << str(d, "reason") << "\n";
+  }
+  return allowed ? kExitOk : kExitRuntimeError;
+}
+
 int submitCommand(const std::vector<std::string>& args) {
   po::options_description desc("chaosctl submit options");
   CommonOptions common;
@@ -181,25 +210,7 @@ int submitCommand(const std::vector<std::string>& args) {
     (*body)["startAt"] = startAt;
   }
   DaemonClient client(socket);
-  if (check) {
-    auto c = call("submit", client, "POST", "/v1/policy/check", body->dump());
-    if (!c) return kExitRuntimeError;
-    if (!c->ok()) return failed("submit", *c, common.json());
-    json d = c->json();
-    const bool allowed = d.value("allowed", false);
-    if (common.json()) {
-      std::cout << d.dump(2) << "\n";
-    } else if (allowed) {
-      std::cout << "allowed"
-                << (d.contains("grants") && !d["grants"].empty()
-                        ? " by " + d["grants"].dump()
-                        : std::string(" (") + str(d, "reason") + ")")
-                << "\n";
-    } else {
-      std::cout << "refused: " << str(d, "reason") << "\n";
-    }
-    return allowed ? kExitOk : kExitRuntimeError;
-  }
+  if (check) return checkPolicy("submit", socket, *body, common.json());
   auto r = call("submit", client, "POST", "/v1/runs", body->dump());
   if (!r) return kExitRuntimeError;
   if (!r->ok()) return failed("submit", *r, common.json());

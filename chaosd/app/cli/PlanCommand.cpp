@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "chaosd/app/cli/Cli.h"
+#include "chaosd/app/cli/ClientCommands.h"
+#include "chaosd/app/cli/DaemonClient.h"
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/base/Units.h"
 #include "chaosd/engine/probes/ValueMatcher.h"
@@ -218,14 +220,21 @@ int planCommand(const std::vector<std::string>& args) {
   CommonOptions common;
   VarOptions varOpts;
   std::string file;
-  desc.add_options()("file", po::value(&file)->required(), "the experiment file");
+  std::string socket;
+  bool daemonPolicy = false;
+  desc.add_options()("file", po::value(&file)->required(), "the experiment file")(
+      "daemon-policy", po::bool_switch(&daemonPolicy),
+      "also ask the daemon whether its policy lets you submit it (the grant that allows it, or "
+      "the rule that refuses it with its line; exit 5 if refused)");
+  addSocketOption(desc, socket);
   addVarOptions(desc, varOpts);
   addCommonOptions(desc, common);
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
   int code = kExitOk;
-  if (!parseArgs("chaosctl plan [--var NAME=VALUE]... FILE", desc, pos, args, vm, code)) {
+  if (!parseArgs("chaosctl plan [--var NAME=VALUE]... [--daemon-policy] FILE", desc, pos, args, vm,
+                 code)) {
     return code;
   }
   if (!applyCommonOptions(common)) return kExitInvalid;
@@ -245,6 +254,14 @@ int planCommand(const std::vector<std::string>& args) {
   bool hostProblem = false;
   for (const auto& h : hosts) hostProblem = hostProblem || !h.error.empty();
 
+  // With --output json the daemon's answer goes into the plan's one document ("daemonPolicy").
+  int policyCode = kExitOk;
+  nlohmann::json policyAnswer;
+  if (daemonPolicy && common.json()) {
+    auto body = policyCheckBody("plan", file, varOpts);
+    if (!body) return kExitInvalid;
+    policyCode = checkPolicy("plan", socket, *body, true, &policyAnswer);
+  }
   if (common.json()) {
     nlohmann::json j{{"experiment", e.metadata.name},
                      {"file", e.file},
@@ -272,6 +289,7 @@ int planCommand(const std::vector<std::string>& args) {
       }
       j["hosts"].push_back(std::move(one));
     }
+    if (daemonPolicy) j["daemonPolicy"] = policyAnswer;
     redactSecrets(j, e);
     std::cout << j.dump(2) << "\n";
   } else {
@@ -284,7 +302,12 @@ int planCommand(const std::vector<std::string>& args) {
                  "before applying anything\n";
     return kExitInvalid;
   }
-  return kExitOk;
+  if (daemonPolicy && !common.json()) {
+    auto body = policyCheckBody("plan", file, varOpts);
+    if (!body) return kExitInvalid;
+    return checkPolicy("plan", socket, *body, false);
+  }
+  return policyCode;
 }
 
 }  // namespace chaosd::cli
