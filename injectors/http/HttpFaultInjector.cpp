@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "chaosd/base/Log.h"
+#include "chaosd/base/Units.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/http/HttpRecords.h"
 #include "injectors/network/NftRecords.h"
@@ -74,6 +75,18 @@ std::string describe(const HttpFaultUndo& u) {
          " (proxy, nftables table inet " + u.table + ")";
 }
 
+// The connections resetExisting destroys: to the redirected ports and destinations, never the
+// proxy's own.
+http::ConnectionMatch connectionMatch(const HttpFaultUndo& u) {
+  http::ConnectionMatch m;
+  m.ports = u.args.ports;
+  m.skipMark = u.mark;
+  for (const auto& c : u.args.to) {
+    if (auto cidr = units::parseCidr(c)) m.to.push_back(*cidr);
+  }
+  return m;
+}
+
 }  // namespace
 
 std::string httpRedirectCommands(const HttpFaultUndo& u, uint16_t port) {
@@ -81,8 +94,12 @@ std::string httpRedirectCommands(const HttpFaultUndo& u, uint16_t port) {
   const std::string tag = "comment \"chaosd http.fault " + u.faultId + "\"";
   std::vector<std::string> ports;
   for (auto p : u.args.ports) ports.push_back(std::to_string(p));
+  // Only a connection's first packet (SYN without ACK): a connection the namespace's conntrack
+  // did not track before the table existed (no conntrack user there yet) is picked up mid-stream
+  // as a new one, and redirecting its next packet would reset it (kernel 6.18, checked).
   const std::string redirect =
-      "tcp dport { " + joined(ports) + " } redirect to :" + std::to_string(port) + " " + tag;
+      "tcp dport { " + joined(ports) +
+      " } tcp flags & (syn | ack) == syn redirect to :" + std::to_string(port) + " " + tag;
   char mark[16];
   std::snprintf(mark, sizeof mark, "0x%08x", u.mark);
   std::string out = "add table " + t + " { " + tag + " ; }\n";
@@ -170,17 +187,44 @@ Result<AppliedFault> HttpFaultInjector::apply(const std::string& faultId,
   auto proxy = proxies_->startProxy(std::move(config));
   if (!proxy) return std::move(proxy).error();
   const uint16_t port = (*proxy)->port();
+  // resetExisting: the connections open before the table exists went direct (NAT decides on a
+  // connection's first packet), so they are listed now, and destroyed once the table is there:
+  // a connection made in between goes direct and is left alone, one through the proxy is never
+  // on the list.
+  std::vector<http::OpenConnection> before;
+  if (record->args.resetExisting) {
+    auto listed = proxies_->openConnections(record->netnsPath, connectionMatch(*record));
+    if (!listed) {
+      (*proxy)->stop();
+      return std::move(listed).error().withContext("http.fault resetExisting");
+    }
+    before = std::move(*listed);
+  }
   const std::string commands = httpRedirectCommands(*record, port);
   auto added = nft_->run(record->netnsPath, commands);
   if (!added) {
     (*proxy)->stop();
     return std::move(added).error();
   }
+  nlohmann::json observed = {
+      {"table", "inet " + record->table}, {"proxyPort", port}, {"mark", record->mark}};
+  if (record->args.resetExisting) {
+    auto reset = proxies_->resetConnections(record->netnsPath, before);
+    if (!reset) {  // all or nothing: the redirect goes, then the proxy
+      if (nft_->run(record->netnsPath, "delete table inet " + record->table)) {
+        nft_->forget(record->netnsPath);
+      }
+      (*proxy)->stop();
+      return std::move(reset).error().withContext("http.fault resetExisting");
+    }
+    observed["resetConnections"] = *reset;
+    log::get("http")->info("http.fault fault={} reset {} of {} connections open before it", faultId,
+                           *reset, before.size());
+  }
   context_->keep(faultId, {std::move(*proxy), *policy});
   log::get("http")->info("http.fault applied fault={} table={} port={}", faultId, record->table,
                          port);
-  return AppliedFault{
-      "proxy", {{"table", "inet " + record->table}, {"proxyPort", port}, {"mark", record->mark}}};
+  return AppliedFault{"proxy", std::move(observed)};
 }
 
 Result<nlohmann::json> HttpFaultInjector::revert(const std::string& faultId,

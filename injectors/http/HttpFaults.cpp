@@ -90,6 +90,11 @@ FaultType httpFault() {
                                "client connections the proxy holds at once; more are reset"),
                      1, 100000),
           1024),
+      arg::withDefault(
+          arg::make("resetExisting", ArgType::kBool,
+                    "destroy the connections to the dependency open before the fault (so pooled "
+                    "clients reconnect through the proxy)"),
+          false),
       arg::withDefault(arg::range(arg::make("headerTimeout", ArgType::kDuration,
                                             "a request head not complete in this is reset"),
                                   1e6, 10 * kMinute),

@@ -1,5 +1,6 @@
 #include "injectors/http/HttpRecords.h"
 
+#include "chaosd/base/Units.h"
 #include "injectors/RecordFields.h"
 #include "injectors/network/NftRecords.h"
 
@@ -131,6 +132,7 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
   std::vector<int64_t> ports;
   f.required("ports", ports).optional("to", a.to);
   f.optional("maxConnections", a.maxConnections).optional("headerTimeout", a.headerTimeoutNs);
+  f.optional("resetExisting", a.resetExisting);
   CHAOSD_TRY(f.done());
   if (ports.empty()) return Error(ErrorCode::kInvalid, "ports: at least one port");
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -142,6 +144,12 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
       return Error(ErrorCode::kInvalid, where + ": port 22 (SSH) is never redirected");
     }
     a.ports.push_back(static_cast<uint16_t>(ports[i]));
+  }
+  for (size_t i = 0; i < a.to.size(); ++i) {
+    auto cidr = units::parseCidr(a.to[i]);
+    if (!cidr) {
+      return Error(ErrorCode::kInvalid, "to[" + std::to_string(i) + "]: " + cidr.error().message());
+    }
   }
   if (!args.contains("rules") || !args.at("rules").is_array() || args.at("rules").empty()) {
     return Error(ErrorCode::kInvalid, "rules: at least one rule");
@@ -168,7 +176,8 @@ json HttpFaultArgs::toJson() const {
           {"to", to},
           {"rules", rulesJson},
           {"maxConnections", maxConnections},
-          {"headerTimeout", headerTimeoutNs}};
+          {"headerTimeout", headerTimeoutNs},
+          {"resetExisting", resetExisting}};
 }
 
 NetnsRef HttpFaultUndo::netns() const { return netnsAtPath(netnsPath); }

@@ -21,6 +21,9 @@ struct HttpFaultArgs {
   std::vector<http::Rule> rules;  // the first matching rule acts
   int64_t maxConnections = 1024;
   int64_t headerTimeoutNs = 10'000'000'000;
+  // Destroy the namespace's established connections to the dependency once the redirect is in
+  // place (sock_diag SOCK_DESTROY), so pooled clients reconnect through the proxy.
+  bool resetExisting = false;
 
   // kInvalid naming the arg: no port, port 22, a rule without an action, a bad regex.
   static Result<HttpFaultArgs> fromJson(const nlohmann::json& args);

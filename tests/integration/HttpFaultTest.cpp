@@ -86,6 +86,39 @@ std::string readAll(int fd, std::chrono::milliseconds timeout = 5000ms, bool* re
   return out;
 }
 
+// One keep-alive request on `fd` and its response (head and content-length body); "" when the
+// connection failed. `err` gets the errno of a failed send or read.
+std::string roundTrip(int fd, const std::string& path, int* err = nullptr) {
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  if (err != nullptr) *err = 0;
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    if (err != nullptr) *err = errno;
+    return "";
+  }
+  std::string out;
+  const auto deadline = SteadyClock::now() + 5s;
+  while (SteadyClock::now() < deadline) {
+    const auto end = out.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::string lower = out.substr(0, end);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const auto cl = lower.find("content-length:");
+      const size_t body = cl == std::string::npos ? 0 : std::stoul(lower.substr(cl + 15));
+      if (out.size() >= end + 4 + body) return out;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (err != nullptr) *err = n < 0 ? errno : 0;
+      return "";
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return "";
+}
+
 struct Curl {
   int status = -1;  // curl's exit status
   std::string out;
@@ -150,6 +183,7 @@ class HttpFaultTest : public ::testing::Test {
     undo_ = prepared->undo;
     auto applied = injector_.apply("http-1", undo_);
     ASSERT_TRUE(applied) << applied.error().message();
+    appliedObserved_ = applied->observed;
     applied_ = true;
   }
   json revert() {
@@ -172,6 +206,7 @@ class HttpFaultTest : public ::testing::Test {
   std::shared_ptr<HttpContext> context_ = std::make_shared<HttpContext>();
   HttpFaultInjector injector_{context_};
   json undo_;
+  json appliedObserved_;
   bool applied_ = false;
 };
 
@@ -361,6 +396,45 @@ TEST_F(HttpFaultTest, HostileClientsAreBounded) {
   EXPECT_EQ(observed["proxy"]["headerTimeouts"], 1) << observed.dump();
   EXPECT_GE(observed["proxy"]["refused"].get<int>(), 1) << observed.dump();
   EXPECT_EQ(observed["proxy"]["malformed"], 1) << observed.dump();
+}
+
+// resetExisting: a keep-alive connection opened before the fault is destroyed once the redirect
+// is in place (its next read fails with ECONNABORTED) and the client's next connection is
+// faulted; without the arg the old connection keeps going direct.
+TEST_F(HttpFaultTest, ResetExistingMovesPooledClientsToTheProxy) {
+  const json rules = {{{"path", "/"}, {"abort", {{"status", 503}, {"percent", 1.0}}}}};
+  Fd kept = connectFrom(a_, server_, 8080);
+  ASSERT_TRUE(kept.valid());
+  ASSERT_NE(roundTrip(kept.get(), "/before").find("ok /before"), std::string::npos);
+  Fd ssh = connectFrom(a_, server_, 22);  // another port: never reset
+  ASSERT_TRUE(ssh.valid());
+  apply({{"resetExisting", true}, {"rules", rules}});
+  EXPECT_EQ(appliedObserved_["resetConnections"], 1) << appliedObserved_.dump();
+  char b = 0;
+  EXPECT_EQ(::recv(kept.get(), &b, 1, MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, ECONNABORTED) << "the connection from before the fault was destroyed";
+  Fd fresh = connectFrom(a_, server_, 8080);
+  ASSERT_TRUE(fresh.valid());
+  EXPECT_NE(roundTrip(fresh.get(), "/after").find("HTTP/1.1 503"), std::string::npos);
+  ASSERT_EQ(::send(ssh.get(), "x\n", 2, MSG_NOSIGNAL), 2);
+  EXPECT_EQ(readAll(ssh.get(), 3000ms, nullptr, 2), "x\n") << "port 22 untouched";
+  fresh = Fd();
+  revert();
+
+  Fd pooled = connectFrom(a_, server_, 8080);
+  ASSERT_TRUE(pooled.valid());
+  ASSERT_NE(roundTrip(pooled.get(), "/before").find("ok /before"), std::string::npos);
+  apply({{"rules", rules}});
+  EXPECT_FALSE(appliedObserved_.contains("resetConnections")) << appliedObserved_.dump();
+  int err = 0;
+  const std::string still = roundTrip(pooled.get(), "/still", &err);
+  EXPECT_NE(still.find("ok /still"), std::string::npos)
+      << "without resetExisting the pooled connection stays direct: " << still << " errno " << err
+      << "\n"
+      << runShell("ip netns exec " + a_ + " ss -tni; conntrack -L 2>&1 | head");
+  Fd other = connectFrom(a_, server_, 8080);
+  EXPECT_NE(roundTrip(other.get(), "/new").find("HTTP/1.1 503"), std::string::npos);
+  revert();
 }
 
 // Kilobytes of this process (where the proxy's threads run) from /proc/self/status.

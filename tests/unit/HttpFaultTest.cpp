@@ -3,6 +3,7 @@
 // trip, refusals naming the field, damaged records refused as values), and the injector through
 // fakes of the nftables kernel and of the proxy: the proxy before the table on apply, the table
 // before the proxy on revert, a second revert, a failure half-way, audit.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "chaosd/base/Units.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/BuiltinFaults.h"
 #include "injectors/FaultRegistry.h"
@@ -245,8 +247,23 @@ class FakeProxies final : public http::HttpKernel {
     events_->log.push_back("start proxy");
     return std::unique_ptr<http::Proxy>(std::make_unique<FakeProxy>(events_));
   }
+  Result<std::vector<http::OpenConnection>> openConnections(
+      const std::string&, const http::ConnectionMatch& match) override {
+    events_->log.push_back("list connections");
+    lastMatch = match;
+    return std::vector<http::OpenConnection>(open, http::OpenConnection{});
+  }
+  Result<size_t> resetConnections(const std::string&,
+                                  const std::vector<http::OpenConnection>& c) override {
+    events_->log.push_back("reset " + std::to_string(c.size()));
+    if (failReset) return Error(ErrorCode::kKernel, "SOCK_DESTROY: refused");
+    return c.size();
+  }
   bool fail = false;
+  bool failReset = false;
+  size_t open = 0;
   uint32_t lastMark = 0;
+  http::ConnectionMatch lastMatch;
 
  private:
   std::shared_ptr<Events> events_;
@@ -289,10 +306,12 @@ TEST_F(HttpSeamTest, ApplyStartsTheProxyThenTheTableRevertTheReverseTwice) {
   const std::string& s = nft_->lastScript;
   EXPECT_NE(s.find("meta mark 0x4348"), std::string::npos) << s;
   EXPECT_LT(s.find("tcp dport 22 return"), s.find("redirect")) << s;
-  EXPECT_NE(s.find("ip daddr { 10.0.0.2/32 } tcp dport { 8080 } redirect to :41000"),
+  EXPECT_NE(s.find("ip daddr { 10.0.0.2/32 } tcp dport { 8080 } tcp flags & (syn | ack) == syn "
+                   "redirect to :41000"),
             std::string::npos)
       << s;
-  EXPECT_NE(s.find("ip6 daddr { fd00::2/128 } tcp dport { 8080 } redirect to :41000"),
+  EXPECT_NE(s.find("ip6 daddr { fd00::2/128 } tcp dport { 8080 } tcp flags & (syn | ack) == syn "
+                   "redirect to :41000"),
             std::string::npos)
       << s;
   auto audit = injector_.audit(undo);
@@ -329,6 +348,63 @@ TEST_F(HttpSeamTest, FailuresHalfWayLeaveNothing) {
   EXPECT_FALSE(injector_.apply("run-1.f-2", undo));
   EXPECT_TRUE(nft_->tables.empty());
   EXPECT_TRUE(injector_.revert("run-1.f-2", undo)) << "revert of an intent never applied";
+}
+
+// resetExisting: the connections are listed before the table exists (they went direct) and
+// destroyed after it is there; the count is observed. A failed reset takes the table and the
+// proxy back. Without the arg nothing is listed.
+TEST_F(HttpSeamTest, ResetExistingListsBeforeTheTableDestroysAfter) {
+  json args = goodArgs();
+  args["resetExisting"] = true;
+  auto p = injector_.prepare(request(args));
+  ASSERT_TRUE(p) << p.error().message();
+  proxies_->open = 3;
+  auto applied = injector_.apply("run-1.f-2", p->undo);
+  ASSERT_TRUE(applied) << applied.error().message();
+  EXPECT_EQ(applied->observed["resetConnections"], 3);
+  EXPECT_EQ(events_->log,
+            (std::vector<std::string>{"start proxy", "list connections", "add table", "reset 3"}));
+  EXPECT_EQ(proxies_->lastMatch.ports, (std::vector<uint16_t>{8080}));
+  EXPECT_EQ(proxies_->lastMatch.to.size(), 2u);
+  EXPECT_EQ(proxies_->lastMatch.skipMark, p->undo["mark"].get<uint32_t>());
+  ASSERT_TRUE(injector_.revert("run-1.f-2", p->undo));
+  events_->log.clear();
+  proxies_->failReset = true;
+  EXPECT_FALSE(injector_.apply("run-1.f-2", p->undo));
+  EXPECT_EQ(events_->log,
+            (std::vector<std::string>{"start proxy", "list connections", "add table", "reset 3",
+                                      "delete chaosd_run_1_f_2", "stop proxy"}));
+  EXPECT_TRUE(nft_->tables.empty());
+  events_->log.clear();
+  ASSERT_TRUE(injector_.apply("run-1.f-2", prepared()));
+  EXPECT_EQ(events_->log, (std::vector<std::string>{"start proxy", "add table"}));
+}
+
+// The match sock_diag's listing applies: the ports and destinations, never port 22, v4-mapped
+// addresses as IPv4.
+TEST(HttpSocketsTest, ConnectionMatchHoldsPortsAndDestinations) {
+  http::ConnectionMatch m;
+  m.ports = {8080, 22};
+  m.to = {*units::parseCidr("10.0.0.0/24"), *units::parseCidr("fd00::2/128")};
+  auto v4 = [](const char* a) {
+    std::array<uint32_t, 4> out{};
+    ::inet_pton(AF_INET, a, out.data());
+    return out;
+  };
+  auto v6 = [](const char* a) {
+    std::array<uint32_t, 4> out{};
+    ::inet_pton(AF_INET6, a, out.data());
+    return out;
+  };
+  EXPECT_TRUE(http::connectionMatches(m, AF_INET, v4("10.0.0.7"), 8080));
+  EXPECT_FALSE(http::connectionMatches(m, AF_INET, v4("10.0.1.7"), 8080));
+  EXPECT_FALSE(http::connectionMatches(m, AF_INET, v4("10.0.0.7"), 8081));
+  EXPECT_FALSE(http::connectionMatches(m, AF_INET, v4("10.0.0.7"), 22)) << "never SSH";
+  EXPECT_TRUE(http::connectionMatches(m, AF_INET6, v6("::ffff:10.0.0.9"), 8080));
+  EXPECT_TRUE(http::connectionMatches(m, AF_INET6, v6("fd00::2"), 8080));
+  EXPECT_FALSE(http::connectionMatches(m, AF_INET6, v6("fd00::3"), 8080));
+  m.to.clear();
+  EXPECT_TRUE(http::connectionMatches(m, AF_INET6, v6("fd00::3"), 8080));
 }
 
 TEST_F(HttpSeamTest, BadArgsAndTargetsAreRefusedBeforeAnything) {
