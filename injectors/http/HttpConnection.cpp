@@ -113,6 +113,7 @@ class Connection {
       if (!sendAll(upstream_, held_.data(), held_.size())) return;
       ruleIndex_ = d.ruleIndex;
       truncateAt_ = d.truncateAt;
+      responseDelay_ = d.responseDelay;
       if (!exchange()) return;
     }
   }
@@ -298,6 +299,10 @@ class Connection {
         ::shutdown(client_, SHUT_WR);
         return false;
       }
+      if (responseDelay_.count() > 0) {  // the response's first bytes are held, once
+        if (!sleepFor(responseDelay_)) return false;
+        responseDelay_ = std::chrono::nanoseconds(0);
+      }
       if (!relayResponse(got)) return false;
     }
     if (req_.upgrade != 0 && (resp_.upgrade != 0 || resp_.status_code / 100 == 2)) {
@@ -452,6 +457,7 @@ class Connection {
   uint64_t requests_ = 0;
   int ruleIndex_ = -1;
   std::optional<int64_t> truncateAt_;
+  std::chrono::nanoseconds responseDelay_{0};
   uint64_t bodySeen_ = 0;
   std::optional<size_t> cutAt_;
 };

@@ -59,6 +59,9 @@ std::string describe(const HttpFaultUndo& u) {
     if (r.delay)
       what += " delay " + std::to_string(r.delay->delayNs / 1'000'000) + "ms " +
               percentText(r.delay->percent);
+    if (r.responseDelay)
+      what += " responseDelay " + std::to_string(r.responseDelay->delayNs / 1'000'000) + "ms " +
+              percentText(r.responseDelay->percent);
     if (r.abort)
       what += " abort " + std::to_string(r.abort->status) + " " + percentText(r.abort->percent);
     if (r.reset) what += " reset " + percentText(r.reset->percent);

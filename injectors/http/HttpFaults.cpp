@@ -37,6 +37,16 @@ ArgSpec ruleSpec() {
                 0),
             percent()},
            "delay the request before forwarding it"),
+       arg::object("responseDelay",
+                   {arg::required(arg::range(make("delay", ArgType::kDuration,
+                                                  "the dependency's response head held this long"),
+                                             0, 10 * kMinute)),
+                    arg::withDefault(
+                        arg::range(make("jitter", ArgType::kDuration, "plus or minus, uniform"), 0,
+                                   10 * kMinute),
+                        0),
+                    percent()},
+                   "hold the dependency's response before returning it (forwarded requests only)"),
        arg::object("abort",
                    {arg::required(arg::range(
                         make("status", ArgType::kInt, "the status answered (503)"), 100, 599)),

@@ -41,16 +41,18 @@ Result<http::Rule> readRule(const json& j, const std::string& where) {
   auto headers = readMap(j, "headers", where);
   if (!headers) return std::move(headers).error();
   r.headers = std::move(*headers);
-  if (j.contains("delay")) {
+  for (const char* key : {"delay", "responseDelay"}) {
+    if (!j.contains(key)) continue;
+    const std::string at = where + "." + key;
     http::DelayAction d;
-    RecordFields g(j.at("delay"), where + ".delay");
+    RecordFields g(j.at(key), at);
     g.required("delay", d.delayNs).optional("jitter", d.jitterNs).optional("percent", d.percent);
     CHAOSD_TRY(g.done());
-    CHAOSD_TRY(checkPercent(d.percent, where + ".delay"));
+    CHAOSD_TRY(checkPercent(d.percent, at));
     if (d.delayNs < 0 || d.jitterNs < 0) {
-      return Error(ErrorCode::kInvalid, where + ".delay: a negative duration");
+      return Error(ErrorCode::kInvalid, at + ": a negative duration");
     }
-    r.delay = d;
+    (std::string_view(key) == "delay" ? r.delay : r.responseDelay) = d;
   }
   if (j.contains("reset")) {
     http::ResetAction a;
@@ -90,8 +92,9 @@ Result<http::Rule> readRule(const json& j, const std::string& where) {
     CHAOSD_TRY(checkPercent(a.percent, where + ".truncate"));
     r.truncate = a;
   }
-  if (!r.delay && !r.reset && !r.abort && !r.truncate) {
-    return Error(ErrorCode::kInvalid, where + ": no action (delay, abort, reset or truncate)");
+  if (!r.delay && !r.responseDelay && !r.reset && !r.abort && !r.truncate) {
+    return Error(ErrorCode::kInvalid,
+                 where + ": no action (delay, responseDelay, abort, reset or truncate)");
   }
   return r;
 }
@@ -107,10 +110,11 @@ json writeRule(const http::Rule& r) {
            {"path", r.pathPrefix},
            {"pathRegex", r.pathRegex},
            {"headers", writeMap(r.headers)}};
-  if (r.delay) {
-    out["delay"] = {
-        {"delay", r.delay->delayNs}, {"jitter", r.delay->jitterNs}, {"percent", r.delay->percent}};
-  }
+  auto delayJson = [](const http::DelayAction& d) {
+    return json{{"delay", d.delayNs}, {"jitter", d.jitterNs}, {"percent", d.percent}};
+  };
+  if (r.delay) out["delay"] = delayJson(*r.delay);
+  if (r.responseDelay) out["responseDelay"] = delayJson(*r.responseDelay);
   if (r.reset) out["reset"] = {{"percent", r.reset->percent}};
   if (r.abort) {
     out["abort"] = {{"status", r.abort->status},

@@ -102,6 +102,45 @@ TEST(HttpPolicyTest, EachActionDrawsItsPercentageFirstRuleWins) {
   EXPECT_EQ(s[1].seen, 0u);
 }
 
+// responseDelay is drawn last and only for a request that is forwarded: an aborted one never
+// reaches the dependency, so there is no response to hold.
+TEST(HttpPolicyTest, ResponseDelayOnlyForForwardedRequests) {
+  http::Rule r;
+  r.abort = http::AbortAction{503, "", {}, 0.5};
+  r.responseDelay = http::DelayAction{300'000'000, 100'000'000, 0.5};
+  auto policy = http::Policy::create({r});
+  ASSERT_TRUE(policy);
+  auto& p = **policy;
+  // abort drawn: no response delay drawn.
+  auto d = p.decide(head("GET", "/"), scripted({0.1}));
+  ASSERT_NE(d.abort, nullptr);
+  EXPECT_EQ(d.responseDelay.count(), 0);
+  // forwarded, response delay drawn (0.2 < 0.5), jitter 0.25 -> -50ms.
+  d = p.decide(head("GET", "/"), scripted({0.9, 0.2, 0.25}));
+  EXPECT_EQ(d.abort, nullptr);
+  EXPECT_EQ(d.delay.count(), 0);
+  EXPECT_EQ(d.responseDelay.count(), 250'000'000);
+  // forwarded, not drawn.
+  d = p.decide(head("GET", "/"), scripted({0.9, 0.7}));
+  EXPECT_EQ(d.responseDelay.count(), 0);
+  const auto s = p.stats();
+  EXPECT_EQ(s[0].responseDelayed, 1u);
+  EXPECT_EQ(s[0].delayed, 0u);
+  EXPECT_EQ(s[0].toJson()["responseDelayed"], 1);
+  // The record keeps it; a rule with only a response delay is a rule with an action.
+  auto args = HttpFaultArgs::fromJson(
+      {{"ports", {80}},
+       {"rules", {{{"responseDelay", {{"delay", 5}, {"jitter", 1}, {"percent", 0.5}}}}}}});
+  ASSERT_TRUE(args) << args.error().message();
+  ASSERT_TRUE(args->rules[0].responseDelay);
+  EXPECT_EQ(args->rules[0].responseDelay->delayNs, 5);
+  EXPECT_EQ(HttpFaultArgs::fromJson(args->toJson())->toJson(), args->toJson());
+  auto negative =
+      HttpFaultArgs::fromJson({{"ports", {80}}, {"rules", {{{"responseDelay", {{"delay", -1}}}}}}});
+  ASSERT_FALSE(negative);
+  EXPECT_NE(negative.error().message().find("rules[0].responseDelay"), std::string::npos);
+}
+
 TEST(HttpPolicyTest, AbortResponseIsWellFormed) {
   http::AbortAction a{503, "down", {{"Retry-After", "1"}, {"Content-Length", "99"}}, 1.0};
   EXPECT_EQ(http::abortResponse(a, false, false),
