@@ -1,7 +1,11 @@
 #include "injectors/http/HttpFaultInjector.h"
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <utility>
 
 #include "chaosd/base/Log.h"
@@ -10,6 +14,8 @@
 #include "injectors/http/HttpRecords.h"
 #include "injectors/network/NftRecords.h"
 #include "injectors/network/NftSession.h"
+#include "injectors/process/ProcessInjector.h"
+#include "injectors/process/TargetResolution.h"
 
 namespace chaosd {
 namespace {
@@ -76,6 +82,57 @@ std::string describe(const HttpFaultUndo& u) {
   return "http" + actions + " for port " + joined(ports) +
          (u.args.to.empty() ? "" : " to " + joined(u.args.to)) + " from " + u.netns().describe() +
          " (proxy, nftables table inet " + u.table + ")";
+}
+
+// A namespace file's nsfs identity ("dev:inode"): the same for every path naming it.
+std::optional<std::string> nsIdentity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+// The network namespace of a process target: every process it selects must share one, and not
+// this process's own (a process target names the process's traffic; the host's namespace is
+// an interface target's). Its name under /run/netns when it has one (it outlives the
+// processes), else /proc/PID/ns/net of the lowest pid.
+Result<std::string> processNetnsPath(const TargetSpec& target) {
+  auto found = findCandidates(target.process, defaultProtection());
+  if (!found) return std::move(found).error().withContext("resolving target " + target.name);
+  if (found->eligible.empty()) {
+    std::string why;
+    for (const auto& r : found->refused) why += (why.empty() ? ": " : "; ") + r;
+    return Error(found->refused.empty() ? ErrorCode::kNotFound : ErrorCode::kPermission,
+                 "no process of target " + target.name + " (" + describeSelector(target) +
+                     ") to take a network namespace from" + why);
+  }
+  std::map<std::string, pid_t> spaces;  // identity -> lowest pid in it
+  for (const auto& p : found->eligible) {
+    const std::string path = "/proc/" + std::to_string(p.pid) + "/ns/net";
+    if (auto id = nsIdentity(path)) spaces.emplace(*id, p.pid);
+  }
+  if (spaces.empty()) {
+    return Error(ErrorCode::kNotFound, "target " + target.name + ": its processes are gone");
+  }
+  if (spaces.size() > 1) {
+    std::string pids;
+    for (const auto& [id, pid] : spaces) pids += (pids.empty() ? "" : ", ") + std::to_string(pid);
+    return Error(ErrorCode::kInvalid, "target " + target.name + " selects processes in " +
+                                          std::to_string(spaces.size()) +
+                                          " network namespaces (pids " + pids +
+                                          "): http.fault acts on one; narrow the selector");
+  }
+  const auto& [id, pid] = *spaces.begin();
+  if (nsIdentity("/proc/thread-self/ns/net") == id) {
+    return Error(ErrorCode::kInvalid,
+                 "target " + target.name + " (pid " + std::to_string(pid) +
+                     ") is in chaosd's own network namespace: http.fault on a process acts on "
+                     "the process's whole namespace; give an interface target for the host's");
+  }
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+    if (nsIdentity(e.path().string()) == id) return e.path().string();
+  }
+  return "/proc/" + std::to_string(pid) + "/ns/net";
 }
 
 // The connections resetExisting destroys: to the redirected ports and destinations, never the
@@ -155,16 +212,28 @@ HttpFaultInjector::HttpFaultInjector(std::shared_ptr<HttpContext> context,
 
 Result<PreparedFault> HttpFaultInjector::prepare(const FaultRequest& request) {
   const TargetSpec* target = request.target;
-  if (target == nullptr || target->kind != TargetKind::kInterface) {
-    return Error(ErrorCode::kInvalid, request.faultType + " needs an interface target");
+  if (target == nullptr ||
+      (target->kind != TargetKind::kInterface && target->kind != TargetKind::kProcess)) {
+    return Error(ErrorCode::kInvalid,
+                 request.faultType + " needs an interface or a process target" +
+                     (target != nullptr && target->kind == TargetKind::kExec
+                          ? " (exec target '" + target->name + "' has no process started)"
+                          : ""));
   }
   auto args = HttpFaultArgs::fromJson(request.args);
   if (!args) return std::move(args).error();
   CHAOSD_TRY(http::Policy::create(args->rules));  // every regex compiles
-  const NetnsRef& ns = target->interface.netns;
+  std::string netnsPath;
+  if (target->kind == TargetKind::kInterface) {
+    netnsPath = target->interface.netns.nsPath();
+  } else {
+    auto path = processNetnsPath(*target);
+    if (!path) return std::move(path).error();
+    netnsPath = std::move(*path);
+  }
   HttpFaultUndo undo{.faultId = request.faultId,
                      .table = tableName(request.faultId),
-                     .netnsPath = ns.nsPath(),
+                     .netnsPath = netnsPath,
                      .mark = markFor(request.faultId),
                      .args = std::move(*args)};
   PreparedFault out;

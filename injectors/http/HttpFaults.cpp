@@ -86,8 +86,8 @@ FaultType httpFault() {
   t.name = "http.fault";
   t.summary =
       "abort, delay, reset or truncate HTTP/1.1 requests to a dependency (a proxy of the fault's "
-      "own and an nftables redirect in the interface's namespace; TLS and other bytes pass)";
-  t.targetKinds = {TargetKind::kInterface};
+      "own and an nftables redirect in the target's network namespace; TLS and other bytes pass)";
+  t.targetKinds = {TargetKind::kInterface, TargetKind::kProcess, TargetKind::kExec};
   t.schema.args = {
       arg::required(arg::listOf(
           "ports", arg::range(arg::make("port", ArgType::kInt, "a TCP port"), 1, 65535),

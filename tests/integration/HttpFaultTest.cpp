@@ -480,6 +480,63 @@ TEST_F(HttpFaultTest, ResetExistingMovesPooledClientsToTheProxy) {
   revert();
 }
 
+// A process target: http.fault acts in the process's network namespace, here an anonymous one
+// (unshare -n, as a container's) joined to the dependency's namespace by a veth of the test's
+// own. The record names /proc/PID/ns/net; requests from that namespace are faulted, requests
+// from the test's other namespace are not; revert leaves the namespace as it was.
+TEST_F(HttpFaultTest, ProcessTargetActsInItsNamespace) {
+  const std::string cmd = "exec unshare -n sleep 120";
+  pid_t proc = -1;
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  ASSERT_EQ(::posix_spawn(&proc, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
+            0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{proc};
+  const std::string nsPath = "/proc/" + std::to_string(proc) + "/ns/net";
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return runShell("readlink " + nsPath) != runShell("readlink /proc/self/ns/net") &&
+               runShell("cat /proc/" + std::to_string(proc) + "/comm").starts_with("sleep");
+      },
+      5s));
+  const std::string id = std::to_string(::getpid() % 100000);
+  const std::string vp = "hp" + id + "p", vb = "hp" + id + "b";
+  const std::string pAddr = net_ + "101", pid = std::to_string(proc);
+  ASSERT_EQ(chaosd::testing::shellStatus(
+                "ip -n " + pair_.b() + " link add " + vb + " type veth peer name " + vp +
+                " && ip -n " + pair_.b() + " link set " + vp + " netns " + pid + " && ip -n " +
+                pair_.b() + " link set " + vb + " up && nsenter -t " + pid +
+                " -n sh -c 'ip addr add " + pAddr + "/32 dev " + vp + " && ip link set " + vp +
+                " up && ip link set lo up && " + "ip route add " + server_ + "/32 dev " + vp +
+                "' && ip -n " + pair_.b() + " route add " + pAddr + "/32 dev " + vb),
+            0);
+  const std::string inProc = "nsenter -t " + pid + " -n curl -s -m 5 ";
+  ASSERT_TRUE(waitUntil([&] { return runCommand(inProc + "'" + url("/p") + "'") == "ok /p"; }, 10s))
+      << "no route from the process's namespace";
+  TargetSpec proc_target;
+  proc_target.name = "app";
+  proc_target.kind = TargetKind::kProcess;
+  proc_target.process.pid = proc;
+  target_ = proc_target;
+  apply({{"rules", {{{"path", "/"}, {"abort", {{"status", 503}, {"percent", 1.0}}}}}}});
+  EXPECT_EQ(undo_["netns"], nsPath);
+  EXPECT_NE(runShell("nsenter -t " + pid + " -n nft list tables").find("chaosd_http_1"),
+            std::string::npos);
+  EXPECT_EQ(runCommand(inProc + "-o /dev/null -w '%{http_code}' '" + url("/p") + "'"), "503");
+  EXPECT_EQ(curl("/a").out, "ok /a") << "the other namespace is not the target's";
+  auto reverted = injector_.revert("http-1", undo_);
+  applied_ = false;
+  ASSERT_TRUE(reverted) << reverted.error().message();
+  EXPECT_EQ((*reverted)["rules"][0]["aborted"], 1) << reverted->dump();
+  EXPECT_EQ(runShell("nsenter -t " + pid + " -n nft list tables"), "");
+  EXPECT_EQ(runCommand(inProc + "'" + url("/p") + "'"), "ok /p");
+}
+
 // Kilobytes of this process (where the proxy's threads run) from /proc/self/status.
 long statusKb(const std::string& key) {
   const std::string s = chaosd::testing::readFile("/proc/self/status");

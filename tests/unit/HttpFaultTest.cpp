@@ -5,6 +5,9 @@
 // before the proxy on revert, a second revert, a failure half-way, audit.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <deque>
 #include <memory>
@@ -444,6 +447,35 @@ TEST(HttpSocketsTest, ConnectionMatchHoldsPortsAndDestinations) {
   EXPECT_FALSE(http::connectionMatches(m, AF_INET6, v6("fd00::3"), 8080));
   m.to.clear();
   EXPECT_TRUE(http::connectionMatches(m, AF_INET6, v6("fd00::3"), 8080));
+}
+
+// A process target in this process's own network namespace is refused (the fault would act on
+// the whole host's); one that selects nothing is refused too. Nothing is touched.
+TEST_F(HttpSeamTest, ProcessTargetsInOurOwnNamespaceAreRefused) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  TargetSpec proc;
+  proc.name = "app";
+  proc.kind = TargetKind::kProcess;
+  proc.process.pid = child;
+  FaultRequest r = request(goodArgs());
+  r.target = &proc;
+  auto p = injector_.prepare(r);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("chaosd's own network namespace"), std::string::npos)
+      << p.error().message();
+  proc.process.pid = child;  // reaped: nothing selected
+  p = injector_.prepare(r);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("no process of target app"), std::string::npos)
+      << p.error().message();
+  EXPECT_TRUE(events_->log.empty());
 }
 
 TEST_F(HttpSeamTest, BadArgsAndTargetsAreRefusedBeforeAnything) {
