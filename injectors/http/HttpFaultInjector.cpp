@@ -13,6 +13,7 @@
 #include "experiments/model/Experiment.h"
 #include "injectors/http/HttpRecords.h"
 #include "injectors/network/NftRecords.h"
+#include "injectors/network/NftRules.h"
 #include "injectors/network/NftSession.h"
 #include "injectors/process/ProcessInjector.h"
 #include "injectors/process/TargetResolution.h"
@@ -79,9 +80,12 @@ std::string describe(const HttpFaultUndo& u) {
   }
   std::vector<std::string> ports;
   for (auto p : u.args.ports) ports.push_back(std::to_string(p));
-  return "http" + actions + " for port " + joined(ports) +
-         (u.args.to.empty() ? "" : " to " + joined(u.args.to)) + " from " + u.netns().describe() +
-         " (proxy, nftables table inet " + u.table + ")";
+  std::vector<std::string> to = u.args.to;
+  if (u.args.hostAddresses) {
+    for (const auto& a : *u.args.hostAddresses) to.push_back(a + " (host)");
+  }
+  return "http" + actions + " for port " + joined(ports) + (to.empty() ? "" : " to " + joined(to)) +
+         " from " + u.netns().describe() + " (proxy, nftables table inet " + u.table + ")";
 }
 
 // A namespace file's nsfs identity ("dev:inode"): the same for every path naming it.
@@ -144,10 +148,17 @@ http::ConnectionMatch connectionMatch(const HttpFaultUndo& u) {
   for (const auto& c : u.args.to) {
     if (auto cidr = units::parseCidr(c)) m.to.push_back(*cidr);
   }
+  for (const auto& a : u.args.hostAddresses.value_or(std::vector<std::string>{})) {
+    if (auto ip = units::parseIp(a)) m.to.push_back(*ip);
+  }
+  if (m.to.empty() && u.args.hostAddresses) m.ports.clear();  // names with no address: none
   return m;
 }
 
 }  // namespace
+
+// The base name of the table's host sets (the table is the fault's own).
+constexpr const char* kHostSet = "hosts";
 
 std::string httpRedirectCommands(const HttpFaultUndo& u, uint16_t port) {
   const std::string t = "inet " + u.table;
@@ -168,7 +179,13 @@ std::string httpRedirectCommands(const HttpFaultUndo& u, uint16_t port) {
   out += "add rule " + t + " output tcp dport 22 return\n";
   std::vector<std::string> v4, v6;
   for (const auto& c : u.args.to) (c.find(':') == std::string::npos ? v4 : v6).push_back(c);
-  if (u.args.to.empty()) {
+  if (u.args.hostAddresses) {  // the host names' addresses, in sets a refresh replaces
+    out += "add set " + t + " " + kHostSet + "_v4 { type ipv4_addr ; }\n";
+    out += "add set " + t + " " + kHostSet + "_v6 { type ipv6_addr ; }\n";
+    out += nftablesHostSetUpdate(u.table, kHostSet, *u.args.hostAddresses);
+    out += "add rule " + t + " output ip daddr @" + kHostSet + "_v4 " + redirect + "\n";
+    out += "add rule " + t + " output ip6 daddr @" + kHostSet + "_v6 " + redirect + "\n";
+  } else if (u.args.to.empty()) {
     out += "add rule " + t + " output " + redirect + "\n";
   }
   if (!v4.empty())
@@ -321,6 +338,38 @@ Result<nlohmann::json> HttpFaultInjector::revert(const std::string& faultId,
   }
   if (gone) observed["note"] = "the network namespace is gone";
   return observed;
+}
+
+Result<nlohmann::json> HttpFaultInjector::reprepare(const std::string& faultId,
+                                                    const nlohmann::json& undo,
+                                                    const nlohmann::json& args) {
+  auto record = recordOf(undo, faultId);
+  if (!record) return std::move(record).error();
+  auto next = HttpFaultArgs::fromJson(args);
+  if (!next) return std::move(next).error();
+  if (!record->args.hostAddresses || !next->hostAddresses) {
+    return Error(ErrorCode::kUnsupported, "fault " + faultId + " has no host set to refresh");
+  }
+  // Only the sets' addresses change: the table, the proxy and the rules stay.
+  record->args.hostAddresses = std::move(next->hostAddresses);
+  return record->toJson();
+}
+
+Result<void> HttpFaultInjector::update(const std::string& faultId, const nlohmann::json& undo,
+                                       const nlohmann::json& next) {
+  auto before = recordOf(undo, faultId);
+  if (!before) return std::move(before).error();
+  auto after = recordOf(next, faultId);
+  if (!after) return std::move(after).error();
+  if (!after->args.hostAddresses || after->table != before->table ||
+      after->netnsPath != before->netnsPath) {
+    return Error(ErrorCode::kInvalid, "the records of fault " + faultId + " name other objects");
+  }
+  // One transaction: both sets flushed and filled; a new connection sees the old or the new.
+  auto ran = nft_->run(after->netnsPath,
+                       nftablesHostSetUpdate(after->table, kHostSet, *after->args.hostAddresses));
+  if (!ran) return std::move(ran).error();
+  return success();
 }
 
 Result<std::vector<std::string>> HttpFaultInjector::audit(const nlohmann::json& undo) {

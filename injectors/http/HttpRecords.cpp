@@ -136,7 +136,8 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
   std::vector<int64_t> ports;
   f.required("ports", ports).optional("to", a.to);
   f.optional("maxConnections", a.maxConnections).optional("headerTimeout", a.headerTimeoutNs);
-  f.optional("resetExisting", a.resetExisting);
+  f.optional("resetExisting", a.resetExisting).optional("refresh", a.refreshNs);
+  f.optional("hostAddresses", a.hostAddresses);
   CHAOSD_TRY(f.done());
   if (ports.empty()) return Error(ErrorCode::kInvalid, "ports: at least one port");
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -152,7 +153,15 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
   for (size_t i = 0; i < a.to.size(); ++i) {
     auto cidr = units::parseCidr(a.to[i]);
     if (!cidr) {
-      return Error(ErrorCode::kInvalid, "to[" + std::to_string(i) + "]: " + cidr.error().message());
+      return Error(ErrorCode::kInvalid, "to[" + std::to_string(i) + "]: " + cidr.error().message() +
+                                            " (host names are resolved before the fault is "
+                                            "prepared)");
+    }
+  }
+  if (a.hostAddresses) {
+    for (const auto& h : *a.hostAddresses) {
+      auto ip = units::parseIp(h);  // spliced into nft text: addresses only
+      if (!ip) return Error(ErrorCode::kInvalid, "hostAddresses: " + ip.error().message());
     }
   }
   if (!args.contains("rules") || !args.at("rules").is_array() || args.at("rules").empty()) {
@@ -176,12 +185,15 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
 json HttpFaultArgs::toJson() const {
   json rulesJson = json::array();
   for (const auto& r : rules) rulesJson.push_back(writeRule(r));
-  return {{"ports", ports},
-          {"to", to},
-          {"rules", rulesJson},
-          {"maxConnections", maxConnections},
-          {"headerTimeout", headerTimeoutNs},
-          {"resetExisting", resetExisting}};
+  json out = {{"ports", ports},
+              {"to", to},
+              {"rules", rulesJson},
+              {"maxConnections", maxConnections},
+              {"headerTimeout", headerTimeoutNs},
+              {"resetExisting", resetExisting}};
+  if (hostAddresses) out["hostAddresses"] = *hostAddresses;
+  if (refreshNs > 0) out["refresh"] = refreshNs;
+  return out;
 }
 
 NetnsRef HttpFaultUndo::netns() const { return netnsAtPath(netnsPath); }

@@ -27,6 +27,8 @@
 #include "chaosd/base/Fd.h"
 #include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
+#include "injectors/BuiltinFaults.h"
+#include "injectors/FaultRegistry.h"
 #include "injectors/http/HttpFaultInjector.h"
 #include "tests/support/JournalHeld.h"
 #include "tests/support/NetnsPair.h"
@@ -535,6 +537,55 @@ TEST_F(HttpFaultTest, ProcessTargetActsInItsNamespace) {
   EXPECT_EQ((*reverted)["rules"][0]["aborted"], 1) << reverted->dump();
   EXPECT_EQ(runShell("nsenter -t " + pid + " -n nft list tables"), "");
   EXPECT_EQ(runCommand(inProc + "'" + url("/p") + "'"), "ok /p");
+}
+
+// A host name in `to` (localhost: 127.0.0.1 and ::1, from /etc/hosts) resolved by the type:
+// requests to a dependency on the namespace's loopback are aborted, those to the other
+// namespace's server (a port the fault also names) are not. With refresh the addresses live in
+// the table's sets: a refresh to the server's address (reprepare + update, as the engine does)
+// moves the fault there in the kernel's sets.
+TEST_F(HttpFaultTest, HostNamesInToAndTheirRefresh) {
+  const std::string cmd = "exec ip netns exec " + a_ + " python3 " +
+                          std::string(CHAOSD_SOURCE_DIR) +
+                          "/tests/data/http/dependency.py :: 8090 >/dev/null 2>&1";
+  pid_t local = -1;
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  ASSERT_EQ(::posix_spawn(&local, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
+            0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{local};
+  const std::string loop = "ip netns exec " + a_ + " curl -s -m 5 http://127.0.0.1:8090/l";
+  ASSERT_TRUE(waitUntil([&] { return runCommand(loop) == "ok /l"; }, 10s));
+  FaultRegistry registry;
+  registerBuiltinFaults(registry);
+  const FaultType* type = registry.find("http.fault");
+  ASSERT_NE(type, nullptr);
+  const json args = {{"ports", {8080, 8090}},
+                     {"to", {"localhost"}},
+                     {"refresh", 1'000'000'000},
+                     {"rules", {{{"path", "/"}, {"abort", {{"status", 503}, {"percent", 1.0}}}}}}};
+  auto resolved = type->resolveArgs(args);
+  ASSERT_TRUE(resolved) << resolved.error().message();
+  apply(resolved->args);
+  const std::string sets = ruleset();
+  EXPECT_NE(sets.find("127.0.0.1"), std::string::npos) << sets;
+  EXPECT_EQ(runCommand(loop + " -o /dev/null -w '%{http_code}'"), "503");
+  EXPECT_EQ(curl("/s").out, "ok /s") << "another address on a faulted port: direct";
+  json moved = resolved->args;
+  moved["hostAddresses"] = {server_};
+  auto next = injector_.reprepare("http-1", undo_, moved);
+  ASSERT_TRUE(next) << next.error().message();
+  ASSERT_TRUE(injector_.update("http-1", undo_, *next));
+  undo_ = *next;
+  EXPECT_EQ(runCommand(loop), "ok /l") << "localhost no longer in the sets";
+  EXPECT_EQ(curl("/s", "-o /dev/null -w '%{http_code}'").out, "503");
+  const json observed = revert();
+  EXPECT_EQ(observed["rules"][0]["aborted"], 2) << observed.dump();
 }
 
 // Kilobytes of this process (where the proxy's threads run) from /proc/self/status.

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
@@ -476,6 +477,93 @@ TEST_F(HttpSeamTest, ProcessTargetsInOurOwnNamespaceAreRefused) {
   EXPECT_NE(p.error().message().find("no process of target app"), std::string::npos)
       << p.error().message();
   EXPECT_TRUE(events_->log.empty());
+}
+
+// Host names in `to` with refresh: the table holds sets hosts_v4/hosts_v6 with their addresses
+// (an empty `to` does not mean any address then); reprepare changes only the addresses and
+// update replaces the sets' elements in one transaction.
+TEST_F(HttpSeamTest, HostAddressesLiveInSetsARefreshReplaces) {
+  json args = goodArgs();
+  args["to"] = json::array();
+  args["hostAddresses"] = {"10.0.0.5", "fd00::5"};
+  args["refresh"] = 1'000'000'000;
+  auto p = injector_.prepare(request(args));
+  ASSERT_TRUE(p) << p.error().message();
+  ASSERT_TRUE(injector_.apply("run-1.f-2", p->undo));
+  const std::string& s = nft_->lastScript;
+  EXPECT_NE(s.find("add set inet chaosd_run_1_f_2 hosts_v4 { type ipv4_addr ; }"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("add element inet chaosd_run_1_f_2 hosts_v4 { 10.0.0.5 }"), std::string::npos)
+      << s;
+  EXPECT_NE(s.find("ip daddr @hosts_v4 tcp dport { 8080 }"), std::string::npos) << s;
+  EXPECT_NE(s.find("ip6 daddr @hosts_v6 tcp dport { 8080 }"), std::string::npos) << s;
+  EXPECT_EQ(s.find("output tcp dport { 8080 }"), std::string::npos) << "never any address: " << s;
+  json refreshed = args;
+  refreshed["hostAddresses"] = {"10.0.0.6"};
+  auto next = injector_.reprepare("run-1.f-2", p->undo, refreshed);
+  ASSERT_TRUE(next) << next.error().message();
+  EXPECT_EQ((*next)["args"]["hostAddresses"], json({"10.0.0.6"}));
+  EXPECT_EQ((*next)["table"], p->undo["table"]);
+  ASSERT_TRUE(injector_.update("run-1.f-2", p->undo, *next));
+  EXPECT_EQ(nft_->lastScript,
+            "flush set inet chaosd_run_1_f_2 hosts_v4\nflush set inet chaosd_run_1_f_2 hosts_v6\n"
+            "add element inet chaosd_run_1_f_2 hosts_v4 { 10.0.0.6 }\n");
+  // A fault without host sets cannot be refreshed.
+  EXPECT_FALSE(injector_.reprepare("run-1.f-2", prepared(), refreshed));
+  json bad = args;
+  bad["hostAddresses"] = {"10.0.0.0/24; flush ruleset"};
+  EXPECT_FALSE(injector_.prepare(request(bad))) << "addresses only in the sets";
+}
+
+// The type resolves host names in `to` (localhost, from /etc/hosts): folded into `to` without
+// refresh, apart in hostAddresses with it; a bad name is refused naming its index; refresh
+// without a host name is refused.
+TEST(HttpFaultTypeTest, HostNamesInToAreResolved) {
+  FaultRegistry registry;
+  registerBuiltinFaults(registry);
+  const FaultType* t = registry.find("http.fault");
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->resolveArgs);
+  ASSERT_TRUE(t->refreshArgs);
+  json args = goodArgs();
+  args["to"] = {"localhost", "10.0.0.0/24"};
+  auto r = t->resolveArgs(args);
+  ASSERT_TRUE(r) << r.error().message();
+  const json& to = r->args["to"];
+  EXPECT_NE(std::find(to.begin(), to.end(), "10.0.0.0/24"), to.end()) << to.dump();
+  EXPECT_NE(std::find(to.begin(), to.end(), "127.0.0.1/32"), to.end()) << to.dump();
+  EXPECT_FALSE(r->args.contains("hostAddresses"));
+  EXPECT_TRUE(r->observed["hosts"].contains("localhost")) << r->observed.dump();
+  ASSERT_TRUE(HttpFaultArgs::fromJson(r->args)) << "the injector takes what the type resolved";
+  args["refresh"] = 5'000'000'000;
+  r = t->resolveArgs(args);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->args["to"], json({"10.0.0.0/24"}));
+  const json& hosts = r->args["hostAddresses"];
+  EXPECT_NE(std::find(hosts.begin(), hosts.end(), "127.0.0.1"), hosts.end()) << hosts.dump();
+  auto refreshed = t->refreshArgs(args, r->observed["hosts"]);
+  ASSERT_TRUE(refreshed) << refreshed.error().message();
+  EXPECT_EQ(refreshed->resolved.args["hostAddresses"], hosts);
+  auto check = [&](json a) {
+    for (const auto& c : t->schema.constraints) {
+      if (auto problem = c(ArgContext{a, std::nullopt})) return problem->field;
+    }
+    return std::string("ok");
+  };
+  EXPECT_EQ(check(args), "ok");
+  json badName = goodArgs();
+  badName["to"] = {"10.0.0.2/32", "bad name!"};
+  EXPECT_EQ(check(badName), "to[1]");
+  json refreshAlone = goodArgs();
+  refreshAlone["refresh"] = 5'000'000'000;
+  EXPECT_EQ(check(refreshAlone), "refresh");
+  json unknown = goodArgs();
+  unknown["to"] = {"no-such-host.invalid"};
+  auto failed = t->resolveArgs(unknown);
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message().find("no-such-host.invalid"), std::string::npos)
+      << failed.error().message();
 }
 
 TEST_F(HttpSeamTest, BadArgsAndTargetsAreRefusedBeforeAnything) {
