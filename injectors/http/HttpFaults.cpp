@@ -123,6 +123,9 @@ std::optional<ArgProblem> httpConsistency(const ArgContext& ctx) {
   // Host names are resolved later (resolveTo): here only their syntax.
   const Destinations d = splitTo(ctx.args);
   for (const auto& [i, name] : d.names) {
+    if (name.find_first_of("/:") != std::string::npos) {  // meant as a CIDR: say what is wrong
+      return ArgProblem{"to[" + std::to_string(i) + "]", units::parseCidr(name).error().message()};
+    }
     if (auto ok = checkHostName(name); !ok) {
       return ArgProblem{"to[" + std::to_string(i) + "]",
                         "neither a CIDR nor a host name: " + ok.error().message()};

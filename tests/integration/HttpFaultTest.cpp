@@ -66,7 +66,10 @@ Fd connectFrom(const std::string& netns, const std::string& addr, uint16_t port)
   to.sin_family = AF_INET;
   to.sin_port = htons(port);
   ::inet_pton(AF_INET, addr.c_str(), &to.sin_addr);
-  if (::connect(out.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return Fd();
+  if (::connect(out.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    std::printf("connectFrom %s:%u: %s\n", addr.c_str(), port, std::strerror(errno));
+    return Fd();
+  }
   return out;
 }
 

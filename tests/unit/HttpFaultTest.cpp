@@ -555,6 +555,9 @@ TEST(HttpFaultTypeTest, HostNamesInToAreResolved) {
   json badName = goodArgs();
   badName["to"] = {"10.0.0.2/32", "bad name!"};
   EXPECT_EQ(check(badName), "to[1]");
+  json hostBits = goodArgs();
+  hostBits["to"] = {"10.0.0.1/24"};
+  EXPECT_EQ(check(hostBits), "to[0]");
   json refreshAlone = goodArgs();
   refreshAlone["refresh"] = 5'000'000'000;
   EXPECT_EQ(check(refreshAlone), "refresh");
