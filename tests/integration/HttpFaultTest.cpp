@@ -788,6 +788,84 @@ TEST_F(HttpFaultTest, TenThousandIdleConnectionsStayBounded) {
   EXPECT_EQ(observed["proxy"]["nonHttpConnections"], 1) << observed.dump();
 }
 
+// End to end through the engine: `chaosctl run` (in a mount namespace of its own where
+// /etc/hosts is the test's file) of http.fault with a host name in `to` and refresh 200ms. The
+// name's address is faulted and the other address of the same server is not; rewriting the
+// file moves the fault to the new address (the table's set); kill -9 leaves nothing.
+TEST_F(HttpFaultTest, AHostNameIsFollowedByTheRun) {
+  const std::string other = net_ + "3";
+  ASSERT_EQ(
+      chaosd::testing::shellStatus("ip -n " + pair_.b() + " addr add " + other + "/24 dev chh-b"),
+      0);
+  char tmpl[] = "/tmp/chaosd-http-refresh-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  struct Remove {
+    std::string dir;
+    ~Remove() { fs::remove_all(dir); }
+  } remove{dir};
+  const std::string hosts = dir + "/hosts";
+  auto rewrite = [&](const std::string& text) {  // in place: the bind mount shows it
+    std::FILE* f = std::fopen(hosts.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  };
+  rewrite(server_ + " dep.chaosd-test\n127.0.0.1 localhost\n");
+  const std::string exp = dir + "/follow.yaml";
+  {
+    std::FILE* f = std::fopen(exp.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f,
+                 "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: http-follow}\n"
+                 "targets:\n  link: {interface: {name: chh-a, netns: %s}}\n"
+                 "steadyState: {baseline: {duration: 200ms}, probes: []}\n"
+                 "method:\n  - {name: down, fault: http.fault, target: link, duration: 60s,\n"
+                 "     args: {ports: [8080], to: [dep.chaosd-test], refresh: 200ms,\n"
+                 "            rules: [{abort: {status: 503}}]}}\n",
+                 a_.c_str());
+    std::fclose(f);
+  }
+  const std::string cmd = "exec unshare --mount --propagation private sh -c 'mount --bind " +
+                          hosts + " /etc/hosts && exec " + CHAOSCTL_PATH + " run --state-dir " +
+                          dir + "/state --report-dir " + dir + "/reports " + exp + "' >" + dir +
+                          "/run.log 2>&1";
+  pid_t run = 0;
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  ASSERT_EQ(::posix_spawn(&run, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  struct Kill {
+    pid_t pid;
+    ~Kill() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } kill{run};
+  auto code = [&](const std::string& addr) {
+    return runCommand("ip netns exec " + a_ +
+                      " curl -s -m 5 -o /dev/null -w '%{http_code}' http://" + addr + ":8080/f");
+  };
+  ASSERT_TRUE(waitUntil([&] { return code(server_) == "503"; }, 30s))
+      << chaosd::testing::readFile(dir + "/run.log");
+  EXPECT_NE(ruleset().find("ip daddr @hosts_v4"), std::string::npos) << ruleset();
+  EXPECT_EQ(code(other), "200") << "another address of the same server";
+  const auto changed = SteadyClock::now();
+  rewrite(other + " dep.chaosd-test\n127.0.0.1 localhost\n");
+  ASSERT_TRUE(waitUntil([&] { return code(other) == "503"; }, 10s)) << ruleset();
+  std::printf(
+      "[ measure  ] /etc/hosts rewritten to the new address faulted: %.0f ms (refresh "
+      "200ms)\n",
+      std::chrono::duration<double, std::milli>(SteadyClock::now() - changed).count());
+  EXPECT_EQ(code(server_), "200") << "the old address goes direct again";
+  ::kill(run, SIGKILL);
+  ::waitpid(run, nullptr, 0);
+  kill.pid = 0;
+  EXPECT_TRUE(waitUntil([&] { return tables().find("chaosd_") == std::string::npos; }, 10s))
+      << tables();
+  EXPECT_EQ(code(other), "200");
+  EXPECT_TRUE(waitUntil([&] { return testing::journalHoldsNothing(dir + "/state"); }, 10s));
+}
+
 // kill -9 of `chaosctl run` while http.fault is held: the guardian deletes the fault's table
 // from the journal record, and the next request goes direct to the server.
 TEST_F(HttpFaultTest, KillNineOfTheRunLeavesNoRedirectBehind) {
