@@ -95,6 +95,8 @@ class Connection {
   void run() {
     if (!originalDestination(client_, dst_, dstLen_)) return;  // not redirected to us
     s_.counters.connections.fetch_add(1, std::memory_order_relaxed);
+    int one = 1;  // an answer relayed is sent at once, never held for an ACK (Nagle)
+    ::setsockopt(client_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     while (!s_.stopping.load()) {
       if (!readHead()) return;
       s_.counters.requests.fetch_add(1, std::memory_order_relaxed);
@@ -113,6 +115,7 @@ class Connection {
       if (!sendAll(upstream_, held_.data(), held_.size())) return;
       ruleIndex_ = d.ruleIndex;
       truncateAt_ = d.truncateAt;
+      responseDelay_ = d.responseDelay;
       if (!exchange()) return;
     }
   }
@@ -279,7 +282,14 @@ class Connection {
         continue;
       }
       short cre = 0, ure = 0;
-      if (wait(!reqDone_ && !clientEof, true, -1, cre, ure) < 0) return false;
+      if (reqDone_ || clientEof) {
+        // Only the dependency's answer is awaited: read it at once, a poll fewer per request
+        // (stop() shuts the socket down, which ends this read).
+        if (s_.stopping.load()) return false;
+        ure = POLLIN;
+      } else if (wait(true, true, -1, cre, ure) < 0) {
+        return false;
+      }
       if (cre != 0) {
         const ssize_t r = readInto(client_, in_);
         if (r < 0) return false;
@@ -289,7 +299,8 @@ class Connection {
         }
       }
       if (ure == 0) continue;
-      std::string got;
+      std::string& got = got_;  // reused: no allocation per response
+      got.clear();
       const ssize_t r = readInto(upstream_, got);
       if (r < 0) return false;
       if (r == 0) {  // a body read until close ends here
@@ -297,6 +308,10 @@ class Connection {
         feed(resp_, nullptr, 0, failed);
         ::shutdown(client_, SHUT_WR);
         return false;
+      }
+      if (responseDelay_.count() > 0) {  // the response's first bytes are held, once
+        if (!sleepFor(responseDelay_)) return false;
+        responseDelay_ = std::chrono::nanoseconds(0);
       }
       if (!relayResponse(got)) return false;
     }
@@ -447,11 +462,13 @@ class Connection {
   RequestHead head_;
   bool inValue_ = false;
   bool reqHeadersDone_ = false, reqDone_ = false, respDone_ = false;
+  std::string got_;   // the dependency's bytes read last
   std::string in_;    // bytes read from the client, not yet parsed
   std::string held_;  // the current request's bytes parsed so far (sent once decided)
   uint64_t requests_ = 0;
   int ruleIndex_ = -1;
   std::optional<int64_t> truncateAt_;
+  std::chrono::nanoseconds responseDelay_{0};
   uint64_t bodySeen_ = 0;
   std::optional<size_t> cutAt_;
 };

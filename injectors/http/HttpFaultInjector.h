@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 
+#include "injectors/FilterRefresh.h"
 #include "injectors/Injector.h"
 #include "injectors/http/HttpKernel.h"
 #include "injectors/network/NftKernel.h"
@@ -43,7 +44,7 @@ class HttpContext {
   std::map<std::string, Running> running_;
 };
 
-class HttpFaultInjector final : public Injector {
+class HttpFaultInjector final : public Injector, public FilterRefresh {
  public:
   // The kernel's surfaces (libnftables, the threaded proxy).
   explicit HttpFaultInjector(std::shared_ptr<HttpContext> context);
@@ -60,6 +61,13 @@ class HttpFaultInjector final : public Injector {
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The table still there; the proxy still running in this process.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
+
+  // `refresh`: the record with the host names' new addresses (the same table and sets).
+  Result<nlohmann::json> reprepare(const std::string& faultId, const nlohmann::json& undo,
+                                   const nlohmann::json& args) override;
+  // Replaces the sets' addresses in one transaction.
+  Result<void> update(const std::string& faultId, const nlohmann::json& undo,
+                      const nlohmann::json& next) override;
 
  private:
   std::shared_ptr<HttpContext> context_;

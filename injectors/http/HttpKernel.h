@@ -8,6 +8,7 @@
 
 #include "chaosd/base/Result.h"
 #include "injectors/http/HttpPolicy.h"
+#include "injectors/http/HttpSockets.h"
 
 // The kernel surface of http.fault besides its nftables table (reached through NftKernel): the
 // proxy the redirected connections reach. The injector holds only these, so its apply, revert
@@ -52,12 +53,22 @@ class HttpKernel {
   virtual ~HttpKernel() = default;
   // Listens on a free port of the namespace (both families) and starts serving it.
   virtual Result<std::unique_ptr<Proxy>> startProxy(ProxyConfig config) = 0;
+  // The namespace's established TCP connections that `match` holds (sock_diag).
+  virtual Result<std::vector<OpenConnection>> openConnections(const std::string& netnsPath,
+                                                              const ConnectionMatch& match) = 0;
+  // Destroys them (SOCK_DESTROY); how many were. Those closed meanwhile are skipped.
+  virtual Result<size_t> resetConnections(const std::string& netnsPath,
+                                          const std::vector<OpenConnection>& connections) = 0;
 };
 
 // The kernel's: threads of this process inside the namespace (HttpProxy.cpp).
 class ThreadedHttpKernel final : public HttpKernel {
  public:
   Result<std::unique_ptr<Proxy>> startProxy(ProxyConfig config) override;
+  Result<std::vector<OpenConnection>> openConnections(const std::string& netnsPath,
+                                                      const ConnectionMatch& match) override;
+  Result<size_t> resetConnections(const std::string& netnsPath,
+                                  const std::vector<OpenConnection>& connections) override;
 };
 
 }  // namespace chaosd::http

@@ -18,8 +18,13 @@ constexpr size_t kMaxRegexTarget = 8192;
 }  // namespace
 
 nlohmann::json RuleStats::toJson() const {
-  return {{"seen", seen},       {"matched", matched}, {"delayed", delayed},
-          {"aborted", aborted}, {"reset", reset},     {"truncated", truncated}};
+  return {{"seen", seen},
+          {"matched", matched},
+          {"delayed", delayed},
+          {"aborted", aborted},
+          {"reset", reset},
+          {"truncated", truncated},
+          {"responseDelayed", responseDelayed}};
 }
 
 Policy::Policy(std::vector<Rule> rules, std::vector<std::optional<SearchRegex>> regexes)
@@ -67,12 +72,15 @@ Decision Policy::decide(const RequestHead& head, const Draw& draw) {
     c.matched.fetch_add(1, std::memory_order_relaxed);
     const Rule& r = rules_[i];
     d.ruleIndex = static_cast<int>(i);
-    if (r.delay && draw() < r.delay->percent) {
-      int64_t ns = r.delay->delayNs;
-      if (r.delay->jitterNs > 0) {
-        ns += static_cast<int64_t>((draw() * 2 - 1) * static_cast<double>(r.delay->jitterNs));
+    auto drawDelay = [&](const DelayAction& a) {
+      int64_t ns = a.delayNs;
+      if (a.jitterNs > 0) {
+        ns += static_cast<int64_t>((draw() * 2 - 1) * static_cast<double>(a.jitterNs));
       }
-      d.delay = std::chrono::nanoseconds(std::max<int64_t>(ns, 0));
+      return std::chrono::nanoseconds(std::max<int64_t>(ns, 0));
+    };
+    if (r.delay && draw() < r.delay->percent) {
+      d.delay = drawDelay(*r.delay);
       c.delayed.fetch_add(1, std::memory_order_relaxed);
     }
     if (r.reset && draw() < r.reset->percent) {
@@ -83,6 +91,10 @@ Decision Policy::decide(const RequestHead& head, const Draw& draw) {
       c.aborted.fetch_add(1, std::memory_order_relaxed);
     } else if (r.truncate && draw() < r.truncate->percent) {
       d.truncateAt = r.truncate->bytes;
+    }
+    if (!d.reset && d.abort == nullptr && r.responseDelay && draw() < r.responseDelay->percent) {
+      d.responseDelay = drawDelay(*r.responseDelay);
+      c.responseDelayed.fetch_add(1, std::memory_order_relaxed);
     }
     return d;
   }
@@ -98,8 +110,8 @@ std::vector<RuleStats> Policy::stats() const {
   std::vector<RuleStats> out(rules_.size());
   for (size_t i = 0; i < rules_.size(); ++i) {
     const Counters& c = counters_[i];
-    out[i] = {c.seen.load(),    c.matched.load(), c.delayed.load(),
-              c.aborted.load(), c.reset.load(),   c.truncated.load()};
+    out[i] = {c.seen.load(),  c.matched.load(),   c.delayed.load(),        c.aborted.load(),
+              c.reset.load(), c.truncated.load(), c.responseDelayed.load()};
   }
   return out;
 }

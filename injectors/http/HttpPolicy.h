@@ -42,13 +42,15 @@ struct TruncateAction {
 
 // One rule: a match (every field given must hold) and what happens to matching requests. Each
 // action draws its own percentage, as Envoy's fault filter does: a request may be delayed and
-// then aborted. Order: delay, then reset, abort or truncate (the first one drawn).
+// then aborted. Order: delay, then reset, abort or truncate (the first one drawn), then, for a
+// request that is forwarded (neither reset nor aborted), responseDelay.
 struct Rule {
   std::string method;                          // "" any; case-sensitive as HTTP methods are
   std::string pathPrefix;                      // "" any; compared with the request target as sent
   std::string pathRegex;                       // "" any; a search (anchor with ^)
   std::map<std::string, std::string> headers;  // name (any case) -> exact value
-  std::optional<DelayAction> delay;
+  std::optional<DelayAction> delay;            // before the request is forwarded
+  std::optional<DelayAction> responseDelay;    // the dependency's response head held this long
   std::optional<ResetAction> reset;
   std::optional<AbortAction> abort;
   std::optional<TruncateAction> truncate;
@@ -65,6 +67,7 @@ struct RequestHead {
 struct Decision {
   int ruleIndex = -1;
   std::chrono::nanoseconds delay{0};
+  std::chrono::nanoseconds responseDelay{0};
   bool reset = false;
   const AbortAction* abort = nullptr;
   std::optional<int64_t> truncateAt;
@@ -72,7 +75,8 @@ struct Decision {
 
 // Counts of one rule. `seen`: requests the rule was tried on (those no earlier rule matched).
 struct RuleStats {
-  uint64_t seen = 0, matched = 0, delayed = 0, aborted = 0, reset = 0, truncated = 0;
+  uint64_t seen = 0, matched = 0, delayed = 0, aborted = 0, reset = 0, truncated = 0,
+           responseDelayed = 0;
   nlohmann::json toJson() const;
 };
 
@@ -94,7 +98,8 @@ class Policy {
 
  private:
   struct Counters {
-    std::atomic<uint64_t> seen{0}, matched{0}, delayed{0}, aborted{0}, reset{0}, truncated{0};
+    std::atomic<uint64_t> seen{0}, matched{0}, delayed{0}, aborted{0}, reset{0}, truncated{0},
+        responseDelayed{0};
   };
   Policy(std::vector<Rule> rules, std::vector<std::optional<SearchRegex>> regexes);
   bool matches(size_t i, const RequestHead& head) const;

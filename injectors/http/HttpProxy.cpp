@@ -205,4 +205,30 @@ Result<std::unique_ptr<Proxy>> ThreadedHttpKernel::startProxy(ProxyConfig config
   return std::unique_ptr<Proxy>(std::move(proxy));
 }
 
+Result<std::vector<OpenConnection>> ThreadedHttpKernel::openConnections(
+    const std::string& netnsPath, const ConnectionMatch& match) {
+  std::vector<OpenConnection> out;
+  auto ran = runInNetns(netnsAtPath(netnsPath), [&]() -> Result<void> {
+    auto listed = listConnections(match);
+    if (!listed) return std::move(listed).error();
+    out = std::move(*listed);
+    return success();
+  });
+  if (!ran) return std::move(ran).error();
+  return out;
+}
+
+Result<size_t> ThreadedHttpKernel::resetConnections(
+    const std::string& netnsPath, const std::vector<OpenConnection>& connections) {
+  size_t destroyed = 0;
+  auto ran = runInNetns(netnsAtPath(netnsPath), [&]() -> Result<void> {
+    auto n = destroyConnections(connections);
+    if (!n) return std::move(n).error();
+    destroyed = *n;
+    return success();
+  });
+  if (!ran) return std::move(ran).error();
+  return destroyed;
+}
+
 }  // namespace chaosd::http

@@ -1,5 +1,6 @@
 #include "injectors/http/HttpRecords.h"
 
+#include "chaosd/base/Units.h"
 #include "injectors/RecordFields.h"
 #include "injectors/network/NftRecords.h"
 
@@ -40,16 +41,18 @@ Result<http::Rule> readRule(const json& j, const std::string& where) {
   auto headers = readMap(j, "headers", where);
   if (!headers) return std::move(headers).error();
   r.headers = std::move(*headers);
-  if (j.contains("delay")) {
+  for (const char* key : {"delay", "responseDelay"}) {
+    if (!j.contains(key)) continue;
+    const std::string at = where + "." + key;
     http::DelayAction d;
-    RecordFields g(j.at("delay"), where + ".delay");
+    RecordFields g(j.at(key), at);
     g.required("delay", d.delayNs).optional("jitter", d.jitterNs).optional("percent", d.percent);
     CHAOSD_TRY(g.done());
-    CHAOSD_TRY(checkPercent(d.percent, where + ".delay"));
+    CHAOSD_TRY(checkPercent(d.percent, at));
     if (d.delayNs < 0 || d.jitterNs < 0) {
-      return Error(ErrorCode::kInvalid, where + ".delay: a negative duration");
+      return Error(ErrorCode::kInvalid, at + ": a negative duration");
     }
-    r.delay = d;
+    (std::string_view(key) == "delay" ? r.delay : r.responseDelay) = d;
   }
   if (j.contains("reset")) {
     http::ResetAction a;
@@ -89,8 +92,9 @@ Result<http::Rule> readRule(const json& j, const std::string& where) {
     CHAOSD_TRY(checkPercent(a.percent, where + ".truncate"));
     r.truncate = a;
   }
-  if (!r.delay && !r.reset && !r.abort && !r.truncate) {
-    return Error(ErrorCode::kInvalid, where + ": no action (delay, abort, reset or truncate)");
+  if (!r.delay && !r.responseDelay && !r.reset && !r.abort && !r.truncate) {
+    return Error(ErrorCode::kInvalid,
+                 where + ": no action (delay, responseDelay, abort, reset or truncate)");
   }
   return r;
 }
@@ -106,10 +110,11 @@ json writeRule(const http::Rule& r) {
            {"path", r.pathPrefix},
            {"pathRegex", r.pathRegex},
            {"headers", writeMap(r.headers)}};
-  if (r.delay) {
-    out["delay"] = {
-        {"delay", r.delay->delayNs}, {"jitter", r.delay->jitterNs}, {"percent", r.delay->percent}};
-  }
+  auto delayJson = [](const http::DelayAction& d) {
+    return json{{"delay", d.delayNs}, {"jitter", d.jitterNs}, {"percent", d.percent}};
+  };
+  if (r.delay) out["delay"] = delayJson(*r.delay);
+  if (r.responseDelay) out["responseDelay"] = delayJson(*r.responseDelay);
   if (r.reset) out["reset"] = {{"percent", r.reset->percent}};
   if (r.abort) {
     out["abort"] = {{"status", r.abort->status},
@@ -131,6 +136,8 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
   std::vector<int64_t> ports;
   f.required("ports", ports).optional("to", a.to);
   f.optional("maxConnections", a.maxConnections).optional("headerTimeout", a.headerTimeoutNs);
+  f.optional("resetExisting", a.resetExisting).optional("refresh", a.refreshNs);
+  f.optional("hostAddresses", a.hostAddresses);
   CHAOSD_TRY(f.done());
   if (ports.empty()) return Error(ErrorCode::kInvalid, "ports: at least one port");
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -142,6 +149,20 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
       return Error(ErrorCode::kInvalid, where + ": port 22 (SSH) is never redirected");
     }
     a.ports.push_back(static_cast<uint16_t>(ports[i]));
+  }
+  for (size_t i = 0; i < a.to.size(); ++i) {
+    auto cidr = units::parseCidr(a.to[i]);
+    if (!cidr) {
+      return Error(ErrorCode::kInvalid, "to[" + std::to_string(i) + "]: " + cidr.error().message() +
+                                            " (host names are resolved before the fault is "
+                                            "prepared)");
+    }
+  }
+  if (a.hostAddresses) {
+    for (const auto& h : *a.hostAddresses) {
+      auto ip = units::parseIp(h);  // spliced into nft text: addresses only
+      if (!ip) return Error(ErrorCode::kInvalid, "hostAddresses: " + ip.error().message());
+    }
   }
   if (!args.contains("rules") || !args.at("rules").is_array() || args.at("rules").empty()) {
     return Error(ErrorCode::kInvalid, "rules: at least one rule");
@@ -164,11 +185,15 @@ Result<HttpFaultArgs> HttpFaultArgs::fromJson(const json& args) {
 json HttpFaultArgs::toJson() const {
   json rulesJson = json::array();
   for (const auto& r : rules) rulesJson.push_back(writeRule(r));
-  return {{"ports", ports},
-          {"to", to},
-          {"rules", rulesJson},
-          {"maxConnections", maxConnections},
-          {"headerTimeout", headerTimeoutNs}};
+  json out = {{"ports", ports},
+              {"to", to},
+              {"rules", rulesJson},
+              {"maxConnections", maxConnections},
+              {"headerTimeout", headerTimeoutNs},
+              {"resetExisting", resetExisting}};
+  if (hostAddresses) out["hostAddresses"] = *hostAddresses;
+  if (refreshNs > 0) out["refresh"] = refreshNs;
+  return out;
 }
 
 NetnsRef HttpFaultUndo::netns() const { return netnsAtPath(netnsPath); }

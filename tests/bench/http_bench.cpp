@@ -7,7 +7,9 @@
 // the same requests direct. Needs root and wrk; creates and deletes namespaces
 // chaosd-httpb-<pid>-a/-b.
 //
-// `http_bench [SECONDS] [CONNECTIONS] [REQUESTS]` (default 5 s, 64, 10000).
+// `http_bench [SECONDS] [CONNECTIONS] [REQUESTS] [ROUNDS]` (default 5 s, 64, 10000, 3): ROUNDS
+// pairs of direct-then-proxied wrk runs, each pair's ratios printed, then the spread (min,
+// median, max) of the ratios: the machine may be shared, so one pair is not a figure.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -134,6 +136,7 @@ int main(int argc, char** argv) {
   const int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
   const int conns = argc > 2 ? std::atoi(argv[2]) : 64;
   const long requests = argc > 3 ? std::atol(argv[3]) : 10000;
+  const int rounds = std::max(1, argc > 4 ? std::atoi(argv[4]) : 3);
   const std::string id = std::to_string(::getpid() % 100000);
   const std::string a = "chaosd-httpb-" + id + "-a", b = "chaosd-httpb-" + id + "-b";
   const std::string client = "10.236.0.1", server = "10.236.0.2";
@@ -210,22 +213,48 @@ int main(int argc, char** argv) {
   const std::string url = "http://" + server + ":8080/";
 
   (void)wrk(a, url, 1, conns);  // warm-up
-  const Load direct = wrk(a, url, seconds, conns);
-  json undo = hold({{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}, "b1");
-  const Load proxied = wrk(a, url, seconds, conns);
-  const double seqProxied = sequential(a, server, "/x", 2000);
-  (void)injector.revert("b1", undo);
-  const double seqDirect = sequential(a, server, "/x", 2000);
-  std::printf("http_bench: wrk -c%d -d%ds (Debug build unless built otherwise)\n", conns, seconds);
-  std::printf("  direct:      %9.0f req/s  p50 %7.1f us  p99 %8.1f us\n", direct.rps, direct.p50us,
-              direct.p99us);
-  std::printf("  via proxy:   %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (no rule matches)\n",
-              proxied.rps, proxied.p50us, proxied.p99us);
-  std::printf("  ratios:      throughput %.2f  p50 +%.1f us (%.2fx)  p99 +%.1f us (%.2fx)\n",
-              proxied.rps / direct.rps, proxied.p50us - direct.p50us, proxied.p50us / direct.p50us,
-              proxied.p99us - direct.p99us, proxied.p99us / direct.p99us);
-  std::printf("  sequential keep-alive median: direct %.1f us, via proxy %.1f us (+%.1f us)\n",
-              seqDirect, seqProxied, seqProxied - seqDirect);
+#ifdef NDEBUG
+  const char* build = "optimised build";
+#else
+  const char* build = "DEBUG build: not a figure";
+#endif
+  std::printf("http_bench: wrk -t2 -c%d -d%ds, %d rounds (%s)\n", conns, seconds, rounds, build);
+  std::vector<double> tput, p50add, p99add, seqAdd;
+  json undo;
+  for (int round = 1; round <= rounds; ++round) {
+    const Load direct = wrk(a, url, seconds, conns);
+    const double seqDirect = sequential(a, server, "/x", 2000);
+    undo = hold({{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}, "b1");
+    const Load proxied = wrk(a, url, seconds, conns);
+    const double seqProxied = sequential(a, server, "/x", 2000);
+    (void)injector.revert("b1", undo);
+    std::printf("  round %d direct:    %9.0f req/s  p50 %7.1f us  p99 %8.1f us\n", round,
+                direct.rps, direct.p50us, direct.p99us);
+    std::printf(
+        "  round %d via proxy: %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (no rule matches)\n", round,
+        proxied.rps, proxied.p50us, proxied.p99us);
+    std::printf(
+        "  round %d ratios:    throughput %.2f  p50 +%.1f us (%.2fx)  p99 +%.1f us (%.2fx); "
+        "sequential keep-alive median %.1f -> %.1f us (+%.1f us)\n",
+        round, proxied.rps / direct.rps, proxied.p50us - direct.p50us, proxied.p50us / direct.p50us,
+        proxied.p99us - direct.p99us, proxied.p99us / direct.p99us, seqDirect, seqProxied,
+        seqProxied - seqDirect);
+    tput.push_back(proxied.rps / direct.rps);
+    p50add.push_back(proxied.p50us - direct.p50us);
+    p99add.push_back(proxied.p99us - direct.p99us);
+    seqAdd.push_back(seqProxied - seqDirect);
+  }
+  auto spread = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "min %.2f median %.2f max %.2f", v.front(), v[v.size() / 2],
+                  v.back());
+    return std::string(buf);
+  };
+  std::printf("  spread: throughput ratio %s\n", spread(tput).c_str());
+  std::printf("  spread: p50 added us %s; p99 added us %s\n", spread(p50add).c_str(),
+              spread(p99add).c_str());
+  std::printf("  spread: sequential added us %s\n", spread(seqAdd).c_str());
 
   // Accuracy: abort 10% of `requests` on keep-alive connections.
   undo = hold({{{"path", "/"}, {"abort", {{"status", 503}, {"percent", 0.1}}}}}, "b2");
