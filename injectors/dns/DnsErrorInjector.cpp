@@ -10,15 +10,12 @@
 #include "injectors/dns/DnsRecords.h"
 #include "injectors/network/NfqueueDelay.h"
 #include "injectors/network/NfqueueRules.h"
+#include "injectors/network/NftRules.h"
 
 namespace chaosd {
 namespace {
 
-std::string tableName(const std::string& faultId) {
-  std::string out = "chaosd_";
-  for (char c : faultId) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return out;
-}
+std::string tableName(const std::string& faultId) { return nftablesFaultTable(faultId); }
 
 // FNV-1a: the same fault id gives the same first choice of queue in every process.
 uint32_t hashOf(const std::string& s) {

@@ -21,11 +21,7 @@
 namespace chaosd {
 namespace {
 
-std::string tableName(const std::string& faultId) {
-  std::string out = "chaosd_";
-  for (char c : faultId) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return out;
-}
+std::string tableName(const std::string& faultId) { return nftablesFaultTable(faultId); }
 
 // "CH" and 16 bits of the fault id: a mark no other fault of this process shares, and unlikely
 // to be one the namespace's own policy routing uses.

@@ -10,15 +10,12 @@
 #include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/network/NfqueueRules.h"
+#include "injectors/network/NftRules.h"
 
 namespace chaosd {
 namespace {
 
-std::string tableName(const std::string& faultId) {
-  std::string out = "chaosd_";
-  for (char c : faultId) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return out;
-}
+std::string tableName(const std::string& faultId) { return nftablesFaultTable(faultId); }
 
 uint64_t freshSeed() {
   std::random_device rd;

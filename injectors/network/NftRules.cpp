@@ -216,10 +216,17 @@ std::string nftablesFaultScript(const std::string& table, const std::string& fau
   return s;
 }
 
-std::string nftablesRunTable(const std::string& runId) {
-  std::string out = "chaosd_run_";
-  for (char c : runId) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+namespace {
+std::string tableWithId(std::string out, const std::string& id) {
+  for (char c : id) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   return out;
+}
+}  // namespace
+
+std::string nftablesRunTable(const std::string& runId) { return tableWithId("chaosd_run_", runId); }
+
+std::string nftablesFaultTable(const std::string& faultId) {
+  return tableWithId("chaosd_", faultId);
 }
 
 std::string nftablesRuleComment(const std::string& faultId) { return "chaosd:" + faultId; }

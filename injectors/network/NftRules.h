@@ -57,6 +57,9 @@ std::string nftablesFaultScript(const std::string& table, const std::string& fau
 
 // The run's table: `inet chaosd_run_<run id>`, the id's non-alphanumerics as '_'.
 std::string nftablesRunTable(const std::string& runId);
+// A table of one fault's own (network.delay through NFQUEUE, dns.error, http.fault):
+// `chaosd_<fault id>`, the id's non-alphanumerics as '_'.
+std::string nftablesFaultTable(const std::string& faultId);
 // The comment on every rule of a fault: "chaosd:<fault id>".
 std::string nftablesRuleComment(const std::string& faultId);
 
