@@ -54,9 +54,9 @@ bool Policy::matches(size_t i, const RequestHead& head) const {
   if (regexes_[i]) {
     if (head.target.size() > kMaxRegexTarget || !regexes_[i]->search(head.target)) return false;
   }
-  for (const auto& [name, value] : r.headers) {
+  for (const auto& want : r.headers) {
     const bool found = std::any_of(head.headers.begin(), head.headers.end(), [&](const auto& h) {
-      return sameName(h.first, name) && h.second == value;
+      return sameName(h.first, want.first) && h.second == want.second;
     });
     if (!found) return false;
   }
