@@ -93,6 +93,8 @@ std::string baselineWords(const Json& verdict) {
   const std::string reference =
       control.empty() ? "the baseline's" : "the control " + control + "'s (same phase)";
   const std::string floor = minEffectText(b);
+  // Reports written before minEffectBy compared the minimum effect with the bound.
+  const bool byBound = text(b, "minEffectBy") != "estimate";
   const std::string refCount = std::to_string(static_cast<int64_t>(number(b, "baselineCount")));
   if (text(b, "test") == "blocks") {
     return quantile + " latency " + duration(nanos(b, "phaseQuantileNs")) + " against " +
@@ -102,19 +104,24 @@ std::string baselineWords(const Json& verdict) {
            signedShare(number(b, "effectLow")) + " to " + signedShare(number(b, "effectHigh")) +
            " (moving-block bootstrap, blocks of " +
            std::to_string(static_cast<int64_t>(number(b, "blockLength"))) + " samples)" +
-           (floor.empty() ? "" : "; minimum effect " + floor) +
+           (floor.empty() ? ""
+            : byBound     ? "; minimum effect " + floor + " (the interval's lower bound above it)"
+                          : "; minimum effect " + floor + " (the rise measured at least that)") +
            (deviated ? ": the latency deviated" : ": no deviation") + calibrationText(b);
   }
   return "compared with " + reference + " " + quantile + " latency of " +
          duration(nanos(b, "thresholdNs")) + " (from " + refCount +
          (control.empty() ? " baseline samples)" : " samples)") +
-         (floor.empty() ? "" : " raised by the minimum effect " + floor) + ", " +
+         (floor.empty() || !byBound ? "" : " raised by the minimum effect " + floor) + ", " +
          std::to_string(static_cast<int64_t>(number(b, "exceedances"))) + " of " +
          std::to_string(static_cast<int64_t>(number(b, "count"))) + " samples were slower, where " +
          significant(number(b, "expected")) +
          " were expected if nothing had changed; the chance of at least that many is p = " +
          significant(number(b, "pValue", 1)) + (deviated ? ", below" : ", not below") +
          " alpha = " + significant(alpha) +
+         (floor.empty() || byBound ? ""
+                                   : "; the rise measured " + signedShare(number(b, "effect")) +
+                                         " against the minimum effect " + floor) +
          (deviated ? ": the latency deviated" : ": no deviation") + calibrationText(b);
 }
 

@@ -54,6 +54,9 @@ nlohmann::json toleranceJson(const Tolerance& t) {
     if (b.minAbsolute > Duration::zero()) {
       j["baseline"]["minEffect"] = units::formatDuration(b.minAbsolute);
     }
+    if (b.minRelative > 0 || b.minAbsolute > Duration::zero()) {
+      j["baseline"]["minEffectBy"] = b.minEffectBy == MinEffectBy::kBound ? "bound" : "estimate";
+    }
     if (!b.control.empty()) j["baseline"]["control"] = b.control;
   }
   return j;
@@ -66,6 +69,7 @@ nlohmann::json baselineCheckJson(const BaselineCheck& b) {
       {"quantile", b.quantile},
       {"minEffectShare", b.minRelative},
       {"minEffectNs", b.minAbsolute.count()},
+      {"minEffectBy", b.minEffectBy == MinEffectBy::kBound ? "bound" : "estimate"},
       {"control", b.control.empty() ? nlohmann::json(nullptr) : nlohmann::json(b.control)},
       {"baselineCount", b.baselineCount},
       {"thresholdNs", b.threshold.count()},

@@ -20,6 +20,7 @@ Json phaseJson(const PhaseCalibration& c) {
               {"alpha", c.alpha},
               {"minRelative", c.minRelative},
               {"minAbsoluteNs", c.minAbsolute.count()},
+              {"minEffectBy", c.minEffectBy == MinEffectBy::kBound ? "bound" : "estimate"},
               {"control", c.control},
               {"nominal", c.nominal},
               {"runs", c.runs},
@@ -51,6 +52,7 @@ class FieldReader {
     }
     out = it->template get<T>();
   }
+  bool has(const char* key) const { return obj_.contains(key); }
   void fail(const std::string& key, const std::string& what) {
     if (!error_) error_ = Error(ErrorCode::kInvalid, where_ + key + ": " + what);
   }
@@ -85,6 +87,11 @@ void readConfigured(FieldReader& r, PhaseCalibration& c) {
   r.get("minRelative", c.minRelative);
   r.get("minAbsoluteNs", minAbsolute);
   c.minAbsolute = Duration(minAbsolute);
+  // Files written before minEffectBy compared the minimum effect with the bound.
+  std::string by = "bound";
+  if (r.has("minEffectBy")) r.get("minEffectBy", by);
+  if (by != "estimate" && by != "bound") r.fail("minEffectBy", "not estimate or bound");
+  c.minEffectBy = by == "estimate" ? MinEffectBy::kEstimate : MinEffectBy::kBound;
   r.get("control", c.control);
 }
 

@@ -50,6 +50,7 @@ PhaseCalibration configured(const ProbeSpec& spec, std::string phase) {
   c.alpha = t.alpha;
   c.minRelative = t.minRelative;
   c.minAbsolute = t.minAbsolute;
+  c.minEffectBy = t.minEffectBy;
   c.control = t.control;
   return c;
 }

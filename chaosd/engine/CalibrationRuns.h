@@ -35,6 +35,7 @@ struct PhaseCalibration {
   double alpha = 0.01;
   double minRelative = 0;
   Duration minAbsolute{0};
+  MinEffectBy minEffectBy = MinEffectBy::kEstimate;
   std::string control;
 
   // The rate the check claims: alpha; for "both" the union bound min(1, 2 alpha).

@@ -151,6 +151,12 @@ enum class BaselineTest {
   kExceedance,
 };
 
+// How the minimum effect is compared. kEstimate (Kayenta's allowedIncrease): the test finds a
+// rise (above zero at 1 - alpha) and the rise measured is at least the minimum effect. kBound:
+// the rise is shown to exceed the minimum effect at 1 - alpha (the lower bound is above it;
+// the count test raises its threshold by it): a stronger claim that needs more samples.
+enum class MinEffectBy { kEstimate, kBound };
+
 // The statistical mode: the phase's latency quantile against a reference (the probe's own
 // before phase, or a control probe's samples of the same phase), at false-alarm bound alpha,
 // counting only a rise of at least the minimum effect.
@@ -161,6 +167,7 @@ struct BaselineTolerance {
   // two is set: a share (0.2 for "20%": the quantile rises by at least 20%) or a duration.
   double minRelative = 0;
   Duration minAbsolute{0};
+  MinEffectBy minEffectBy = MinEffectBy::kEstimate;
   // A probe on a replica the faults do not touch, sampled concurrently: each phase is judged
   // against the control's samples of the same phase (ChAP's control group), so a drift both
   // share cancels out. Empty: against this probe's before phase.

@@ -1,4 +1,4 @@
-// tolerance.baseline, the statistical mode: alpha, quantile, minEffect, control and test, and
+// tolerance.baseline, the statistical mode: alpha, quantile, minEffect(By), control and test, and
 // the check that a control names another probe running in the phases it is the reference of.
 #include "chaosd/base/Units.h"
 #include "experiments/parser/Sections.h"
@@ -6,7 +6,7 @@
 namespace chaosd::parser {
 namespace {
 
-// minEffect, control and test of `tolerance.baseline`.
+// minEffect, minEffectBy, control and test of `tolerance.baseline`.
 void parseBaselineDecision(ReadContext& ctx, MapReader& bm, BaselineTolerance& bt) {
   if (auto e = bm.get("minEffect")) {
     const std::string text = e->node.IsScalar() ? e->node.Scalar() : "";
@@ -27,6 +27,25 @@ void parseBaselineDecision(ReadContext& ctx, MapReader& bm, BaselineTolerance& b
       ctx.diag.error(e->node.Mark(), e->path,
                      "minEffect " + quoteText(text) + " is neither a percentage nor a duration",
                      expected);
+    }
+  }
+  if (auto by = bm.get("minEffectBy")) {
+    const std::vector<std::string> ways = {"estimate", "bound"};
+    const std::string text = by->node.IsScalar() ? by->node.Scalar() : "";
+    if (text == "estimate") {
+      bt.minEffectBy = MinEffectBy::kEstimate;
+    } else if (text == "bound") {
+      bt.minEffectBy = MinEffectBy::kBound;
+    } else {
+      auto near = closest(text, ways);
+      ctx.diag.error(
+          by->node.Mark(), by->path,
+          "unknown way " + quoteText(text) + (near ? "; did you mean " + *near + "?" : ""),
+          listOptions(ways));
+    }
+    if (!bm.get("minEffect")) {
+      ctx.diag.error(by->node.Mark(), by->path, "minEffectBy without a minEffect",
+                     "a minEffect beside it (minEffectBy says how that minimum is compared)");
     }
   }
   if (auto c = bm.string("control")) bt.control = *c;
@@ -89,7 +108,7 @@ void checkControl(ReadContext& ctx, const Field& f, const ProbeSpec& p,
 }  // namespace
 
 void parseBaselineTolerance(ReadContext& ctx, const Field& b, Tolerance& tol) {
-  MapReader bm(ctx, b, {"alpha", "quantile", "minEffect", "control", "test"});
+  MapReader bm(ctx, b, {"alpha", "quantile", "minEffect", "minEffectBy", "control", "test"});
   BaselineTolerance bt;
   if (auto a = bm.get("alpha")) {
     if (auto v = asNumber(ctx, *a)) {

@@ -1,6 +1,7 @@
 // verdict_table: every decision rule of the statistical mode on every recording of
 // tests/data/verdict/ (README there): in how many of the 20 runs the during or the after phase
 // of the probe "web" deviated, at alpha 0.05 on the p90. The table of docs/verdicts.md.
+// "+10%": a minEffect of 10% by estimate (the default), "by bound": compared with the bound.
 //
 // `verdict_table [DIR] [--candidates]` (default tests/data/verdict, run from the source tree).
 // --candidates adds the tables of the rules chaosd does not use (tests/support/
@@ -18,8 +19,10 @@ namespace {
 using namespace chaosd;
 using chaosd::testing::deviatedRuns;
 
-BaselineTolerance rule(BaselineTest test, double minEffect, std::string control) {
+BaselineTolerance rule(BaselineTest test, double minEffect, std::string control,
+                       MinEffectBy by = MinEffectBy::kEstimate) {
   BaselineTolerance t;
+  t.minEffectBy = by;
   t.alpha = 0.05;
   t.quantile = 0.9;
   t.test = test;
@@ -49,17 +52,22 @@ int main(int argc, char** argv) {
       {"blocks", rule(BaselineTest::kBlocks, 0, "")},
       {"blocks+10%", rule(BaselineTest::kBlocks, 0.1, "")},
       {"blocks+20%", rule(BaselineTest::kBlocks, 0.2, "")},
+      {"blocks+10% by bound", rule(BaselineTest::kBlocks, 0.1, "", MinEffectBy::kBound)},
       {"count/control", rule(BaselineTest::kExceedance, 0, "control")},
       {"blocks/control", rule(BaselineTest::kBlocks, 0, "control")},
-      {"blocks+10%/control", rule(BaselineTest::kBlocks, 0.1, "control")}};
+      {"blocks+10%/control", rule(BaselineTest::kBlocks, 0.1, "control")},
+      {"blocks+20%/control", rule(BaselineTest::kBlocks, 0.2, "control")},
+      {"blocks+10% by bound/control",
+       rule(BaselineTest::kBlocks, 0.1, "control", MinEffectBy::kBound)}};
   std::printf("| recording |");
   for (const auto& r : rules) std::printf(" %s |", r.name);
   std::printf("\n|---|");
   for (size_t i = 0; i < rules.size(); ++i) std::printf("---|");
   std::printf("\n");
-  for (const char* name : {"harmless-idle", "delay-single-idle", "harmless-10s-idle",
-                           "delay-10s-idle", "harmless-load", "delay-load", "pair-idle",
-                           "delay-idle", "pair-staggered-idle", "delay-staggered-idle"}) {
+  for (const char* name :
+       {"harmless-idle", "delay-single-idle", "harmless-10s-idle", "delay-10s-idle",
+        "harmless-load", "delay-load", "pair-idle", "delay-idle", "pair-staggered-idle",
+        "delay-staggered-idle", "pair-7s-idle", "delay-7s-idle"}) {
     const auto runs = chaosd::testing::loadRecording(dir + "/" + name + ".json");
     if (runs.empty()) {
       std::fprintf(stderr, "verdict_table: %s/%s.json: missing or empty\n", dir.c_str(), name);

@@ -170,6 +170,60 @@ TEST(BaselineDecisionTest, TheMinimumEffectIgnoresASmallDetectableRise) {
   EXPECT_TRUE(deviates(specWith(withFloor), before, slow));
 }
 
+TEST(BaselineDecisionTest, TheMinimumEffectIsComparedWithTheEstimateOrTheBound) {
+  // A true +20% on 300 samples a phase, a minimum effect of 10%: the rise is significant and
+  // measured above 10% (by estimate: deviated), but the interval's lower bound is not above 10%
+  // (by bound: no deviation). A harmless phase deviates by neither.
+  std::mt19937_64 rng(21);
+  const auto ref = samplesOf(series(rng, 300, 0.0), Phase::kBefore);
+  const auto slower = samplesOf(series(rng, 300, 0.0, 1.2), Phase::kDuring);
+  BaselineTolerance t = tolerance(0.05, 0.9);
+  t.minRelative = 0.1;
+  const auto byEstimate =
+      judgePhase(specWith(t), Phase::kDuring, slower, std::span<const ProbeSample>(ref));
+  t.minEffectBy = MinEffectBy::kBound;
+  const auto byBound =
+      judgePhase(specWith(t), Phase::kDuring, slower, std::span<const ProbeSample>(ref));
+  ASSERT_TRUE(byEstimate.baseline && byBound.baseline);
+  const auto& e = *byEstimate.baseline;
+  std::cout << "true +20%: effect " << e.effect << ", lower bound " << e.effectLow << "\n";
+  EXPECT_GE(e.effect, 0.1);
+  EXPECT_GT(e.effectLow, 0);
+  EXPECT_LE(e.effectLow, 0.1);
+  EXPECT_TRUE(e.deviated);
+  ASSERT_EQ(byEstimate.reasons.size(), 1u);
+  EXPECT_NE(byEstimate.reasons[0].find("at least the minimum effect of +10%"), std::string::npos)
+      << byEstimate.reasons[0];
+  EXPECT_FALSE(byBound.baseline->deviated);
+  EXPECT_DOUBLE_EQ(byBound.baseline->effect, e.effect) << "the same samples, the same effect";
+
+  // The count test: by estimate the threshold is not raised, and the phase's own quantile must
+  // be 10% above it; by bound the threshold is raised by 10%.
+  t.test = BaselineTest::kExceedance;
+  const auto countBound =
+      judgePhase(specWith(t), Phase::kDuring, slower, std::span<const ProbeSample>(ref));
+  t.minEffectBy = MinEffectBy::kEstimate;
+  const auto countEstimate =
+      judgePhase(specWith(t), Phase::kDuring, slower, std::span<const ProbeSample>(ref));
+  EXPECT_LT(countBound.baseline->exceedances, countEstimate.baseline->exceedances);
+  EXPECT_TRUE(countEstimate.baseline->deviated);
+
+  // 20 harmless phases: by estimate, as rarely deviated as without a minimum effect or less.
+  int plain = 0;
+  int floor = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto a = samplesOf(series(rng, 300, 0.0), Phase::kBefore);
+    const auto b = samplesOf(series(rng, 300, 0.0), Phase::kDuring);
+    BaselineTolerance none = tolerance(0.05, 0.9);
+    plain += judgePhase(specWith(none), Phase::kDuring, b, std::span<const ProbeSample>(a))
+                 .baseline->deviated;
+    floor += judgePhase(specWith(t), Phase::kDuring, b, std::span<const ProbeSample>(a))
+                 .baseline->deviated;
+  }
+  EXPECT_LE(floor, plain);
+  EXPECT_LE(floor, 3);
+}
+
 TEST(BaselineDecisionTest, TheVerdictRecordsTheEffectItsIntervalAndSaysWhy) {
   std::mt19937_64 rng(9);
   BaselineTolerance t = tolerance(0.05, 0.9);
@@ -191,8 +245,8 @@ TEST(BaselineDecisionTest, TheVerdictRecordsTheEffectItsIntervalAndSaysWhy) {
   EXPECT_GT(b.effectHigh, b.effect);
   EXPECT_EQ(b.difference, b.phaseQuantile - b.threshold);
   ASSERT_EQ(v.reasons.size(), 1u);
-  // "p90 1.9ms against the baseline's p90 of 1.3ms: +46% (90% interval +29% to +64%), more
-  // than the minimum effect of +10%"
+  // "p90 1.9ms against the baseline's p90 of 1.3ms: +46% (90% interval +29% to +64%), at
+  // least the minimum effect of +10%"
   EXPECT_EQ(v.reasons[0].rfind("p90 " + formatLatency(b.phaseQuantile) +
                                    " against the baseline's p90 of " + formatLatency(b.threshold),
                                0),
@@ -236,9 +290,11 @@ BaselineTolerance countTest() {
   return t;
 }
 
-BaselineTolerance blocks(double minEffect, std::string control = "") {
+BaselineTolerance blocks(double minEffect, std::string control = "",
+                         MinEffectBy by = MinEffectBy::kEstimate) {
   BaselineTolerance t = tolerance(0.05, 0.9);
   t.minRelative = minEffect;
+  t.minEffectBy = by;
   t.control = std::move(control);
   return t;
 }
@@ -251,10 +307,12 @@ TEST(BaselineDecisionRecordedTest, AHarmlessFaultUnderLoadRaisesFalseAlarmsUntil
   const int count = deviatedRuns(runs, countTest());
   const int block = deviatedRuns(runs, blocks(0));
   const int withFloor = deviatedRuns(runs, blocks(0.1));
-  const int control = deviatedRuns(runs, blocks(0.1, "control"));
+  const int byEstimate = deviatedRuns(runs, blocks(0.1, "control"));
+  const int control = deviatedRuns(runs, blocks(0.1, "control", MinEffectBy::kBound));
   std::cout << "harmless fault under load, runs deviated of 20: count test " << count << ", blocks "
             << block << ", blocks + minEffect 10% " << withFloor
-            << ", blocks + minEffect 10% + control " << control << "\n";
+            << ", blocks + minEffect 10% + control " << byEstimate << " (by estimate), " << control
+            << " (by bound)\n";
   // At alpha 0.05 per phase, at most about 10% of runs (two phases) should deviate: 2 of 20,
   // 3 with the binomial margin (P(X >= 4) = 0.13 for Binomial(20, 0.1)).
   EXPECT_GE(count, 6);
@@ -286,6 +344,32 @@ TEST(BaselineDecisionRecordedTest, OnceProbesAreStaggeredAControlReplicaCancelsT
   EXPECT_GE(before, 6);
   EXPECT_LE(control, 3);
   EXPECT_GE(found, 15);
+}
+
+TEST(BaselineDecisionRecordedTest,
+     SevenSecondWindowsAControlAndATenPercentMinimumEffectKeepBothPromises) {
+  // Issue 24's acceptance on the recordings made for it (tests/data/verdict/recipe: two alike
+  // replicas probed every 10 ms, 7 s windows, about 700 samples a phase, idle machine, 20 runs
+  // each interleaved): a fault that cannot touch the service deviates in at most 3 of 20 runs,
+  // and a 200 us delay on web's accept4 (its during-phase p90 rose by +10% to +53%, median +28%)
+  // in at least 19 of 20. Without the minimum effect, replica differences of a few percent are
+  // significant at 700 samples (5 of 20 harmless runs deviate); compared by bound, the delay's
+  // smaller rises are missed.
+  const auto harmless = recorded("pair-7s-idle");
+  const auto delayed = recorded("delay-7s-idle");
+  ASSERT_EQ(harmless.size(), 20u);
+  ASSERT_EQ(delayed.size(), 20u);
+  const int falseAlarms = deviatedRuns(harmless, blocks(0.1, "control"));
+  const int found = deviatedRuns(delayed, blocks(0.1, "control"));
+  const int noFloor = deviatedRuns(harmless, blocks(0, "control"));
+  const int byBound = deviatedRuns(delayed, blocks(0.1, "control", MinEffectBy::kBound));
+  std::cout << "7 s windows, control, minEffect 10% by estimate, of 20: harmless " << falseAlarms
+            << ", delayed " << found << "; without the minimum effect, harmless " << noFloor
+            << "; by bound, delayed " << byBound << "\n";
+  EXPECT_LE(falseAlarms, 3);
+  EXPECT_GE(found, 19);
+  EXPECT_GT(noFloor, 3) << "the problem the minimum effect solves";
+  EXPECT_LT(byBound, found);
 }
 
 TEST(BaselineDecisionRecordedTest,

@@ -335,6 +335,7 @@ void expectSame(const PhaseCalibration& a, const PhaseCalibration& b) {
   EXPECT_DOUBLE_EQ(a.alpha, b.alpha);
   EXPECT_DOUBLE_EQ(a.minRelative, b.minRelative);
   EXPECT_EQ(a.minAbsolute, b.minAbsolute);
+  EXPECT_EQ(a.minEffectBy, b.minEffectBy);
   EXPECT_EQ(a.control, b.control);
   EXPECT_DOUBLE_EQ(a.nominal, b.nominal);
   EXPECT_EQ(a.runs, b.runs);
@@ -413,6 +414,16 @@ TEST_F(CalibrationFileTest, AnotherSchemaOrAMalformedFieldIsRefusedNamingIt) {
                   "phases[0].phase: 'before' is not during, after or both"));
   EXPECT_TRUE(has(with([](Json& d) { d["phases"][0]["test"] = "t"; }),
                   "phases[0].test: not blocks or exceedance"));
+  EXPECT_TRUE(has(with([](Json& d) { d["phases"][0]["minEffectBy"] = "mean"; }),
+                  "phases[0].minEffectBy: not estimate or bound"));
+  // A file written before minEffectBy compared the minimum effect with the bound.
+  {
+    Json old = good;
+    old["phases"][0].erase("minEffectBy");
+    auto loaded = loadCalibrationFile(write("old.json", old.dump()), "exp");
+    ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+    EXPECT_EQ(loaded->phases[0].minEffectBy, MinEffectBy::kBound);
+  }
   EXPECT_TRUE(has(with([](Json& d) { d["phases"][0]["falseAlarms"] = 9; }),
                   "phases[0].falseAlarms: more than runs"));
   EXPECT_TRUE(has(with([](Json& d) { d["phases"][0]["interval"] = {0.1}; }),

@@ -436,7 +436,8 @@ TEST(ExperimentParserTest, BaselineMinEffectControlAndTest) {
       "    - name: a\n"
       "      tcp: {host: 127.0.0.1, port: 80}\n"
       "      phases: [during, after]\n"
-      "      tolerance: {baseline: {minEffect: 20%, control: b, test: exceedance}}\n"
+      "      tolerance: {baseline: {minEffect: 20%, minEffectBy: bound, control: b, test: "
+      "exceedance}}\n"
       "    - name: b\n"
       "      tcp: {host: 127.0.0.1, port: 81}\n"
       "      tolerance: {baseline: {minEffect: 5ms}}\n"
@@ -455,8 +456,10 @@ TEST(ExperimentParserTest, BaselineMinEffectControlAndTest) {
   EXPECT_EQ(a.minAbsolute, Duration::zero());
   EXPECT_EQ(a.control, "b");
   EXPECT_EQ(a.test, BaselineTest::kExceedance);
+  EXPECT_EQ(a.minEffectBy, MinEffectBy::kBound);
   const auto& b = *probes[1].tolerance.baseline;
   EXPECT_EQ(b.minAbsolute, 5ms);
+  EXPECT_EQ(b.minEffectBy, MinEffectBy::kEstimate) << "the default";
   EXPECT_DOUBLE_EQ(b.minRelative, 0);
   EXPECT_TRUE(b.control.empty());
   const auto& c = *probes[2].tolerance.baseline;

@@ -36,6 +36,9 @@ std::string statisticalText(const ProbeSpec& p) {
   if (b.minAbsolute > Duration::zero()) {
     out += ", minimum effect " + units::formatDuration(b.minAbsolute);
   }
+  if (b.minRelative > 0 || b.minAbsolute > Duration::zero()) {
+    out += b.minEffectBy == MinEffectBy::kBound ? " by the interval's bound" : " by the estimate";
+  }
   return out + ")";
 }
 

@@ -118,15 +118,17 @@ std::string referenceWords(const BaselineCheck& b, const std::string& name) {
                            : "the control " + b.control + "'s " + name + " in the same phase";
 }
 
-// The exact count of the phase's samples above the reference quantile raised by the minimum
-// effect, against the beta-binomial law of "nothing changed".
+// The exact count of the phase's samples above the reference quantile (raised by the minimum
+// effect when it is compared by bound), against the beta-binomial law of "nothing changed".
 void countExceedances(const std::vector<double>& phase, const std::vector<double>& sorted,
                       BaselineCheck& b) {
   b.rank = stats::nearestRank(sorted.size(), b.quantile * 100);
   const double threshold = sorted[b.rank - 1];
   b.threshold = Duration(static_cast<Duration::rep>(threshold));
   const double raised =
-      threshold * (1 + b.minRelative) + static_cast<double>(b.minAbsolute.count());
+      b.minEffectBy == MinEffectBy::kBound
+          ? threshold * (1 + b.minRelative) + static_cast<double>(b.minAbsolute.count())
+          : threshold;
   b.exceedances = static_cast<size_t>(
       std::count_if(phase.begin(), phase.end(), [&](double x) { return x > raised; }));
   const auto m = static_cast<double>(b.baselineCount);
@@ -142,6 +144,7 @@ void checkBaseline(const BaselineTolerance& tolerance, const std::vector<double>
   b.alpha = tolerance.alpha;
   b.minRelative = tolerance.minRelative;
   b.minAbsolute = tolerance.minAbsolute;
+  b.minEffectBy = tolerance.minEffectBy;
   b.control = tolerance.control;
   b.baselineCount = reference.size();
   b.count = phase.size();
@@ -173,26 +176,36 @@ void checkBaseline(const BaselineTolerance& tolerance, const std::vector<double>
   b.blockLength = effect.blockLength;
   b.resamples = effect.resamples;
   const std::string floor = minEffectWords(b);
+  // By estimate, the rise measured must reach the minimum effect besides being significant.
+  const bool byEstimate = b.minEffectBy == MinEffectBy::kEstimate;
+  const bool largeEnough =
+      !byEstimate || (b.effect >= b.minRelative && b.difference >= b.minAbsolute);
   if (b.test == BaselineTest::kExceedance) {
-    b.deviated = b.pValue < b.alpha;
+    b.deviated = b.pValue < b.alpha && largeEnough;
     if (b.deviated) {
       char p[32];
       std::snprintf(p, sizeof p, "%.2g", b.pValue);
-      v.reasons.push_back(std::to_string(b.exceedances) + " of " + std::to_string(b.count) +
-                          " samples above " + referenceWords(b, name) + " of " +
-                          formatLatency(b.threshold) + (floor.empty() ? "" : " " + floor) + " (" +
-                          significant3(b.expected) + " expected); P = " + p + " < alpha " +
-                          formatNumber(b.alpha));
+      v.reasons.push_back(
+          std::to_string(b.exceedances) + " of " + std::to_string(b.count) + " samples above " +
+          referenceWords(b, name) + " of " + formatLatency(b.threshold) +
+          (floor.empty() || byEstimate ? "" : " " + floor) + " (" + significant3(b.expected) +
+          " expected); P = " + p + " < alpha " + formatNumber(b.alpha) +
+          (floor.empty() || !byEstimate ? ""
+                                        : "; " + name + " " + signedPercent(b.effect) +
+                                              ", at least the minimum effect of " + floor));
     }
   } else {
-    b.deviated = b.effectLow > b.minRelative && b.differenceLow > b.minAbsolute;
+    b.deviated = byEstimate ? b.effectLow > 0 && b.differenceLow > Duration::zero() && largeEnough
+                            : b.effectLow > b.minRelative && b.differenceLow > b.minAbsolute;
     if (b.deviated) {
       v.reasons.push_back(name + " " + formatLatency(b.phaseQuantile) + " against " +
                           referenceWords(b, name) + " of " + formatLatency(b.threshold) + ": " +
                           signedPercent(b.effect) + " (" + formatNumber((1 - 2 * b.alpha) * 100) +
                           "% interval " + signedPercent(b.effectLow) + " to " +
                           signedPercent(b.effectHigh) + ")" +
-                          (floor.empty() ? "" : ", more than the minimum effect of " + floor));
+                          (floor.empty() ? ""
+                           : byEstimate  ? ", at least the minimum effect of " + floor
+                                         : ", all of it above the minimum effect of " + floor));
     }
   }
   v.baseline = b;

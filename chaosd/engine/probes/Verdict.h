@@ -50,6 +50,7 @@ struct BaselineCheck {
   double alpha = 0.01;
   double minRelative = 0;
   Duration minAbsolute{0};
+  MinEffectBy minEffectBy = MinEffectBy::kEstimate;
   std::string control;  // the reference is this probe's samples of the same phase; empty: before
 
   // The reference (the before phase, or the control's same phase) and the threshold.
@@ -58,8 +59,8 @@ struct BaselineCheck {
   Duration threshold{0};      // the reference quantile
   Duration phaseQuantile{0};  // the phase's quantile (nearest rank)
 
-  // The exceedance count: k of the phase's n samples strictly above the threshold raised by
-  // the minimum effect (threshold * (1 + minRelative) + minAbsolute).
+  // The exceedance count: k of the phase's n samples strictly above the threshold (raised by
+  // the minimum effect, threshold * (1 + minRelative) + minAbsolute, when minEffectBy is kBound).
   size_t count = 0;        // n: samples in this phase
   size_t exceedances = 0;  // k
   double expected = 0;     // n * (m - r + 1) / (m + 1): the mean of k when nothing changed
