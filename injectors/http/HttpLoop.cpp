@@ -66,7 +66,16 @@ void EventLoop::retire(Connection& c) {
 void EventLoop::run() {
   std::array<epoll_event, kEvents> events;
   while (!shared_->stopping.load(std::memory_order_relaxed)) {
-    const int n = ::epoll_wait(epoll_.get(), events.data(), kEvents, timeoutMs());
+    timespec wait{};
+    const timespec* until = timeout(wait);
+    int n = ::epoll_pwait2(epoll_.get(), events.data(), kEvents, until, nullptr);
+    if (n < 0 && errno == ENOSYS) {  // before Linux 5.11: milliseconds, rounded up
+      const int ms =
+          until == nullptr
+              ? -1
+              : static_cast<int>(until->tv_sec * 1000 + (until->tv_nsec + 999'999) / 1'000'000);
+      n = ::epoll_wait(epoll_.get(), events.data(), kEvents, ms);
+    }
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[static_cast<size_t>(i)].data.u64;
@@ -103,11 +112,14 @@ void EventLoop::acceptSome() {
   }
 }
 
-int EventLoop::timeoutMs() {
-  if (timers_.empty()) return -1;
-  const auto left = timers_.begin()->first - Clock::now();
-  return static_cast<int>(
-      std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(left).count()));
+const timespec* EventLoop::timeout(timespec& out) const {
+  if (timers_.empty()) return nullptr;  // no deadline: wait for events
+  const auto left = std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::nanoseconds>(timers_.begin()->first - Clock::now())
+             .count());
+  out.tv_sec = static_cast<time_t>(left / 1'000'000'000);
+  out.tv_nsec = static_cast<long>(left % 1'000'000'000);
+  return &out;
 }
 
 void EventLoop::fireTimers() {

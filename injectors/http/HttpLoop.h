@@ -1,5 +1,7 @@
 #pragma once
 
+#include <time.h>
+
 #include <array>
 #include <map>
 #include <memory>
@@ -43,7 +45,8 @@ class EventLoop {
  private:
   void acceptSome();
   void closeAll();
-  int timeoutMs();
+  // epoll_pwait2's timeout: until the next timer (nanoseconds: a delay is not rounded to a ms).
+  const timespec* timeout(timespec& out) const;
   void fireTimers();
   void freeRetired();
 

@@ -34,6 +34,7 @@
 #include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/http/HttpFaultInjector.h"
+#include "injectors/network/NftKernel.h"
 
 namespace {
 
@@ -77,7 +78,8 @@ void serve(int fd) {
 // both ways as they come. Edge-triggered; a send that would block waits (tiny answers here).
 class Forwarder {
  public:
-  Forwarder(int listener, sockaddr_in server, int loops) : listener_(listener), server_(server) {
+  Forwarder(int listener, sockaddr_in server, int loops, uint32_t mark)
+      : listener_(listener), server_(server), mark_(mark) {
     for (int i = 0; i < loops; ++i) threads_.emplace_back([this] { loop(); });
   }
   ~Forwarder() {
@@ -125,6 +127,7 @@ class Forwarder {
           int one = 1;
           ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           ::setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          ::setsockopt(u, SOL_SOCKET, SO_MARK, &mark_, sizeof mark_);  // skips the redirect
           if (::connect(u, reinterpret_cast<const sockaddr*>(&server_), sizeof server_) != 0) {
             ::close(c);
             ::close(u);
@@ -162,9 +165,13 @@ class Forwarder {
 
   int listener_;
   sockaddr_in server_;
+  uint32_t mark_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
 };
+
+// The forwarder's upstream connections carry it; its redirect skips them.
+constexpr uint32_t kFwdMark = 0x68747462;
 
 struct Load {
   double rps = 0, p50us = 0, p99us = 0;
@@ -293,7 +300,7 @@ int main(int argc, char** argv) {
     sockaddr_in at{};
     at.sin_family = AF_INET;
     at.sin_port = htons(8081);
-    ::inet_pton(AF_INET, client.c_str(), &at.sin_addr);
+    at.sin_addr.s_addr = htonl(INADDR_ANY);  // a redirect reaches it on 127.0.0.1
     if (::bind(fwdListener.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
         ::listen(fwdListener.get(), 1024) != 0) {
       return Error(ErrorCode::kIo, "listen");
@@ -303,9 +310,22 @@ int main(int argc, char** argv) {
     to.sin_port = htons(8080);
     ::inet_pton(AF_INET, server.c_str(), &to.sin_addr);
     const auto cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    forwarder = std::make_unique<Forwarder>(fwdListener.get(), to, std::min(cpus, 8));
+    forwarder = std::make_unique<Forwarder>(fwdListener.get(), to, std::min(cpus, 8), kFwdMark);
     return success();
   });
+
+  // The forwarder behind the same kind of redirect as http.fault's (nat output, SYN only), so
+  // the floor also pays conntrack and NAT on every packet of namespace A.
+  LibnftablesKernel nft(std::make_shared<NftSessionPool>());
+  const std::string nsPath = "/run/netns/" + a;
+  const std::string fwdTable =
+      "add table inet httpb_fwd\n"
+      "add chain inet httpb_fwd output { type nat hook output priority -100; policy accept; }\n"
+      "add rule inet httpb_fwd output meta mark " +
+      std::to_string(kFwdMark) +
+      " return\n"
+      "add rule inet httpb_fwd output tcp dport 8080 tcp flags & (syn | ack) == syn redirect to "
+      ":8081\n";
 
   TargetSpec target;
   target.kind = TargetKind::kInterface;
@@ -341,12 +361,21 @@ int main(int argc, char** argv) {
   const char* build = "DEBUG build: not a figure";
 #endif
   std::printf("http_bench: wrk -t2 -c%d -d%ds, %d rounds (%s)\n", conns, seconds, rounds, build);
-  std::vector<double> tput, p50add, p99add, seqAdd, fwdTput, fwdP50add, overFwd;
+  std::vector<double> tput, p50add, p99add, seqAdd, fwdTput, fwdP50add, overFwd, natTput, natP50add,
+      overNat;
   json undo;
   for (int round = 1; round <= rounds; ++round) {
     const Load direct = wrk(a, url, seconds, conns);
     const double seqDirect = sequential(a, server, "/x", 2000);
     const Load fwd = wrk(a, fwdUrl, seconds, conns);
+    if (auto r = nft.run(nsPath, fwdTable); !r) {
+      std::fprintf(stderr, "http_bench: the forwarder's redirect: %s\n",
+                   r.error().describe().c_str());
+      cleanup();
+      return 1;
+    }
+    const Load fwdNat = wrk(a, url, seconds, conns);
+    (void)nft.run(nsPath, "delete table inet httpb_fwd\n");
     undo = hold({{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}, "b1");
     const Load proxied = wrk(a, url, seconds, conns);
     const double seqProxied = sequential(a, server, "/x", 2000);
@@ -356,6 +385,10 @@ int main(int argc, char** argv) {
     std::printf(
         "  round %d forwarder: %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (bytes only: the floor)\n",
         round, fwd.rps, fwd.p50us, fwd.p99us);
+    std::printf(
+        "  round %d fwd+nat:   %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (the floor behind a "
+        "redirect)\n",
+        round, fwdNat.rps, fwdNat.p50us, fwdNat.p99us);
     std::printf(
         "  round %d via proxy: %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (no rule matches)\n", round,
         proxied.rps, proxied.p50us, proxied.p99us);
@@ -369,6 +402,13 @@ int main(int argc, char** argv) {
         "  round %d floor:     forwarder throughput %.2f of direct, p50 +%.1f us; the proxy "
         "%.2f of the forwarder\n",
         round, fwd.rps / direct.rps, fwd.p50us - direct.p50us, proxied.rps / fwd.rps);
+    std::printf(
+        "  round %d floor+nat: forwarder behind the redirect %.2f of direct, p50 +%.1f us; the "
+        "proxy %.2f of it\n",
+        round, fwdNat.rps / direct.rps, fwdNat.p50us - direct.p50us, proxied.rps / fwdNat.rps);
+    natTput.push_back(fwdNat.rps / direct.rps);
+    natP50add.push_back(fwdNat.p50us - direct.p50us);
+    overNat.push_back(proxied.rps / fwdNat.rps);
     fwdTput.push_back(fwd.rps / direct.rps);
     fwdP50add.push_back(fwd.p50us - direct.p50us);
     overFwd.push_back(proxied.rps / fwd.rps);
@@ -391,6 +431,10 @@ int main(int argc, char** argv) {
   std::printf("  spread: forwarder throughput ratio %s; its p50 added us %s\n",
               spread(fwdTput).c_str(), spread(fwdP50add).c_str());
   std::printf("  spread: proxy throughput over the forwarder's %s\n", spread(overFwd).c_str());
+  std::printf("  spread: redirected forwarder throughput ratio %s; its p50 added us %s\n",
+              spread(natTput).c_str(), spread(natP50add).c_str());
+  std::printf("  spread: proxy throughput over the redirected forwarder's %s\n",
+              spread(overNat).c_str());
 
   // Accuracy: abort 10% of `requests` on keep-alive connections.
   undo = hold({{{"path", "/"}, {"abort", {{"status", 503}, {"percent", 0.1}}}}}, "b2");

@@ -702,7 +702,9 @@ TEST_F(HttpFaultTest, ManyIdleConnectionsAreCapped) {
   EXPECT_LT(rss, 200 * 1024);
   for (size_t i = 0; i < idle.size(); ++i) {  // the held ones are open: nothing to read
     pollfd p{idle[i].get(), POLLIN, 0};
-    if (!wasReset[i]) EXPECT_EQ(::poll(&p, 1, 0), 0) << i;
+    if (!wasReset[i]) {
+      EXPECT_EQ(::poll(&p, 1, 0), 0) << i;
+    }
   }
   idle.clear();
   EXPECT_TRUE(waitUntil([&] { return curl("/fine").out == "ok /fine"; }, 20s));
