@@ -21,6 +21,7 @@ struct ProxyConfig {
   std::shared_ptr<Policy> policy;
   size_t maxConnections = 1024;  // client connections at once; more are reset at accept
   std::chrono::nanoseconds headerTimeout{std::chrono::seconds(10)};  // a request's head
+  size_t threads = 0;  // event loops; 0: one per CPU this process may run on (at most 8)
 };
 
 // What the proxy saw besides the per-rule counts.
@@ -37,14 +38,14 @@ struct ProxyStats {
   nlohmann::json toJson() const;
 };
 
-// A running proxy: a listening socket in the namespace and the threads serving it.
+// A running proxy: a listening socket in the namespace and the event loops serving it.
 class Proxy {
  public:
   virtual ~Proxy() = default;
   // The port it listens on, in its namespace (the redirect's target).
   virtual uint16_t port() const = 0;
   // Closes the listener and every connection (clients see a close or a reset), joins the
-  // threads. Idempotent; the final counts.
+  // loops' threads. Idempotent; the final counts.
   virtual ProxyStats stop() = 0;
 };
 
@@ -61,7 +62,7 @@ class HttpKernel {
                                           const std::vector<OpenConnection>& connections) = 0;
 };
 
-// The kernel's: threads of this process inside the namespace (HttpProxy.cpp).
+// The kernel's: event-loop threads of this process inside the namespace (HttpProxy.cpp).
 class ThreadedHttpKernel final : public HttpKernel {
  public:
   Result<std::unique_ptr<Proxy>> startProxy(ProxyConfig config) override;

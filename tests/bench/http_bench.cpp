@@ -11,8 +11,11 @@
 // pairs of direct-then-proxied wrk runs, each pair's ratios printed, then the spread (min,
 // median, max) of the ratios: the machine may be shared, so one pair is not a figure.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +25,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +34,7 @@
 #include "chaosd/base/Netns.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/http/HttpFaultInjector.h"
+#include "injectors/network/NftKernel.h"
 
 namespace {
 
@@ -68,6 +73,105 @@ void serve(int fd) {
   }
   ::close(fd);
 }
+
+// The forwarder: each accepted connection is paired with one to the server; bytes are relayed
+// both ways as they come. Edge-triggered; a send that would block waits (tiny answers here).
+class Forwarder {
+ public:
+  Forwarder(int listener, sockaddr_in server, int loops, uint32_t mark)
+      : listener_(listener), server_(server), mark_(mark) {
+    for (int i = 0; i < loops; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~Forwarder() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  struct Pair {
+    int fd[2];
+    bool closed = false;
+  };
+  static void sendAll(int fd, const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (w > 0) {
+        p += w;
+        n -= static_cast<size_t>(w);
+      } else if (w < 0 && errno == EAGAIN) {
+        pollfd pf{fd, POLLOUT, 0};
+        ::poll(&pf, 1, 100);
+      } else {
+        return;
+      }
+    }
+  }
+  void loop() {
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    epoll_event l{EPOLLIN | EPOLLEXCLUSIVE, {.u64 = 0}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, listener_, &l);
+    std::vector<epoll_event> ev(256);
+    std::vector<Pair*> dead;
+    char buf[65536];
+    while (!stop_) {
+      for (Pair* p : dead) delete p;
+      dead.clear();
+      const int n = ::epoll_wait(ep, ev.data(), static_cast<int>(ev.size()), 100);
+      for (int i = 0; i < n; ++i) {
+        const uint64_t tag = ev[static_cast<size_t>(i)].data.u64;
+        if (tag == 0) {
+          const int c = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (c < 0) continue;
+          const int u = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          int one = 1;
+          ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          ::setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          ::setsockopt(u, SOL_SOCKET, SO_MARK, &mark_, sizeof mark_);  // skips the redirect
+          if (::connect(u, reinterpret_cast<const sockaddr*>(&server_), sizeof server_) != 0) {
+            ::close(c);
+            ::close(u);
+            continue;
+          }
+          ::fcntl(u, F_SETFL, O_NONBLOCK);
+          auto* pair = new Pair{{c, u}};
+          for (int side = 0; side < 2; ++side) {
+            epoll_event e{EPOLLIN | EPOLLRDHUP | EPOLLET,
+                          {.u64 = reinterpret_cast<uintptr_t>(pair) | static_cast<unsigned>(side)}};
+            ::epoll_ctl(ep, EPOLL_CTL_ADD, pair->fd[side], &e);
+          }
+          continue;
+        }
+        auto* pair = reinterpret_cast<Pair*>(tag & ~uint64_t{1});
+        const int side = static_cast<int>(tag & 1);
+        while (!pair->closed) {
+          const ssize_t r = ::recv(pair->fd[side], buf, sizeof buf, 0);
+          if (r > 0) {
+            sendAll(pair->fd[1 - side], buf, static_cast<size_t>(r));
+            if (static_cast<size_t>(r) < sizeof buf) break;
+            continue;
+          }
+          if (r < 0 && errno == EAGAIN) break;
+          ::close(pair->fd[0]);  // closing both removes both from the epoll set
+          ::close(pair->fd[1]);
+          pair->closed = true;  // freed after the batch, which may still name it
+          dead.push_back(pair);
+        }
+      }
+    }
+    for (Pair* p : dead) delete p;
+    ::close(ep);
+  }
+
+  int listener_;
+  sockaddr_in server_;
+  uint32_t mark_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+// The forwarder's upstream connections carry it; its redirect skips them.
+constexpr uint32_t kFwdMark = 0x68747462;
 
 struct Load {
   double rps = 0, p50us = 0, p99us = 0;
@@ -186,6 +290,43 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 
+  // The forwarder, made inside namespace A: its threads are born there.
+  NetnsRef nsA;
+  nsA.name = a;
+  Fd fwdListener;
+  std::unique_ptr<Forwarder> forwarder;
+  (void)runInNetns(nsA, [&]() -> Result<void> {
+    fwdListener = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(8081);
+    at.sin_addr.s_addr = htonl(INADDR_ANY);  // a redirect reaches it on 127.0.0.1
+    if (::bind(fwdListener.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
+        ::listen(fwdListener.get(), 1024) != 0) {
+      return Error(ErrorCode::kIo, "listen");
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(8080);
+    ::inet_pton(AF_INET, server.c_str(), &to.sin_addr);
+    const auto cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    forwarder = std::make_unique<Forwarder>(fwdListener.get(), to, std::min(cpus, 8), kFwdMark);
+    return success();
+  });
+
+  // The forwarder behind the same kind of redirect as http.fault's (nat output, SYN only), so
+  // the floor also pays conntrack and NAT on every packet of namespace A.
+  LibnftablesKernel nft(std::make_shared<NftSessionPool>());
+  const std::string nsPath = "/run/netns/" + a;
+  const std::string fwdTable =
+      "add table inet httpb_fwd\n"
+      "add chain inet httpb_fwd output { type nat hook output priority -100; policy accept; }\n"
+      "add rule inet httpb_fwd output meta mark " +
+      std::to_string(kFwdMark) +
+      " return\n"
+      "add rule inet httpb_fwd output tcp dport 8080 tcp flags & (syn | ack) == syn redirect to "
+      ":8081\n";
+
   TargetSpec target;
   target.kind = TargetKind::kInterface;
   target.interface.name = "hb" + id + "a";
@@ -211,6 +352,7 @@ int main(int argc, char** argv) {
     return p->undo;
   };
   const std::string url = "http://" + server + ":8080/";
+  const std::string fwdUrl = "http://" + client + ":8081/";
 
   (void)wrk(a, url, 1, conns);  // warm-up
 #ifdef NDEBUG
@@ -219,17 +361,34 @@ int main(int argc, char** argv) {
   const char* build = "DEBUG build: not a figure";
 #endif
   std::printf("http_bench: wrk -t2 -c%d -d%ds, %d rounds (%s)\n", conns, seconds, rounds, build);
-  std::vector<double> tput, p50add, p99add, seqAdd;
+  std::vector<double> tput, p50add, p99add, seqAdd, fwdTput, fwdP50add, overFwd, natTput, natP50add,
+      overNat;
   json undo;
   for (int round = 1; round <= rounds; ++round) {
     const Load direct = wrk(a, url, seconds, conns);
     const double seqDirect = sequential(a, server, "/x", 2000);
+    const Load fwd = wrk(a, fwdUrl, seconds, conns);
+    if (auto r = nft.run(nsPath, fwdTable); !r) {
+      std::fprintf(stderr, "http_bench: the forwarder's redirect: %s\n",
+                   r.error().describe().c_str());
+      cleanup();
+      return 1;
+    }
+    const Load fwdNat = wrk(a, url, seconds, conns);
+    (void)nft.run(nsPath, "delete table inet httpb_fwd\n");
     undo = hold({{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}, "b1");
     const Load proxied = wrk(a, url, seconds, conns);
     const double seqProxied = sequential(a, server, "/x", 2000);
     (void)injector.revert("b1", undo);
     std::printf("  round %d direct:    %9.0f req/s  p50 %7.1f us  p99 %8.1f us\n", round,
                 direct.rps, direct.p50us, direct.p99us);
+    std::printf(
+        "  round %d forwarder: %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (bytes only: the floor)\n",
+        round, fwd.rps, fwd.p50us, fwd.p99us);
+    std::printf(
+        "  round %d fwd+nat:   %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (the floor behind a "
+        "redirect)\n",
+        round, fwdNat.rps, fwdNat.p50us, fwdNat.p99us);
     std::printf(
         "  round %d via proxy: %9.0f req/s  p50 %7.1f us  p99 %8.1f us  (no rule matches)\n", round,
         proxied.rps, proxied.p50us, proxied.p99us);
@@ -239,6 +398,20 @@ int main(int argc, char** argv) {
         round, proxied.rps / direct.rps, proxied.p50us - direct.p50us, proxied.p50us / direct.p50us,
         proxied.p99us - direct.p99us, proxied.p99us / direct.p99us, seqDirect, seqProxied,
         seqProxied - seqDirect);
+    std::printf(
+        "  round %d floor:     forwarder throughput %.2f of direct, p50 +%.1f us; the proxy "
+        "%.2f of the forwarder\n",
+        round, fwd.rps / direct.rps, fwd.p50us - direct.p50us, proxied.rps / fwd.rps);
+    std::printf(
+        "  round %d floor+nat: forwarder behind the redirect %.2f of direct, p50 +%.1f us; the "
+        "proxy %.2f of it\n",
+        round, fwdNat.rps / direct.rps, fwdNat.p50us - direct.p50us, proxied.rps / fwdNat.rps);
+    natTput.push_back(fwdNat.rps / direct.rps);
+    natP50add.push_back(fwdNat.p50us - direct.p50us);
+    overNat.push_back(proxied.rps / fwdNat.rps);
+    fwdTput.push_back(fwd.rps / direct.rps);
+    fwdP50add.push_back(fwd.p50us - direct.p50us);
+    overFwd.push_back(proxied.rps / fwd.rps);
     tput.push_back(proxied.rps / direct.rps);
     p50add.push_back(proxied.p50us - direct.p50us);
     p99add.push_back(proxied.p99us - direct.p99us);
@@ -255,6 +428,13 @@ int main(int argc, char** argv) {
   std::printf("  spread: p50 added us %s; p99 added us %s\n", spread(p50add).c_str(),
               spread(p99add).c_str());
   std::printf("  spread: sequential added us %s\n", spread(seqAdd).c_str());
+  std::printf("  spread: forwarder throughput ratio %s; its p50 added us %s\n",
+              spread(fwdTput).c_str(), spread(fwdP50add).c_str());
+  std::printf("  spread: proxy throughput over the forwarder's %s\n", spread(overFwd).c_str());
+  std::printf("  spread: redirected forwarder throughput ratio %s; its p50 added us %s\n",
+              spread(natTput).c_str(), spread(natP50add).c_str());
+  std::printf("  spread: proxy throughput over the redirected forwarder's %s\n",
+              spread(overNat).c_str());
 
   // Accuracy: abort 10% of `requests` on keep-alive connections.
   undo = hold({{{"path", "/"}, {"abort", {{"status", 503}, {"percent", 0.1}}}}}, "b2");
@@ -284,6 +464,7 @@ int main(int argc, char** argv) {
       "  delay 200ms: median %.1f ms (not delayed through the proxy: %.3f ms); added %.1f ms "
       "(%+.1f%%)\n",
       slow / 1e3, fast / 1e3, (slow - fast) / 1e3, ((slow - fast) / 2e5 - 1) * 100);
+  forwarder.reset();
   cleanup();
   return 0;
 }
