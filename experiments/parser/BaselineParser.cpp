@@ -45,7 +45,7 @@ void parseBaselineDecision(ReadContext& ctx, MapReader& bm, BaselineTolerance& b
     }
     if (!bm.get("minEffect")) {
       ctx.diag.error(by->node.Mark(), by->path, "minEffectBy without a minEffect",
-                     "a minEffect beside it (minEffectBy says how that minimum is compared)");
+                     "a minEffect beside it: minEffectBy only says how it is compared");
     }
   }
   if (auto c = bm.string("control")) bt.control = *c;
