@@ -437,6 +437,49 @@ TEST_F(ContainerFaultTest, KillDrillExampleRunsForReal) {
   EXPECT_EQ(f["observed"]["containerEvents"].back()["event"], "restarted") << f.dump();
 }
 
+// A podman pod: the target names the pod, the seeded mode picks one of its containers, and the
+// fault acts in that container's namespace only.
+TEST_F(ContainerFaultTest, APodTargetHitsOneContainerOfThePod) {
+  testing::PodmanPod pod;
+  ASSERT_EQ(pod.create(name_ + "-pod"), "");
+  PodmanContainer a;
+  PodmanContainer b;
+  PodmanContainer outside;
+  ASSERT_EQ(a.run(name_ + "-a", rootfs_.dir(), {"/bin/sleep", "600"}, {.pod = pod.name()}), "");
+  ASSERT_EQ(b.run(name_ + "-b", rootfs_.dir(), {"/bin/sleep", "600"}, {.pod = pod.name()}), "");
+  ASSERT_EQ(outside.run(name_, rootfs_.dir(), {"/bin/sleep", "600"}), "");
+  const std::string file = root_ + "/pod.yaml";
+  std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: pod}\n"
+                         "targets:\n  ctr:\n    container: {pod: "
+                      << pod.name() << ", socket: " << socket_
+                      << ", interface: lo}\n    mode: one\n    seed: 5\n"
+                         "steadyState: {baseline: {duration: 100ms}, "
+                         "recovery: {duration: 100ms}, probes: []}\n"
+                         "method:\n  - {name: cut, fault: network.partition, target: ctr, "
+                         "duration: 3s, args: {cidr: [127.0.0.2/32]}}\n";
+  auto rules = [](const PodmanContainer& c) {
+    return runShell("nsenter -t " + std::to_string(c.pid()) + " -n nft list ruleset");
+  };
+  startRun(file);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return rules(a).find("chaosd") != std::string::npos ||
+               rules(b).find("chaosd") != std::string::npos;
+      },
+      20s))
+      << log();
+  const bool hitA = rules(a).find("chaosd") != std::string::npos;
+  EXPECT_EQ(rules(hitA ? b : a), "") << "one container of the pod";
+  EXPECT_EQ(rules(outside), "") << "not the container outside the pod";
+  EXPECT_EQ(waitRun(), 0) << log();
+  EXPECT_EQ(rules(a) + rules(b), "");
+  const auto r = report();
+  ASSERT_TRUE(r.is_object()) << log();
+  const auto& hit = r["faults"][0]["observed"]["container"];
+  EXPECT_EQ(hit["pod"], pod.name()) << hit.dump();
+  EXPECT_EQ(hit["name"], hitA ? a.name() : b.name());
+}
+
 TEST_F(ContainerFaultTest, PlanShowsWhatMatchedAndHow) {
   PodmanContainer a;
   PodmanContainer b;

@@ -140,6 +140,30 @@ class PodmanContainer {
   bool started_ = false;
 };
 
+// A podman pod without an infra container (its image would come from a registry), removed
+// with its containers on destruction.
+class PodmanPod {
+ public:
+  PodmanPod() = default;
+  PodmanPod(const PodmanPod&) = delete;
+  PodmanPod& operator=(const PodmanPod&) = delete;
+  ~PodmanPod() {
+    if (!name_.empty()) runShell("podman pod rm -f -t 0 " + name_);
+  }
+  // "" on success, else the command and its output.
+  std::string create(const std::string& name) {
+    name_ = name;
+    runShell("podman pod rm -f -t 0 " + name_);
+    int status = -1;
+    std::string out = runShell("podman pod create --infra=false --name " + name_, &status);
+    return status == 0 ? "" : "podman pod create: " + out;
+  }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
 // A veth from a container's network namespace to a namespace of the test's own
 // (chaosd-ctr-<tag>-<pid>), addresses on both ends; the test namespace (and with it the veth) is
 // deleted on destruction. The host's namespace is never touched.
