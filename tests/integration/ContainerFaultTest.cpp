@@ -23,6 +23,7 @@
 #include "chaosd/base/Cgroup.h"
 #include "tests/support/JournalHeld.h"
 #include "tests/support/PodmanContainer.h"
+#include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
 #include "tests/support/Wait.h"
 
@@ -37,14 +38,10 @@ using testing::BusyboxRootfs;
 using testing::ContainerLink;
 using testing::PodmanContainer;
 using testing::PodmanService;
+using testing::readFile;
 using testing::runShell;
 using testing::shellStatus;
 using testing::waitUntil;
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 char procState(pid_t pid) {
   const std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
@@ -118,12 +115,8 @@ class ContainerFaultTest : public ::testing::Test {
   std::string log() const { return readFile(root_ + "/run.log"); }
   nlohmann::json report() const {
     if (!fs::exists(root_ + "/reports")) return nullptr;
-    for (const auto& e : fs::directory_iterator(root_ + "/reports")) {
-      return nlohmann::json::parse(readFile((e.path() / "report.json").string()), nullptr, false);
-    }
-    return nullptr;
+    return testing::readReport(testing::runDirIn(root_ + "/reports"));
   }
-  bool applied() const { return log().find("applied") != std::string::npos; }
 
   BusyboxRootfs rootfs_;
   PodmanService service_;
