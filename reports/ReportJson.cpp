@@ -209,6 +209,16 @@ nlohmann::json experimentJson(const Experiment& e) {
       case TargetKind::kPath:
         tj["path"] = t.path;
         break;
+      case TargetKind::kContainer: {
+        const auto& c = t.container;
+        if (!c.id.empty()) tj["id"] = c.id;
+        if (!c.name.empty()) tj["name"] = c.name;
+        if (!c.labels.empty()) tj["labels"] = c.labels;
+        if (!c.pod.empty()) tj["pod"] = c.pod;
+        tj["runtime"] = std::string(containerRuntimeName(c.runtime));
+        if (t.selection.seed) tj["seed"] = *t.selection.seed;
+        break;
+      }
     }
     j["targets"][t.name] = tj;
   }

@@ -199,6 +199,9 @@ Result<CompiledSelector> compile(const ProcessSelector& s, const MatchContext& c
 
 bool matches(const ProcessInfo& p, const ProcessSelector& s, const CompiledSelector& c) {
   if (c.pid && p.pid != *c.pid) return false;
+  if (std::find(s.exceptPids.begin(), s.exceptPids.end(), p.pid) != s.exceptPids.end()) {
+    return false;
+  }
   if (c.pidFromFile && p.pid != *c.pidFromFile) return false;
   if (!s.name.empty() && p.comm != s.name) return false;
   if (c.uid && p.uid != *c.uid) return false;

@@ -23,6 +23,9 @@ struct ProcessSelector {
   std::string cgroup;   // cgroup v2 path relative to the cgroup2 mount, "/system.slice/x"
   std::string user;     // name or numeric uid
   std::string pidFile;
+  // Never matched, whatever else matches: a container's init under `init: protect`. Set by
+  // the code that builds a selector for a container, not by the experiment's YAML.
+  std::vector<int> exceptPids;
 };
 
 // One process as /proc showed it at scan time.

@@ -204,8 +204,9 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length,
       how = WindowEnd::kFailed;
       break;
     }
-    const Clock::TimePoint nextRefresh =
+    Clock::TimePoint nextRefresh =
         phase == Phase::kDuring ? refreshHeldFaults() : Clock::TimePoint::max();
+    if (phase != Phase::kBefore) nextRefresh = std::min(nextRefresh, watchContainers());
     auto now = clock.now();
     if (now >= end && (phase != Phase::kDuring || nextEvent_ >= events_.size())) break;
     Clock::TimePoint next = end;

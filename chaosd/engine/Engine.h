@@ -18,6 +18,7 @@
 #include "experiments/model/Experiment.h"
 #include "experiments/model/Timeline.h"
 #include "injectors/FaultRegistry.h"
+#include "injectors/container/ContainerFinder.h"
 
 namespace chaosd {
 
@@ -106,6 +107,18 @@ class Engine {
   Clock::TimePoint refreshHeldFaults();
   void refreshFault(size_t index);
   void startRefreshing(size_t index);
+  // Container targets (EngineContainers.cpp): found and chosen when the fault is prepared, and
+  // seen by the fault's injector as the kind it acts on (injectors/container/ContainerView.h).
+  // Returns the view for faults_[index]; records the container in resolved_[index].
+  Result<const TargetSpec*> containerTarget(size_t index, const TargetSpec& target,
+                                            const FaultType* type);
+  // Every 200 ms from a container fault's apply to the run's end: whether its container's init
+  // is still the one found. A container gone ends its fault (reverted); one restarted (a new
+  // init) is followed (the fault applied again to it, under a new fault id) or only reported,
+  // per the target's onRestart. Both are timed in the fault's observed.containerEvents. Returns
+  // when the next check is due.
+  Clock::TimePoint watchContainers();
+  void containerChanged(size_t index);
   // Shared needs (injectors/Injector.h): each key journalled and applied once, before the
   // first fault that names it; released, newest first, once no fault is held.
   bool holdShared(const std::vector<SharedNeed>& needs);
@@ -163,6 +176,18 @@ class Engine {
     std::vector<std::unique_ptr<ExecContribution>> contributions;
   };
   std::map<std::string, ExecHeld> execs_;  // by target name
+  struct ContainerHeld {
+    TargetSpec view;  // what the injector was handed
+    ContainerMatch container;
+    std::optional<Clock::TimePoint> firstApplied;  // events are timed from it
+    Clock::TimePoint heldUntil{};                  // its first apply plus the step's duration
+    std::optional<Clock::TimePoint> downSince;     // seen not running since then
+    bool revertedByWatch = false;                  // its fault was reverted when it went away
+    int reapplied = 0;                             // times the fault followed a restart
+  };
+  std::map<size_t, ContainerHeld> containers_;  // faults on container targets, by index
+  Clock::TimePoint containerWatchDue_{};
+  std::unique_ptr<ContainerApi> containerApi_;  // made at the first container target
   struct SharedHeld {
     SharedNeed need;
     std::string faultId;

@@ -87,6 +87,17 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
     auto it = execs_.find(f.target);
     if (it != execs_.end()) req.target = &it->second.asProcess;
   }
+  if (req.target != nullptr && req.target->kind == TargetKind::kContainer) {
+    auto view = containerTarget(index, *req.target, type);
+    if (!view) {
+      f.state = FaultState::kApplyFailed;
+      f.error = view.error().describe();
+      fail(view.error().code() == ErrorCode::kInvalid ? Outcome::kAborted : Outcome::kError,
+           "step " + f.step + ": " + f.error);
+      return std::nullopt;
+    }
+    req.target = *view;
+  }
   req.args = f.args;
   // Host names resolve again now: the addresses of this moment are the ones applied.
   if (type && type->resolveArgs) {
@@ -120,6 +131,11 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
     }
     prepared->description += " [hosts: " + names + "]";
   }
+  if (auto it = containers_.find(index); it != containers_.end()) {
+    const ContainerMatch& c = it->second.container;
+    prepared->description +=
+        " [container " + c.name + " " + c.shortId() + ", pid " + std::to_string(c.pid) + "]";
+  }
   f.description = prepared->description;
   f.revertible = prepared->revertible;
   for (auto& need : prepared->shared) pendingShared_.push_back(std::move(need));
@@ -150,6 +166,10 @@ bool Engine::applyPrepared(size_t index) {
   if (auto it = resolved_.find(index); it != resolved_.end()) {
     if (!f.observed.is_object()) f.observed = nlohmann::json::object();
     f.observed.update(it->second);
+  }
+  if (auto it = containers_.find(index); it != containers_.end()) {
+    if (!f.observed.is_object()) f.observed = nlohmann::json::object();
+    f.observed["container"] = it->second.container.toJson();
   }
   f.state = FaultState::kApplied;
   f.appliedAt = deps_.clock->wallNow();

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <set>
 
+#include "injectors/container/ContainerFinder.h"
+
 namespace chaosd {
 namespace {
 
@@ -50,6 +52,22 @@ std::vector<TargetKey> targetKeys(const Experiment& experiment, const ProcessTab
         if (!any) {
           std::string sel = describeSelector(*t);
           out.push_back({"process:" + sel, name, "processes " + sel});
+        }
+        break;
+      }
+      case TargetKind::kContainer: {
+        // Every running container that matches (not only the one a mode would pick), by id.
+        auto api = makeCurlContainerApi();
+        auto found = findContainers(t->container, ContainerSources{api.get(), "/proc"});
+        bool any = false;
+        for (const auto& c : found ? *found : std::vector<ContainerMatch>{}) {
+          out.push_back(
+              {"container:" + c.id, name, "container " + c.name + " (" + c.shortId() + ")"});
+          any = true;
+        }
+        if (!any) {
+          const std::string sel = describeContainerSpec(t->container);
+          out.push_back({"container:" + sel, name, sel});
         }
         break;
       }

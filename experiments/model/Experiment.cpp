@@ -17,6 +17,24 @@ std::string_view targetKindName(TargetKind kind) {
       return "interface";
     case TargetKind::kPath:
       return "path";
+    case TargetKind::kContainer:
+      return "container";
+  }
+  return "unknown";
+}
+
+std::string_view containerRuntimeName(ContainerRuntime runtime) {
+  switch (runtime) {
+    case ContainerRuntime::kAuto:
+      return "auto";
+    case ContainerRuntime::kDocker:
+      return "docker";
+    case ContainerRuntime::kPodman:
+      return "podman";
+    case ContainerRuntime::kContainerd:
+      return "containerd";
+    case ContainerRuntime::kCrio:
+      return "cri-o";
   }
   return "unknown";
 }

@@ -65,6 +65,27 @@ struct InterfaceSelector {
   NetnsRef netns;
 };
 
+// A running container, found through its runtime's API socket or the cgroups it made.
+enum class ContainerRuntime { kAuto, kDocker, kPodman, kContainerd, kCrio };
+std::string_view containerRuntimeName(ContainerRuntime runtime);
+
+// Which of a container's processes process faults may hit: all but its init (the default),
+// all of them, or only its init.
+enum class ContainerInit { kProtect, kInclude, kOnly };
+
+struct ContainerSpec {
+  std::string id;                             // a prefix of the 64-hex id (at least 4 characters)
+  std::string name;                           // exactly
+  std::map<std::string, std::string> labels;  // every one must match
+  std::string pod;                            // the podman (libpod API) pod's name
+  ContainerRuntime runtime = ContainerRuntime::kAuto;
+  std::string socket;              // the runtime's API socket; "" for the runtime's usual one
+  std::string interface = "eth0";  // network faults act on it, in the container's namespace
+  std::string path;                // disk faults: the path as the container sees it
+  ContainerInit init = ContainerInit::kProtect;
+  bool followRestart = true;  // `onRestart: follow` (default) or `report`
+};
+
 struct TargetSpec {
   std::string name;
   SourcePos pos;
@@ -73,7 +94,8 @@ struct TargetSpec {
   ExecSpec exec;                // kExec
   InterfaceSelector interface;  // kInterface
   std::string path;             // kPath
-  Selection selection;          // kProcess
+  ContainerSpec container;      // kContainer
+  Selection selection;          // kProcess, kContainer
   bool emptySkip = false;       // `empty: skip` instead of an error when nothing matches
 };
 

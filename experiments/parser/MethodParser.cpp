@@ -250,6 +250,19 @@ class MethodParser {
                           std::string(targetKindName(t->kind)) + ", which " + type.name +
                           " cannot act on",
                       "a target of kind " + listOptions(kinds));
+      return;
+    }
+    // A disk fault sees a container through the path inside it, which the target must name.
+    auto takes = [&type](TargetKind k) {
+      return std::find(type.targetKinds.begin(), type.targetKinds.end(), k) !=
+             type.targetKinds.end();
+    };
+    if (t->kind == TargetKind::kContainer && takes(TargetKind::kPath) &&
+        !takes(TargetKind::kInterface) && t->container.path.empty()) {
+      ctx_.diag.error(targetField->node.Mark(), targetField->path,
+                      "container target " + quoteText(t->name) + " has no path, which " +
+                          type.name + " acts on",
+                      "path: under the target's container, as the container sees it");
     }
   }
 

@@ -23,6 +23,7 @@ void parseTargets(ReadContext& ctx, const Field& f, Experiment& exp);
 void parseSteadyState(ReadContext& ctx, const Field& f, Experiment& exp);
 void parseMethod(ReadContext& ctx, const Field& f, const FaultCatalog& registry, Experiment& exp);
 std::optional<ProcessSelector> parseProcessSelector(ReadContext& ctx, const Field& f);
+std::optional<ContainerSpec> parseContainerSpec(ReadContext& ctx, const Field& f);
 // tolerance.baseline (BaselineParser.cpp); and, once every probe is read, that each control
 // names another probe running in the phases it is the reference of.
 void parseBaselineTolerance(ReadContext& ctx, const Field& f, Tolerance& tol);

@@ -99,12 +99,14 @@ std::optional<Selection> parseMode(ReadContext& ctx, const Field& f, const Guard
 }
 
 void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Experiment& exp) {
-  MapReader m(ctx, f, {"process", "exec", "interface", "path", "mode", "seed", "empty"});
+  MapReader m(ctx, f,
+              {"process", "exec", "interface", "path", "container", "mode", "seed", "empty"});
   if (!m.valid()) return;
   TargetSpec t;
   t.name = name;
   t.pos = posOf(f.node.Mark());
-  auto kind = m.exactlyOne({"process", "exec", "interface", "path"}, "what the target is");
+  auto kind =
+      m.exactlyOne({"process", "exec", "interface", "path", "container"}, "what the target is");
   auto what = kind ? m.get(*kind) : std::nullopt;  // nullopt also when it has no value
   if (!kind || !what) {
     ctx.brokenTargets.insert(name);
@@ -171,6 +173,9 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
                      quoteText(t.interface.name) + " is longer than an interface name can be",
                      "at most 15 characters");
     }
+  } else if (kind == "container") {
+    t.kind = TargetKind::kContainer;
+    if (auto c = parseContainerSpec(ctx, *what)) t.container = *c;
   } else if (kind == "path") {
     t.kind = TargetKind::kPath;
     auto p = m.string("path");
@@ -182,20 +187,23 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
       t.path = *p;
     }
   }
+  const bool selects = t.kind == TargetKind::kProcess || t.kind == TargetKind::kContainer;
   if (auto mode = m.get("mode")) {
-    if (t.kind != TargetKind::kProcess) {
-      ctx.diag.error(mode->node.Mark(), mode->path, "mode applies to process targets only");
+    if (!selects) {
+      ctx.diag.error(mode->node.Mark(), mode->path,
+                     "mode applies to process and container targets only");
     } else if (auto sel = parseMode(ctx, *mode, exp.guardrails)) {
       t.selection.mode = sel->mode;
       t.selection.count = sel->count;
       t.selection.fraction = sel->fraction;
     }
   }
-  for (const char* k : {"seed", "empty"}) {
-    if (auto field = m.get(k); field && kind && t.kind != TargetKind::kProcess) {
-      ctx.diag.error(field->node.Mark(), field->path,
-                     std::string(k) + " applies to process targets only");
-    }
+  if (auto field = m.get("seed"); field && kind && !selects) {
+    ctx.diag.error(field->node.Mark(), field->path,
+                   "seed applies to process and container targets only");
+  }
+  if (auto field = m.get("empty"); field && kind && t.kind != TargetKind::kProcess) {
+    ctx.diag.error(field->node.Mark(), field->path, "empty applies to process targets only");
   }
   if (auto seed = m.get("seed")) {
     if (auto v = asInt(ctx, *seed, 0, INT64_MAX)) t.selection.seed = static_cast<uint64_t>(*v);

@@ -12,7 +12,7 @@ void registerDiskFaults(FaultRegistry& registry) {
   FaultType fill;
   fill.name = "disk.fill";
   fill.summary = "fill the filesystem holding the target path, to a size or a usage";
-  fill.targetKinds = {TargetKind::kPath};
+  fill.targetKinds = {TargetKind::kPath, TargetKind::kContainer};
   fill.survivesReboot = true;
   fill.schema.args = {
       arg::range(
@@ -36,7 +36,7 @@ void registerDiskFaults(FaultRegistry& registry) {
   FaultType io;
   io.name = "disk.io-load";
   io.summary = "load the disk holding the target path with reads and writes";
-  io.targetKinds = {TargetKind::kPath};
+  io.targetKinds = {TargetKind::kPath, TargetKind::kContainer};
   io.survivesReboot = true;  // its work files stay on disk
   io.schema.args = {
       arg::withDefault(arg::range(arg::make("workers", ArgType::kInt, "worker threads"), 1, 64), 2),

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 
 #include "chaosd/base/Units.h"
 #include "experiments/model/Experiment.h"
@@ -58,6 +59,15 @@ Result<FsSpace> readFsSpace(DiskFs& fs, const std::string& path) {
 
 Result<FsSpace> readFsSpace(const std::string& path) { return readFsSpace(*realDiskFs(), path); }
 
+namespace {
+
+bool throughProcRoot(const std::string& path) {
+  static const std::regex kProcRoot(R"(^/proc/[0-9]+/root(/.*)?$)");
+  return std::regex_match(path, kProcRoot);
+}
+
+}  // namespace
+
 Result<DiskTarget> resolveDiskTarget(DiskFs& fs, const FaultRequest& request) {
   if (request.target == nullptr || request.target->kind != TargetKind::kPath ||
       request.target->path.empty()) {
@@ -72,10 +82,17 @@ Result<DiskTarget> resolveDiskTarget(DiskFs& fs, const FaultRequest& request) {
   }
   std::string dir = st->directory ? path : fsys::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
-  auto real = fs.realPath(dir);
-  if (!real) return reworded("resolving " + dir, real.error());
   DiskTarget t;
-  t.dir = std::move(*real);
+  if (throughProcRoot(dir)) {
+    // A container's view (/proc/PID/root/...): realpath would follow the magic link to the
+    // host's "/" and land on the host's path of the same name. Kept as given, normalised.
+    t.dir = fsys::path(dir).lexically_normal().string();
+    while (t.dir.size() > 1 && t.dir.back() == '/') t.dir.pop_back();
+  } else {
+    auto real = fs.realPath(dir);
+    if (!real) return reworded("resolving " + dir, real.error());
+    t.dir = std::move(*real);
+  }
   auto dirSt = fs.stat(t.dir);
   if (!dirSt) return reworded("stat " + t.dir, dirSt.error());
   t.fs.dev = dirSt->dev;

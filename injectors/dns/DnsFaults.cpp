@@ -44,7 +44,7 @@ FaultType dnsErrorFault() {
   t.summary =
       "answer DNS queries for matching names with NXDOMAIN, SERVFAIL or REFUSED, drop them or "
       "delay them (NFQUEUE interception in the interface's namespace)";
-  t.targetKinds = {TargetKind::kInterface};
+  t.targetKinds = {TargetKind::kInterface, TargetKind::kContainer};
   t.schema.args = {
       arg::required(
           arg::listOf("names", arg::make("name", ArgType::kString, "a name or glob"),

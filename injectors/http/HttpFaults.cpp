@@ -157,7 +157,8 @@ FaultType httpFault() {
   t.summary =
       "abort, delay, reset or truncate HTTP/1.1 requests to a dependency (a proxy of the fault's "
       "own and an nftables redirect in the target's network namespace; TLS and other bytes pass)";
-  t.targetKinds = {TargetKind::kInterface, TargetKind::kProcess, TargetKind::kExec};
+  t.targetKinds = {TargetKind::kInterface, TargetKind::kProcess, TargetKind::kExec,
+                   TargetKind::kContainer};
   t.schema.args = {
       arg::required(arg::listOf(
           "ports", arg::range(arg::make("port", ArgType::kInt, "a TCP port"), 1, 65535),

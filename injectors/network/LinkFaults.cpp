@@ -15,7 +15,7 @@ void registerLinkFaults(FaultRegistry& registry) {
   type.summary =
       "take an interface down and bring it back with its addresses and routes (refuses the "
       "default route's and the SSH session's interface unless guardrails allow it)";
-  type.targetKinds = {TargetKind::kInterface};
+  type.targetKinds = {TargetKind::kInterface, TargetKind::kContainer};
   type.factory = [kernel] { return std::make_unique<LinkDownInjector>(kernel); };
   (void)registry.add(std::move(type));
 }

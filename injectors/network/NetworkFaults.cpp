@@ -167,7 +167,7 @@ FaultType netemFault(std::string name, std::string summary, const std::string& p
   FaultType t;
   t.name = std::move(name);
   t.summary = std::move(summary);
-  t.targetKinds = {TargetKind::kInterface};
+  t.targetKinds = {TargetKind::kInterface, TargetKind::kContainer};
   t.schema.args = netemArgs();
   for (auto& a : t.schema.args) {
     if (a.name == primary) a.required = true;
@@ -187,7 +187,7 @@ FaultType bandwidthFault() {
   FaultType t;
   t.name = "network.bandwidth";
   t.summary = "limit throughput with a token bucket (tbf)";
-  t.targetKinds = {TargetKind::kInterface};
+  t.targetKinds = {TargetKind::kInterface, TargetKind::kContainer};
   t.schema.args = {
       arg::required(arg::range(arg::make("rate", ArgType::kRate, "the rate limit"), 8, 1e13)),
       arg::range(arg::make("burst", ArgType::kSize, "bucket size (default: rate/250, >= 16KiB)"),
@@ -248,7 +248,7 @@ FaultType partitionFault() {
   FaultType t;
   t.name = "network.partition";
   t.summary = "drop (or reject) traffic to and/or from addresses and ports (nftables)";
-  t.targetKinds = {TargetKind::kInterface};
+  t.targetKinds = {TargetKind::kInterface, TargetKind::kContainer};
   t.schema.args = peerArgs("cut off");
   t.schema.args.push_back(arg::withDefault(
       arg::oneOf("protocol", {"all", "tcp", "udp", "icmp"}, "only this protocol"), "all"));
@@ -270,7 +270,7 @@ FaultType resetFault() {
   FaultType t;
   t.name = "network.reset";
   t.summary = "reset TCP connections to and/or from peers, new and established (nftables)";
-  t.targetKinds = {TargetKind::kInterface};
+  t.targetKinds = {TargetKind::kInterface, TargetKind::kContainer};
   t.schema.args = peerArgs("whose connections are reset");
   t.schema.args.push_back(arg::withDefault(
       arg::oneOf("direction", {"to", "from", "both"},

@@ -15,7 +15,7 @@ void registerProcessFaults(FaultRegistry& registry) {
   FaultType kill;
   kill.name = "process.kill";
   kill.summary = "send a signal (default SIGKILL) to the selected processes";
-  kill.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  kill.targetKinds = {TargetKind::kProcess, TargetKind::kExec, TargetKind::kContainer};
   kill.revertible = false;
   kill.needsDuration = false;
   kill.schema.args = {
@@ -40,7 +40,7 @@ void registerProcessFaults(FaultRegistry& registry) {
   FaultType pause;
   pause.name = "process.pause";
   pause.summary = "stop the selected processes (SIGSTOP) for the duration, then SIGCONT";
-  pause.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  pause.targetKinds = {TargetKind::kProcess, TargetKind::kExec, TargetKind::kContainer};
   pause.factory = [kernel] { return std::make_unique<PauseInjector>(kernel); };
   (void)registry.add(std::move(pause));
 

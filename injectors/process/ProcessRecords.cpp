@@ -102,6 +102,7 @@ Json selectorToJson(const ProcessSelector& s) {
             {"user", s.user},
             {"pidFile", s.pidFile}};
   if (s.pid) j["pid"] = *s.pid;
+  if (!s.exceptPids.empty()) j["exceptPids"] = s.exceptPids;  // a container's protected init
   return j;
 }
 
@@ -118,6 +119,11 @@ ProcessSelector selectorFromJson(const Json& j) {
   text("cgroup", s.cgroup);
   text("user", s.user);
   text("pidFile", s.pidFile);
+  if (const Json* e = member(j, "exceptPids"); e != nullptr && e->is_array()) {
+    for (const auto& p : *e) {
+      if (p.is_number_integer()) s.exceptPids.push_back(p.get<int>());
+    }
+  }
   return s;
 }
 

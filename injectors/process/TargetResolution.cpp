@@ -11,6 +11,9 @@
 #include "chaosd/base/Netns.h"
 #include "chaosd/base/Units.h"
 #include "chaosd/base/Users.h"
+#include "injectors/container/ContainerApi.h"
+#include "injectors/container/ContainerFinder.h"
+#include "injectors/container/ContainerView.h"
 #include "injectors/process/ExecTarget.h"
 #include "injectors/process/ProcessInjector.h"
 #include "injectors/process/Selection.h"
@@ -148,6 +151,86 @@ void resolvePath(const TargetSpec& t, ResolvedTarget& out) {
                         " used (df's use%)");
 }
 
+// The containers that match, which the mode picks, how each was found, and what each fault
+// family would see of the one picked.
+void resolveContainer(const TargetSpec& t, const Guardrails& g, const ResolveContext& ctx,
+                      ResolvedTarget& out) {
+  std::unique_ptr<ContainerApi> own;
+  ContainerSources sources;
+  sources.api = ctx.containers;
+  if (sources.api == nullptr) {
+    own = makeCurlContainerApi();
+    sources.api = own.get();
+  }
+  auto found = findContainers(t.container, sources);
+  if (!found) {
+    out.problems.push_back(found.error().describe());
+    return;
+  }
+  out.containers = nlohmann::json::array();
+  if (found->empty()) {
+    out.problems.push_back("no running container matches " + out.selector);
+    return;
+  }
+  ContainerChoice choice = chooseContainers(t, std::move(*found), t.selection.seed.value_or(0));
+  const bool chosenLater = !t.selection.seed && choice.selected.size() < choice.matched.size();
+  out.seed = t.selection.seed;
+  out.details.push_back(std::to_string(choice.matched.size()) +
+                        " running container(s) match; mode " + modeText(t.selection) +
+                        " would hit " +
+                        std::to_string(selectionSize(t.selection, choice.matched.size())) +
+                        (chosenLater ? " (chosen at run time; the seed is recorded)" : ""));
+  for (const auto& c : choice.matched) {
+    const bool hit =
+        !chosenLater && std::any_of(choice.selected.begin(), choice.selected.end(),
+                                    [&](const ContainerMatch& s) { return s.id == c.id; });
+    nlohmann::json j = c.toJson();
+    j["selected"] = hit;
+    out.containers.push_back(j);
+    out.details.push_back((hit ? "  * " : "    ") + c.name + " " + c.shortId() + " pid " +
+                          std::to_string(c.pid) + (c.pod.empty() ? "" : " pod " + c.pod) +
+                          ", found by " + c.foundBy);
+  }
+  if (chosenLater) {
+    out.usable = true;
+    return;
+  }
+  auto one = oneContainer(t, choice);
+  if (!one) {
+    out.problems.push_back(one.error().describe());
+    return;
+  }
+  out.usable = true;
+  // What each family would act on.
+  if (auto v = containerView(t, *one, TargetKind::kInterface)) {
+    ResolvedTarget iface;
+    resolveInterface(*v, iface);
+    for (const auto& d : iface.details) out.details.push_back("network faults: " + d);
+    for (const auto& p : iface.problems) out.details.push_back("network faults: " + p);
+  }
+  if (!t.container.path.empty()) {
+    if (auto v = containerView(t, *one, TargetKind::kPath)) {
+      ResolvedTarget path;
+      resolvePath(*v, path);
+      for (const auto& d : path.details) out.details.push_back("disk faults: " + d);
+      for (const auto& p : path.problems) out.details.push_back("disk faults: " + p);
+    }
+  }
+  if (auto v = containerView(t, *one, TargetKind::kProcess)) {
+    ResolvedTarget procs;
+    procs.selector = describeSelector(*v);
+    resolveProcess(*v, g, ctx, procs);
+    out.details.push_back("process faults: " + procs.selector +
+                          (t.container.init == ContainerInit::kProtect
+                               ? " (its init " + std::to_string(one->pid) + " protected)"
+                               : ""));
+    for (const auto& d : procs.details) out.details.push_back("process faults: " + d);
+    for (const auto& p : procs.problems) out.details.push_back("process faults: " + p);
+  } else {
+    out.details.push_back("process faults: " + v.error().describe());
+  }
+}
+
 }  // namespace
 
 std::string describeSelector(const TargetSpec& t) {
@@ -174,6 +257,8 @@ std::string describeSelector(const TargetSpec& t) {
       return "interface " + t.interface.name + " in " + t.interface.netns.describe();
     case TargetKind::kPath:
       return "path " + t.path;
+    case TargetKind::kContainer:
+      return describeContainerSpec(t.container);
   }
   return "";
 }
@@ -197,6 +282,9 @@ ResolvedTarget resolveTarget(const TargetSpec& target, const Guardrails& guardra
     case TargetKind::kPath:
       resolvePath(target, out);
       break;
+    case TargetKind::kContainer:
+      resolveContainer(target, guardrails, context, out);
+      break;
   }
   return out;
 }
@@ -213,6 +301,10 @@ nlohmann::json ResolvedTarget::toJson() const {
   if (kind == TargetKind::kProcess) {
     j["matched"] = pids(matched);
     j["selected"] = pids(selected);
+    if (seed) j["seed"] = *seed;
+  }
+  if (kind == TargetKind::kContainer) {
+    j["containers"] = containers.is_null() ? nlohmann::json::array() : containers;
     if (seed) j["seed"] = *seed;
   }
   return j;

@@ -22,11 +22,15 @@ struct ResolvedTarget {
   std::vector<ProcessInfo> matched;   // kProcess
   std::vector<ProcessInfo> selected;  // kProcess: who would be hit
   std::optional<uint64_t> seed;       // the seed the selection used (when it chose)
+  nlohmann::json containers;          // kContainer: [{id, name, pid, foundBy, selected}]
   nlohmann::json toJson() const;
 };
 
+class ContainerApi;
+
 struct ResolveContext {
   const ProcessTable* processes = nullptr;  // scanned once per plan
+  ContainerApi* containers = nullptr;       // the runtimes' APIs; nullptr: libcurl's
   ProtectionContext protection;
 };
 

@@ -18,7 +18,7 @@ void registerIoThrottleFault(FaultRegistry& registry) {
   type.summary =
       "limit a target's read/write bytes per second and IOPS on the disk that holds a path "
       "(cgroup io.max, or blkio.throttle on cgroup v1)";
-  type.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  type.targetKinds = {TargetKind::kProcess, TargetKind::kExec, TargetKind::kContainer};
   type.schema.args = {
       arg::required(arg::make("path", ArgType::kString,
                               "a file or directory (the disk that holds its filesystem is "

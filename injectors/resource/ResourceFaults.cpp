@@ -35,7 +35,7 @@ void registerResourceFaults(FaultRegistry& registry) {
   cpu.name = "cpu.stress";
   cpu.summary =
       "keep CPUs busy at a set load, on the host or inside a target's cgroup (its limits apply)";
-  cpu.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  cpu.targetKinds = {TargetKind::kProcess, TargetKind::kExec, TargetKind::kContainer};
   cpu.targetOptional = true;
   cpu.schema.args = {
       arg::required(arg::range(
@@ -79,7 +79,7 @@ void registerResourceFaults(FaultRegistry& registry) {
   memory.name = "memory.stress";
   memory.summary =
       "hold memory (touched or locked pages), never taking the machine below a reserve";
-  memory.targetKinds = {TargetKind::kProcess, TargetKind::kExec};
+  memory.targetKinds = {TargetKind::kProcess, TargetKind::kExec, TargetKind::kContainer};
   memory.targetOptional = true;
   memory.survivesReboot = true;  // mode cache's file stays on disk
   memory.schema.args = {

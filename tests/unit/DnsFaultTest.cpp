@@ -764,8 +764,9 @@ TEST(DnsFaultTypeTest, RegisteredWithItsSchema) {
   const FaultType* t = registry.find("dns.error");
   ASSERT_NE(t, nullptr);
   EXPECT_TRUE(t->factory);
-  ASSERT_EQ(t->targetKinds.size(), 1u);
+  ASSERT_EQ(t->targetKinds.size(), 2u);
   EXPECT_EQ(t->targetKinds[0], TargetKind::kInterface);
+  EXPECT_EQ(t->targetKinds[1], TargetKind::kContainer);
   ASSERT_NE(t->schema.find("names"), nullptr);
   EXPECT_TRUE(t->schema.find("names")->required);
   ASSERT_NE(t->schema.find("action"), nullptr);

@@ -248,6 +248,8 @@ std::string targetRefusal(const PolicyGrant& g, const TargetSpec* t) {
       return "path target '" + t->name + "' (" + p + ") is not under the granted paths " +
              joined(g.paths);
     }
+    case TargetKind::kContainer:
+      break;  // no grant names containers yet
   }
   return "target '" + t->name + "' is of a kind no grant covers";
 }

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chaosd/base/Result.h"
+#include "experiments/model/Experiment.h"
+#include "injectors/container/ContainerFinder.h"
+
+// How a fault sees a container target: as the kind of target its injector already acts on,
+// built from the container's init as the host sees it. No shell, no agent inside:
+//   interface  the container's `interface` in the init's network namespace (/proc/PID/ns/net,
+//              entered with setns by the network injectors; never the host's)
+//   path       the container's `path` through /proc/PID/root (its mount namespace's view)
+//   process    the processes of the container's cgroup, its init left out unless `init:` says
+//              otherwise (resource faults join the same cgroup)
+namespace chaosd {
+
+// The kind a fault type that accepts containers sees one as: the first of interface, path and
+// process among its kinds; nullopt when it takes none of them.
+std::optional<TargetKind> containerViewKind(const std::vector<TargetKind>& kinds);
+
+// The container as a target of `kind`. kInvalid for a path view without `path:`; kUnsupported
+// for a process view of a container whose processes have no cgroup v2 group of their own
+// (only `init: only` works then). `signals` is true for faults that signal the processes
+// (process.kill, pause): only they spare the init under `init: protect`; resource faults
+// join the container's cgroup through every one of its processes.
+Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch& container,
+                                 TargetKind kind, bool signals = true);
+
+struct ContainerChoice {
+  std::vector<ContainerMatch> matched;   // every running container the spec matches
+  std::vector<ContainerMatch> selected;  // what the target's mode picks
+  std::optional<uint64_t> seed;          // the seed that picked (when the mode chose)
+};
+
+// The target's mode over the matches, as for processes: sorted by init pid, shuffled with
+// mt19937_64(seed) when the mode chooses. `seed` is used when the target names none.
+ContainerChoice chooseContainers(const TargetSpec& target, std::vector<ContainerMatch> matched,
+                                 uint64_t seed);
+
+// The one container a fault acts on: the choice's, or why there is not exactly one (none
+// matches: kNotFound; several selected: kInvalid, a fault acts on one container).
+Result<ContainerMatch> oneContainer(const TargetSpec& target, const ContainerChoice& choice);
+
+}  // namespace chaosd
