@@ -23,7 +23,7 @@
 //    processes for the fills, and `rm` for their removal.
 //
 // Needs root. `scale_bench [PARTITIONS=500] [FILLS=500] [IPTABLES=100]`. The guardian is
-// `chaosctl __guardian` from the build folder (../chaosctl from this program; $CHAOSCTL
+// `chaosctl __guardian` from the build folder (../chaosd/chaosctl from this program; $CHAOSCTL
 // overrides).
 #include <fcntl.h>
 #include <signal.h>
