@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "chaosd/base/Fd.h"
 #include "reports/HtmlReport.h"
@@ -51,9 +52,14 @@ Result<nlohmann::json> loadReportFile(const std::string& runDir) {
   std::error_code ec;
   const std::string path =
       std::filesystem::is_directory(runDir, ec) ? runDir + "/report.json" : runDir;
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return Error(ErrorCode::kNotFound, path + ": cannot open (no report.json there?)");
-  nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parseReportText(text, path);
+}
+
+Result<nlohmann::json> parseReportText(std::string_view text, const std::string& path) {
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_discarded()) return Error(ErrorCode::kInvalid, path + ": not valid JSON");
   if (!doc.is_object() || !doc.contains("schema") || !doc["schema"].is_string()) {
     return Error(ErrorCode::kInvalid, path + ": not a chaosd report (no \"schema\" field)");

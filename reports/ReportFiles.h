@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "chaosd/base/Result.h"
@@ -20,6 +21,8 @@ std::string render(ReportFormat format, const nlohmann::json& report);
 // A run folder's report.json, or a report.json named directly, checked for its schema
 // (chaosd.report/v1). Errors (kNotFound, kInvalid) name the file.
 Result<nlohmann::json> loadReportFile(const std::string& runDirOrFile);
+// The same checks on a report's text; `path` names it in errors.
+Result<nlohmann::json> parseReportText(std::string_view text, const std::string& path);
 
 // Writes `text` to path atomically: a temporary file beside it, then a rename.
 Result<void> writeFileAtomically(const std::string& path, const std::string& text);

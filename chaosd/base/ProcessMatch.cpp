@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <memory>
 #include <regex>
 #include <string>
 #include <string_view>
@@ -211,6 +213,23 @@ bool matches(const ProcessInfo& p, const ProcessSelector& s, const CompiledSelec
 }
 
 }  // namespace
+
+namespace detail {
+
+std::function<bool(const ProcessInfo&)> selectorMatcher(const ProcessSelector& selector) {
+  auto compiled = compile(selector, MatchContext{});
+  if (!compiled) return {};
+  auto c = std::make_shared<const CompiledSelector>(std::move(*compiled));
+  return [selector, c](const ProcessInfo& p) {
+    try {
+      return matches(p, selector, *c);
+    } catch (const std::regex_error&) {  // match() reports it; the scan only reads less
+      return false;
+    }
+  };
+}
+
+}  // namespace detail
 
 Result<std::vector<ProcessInfo>> ProcessTable::match(const ProcessSelector& selector,
                                                      const MatchContext& context) const {

@@ -41,6 +41,9 @@ struct ProcessInfo {
   std::string commandLine;           // argv joined with spaces, what `cmdline:` regexes see
   bool isKernelThread = false;
   std::string cgroup;  // cgroup v2 path ("/system.slice/x"); "" when unknown
+  // Every field read, and proved to come from one process (ProcessTable::scan with
+  // kScanCompleteMatches); false when only some were (a scan's other processes, fakes).
+  bool complete = false;
 };
 
 // What matching needs from outside the snapshot; tests replace the passwd lookup.
@@ -69,6 +72,10 @@ enum ScanFields : unsigned {
   kScanCmdline = 1u << 1,  // cmdline, commandLine (`cmdline:`)
   kScanCgroup = 1u << 2,   // cgroup (`cgroup:`)
   kScanAll = kScanStatus | kScanCmdline | kScanCgroup,
+  // With a hint: a process the whole hint matches is read whole in the same pass (the files
+  // left, then stat again to compare the start time) and marked complete, so that a caller
+  // needing every field of the matches need not open their directories again.
+  kScanCompleteMatches = 1u << 3,
 };
 
 // A snapshot of the processes under a proc root. Cheap to query; re-scan to refresh.

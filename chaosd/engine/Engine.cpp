@@ -238,7 +238,12 @@ bool Engine::processFaultEvents(Clock::TimePoint windowStart) {
   };
   while (due()) {
     if (events_[nextEvent_].isEnd) {
-      revertFault(events_[nextEvent_++].fault);
+      // Every end due now (a parallel group's members) is reverted, then journalled in one
+      // commit (FaultJournal::markRevertedAll).
+      std::vector<std::string> reverted;
+      while (due() && events_[nextEvent_].isEnd)
+        revertFault(events_[nextEvent_++].fault, &reverted);
+      if (deps_.journal && !reverted.empty()) (void)deps_.journal->markRevertedAll(reverted);
       continue;
     }
     // Every start due now (a parallel group, steps at one offset) is journalled at once.

@@ -98,7 +98,9 @@ class Engine {
   bool applyFaults(const std::vector<size_t>& indexes);
   std::optional<FaultIntent> prepareFault(size_t index);
   bool applyPrepared(size_t index);
-  void revertFault(size_t index);
+  // With revertedIds, a successful revert's journal mark is left to the caller, which
+  // journals the marks of every fault it reverts at one instant in one commit.
+  void revertFault(size_t index, std::vector<std::string>* revertedIds = nullptr);
   void revertAllHeld();
   // Held faults whose args set `refresh` (FaultType::refreshArgs): their names are resolved
   // again when due; a change of addresses is journalled (FaultJournal::updateUndo), then made

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "chaosd/base/Log.h"
@@ -12,17 +13,33 @@
 namespace chaosd {
 namespace {
 
-Result<void> revertOne(const FaultRegistry& registry, const FaultRecord& fault) {
-  const FaultType* type = registry.find(fault.faultType);
-  if (type == nullptr || !type->factory) {
-    return Error(ErrorCode::kUnsupported,
-                 "fault type " + fault.faultType + " is not available in this build");
+// One injector per fault type for a whole recovery, as the engine holds one per type for a
+// run: an injector keeps what it opened for the faults it reverts (the nftables context of a
+// namespace: closing a netfilter socket after a change waits for an RCU grace period, 10-20 ms,
+// so a context per fault made the guardian's revert of 500 partitions take seconds).
+class Reverters {
+ public:
+  explicit Reverters(const FaultRegistry& registry) : registry_(registry) {}
+
+  Result<void> revert(const FaultRecord& fault) {
+    auto it = injectors_.find(fault.faultType);
+    if (it == injectors_.end()) {
+      const FaultType* type = registry_.find(fault.faultType);
+      if (type == nullptr || !type->factory) {
+        return Error(ErrorCode::kUnsupported,
+                     "fault type " + fault.faultType + " is not available in this build");
+      }
+      it = injectors_.emplace(fault.faultType, type->factory()).first;
+    }
+    auto reverted = it->second->revert(fault.faultId, fault.undo);
+    if (!reverted) return std::move(reverted).error();
+    return success();
   }
-  auto injector = type->factory();
-  auto reverted = injector->revert(fault.faultId, fault.undo);
-  if (!reverted) return std::move(reverted).error();
-  return success();
-}
+
+ private:
+  const FaultRegistry& registry_;
+  std::map<std::string, std::unique_ptr<Injector>> injectors_;
+};
 
 }  // namespace
 
@@ -45,9 +62,10 @@ std::vector<RevertOutcome> revertFaults(FaultJournal& journal, const FaultRegist
             [](const FaultRecord& a, const FaultRecord& b) { return a.seq > b.seq; });
   auto logger = log::get(std::string(by));
   std::vector<RevertOutcome> outcomes;
+  Reverters reverters(registry);
   for (auto& fault : faults) {
     RevertOutcome outcome{fault, false, ""};
-    auto reverted = revertOne(registry, fault);
+    auto reverted = reverters.revert(fault);
     if (reverted) {
       auto marked = journal.markReverted(fault.faultId, by);
       outcome.reverted = true;

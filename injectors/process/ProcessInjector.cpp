@@ -68,12 +68,18 @@ Result<Candidates> findCandidates(ProcessKernel& kernel, const ProcessSelector& 
                                   const ProtectionContext& protection) {
   // Read only what the selector needs from every process, then the whole of the few it
   // matched (the guardian is recognised by its command line; the report shows it).
-  auto table = kernel.scan(ProcessTable::fieldsFor(selector), &selector);
+  // The scan reads the matches whole itself (kScanCompleteMatches); a process it could not
+  // complete (a fake kernel's table) is read again here, its start time compared.
+  auto table = kernel.scan(ProcessTable::fieldsFor(selector) | kScanCompleteMatches, &selector);
   if (!table) return std::move(table).error();
   auto matched = table->match(selector);
   if (matched) {
     std::vector<ProcessInfo> complete;
-    for (const ProcessInfo& p : *matched) {
+    for (ProcessInfo& p : *matched) {
+      if (p.complete) {
+        complete.push_back(std::move(p));
+        continue;
+      }
       auto full = kernel.readProcess(p.pid);
       if (full && full->startTime == p.startTime) complete.push_back(std::move(*full));
     }

@@ -218,6 +218,37 @@ TEST(FaultJournalTest, StateMachineAndIdempotentMarks) {
   EXPECT_EQ(applied.error().code(), ErrorCode::kConflict);
 }
 
+// The marks of a group in one commit move each fault as the single mark would, leave a fault
+// someone else already moved as it is, and write nothing when an id is unknown.
+TEST(FaultJournalTest, GroupMarksMoveEachFaultAsTheSingleMarkWould) {
+  TempDir dir;
+  auto j = open(dir.file("journal.db"));
+  ASSERT_TRUE(j.beginRun(makeRun("r1")).ok());
+  for (const char* id : {"g1", "g2", "g3"}) ASSERT_TRUE(j.recordIntent("r1", makeFault(id)).ok());
+  ASSERT_TRUE(j.markReverted("g3", "guardian").ok());  // the guardian got there first
+
+  ASSERT_TRUE(j.markAppliedAll({"g1", "g2", "g3"}).ok());
+  EXPECT_EQ(stateOf(j, "g1"), FaultState::kApplied);
+  EXPECT_EQ(stateOf(j, "g2"), FaultState::kApplied);
+  EXPECT_TRUE(j.fault("g2")->appliedAt.has_value());
+  EXPECT_EQ(stateOf(j, "g3"), FaultState::kReverted);  // not brought back
+
+  auto unknown = j.markRevertedAll({"g1", "nope"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(stateOf(j, "g1"), FaultState::kApplied);  // all or nothing
+
+  ASSERT_TRUE(j.markRevertedAll({"g1", "g2", "g3"}, "owner").ok());
+  for (const char* id : {"g1", "g2"}) {
+    auto f = j.fault(id);
+    EXPECT_EQ(f->state, FaultState::kReverted);
+    EXPECT_EQ(f->revertedBy, "owner");
+    EXPECT_TRUE(f->revertedAt.has_value());
+  }
+  EXPECT_EQ(j.fault("g3")->revertedBy, "guardian");  // first writer kept
+  EXPECT_TRUE(j.markAppliedAll({}).ok());
+}
+
 TEST(FaultJournalTest, IntentCanBeRevertedOrSkippedWithoutApply) {
   TempDir dir;
   auto j = open(dir.file("journal.db"));

@@ -442,6 +442,43 @@ TEST(ProcessTableScaleTest, PartialScansMatchLikeAFullScan) {
   EXPECT_EQ(pidsOf(statOnly->match(Sel().name("worker-0"))).size(), 20u);
 }
 
+// With kScanCompleteMatches the processes the whole selector matches come back read whole
+// (what findCandidates needs for the protection checks and the report), the others as the
+// selector needed them; the matches agree with a full scan's.
+TEST(ProcessTableScaleTest, CompleteMatchesAreReadWholeInTheScan) {
+  FakeProcTree tree;
+  for (int i = 0; i < 20; ++i) {
+    tree.add(1000 + i, "worker-" + std::to_string(i % 2),
+             {"/usr/bin/worker", "--id", std::to_string(i)},
+             "/system.slice/pool-" + std::to_string(i % 4) + ".service");
+  }
+  auto full = ProcessTable::scan(tree.root());
+  ASSERT_TRUE(full.ok());
+  for (const auto& sel : {Sel().name("worker-1").selector, Sel().cmdline("--id 1[0-9]$").selector,
+                          Sel().cgroup("/system.slice/pool-2.service").selector}) {
+    auto scanned =
+        ProcessTable::scan(tree.root(), ProcessTable::fieldsFor(sel) | kScanCompleteMatches, &sel);
+    ASSERT_TRUE(scanned.ok());
+    auto got = scanned->match(sel);
+    auto want = full->match(sel);
+    ASSERT_TRUE(got.ok() && want.ok());
+    ASSERT_EQ(pidsOf(got), pidsOf(want));
+    ASSERT_FALSE(got->empty());
+    for (size_t i = 0; i < got->size(); ++i) {
+      const ProcessInfo& p = (*got)[i];
+      const ProcessInfo& w = (*want)[i];
+      EXPECT_TRUE(p.complete) << p.pid;
+      EXPECT_EQ(p.uid, w.uid);
+      EXPECT_EQ(p.cgroup, w.cgroup);
+      EXPECT_EQ(p.commandLine, w.commandLine);
+      EXPECT_EQ(p.startTime, w.startTime);
+    }
+    size_t complete = 0;
+    for (const auto& p : scanned->processes()) complete += p.complete ? 1 : 0;
+    EXPECT_EQ(complete, got->size()) << "only the matches are read whole";
+  }
+}
+
 TEST(ProcessTableScaleTest, TenThousandProcesses) {
   constexpr int kCount = 10000;
   FakeProcTree tree;

@@ -10,7 +10,11 @@ using json = nlohmann::json;
 HttpResponse jsonResponse(int status, const json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump(2) + "\n";
+  // A request's bytes echoed in a message (a path, an id, a variable) need not be UTF-8: they
+  // are shown with U+FFFD in their place rather than failing the response (dump() throws on
+  // invalid UTF-8, and the server turned that into a 500 for a mistyped path). Found by
+  // fuzz_api_request (tests/fuzz/corpus-api/invalid-utf8-path.http).
+  r.body = body.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   return r;
 }
 

@@ -198,6 +198,23 @@ Result<bool> FaultJournal::markReverted(const std::string& faultId, std::string_
   return r->second;
 }
 
+Result<void> FaultJournal::markAppliedAll(const std::vector<std::string>& faultIds) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->transitionAll(
+      faultIds, {FaultState::kIntent},
+      "UPDATE faults SET state = 'applied', applied_at = ?2 WHERE fault_id = ?1", {});
+}
+
+Result<void> FaultJournal::markRevertedAll(const std::vector<std::string>& faultIds,
+                                           std::string_view by) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->transitionAll(
+      faultIds, {FaultState::kIntent, FaultState::kApplied, FaultState::kRevertFailed},
+      "UPDATE faults SET state = 'reverted', reverted_at = ?2, reverted_by = ?3, error = '' "
+      "WHERE fault_id = ?1",
+      {std::string(by)});
+}
+
 Result<bool> FaultJournal::markRevertFailed(const std::string& faultId, std::string_view error) {
   std::lock_guard lock(impl_->mu);
   auto r = impl_->transition(

@@ -184,6 +184,15 @@ class FaultJournal {
   // when the fault is no longer held (reverted, skipped, revert-failed): the caller must not
   // change the kernel then. kNotFound for an unknown fault id.
   Result<void> updateUndo(const std::string& faultId, const nlohmann::json& undo);
+  // markApplied and markReverted for several faults in one transaction, one commit: a group
+  // applied or reverted together. A fault not in a state the single mark moves from stays as
+  // it is (the guardian got there first); nothing is written when an id is unknown (kNotFound).
+  // Safe to batch because neither mark is what makes a fault revertible: its intent is
+  // journalled before it is applied, and a revert is idempotent, so a crash before the batch
+  // commits leaves faults the guardian reverts (again).
+  Result<void> markAppliedAll(const std::vector<std::string>& faultIds);
+  Result<void> markRevertedAll(const std::vector<std::string>& faultIds,
+                               std::string_view by = "owner");
   // intent -> skipped (decided not to apply it). kConflict once it was applied.
   Result<bool> markSkipped(const std::string& faultId, std::string_view reason);
 

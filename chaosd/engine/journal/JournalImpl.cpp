@@ -229,4 +229,36 @@ Result<std::pair<FaultState, bool>> FaultJournal::Impl::transition(
   return std::make_pair(*current, true);
 }
 
+Result<void> FaultJournal::Impl::transitionAll(const std::vector<std::string>& faultIds,
+                                               std::initializer_list<FaultState> from,
+                                               const std::string& sql,
+                                               const std::vector<std::string>& extra) {
+  if (faultIds.empty()) return success();
+  auto tx = WriteTx::begin(*this, false);
+  if (!tx) return std::move(tx).error();
+  // Prepared once for the batch: a statement per fault was a third of a mark's cost.
+  auto select = Statement::prepare(db.get(), "SELECT state FROM faults WHERE fault_id = ?");
+  if (!select) return std::move(select).error();
+  auto update = Statement::prepare(db.get(), sql);
+  if (!update) return std::move(update).error();
+  const int64_t now = toNanos(std::chrono::system_clock::now());
+  for (const std::string& faultId : faultIds) {
+    select->reset();
+    select->bind(1, faultId);
+    auto row = select->step();
+    if (!row) return std::move(row).error();
+    if (!*row) return Error(ErrorCode::kNotFound, "unknown fault " + faultId);
+    auto current = parseFaultState(select->text(0));
+    if (!current) return std::move(current).error();
+    bool allowed = false;
+    for (auto s : from) allowed = allowed || s == *current;
+    if (!allowed) continue;
+    update->reset();
+    update->bind(1, faultId).bind(2, now);
+    for (size_t i = 0; i < extra.size(); ++i) update->bind(static_cast<int>(i) + 3, extra[i]);
+    CHAOSD_TRY(update->run());
+  }
+  return tx->commit();
+}
+
 }  // namespace chaosd

@@ -97,6 +97,11 @@ struct FaultJournal::Impl {
                                                  std::initializer_list<FaultState> from,
                                                  const std::string& sql,
                                                  const std::vector<std::string>& extra);
+  // The same for several faults in one transaction (one commit): each fault whose state is in
+  // `from` moves; the others stay as they are. kNotFound (and nothing written) for an unknown id.
+  Result<void> transitionAll(const std::vector<std::string>& faultIds,
+                             std::initializer_list<FaultState> from, const std::string& sql,
+                             const std::vector<std::string>& extra);
 
   template <typename Bind>
   Result<std::vector<FaultRecord>> selectFaults(const std::string& where, Bind&& bind) const {

@@ -57,6 +57,12 @@ class Statement {
   }
 
   // true: a row is ready; false: done.
+  // Ready to be run again with new bindings (a statement prepared once for many rows).
+  void reset() {
+    sqlite3_reset(stmt_.get());
+    sqlite3_clear_bindings(stmt_.get());
+    bindRc_ = SQLITE_OK;
+  }
   Result<bool> step() {
     if (bindRc_ != SQLITE_OK) return sqlError(db_, "binding parameters", bindRc_);
     int rc = sqlite3_step(stmt_.get());
