@@ -18,6 +18,8 @@ static const char* codeName(int status) {
   switch (status) {
     case 400:
       return "invalid";
+    case 401:
+      return "unauthenticated";  // the web console without a session
     case 403:
       return "forbidden";
     case 404:
@@ -30,6 +32,8 @@ static const char* codeName(int status) {
       return "too-large";
     case 415:
       return "unsupported-media-type";
+    case 421:
+      return "misdirected";  // the web console under a Host it does not know
     case 503:
       return "unavailable";
     default:
