@@ -138,7 +138,10 @@ HttpResponse Api::handleMetricsOnly(const HttpRequest& req) {
 std::string Api::metricsText() const {
   ScrapeState s;
   if (auto held = ctx_.journal->faultsHeld()) {
-    for (const auto& f : *held) ++s.faultsActiveByType[f.faultType];
+    for (const auto& f : *held) {
+      ++s.faultsActiveByType[f.faultType];
+      ++s.faultsActive[{f.runId, f.step, f.faultType}];
+    }
   }
   for (const auto& v : ctx_.scheduler->list()) {
     s.schedules.push_back({v.record.id, v.record.name, v.record.paused, v.nextRun});
