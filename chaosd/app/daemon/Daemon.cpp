@@ -238,6 +238,33 @@ int runChaosd(int argc, char** argv) {
   }
   Api api(ctx);
 
+  // The console before the socket: a client that can reach the socket can log in already.
+  std::unique_ptr<console::Console> webConsole;
+  std::unique_ptr<HttpServer> consoleServer;
+  if (!opts->consoleListen.empty()) {
+    webConsole = std::make_unique<console::Console>(
+        console::ConsoleDeps{&api, consoleTokens.get(), &runs, &metrics}, opts->consoleHosts);
+    HttpServerOptions co;
+    co.threadPerConnection = true;  // the live views stream
+    co.maxConnections = 256;
+    const std::string address = console::consoleListenAddress(opts->consoleListen);
+    auto c = HttpServer::listenTcp(
+        address, co, [webUi = webConsole.get()](const HttpRequest& r) { return webUi->handle(r); });
+    if (!c) {
+      logger->critical("cannot listen for the console address={} error=\"{}\"", address,
+                       c.error().describe());
+      return kExitRuntimeError;
+    }
+    consoleServer = std::move(*c);
+    const bool loopback = address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
+    logger->info("console listener address={} port={}", address, consoleServer->port());
+    if (!loopback) {
+      logger->warn(
+          "the console listens beyond loopback address={}: it speaks plain HTTP, so "
+          "tokens and cookies cross the network in clear; prefer 127.0.0.1 and ssh -L",
+          address);
+    }
+  }
   std::filesystem::path socketDir = std::filesystem::path(opts->socket).parent_path();
   if (!socketDir.empty() && !std::filesystem::exists(socketDir)) {
     std::filesystem::create_directories(socketDir, ec);
@@ -264,32 +291,6 @@ int runChaosd(int argc, char** argv) {
     }
     metricsServer = std::move(*m);
     logger->info("metrics listener address={} port={}", opts->metricsListen, metricsServer->port());
-  }
-  std::unique_ptr<console::Console> webConsole;
-  std::unique_ptr<HttpServer> consoleServer;
-  if (!opts->consoleListen.empty()) {
-    webConsole = std::make_unique<console::Console>(
-        console::ConsoleDeps{&api, consoleTokens.get(), &runs, &metrics}, opts->consoleHosts);
-    HttpServerOptions co;
-    co.threadPerConnection = true;  // the live views stream
-    co.maxConnections = 256;
-    const std::string address = console::consoleListenAddress(opts->consoleListen);
-    auto c = HttpServer::listenTcp(
-        address, co, [webUi = webConsole.get()](const HttpRequest& r) { return webUi->handle(r); });
-    if (!c) {
-      logger->critical("cannot listen for the console address={} error=\"{}\"", address,
-                       c.error().describe());
-      return kExitRuntimeError;
-    }
-    consoleServer = std::move(*c);
-    const bool loopback = address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
-    logger->info("console listener address={} port={}", address, consoleServer->port());
-    if (!loopback) {
-      logger->warn(
-          "the console listens beyond loopback address={}: it speaks plain HTTP, so "
-          "tokens and cookies cross the network in clear; prefer 127.0.0.1 and ssh -L",
-          address);
-    }
   }
   scheduler.startThread();
   logger->info("chaosd {} serving socket={} state_dir={} group={}{} pid={}", CHAOSD_VERSION,
