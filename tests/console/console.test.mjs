@@ -153,7 +153,9 @@ async function main() {
     await page.click('#submit');
     await page.waitForFunction(() => location.hash.startsWith('#/run/'));
     const runId = await page.evaluate(() => location.hash.slice('#/run/'.length));
-    const samples = async () => Number(await page.$eval('#samples', (e) => e.textContent));
+    // The count as the page shows it (0 until the run's status has come).
+    const samples = async () => page.evaluate(() =>
+      Number((document.querySelector('#samples') || {textContent: '0'}).textContent));
     await waitFor('samples in the live view', async () => (await samples()) >= 5);
     const first = await samples();
     await waitFor('more samples arriving', async () => (await samples()) >= first + 5);

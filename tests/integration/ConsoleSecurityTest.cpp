@@ -278,6 +278,17 @@ TEST_F(ConsoleSecurityTest, TokensAreStoredHashedAndRevokingEndsTheSession) {
   auto s = testing::consoleLogin(http, token);
   ASSERT_FALSE(s.cookie.empty());
   EXPECT_EQ(http.request("GET", "/api/v1/runs", {s.cookie}).status, 200);
+  // The login form works without JavaScript too: a form post, then 303 to the console.
+  const std::vector<std::string> form = {"Origin: " + http.origin(),
+                                         "Content-Type: application/x-www-form-urlencoded"};
+  auto posted = http.request("POST", "/login", form, "token=" + token);
+  EXPECT_EQ(posted.status, 303);
+  EXPECT_EQ(posted.header("location"), "/");
+  EXPECT_EQ(posted.setCookies.size(), 1u);
+  auto refused = http.request("POST", "/login", form, "token=" + token + "%30");
+  EXPECT_EQ(refused.status, 303);
+  EXPECT_EQ(refused.header("location"), "/login#refused");
+  EXPECT_TRUE(refused.setCookies.empty());
   auto revoked = d->client().request("DELETE", "/v1/console/tokens/" + tokenId);
   ASSERT_TRUE(revoked.ok());
   EXPECT_EQ(revoked->status, 200) << revoked->body;

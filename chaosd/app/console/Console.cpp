@@ -4,7 +4,6 @@
 
 #include <cctype>
 #include <chrono>
-#include <regex>
 
 #include "chaosd/app/console/ConsoleAssets.h"
 #include "chaosd/app/daemon/Access.h"
@@ -18,6 +17,8 @@ using daemon::HttpRequest;
 using daemon::HttpResponse;
 using daemon::api::errorResponse;
 using daemon::api::jsonResponse;
+using daemon::api::splitPath;
+using daemon::api::validId;
 using json = nlohmann::json;
 
 constexpr const char* kCookie = "chaosd_session";
@@ -55,15 +56,16 @@ HttpResponse redirect(const std::string& to) {
   return r;
 }
 
-std::string cookieValue(const std::string& header, const std::string& name) {
+// The value of `name` in "a=1<sep>b=2" (spaces after a separator skipped), undecoded; "" when
+// absent. Cookies are separated by ';', form fields by '&'.
+std::string fieldOf(const std::string& text, char sep, const std::string& name) {
   size_t i = 0;
-  while (i < header.size()) {
-    size_t end = header.find(';', i);
-    if (end == std::string::npos) end = header.size();
-    std::string part = header.substr(i, end - i);
-    size_t b = part.find_first_not_of(' ');
-    if (b != std::string::npos && part.compare(b, name.size() + 1, name + "=") == 0) {
-      return part.substr(b + name.size() + 1);
+  while (i <= text.size()) {
+    size_t end = text.find(sep, i);
+    if (end == std::string::npos) end = text.size();
+    while (i < end && text[i] == ' ') ++i;
+    if (text.compare(i, name.size() + 1, name + "=") == 0) {
+      return text.substr(i + name.size() + 1, end - i - name.size() - 1);
     }
     i = end + 1;
   }
@@ -72,23 +74,14 @@ std::string cookieValue(const std::string& header, const std::string& name) {
 
 // application/x-www-form-urlencoded: the value of one field, decoded.
 std::string formField(const std::string& body, const std::string& name) {
-  std::string raw;
-  size_t i = 0;
-  while (i <= body.size()) {
-    size_t end = body.find('&', i);
-    if (end == std::string::npos) end = body.size();
-    if (body.compare(i, name.size() + 1, name + "=") == 0) {
-      raw = body.substr(i + name.size() + 1, end - i - name.size() - 1);
-      break;
-    }
-    i = end + 1;
-  }
+  const std::string raw = fieldOf(body, '&', name);
   std::string out;
   for (size_t k = 0; k < raw.size(); ++k) {
     if (raw[k] == '+') {
       out += ' ';
-    } else if (raw[k] == '%' && k + 2 < raw.size() && std::isxdigit(raw[k + 1]) &&
-               std::isxdigit(raw[k + 2])) {
+    } else if (raw[k] == '%' && k + 2 < raw.size() &&
+               std::isxdigit(static_cast<unsigned char>(raw[k + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(raw[k + 2]))) {
       out += static_cast<char>(std::stoi(raw.substr(k + 1, 2), nullptr, 16));
       k += 2;
     } else {
@@ -96,23 +89,6 @@ std::string formField(const std::string& body, const std::string& name) {
     }
   }
   return out;
-}
-
-std::vector<std::string> splitPath(const std::string& path) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) out.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
-bool validId(const std::string& id) {
-  static const std::regex kId("[A-Za-z0-9_-]{1,64}");
-  return std::regex_match(id, kId);
 }
 
 // Which API calls the console serves, and the role each needs. Everything else (recover,
@@ -258,7 +234,7 @@ HttpResponse Console::page(const HttpRequest& /*req*/, std::string_view name) {
 }
 
 std::optional<ConsoleSession> Console::sessionOf(const HttpRequest& req) {
-  const std::string id = cookieValue(req.header("cookie"), kCookie);
+  const std::string id = fieldOf(req.header("cookie"), ';', kCookie);
   if (id.empty()) return std::nullopt;
   auto s = sessions_.find(id);
   if (!s) return std::nullopt;

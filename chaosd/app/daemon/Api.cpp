@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <regex>
 
 #include "chaosd/app/daemon/ApiResponses.h"
 #include "chaosd/base/ExitCode.h"
@@ -23,25 +22,10 @@ using api::jsonResponse;
 using api::methodNotAllowed;
 using api::newId;
 using api::readSubmission;
+using api::splitPath;
 using api::statusOf;
+using api::validId;
 using json = nlohmann::json;
-
-std::vector<std::string> splitPath(const std::string& path) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) out.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
-bool validId(const std::string& id) {
-  static const std::regex kId("[A-Za-z0-9_-]{1,64}");
-  return std::regex_match(id, kId);
-}
 
 json runJson(const RunRecord& r) {
   json j = {{"id", r.runId},

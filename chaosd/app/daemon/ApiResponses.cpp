@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <random>
+#include <regex>
 
 namespace chaosd::daemon::api {
 
@@ -73,6 +74,23 @@ HttpResponse methodNotAllowed(const std::string& allow) {
   auto r = errorResponse(405, "method not allowed; use " + allow);
   r.headers.emplace_back("Allow", allow);
   return r;
+}
+
+std::vector<std::string> splitPath(const std::string& path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+bool validId(const std::string& id) {
+  static const std::regex kId("[A-Za-z0-9_-]{1,64}");
+  return std::regex_match(id, kId);
 }
 
 std::string newId() {

@@ -295,6 +295,7 @@ function runPage(id) {
   };
 
   let dirty = false;
+  drawSummary(null);
   (async () => {
     const r = await api('GET', '/v1/runs/' + id);
     if (!r.ok) { show(title, el('p', {class: 'error', text: errorText(r)})); return; }
