@@ -4,8 +4,9 @@
 // an experiment pasted on the submit page runs, and its probe samples arrive live (SSE) with
 // the fault window open; the faults page lists the held fault with its owner and deadline;
 // Abort (with its confirmation) ends the run aborted and the fault's file is gone from the
-// disk; the schedules page pauses a schedule; an invalid experiment shows chaosctl validate's
-// own messages at their lines. A screenshot of every page goes to the output folder.
+// disk; the schedules page pauses a schedule; an invalid experiment, uploaded as a file, shows
+// chaosctl validate's own messages at their lines. A screenshot of every page goes to the
+// output folder.
 //
 //   node console.test.mjs --chaosd PATH --chaosctl PATH --out DIR
 // Exit 0 passed, 1 failed, 77 skipped (not root, or no chromium).
@@ -228,16 +229,19 @@ async function main() {
     const expected = cli.split('\n').filter((l) => l.startsWith(file + ':'))
       .map((l) => l.slice(file.length)).filter((l) => /^:\d+:\d+: /.test(l));
     check(expected.length >= 2, 'chaosctl validate finds the problems: ' + expected.length);
+    // This time uploaded: the file's name is the one the messages use, as the CLI's do.
     await page.goto(base + '/#/submit');
     await page.waitForSelector('#yaml');
-    await page.$eval('#yaml', (e, text) => { e.value = text; }, invalid);
+    const upload = await page.$('#file');
+    await upload.uploadFile(file);
+    await page.waitForFunction((text) => document.querySelector('#yaml').value === text, {}, invalid);
     await page.click('#validate');
     await page.waitForSelector('#listing .line.bad');
     const shown = await page.$$eval('#listing .diag', (ds) => ds.map((d) =>
       ({line: Number(d.dataset.line), text: d.textContent.replace(/^\s*\^ /, '')})));
     for (const e of expected) {
       const line = Number(e.split(':')[1]);
-      const match = shown.find((s) => s.line === line && s.text.endsWith(e));
+      const match = shown.find((s) => s.line === line && s.text === 'submitted.yaml' + e);
       check(match, `the message "${e}" is shown at line ${line}`);
     }
     await shot('submit-invalid');
