@@ -17,7 +17,9 @@
 #include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
 #include "injectors/disk/DiskFillInjector.h"
+#include "tests/support/ConsoleHttp.h"
 #include "tests/support/DaemonProcess.h"
+#include "tests/support/FreePort.h"
 #include "tests/support/RunAs.h"
 
 namespace chaosd {
@@ -364,8 +366,15 @@ TEST_F(DaemonApiTest, SchedulesSurviveARestart) {
 }
 
 TEST_F(DaemonApiTest, HundredConcurrentClientsDuringARunGetNoErrors) {
-  DaemonProcess d(tmp_.path());
+  // The web console is on too, and takes the same load over TCP at the same time (below).
+  const uint16_t consolePort = chaosd::testing::freeLoopbackPorts();
+  ASSERT_NE(consolePort, 0);
+  DaemonProcess d(tmp_.path(), {"--console-listen", std::to_string(consolePort)});
   ASSERT_TRUE(d.waitReady()) << d.log();
+  chaosd::testing::ConsoleHttp console(consolePort);
+  auto session =
+      chaosd::testing::consoleLogin(console, chaosd::testing::issueConsoleToken(d, true));
+  ASSERT_FALSE(session.cookie.empty());
   auto submitted = call(d, "POST", "/v1/runs?var=dir=" + data_,
                         fillExperiment("under-load", "60s", "1s"), "application/yaml");
   ASSERT_EQ(submitted.status, 202) << submitted.body;
@@ -403,19 +412,72 @@ TEST_F(DaemonApiTest, HundredConcurrentClientsDuringARunGetNoErrors) {
       }
     });
   }
+  // The console: 100 more clients over TCP at the same time, each with the session's cookie
+  // (pages, scripts, the run, the list, faults, schedules), while 5 live views stream the run.
+  std::atomic<int> consoleOk{0};
+  std::atomic<int> consoleErrors{0};
+  std::vector<double> consoleLatencies(kClients * kRequestsEach);
+  std::atomic<int> streamsOpen{0};
+  std::vector<std::thread> streams;
+  for (int sse = 0; sse < 5; ++sse) {
+    streams.emplace_back([&] {
+      // A live view reads until the run ends (its abort below), well within curl's 30 s.
+      auto r = console.request("GET", "/api/v1/runs/" + id + "/events", {session.cookie});
+      if (r.status == 200 && r.body.find("\"type\":\"sample\"") != std::string::npos) {
+        ++streamsOpen;
+      }
+    });
+  }
+  const std::vector<std::string> consolePaths = {"/api/v1/runs/" + id,
+                                                 "/api/v1/runs?limit=10&details=1",
+                                                 "/",
+                                                 "/static/app.js",
+                                                 "/api/v1/faults",
+                                                 "/api/v1/schedules",
+                                                 "/api/session"};
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int i = 0; i < kRequestsEach; ++i) {
+        auto start = std::chrono::steady_clock::now();
+        const std::string& path = consolePaths[static_cast<size_t>(c + i) % consolePaths.size()];
+        auto r = console.request("GET", path, {session.cookie});
+        consoleLatencies[static_cast<size_t>(c * kRequestsEach + i)] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
+        if (r.status == 200 && !r.body.empty()) {
+          ++consoleOk;
+        } else {
+          ++consoleErrors;
+          std::lock_guard lock(firstErrorMu);
+          if (firstError.empty()) firstError = "console " + path + ": " + std::to_string(r.status);
+        }
+      }
+    });
+  }
   for (auto& t : threads) t.join();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::sort(latencies.begin(), latencies.end());
+  std::sort(consoleLatencies.begin(), consoleLatencies.end());
   std::printf(
       "100 clients x 20 requests: %d ok, %d errors in %.2f s (%.0f req/s); latency p50 "
       "%.1f ms, p99 %.1f ms, max %.1f ms\n",
       ok.load(), errors.load(), seconds, (ok + errors) / seconds, latencies[latencies.size() / 2],
       latencies[latencies.size() * 99 / 100], latencies.back());
+  std::printf(
+      "and at the same time, console over TCP: 100 clients x 20 requests: %d ok, %d errors; "
+      "latency p50 %.1f ms, p99 %.1f ms, max %.1f ms; 5 live streams open\n",
+      consoleOk.load(), consoleErrors.load(), consoleLatencies[consoleLatencies.size() / 2],
+      consoleLatencies[consoleLatencies.size() * 99 / 100], consoleLatencies.back());
   EXPECT_EQ(errors.load(), 0) << "the first: " << firstError;
   EXPECT_EQ(ok.load(), kClients * kRequestsEach);
+  EXPECT_EQ(consoleErrors.load(), 0) << "the first: " << firstError;
+  EXPECT_EQ(consoleOk.load(), kClients * kRequestsEach);
   EXPECT_TRUE(runningSeen.load()) << "the run ended during the load; it should still be running";
   EXPECT_EQ(call(d, "POST", "/v1/runs/" + id + "/abort").status, 202);
   EXPECT_EQ(waitEnded(d, id)["outcome"], "aborted");
+  // The run's end ends the live streams, each having carried samples.
+  for (auto& t : streams) t.join();
+  EXPECT_EQ(streamsOpen.load(), 5);
 }
 
 TEST_F(DaemonApiTest, SigtermAbortsRunsRevertsTheirFaultsAndExitsCleanly) {

@@ -40,6 +40,8 @@ const std::vector<Command>& commands() {
       {"abort", "stop a run the daemon is running; its faults are reverted at once", abortCommand},
       {"schedule", "game days on the daemon: schedule add|list|show|delete|pause|resume",
        scheduleCommand},
+      {"console", "the daemon's web console: console token [--read-only] | tokens | revoke ID",
+       consoleCommand},
   };
   return kCommands;
 }

@@ -16,6 +16,8 @@ int runsCommand(const std::vector<std::string>& args);
 int statusCommand(const std::vector<std::string>& args);
 int abortCommand(const std::vector<std::string>& args);
 int scheduleCommand(const std::vector<std::string>& args);
+// chaosctl console token|tokens|revoke (ConsoleCommand.cpp).
+int consoleCommand(const std::vector<std::string>& args);
 
 // The body the daemon's policy check takes for FILE with its variables (nullopt: FILE or a
 // variable could not be read; the message is printed).

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <regex>
 
 #include "chaosd/app/daemon/ApiResponses.h"
 #include "chaosd/base/ExitCode.h"
@@ -13,6 +12,7 @@
 #include "chaosd/engine/Recovery.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "reports/ReportJson.h"
+#include "reports/ResilienceScore.h"
 
 namespace chaosd::daemon {
 namespace {
@@ -22,25 +22,10 @@ using api::jsonResponse;
 using api::methodNotAllowed;
 using api::newId;
 using api::readSubmission;
+using api::splitPath;
 using api::statusOf;
+using api::validId;
 using json = nlohmann::json;
-
-std::vector<std::string> splitPath(const std::string& path) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) out.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
-bool validId(const std::string& id) {
-  static const std::regex kId("[A-Za-z0-9_-]{1,64}");
-  return std::regex_match(id, kId);
-}
 
 json runJson(const RunRecord& r) {
   json j = {{"id", r.runId},
@@ -115,6 +100,16 @@ HttpResponse Api::handle(const HttpRequest& req) {
   return response;
 }
 
+HttpResponse Api::handleConsole(const HttpRequest& req) {
+  if (!req.peer || !req.caller) return errorResponse(403, "caller unknown");
+  return route(req);
+}
+
+Credentials Api::callerOf(const HttpRequest& req) {
+  if (req.caller) return *req.caller;
+  return req.peer ? callerCredentials(*req.peer) : Credentials{};
+}
+
 HttpResponse Api::handleMetricsOnly(const HttpRequest& req) {
   if (req.path != "/metrics") return errorResponse(404, "only /metrics is served here");
   if (req.method != "GET" && req.method != "HEAD") return methodNotAllowed("GET");
@@ -127,7 +122,10 @@ HttpResponse Api::handleMetricsOnly(const HttpRequest& req) {
 std::string Api::metricsText() const {
   ScrapeState s;
   if (auto held = ctx_.journal->faultsHeld()) {
-    for (const auto& f : *held) ++s.faultsActiveByType[f.faultType];
+    for (const auto& f : *held) {
+      ++s.faultsActiveByType[f.faultType];
+      ++s.faultsActive[{f.runId, f.step, f.faultType}];
+    }
   }
   for (const auto& v : ctx_.scheduler->list()) {
     s.schedules.push_back({v.record.id, v.record.name, v.record.paused, v.nextRun});
@@ -159,7 +157,7 @@ HttpResponse Api::route(const HttpRequest& req) {
   }
   if (is({"health"})) return m == "GET" ? health() : methodNotAllowed("GET");
   if (is({"version"})) return m == "GET" ? version() : methodNotAllowed("GET");
-  if (is({"metrics"})) return handleMetricsOnly(HttpRequest{m, "/metrics", {}, {}, {}, {}});
+  if (is({"metrics"})) return handleMetricsOnly(HttpRequest{m, "/metrics", {}, {}, {}, {}, {}});
   if (is({"policy", "check"})) return m == "POST" ? checkPolicy(req) : methodNotAllowed("POST");
   if (is({"runs"})) {
     if (m == "GET") return listRuns(req);
@@ -173,6 +171,14 @@ HttpResponse Api::route(const HttpRequest& req) {
   if (is({"runs", "*", "report"}))
     return m == "GET" ? report(parts[2], req) : methodNotAllowed("GET");
   if (is({"faults"})) return m == "GET" ? faults() : methodNotAllowed("GET");
+  if (is({"console", "tokens"})) {
+    if (m == "GET") return listConsoleTokens(req);
+    if (m == "POST") return issueConsoleToken(req);
+    return methodNotAllowed("GET, POST");
+  }
+  if (is({"console", "tokens", "*"})) {
+    return m == "DELETE" ? revokeConsoleToken(parts[3], req) : methodNotAllowed("DELETE");
+  }
   if (is({"recover"})) return m == "POST" ? recover(req) : methodNotAllowed("POST");
   if (is({"schedules"})) {
     if (m == "GET") return listSchedules();
@@ -237,9 +243,17 @@ HttpResponse Api::listRuns(const HttpRequest& req) const {
     if (auto journalledNow = ctx_.journal->run(id)) continue;
     if (auto live = ctx_.runs->progress(id)) out.push_back(acceptedRunJson(id, *live));
   }
+  // ?details=1 (the console's list): each ended run's resilience score from its report.json.
+  const bool details = req.param("details").value_or("") == "1";
   for (const auto& r : *runs) {
     if (limit > 0 && out.size() >= limit) break;
-    out.push_back(runJson(r));
+    json j = runJson(r);
+    if (details && r.endedAt) {
+      json report = json::parse(readFile(ctx_.runs->runDir(r.runId) + "/report.json").value_or(""),
+                                nullptr, false);
+      j["score"] = report.is_object() ? json(report::resilienceScore(report)) : json(nullptr);
+    }
+    out.push_back(j);
   }
   return jsonResponse(200, {{"runs", out}});
 }
@@ -251,7 +265,7 @@ HttpResponse Api::submit(const HttpRequest& req) {
   sr.yaml = std::move(s->yaml);
   sr.vars = std::move(s->vars);
   sr.invokerPid = req.peer ? req.peer->pid : 0;
-  if (req.peer) sr.caller = callerCredentials(*req.peer);
+  if (req.peer) sr.caller = callerOf(req);
   if (s->extra.contains("fileName") && s->extra["fileName"].is_string()) {
     sr.fileName = s->extra["fileName"].get<std::string>();
   }
@@ -374,6 +388,7 @@ HttpResponse Api::faults() const {
     if (auto run = ctx_.journal->run(f.runId)) {
       j["ownerPid"] = run->ownerPid;
       j["ownerAlive"] = ownerAlive(run->ownerPid, run->ownerStartTime);
+      j["owner"] = run->caller.empty() ? json(nullptr) : run->caller;
     }
     out.push_back(j);
   }
@@ -412,7 +427,8 @@ std::optional<HttpResponse> Api::refuseUnlessOwner(const HttpRequest& req, const
                           (creds ? std::to_string(creds->uid) : std::string("0")) + ") may";
   ctx_.metrics->refused(action);
   const bool isRun = what.rfind("run ", 0) == 0;
-  audit(req, action, "refused", why, isRun ? what.substr(4) : "", isRun ? "" : what.substr(9));
+  const bool isSchedule = what.rfind("schedule ", 0) == 0;
+  audit(req, action, "refused", why, isRun ? what.substr(4) : "", isSchedule ? what.substr(9) : "");
   return errorResponse(403, why);
 }
 
@@ -428,7 +444,7 @@ HttpResponse Api::checkPolicy(const HttpRequest& req) const {
     for (const auto& d : parsed.diagnostics) diags.push_back(d.str());
     return errorResponse(400, "the experiment is not valid", diags);
   }
-  const Credentials who = req.peer ? callerCredentials(*req.peer) : Credentials{};
+  const Credentials who = callerOf(req);
   if (ctx_.policy == nullptr || who.isRoot()) {
     return jsonResponse(200, {{"allowed", true},
                               {"caller", callerJson(who, req.peer ? req.peer->pid : 0)},
@@ -446,10 +462,64 @@ HttpResponse Api::checkPolicy(const HttpRequest& req) const {
   return jsonResponse(200, j);
 }
 
+HttpResponse Api::issueConsoleToken(const HttpRequest& req) {
+  if (ctx_.consoleTokens == nullptr) {
+    return errorResponse(409, "the web console is off (chaosd --console-listen ADDRESS)");
+  }
+  // Only a socket caller mints tokens: a console session cannot make itself another.
+  if (req.caller) return errorResponse(403, "tokens are issued over the UNIX socket only");
+  json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+  if (!body.is_object()) return errorResponse(400, "the body is not a JSON object");
+  auto role = console::roleFromName(body.value("role", "operate"));
+  if (!role) return errorResponse(400, "role: 'read' or 'operate'");
+  console::Duration ttl = console::kDefaultTokenTtl;
+  if (body.contains("ttl")) {
+    auto parsed = body["ttl"].is_string()
+                      ? units::parseDuration(body["ttl"].get<std::string>())
+                      : Result<units::Duration>(Error(ErrorCode::kInvalid, "not a string"));
+    if (!parsed) return errorResponse(400, "ttl: " + parsed.error().message());
+    ttl = *parsed;
+  }
+  const Credentials who = callerOf(req);
+  auto issued = ctx_.consoleTokens->issue(*role, callerJson(who, req.peer->pid), ttl);
+  if (!issued) return errorResponse(issued.error());
+  audit(req, "console-token", "accepted",
+        "id " + issued->record.id + " role " + std::string(console::roleName(*role)));
+  json j = issued->record.toJson();
+  j["token"] = issued->token;
+  return jsonResponse(201, j);
+}
+
+HttpResponse Api::listConsoleTokens(const HttpRequest& req) const {
+  if (ctx_.consoleTokens == nullptr) return jsonResponse(200, {{"tokens", json::array()}});
+  const Credentials who = callerOf(req);
+  json out = json::array();
+  for (const auto& t : ctx_.consoleTokens->list()) {
+    if (who.isRoot() || t.issuer.value("uid", -1) == static_cast<int64_t>(who.uid)) {
+      out.push_back(t.toJson());
+    }
+  }
+  return jsonResponse(200, {{"tokens", out}});
+}
+
+HttpResponse Api::revokeConsoleToken(const std::string& id, const HttpRequest& req) {
+  if (ctx_.consoleTokens == nullptr) return errorResponse(404, "no such token: " + id);
+  if (req.caller) return errorResponse(403, "tokens are revoked over the UNIX socket only");
+  auto t = ctx_.consoleTokens->find(id);
+  if (!t) return errorResponse(404, "no such token: " + id);
+  if (auto refused = refuseUnlessOwner(req, t->issuer, "console-revoke", "token " + id)) {
+    return *refused;
+  }
+  auto r = ctx_.consoleTokens->revoke(id);
+  if (!r) return errorResponse(r.error());
+  audit(req, "console-revoke", "accepted", "id " + id);
+  return jsonResponse(200, {{"id", id}, {"revoked", *r}});
+}
+
 HttpResponse Api::recover(const HttpRequest& req) {
   // Recovery reverts faults of every dead owner: root only, or a caller with a grant.
   if (req.peer && req.peer->uid != 0 && ctx_.policy != nullptr &&
-      !hasGrant(*ctx_.policy->current(), callerCredentials(*req.peer))) {
+      !hasGrant(*ctx_.policy->current(), callerOf(req))) {
     ctx_.metrics->refused("recover");
     audit(req, "recover", "refused", "no grant");
     return errorResponse(403, "uid " + std::to_string(req.peer->uid) +

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "chaosd/app/console/ConsoleTokens.h"
 #include "chaosd/app/daemon/Access.h"
 #include "chaosd/app/daemon/HttpServer.h"
 #include "chaosd/app/daemon/Metrics.h"
@@ -27,6 +28,8 @@ struct ApiContext {
   // lets in may do anything, as before version 4; tests only).
   const PolicyStore* policy = nullptr;
   std::chrono::system_clock::time_point startedAt = std::chrono::system_clock::now();
+  // The web console's tokens (docs/console.md); null when the console is off.
+  console::ConsoleTokens* consoleTokens = nullptr;
 };
 
 class Api {
@@ -35,6 +38,9 @@ class Api {
 
   // The UNIX socket's handler: checks the caller, then routes.
   HttpResponse handle(const HttpRequest& request);
+  // The web console's forwarded request: the console checked the session, its role and CSRF,
+  // and set peer (the issuer's uid and gid, pid 0) and caller (the issuer's credentials).
+  HttpResponse handleConsole(const HttpRequest& request);
   // The TCP metrics listener's handler: /metrics only, no caller check (loopback by default).
   HttpResponse handleMetricsOnly(const HttpRequest& request);
 
@@ -57,6 +63,11 @@ class Api {
   HttpResponse deleteSchedule(const std::string& id, const HttpRequest& request);
   HttpResponse pauseSchedule(const std::string& id, const HttpRequest& request, bool paused);
   HttpResponse checkPolicy(const HttpRequest& request) const;
+  HttpResponse issueConsoleToken(const HttpRequest& request);
+  HttpResponse listConsoleTokens(const HttpRequest& request) const;
+  HttpResponse revokeConsoleToken(const std::string& id, const HttpRequest& request);
+  // The caller's credentials: the console's issuer, or the socket peer's now.
+  static Credentials callerOf(const HttpRequest& request);
   // Journals one line of the audit trail for the request's caller.
   void audit(const HttpRequest& request, const std::string& action, const std::string& result,
              const std::string& detail, const std::string& runId = "",

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <random>
+#include <regex>
 
 namespace chaosd::daemon::api {
 
@@ -22,6 +23,8 @@ static const char* codeName(int status) {
   switch (status) {
     case 400:
       return "invalid";
+    case 401:
+      return "unauthenticated";  // the web console without a session
     case 403:
       return "forbidden";
     case 404:
@@ -34,6 +37,8 @@ static const char* codeName(int status) {
       return "too-large";
     case 415:
       return "unsupported-media-type";
+    case 421:
+      return "misdirected";  // the web console under a Host it does not know
     case 503:
       return "unavailable";
     default:
@@ -73,6 +78,23 @@ HttpResponse methodNotAllowed(const std::string& allow) {
   auto r = errorResponse(405, "method not allowed; use " + allow);
   r.headers.emplace_back("Allow", allow);
   return r;
+}
+
+std::vector<std::string> splitPath(const std::string& path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+bool validId(const std::string& id) {
+  static const std::regex kId("[A-Za-z0-9_-]{1,64}");
+  return std::regex_match(id, kId);
 }
 
 std::string newId() {

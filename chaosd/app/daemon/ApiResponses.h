@@ -24,6 +24,11 @@ HttpResponse errorResponse(const Error& e);
 int statusOf(ErrorCode code);
 HttpResponse methodNotAllowed(const std::string& allow);
 
+// "/v1/runs/ID" -> {"v1", "runs", "ID"} (empty segments dropped).
+std::vector<std::string> splitPath(const std::string& path);
+// Whether a path segment may be a run or schedule id: 1..64 of [A-Za-z0-9_-].
+bool validId(const std::string& id);
+
 // A fresh id for a run or a schedule: 16 hex digits.
 std::string newId();
 

@@ -64,7 +64,7 @@ HttpResponse Api::createSchedule(const HttpRequest& req) {
   // The policy at creation (and again at every fire, through the pool): a caller may only
   // schedule what they may submit.
   std::optional<Credentials> who;
-  if (req.peer) who = callerCredentials(*req.peer);
+  if (req.peer) who = callerOf(req);
   if (who && !who->isRoot() && ctx_.policy != nullptr) {
     PolicyDecision d = checkExperiment(*ctx_.policy->current(), *who, exp);
     if (!d.allowed) {

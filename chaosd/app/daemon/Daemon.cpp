@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "chaosd/app/console/Console.h"
 #include "chaosd/app/daemon/Api.h"
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/base/Log.h"
@@ -29,6 +30,8 @@ struct Options {
   std::string logFile;
   std::string group = "chaosd";
   std::string policy = kDefaultPolicyPath;
+  std::string consoleListen;
+  std::vector<std::string> consoleHosts;
 };
 
 int gSignalPipe[2] = {-1, -1};
@@ -68,7 +71,12 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exitCode) {
       "log-level", po::value(&o.logLevel)->default_value(o.logLevel),
       "trace, debug, info, warn, error, critical, off")(
       "log-format", po::value(&o.logFormat)->default_value(o.logFormat), "text or json lines")(
-      "log-file", po::value(&o.logFile), "append logs here instead of stderr (SIGHUP reopens)");
+      "log-file", po::value(&o.logFile), "append logs here instead of stderr (SIGHUP reopens)")(
+      "console-listen", po::value(&o.consoleListen),
+      "serve the web console on HOST:PORT, or PORT on 127.0.0.1 (off by default; "
+      "docs/console.md)")("console-host", po::value(&o.consoleHosts)->composing(),
+                          "a host name the console is reached by (repeatable; IP addresses and "
+                          "localhost are always accepted)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -218,8 +226,45 @@ int runChaosd(int argc, char** argv) {
   ctx.metrics = &metrics;
   ctx.access = loadAccessPolicy(opts->group);
   ctx.policy = &policy;
+  std::unique_ptr<console::ConsoleTokens> consoleTokens;
+  if (!opts->consoleListen.empty()) {
+    auto t = console::ConsoleTokens::open(opts->stateDir + "/console-tokens.json");
+    if (!t) {
+      logger->critical("cannot read the console tokens error=\"{}\"", t.error().describe());
+      return kExitRuntimeError;
+    }
+    consoleTokens = std::move(*t);
+    ctx.consoleTokens = consoleTokens.get();
+  }
   Api api(ctx);
 
+  // The console before the socket: a client that can reach the socket can log in already.
+  std::unique_ptr<console::Console> webConsole;
+  std::unique_ptr<HttpServer> consoleServer;
+  if (!opts->consoleListen.empty()) {
+    webConsole = std::make_unique<console::Console>(
+        console::ConsoleDeps{&api, consoleTokens.get(), &runs, &metrics}, opts->consoleHosts);
+    HttpServerOptions co;
+    co.threadPerConnection = true;  // the live views stream
+    co.maxConnections = 256;
+    const std::string address = console::consoleListenAddress(opts->consoleListen);
+    auto c = HttpServer::listenTcp(
+        address, co, [webUi = webConsole.get()](const HttpRequest& r) { return webUi->handle(r); });
+    if (!c) {
+      logger->critical("cannot listen for the console address={} error=\"{}\"", address,
+                       c.error().describe());
+      return kExitRuntimeError;
+    }
+    consoleServer = std::move(*c);
+    const bool loopback = address.rfind("127.", 0) == 0 || address.rfind("[::1]", 0) == 0;
+    logger->info("console listener address={} port={}", address, consoleServer->port());
+    if (!loopback) {
+      logger->warn(
+          "the console listens beyond loopback address={}: it speaks plain HTTP, so "
+          "tokens and cookies cross the network in clear; prefer 127.0.0.1 and ssh -L",
+          address);
+    }
+  }
   std::filesystem::path socketDir = std::filesystem::path(opts->socket).parent_path();
   if (!socketDir.empty() && !std::filesystem::exists(socketDir)) {
     std::filesystem::create_directories(socketDir, ec);
@@ -279,7 +324,10 @@ int runChaosd(int argc, char** argv) {
     break;
   }
   scheduler.stop();
+  if (webConsole) webConsole->stop();  // live views end within a second
   runs.shutdown("the daemon is stopping");
+  consoleServer.reset();
+  webConsole.reset();
   metricsServer.reset();
   server->reset();
   revertOwn(*journal, registry);

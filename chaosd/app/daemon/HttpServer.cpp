@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -72,9 +73,47 @@ std::optional<PeerCred> peerOf(MHD_Connection* connection) {
   return PeerCred{cred.pid, cred.uid, cred.gid};
 }
 
+// A streamed response's state: what is left of the body and of the last chunk, then next().
+struct Stream {
+  std::string pending;
+  size_t offset = 0;
+  std::function<bool(std::string&)> next;
+};
+
+ssize_t readStream(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+  auto* s = static_cast<Stream*>(cls);
+  if (s->offset >= s->pending.size()) {
+    s->pending.clear();
+    s->offset = 0;
+    bool more = false;
+    try {
+      more = s->next(s->pending);
+    } catch (const std::exception& e) {
+      log::get("http")->error("stream failed error=\"{}\"", e.what());
+    }
+    if (!more && s->pending.empty()) return MHD_CONTENT_READER_END_OF_STREAM;
+    // Nothing yet: MHD calls again (legal with a thread per connection; next() waited, so
+    // this is no busy loop, and MHD sees a stop between the calls).
+    if (s->pending.empty()) return 0;
+  }
+  const size_t n = std::min(max, s->pending.size() - s->offset);
+  std::memcpy(buf, s->pending.data() + s->offset, n);
+  s->offset += n;
+  return static_cast<ssize_t>(n);
+}
+
+void freeStream(void* cls) { delete static_cast<Stream*>(cls); }
+
 MHD_Result queue(MHD_Connection* connection, const HttpResponse& r) {
-  MHD_Response* response = MHD_create_response_from_buffer(
-      r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+  MHD_Response* response = nullptr;
+  if (r.next) {
+    auto* s = new Stream{r.body, 0, r.next};
+    response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, readStream, s, freeStream);
+    if (response == nullptr) delete s;
+  } else {
+    response = MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()),
+                                               MHD_RESPMEM_MUST_COPY);
+  }
   if (response == nullptr) return MHD_NO;
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.contentType.c_str());
   for (const auto& [k, v] : r.headers) MHD_add_response_header(response, k.c_str(), v.c_str());
@@ -162,10 +201,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(int fd, HttpServerOptions 
   st.options = options;
   st.unix = unix;
   st.listenFd = Fd(fd);
-  unsigned flags =
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+  // epoll serves a pool; a thread per connection polls its own socket.
+  flags |=
+      options.threadPerConnection ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL : MHD_USE_EPOLL;
   // The external logger comes first so that MHD's messages about later options go to it.
-  const unsigned pool = options.threads > 1 ? options.threads : 0;
+  const unsigned pool = options.threads > 1 && !options.threadPerConnection ? options.threads : 0;
   st.mhd = MHD_start_daemon(flags, 0, nullptr, nullptr, onRequest, &st, MHD_OPTION_EXTERNAL_LOGGER,
                             onMhdLog, nullptr, MHD_OPTION_LISTEN_SOCKET, fd,
                             MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_TIMEOUT,

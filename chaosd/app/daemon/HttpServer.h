@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "chaosd/base/Credentials.h"
 #include "chaosd/base/Result.h"
 
 // The daemon's HTTP/1.1 server: libmicrohttpd (a maintained Debian package; strict parsing,
@@ -32,6 +33,10 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;              // names lower-case
   std::string body;
   std::optional<PeerCred> peer;  // set on UNIX sockets
+  // Who the caller is when the transport established it another way than SO_PEERCRED: the
+  // web console's session names its token's issuer (then peer carries the issuer's uid and
+  // gid with pid 0). Unset: the credentials are read from the peer process.
+  std::optional<Credentials> caller;
 
   // The first value of a query parameter, or nullopt.
   std::optional<std::string> param(const std::string& name) const;
@@ -43,6 +48,11 @@ struct HttpResponse {
   std::string contentType = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // A response of unknown length (Server-Sent Events): after body, the server calls next on
+  // the connection's thread until it returns false; each call may block until it has bytes to
+  // append to out (true with out empty: nothing yet, call again). Only on a server with
+  // threadPerConnection, where a blocked call holds no other connection up.
+  std::function<bool(std::string& out)> next;
 };
 
 struct HttpServerOptions {
@@ -50,6 +60,9 @@ struct HttpServerOptions {
   unsigned idleTimeoutSeconds = 30;       // an idle keep-alive connection is closed after it
   unsigned threads = 4;                   // handlers run on these
   unsigned maxConnections = 512;
+  // A thread for each connection instead of a pool of `threads`: needed for streamed
+  // responses (HttpResponse::next), which block their thread between events.
+  bool threadPerConnection = false;
 };
 
 class HttpServer {

@@ -71,6 +71,14 @@ std::string Metrics::render(const ScrapeState& state) const {
   for (const auto& [type, n] : state.faultsActiveByType) {
     out << "chaosd_faults_active{type=\"" << escapeLabel(type) << "\"} " << n << "\n";
   }
+  header(out, "chaosd_fault_active", "gauge",
+         "Faults held now (journalled, not reverted) by run, step and fault type; a series "
+         "exists while its fault window is open.");
+  for (const auto& [key, n] : state.faultsActive) {
+    const auto& [run, step, type] = key;
+    out << "chaosd_fault_active{run=\"" << escapeLabel(run) << "\",step=\"" << escapeLabel(step)
+        << "\",type=\"" << escapeLabel(type) << "\"} " << n << "\n";
+  }
   header(out, "chaosd_runs_active", "gauge", "Experiments this daemon is running now.");
   out << "chaosd_runs_active " << state.runsActive << "\n";
   header(out, "chaosd_runs_total", "counter", "Runs this daemon finished, by outcome.");

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "chaosd/engine/States.h"
@@ -24,6 +25,8 @@ struct ScheduleGauge {
 
 struct ScrapeState {
   std::map<std::string, uint64_t> faultsActiveByType;  // from the journal, all owners
+  // The same faults by (run, step, type): the fault windows a Grafana panel shades.
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> faultsActive;
   std::vector<ScheduleGauge> schedules;
   uint64_t runsActive = 0;
 };

@@ -29,27 +29,62 @@ std::string newRunId() {
 }
 
 // What a run is doing now, for GET /v1/runs/{id}; also feeds the daemon's counters.
+double epochMs(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
+}
+
 class LiveProgress final : public EngineObserver {
  public:
-  explicit LiveProgress(Metrics& metrics) : metrics_(metrics) {}
+  LiveProgress(Metrics& metrics, std::shared_ptr<RunEvents> events)
+      : metrics_(metrics), events_(std::move(events)) {}
 
   void phaseStarted(Phase phase, Duration length) override {
+    const auto now = std::chrono::system_clock::now();
+    events_->append({{"type", "phase"},
+                     {"phase", std::string(phaseName(phase))},
+                     {"at", epochMs(now)},
+                     {"seconds", std::chrono::duration<double>(length).count()}});
     std::lock_guard lock(mu_);
     phase_ = std::string(phaseName(phase));
-    phaseStarted_ = std::chrono::system_clock::now();
+    phaseStarted_ = now;
     phaseLength_ = length;
   }
-  void phaseEnded(Phase phase, const std::vector<PhaseVerdict>& /*verdicts*/) override {
+  void phaseEnded(Phase phase, const std::vector<PhaseVerdict>& verdicts) override {
+    nlohmann::json vs = nlohmann::json::array();
+    for (const auto& v : verdicts) {
+      vs.push_back({{"probe", v.probe},
+                    {"held", v.held},
+                    {"count", v.count},
+                    {"passed", v.passed},
+                    {"reasons", v.reasons}});
+    }
+    events_->append({{"type", "phaseEnded"},
+                     {"phase", std::string(phaseName(phase))},
+                     {"at", epochMs(std::chrono::system_clock::now())},
+                     {"verdicts", vs}});
     std::lock_guard lock(mu_);
     note("phase " + std::string(phaseName(phase)) + " ended");
   }
-  void faultApplied(const FaultRecordOut& f) override { update(f); }
+  void faultApplied(const FaultRecordOut& f) override {
+    feed(f);
+    update(f);
+  }
   void faultReverted(const FaultRecordOut& f) override {
     if (f.state == FaultState::kRevertFailed) metrics_.revertFailed();
+    feed(f);
     update(f);
   }
   void sample(const ProbeSample& s) override {
     metrics_.probeSample(s.ok);
+    nlohmann::json e = {{"type", "sample"},
+                        {"probe", s.probe},
+                        {"phase", std::string(phaseName(s.phase))},
+                        {"at", epochMs(s.wallStart)},
+                        {"ms", std::chrono::duration<double, std::milli>(s.duration).count()},
+                        {"ok", s.ok},
+                        {"detail", s.detail}};
+    if (s.value) e["value"] = *s.value;
+    events_->append(std::move(e));
     std::lock_guard lock(mu_);
     auto& p = probes_[s.probe];
     ++p.samples;
@@ -59,6 +94,8 @@ class LiveProgress final : public EngineObserver {
     }
   }
   void message(const std::string& line) override {
+    events_->append(
+        {{"type", "message"}, {"at", epochMs(std::chrono::system_clock::now())}, {"line", line}});
     std::lock_guard lock(mu_);
     note(line);
   }
@@ -97,6 +134,16 @@ class LiveProgress final : public EngineObserver {
     uint64_t failures = 0;
     std::string lastFailure;
   };
+  void feed(const FaultRecordOut& f) {
+    events_->append({{"type", "fault"},
+                     {"id", f.faultId},
+                     {"step", f.step},
+                     {"fault", f.type},
+                     {"target", f.description.empty() ? f.target : f.description},
+                     {"state", std::string(faultStateName(f.state))},
+                     {"at", epochMs(std::chrono::system_clock::now())},
+                     {"error", f.error}});
+  }
   void update(const FaultRecordOut& f) {
     std::lock_guard lock(mu_);
     faults_[f.faultId] = {f.step, f.type, f.description.empty() ? f.target : f.description,
@@ -108,6 +155,7 @@ class LiveProgress final : public EngineObserver {
   }
 
   Metrics& metrics_;
+  std::shared_ptr<RunEvents> events_;
   mutable std::mutex mu_;
   std::string phase_;
   std::chrono::system_clock::time_point phaseStarted_{};
@@ -123,6 +171,7 @@ struct RunPool::Active {
   std::string runId;
   std::string source;
   std::unique_ptr<Experiment> experiment;
+  std::shared_ptr<RunEvents> events = std::make_shared<RunEvents>();
   std::unique_ptr<LiveProgress> progress;
   std::unique_ptr<OwnedRun> owned;  // its targets, abort, and the run itself
   std::chrono::system_clock::time_point submittedAt;
@@ -220,7 +269,7 @@ std::variant<Submitted, SubmitRefusal> RunPool::admit(const SubmitRequest& reque
   run->runId = newRunId();
   run->source = request.source;
   run->experiment = std::make_unique<Experiment>(std::move(*parsed.experiment));
-  run->progress = std::make_unique<LiveProgress>(metrics_);
+  run->progress = std::make_unique<LiveProgress>(metrics_, run->events);
   run->submittedAt = std::chrono::system_clock::now();
   OwnedRunConfig config{.journal = &journal_,
                         .registry = &registry_,
@@ -232,11 +281,12 @@ std::variant<Submitted, SubmitRefusal> RunPool::admit(const SubmitRequest& reque
                         .caller = nlohmann::json::object(),
                         .observer = run->progress.get(),
                         .onEnded =
-                            [this, id = run->runId](Outcome outcome) {
+                            [this, id = run->runId, events = run->events](Outcome outcome) {
                               // Counted, and out of the active set, as the journal records the
                               // end: a client that sees the run ended sees it in /metrics and may
                               // submit on its targets at once.
                               metrics_.runFinished(outcome);
+                              events->end(std::string(outcomeName(outcome)));
                               finished(id);
                             },
                         .beforeReport = {},
@@ -297,6 +347,8 @@ void RunPool::execute(std::shared_ptr<Active> run) {
         {"runId", run->runId}, {"experiment", name}, {"outcome", "error"}, {"reasons", {why}}};
     (void)writeReportJson(doc, runDir(run->runId));
     metrics_.runFinished(Outcome::kError);
+    run->events->append({{"type", "message"}, {"line", why}});
+    run->events->end("error");
     finished(run->runId);
     return;
   }
@@ -316,6 +368,11 @@ void RunPool::execute(std::shared_ptr<Active> run) {
 
 void RunPool::finished(const std::string& runId) {
   std::lock_guard lock(mu_);
+  if (auto it = active_.find(runId); it != active_.end()) {
+    // Kept a little after the end, so a live view that reconnects then still gets the end.
+    endedFeeds_.emplace_back(runId, it->second->events);
+    while (endedFeeds_.size() > 16) endedFeeds_.pop_front();
+  }
   active_.erase(runId);
   done_.push_back(std::this_thread::get_id());
   idle_.notify_all();
@@ -341,6 +398,15 @@ std::optional<nlohmann::json> RunPool::progress(const std::string& runId) const 
   j["targets"] = keys;
   if (auto reason = run->owned->abortReason()) j["aborting"] = *reason;
   return j;
+}
+
+std::shared_ptr<const RunEvents> RunPool::events(const std::string& runId) const {
+  std::lock_guard lock(mu_);
+  if (auto it = active_.find(runId); it != active_.end()) return it->second->events;
+  for (const auto& [id, feed] : endedFeeds_) {
+    if (id == runId) return feed;
+  }
+  return nullptr;
 }
 
 std::optional<nlohmann::json> RunPool::caller(const std::string& runId) const {

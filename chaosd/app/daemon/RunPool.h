@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,7 @@
 
 #include "chaosd/app/daemon/Metrics.h"
 #include "chaosd/app/daemon/Policy.h"
+#include "chaosd/app/daemon/RunEvents.h"
 #include "chaosd/base/Credentials.h"
 #include "chaosd/base/Result.h"
 #include "chaosd/engine/TargetKeys.h"
@@ -94,6 +96,9 @@ class RunPool {
   // The journalled caller of a run in progress here (RunRecord::caller); nullopt when not
   // running here.
   std::optional<nlohmann::json> caller(const std::string& runId) const;
+  // The live feed of a run in progress here (or one that ended a moment ago: the last 16 are
+  // kept); null otherwise.
+  std::shared_ptr<const RunEvents> events(const std::string& runId) const;
   // The directory of a run's reports (it may not exist).
   std::string runDir(const std::string& runId) const;
   // Waits until no run is in progress or the timeout passes; true when none is.
@@ -118,6 +123,7 @@ class RunPool {
   mutable std::condition_variable idle_;
   bool accepting_ = true;
   std::map<std::string, std::shared_ptr<Active>> active_;
+  std::deque<std::pair<std::string, std::shared_ptr<RunEvents>>> endedFeeds_;
   std::vector<std::thread> threads_;  // joined at shutdown; finished ones joined on submit
   std::vector<std::thread::id> done_;
 };
