@@ -128,6 +128,9 @@ std::optional<ArgProblem> corruptModeArgs(const ArgContext& ctx) {
   if (mode == "flip" && ctx.args.contains("rate") == ctx.args.contains("flips")) {
     return ArgProblem{"", "mode flip needs exactly one of rate and flips"};
   }
+  if (ctx.args.contains("rate") && !(ctx.args["rate"].get<double>() > 0)) {
+    return ArgProblem{"rate", "a rate of 0 flips nothing (a share above 0, up to 1)"};
+  }
   if (mode == "truncate" && !ctx.args.contains("size")) {
     return ArgProblem{"", "mode truncate needs size (the bytes kept)"};
   }
@@ -144,12 +147,13 @@ FaultType fileCorruptType(const std::shared_ptr<SupervisorRegistry>& supervisors
                               "opens of paths matching this glob get a corrupted copy")),
       arg::required(arg::oneOf("mode", {"flip", "truncate", "zero"},
                                "flip bits, cut the file short, or zero a range")),
-      arg::range(arg::make("rate", ArgType::kNumber, "flip: the share of bits flipped"), 1e-12, 1),
+      arg::range(arg::make("rate", ArgType::kNumber, "flip: the share of bits flipped (above 0)"),
+                 0, 1),
       arg::range(arg::make("flips", ArgType::kInt, "flip: exactly this many bits flipped"), 1,
                  1e12),
       arg::range(arg::make("seed", ArgType::kInt,
                            "flip: where the flips fall (drawn and recorded when absent)"),
-                 0, 9.2e18),
+                 0, 1e15),
       arg::range(arg::make("size", ArgType::kSize, "truncate: the bytes kept"), 0, 1e15),
       arg::range(arg::make("offset", ArgType::kSize, "zero: the first byte zeroed"), 0, 1e15),
       arg::range(

@@ -239,6 +239,10 @@ TEST(FileCorruptParseTest, AcceptsEachModeAndRefusesArgsOfAnother) {
   EXPECT_NE(errorsOf(wrongMode).find("exp.yaml:7:"), std::string::npos) << errorsOf(wrongMode);
   auto noSize = parseStep("{path: \"/m/*.bin\", mode: truncate}");
   EXPECT_NE(errorsOf(noSize).find("needs size"), std::string::npos) << errorsOf(noSize);
+  auto zeroRate = parseStep("{path: \"/m/*.bin\", mode: flip, rate: 0}");
+  EXPECT_NE(errorsOf(zeroRate).find("method[0].args.rate: a rate of 0 flips nothing"),
+            std::string::npos)
+      << errorsOf(zeroRate);
   auto badMode = parseStep("{path: \"/m/*.bin\", mode: melt}");
   EXPECT_FALSE(badMode.ok());
   auto noPath = parseStep("{mode: truncate, size: 1}");
