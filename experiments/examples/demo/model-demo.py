@@ -354,6 +354,9 @@ def trainer_main(args):
 
 
 def verify_main(args):
+    if not os.path.isdir(args.dir):
+        print("no checkpoint directory %s" % args.dir)
+        return 2
     done = checkpoints(args.dir)
     if not done:
         print("no checkpoint")
