@@ -157,9 +157,10 @@ std::string loadHeadline(const Json& report) {
               duration(nanos(st, "durationNs"));
     }
   }
-  return "load " + text(l, "name") + ": " + text(l, "method") + " " + text(l, "url") + " at " +
-         rate + " (" + significant(number(l, "requests")) +
-         " requests; the generator's own lateness p99 " + duration(nanos(l, "lateness99Ns")) +
+  const std::string name = text(l, "name") == "load" ? "" : " " + text(l, "name");
+  return "load" + name + ": " + text(l, "method") + " " + text(l, "url") + " at " + rate + " (" +
+         significant(number(l, "requests")) + " requests; the generator's own lateness p99 " +
+         duration(nanos(l, "lateness99Ns")) +
          "). Latency from each request's intended send time; L measured as the time-average of "
          "requests in flight, beside λ·W (Little's law)";
 }

@@ -117,5 +117,22 @@ TEST_F(AiDrillsTest, AFullCheckpointDiskLeavesTheLastCheckpointLoadable) {
   EXPECT_GE(fault["observed"]["hit"].get<int>(), 1) << "no checkpoint write met the full disk";
 }
 
+TEST_F(AiDrillsTest, SlowThenUnreadableWeightsAtReloadDoNotReachTheRequests) {
+  const uint16_t port = chaosd::testing::freeLoopbackPorts(4);
+  ASSERT_NE(port, 0);
+  int st = -1;
+  const auto report = run("ai-slow-unreadable-weights.yaml",
+                          "--var window=3s --var rate=5 --var port=" + std::to_string(port) +
+                              " --var workdir=" + root_ + "/model",
+                          &st);
+  ASSERT_FALSE(report.is_discarded()) << output_;
+  EXPECT_EQ(st, 0) << output_ << report["reasons"].dump();
+  for (const auto& f : report["faults"]) {
+    if (f["type"] == "syscall.delay" || f["type"] == "syscall.error") {
+      EXPECT_GE(f["observed"]["hit"].get<int>(), 1) << f.dump();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace chaosd
