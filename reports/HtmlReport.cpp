@@ -124,6 +124,35 @@ void probesSection(const Json& report, Html& h) {
   h << "</tbody></table></section>\n";
 }
 
+void loadSection(const Json& report, Html& h) {
+  const auto rows = loadTable(report);
+  if (rows.empty()) return;
+  h << "<section id=\"load\"><h2>Load</h2>\n<p>" << e(loadHeadline(report)) << ".</p>\n"
+    << "<table class=\"load\"><thead><tr>";
+  for (const auto& cell : rows[0]) h << "<th>" << e(cell) << "</th>";
+  h << "</tr></thead><tbody>\n";
+  for (size_t r = 1; r < rows.size(); ++r) {
+    h << "<tr>";
+    for (const auto& cell : rows[r]) h << "<td>" << e(cell) << "</td>";
+    h << "</tr>\n";
+  }
+  h << "</tbody></table></section>\n";
+}
+
+void streamSection(const Json& report, Html& h) {
+  std::string body;
+  for (const auto& p : list(report, "probes")) {
+    for (const auto& v : list(p, "verdicts")) {
+      const std::string words = streamWords(v);
+      if (words.empty()) continue;
+      body += "<p class=\"stream\"><strong>" + e(text(p, "name")) + "</strong>, " +
+              e(text(v, "phase")) + " phase: " + e(words) + ".</p>\n";
+    }
+  }
+  if (body.empty()) return;
+  h << "<section id=\"streams\"><h2>Streamed responses</h2>\n" << body << "</section>\n";
+}
+
 void baselineSection(const Json& report, Html& h) {
   std::string body;
   for (const auto& p : list(report, "probes")) {
@@ -205,6 +234,8 @@ std::string htmlReport(const Json& report) {
     << timelineSvg(report) << "\n</section>\n";
   faultsSection(report, h);
   probesSection(report, h);
+  streamSection(report, h);
+  loadSection(report, h);
   baselineSection(report, h);
   rollbacksAndAudit(report, h);
   h << "<footer class=\"muted\"><p>Written by chaosd from report.json ("

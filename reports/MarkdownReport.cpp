@@ -78,6 +78,33 @@ void probesTable(const Json& report, Md& md) {
     for (const char* phase : kPhases) md << " | " << phaseCell(report, p, phase);
     md << " |\n";
   }
+  bool any = false;
+  for (const auto& p : probes) {
+    for (const auto& v : list(p, "verdicts")) {
+      const std::string words = streamWords(v);
+      if (words.empty()) continue;
+      if (!any) md << "\nStreamed responses:\n\n";
+      any = true;
+      md << "- **" << markdownEscape(text(p, "name")) << "**, " << markdownEscape(text(v, "phase"))
+         << ": " << markdownEscape(words) << "\n";
+    }
+  }
+}
+
+void loadSection(const Json& report, Md& md) {
+  const auto rows = loadTable(report);
+  if (rows.empty()) return;
+  md << "\n### Load\n\n" << markdownEscape(loadHeadline(report)) << ".\n\n";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    md << "|";
+    for (const auto& cell : rows[r]) md << " " << markdownEscape(cell) << " |";
+    md << "\n";
+    if (r == 0) {
+      md << "|";
+      for (size_t c = 0; c < rows[r].size(); ++c) md << "---|";
+      md << "\n";
+    }
+  }
 }
 
 void rollbacksAndAudit(const Json& report, Md& md) {
@@ -122,6 +149,7 @@ std::string markdownSummary(const Json& report) {
   }
   faultsTable(report, md);
   probesTable(report, md);
+  loadSection(report, md);
   rollbacksAndAudit(report, md);
   md << "\nThe score is the weighted mean of the probes' availability per phase (before "
         "0.2, during 0.5, after 0.3); 0 when something was left behind or the run failed.\n";

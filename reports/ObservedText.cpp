@@ -197,6 +197,15 @@ void syscallLines(const Json& fault, const Json& o, std::vector<std::string>& ou
                 std::to_string(count(o, "passed")) + " let through");
 }
 
+void corruptLines(const Json& o, std::vector<std::string>& out) {
+  if (!o.contains("matched")) return;
+  out.push_back(std::to_string(count(o, "matched")) + " open(s) matched, " +
+                std::to_string(count(o, "corrupted")) + " given a corrupted copy, " +
+                std::to_string(count(o, "passed")) + " let through (" +
+                std::to_string(count(o, "notReadOnly")) + " not read-only, " +
+                std::to_string(count(o, "copyFailed")) + " not copied)");
+}
+
 // Host names in a network fault's filter: what each resolved to when the fault was prepared.
 void hostLines(const Json& o, std::vector<std::string>& out) {
   if (!o.contains("hosts") || !o["hosts"].is_object()) return;
@@ -316,6 +325,8 @@ std::vector<std::string> observedLines(const Json& fault, size_t maxLines) {
     throttleLines(o, out);
   } else if (type.rfind("syscall.", 0) == 0) {
     syscallLines(fault, o, out);
+  } else if (type == "file.corrupt") {
+    corruptLines(o, out);
   } else if (type.rfind("network.", 0) == 0) {
     packetLines(o, out);
   }

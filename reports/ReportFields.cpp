@@ -93,6 +93,78 @@ std::string duration(std::optional<int64_t> ns) {
   return ns ? formatLatency(Duration(*ns)) : std::string("-");
 }
 
+std::string streamWords(const Json& verdict) {
+  auto it = verdict.find("stream");
+  if (it == verdict.end() || !it->is_object()) return "";
+  const Json& s = *it;
+  auto ns = [&](const char* metric, const char* p) -> std::optional<int64_t> {
+    auto m = s.find(metric);
+    if (m == s.end() || !m->is_object() || number(*m, "count") == 0) return std::nullopt;
+    return static_cast<int64_t>(number(*m, p));
+  };
+  std::string words = significant(number(s, "streamed")) + " of " +
+                      significant(number(verdict, "count")) + " samples streamed";
+  if (auto p50 = ns("firstEventNs", "p50")) {
+    words += "; first event p50 " + duration(p50) + ", p95 " + duration(ns("firstEventNs", "p95"));
+  }
+  if (auto p50 = ns("eventGapNs", "p50")) {
+    words +=
+        "; gap between events p50 " + duration(p50) + ", p99 " + duration(ns("eventGapNs", "p99"));
+  }
+  if (auto r = s.find("eventRate"); r != s.end() && r->is_object() && number(*r, "count") > 0) {
+    words += "; " + significant(number(*r, "p50")) + " events/s (median), " +
+             significant(number(*r, "p5")) + " (p5)";
+  }
+  for (const auto& c : list(s, "checks")) {
+    words += "; p" + significant(number(c, "percentile")) + " " + text(c, "metric") + " " +
+             text(c, "observedText") + " (required " + text(c, "bound") + ": " +
+             (flag(c, "held") ? "held" : "failed") + ")";
+  }
+  return words;
+}
+
+std::vector<std::vector<std::string>> loadTable(const Json& report) {
+  auto it = report.find("load");
+  if (it == report.end() || !it->is_object()) return {};
+  std::vector<std::vector<std::string>> rows = {{"phase", "offered λ/s", "sent/s", "ok/s", "errors",
+                                                 "p50", "p99", "p99.9", "max", "L (in flight)",
+                                                 "λ·W", "L/(λ·W)", "verdict"}};
+  for (const auto& p : list(*it, "phases")) {
+    std::string verdict = !flag(p, "judged") ? "-" : flag(p, "held") ? "held" : "failed";
+    for (const auto& r : list(p, "reasons")) {
+      if (r.is_string()) verdict += ": " + r.get<std::string>();
+    }
+    rows.push_back({text(p, "phase"), significant(number(p, "offeredRate")),
+                    significant(number(p, "sentRate")), significant(number(p, "throughput")),
+                    significant(number(p, "errors")) + " of " + significant(number(p, "due")),
+                    duration(nanos(p, "p50Ns")), duration(nanos(p, "p99Ns")),
+                    duration(nanos(p, "p999Ns")), duration(nanos(p, "maxNs")),
+                    significant(number(p, "inFlight")), significant(number(p, "littleLambdaW")),
+                    significant(number(p, "littleRatio")), verdict});
+  }
+  return rows;
+}
+
+std::string loadHeadline(const Json& report) {
+  auto it = report.find("load");
+  if (it == report.end() || !it->is_object()) return "";
+  const Json& l = *it;
+  std::string rate = l.contains("rate") ? significant(number(l, "rate")) + "/s" : "steps";
+  if (l.contains("steps") && l["steps"].is_array()) {
+    rate.clear();
+    for (const auto& st : l["steps"]) {
+      rate += (rate.empty() ? "" : ", ") + significant(number(st, "rate")) + "/s for " +
+              duration(nanos(st, "durationNs"));
+    }
+  }
+  const std::string name = text(l, "name") == "load" ? "" : " " + text(l, "name");
+  return "load" + name + ": " + text(l, "method") + " " + text(l, "url") + " at " + rate + " (" +
+         significant(number(l, "requests")) + " requests; the generator's own lateness p99 " +
+         duration(nanos(l, "lateness99Ns")) +
+         "). Latency from each request's intended send time; L measured as the time-average of "
+         "requests in flight, beside λ·W (Little's law)";
+}
+
 std::string seconds(int64_t ns) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(std::max<int64_t>(ns, 0)) / 1e9);

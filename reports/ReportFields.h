@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 // Lenient reads of a report.json document (docs/report-json.md) for the writers: a report may
 // come from an older chaosd or be written by hand, so a missing or null field reads as empty,
@@ -33,6 +34,18 @@ std::string seconds(int64_t ns);
 std::string percent(double fraction);
 // A number with up to three significant digits: 0.62, 1.5, 0.0031, 3.1e-12.
 std::string significant(double value);
+
+// A verdict's streamed-response figures in words ("12 of 12 samples streamed; first event p50
+// 105ms, p95 130ms; gap between events p50 20ms, p99 45ms; 48.1 events/s (median)"); "" when
+// the verdict has none.
+std::string streamWords(const Json& verdict);
+
+// The load's table (report.json "load"): a header row, then one row per phase: offered λ,
+// sent per second, throughput, errors, latency percentiles from the intended send time, L, λ·W
+// and their ratio, the verdict. Empty when the run had no load.
+std::vector<std::vector<std::string>> loadTable(const Json& report);
+// "load chat: POST http://... at 50/s (12,000 requests; the generator's own lateness p99 80us)"
+std::string loadHeadline(const Json& report);
 
 // The phase samples, verdicts and reports talk about, in order.
 inline constexpr const char* kPhases[] = {"before", "during", "after"};

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include "chaosd/base/Fd.h"
 #include "chaosd/base/StartAt.h"
 #include "chaosd/base/Units.h"
+#include "chaosd/engine/probes/ValueMatcher.h"
+#include "chaosd/engine/probes/Verdict.h"
 #include "injectors/FaultRegistry.h"
 
 namespace chaosd {
@@ -24,6 +27,96 @@ nlohmann::json optTime(const std::optional<WallClock>& t) {
 
 nlohmann::json matchJson(const std::optional<ValueMatch>& m) {
   return m ? nlohmann::json(m->describe()) : nlohmann::json(nullptr);
+}
+
+std::string operatorOf(const Comparison& c) {
+  const std::string text = c.describe();
+  return text.substr(0, text.find(' '));
+}
+
+nlohmann::json optionalNs(const std::optional<Duration>& d) {
+  return d ? nlohmann::json(d->count()) : nlohmann::json(nullptr);
+}
+
+// A streamed response's figures; the gaps summarised (every gap would make the report grow
+// with every token).
+nlohmann::json streamTimingJson(const StreamTiming& t) {
+  nlohmann::json j{{"eventStream", t.eventStream},
+                   {"firstByteNs", optionalNs(t.firstByte)},
+                   {"firstEventNs", optionalNs(t.firstEvent)},
+                   {"events", t.events}};
+  const auto rate = t.eventRate();
+  j["eventRate"] = rate ? nlohmann::json(*rate) : nlohmann::json(nullptr);
+  if (!t.gaps.empty()) {
+    Duration sum{0};
+    for (const Duration g : t.gaps) sum += g;
+    j["maxGapNs"] = std::max_element(t.gaps.begin(), t.gaps.end())->count();
+    j["meanGapNs"] = sum.count() / static_cast<int64_t>(t.gaps.size());
+  }
+  return j;
+}
+
+nlohmann::json streamFiguresJson(const StreamFigures& f) {
+  auto percentiles = [](const StreamPercentiles& p) {
+    return nlohmann::json{
+        {"count", p.count}, {"p5", p.p5}, {"p50", p.p50}, {"p95", p.p95}, {"p99", p.p99}};
+  };
+  nlohmann::json j{{"streamed", f.streamed},
+                   {"firstByteNs", percentiles(f.firstByte)},
+                   {"firstEventNs", percentiles(f.firstEvent)},
+                   {"eventGapNs", percentiles(f.eventGap)},
+                   {"eventRate", percentiles(f.eventRate)},
+                   {"checks", nlohmann::json::array()}};
+  for (const auto& c : f.checks) {
+    j["checks"].push_back(
+        {{"metric", std::string(streamMetricName(c.metric))},
+         {"percentile", c.percentile},
+         {"observed", c.observed},
+         {"observedText", formatStreamValue(c.metric, c.observed)},
+         {"bound", operatorOf(c.bound) + " " + formatStreamValue(c.metric, c.bound.value)},
+         {"held", c.held}});
+  }
+  return j;
+}
+
+nlohmann::json loadJson(const LoadReport& l) {
+  nlohmann::json j{{"name", l.name},
+                   {"url", l.url},
+                   {"method", l.method},
+                   {"requests", l.requests},
+                   {"lateness99Ns", l.lateness99},
+                   {"phases", nlohmann::json::array()}};
+  if (l.steps.empty()) j["rate"] = l.rate;
+  for (const auto& st : l.steps) {
+    j["steps"].push_back({{"rate", st.rate}, {"durationNs", st.duration.count()}});
+  }
+  for (const auto& p : l.phases) {
+    j["phases"].push_back({{"phase", std::string(phaseName(p.phase))},
+                           {"seconds", p.seconds},
+                           {"due", p.due},
+                           {"sent", p.sent},
+                           {"ok", p.ok},
+                           {"errors", p.errors},
+                           {"offeredRate", p.offeredRate},
+                           {"sentRate", p.sentRate},
+                           {"throughput", p.throughput},
+                           {"p50Ns", p.p50},
+                           {"p90Ns", p.p90},
+                           {"p99Ns", p.p99},
+                           {"p999Ns", p.p999},
+                           {"maxNs", p.max},
+                           {"firstByteP50Ns", p.firstByteP50},
+                           {"firstByteP99Ns", p.firstByteP99},
+                           {"meanLatencySeconds", p.meanLatency},
+                           {"inFlight", p.inFlight},
+                           {"littleLambdaW", p.littleLw},
+                           {"littleRatio", p.littleRatio},
+                           {"errorKinds", p.errorKinds},
+                           {"judged", p.judged},
+                           {"held", p.held},
+                           {"reasons", p.reasons}});
+  }
+  return j;
 }
 
 nlohmann::json toleranceJson(const Tolerance& t) {
@@ -44,6 +137,17 @@ nlohmann::json toleranceJson(const Tolerance& t) {
     op = op.substr(0, op.find(' '));
     j["latency"][key.str()] =
         op + " " + units::formatDuration(Duration(static_cast<int64_t>(l.bound.value)));
+  }
+  for (const auto& b : t.stream) {
+    std::ostringstream key;
+    key << "p" << b.percentile;
+    std::string op = b.bound.describe();
+    op = op.substr(0, op.find(' '));
+    j[std::string(streamMetricName(b.metric))][key.str()] =
+        op + " " +
+        (b.metric == StreamMetric::kEventRate
+             ? formatNumber(b.bound.value)
+             : units::formatDuration(Duration(static_cast<int64_t>(b.bound.value))));
   }
   if (t.baseline) {
     const auto& b = *t.baseline;
@@ -236,6 +340,19 @@ nlohmann::json experimentJson(const Experiment& e) {
                      {"allowSsh", e.guardrails.allowSsh}};
   j["report"] = {{"formats", e.report.formats}, {"dir", e.report.dir}};
   if (e.schedule) j["schedule"] = {{"cron", e.schedule->cron}, {"timezone", e.schedule->timezone}};
+  if (e.load) {
+    j["load"] = {{"name", e.load->name},
+                 {"url", e.load->http.url},
+                 {"method", e.load->http.method},
+                 {"timeout", units::formatDuration(e.load->timeout)},
+                 {"maxInFlight", e.load->maxInFlight},
+                 {"tolerance", toleranceJson(e.load->tolerance)}};
+    if (e.load->steps.empty()) j["load"]["rate"] = e.load->rate;
+    for (const auto& st : e.load->steps) {
+      j["load"]["steps"].push_back(
+          {{"rate", st.rate}, {"duration", units::formatDuration(st.duration)}});
+    }
+  }
   return j;
 }
 
@@ -326,6 +443,7 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
     }
     j["faults"].push_back(fj);
   }
+  if (r.load) j["load"] = loadJson(*r.load);
   j["execs"] = nlohmann::json::array();
   for (const auto& e : r.execs) {
     j["execs"].push_back({{"target", e.target},
@@ -352,14 +470,15 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
                       {"samples", nlohmann::json::array()},
                       {"verdicts", nlohmann::json::array()}};
     for (const auto& s : p.samples) {
-      pj["samples"].push_back(
-          {{"phase", std::string(phaseName(s.phase))},
-           {"at", isoTime(s.wallStart)},
-           {"offsetNs", rel(s.start)},
-           {"durationNs", ns(s.duration)},
-           {"ok", s.ok},
-           {"detail", s.detail},
-           {"value", s.value ? nlohmann::json(*s.value) : nlohmann::json(nullptr)}});
+      nlohmann::json sj{{"phase", std::string(phaseName(s.phase))},
+                        {"at", isoTime(s.wallStart)},
+                        {"offsetNs", rel(s.start)},
+                        {"durationNs", ns(s.duration)},
+                        {"ok", s.ok},
+                        {"detail", s.detail},
+                        {"value", s.value ? nlohmann::json(*s.value) : nlohmann::json(nullptr)}};
+      if (s.stream) sj["stream"] = streamTimingJson(*s.stream);
+      pj["samples"].push_back(std::move(sj));
     }
     for (const auto& v : p.verdicts) {
       nlohmann::json vj{
@@ -386,6 +505,7 @@ nlohmann::json reportJson(const Experiment& experiment, const RunResult& r) {
         const auto& b = *v.baseline;
         vj["baseline"] = baselineCheckJson(b);
       }
+      if (v.stream) vj["stream"] = streamFiguresJson(*v.stream);
       pj["verdicts"].push_back(vj);
     }
     j["probes"].push_back(pj);

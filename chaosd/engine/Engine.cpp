@@ -185,6 +185,7 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length,
       true,
       ""};
   if (deps_.observer) deps_.observer->phaseStarted(phase, length);
+  if (load_) load_->phaseStarted(phase);
   const auto& probes = experiment_.steadyState.probes;
   std::vector<std::optional<Clock::TimePoint>> due(probes.size());
   for (size_t i = 0; i < probes.size(); ++i) {
@@ -225,6 +226,7 @@ Engine::WindowEnd Engine::runWindow(Phase phase, Duration length,
     next = std::min(next, nextRefresh);
     if (next > now) deps_.waiter->waitUntil(next);
   }
+  if (load_) load_->phaseEnded(phase);
   rec.endedAt = clock.wallNow();
   result_.phases.push_back(rec);
   return how;
@@ -298,6 +300,31 @@ std::vector<PhaseVerdict> Engine::judge(Phase phase) {
   return out;
 }
 
+bool Engine::startLoad() {
+  if (!experiment_.load) return true;
+  load_ = std::make_unique<LoadGenerator>(*experiment_.load);
+  if (auto started = load_->start(); !started) {
+    load_.reset();
+    fail(Outcome::kError, "load: " + started.error().message());
+    return false;
+  }
+  return true;
+}
+
+void Engine::finishLoad() {
+  if (!load_) return;
+  load_->stop();
+  result_.load = load_->report();
+  load_.reset();
+  for (const auto& p : result_.load->phases) {
+    if (p.held) continue;
+    std::string why;
+    for (const auto& r : p.reasons) why += (why.empty() ? "" : "; ") + r;
+    fail(Outcome::kDeviated, "load " + result_.load->name + " failed in the " +
+                                 std::string(phaseName(p.phase)) + " phase: " + why);
+  }
+}
+
 bool Engine::planStart(Duration& baseline, std::optional<Clock::TimePoint>& methodStart) {
   const Clock& clock = *deps_.clock;
   result_.startAt = deps_.startAt;
@@ -345,7 +372,7 @@ RunResult Engine::run() {
   Duration baselineLength = ss.baseline;
   std::optional<Clock::TimePoint> methodStart;
   bool ready = prepareInjectors() && resolveFaultArgs() && prepareProbes() && startExecTargets() &&
-               checkTargets() && planStart(baselineLength, methodStart);
+               checkTargets() && planStart(baselineLength, methodStart) && startLoad();
   if (!ready) {
     skip(Phase::kBefore, "not started: " + result_.reasons.back());
     stopExecTargets();
@@ -409,6 +436,7 @@ RunResult Engine::run() {
   }
   revertAllHeld();  // belt and braces: nothing may be held past run()
   releaseShared();
+  finishLoad();
   stopExecTargets();
   computeImpacts(result_, experiment_.steadyState.probes);
   result_.endedAt = clock.wallNow();

@@ -15,6 +15,7 @@
 #include "chaosd/engine/RunResult.h"
 #include "chaosd/engine/Waiter.h"
 #include "chaosd/engine/journal/FaultJournal.h"
+#include "chaosd/engine/load/LoadGenerator.h"
 #include "experiments/model/Experiment.h"
 #include "experiments/model/Timeline.h"
 #include "injectors/FaultRegistry.h"
@@ -134,6 +135,10 @@ class Engine {
   void runRollbacks();
   void audit();
   std::vector<PhaseVerdict> judge(Phase phase);
+  // `load:` started before the baseline; stopped and summarised (its phases judged against its
+  // tolerance) after the last window.
+  bool startLoad();
+  void finishLoad();
   // When probe i takes its first sample in a window of `window`, after the window's start.
   Duration staggerOffset(size_t i, Duration window) const;
   // The index of the probe named `name` (a statistical mode's control); the probe count when none.
@@ -151,6 +156,7 @@ class Engine {
   Timeline timeline_;
   std::map<std::string, std::unique_ptr<Injector>> injectors_;  // by fault type
   std::unique_ptr<ProbeRunner> runner_;
+  std::unique_ptr<LoadGenerator> load_;  // the experiment's `load:`, over every phase
 
   struct FaultEvent {
     Duration at;

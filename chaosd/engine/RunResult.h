@@ -8,6 +8,7 @@
 
 #include "chaosd/base/ExitCode.h"
 #include "chaosd/engine/States.h"
+#include "chaosd/engine/load/LoadReport.h"
 #include "chaosd/engine/probes/ProbeSample.h"
 #include "chaosd/engine/probes/Verdict.h"
 #include "experiments/model/Experiment.h"
@@ -106,6 +107,7 @@ struct RunResult {
   std::vector<RollbackRecord> rollbacks;
   std::vector<ProbeRecord> probes;
   std::vector<ExecRecordOut> execs;
+  std::optional<LoadReport> load;  // the experiment's `load:`, per phase
   bool auditClean = true;
   int exitCode() const { return exitCodeOf(outcome); }
 };

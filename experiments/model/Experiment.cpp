@@ -51,6 +51,20 @@ std::string_view phaseName(Phase phase) {
   return "unknown";
 }
 
+std::string_view streamMetricName(StreamMetric metric) {
+  switch (metric) {
+    case StreamMetric::kFirstByte:
+      return "firstByte";
+    case StreamMetric::kFirstEvent:
+      return "firstEvent";
+    case StreamMetric::kEventGap:
+      return "eventGap";
+    case StreamMetric::kEventRate:
+      return "eventRate";
+  }
+  return "unknown";
+}
+
 std::string_view probeKindName(ProbeKind kind) {
   switch (kind) {
     case ProbeKind::kHttp:

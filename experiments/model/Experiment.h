@@ -162,6 +162,21 @@ struct LatencyBound {
   Comparison bound;        // value in nanoseconds
 };
 
+// What an http probe measures of a streamed response (chunked, or text/event-stream): the
+// first body byte, the first complete event (an SSE event, or a line of a chunked body: the
+// first token of a model's answer, TTFT), the gaps between events (time per output token), and
+// events per second after the first.
+enum class StreamMetric { kFirstByte, kFirstEvent, kEventGap, kEventRate };
+std::string_view streamMetricName(StreamMetric metric);  // "firstByte", ... as written
+
+// A bound on a percentile of a stream metric over a phase: durations in nanoseconds, the rate
+// in events per second.
+struct StreamBound {
+  StreamMetric metric = StreamMetric::kFirstEvent;
+  double percentile = 95;
+  Comparison bound;
+};
+
 // How the statistical mode decides (docs/experiment-format.md, "baseline: the statistical mode").
 enum class BaselineTest {
   // The phase's latency quantile against the reference's, as a ratio with a confidence interval
@@ -208,6 +223,7 @@ struct Tolerance {
   std::optional<ValueMatch> value;         // prometheus: the scalar, or each series' value
   std::optional<Comparison> successRate;   // over a phase, fraction of passing samples
   std::vector<LatencyBound> latency;       // over a phase
+  std::vector<StreamBound> stream;         // http, over a phase; a sample must be streamed
   std::optional<BaselineTolerance> baseline;
 };
 
@@ -231,6 +247,29 @@ struct SteadyState {
   Duration baseline = std::chrono::seconds(5);  // the before window
   Duration recovery = std::chrono::seconds(5);  // the after window
   std::vector<ProbeSpec> probes;
+};
+
+// ---- load -----------------------------------------------------------------------------
+
+// A step of the arrival rate: `rate` requests per second for `duration`, from the end of the
+// step before (the first from the start of the baseline).
+struct LoadStep {
+  double rate = 0;
+  Duration duration{0};
+};
+
+// `load:` an open-loop generator of HTTP requests at a known arrival rate over every phase:
+// request i is due at a fixed time whatever became of the ones before it, and its latency is
+// measured from that intended time (no coordinated omission). docs/experiment-format.md#load.
+struct LoadSpec {
+  SourcePos pos;
+  std::string name = "load";
+  HttpProbe http;               // method, url, headers, body, tlsVerify
+  double rate = 0;              // constant λ in requests per second (when steps is empty)
+  std::vector<LoadStep> steps;  // instead of rate; the last step's rate holds to the end
+  Duration timeout = std::chrono::seconds(5);
+  uint32_t maxInFlight = 1000;  // requests open at once; a request due beyond it is an error
+  Tolerance tolerance;          // successRate, latency, status; judged per phase like a probe
 };
 
 // ---- method ---------------------------------------------------------------------------
@@ -291,6 +330,7 @@ struct Experiment {
   std::map<std::string, ConfigValue> config;
   std::vector<TargetSpec> targets;
   SteadyState steadyState;
+  std::optional<LoadSpec> load;
   std::vector<StepSpec> method;
   std::vector<RollbackSpec> rollbacks;
   Guardrails guardrails;

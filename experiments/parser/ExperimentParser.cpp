@@ -22,7 +22,7 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"apiVersion", "kind",        "metadata", "config",
                                            "targets",    "steadyState", "method",   "rollbacks",
-                                           "guardrails", "report",      "schedule"};
+                                           "guardrails", "report",      "schedule", "load"};
 const std::regex kVarName("[A-Za-z_][A-Za-z0-9_]*");
 
 void parseMetadata(ReadContext& ctx, const Field& f, Metadata& md) {
@@ -303,6 +303,7 @@ void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions&
   if (auto m = top.require("method", "method: a list of steps")) {
     parseMethod(ctx, *m, *options.registry, exp);
   }
+  if (auto l = top.get("load")) parseLoad(ctx, *l, exp);
   if (auto r = top.get("rollbacks")) parseRollbacks(ctx, *r, exp);
   if (auto r = top.get("report")) parseReport(ctx, *r, exp.report);
   if (auto s = top.get("schedule")) parseSchedule(ctx, *s, exp);

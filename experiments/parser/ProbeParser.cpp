@@ -142,10 +142,23 @@ Result<double> durationValue(const std::string& s) {
   return static_cast<double>(d->count());
 }
 
-void parseLatency(ReadContext& ctx, const Field& f, Tolerance& tol) {
+// Events per second: a plain number, not negative ("20", "12.5").
+Result<double> rateValue(const std::string& s) {
+  double v = 0;
+  if (!isNumber(s, v) || !std::isfinite(v) || v < 0) {
+    return Error(ErrorCode::kInvalid,
+                 quoteText(s) + " is not a rate: events per second as a number, like 20 or 12.5");
+  }
+  return v;
+}
+
+// `{p95: "<= 300ms"}`: percentiles to comparisons, each handed to add(percentile, comparison).
+template <typename ParseValue, typename Add>
+void parsePercentileBounds(ReadContext& ctx, const Field& f, const std::string& example,
+                           ParseValue parseValue, Add add) {
   if (!f.node.IsMap()) {
     ctx.diag.error(f.node.Mark(), f.path, "expected a mapping of percentiles to bounds",
-                   "latency: {p95: \"<= 300ms\"}");
+                   "{p95: \"" + example + "\"}");
     return;
   }
   static const std::regex kPct(R"(p(\d{1,2}(\.\d+)?))");
@@ -158,8 +171,36 @@ void parseLatency(ReadContext& ctx, const Field& f, Tolerance& tol) {
                      "p50, p90, p95, p99 or p99.9");
       continue;
     }
-    auto c = parseComparison(ctx, value, "<= 300ms", durationValue);
-    if (c) tol.latency.push_back(LatencyBound{std::stod(m[1].str()), *c});
+    auto c = parseComparison(ctx, value, example, parseValue);
+    if (c) add(std::stod(m[1].str()), *c);
+  }
+}
+
+void parseLatency(ReadContext& ctx, const Field& f, Tolerance& tol) {
+  parsePercentileBounds(ctx, f, "<= 300ms", durationValue, [&](double p, const Comparison& c) {
+    tol.latency.push_back(LatencyBound{p, c});
+  });
+}
+
+const std::vector<std::pair<std::string, StreamMetric>> kStreamKeys = {
+    {"firstByte", StreamMetric::kFirstByte},
+    {"firstEvent", StreamMetric::kFirstEvent},
+    {"eventGap", StreamMetric::kEventGap},
+    {"eventRate", StreamMetric::kEventRate}};
+
+void parseStreamBounds(ReadContext& ctx, MapReader& m, Tolerance& tol) {
+  for (const auto& [key, metric] : kStreamKeys) {
+    auto f = m.get(key);
+    if (!f) continue;
+    const StreamMetric which = metric;  // not the structured binding: clang-14 refuses it
+    auto add = [&tol, which](double p, const Comparison& c) {
+      tol.stream.push_back(StreamBound{which, p, c});
+    };
+    if (which == StreamMetric::kEventRate) {
+      parsePercentileBounds(ctx, *f, ">= 20", rateValue, add);
+    } else {
+      parsePercentileBounds(ctx, *f, "<= 300ms", durationValue, add);
+    }
   }
 }
 
@@ -167,7 +208,7 @@ std::vector<std::string> toleranceKeys(ProbeKind kind) {
   std::vector<std::string> keys;
   switch (kind) {
     case ProbeKind::kHttp:
-      keys = {"status", "body", "json"};
+      keys = {"status", "body", "json", "firstByte", "firstEvent", "eventGap", "eventRate"};
       break;
     case ProbeKind::kCommand:
       keys = {"exitCode", "stdout"};
@@ -285,6 +326,7 @@ void parseTolerance(ReadContext& ctx, const Field& f, ProbeSpec& probe) {
     }
   }
   if (auto l = m.get("latency")) parseLatency(ctx, *l, tol);
+  parseStreamBounds(ctx, m, tol);
   if (auto b = m.get("baseline")) parseBaselineTolerance(ctx, *b, tol);
 }
 
@@ -303,25 +345,7 @@ void parseProbeKind(ReadContext& ctx, MapReader& m, const std::string& kind, Pro
     p.kind = ProbeKind::kHttp;
     MapReader h(ctx, f, {"url", "method", "headers", "body", "tlsVerify", "timeout"});
     innerTimeout(ctx, h, p);
-    if (auto url = h.string("url", true)) {
-      checkHttpUrl(ctx, *h.get("url"), *url, "http://host:port/path");
-      p.http.url = *url;
-    }
-    if (auto method = h.string("method")) {
-      static const std::set<std::string> kMethods = {"GET",   "HEAD",   "POST",   "PUT",
-                                                     "PATCH", "DELETE", "OPTIONS"};
-      if (!kMethods.contains(*method)) {
-        ctx.diag.error(h.get("method")->node.Mark(), joinPath(f.path, "method"),
-                       quoteText(*method) + " is not an HTTP method",
-                       "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS");
-      }
-      p.http.method = *method;
-    }
-    if (auto headers = h.get("headers")) {
-      p.http.headers = asStringMap(ctx, *headers, headerRules()).value_or(p.http.headers);
-    }
-    if (auto body = h.get("body")) p.http.body = asString(ctx, *body).value_or("");
-    if (auto tls = h.boolean("tlsVerify")) p.http.tlsVerify = *tls;
+    parseHttpRequest(ctx, h, p.http);
   } else if (kind == "tcp") {
     p.kind = ProbeKind::kTcp;
     MapReader t(ctx, f, {"host", "port", "timeout"});
@@ -444,6 +468,45 @@ void parseProbe(ReadContext& ctx, const Field& f, std::set<std::string>& names, 
 }
 
 }  // namespace
+
+void parseHttpRequest(ReadContext& ctx, MapReader& h, HttpProbe& http) {
+  const Field& f = h.self();
+  if (auto url = h.string("url", true)) {
+    checkHttpUrl(ctx, *h.get("url"), *url, "http://host:port/path");
+    http.url = *url;
+  }
+  if (auto method = h.string("method")) {
+    static const std::set<std::string> kMethods = {"GET",   "HEAD",   "POST",   "PUT",
+                                                   "PATCH", "DELETE", "OPTIONS"};
+    if (!kMethods.contains(*method)) {
+      ctx.diag.error(h.get("method")->node.Mark(), joinPath(f.path, "method"),
+                     quoteText(*method) + " is not an HTTP method",
+                     "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS");
+    }
+    http.method = *method;
+  }
+  if (auto headers = h.get("headers")) {
+    http.headers = asStringMap(ctx, *headers, headerRules()).value_or(http.headers);
+  }
+  if (auto body = h.get("body")) http.body = asString(ctx, *body).value_or("");
+  if (auto tls = h.boolean("tlsVerify")) http.tlsVerify = *tls;
+}
+
+void parseLoadTolerance(ReadContext& ctx, const Field& f, Tolerance& tol) {
+  ProbeSpec asHttp;
+  asHttp.kind = ProbeKind::kHttp;
+  const std::vector<std::string> allowed = {"status", "successRate", "latency"};
+  MapReader m(ctx, f, allowed);
+  if (!m.valid()) return;
+  for (const auto& kv : f.node) {  // reported by m: not read again below
+    const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) return;
+  }
+  parseTolerance(ctx, f, asHttp);  // the same readers as a probe's
+  tol.status = asHttp.tolerance.status;
+  tol.successRate = asHttp.tolerance.successRate;
+  tol.latency = asHttp.tolerance.latency;
+}
 
 // The probe resolves the host at every sample: a string that cannot be a name would fail
 // each of them, after the faults were applied.

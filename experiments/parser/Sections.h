@@ -34,6 +34,14 @@ void checkBaselineControls(ReadContext& ctx, const std::vector<Field>& items,
 // back-references); reports it when it does not compile.
 bool checkSearchRegex(ReadContext& ctx, const Field& f, const std::string& pattern);
 
+// An HTTP request's url, method, headers, body and tlsVerify from `h` (a probe's `http:`, the
+// load's `http:`); the caller's MapReader allows those keys.
+void parseHttpRequest(ReadContext& ctx, MapReader& h, HttpProbe& http);
+// `load.tolerance`: status, successRate and latency, read as a probe's are.
+void parseLoadTolerance(ReadContext& ctx, const Field& f, Tolerance& tol);
+// `load:` (LoadParser.cpp).
+void parseLoad(ReadContext& ctx, const Field& f, Experiment& exp);
+
 // Rules for maps that another program reads (ProbeParser.cpp): HTTP headers, and
 // environment variables of a started process.
 StringMapRules headerRules();

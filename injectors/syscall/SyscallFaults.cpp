@@ -95,6 +95,13 @@ std::unique_ptr<ExecContribution> syscallExecHook(
     const std::vector<ExecStep>& steps, const std::shared_ptr<SupervisorRegistry>& supervisors) {
   std::set<int> syscalls;
   for (const auto& step : steps) {
+    if (step.faultType == "file.corrupt") {
+      for (const auto& name : fileCorruptSyscalls()) {
+        const int nr = seccomp_syscall_resolve_name(name.c_str());
+        if (nr != __NR_SCMP_ERROR) syscalls.insert(nr);
+      }
+      continue;
+    }
     if (!step.faultType.starts_with("syscall.")) continue;
     auto args = SyscallArgs::fromJson(step.args);
     if (!args) continue;  // the parser refuses such args; prepare reports them
@@ -105,6 +112,68 @@ std::unique_ptr<ExecContribution> syscallExecHook(
   }
   if (syscalls.empty()) return nullptr;
   return std::make_unique<SyscallExecContribution>(std::move(syscalls), supervisors);
+}
+
+// The args of file.corrupt that belong to one mode only, by mode.
+std::optional<ArgProblem> corruptModeArgs(const ArgContext& ctx) {
+  const std::string mode = ctx.args.value("mode", "");
+  const std::vector<std::pair<std::string, std::string>> owner = {
+      {"rate", "flip"},     {"flips", "flip"},  {"seed", "flip"},
+      {"size", "truncate"}, {"offset", "zero"}, {"length", "zero"}};
+  for (const auto& [name, of] : owner) {
+    if (ctx.args.contains(name) && of != mode) {
+      return ArgProblem{name, "'" + name + "' belongs to mode " + of + ", not " + mode};
+    }
+  }
+  if (mode == "flip" && ctx.args.contains("rate") == ctx.args.contains("flips")) {
+    return ArgProblem{"", "mode flip needs exactly one of rate and flips"};
+  }
+  if (ctx.args.contains("rate") && !(ctx.args["rate"].get<double>() > 0)) {
+    return ArgProblem{"rate", "a rate of 0 flips nothing (a share above 0, up to 1)"};
+  }
+  if (mode == "truncate" && !ctx.args.contains("size")) {
+    return ArgProblem{"", "mode truncate needs size (the bytes kept)"};
+  }
+  return std::nullopt;
+}
+
+FaultType fileCorruptType(const std::shared_ptr<SupervisorRegistry>& supervisors) {
+  FaultType t;
+  t.name = "file.corrupt";
+  t.summary = "a started process reads corrupted copies of files (the files stay intact)";
+  t.targetKinds = {TargetKind::kExec};
+  t.schema.args = {
+      arg::required(arg::make("path", ArgType::kString,
+                              "opens of paths matching this glob get a corrupted copy")),
+      arg::required(arg::oneOf("mode", {"flip", "truncate", "zero"},
+                               "flip bits, cut the file short, or zero a range")),
+      arg::range(arg::make("rate", ArgType::kNumber, "flip: the share of bits flipped (above 0)"),
+                 0, 1),
+      arg::range(arg::make("flips", ArgType::kInt, "flip: exactly this many bits flipped"), 1,
+                 1e12),
+      arg::range(arg::make("seed", ArgType::kInt,
+                           "flip: where the flips fall (drawn and recorded when absent)"),
+                 0, 1e15),
+      arg::range(arg::make("size", ArgType::kSize, "truncate: the bytes kept"), 0, 1e15),
+      arg::range(arg::make("offset", ArgType::kSize, "zero: the first byte zeroed"), 0, 1e15),
+      arg::range(
+          arg::make("length", ArgType::kSize, "zero: how many bytes (to the end when absent)"), 1,
+          1e15),
+      arg::withDefault(
+          arg::range(arg::make("maxSize", ArgType::kSize,
+                               "a larger file is let through whole (the copy is held in memory)"),
+                     1, 64e9),
+          uint64_t{1} << 30),
+      arg::withDefault(
+          arg::range(arg::make("probability", ArgType::kPercent, "share of matching opens hit"), 0,
+                     1),
+          1.0),
+      arg::range(arg::make("first", ArgType::kInt, "hit only the first N matching opens"), 1, 1e12),
+      arg::range(arg::make("after", ArgType::kInt, "let the first N matching opens through"), 0,
+                 1e12)};
+  t.schema.constraints.push_back(corruptModeArgs);
+  t.factory = [supervisors] { return std::make_unique<SyscallInjector>(supervisors); };
+  return t;
 }
 
 }  // namespace
@@ -134,6 +203,7 @@ void registerSyscallFaults(FaultRegistry& registry) {
   delay.schema.constraints.push_back(knownSyscalls);
   delay.factory = [supervisors] { return std::make_unique<SyscallInjector>(supervisors); };
   (void)registry.add(std::move(delay));
+  (void)registry.add(fileCorruptType(supervisors));
   registry.addExecHook([supervisors](const std::vector<ExecStep>& steps) {
     return syscallExecHook(steps, supervisors);
   });

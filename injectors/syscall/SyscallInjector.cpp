@@ -103,6 +103,7 @@ Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
                                               target->name +
                                               ") was started without a syscall filter");
   }
+  if (request.faultType == "file.corrupt") return prepareCorrupt(request, *sup, pid);
   auto args = SyscallArgs::fromJson(request.args);
   if (!args) return std::move(args).error();
   SyscallUndo undo;
@@ -149,6 +150,59 @@ Result<PreparedFault> SyscallInjector::prepare(const FaultRequest& request) {
   return out;
 }
 
+Result<PreparedFault> SyscallInjector::prepareCorrupt(const FaultRequest& request,
+                                                      const RuleSupervisor& sup, pid_t pid) {
+  auto args = FileCorruptArgs::fromJson(request.args);
+  if (!args) return std::move(args).error();
+  SyscallUndo undo;
+  undo.faultId = request.faultId;
+  undo.pid = pid;
+  undo.startTime = sup.startTime();
+  for (const std::string& name : fileCorruptSyscalls()) {
+    const int nr = seccomp_syscall_resolve_name(name.c_str());
+    if (nr == __NR_SCMP_ERROR || !sup.filtered().contains(nr)) {
+      return Error(ErrorCode::kInternal, "the filter of target " + request.target->name +
+                                             " does not send " + name + " to the supervisor");
+    }
+    undo.syscalls.push_back(name);
+    undo.numbers.push_back(nr);
+  }
+  FileCorruption c;
+  c.maxSize = args->maxSize;
+  if (args->mode == "flip") {
+    c.mode = FileCorruption::Mode::kFlip;
+    c.rate = args->rate.value_or(0);
+    c.flips = args->flips.value_or(0);
+    c.seed = args->seed.value_or(freshSeed());
+  } else if (args->mode == "truncate") {
+    c.mode = FileCorruption::Mode::kTruncate;
+    c.keep = args->size.value_or(0);
+  } else if (args->mode == "zero") {
+    c.mode = FileCorruption::Mode::kZero;
+    c.offset = args->offset.value_or(0);
+    c.length = args->length.value_or(0);
+  } else {
+    return Error(ErrorCode::kInvalid, "unknown file.corrupt mode " + args->mode);
+  }
+  undo.action = c;
+  undo.probability = args->probability;
+  undo.path = args->path;
+  undo.first = args->first;
+  undo.after = args->after;
+  undo.seed = freshSeed();
+  PreparedFault out;
+  out.undo = undo.toJson();
+  out.description = c.describe() + " of files matching " + args->path + " opened by pid " +
+                    std::to_string(pid) + " (target " + request.target->name + ")";
+  out.resources = {"syscall:" + std::to_string(pid) + ":" + request.faultId};
+  return out;
+}
+
+const std::vector<std::string>& fileCorruptSyscalls() {
+  static const std::vector<std::string> names = {"openat", "open"};
+  return names;
+}
+
 Result<AppliedFault> SyscallInjector::apply(const std::string& faultId,
                                             const nlohmann::json& undo) {
   auto record = recordOf(undo, faultId);
@@ -174,8 +228,14 @@ Result<nlohmann::json> SyscallInjector::revert(const std::string& faultId,
   }
   auto stats = sup->removeRule(record->faultId);
   if (!stats) return nlohmann::json::object();  // a second revert
-  return nlohmann::json{
+  nlohmann::json observed{
       {"matched", stats->matched}, {"hit", stats->hit}, {"passed", stats->passed}};
+  if (std::holds_alternative<FileCorruption>(record->action)) {
+    observed["corrupted"] = stats->corrupted;
+    observed["notReadOnly"] = stats->notReadOnly;
+    observed["copyFailed"] = stats->copyFailed;
+  }
+  return observed;
 }
 
 Result<std::vector<std::string>> SyscallInjector::audit(const nlohmann::json& undo) {

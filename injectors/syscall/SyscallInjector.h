@@ -32,8 +32,16 @@ class SyscallInjector final : public Injector {
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
 
  private:
+  // file.corrupt's record: openat and open, hit with a corrupted copy.
+  Result<PreparedFault> prepareCorrupt(const FaultRequest& request, const RuleSupervisor& sup,
+                                       pid_t pid);
+
   std::shared_ptr<SupervisorRegistry> supervisors_;
 };
+
+// The calls file.corrupt intercepts: openat and open (openat2 is not: glibc's open() and
+// fopen() use openat).
+const std::vector<std::string>& fileCorruptSyscalls();
 
 // The value of an errno name ("EIO"); nullopt for a name chaosd does not know.
 std::optional<int> errnoByName(const std::string& name);

@@ -18,6 +18,25 @@ Result<SyscallArgs> SyscallArgs::fromJson(const nlohmann::json& args) {
   return a;
 }
 
+Result<FileCorruptArgs> FileCorruptArgs::fromJson(const nlohmann::json& args) {
+  RecordFields fields(args, "file.corrupt args");
+  FileCorruptArgs a;
+  fields.required("path", a.path)
+      .required("mode", a.mode)
+      .optional("rate", a.rate)
+      .optional("flips", a.flips)
+      .optional("seed", a.seed)
+      .optional("size", a.size)
+      .optional("offset", a.offset)
+      .optional("length", a.length)
+      .optional("maxSize", a.maxSize)
+      .optional("probability", a.probability)
+      .optional("first", a.first)
+      .optional("after", a.after);
+  CHAOSD_TRY(fields.done());
+  return a;
+}
+
 nlohmann::json SyscallArgs::toJson() const {
   nlohmann::json j{{"syscalls", syscalls}, {"probability", probability}};
   if (errnoName) j["errno"] = *errnoName;
@@ -44,8 +63,22 @@ Result<SyscallUndo> SyscallUndo::fromJson(const nlohmann::json& undo) {
       .optional("after", u.after)
       .optional("seed", u.seed);
   const bool isError = fields.has("errno") || fields.has("errnoValue");
-  if (isError && fields.has("delayNs")) fields.fail("holds both an errno and a delay");
-  if (isError) {
+  const bool isCorrupt = fields.has("corrupt");
+  if (static_cast<int>(isError) + static_cast<int>(fields.has("delayNs")) +
+          static_cast<int>(isCorrupt) >
+      1) {
+    fields.fail("holds more than one of an errno, a delay and a corruption");
+  }
+  if (isCorrupt) {
+    if (fields.ok()) {
+      auto corruption = FileCorruption::fromJson(undo.at("corrupt"));
+      if (corruption) {
+        u.action = *corruption;
+      } else {
+        fields.fail(corruption.error().message());
+      }
+    }
+  } else if (isError) {
     SyscallErrno e;
     fields.required("errno", e.name).required("errnoValue", e.value);
     u.action = std::move(e);
@@ -66,6 +99,8 @@ nlohmann::json SyscallUndo::toJson() const {
   if (const auto* e = std::get_if<SyscallErrno>(&action)) {
     j["errno"] = e->name;
     j["errnoValue"] = e->value;
+  } else if (const auto* c = std::get_if<FileCorruption>(&action)) {
+    j["corrupt"] = c->toJson();
   } else {
     j["delayNs"] = std::get<SyscallDelay>(action).delay.count();
   }
@@ -81,6 +116,8 @@ SyscallRule SyscallUndo::rule() const {
   r.syscalls = std::set<int>(numbers.begin(), numbers.end());
   if (const auto* e = std::get_if<SyscallErrno>(&action)) {
     r.errnoValue = e->value;
+  } else if (const auto* c = std::get_if<FileCorruption>(&action)) {
+    r.corrupt = *c;
   } else {
     r.delay = std::get<SyscallDelay>(action).delay;
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "chaosd/base/Result.h"
+#include "injectors/syscall/FileCorruption.h"
 #include "injectors/syscall/SyscallRules.h"
 
 // The typed arguments and undo record of syscall.error and syscall.delay, each with its one
@@ -33,6 +34,24 @@ struct SyscallArgs {
   nlohmann::json toJson() const;
 };
 
+// file.corrupt's normalised arguments (SyscallFaults.cpp).
+struct FileCorruptArgs {
+  std::string path;  // a glob
+  std::string mode;  // flip, truncate, zero
+  std::optional<double> rate;
+  std::optional<uint64_t> flips;
+  std::optional<uint64_t> seed;
+  std::optional<uint64_t> size;  // truncate: bytes kept
+  std::optional<uint64_t> offset;
+  std::optional<uint64_t> length;
+  uint64_t maxSize = uint64_t{1} << 30;
+  double probability = 1.0;
+  std::optional<uint64_t> first;
+  std::optional<uint64_t> after;
+
+  static Result<FileCorruptArgs> fromJson(const nlohmann::json& args);
+};
+
 // What a hit call gets: syscall.error's errno ...
 struct SyscallErrno {
   std::string name;  // "EIO"
@@ -51,7 +70,8 @@ struct SyscallUndo {
   uint64_t startTime = 0;             // with pid, names the started process
   std::vector<std::string> syscalls;  // names, as the experiment gave them
   std::vector<int> numbers;           // the same, resolved on this architecture
-  std::variant<SyscallErrno, SyscallDelay> action;
+  // ... or file.corrupt's corrupted copy ("corrupt": FileCorruption's json).
+  std::variant<SyscallErrno, SyscallDelay, FileCorruption> action;
   double probability = 1.0;
   std::optional<std::string> path;
   std::optional<uint64_t> first;

@@ -24,7 +24,8 @@ std::optional<SyscallRuleStats> SyscallRuleSet::remove(const std::string& faultI
 
 bool SyscallRuleSet::has(const std::string& faultId) const { return rules_.contains(faultId); }
 
-SyscallVerdict SyscallRuleSet::judge(int nr, const std::function<std::string()>& pathOf) {
+SyscallVerdict SyscallRuleSet::judge(int nr, const std::function<std::string()>& pathOf,
+                                     bool readOnlyOpen) {
   std::string path;
   bool pathRead = false;
   for (auto& [id, active] : rules_) {
@@ -39,6 +40,11 @@ SyscallVerdict SyscallRuleSet::judge(int nr, const std::function<std::string()>&
     }
     SyscallRuleStats& s = active.stats;
     ++s.matched;
+    if (r.corrupt && !readOnlyOpen) {
+      ++s.notReadOnly;
+      ++s.passed;
+      continue;
+    }
     const bool beyondFirst = r.first != 0 && s.hit >= r.first;
     const bool tooEarly = s.matched <= r.after;
     const bool drawn = r.probability >= 1.0 ||
@@ -48,9 +54,22 @@ SyscallVerdict SyscallRuleSet::judge(int nr, const std::function<std::string()>&
       continue;
     }
     ++s.hit;
-    return SyscallVerdict{true, r.errnoValue, r.delay};
+    return SyscallVerdict{true, r.errnoValue, r.delay, id, r.corrupt};
   }
   return SyscallVerdict{};
+}
+
+void SyscallRuleSet::corruptionDone(const std::string& faultId, bool handedOver) {
+  auto it = rules_.find(faultId);
+  if (it == rules_.end()) return;  // reverted meanwhile
+  SyscallRuleStats& s = it->second.stats;
+  if (handedOver) {
+    ++s.corrupted;
+    return;
+  }
+  ++s.copyFailed;
+  if (s.hit > 0) --s.hit;
+  ++s.passed;
 }
 
 }  // namespace chaosd

@@ -15,9 +15,11 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "chaosd/base/Log.h"
+#include "injectors/syscall/CorruptOpen.h"
 
 namespace chaosd {
 namespace {
@@ -151,9 +153,10 @@ bool SyscallSupervisor::hasRule(const std::string& faultId) const {
   return rules_.has(faultId);
 }
 
-SyscallVerdict SyscallSupervisor::judge(int nr, const std::function<std::string()>& pathOf) {
+SyscallVerdict SyscallSupervisor::judge(int nr, const std::function<std::string()>& pathOf,
+                                        bool readOnlyOpen) {
   std::lock_guard lock(mu_);
-  return rules_.judge(nr, pathOf);
+  return rules_.judge(nr, pathOf, readOnlyOpen);
 }
 
 void SyscallSupervisor::loop() {
@@ -212,9 +215,27 @@ void SyscallSupervisor::loop() {
       if (errno == ENOENT || errno == EINTR) continue;  // the caller went away meanwhile
       break;
     }
+    std::optional<std::string> path;  // read once, for the rules and a corrupted copy
+    auto pathOf = [&] {
+      if (!path) path = callPath(*req);
+      return *path;
+    };
     const SyscallVerdict verdict =
-        judge(static_cast<int>(req->data.nr), [&] { return callPath(*req); });
-    if (verdict.hit && verdict.err != 0) {
+        judge(static_cast<int>(req->data.nr), pathOf, isReadOnlyOpen(*req));
+    if (verdict.hit && verdict.corrupt) {
+      auto handed = answerWithCorruptedCopy(listener_.get(), *req, pathOf(), *verdict.corrupt);
+      {
+        std::lock_guard lock(mu_);
+        rules_.corruptionDone(verdict.faultId, handed.ok());
+      }
+      if (handed.ok()) {
+        answered_.fetch_add(1);
+      } else {
+        log::get("syscall")->debug("file.corrupt let an open through; pid={} path={} reason={}",
+                                   pid_, pathOf(), handed.error().message());
+        respond(req->id, 0, true);
+      }
+    } else if (verdict.hit && verdict.err != 0) {
       respond(req->id, verdict.err, false);
     } else if (verdict.hit && verdict.delay.count() > 0) {
       held.push_back(Held{SteadyClock::now() + verdict.delay, req->id});

@@ -49,7 +49,8 @@ class SyscallSupervisor final : public RuleSupervisor {
 
   // The decision for one intercepted call of syscall nr (SyscallRuleSet::judge), under the
   // lock the rules are changed under; pathOf is asked only when a rule needs the path.
-  SyscallVerdict judge(int nr, const std::function<std::string()>& pathOf);
+  SyscallVerdict judge(int nr, const std::function<std::string()>& pathOf,
+                       bool readOnlyOpen = false);
 
  private:
   void loop();

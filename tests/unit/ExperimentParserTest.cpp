@@ -870,7 +870,7 @@ TEST(ExperimentParserTextTest, ScalarDocumentIsNotAnExperiment) {
   ParseResult r = parse("just a string\n");
   EXPECT_THAT(lines(r), ElementsAre("exp.yaml:1:1: expected a mapping, found a scalar (keys: "
                                     "apiVersion, kind, metadata, config, targets, steadyState, "
-                                    "method, rollbacks, guardrails, report, schedule)"));
+                                    "method, rollbacks, guardrails, report, schedule, load)"));
 }
 
 // ---- var files ------------------------------------------------------------------------

@@ -4,8 +4,10 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <mutex>
+#include <string_view>
 
 #include "chaosd/engine/probes/Probe.h"
 
@@ -19,6 +21,11 @@ struct HttpClient::State {
   bool bodyTooLarge = false;
   Duration timeout{0};
   std::string target;  // "host:port" of the URL, for connect failures
+  // Streaming: what the headers said, and the events split from the body as it arrives.
+  std::chrono::steady_clock::time_point started;
+  bool chunked = false;
+  bool eventStream = false;
+  std::optional<StreamEventSplitter> events;
 
   State() = default;
   State(const State&) = delete;
@@ -31,6 +38,10 @@ struct HttpClient::State {
 
 namespace {
 
+Duration sinceStart(const HttpClient::State& s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - s.started);
+}
+
 size_t onBody(char* data, size_t size, size_t count, void* userdata) {
   auto* state = static_cast<HttpClient::State*>(userdata);
   const size_t bytes = size * count;
@@ -38,8 +49,39 @@ size_t onBody(char* data, size_t size, size_t count, void* userdata) {
     state->bodyTooLarge = true;
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
   }
+  if (state->chunked || state->eventStream) {
+    if (!state->events) state->events.emplace(state->eventStream);
+    state->events->feed(std::string_view(data, bytes), sinceStart(*state));
+  }
   state->body.append(data, bytes);
   return bytes;
+}
+
+bool headerIs(std::string_view line, std::string_view name) {
+  return line.size() > name.size() && line[name.size()] == ':' &&
+         strncasecmp(line.data(), name.data(), name.size()) == 0;
+}
+
+bool valueHas(std::string_view line, std::string_view word) {
+  std::string lower(line);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower.find(word) != std::string::npos;
+}
+
+// Each header line as it arrives; a status line starts a new response (after a 100 Continue).
+size_t onHeader(char* data, size_t size, size_t count, void* userdata) {
+  auto* state = static_cast<HttpClient::State*>(userdata);
+  const std::string_view line(data, size * count);
+  if (line.rfind("HTTP/", 0) == 0) {
+    state->chunked = false;
+    state->eventStream = false;
+  } else if (headerIs(line, "transfer-encoding")) {
+    state->chunked = state->chunked || valueHas(line, "chunked");
+  } else if (headerIs(line, "content-type")) {
+    state->eventStream = valueHas(line, "text/event-stream");
+  }
+  return size * count;
 }
 
 void initCurlOnce() {
@@ -123,6 +165,8 @@ Result<std::unique_ptr<HttpClient>> HttpClient::create(const HttpRequest& reques
   set(CURLOPT_ERRORBUFFER, state->errorBuffer);
   set(CURLOPT_WRITEFUNCTION, &onBody);
   set(CURLOPT_WRITEDATA, static_cast<void*>(state.get()));
+  set(CURLOPT_HEADERFUNCTION, &onHeader);
+  set(CURLOPT_HEADERDATA, static_cast<void*>(state.get()));
   if (request.method == "GET") {
     set(CURLOPT_HTTPGET, 1L);
   } else if (request.method == "HEAD") {
@@ -147,7 +191,12 @@ Result<HttpResponse> HttpClient::perform() {
   s.body.clear();
   s.bodyTooLarge = false;
   s.errorBuffer[0] = '\0';
+  s.chunked = false;
+  s.eventStream = false;
+  s.events.reset();
+  s.started = std::chrono::steady_clock::now();
   const CURLcode code = curl_easy_perform(s.curl);
+  const Duration ended = sinceStart(s);
   if (s.bodyTooLarge) {
     return Error(ErrorCode::kIo, "response body larger than 1MiB");
   }
@@ -159,6 +208,10 @@ Result<HttpResponse> HttpClient::perform() {
   curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &response.status);
   response.body = std::move(s.body);
   s.body = std::string();
+  if (s.chunked || s.eventStream) {
+    if (!s.events) s.events.emplace(s.eventStream);  // streamed, but no body at all
+    response.stream = s.events->finish(ended);
+  }
   return response;
 }
 

@@ -3,9 +3,11 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "chaosd/base/Result.h"
+#include "chaosd/engine/probes/StreamTiming.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd {
@@ -22,6 +24,9 @@ struct HttpRequest {
 struct HttpResponse {
   long status = 0;
   std::string body;
+  // Set when the response was streamed: sent chunked, or as text/event-stream (events timed as
+  // they arrived; StreamTiming.h).
+  std::optional<StreamTiming> stream;
 };
 
 // One HTTP request, configured once and performed again and again on one libcurl easy

@@ -1,5 +1,7 @@
 #include "chaosd/engine/probes/HttpProber.h"
 
+#include "chaosd/engine/probes/Verdict.h"
+
 namespace chaosd {
 
 std::string jsonScalarText(const nlohmann::json& value) {
@@ -66,18 +68,41 @@ std::optional<std::string> HttpProber::checkJson(const std::string& body) const 
   return std::nullopt;
 }
 
+namespace {
+
+// ", 12 events, first event 105ms": what a streamed response showed, for the sample's detail.
+std::string streamWords(const StreamTiming& t) {
+  std::string words = ", " + std::to_string(t.events) + (t.eventStream ? " event" : " line") +
+                      (t.events == 1 ? "" : "s");
+  if (t.firstEvent) words += ", first after " + formatLatency(*t.firstEvent);
+  return words;
+}
+
+}  // namespace
+
 Observation HttpProber::observe() {
   auto response = client_->perform();
   if (!response) return Observation::fail(response.error().message());
-  const double status = static_cast<double>(response->status);
-  std::string detail = "status " + std::to_string(response->status);
+  Observation seen = judge(*response);
+  seen.stream = std::move(response->stream);
+  return seen;
+}
+
+Observation HttpProber::judge(const HttpResponse& response) const {
+  const double status = static_cast<double>(response.status);
+  std::string detail = "status " + std::to_string(response.status);
+  if (response.stream) detail += streamWords(*response.stream);
   if (!status_.matches(status)) {
     return Observation::fail(detail + " (expected " + status_.describe() + ")", status);
   }
-  if (body_ && !body_->search(response->body)) {
+  if (!spec().tolerance.stream.empty() && !response.stream) {
+    return Observation::fail(
+        detail + ", the response was not streamed (expected chunked or text/event-stream)", status);
+  }
+  if (body_ && !body_->search(response.body)) {
     return Observation::fail(detail + ", body did not match " + body_->describe(), status);
   }
-  if (auto problem = checkJson(response->body)) {
+  if (auto problem = checkJson(response.body)) {
     return Observation::fail(detail + ", " + *problem, status);
   }
   return Observation::pass(detail, status);

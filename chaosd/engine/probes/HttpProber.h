@@ -39,6 +39,8 @@ class HttpProber final : public TimedProbe {
 
   // The first JSON check that fails, in words; nullopt when all pass.
   std::optional<std::string> checkJson(const std::string& body) const;
+  // The per-sample checks of one response; a tolerance with stream bounds needs it streamed.
+  Observation judge(const HttpResponse& response) const;
 
   std::unique_ptr<HttpClient> client_;
   ValueMatcher status_;

@@ -25,6 +25,7 @@ ProbeSample TimedProbe::sample(Phase phase) {
   s.ok = seen.ok;
   s.detail = std::move(seen.detail);
   s.value = seen.value;
+  s.stream = std::move(seen.stream);
   return s;
 }
 

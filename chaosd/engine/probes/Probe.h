@@ -32,12 +32,13 @@ struct Observation {
   bool ok = false;
   std::string detail;
   std::optional<double> value;
+  std::optional<StreamTiming> stream;  // http: a streamed response's timing
 
   static Observation pass(std::string detail, std::optional<double> value = std::nullopt) {
-    return {true, std::move(detail), value};
+    return {true, std::move(detail), value, std::nullopt};
   }
   static Observation fail(std::string detail, std::optional<double> value = std::nullopt) {
-    return {false, std::move(detail), value};
+    return {false, std::move(detail), value, std::nullopt};
   }
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "chaosd/base/Clock.h"
+#include "chaosd/engine/probes/StreamTiming.h"
 #include "experiments/model/Experiment.h"
 
 namespace chaosd {
@@ -25,6 +26,8 @@ struct ProbeSample {
   // The observed scalar where there is one: HTTP status, exit code, process count,
   // Prometheus value.
   std::optional<double> value;
+  // http: how a streamed response's body and events arrived (chunked or text/event-stream).
+  std::optional<StreamTiming> stream;
 };
 
 }  // namespace chaosd

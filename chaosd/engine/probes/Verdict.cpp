@@ -211,7 +211,99 @@ void checkBaseline(const BaselineTolerance& tolerance, const std::vector<double>
   v.baseline = b;
 }
 
+// The values of one stream metric over a phase (StreamFigures says how each sample counts).
+std::vector<double> streamValues(StreamMetric metric, std::span<const ProbeSample> samples,
+                                 Duration timeout) {
+  std::vector<double> out;
+  for (const auto& s : samples) {
+    const StreamTiming* t = s.stream ? &*s.stream : nullptr;
+    switch (metric) {
+      case StreamMetric::kFirstByte:
+      case StreamMetric::kFirstEvent: {
+        if (s.ok && !t) break;  // a plain response of a probe that bounds nothing streamed
+        std::optional<Duration> at;
+        if (t) at = metric == StreamMetric::kFirstByte ? t->firstByte : t->firstEvent;
+        Duration value = std::max(s.duration, timeout);  // never got there
+        if (at) value = s.ok ? *at : std::max(*at, timeout);
+        out.push_back(static_cast<double>(value.count()));
+        break;
+      }
+      case StreamMetric::kEventGap:
+        if (t) {
+          for (const Duration gap : t->gaps) out.push_back(static_cast<double>(gap.count()));
+        }
+        break;
+      case StreamMetric::kEventRate:
+        if (!s.ok) {
+          out.push_back(0);
+        } else if (t && t->eventRate()) {
+          out.push_back(*t->eventRate());
+        }
+        break;
+    }
+  }
+  return out;
+}
+
+StreamPercentiles streamPercentiles(const std::vector<double>& values) {
+  StreamPercentiles p;
+  p.count = values.size();
+  if (values.empty()) return p;
+  p.p5 = stats::percentile(values, 5).value_or(0);
+  p.p50 = stats::percentile(values, 50).value_or(0);
+  p.p95 = stats::percentile(values, 95).value_or(0);
+  p.p99 = stats::percentile(values, 99).value_or(0);
+  return p;
+}
+
+void checkStream(const ProbeSpec& spec, std::span<const ProbeSample> samples, PhaseVerdict& v) {
+  const bool anyStreamed = std::any_of(samples.begin(), samples.end(),
+                                       [](const ProbeSample& s) { return s.stream.has_value(); });
+  if (!anyStreamed && spec.tolerance.stream.empty()) return;
+  StreamFigures f;
+  f.streamed = static_cast<size_t>(std::count_if(
+      samples.begin(), samples.end(), [](const ProbeSample& s) { return s.stream.has_value(); }));
+  std::vector<double> values[4];
+  for (const StreamMetric m : {StreamMetric::kFirstByte, StreamMetric::kFirstEvent,
+                               StreamMetric::kEventGap, StreamMetric::kEventRate}) {
+    values[static_cast<int>(m)] = streamValues(m, samples, spec.timeout);
+  }
+  f.firstByte = streamPercentiles(values[0]);
+  f.firstEvent = streamPercentiles(values[1]);
+  f.eventGap = streamPercentiles(values[2]);
+  f.eventRate = streamPercentiles(values[3]);
+  for (const auto& bound : spec.tolerance.stream) {
+    const auto& of = values[static_cast<int>(bound.metric)];
+    StreamCheck check{bound.metric, bound.percentile, 0, bound.bound, false};
+    const std::string name =
+        percentileName(bound.percentile) + " " + std::string(streamMetricName(bound.metric));
+    if (of.empty()) {
+      const bool needsTwo =
+          bound.metric == StreamMetric::kEventRate || bound.metric == StreamMetric::kEventGap;
+      v.reasons.push_back(name + ": no sample measured it (no streamed response" +
+                          (needsTwo ? " with two events or more)" : std::string(")")));
+    } else {
+      check.observed = stats::percentile(of, bound.percentile).value_or(0);
+      check.held = bound.bound.holds(check.observed);
+      if (!check.held) {
+        v.reasons.push_back(name + " " + formatStreamValue(bound.metric, check.observed) + " " +
+                            negatedOp(bound.bound.op) + " " +
+                            formatStreamValue(bound.metric, bound.bound.value));
+      }
+    }
+    f.checks.push_back(check);
+  }
+  v.stream = std::move(f);
+}
+
 }  // namespace
+
+std::string formatStreamValue(StreamMetric metric, double value) {
+  if (metric != StreamMetric::kEventRate) {
+    return formatLatency(Duration(static_cast<Duration::rep>(value)));
+  }
+  return significant3(value) + "/s";
+}
 
 Duration effectiveLatency(const ProbeSample& sample, Duration timeout) {
   return sample.ok ? sample.duration : std::max(sample.duration, timeout);
@@ -242,6 +334,7 @@ PhaseVerdict judgePhase(const ProbeSpec& spec, Phase phase, std::span<const Prob
 
   checkSuccessRate(spec, v);
   checkLatency(spec, values, v);
+  checkStream(spec, samples, v);
   if (spec.tolerance.baseline && baseline) {
     checkBaseline(*spec.tolerance.baseline, values, latencies(*baseline, spec.timeout),
                   seedFor(spec.name, phase), v);

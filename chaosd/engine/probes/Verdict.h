@@ -83,6 +83,38 @@ struct BaselineCheck {
   std::optional<CalibratedRate> calibration;  // when the run was given one
 };
 
+// A stream metric's percentiles over a phase (nanoseconds, or events per second for the rate).
+struct StreamPercentiles {
+  size_t count = 0;  // values the percentiles are taken over
+  double p5 = 0;
+  double p50 = 0;
+  double p95 = 0;
+  double p99 = 0;
+};
+
+// One tolerance stream bound, checked.
+struct StreamCheck {
+  StreamMetric metric = StreamMetric::kFirstEvent;
+  double percentile = 95;
+  double observed = 0;  // 0 with no values
+  Comparison bound;
+  bool held = false;
+};
+
+// What the phase's streamed responses showed. firstByte and firstEvent: one value a sample, a
+// failed sample (or a streamed one that never got there) counting as at least the timeout, as
+// for latency. eventGap: every gap of every sample, pooled (a token's wait is a token's wait,
+// whichever answer it was in). eventRate: one a sample with two events or more, a failed sample
+// counting as 0 events per second.
+struct StreamFigures {
+  size_t streamed = 0;  // samples whose response was streamed
+  StreamPercentiles firstByte;
+  StreamPercentiles firstEvent;
+  StreamPercentiles eventGap;
+  StreamPercentiles eventRate;
+  std::vector<StreamCheck> checks;  // one per tolerance stream bound
+};
+
 struct PhaseVerdict {
   std::string probe;
   Phase phase = Phase::kBefore;
@@ -101,6 +133,8 @@ struct PhaseVerdict {
   Duration p99{0};
   std::vector<LatencyCheck> latency;      // one per tolerance.latency bound
   std::optional<BaselineCheck> baseline;  // when the statistical mode ran
+  // When a sample was streamed or the tolerance bounds a stream metric.
+  std::optional<StreamFigures> stream;
 
   // The first failing sample of the phase, for time-to-detect and the report.
   std::optional<std::chrono::system_clock::time_point> firstFailureWall;
@@ -131,6 +165,9 @@ inline constexpr size_t kRecoverySamples = 3;
 // recoveredAt(samples, reverted)->start - reverted.
 const ProbeSample* recoveredAt(std::span<const ProbeSample> samples, Clock::TimePoint since,
                                size_t k = kRecoverySamples);
+
+// A stream metric's value in words: a latency, or "12.5/s" for the rate.
+std::string formatStreamValue(StreamMetric metric, double value);
 
 // A latency with three significant digits and a unit: "850us", "3.1ms", "412ms", "1.5s".
 std::string formatLatency(Duration d);

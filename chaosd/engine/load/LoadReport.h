@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "experiments/model/Experiment.h"
+
+// What the open-loop load generator did, and the capacity figures of each phase: the offered
+// arrival rate, what was achieved, the latency from each request's intended send time, the
+// mean number in flight measured directly, and Little's law set beside it. Pure: built from
+// the requests' records, so it is unit-tested without a server. docs/experiment-format.md#load.
+namespace chaosd {
+
+// One request of the generator. Times are nanoseconds from the generator's start.
+struct LoadRecord {
+  int64_t intended = 0;    // when it was due: i-th arrival of the schedule
+  int64_t sent = -1;       // when it was handed to the HTTP client; -1: never (dropped)
+  int64_t firstByte = -1;  // its first response body byte; -1: none
+  int64_t completed = 0;   // answered, failed, or the generator stopped (unfinished)
+  long status = 0;         // 0: no response
+  std::string error;       // "" when a response came; else why not (the first words of it)
+};
+
+// A phase's window in the generator's time.
+struct LoadWindow {
+  Phase phase = Phase::kBefore;
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
+struct LoadPhase {
+  Phase phase = Phase::kBefore;
+  double seconds = 0;      // the window's length
+  uint64_t due = 0;        // requests whose intended time fell in the window
+  uint64_t sent = 0;       // of those, sent (the rest were dropped at maxInFlight)
+  uint64_t ok = 0;         // answered with a status the tolerance accepts (2xx by default)
+  uint64_t errors = 0;     // due - ok: dropped, transport errors, other statuses, unfinished
+  double offeredRate = 0;  // λ asked: due / seconds
+  double sentRate = 0;     // sent / seconds: the arrival rate achieved
+  double throughput = 0;   // ok / seconds
+  // Latency from the intended send time to completion (coordinated omission corrected: a
+  // stalled server delays every request due during the stall, and each counts its wait). A
+  // dropped request counts as the timeout.
+  int64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
+  int64_t firstByteP50 = 0, firstByteP99 = 0;  // for the requests that got a body byte
+  double meanLatency = 0;                      // W in seconds, over the requests due in the window
+  double inFlight = 0;     // L: the time-average of requests in flight (intended..completed)
+  double littleLw = 0;     // λ·W with λ = due / seconds
+  double littleRatio = 0;  // L / (λ·W); 1 when Little's law holds over the window
+  std::map<std::string, uint64_t> errorKinds;  // "status 503", "timeout", "dropped", ...
+  bool judged = false;                         // the load has a tolerance
+  bool held = true;
+  std::vector<std::string> reasons;
+};
+
+struct LoadReport {
+  std::string name;
+  std::string url;
+  std::string method;
+  double rate = 0;              // the constant λ, or 0 with steps
+  std::vector<LoadStep> steps;  // as asked
+  uint64_t requests = 0;        // generated in all
+  int64_t lateness99 = 0;       // p99 of sent - intended: how late the generator itself was
+  std::vector<LoadPhase> phases;
+};
+
+// The phases' figures from the records and windows. `tolerance` decides which statuses are ok
+// (status; 2xx by default) and, when it has successRate or latency bounds, whether each phase
+// held. `timeout` is what a dropped request counts as.
+LoadReport summariseLoad(const LoadSpec& spec, const std::vector<LoadRecord>& records,
+                         const std::vector<LoadWindow>& windows, int64_t timeout);
+
+// "status 503", "timeout", "connect: Connection refused", "dropped (maxInFlight)": a record's
+// error kind; "" for an accepted answer.
+std::string loadErrorKind(const LoadRecord& record, bool statusAccepted);
+
+}  // namespace chaosd
