@@ -373,7 +373,7 @@ HttpResponse Api::faults() const {
     json j = faultJson(f);
     if (auto run = ctx_.journal->run(f.runId)) {
       j["ownerPid"] = run->ownerPid;
-      j["ownerAlive"] = ownerAlive(run->ownerPid, run->ownerStartTime);
+      j["ownerAlive"] = journalOwnerAlive(*run);
     }
     out.push_back(j);
   }
