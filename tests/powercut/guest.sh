@@ -67,13 +67,13 @@ if [ "${phase}" = cut ]; then
         --log-file /tmp/chaosd.log &
       wait_for_log /tmp/chaosd.log "serving socket" 30 || echo "powercut: the daemon did not start"
       "${CHAOSCTL}" submit --socket /run/chaosd.sock "${EXPERIMENT}" --var "dir=${DATA}" \
-        --var "size=${FILL}" --var hold=4s --wait >/tmp/submit.log 2>&1
-      done_marker $?
+        --var "size=${FILL}" --var hold=4s --wait 2>&1 | $B sed 's/^/owner: /'
+      done_marker "${PIPESTATUS[0]}"
       ;;
     run)
       "${CHAOSCTL}" run "${EXPERIMENT}" --state-dir "${STATE}" --var "dir=${DATA}" \
-        --var "size=${FILL}" --var hold=4s >/tmp/run.log 2>&1
-      done_marker $?
+        --var "size=${FILL}" --var hold=4s 2>&1 | $B sed 's/^/owner: /'
+      done_marker "${PIPESTATUS[0]}"
       ;;
   esac
   # The host cuts the power whenever it chooses; until then, nothing.
@@ -84,15 +84,18 @@ fi
 fail=""
 note_fail() { fail="${fail}${fail:+; }$*"; }
 
+held=""
+open_runs=0
 if [ -f "${STATE}/journal.db" ]; then
   integrity="$(journal_query 'PRAGMA integrity_check')"
   [ "${integrity}" = ok ] || note_fail "integrity_check before recovery: ${integrity}"
-  # What the journal knew when the power went: the open run's faults and their states.
-  held="$(journal_query "SELECT group_concat(fault_type || '=' || state, ',') FROM faults WHERE run_id IN (SELECT run_id FROM runs WHERE ended_at IS NULL)")"
-  open_runs="$(journal_query 'SELECT COUNT(*) FROM runs WHERE ended_at IS NULL')"
-else
-  held=""
-  open_runs=0
+  if [ "$(journal_query "SELECT COUNT(*) FROM sqlite_master WHERE name = 'faults'")" = 1 ]; then
+    # What the journal knew when the power went: the open run's faults and their states.
+    held="$(journal_query "SELECT group_concat(fault_type || '=' || state, ',') FROM faults WHERE run_id IN (SELECT run_id FROM runs WHERE ended_at IS NULL)")"
+    open_runs="$(journal_query 'SELECT COUNT(*) FROM runs WHERE ended_at IS NULL')"
+  else
+    held="no-schema-yet"  # created, its first commit lost with the power (synchronous=NORMAL)
+  fi
 fi
 before_fillers="$(fillers | $B wc -l)"
 before_used="$(used_kib)"

@@ -646,8 +646,12 @@ TEST(FaultJournalRetentionTest, PrunesOldEndedRunsButNeverOneStillHoldingAFault)
     r.startedAt = t0 + std::chrono::minutes(i);
     ASSERT_TRUE(j.beginRun(r).ok());
     ASSERT_TRUE(j.recordIntent(r.runId, makeFault("f" + std::to_string(i))).ok());
-    if (i != 1) ASSERT_TRUE(*j.markReverted("f" + std::to_string(i)));
-    if (i != 5) ASSERT_TRUE(*j.endRun(r.runId, "ok"));
+    if (i != 1) {
+      ASSERT_TRUE(*j.markReverted("f" + std::to_string(i)));
+    }
+    if (i != 5) {
+      ASSERT_TRUE(*j.endRun(r.runId, "ok"));
+    }
   }
   for (int i = 0; i < 10; ++i) {
     AuditRecord a;
@@ -669,7 +673,8 @@ TEST(FaultJournalRetentionTest, PrunesOldEndedRunsButNeverOneStillHoldingAFault)
   EXPECT_EQ(pruned->faults, 3);
   EXPECT_EQ(pruned->auditLines, 7);
   std::vector<std::string> left;
-  for (const auto& r : *j.runs()) left.push_back(r.runId);
+  auto runs = j.runs();
+  for (const auto& r : *runs) left.push_back(r.runId);
   EXPECT_EQ(left, (std::vector<std::string>{"r5", "r4", "r1"}));
   EXPECT_EQ(j.fault("f0").error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(j.fault("f1")->state, FaultState::kIntent);
