@@ -7,7 +7,9 @@
 # SAMPLE seconds into soak.csv, and fails unless:
 #   - every run ended ok (chaosd_runs_total has no other outcome) and every request succeeded;
 #   - idle after the load, the daemon has the fds and threads it had idle before it, and its
-#     RSS grew by at most RSS_SLACK_KIB (the allocator keeps some of what the runs used);
+#     RSS is at most 4 MiB above the first half's maximum under load (the allocator keeps the
+#     arenas the run threads warmed up: the 1-hour run went from 19.6 MB idle to a plateau of
+#     28-29.7 MB within 2 minutes and stayed there; a leak grows past the plateau);
 #   - over the second half of the load, RSS, the journal's size and the run folders grow by no
 #     more than a bound (retention: --keep-runs KEEP_RUNS keeps the journal flat);
 #   - nothing is left: no filler file, no stopped or left-over `sleep` of a run, no fault held
@@ -33,7 +35,6 @@ SUBMITTERS=4
 SCHEDULES=4
 KEEP_RUNS=40
 SAMPLE=10
-RSS_SLACK_KIB=8192
 BUILD=""
 OUT=""
 while [[ $# -gt 0 ]]; do
@@ -214,7 +215,6 @@ IFS=, read -r _ _ rss0 fds0 thr0 jb0 _ _ _ _ <<<"${IDLE_BEFORE}"
 IFS=, read -r _ _ rss1 fds1 thr1 jb1 jruns1 jfaults1 jaudit1 dirs1 <<<"${IDLE_AFTER}"
 [[ "${fds1}" -le "${fds0}" ]] || failures+=("open fds idle: ${fds0} before, ${fds1} after")
 [[ "${thr1}" -le "${thr0}" ]] || failures+=("threads idle: ${thr0} before, ${thr1} after")
-[[ $((rss1 - rss0)) -le ${RSS_SLACK_KIB} ]] || failures+=("RSS idle: ${rss0} KiB before, ${rss1} KiB after (bound +${RSS_SLACK_KIB})")
 # Second half of the load against the first: RSS within 4 MiB, the journal within 25% + 256 KiB
 # (the WAL file wanders between checkpoints), run folders and journal runs within keep-runs +
 # the runs in flight.
@@ -225,6 +225,8 @@ half="$(awk -F, '$2 == "load"' "${CSV}" | awk -F, '{a[NR] = $0} END {
     else { if (f[3] > r2) r2 = f[3]; if (f[6] > j2) j2 = f[6] } }
   print r1, r2, j1, j2 }')"
 read -r rss_h1 rss_h2 jb_h1 jb_h2 <<<"${half}"
+[[ ${rss1} -le $((rss_h1 + 4096)) ]] ||
+  failures+=("RSS idle after the load: ${rss1} KiB, above the first half's plateau ${rss_h1} KiB + 4 MiB")
 if [[ "${DURATION}" -ge $((SAMPLE * 6)) ]]; then
   [[ $((rss_h2 - rss_h1)) -le 4096 ]] || failures+=("RSS grew under load: max ${rss_h1} KiB in the first half, ${rss_h2} KiB in the second")
   [[ ${jb_h2} -le $((jb_h1 + jb_h1 / 4 + 262144)) ]] || failures+=("journal grew: max ${jb_h1} bytes in the first half, ${jb_h2} in the second")
