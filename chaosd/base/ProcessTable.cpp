@@ -335,6 +335,16 @@ Result<uint64_t> readStartTime(pid_t pid, const std::string& procRoot) {
   return stat.startTime;
 }
 
+std::string currentBootId() {
+  static const std::string id = [] {
+    std::string text;
+    if (readFileAt(AT_FDCWD, "/proc/sys/kernel/random/boot_id", text) != 0) return std::string();
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text;
+  }();
+  return id;
+}
+
 Result<pid_t> readPidFile(const std::string& path) {
   std::string text;
   if (int err = readFileAt(AT_FDCWD, path.c_str(), text)) {

@@ -131,6 +131,11 @@ Result<ProcessInfo> readProcess(pid_t pid, const std::string& procRoot = "/proc"
 // pidfd, it proves the pid was not reused in between. kNotFound when it has exited.
 Result<uint64_t> readStartTime(pid_t pid, const std::string& procRoot = "/proc");
 
+// This boot's id (/proc/sys/kernel/random/boot_id, 36 characters), "" when unreadable. A pid
+// and start time name a process within one boot only: after a reboot both count from zero
+// again, so a record of an earlier boot can match a process that has nothing to do with it.
+std::string currentBootId();
+
 // The pid written in a pid file (surrounding whitespace ignored). kInvalid when the file
 // holds anything else.
 Result<pid_t> readPidFile(const std::string& path);

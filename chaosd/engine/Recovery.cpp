@@ -51,7 +51,13 @@ bool ownerAlive(pid_t pid, uint64_t startTime) {
 }
 
 bool journalOwnerAlive(const RunRecord& run) {
+  if (ownedByAnotherBoot(run)) return false;
   return ownerAlive(run.ownerPid, run.ownerStartTime);
+}
+
+bool ownedByAnotherBoot(const RunRecord& run) {
+  const std::string now = currentBootId();
+  return !run.bootId.empty() && !now.empty() && run.bootId != now;
 }
 
 Result<uint64_t> selfStartTime() { return readStartTime(::getpid()); }
@@ -105,27 +111,46 @@ Result<RecoveryReport> recoverAll(FaultJournal& journal, const FaultRegistry& re
   auto runs = journal.openRuns();
   if (!runs) return std::move(runs).error().withContext("recovering faults");
 
-  // Owner liveness, looked up once per run.
-  std::map<std::string, bool> alive;
-  auto ownerOf = [&](const std::string& runId) -> bool {
-    auto it = alive.find(runId);
-    if (it != alive.end()) return it->second;
+  // Owner liveness and boot, looked up once per run.
+  std::map<std::string, std::pair<bool, bool>> owners;  // run -> (alive, of another boot)
+  auto ownerOf = [&](const std::string& runId) -> std::pair<bool, bool> {
+    auto it = owners.find(runId);
+    if (it != owners.end()) return it->second;
     auto run = journal.run(runId);
-    bool live = run.ok() && ownerAlive(run->ownerPid, run->ownerStartTime);
-    alive.emplace(runId, live);
-    return live;
+    std::pair<bool, bool> o{run.ok() && journalOwnerAlive(*run),
+                            run.ok() && ownedByAnotherBoot(*run)};
+    owners.emplace(runId, o);
+    return o;
   };
 
   RecoveryReport report;
   std::vector<FaultRecord> selected;
+  std::vector<FaultRecord> goneWithBoot;
   for (auto& f : *faults) {
-    if (!filter.force && ownerOf(f.runId)) {
+    auto [live, earlierBoot] = ownerOf(f.runId);
+    if (!filter.force && live) {
       report.ownerAlive.push_back(std::move(f));
+    } else if (earlierBoot && !f.durable) {
+      goneWithBoot.push_back(std::move(f));
     } else {
       selected.push_back(std::move(f));
     }
   }
-  report.outcomes = revertFaults(journal, registry, std::move(selected), filter.by);
+  // Kernel state (qdiscs, nft tables, a stopped process, a cgroup) of an earlier boot died
+  // with it: nothing to undo, and its pids and start times may name this boot's processes,
+  // which a revert must not signal. Only what survives a reboot (durable: filler files) is
+  // reverted through its injector.
+  auto logger = log::get(filter.by);
+  for (auto& f : goneWithBoot) {
+    RevertOutcome outcome{f, true, ""};
+    auto marked = journal.markReverted(f.faultId, "reboot");
+    if (!marked) outcome.error = "the journal write failed: " + marked.error().describe();
+    logger->info("fault gone with a reboot fault={} type={} run={} was={} target=\"{}\"", f.faultId,
+                 f.faultType, f.runId, faultStateName(f.state), f.target);
+    report.outcomes.push_back(std::move(outcome));
+  }
+  auto reverted = revertFaults(journal, registry, std::move(selected), filter.by);
+  for (auto& o : reverted) report.outcomes.push_back(std::move(o));
 
   std::set<std::string> failedRuns;
   for (const auto& o : report.outcomes) {
@@ -133,7 +158,7 @@ Result<RecoveryReport> recoverAll(FaultJournal& journal, const FaultRegistry& re
   }
   for (const auto& run : *runs) {
     if (!filter.runId.empty() && run.runId != filter.runId) continue;
-    if (ownerOf(run.runId)) continue;
+    if (ownerOf(run.runId).first) continue;
     bool failed = failedRuns.contains(run.runId);
     auto ended = journal.endRun(run.runId, failed ? "recovery-failed" : "recovered");
     if (ended.ok() && *ended) report.runsEnded.push_back(run.runId);

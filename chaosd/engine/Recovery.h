@@ -19,8 +19,12 @@ namespace chaosd {
 // a process with another start time count as dead.
 bool ownerAlive(pid_t pid, uint64_t startTime);
 
-// ownerAlive() of a run's owner, as FaultJournal::beginRun wants it.
+// ownerAlive() of a run's owner, as FaultJournal::beginRun wants it; false for an owner of
+// another boot (ownedByAnotherBoot), whatever process has its pid and start time now.
 bool journalOwnerAlive(const RunRecord& run);
+
+// The run's owner ran in another boot than this one (both boot ids known and different).
+bool ownedByAnotherBoot(const RunRecord& run);
 
 // The start time (/proc/self/stat field 22) of the calling process, for RunRecord.
 Result<uint64_t> selfStartTime();
@@ -53,9 +57,11 @@ struct RecoveryReport {
 };
 
 // Reverts every unreverted fault (intent, applied or revert-failed) whose owner is dead, or
-// every one with filter.force, newest first; then ends the open runs of dead owners that were
-// selected ("recovered", or "recovery-failed" when a fault of theirs could not be reverted).
-// Errors only when the journal cannot be read; a fault that fails to revert is an outcome.
+// every one with filter.force, newest first (a fault of a run of another boot that does not
+// survive a reboot is only marked reverted, by "reboot": the reboot undid it); then ends the open
+// runs of dead owners that were selected ("recovered", or "recovery-failed" when a fault of theirs
+// could not be reverted). Errors only when the journal cannot be read; a fault that fails to revert
+// is an outcome.
 Result<RecoveryReport> recoverAll(FaultJournal& journal, const FaultRegistry& registry,
                                   const RecoveryFilter& filter = {});
 

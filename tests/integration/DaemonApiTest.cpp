@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "chaosd/base/ProcessTable.h"
 #include "chaosd/engine/Recovery.h"
 #include "chaosd/engine/journal/FaultJournal.h"
 #include "experiments/model/Experiment.h"
@@ -263,7 +264,8 @@ TEST_F(DaemonApiTest, LeftoverOfAnEarlierLifeIsRevertedBeforeTheSocketAnswers) {
                                          std::nullopt,
                                          "",
                                          {},
-                                         nlohmann::json::object()})
+                                         nlohmann::json::object(),
+                                         currentBootId()})
                     .ok());
     TargetSpec target;
     target.name = "data";

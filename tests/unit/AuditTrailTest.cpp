@@ -33,7 +33,7 @@ TEST(AuditTrailTest, CallersAndAuditLinesSurviveAReopen) {
   {
     auto j = openJournal(scratch.path());
     ASSERT_TRUE(j) << j.error().describe();
-    RunRecord run{"r1", "exp", 1, 2, {}, std::nullopt, "", {}, daemon::callerJson(alice, 777)};
+    RunRecord run{"r1", "exp", 1, 2, {}, std::nullopt, "", {}, daemon::callerJson(alice, 777), ""};
     run.caller["experimentHash"] = "abc";
     ASSERT_TRUE(j->beginRun(run));
     ScheduleRecord s;

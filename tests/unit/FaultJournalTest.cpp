@@ -531,7 +531,8 @@ class FaultJournalRecoveryTest : public ::testing::Test {
   void SetUp() override { registerTestFaults(registry_); }
 
   // Journals and applies a test.file fault of a run; returns its file.
-  std::string applyFault(FaultJournal& j, const std::string& runId, const std::string& id) {
+  std::string applyFault(FaultJournal& j, const std::string& runId, const std::string& id,
+                         bool durable = false) {
     FaultRequest request;
     request.runId = runId;
     request.faultId = id;
@@ -539,7 +540,7 @@ class FaultJournalRecoveryTest : public ::testing::Test {
     request.args = {{"path", dir_.path().string()}};
     auto prepared = injector_.prepare(request);
     EXPECT_TRUE(prepared.ok());
-    EXPECT_TRUE(j.recordIntent(runId, makeIntent(request, *prepared, std::nullopt, false)).ok());
+    EXPECT_TRUE(j.recordIntent(runId, makeIntent(request, *prepared, std::nullopt, durable)).ok());
     EXPECT_TRUE(injector_.apply(id, prepared->undo).ok());
     EXPECT_TRUE(j.markApplied(id).ok());
     return prepared->undo["file"].get<std::string>();
@@ -629,6 +630,101 @@ TEST_F(FaultJournalRecoveryTest, AFaultThatCannotBeRevertedIsAnOutcome) {
   EXPECT_EQ(j.run("dead")->outcome, "recovery-failed");
   // A revert-failed fault is still unreverted: the next recovery tries it again.
   EXPECT_EQ(j.unreverted()->size(), 1u);
+}
+
+// After a power cut the journal's runs are of another boot. Their owner's (pid, start time)
+// can name a process of the new boot (pids and start ticks count from zero again: a VM's boot
+// is nearly deterministic), which must not make the run look alive; and a fault that does not
+// survive a reboot (a stopped process, a qdisc) must not be reverted from its record, whose
+// pids may name the new boot's processes. A durable one (a filler file) is reverted.
+TEST_F(FaultJournalRecoveryTest, AnEarlierBootsRunIsDeadAndOnlyItsDurableFaultsAreReverted) {
+  ASSERT_FALSE(currentBootId().empty());
+  auto j = open(dir_.file("journal.db"));
+  RunRecord before = makeRun("before-reboot");  // this process's pid and start time
+  before.bootId = "00000000-0000-4000-8000-000000000000";
+  ASSERT_TRUE(j.beginRun(before).ok());
+  EXPECT_EQ(j.run("before-reboot")->bootId, before.bootId);
+  EXPECT_TRUE(ownerAlive(before.ownerPid, before.ownerStartTime));
+  EXPECT_FALSE(journalOwnerAlive(*j.run("before-reboot")));
+  std::string kernelState = applyFault(j, "before-reboot", "gone", false);
+  std::string filler = applyFault(j, "before-reboot", "kept", true);
+
+  auto report = recoverAll(j, registry_);
+  ASSERT_TRUE(report.ok()) << report.error().describe();
+  EXPECT_TRUE(report->ownerAlive.empty());
+  EXPECT_EQ(report->reverted(), 2u);
+  EXPECT_EQ(j.fault("gone")->state, FaultState::kReverted);
+  EXPECT_EQ(j.fault("gone")->revertedBy, "reboot");
+  EXPECT_TRUE(fs::exists(kernelState));  // not touched: its injector was not called
+  EXPECT_EQ(j.fault("kept")->revertedBy, "recovery");
+  EXPECT_FALSE(fs::exists(filler));
+  EXPECT_EQ(j.run("before-reboot")->outcome, "recovered");
+
+  // A run of this boot with the same owner is alive, as before.
+  RunRecord now = makeRun("this-boot");
+  now.bootId = currentBootId();
+  ASSERT_TRUE(j.beginRun(now).ok());
+  EXPECT_TRUE(journalOwnerAlive(*j.run("this-boot")));
+  std::filesystem::remove(kernelState);
+}
+
+TEST(FaultJournalRetentionTest, PrunesOldEndedRunsButNeverOneStillHoldingAFault) {
+  TempDir dir;
+  auto j = open(dir.file("journal.db"));
+  const auto t0 = std::chrono::system_clock::now() - 24h;
+  for (int i = 0; i < 6; ++i) {
+    RunRecord r = makeRun("r" + std::to_string(i));
+    r.startedAt = t0 + std::chrono::minutes(i);
+    ASSERT_TRUE(j.beginRun(r).ok());
+    ASSERT_TRUE(j.recordIntent(r.runId, makeFault("f" + std::to_string(i))).ok());
+    if (i != 1) {
+      ASSERT_TRUE(*j.markReverted("f" + std::to_string(i)));
+    }
+    if (i != 5) {
+      ASSERT_TRUE(*j.endRun(r.runId, "ok"));
+    }
+  }
+  for (int i = 0; i < 10; ++i) {
+    AuditRecord a;
+    a.action = "submit";
+    a.result = "accepted";
+    a.detail = std::to_string(i);
+    ASSERT_TRUE(j.audit(a).ok());
+  }
+  // Nothing configured: nothing pruned.
+  EXPECT_TRUE(j.prune(Retention{}, std::chrono::system_clock::now())->runs.empty());
+
+  Retention keep;
+  keep.keepRuns = 2;
+  keep.keepAudit = 3;
+  auto pruned = j.prune(keep, std::chrono::system_clock::now());
+  ASSERT_TRUE(pruned.ok()) << pruned.error().describe();
+  // r5 (open) and r4 are the newest two; r1 ended but its fault is still applied.
+  EXPECT_EQ(pruned->runs, (std::vector<std::string>{"r0", "r2", "r3"}));
+  EXPECT_EQ(pruned->faults, 3);
+  EXPECT_EQ(pruned->auditLines, 7);
+  std::vector<std::string> left;
+  auto runs = j.runs();
+  for (const auto& r : *runs) left.push_back(r.runId);
+  EXPECT_EQ(left, (std::vector<std::string>{"r5", "r4", "r1"}));
+  EXPECT_EQ(j.fault("f0").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(j.fault("f1")->state, FaultState::kIntent);
+  auto trail = j.auditTrail();
+  ASSERT_EQ(trail->size(), 3u);
+  EXPECT_EQ(trail->front().detail, "9");
+  // Batches: one run a call.
+  ASSERT_TRUE(*j.markReverted("f1"));
+  keep.keepRuns = 1;
+  EXPECT_EQ(j.prune(keep, std::chrono::system_clock::now(), 1)->runs,
+            (std::vector<std::string>{"r1"}));
+
+  // By age: every ended run whose end is older than keepFor, whatever keepRuns says.
+  Retention byAge;
+  byAge.keepFor = 1h;
+  EXPECT_TRUE(j.prune(byAge, std::chrono::system_clock::now())->runs.empty());
+  auto aged = j.prune(byAge, std::chrono::system_clock::now() + 2h);
+  EXPECT_EQ(aged->runs, (std::vector<std::string>{"r4"}));  // r5 is open
+  EXPECT_EQ(aged->auditLines, 3);
 }
 
 TEST_F(FaultJournalRecoveryTest, FileFaultInjectorIsIdempotentAndTouchesOnlyItsOwn) {

@@ -64,7 +64,7 @@ int faultsCommand(const std::vector<std::string>& args) {
   for (const auto& f : *held) {
     std::string owner = "unknown";
     if (auto run = journal->run(f.runId)) {
-      bool alive = ownerAlive(run->ownerPid, run->ownerStartTime);
+      bool alive = journalOwnerAlive(*run);
       owner = "pid " + std::to_string(run->ownerPid) + (alive ? " (running)" : " (gone)");
     }
     out.push_back(faultJson(f, owner));

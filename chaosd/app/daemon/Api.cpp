@@ -387,7 +387,7 @@ HttpResponse Api::faults() const {
     json j = faultJson(f);
     if (auto run = ctx_.journal->run(f.runId)) {
       j["ownerPid"] = run->ownerPid;
-      j["ownerAlive"] = ownerAlive(run->ownerPid, run->ownerStartTime);
+      j["ownerAlive"] = journalOwnerAlive(*run);
       j["owner"] = run->caller.empty() ? json(nullptr) : run->caller;
     }
     out.push_back(j);

@@ -32,6 +32,9 @@ struct Options {
   std::string policy = kDefaultPolicyPath;
   std::string consoleListen;
   std::vector<std::string> consoleHosts;
+  size_t keepRuns = 1000;
+  unsigned keepDays = 0;
+  size_t keepAudit = 100000;
 };
 
 int gSignalPipe[2] = {-1, -1};
@@ -68,6 +71,12 @@ std::optional<Options> parseOptions(int argc, char** argv, int& exitCode) {
       "the group whose members may use the API besides root")(
       "policy", po::value(&o.policy)->default_value(o.policy),
       "who may inject what where (docs/security.md); reloaded on SIGHUP")(
+      "keep-runs", po::value(&o.keepRuns)->default_value(o.keepRuns),
+      "ended runs kept in the journal and runs/ (older ones are deleted); 0 keeps all")(
+      "keep-days", po::value(&o.keepDays)->default_value(o.keepDays),
+      "also delete runs and audit lines older than this many days; 0: no age limit")(
+      "keep-audit", po::value(&o.keepAudit)->default_value(o.keepAudit),
+      "audit lines kept in the journal; 0 keeps all")(
       "log-level", po::value(&o.logLevel)->default_value(o.logLevel),
       "trace, debug, info, warn, error, critical, off")(
       "log-format", po::value(&o.logFormat)->default_value(o.logFormat), "text or json lines")(
@@ -193,6 +202,12 @@ int runChaosd(int argc, char** argv) {
   poolConfig.policy = &policy;
   poolConfig.stateDir = opts->stateDir;
   poolConfig.logLevel = opts->logLevel;
+  poolConfig.retention.keepRuns = opts->keepRuns;
+  poolConfig.retention.keepAudit = opts->keepAudit;
+  if (opts->keepDays > 0) poolConfig.retention.keepFor = std::chrono::hours(24) * opts->keepDays;
+  logger->info("retention keep_runs={} keep_days={} keep_audit={}", opts->keepRuns, opts->keepDays,
+               opts->keepAudit);
+  pruneHistory(*journal, poolConfig.retention, opts->stateDir);
   RunPool runs(*journal, registry, metrics, poolConfig);
   RealClock clock;
   Scheduler scheduler(*journal, clock, metrics,

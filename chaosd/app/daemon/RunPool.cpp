@@ -364,6 +364,30 @@ void RunPool::execute(std::shared_ptr<Active> run) {
   for (const auto& r : result->run.reasons) reasons += (reasons.empty() ? "" : "; ") + r;
   logger->info("run ended run={} experiment={} outcome={} exit={} reasons=\"{}\"", run->runId, name,
                outcomeName(result->run.outcome), result->run.exitCode(), reasons);
+  pruneHistory(journal_, config_.retention, config_.stateDir);
+}
+
+void pruneHistory(FaultJournal& journal, const Retention& retention, const std::string& stateDir) {
+  auto logger = log::get("runs");
+  // Batches until nothing is left to prune: a first start with a long history trims it all.
+  for (;;) {
+    auto pruned = journal.prune(retention, std::chrono::system_clock::now());
+    if (!pruned) {
+      logger->warn("journal not pruned error=\"{}\"", pruned.error().describe());
+      return;
+    }
+    for (const auto& id : pruned->runs) {
+      if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") continue;
+      std::error_code ec;
+      std::filesystem::remove_all(std::filesystem::path(stateDir) / "runs" / id, ec);
+      if (ec) logger->warn("run folder not removed run={} error=\"{}\"", id, ec.message());
+    }
+    if (!pruned->runs.empty() || pruned->auditLines > 0) {
+      logger->info("journal pruned runs={} faults={} audit_lines={}", pruned->runs.size(),
+                   pruned->faults, pruned->auditLines);
+    }
+    if (pruned->runs.size() < 500) return;
+  }
 }
 
 void RunPool::finished(const std::string& runId) {

@@ -40,6 +40,8 @@ struct RunPoolConfig {
   // Who may inject what where (docs/security.md); null: every caller may submit anything
   // (tests of the pool alone).
   const PolicyStore* policy = nullptr;
+  // What the journal and runs/ keep; applied after every run (pruneHistory).
+  Retention retention;
 };
 
 struct SubmitRequest {
@@ -72,6 +74,11 @@ struct SubmitRefusal {
 // The experiment's hash as the audit trail names it: sha256 of the YAML, then each variable
 // as NAME=VALUE on a line of its own.
 std::string experimentHash(const std::string& yaml, const std::map<std::string, std::string>& vars);
+
+// Deletes the runs, faults and audit lines `retention` no longer keeps from the journal, and
+// the deleted runs' folders (<stateDir>/runs/<id>). Logs what it removed; a failure is logged
+// and changes nothing else (the history is trimmed at the next call).
+void pruneHistory(FaultJournal& journal, const Retention& retention, const std::string& stateDir);
 
 class RunPool {
  public:

@@ -54,7 +54,8 @@ Result<OwnedRunResult> OwnedRun::run() {
                    std::nullopt,
                    "",
                    targets_,
-                   config_.caller};
+                   config_.caller,
+                   currentBootId()};
   auto begun = journal.beginRun(record, journalOwnerAlive);
   if (!begun) {
     if (begun.error().code() == ErrorCode::kConflict) return std::move(begun).error();

@@ -113,7 +113,7 @@ Result<void> FaultJournal::beginRun(const RunRecord& run, const OwnerAliveFn& al
   CHAOSD_TRY(impl_->checkTargetsFree(run.targets, alive, run.runId));
   auto s = Statement::prepare(impl_->db.get(),
                               "INSERT INTO runs (run_id, experiment, owner_pid, owner_start_time, "
-                              "started_at, targets, caller) VALUES (?,?,?,?,?,?,?)");
+                              "started_at, targets, caller, boot_id) VALUES (?,?,?,?,?,?,?,?)");
   if (!s) return std::move(s).error();
   WallTime started = run.startedAt == WallTime{} ? std::chrono::system_clock::now() : run.startedAt;
   s->bind(1, run.runId)
@@ -122,7 +122,8 @@ Result<void> FaultJournal::beginRun(const RunRecord& run, const OwnerAliveFn& al
       .bind(4, static_cast<int64_t>(run.ownerStartTime))
       .bind(5, toNanos(started))
       .bind(6, journal::targetsJson(run.targets))
-      .bind(7, run.caller.dump());
+      .bind(7, run.caller.dump())
+      .bind(8, run.bootId);
   auto r = s->run();
   if (!r) {
     if (r.error().code() == ErrorCode::kConflict) {

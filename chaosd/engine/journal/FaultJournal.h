@@ -31,8 +31,9 @@ namespace chaosd {
 
 inline constexpr std::string_view kDefaultJournalPath = "/var/lib/chaosd/journal.db";
 // 1: runs, faults. 2: schedules (the daemon's game days). 3: the targets of each run.
-// 4: the caller of each run and schedule, and the daemon's audit trail.
-inline constexpr int kJournalSchemaVersion = 4;
+// 4: the caller of each run and schedule, and the daemon's audit trail. 5: the boot of each
+// run's owner.
+inline constexpr int kJournalSchemaVersion = 5;
 
 using WallTime = std::chrono::system_clock::time_point;
 
@@ -54,6 +55,9 @@ struct RunRecord {
   // Who asked for it through the daemon: {"uid", "gid", "groups", "user", "pid",
   // "experimentHash", "source"}; empty for `chaosctl run` and runs before version 4.
   nlohmann::json caller = nlohmann::json::object();
+  // The boot its owner ran in (currentBootId()); "" before version 5. An owner of another
+  // boot is dead, and the run's faults that do not survive a reboot are gone with it.
+  std::string bootId;
 };
 
 // Whether the owner of an open run still runs (ownerAlive() of chaosd/engine/Recovery.h; the
@@ -132,6 +136,23 @@ struct AuditRecord {
   std::string runId;
   std::string scheduleId;
   std::string detail;  // why it was refused: the policy rule and line, the error
+};
+
+// How much history the journal keeps (the daemon's --keep-runs, --keep-days, --keep-audit).
+// A run is deleted, with its faults, once it has ended, none of its faults may still be on the
+// machine (intent, applied, revert-failed), and it is beyond the newest keepRuns runs or ended
+// more than keepFor ago. Audit lines beyond the newest keepAudit or older than keepFor go too.
+// 0 (or unset) keeps everything of that kind.
+struct Retention {
+  size_t keepRuns = 0;
+  std::optional<std::chrono::seconds> keepFor;
+  size_t keepAudit = 0;
+};
+
+struct PruneResult {
+  std::vector<std::string> runs;  // the runs deleted (their folders are the caller's)
+  int64_t faults = 0;
+  int64_t auditLines = 0;
 };
 
 enum class JournalOpen { kCreate, kExisting };
@@ -226,6 +247,11 @@ class FaultJournal {
   // all).
   Result<void> audit(const AuditRecord& record);
   Result<std::vector<AuditRecord>> auditTrail(size_t limit = 0) const;
+
+  // Deletes what `retention` no longer keeps, in one transaction (synchronous=NORMAL: a row
+  // that comes back after a crash is deleted again). At most `batch` runs a call, the oldest
+  // first, so a journal with years of history is trimmed in steps that keep the lock short.
+  Result<PruneResult> prune(const Retention& retention, WallTime now, size_t batch = 500);
 
   // PRAGMA user_version of the open database.
   Result<int> schemaVersion() const;

@@ -60,6 +60,7 @@ RunRecord readRun(const Statement& s) {
   }
   r.caller = nlohmann::json::parse(s.text(8), nullptr, false);
   if (!r.caller.is_object()) r.caller = nlohmann::json::object();
+  r.bootId = s.text(9);
   return r;
 }
 

@@ -24,7 +24,7 @@ inline constexpr const char* kFaultColumns =
     "reverted_by, intent_at, applied_at, reverted_at, deadline_at, revertible, durable";
 inline constexpr const char* kRunColumns =
     "run_id, experiment, owner_pid, owner_start_time, started_at, ended_at, outcome, targets, "
-    "caller";
+    "caller, boot_id";
 
 // A row of each table, read from a statement that selected the columns above.
 Result<FaultRecord> readFault(const sqlite::Statement& s);

@@ -90,6 +90,12 @@ CREATE TABLE audit (
 );
 )sql";
 
+// Version 5: the boot id (/proc/sys/kernel/random/boot_id) of each run's owner: after a power
+// cut the owner's pid and start time may name a process of the new boot.
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE runs ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 Result<void> upgradeJournalSchema(sqlite3* db) {
@@ -106,7 +112,8 @@ Result<void> upgradeJournalSchema(sqlite3* db) {
   if (*version < 2) CHAOSD_TRY(exec(db, kSchemaV2, "adding the schedules table"));
   if (*version < 3) CHAOSD_TRY(exec(db, kSchemaV3, "adding the targets of runs"));
   if (*version < 4) CHAOSD_TRY(exec(db, kSchemaV4, "adding callers and the audit trail"));
-  // Later versions add their steps here: if (*version < 5) ...
+  if (*version < 5) CHAOSD_TRY(exec(db, kSchemaV5, "adding the boot of each run"));
+  // Later versions add their steps here: if (*version < 6) ...
   if (*version != kJournalSchemaVersion) {
     std::string pragma = "PRAGMA user_version=" + std::to_string(kJournalSchemaVersion);
     CHAOSD_TRY(exec(db, pragma.c_str(), "recording the schema version"));
