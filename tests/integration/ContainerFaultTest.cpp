@@ -365,17 +365,20 @@ TEST_F(ContainerFaultTest, AKillDrillTimesTheContainersRestart) {
   ASSERT_TRUE(r.is_object()) << log();
   const auto& f = r["faults"][0];
   ASSERT_TRUE(f["observed"].contains("containerEvents")) << f.dump();
-  bool restarted = false;
+  // podman's restart can pass through a short-lived init first (seen once in a clean-checkout
+  // run: a "restarted" event 0 ms after the kill with a pid that was gone 200 ms later), so
+  // the last restart names the init that stayed.
+  const nlohmann::json* last = nullptr;
   for (const auto& e : f["observed"]["containerEvents"]) {
     if (e["event"] != "restarted") continue;
-    restarted = true;
-    EXPECT_EQ(e["oldPid"], first);
-    EXPECT_EQ(e["pid"], second);
+    last = &e;
+    EXPECT_NE(e["oldPid"], e["pid"]);
     EXPECT_FALSE(e.contains("followed")) << "a kill holds nothing to follow";
     std::printf("[ measure  ] kill drill: new init seen %lld ms after the kill\n",
                 static_cast<long long>(e["atMs"].get<int64_t>()));
   }
-  EXPECT_TRUE(restarted) << f.dump();
+  ASSERT_NE(last, nullptr) << f.dump();
+  EXPECT_EQ((*last)["pid"], second) << f.dump();
 }
 
 // A container removed while a fault is held: the fault ends cleanly, reverted.
