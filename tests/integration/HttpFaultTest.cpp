@@ -53,7 +53,9 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
 // A TCP connection from inside a namespace (the socket stays there).
-Fd connectFrom(const std::string& netns, const std::string& addr, uint16_t port) {
+// `err`, when given, receives connect()'s errno on failure (and no message is printed).
+Fd connectFrom(const std::string& netns, const std::string& addr, uint16_t port,
+               int* err = nullptr) {
   NetnsRef ref;
   ref.name = netns;
   Fd out;
@@ -67,7 +69,11 @@ Fd connectFrom(const std::string& netns, const std::string& addr, uint16_t port)
   to.sin_port = htons(port);
   ::inet_pton(AF_INET, addr.c_str(), &to.sin_addr);
   if (::connect(out.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-    std::printf("connectFrom %s:%u: %s\n", addr.c_str(), port, std::strerror(errno));
+    if (err != nullptr) {
+      *err = errno;
+    } else {
+      std::printf("connectFrom %s:%u: %s\n", addr.c_str(), port, std::strerror(errno));
+    }
     return Fd();
   }
   return out;
@@ -673,16 +679,23 @@ TEST_F(HttpFaultTest, ManyIdleConnectionsAreCapped) {
   const long threads0 = statusKb("Threads");
   const long rss0 = statusKb("VmRSS");
   std::vector<Fd> idle;
+  std::vector<bool> wasReset(1500, false);
   for (int i = 0; i < 1500; ++i) {
-    idle.push_back(connectFrom(a_, server_, 8080));
-    ASSERT_TRUE(idle.back().valid()) << i;
+    int err = 0;
+    idle.push_back(connectFrom(a_, server_, 8080, &err));
+    // One over the cap can be accepted and reset before this blocking connect() returns: the
+    // kernel then reports the reset as connect()'s error (CI saw it at the 1390th).
+    if (!idle.back().valid() && err == ECONNRESET && i >= 1000) {
+      wasReset[i] = true;
+      continue;
+    }
+    ASSERT_TRUE(idle.back().valid()) << i << " " << std::strerror(err);
   }
-  std::vector<bool> wasReset(idle.size(), false);
   auto resets = [&] {
     int n = 0;
     for (size_t i = 0; i < idle.size(); ++i) {
       pollfd p{idle[i].get(), POLLIN, 0};
-      if (!wasReset[i] && ::poll(&p, 1, 0) == 1) {
+      if (!wasReset[i] && idle[i].valid() && ::poll(&p, 1, 0) == 1) {
         char b;
         wasReset[i] = ::recv(idle[i].get(), &b, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET;
       }
