@@ -1,6 +1,10 @@
 #include "injectors/network/NftablesInjector.h"
 
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "experiments/model/Experiment.h"
@@ -34,45 +38,82 @@ bool cannotEnter(const Error& e) {
   return c == ErrorCode::kNotFound || c == ErrorCode::kInvalid || c == ErrorCode::kPermission;
 }
 
-// The rules carrying the fault's comment in our table: their handles, as "CHAIN handle N", and
-// what their counters counted (network.reset's rules have one; none for the others). Empty
-// when the table is gone. One netlink dump of the table (JSON output, with handles).
+// The rules carrying one fault's comment in our table: their handles, as "CHAIN handle N", and
+// what their counters counted (network.reset's rules have one; none for the others).
 struct FaultRules {
   std::vector<std::string> handles;
   std::optional<uint64_t> counted;  // packets, summed over the rules' counters
   std::vector<std::string> sets;    // the record's host sets still in the table
 };
 
-Result<FaultRules> rulesWithComment(NftKernel& nft, const NftRuleUndo& record, NftSessionUse use) {
+// One listing of a run's table, read once: every fault's rules by comment, and the sets.
+struct TableListing {
+  std::map<std::string, FaultRules> byComment;
+  std::set<std::string> sets;
+
+  // The record's rules and host sets in this listing (none when it holds neither).
+  FaultRules of(const NftRuleUndo& record) const {
+    FaultRules out;
+    if (auto it = byComment.find(record.comment); it != byComment.end()) out = it->second;
+    if (!record.hostSet.empty()) {
+      for (const char* family : {"_v4", "_v6"}) {
+        if (sets.contains(record.hostSet + family)) out.sets.push_back(record.hostSet + family);
+      }
+    }
+    return out;
+  }
+};
+
+// The table as listed now (one netlink dump, JSON output, with handles); nullopt when the table
+// is gone.
+Result<std::optional<TableListing>> listTable(NftKernel& nft, const NftRuleUndo& record,
+                                              NftSessionUse use) {
   const std::string& table = record.table;
   auto listed = nft.listJson(record.netnsPath, "table inet " + table, use);
   if (!listed) {
-    if (tableMissing(listed.error())) return FaultRules{};
+    if (tableMissing(listed.error())) return std::optional<TableListing>();
     return std::move(listed).error();
   }
   auto doc = nlohmann::json::parse(*listed, nullptr, false);
-  if (doc.is_discarded() || !doc.contains("nftables")) {
+  if (doc.is_discarded() || !doc.contains("nftables") || !doc["nftables"].is_array()) {
     return Error(ErrorCode::kInternal, "cannot read the listing of table inet " + table);
   }
-  FaultRules out;
+  TableListing out;
   for (const auto& item : doc["nftables"]) {
-    if (!record.hostSet.empty() && item.contains("set")) {
-      const std::string name = item["set"].value("name", std::string());
-      if (name == record.hostSet + "_v4" || name == record.hostSet + "_v6") {
-        out.sets.push_back(name);
-      }
+    if (!item.is_object()) continue;
+    if (item.contains("set") && item["set"].is_object()) {
+      out.sets.insert(item["set"].value("name", std::string()));
     }
-    if (!item.contains("rule")) continue;
+    if (!item.contains("rule") || !item["rule"].is_object()) continue;
     const auto& rule = item["rule"];
-    if (rule.value("comment", std::string()) != record.comment) continue;
-    out.handles.push_back(rule.value("chain", std::string()) + " handle " +
-                          std::to_string(rule.value("handle", int64_t{0})));
+    const std::string comment = rule.value("comment", std::string());
+    if (comment.empty()) continue;
+    FaultRules& rules = out.byComment[comment];
+    rules.handles.push_back(rule.value("chain", std::string()) + " handle " +
+                            std::to_string(rule.value("handle", int64_t{0})));
     for (const auto& e : rule.value("expr", nlohmann::json::array())) {
       if (!e.is_object() || !e.contains("counter") || !e["counter"].is_object()) continue;
-      out.counted = out.counted.value_or(0) + e["counter"].value("packets", uint64_t{0});
+      rules.counted = rules.counted.value_or(0) + e["counter"].value("packets", uint64_t{0});
     }
   }
-  return out;
+  return std::optional<TableListing>(std::move(out));
+}
+
+Result<FaultRules> rulesWithComment(NftKernel& nft, const NftRuleUndo& record, NftSessionUse use) {
+  auto listing = listTable(nft, record, use);
+  if (!listing) return std::move(listing).error();
+  return listing->has_value() ? (*listing)->of(record) : FaultRules{};
+}
+
+// The delete commands of a fault's rules, then its sets (a set still referenced by a rule
+// cannot be deleted).
+std::string deleteScript(const NftRuleUndo& record, const FaultRules& rules) {
+  std::string script;
+  for (const auto& h : rules.handles) {
+    script += "delete rule inet " + record.table + " " + h + "\n";
+  }
+  for (const auto& set : rules.sets) script += "delete set inet " + record.table + " " + set + "\n";
+  return script;
 }
 
 std::shared_ptr<NftKernel> kernelOver(std::shared_ptr<NftSessionPool> sessions) {
@@ -87,7 +128,7 @@ NftablesInjector::NftablesInjector(std::shared_ptr<NftSessionPool> sessions)
     : NftablesInjector(kernelOver(std::move(sessions))) {}
 
 NftablesInjector::NftablesInjector(std::shared_ptr<NftKernel> kernel)
-    : kernel_(std::move(kernel)) {}
+    : kernel_(std::move(kernel)), listings_(std::make_shared<RevertListings>()) {}
 
 Result<PreparedFault> NftablesInjector::prepare(const FaultRequest& request) {
   const TargetSpec* target = request.target;
@@ -139,25 +180,107 @@ Result<AppliedFault> NftablesInjector::apply(const std::string& faultId,
   return AppliedFault{"nftables", {{"table", "inet " + record->table}, {"rules", record->comment}}};
 }
 
+// The listings a group's reverts share (NftablesInjector.h). Each entry is one listing of a run's
+// table, and a fault's rules are taken from it once: a revert removes its fault's entry, and a
+// fault the listing does not name (applied after it, or gone) is looked up in a new listing.
+class NftablesInjector::RevertListings {
+ public:
+  // The fault's rules from a listing made less than kMaxAge ago, taken out of it; nullopt when
+  // none has them, or when they count packets (network.reset's resets sent are read fresh).
+  std::optional<FaultRules> take(const NftRuleUndo& record) {
+    std::lock_guard lock(mu_);
+    auto it = tables_.find(key(record));
+    if (it == tables_.end()) return std::nullopt;
+    if (std::chrono::steady_clock::now() - it->second.at > kMaxAge) {
+      tables_.erase(it);
+      return std::nullopt;
+    }
+    TableListing& listing = it->second.listing;
+    auto rules = listing.byComment.find(record.comment);
+    if (rules == listing.byComment.end() || rules->second.counted) return std::nullopt;
+    FaultRules out = listing.of(record);
+    listing.byComment.erase(rules);
+    for (const auto& set : out.sets) listing.sets.erase(set);
+    if (listing.byComment.empty()) tables_.erase(it);
+    return out;
+  }
+  // Keeps `listing` (just made) for the reverts after this one, less the record's own rules.
+  void keep(const NftRuleUndo& record, TableListing listing) {
+    listing.byComment.erase(record.comment);
+    std::lock_guard lock(mu_);
+    tables_.erase(key(record));
+    if (listing.byComment.empty()) return;
+    while (tables_.size() >= kMaxTables) {
+      auto oldest = tables_.begin();
+      for (auto t = tables_.begin(); t != tables_.end(); ++t) {
+        if (t->second.at < oldest->second.at) oldest = t;
+      }
+      tables_.erase(oldest);
+    }
+    tables_[key(record)] = Entry{std::chrono::steady_clock::now(), std::move(listing)};
+  }
+  void drop(const NftRuleUndo& record) {
+    std::lock_guard lock(mu_);
+    tables_.erase(key(record));
+  }
+
+ private:
+  // A group's reverts follow one another within milliseconds; an older listing is not trusted.
+  static constexpr std::chrono::seconds kMaxAge{10};
+  static constexpr size_t kMaxTables = 8;
+  struct Entry {
+    std::chrono::steady_clock::time_point at;
+    TableListing listing;
+  };
+  static std::pair<std::string, std::string> key(const NftRuleUndo& r) {
+    return {r.netnsPath, r.table};
+  }
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Entry> tables_;
+};
+
 Result<nlohmann::json> NftablesInjector::revert(const std::string& faultId,
                                                 const nlohmann::json& undo) {
   auto record = ruleRecordOf(undo, faultId);
   if (!record) return std::move(record).error();
-  auto rules = rulesWithComment(*kernel_, *record, NftSessionUse::kPooled);
+  // The fault's rules: from the listing an earlier revert of the group made, or a new one (kept
+  // for the reverts after this one): a group of N faults lists its table once, not N times.
+  std::optional<FaultRules> rules = listings_->take(*record);
+  const bool fromEarlierListing = rules.has_value();
+  auto listFresh = [&]() -> Result<FaultRules> {
+    auto listing = listTable(*kernel_, *record, NftSessionUse::kPooled);
+    if (!listing) return std::move(listing).error();
+    if (!listing->has_value()) {  // the table is gone
+      listings_->drop(*record);
+      return FaultRules{};
+    }
+    FaultRules out = (*listing)->of(*record);
+    listings_->keep(*record, std::move(**listing));
+    return out;
+  };
   if (!rules) {
-    // The namespace is gone, and its tables with it.
-    if (namespaceGone(rules.error())) return kNamespaceGone;
-    return std::move(rules).error();
+    auto listed = listFresh();
+    if (!listed) {
+      // The namespace is gone, and its tables with it.
+      if (namespaceGone(listed.error())) return kNamespaceGone;
+      return std::move(listed).error();
+    }
+    rules = std::move(*listed);
   }
   if (rules->handles.empty() && rules->sets.empty()) return nlohmann::json::object();
-  // The rules first: a set still referenced by a rule cannot be deleted.
-  std::string script;
-  for (const auto& h : rules->handles) {
-    script += "delete rule inet " + record->table + " " + h + "\n";
+  auto ran = kernel_->run(record->netnsPath, deleteScript(*record, *rules));
+  if (!ran && fromEarlierListing && !namespaceGone(ran.error())) {
+    // The table changed since that listing (a rule deleted by someone else: the transaction,
+    // all or nothing, deleted none): list it again and delete what is there now.
+    listings_->drop(*record);
+    auto listed = listFresh();
+    if (!listed && namespaceGone(listed.error())) return kNamespaceGone;
+    if (!listed) return std::move(listed).error();
+    rules = std::move(*listed);
+    if (rules->handles.empty() && rules->sets.empty()) return nlohmann::json::object();
+    ran = kernel_->run(record->netnsPath, deleteScript(*record, *rules));
   }
-  for (const auto& set : rules->sets)
-    script += "delete set inet " + record->table + " " + set + "\n";
-  auto ran = kernel_->run(record->netnsPath, script);
+  if (!ran) listings_->drop(*record);
   if (!ran && namespaceGone(ran.error())) return kNamespaceGone;
   if (!ran && !tableMissing(ran.error())) return std::move(ran).error();
   nlohmann::json observed = nlohmann::json::object();

@@ -44,8 +44,11 @@ class NftablesInjector final : public Injector, public FilterRefresh {
   Result<PreparedFault> prepare(const FaultRequest& request) override;
   // Adds the rules in one libnftables transaction: all of them or none.
   Result<AppliedFault> apply(const std::string& faultId, const nlohmann::json& undo) override;
-  // Deletes the rules carrying the fault's comment. Idempotent: rules or a table already gone
-  // are success.
+  // Deletes the rules carrying the fault's comment (by handle). Idempotent: rules or a table
+  // already gone are success. The handles come from a listing of the run's table; one listing
+  // serves the reverts of a group (kept up to 10 s, each fault's rules taken from it once; a
+  // fault it does not name, a packet count, or a delete the kernel refuses lists again), so a
+  // group's revert is linear in its faults, not quadratic (docs/benchmarks.md, scale_bench).
   Result<nlohmann::json> revert(const std::string& faultId, const nlohmann::json& undo) override;
   // The fault's rules (and host sets) still there.
   Result<std::vector<std::string>> audit(const nlohmann::json& undo) override;
@@ -60,7 +63,9 @@ class NftablesInjector final : public Injector, public FilterRefresh {
                       const nlohmann::json& next) override;
 
  private:
+  class RevertListings;
   std::shared_ptr<NftKernel> kernel_;
+  std::shared_ptr<RevertListings> listings_;
 };
 
 // The run's table: apply creates it with its base chains, revert deletes it (idempotent) and

@@ -47,6 +47,7 @@ class FakeNftKernel final : public NftKernel {
     if (auto e = state_->failures.onCall("listJson")) return std::move(*e);
     if (state_->gone(netnsPath)) return FakeNetfilter::goneError(netnsPath);
     if (use == NftSessionUse::kPooled) sessions_.insert(netnsPath);
+    ++listings_;
     if (use == NftSessionUse::kOneOff) ++oneOffListings_;
     const std::string prefix = "table inet ";
     if (!what.starts_with(prefix)) {
@@ -86,6 +87,8 @@ class FakeNftKernel final : public NftKernel {
   // The namespaces holding a pooled session (made by run or a pooled listing, dropped by forget).
   const std::set<std::string>& sessions() const { return sessions_; }
   int oneOffListings() const { return oneOffListings_; }
+  // Every listJson() call that got past a planned failure, pooled or one-off.
+  int listings() const { return listings_; }
 
   // An error as LibnftablesKernel returns nft's (NftSession::run).
   static Error nftError(const std::string& text) {
@@ -97,6 +100,7 @@ class FakeNftKernel final : public NftKernel {
   std::vector<std::string> scripts_;
   std::set<std::string> sessions_;
   int oneOffListings_ = 0;
+  int listings_ = 0;
   std::string failOn_;
   std::string failText_;
 };
