@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -33,6 +34,7 @@ class AiDrillsTest : public ::testing::Test {
   void TearDown() override {
     if (root_.empty()) return;
     runShell(std::string(CHAOSCTL_PATH) + " recover --force --state-dir " + root_ + "/state");
+    if (!mounted_.empty()) runShell("umount -l " + mounted_);
     fs::remove_all(root_);
   }
 
@@ -55,6 +57,7 @@ class AiDrillsTest : public ::testing::Test {
 
   std::string root_;
   std::string output_;
+  std::string mounted_;  // a tmpfs of the test's own, unmounted by TearDown
 };
 
 TEST_F(AiDrillsTest, CorruptWeightsAtReloadKeepTheOldModelServing) {
@@ -115,6 +118,71 @@ TEST_F(AiDrillsTest, AFullCheckpointDiskLeavesTheLastCheckpointLoadable) {
   const auto& fault = report["faults"][0];
   EXPECT_EQ(fault["state"], "reverted");
   EXPECT_GE(fault["observed"]["hit"].get<int>(), 1) << "no checkpoint write met the full disk";
+}
+
+// The same drill with a real full disk (ai-drill-checkpoint-disk-fill.yaml): the checkpoint
+// directory is a 16 MiB tmpfs of the test's own, filled to 100% by disk.fill. The trainer meets
+// the kernel's ENOSPC, the last complete checkpoint loads throughout, the fill is gone after,
+// and the trainer wrote checkpoints again once it was.
+TEST_F(AiDrillsTest, ARealFullCheckpointFilesystemLeavesTheLastCheckpointLoadable) {
+  const uint16_t port = chaosd::testing::freeLoopbackPorts(1);
+  ASSERT_NE(port, 0);
+  const std::string dir = root_ + "/ckpt";
+  fs::create_directories(dir);
+  ASSERT_EQ(chaosd::testing::shellStatus("mount -t tmpfs -o size=16m chaosd-ckpt " + dir), 0);
+  mounted_ = dir;
+  int st = -1;
+  const auto report = run(
+      "ai-drill-checkpoint-disk-fill.yaml",
+      "--var window=3s --var ready_port=" + std::to_string(port) + " --var workdir=" + dir, &st);
+  ASSERT_FALSE(report.is_discarded()) << output_;
+  EXPECT_EQ(st, 0) << output_ << report["reasons"].dump();
+  const auto& fill = report["faults"][0];
+  EXPECT_EQ(fill["type"], "disk.fill");
+  EXPECT_EQ(fill["state"], "reverted");
+  EXPECT_EQ(fill["observed"]["availBytesAfter"], 0) << fill.dump();
+  EXPECT_EQ(fill["observed"]["removed"], true) << fill.dump();
+  const std::string log =
+      runShell("cat " + (runDirIn(root_ + "/reports") / "trainer.log").string());
+  EXPECT_NE(log.find("No space left on device"), std::string::npos) << log;
+  // No fill file left, and checkpoints written after the last one the full disk refused.
+  int lastFailed = -1;
+  int newest = -1;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename();
+    EXPECT_FALSE(name.starts_with(".chaosd-fill")) << name;
+    if (name.starts_with("ckpt-") && name.ends_with(".bin")) {
+      newest = std::max(newest, std::stoi(name.substr(5)));
+    }
+  }
+  for (size_t at = log.find("checkpoint "); at != std::string::npos;
+       at = log.find("checkpoint ", at + 1)) {
+    if (log.compare(log.find(' ', at + 11), 8, " failed:") == 0) {
+      lastFailed = std::max(lastFailed, std::stoi(log.substr(at + 11)));
+    }
+  }
+  EXPECT_GE(lastFailed, 0) << log;
+  EXPECT_GT(newest, lastFailed) << "no checkpoint written after the fill was reverted\n" << log;
+}
+
+// Without a filesystem of its own, the drill would fill the one it shares: the before-phase
+// probe finds no mount point and nothing is injected.
+TEST_F(AiDrillsTest, TheRealFillDrillRefusesADirectoryWithoutAFilesystemOfItsOwn) {
+  const uint16_t port = chaosd::testing::freeLoopbackPorts(1);
+  ASSERT_NE(port, 0);
+  fs::create_directories(root_ + "/ckpt");
+  int st = -1;
+  const auto report = run("ai-drill-checkpoint-disk-fill.yaml",
+                          "--var window=1s --var ready_port=" + std::to_string(port) +
+                              " --var workdir=" + root_ + "/ckpt",
+                          &st);
+  ASSERT_FALSE(report.is_discarded()) << output_;
+  EXPECT_NE(st, 0) << output_;
+  EXPECT_NE(output_.find("own-filesystem"), std::string::npos) << output_;
+  for (const auto& f : report["faults"]) EXPECT_NE(f["state"], "reverted") << f.dump();
+  for (const auto& e : fs::directory_iterator(root_ + "/ckpt")) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".chaosd-fill")) << e.path();
+  }
 }
 
 TEST_F(AiDrillsTest, SlowThenUnreadableWeightsAtReloadDoNotReachTheRequests) {
