@@ -124,11 +124,9 @@ void probesSection(const Json& report, Html& h) {
   h << "</tbody></table></section>\n";
 }
 
-void loadSection(const Json& report, Html& h) {
-  const auto rows = loadTable(report);
-  if (rows.empty()) return;
-  h << "<section id=\"load\"><h2>Load</h2>\n<p>" << e(loadHeadline(report)) << ".</p>\n"
-    << "<table class=\"load\"><thead><tr>";
+// A table of class `cls`: the first row is the header.
+void table(const std::vector<std::vector<std::string>>& rows, const char* cls, Html& h) {
+  h << "<table class=\"" << cls << "\"><thead><tr>";
   for (const auto& cell : rows[0]) h << "<th>" << e(cell) << "</th>";
   h << "</tr></thead><tbody>\n";
   for (size_t r = 1; r < rows.size(); ++r) {
@@ -136,7 +134,20 @@ void loadSection(const Json& report, Html& h) {
     for (const auto& cell : rows[r]) h << "<td>" << e(cell) << "</td>";
     h << "</tr>\n";
   }
-  h << "</tbody></table></section>\n";
+  h << "</tbody></table>\n";
+}
+
+void loadSection(const Json& report, Html& h) {
+  const auto rows = loadTable(report);
+  if (rows.empty()) return;
+  h << "<section id=\"load\"><h2>Load</h2>\n<p>" << e(loadHeadline(report)) << ".</p>\n";
+  table(rows, "load", h);
+  const auto ramp = capacityTable(report);
+  if (!ramp.empty()) {
+    h << "<h3>Capacity</h3>\n<p>" << e(capacityHeadline(report)) << ".</p>\n";
+    table(ramp, "load capacity", h);
+  }
+  h << "</section>\n";
 }
 
 void streamSection(const Json& report, Html& h) {

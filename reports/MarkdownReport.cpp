@@ -91,10 +91,8 @@ void probesTable(const Json& report, Md& md) {
   }
 }
 
-void loadSection(const Json& report, Md& md) {
-  const auto rows = loadTable(report);
-  if (rows.empty()) return;
-  md << "\n### Load\n\n" << markdownEscape(loadHeadline(report)) << ".\n\n";
+// A table: the first row is the header.
+void table(const std::vector<std::vector<std::string>>& rows, Md& md) {
   for (size_t r = 0; r < rows.size(); ++r) {
     md << "|";
     for (const auto& cell : rows[r]) md << " " << markdownEscape(cell) << " |";
@@ -105,6 +103,17 @@ void loadSection(const Json& report, Md& md) {
       md << "\n";
     }
   }
+}
+
+void loadSection(const Json& report, Md& md) {
+  const auto rows = loadTable(report);
+  if (rows.empty()) return;
+  md << "\n### Load\n\n" << markdownEscape(loadHeadline(report)) << ".\n\n";
+  table(rows, md);
+  const auto ramp = capacityTable(report);
+  if (ramp.empty()) return;
+  md << "\n#### Capacity\n\n" << markdownEscape(capacityHeadline(report)) << ".\n\n";
+  table(ramp, md);
 }
 
 void rollbacksAndAudit(const Json& report, Md& md) {

@@ -129,6 +129,9 @@ std::vector<std::vector<std::string>> loadTable(const Json& report) {
   std::vector<std::vector<std::string>> rows = {{"phase", "offered λ/s", "sent/s", "ok/s", "errors",
                                                  "p50", "p99", "p99.9", "max", "L (in flight)",
                                                  "λ·W", "L/(λ·W)", "verdict"}};
+  bool utilisation = false;  // a column of ρ = λ/μ when the capacity ramp measured μ
+  for (const auto& p : list(*it, "phases")) utilisation = utilisation || p.contains("utilisation");
+  if (utilisation) rows[0].insert(rows[0].end() - 1, "ρ = λ/μ");
   for (const auto& p : list(*it, "phases")) {
     std::string verdict = !flag(p, "judged") ? "-" : flag(p, "held") ? "held" : "failed";
     for (const auto& r : list(p, "reasons")) {
@@ -141,8 +144,56 @@ std::vector<std::vector<std::string>> loadTable(const Json& report) {
                     duration(nanos(p, "p999Ns")), duration(nanos(p, "maxNs")),
                     significant(number(p, "inFlight")), significant(number(p, "littleLambdaW")),
                     significant(number(p, "littleRatio")), verdict});
+    if (utilisation) {
+      rows.back().insert(rows.back().end() - 1,
+                         p.contains("utilisation") ? significant(number(p, "utilisation")) : "-");
+    }
   }
   return rows;
+}
+
+std::vector<std::vector<std::string>> capacityTable(const Json& report) {
+  auto it = report.find("load");
+  if (it == report.end() || !it->is_object()) return {};
+  auto c = it->find("capacity");
+  if (c == it->end() || !c->is_object()) return {};
+  std::vector<std::vector<std::string>> rows = {
+      {"step λ/s", "sent/s", "ok/s", "p50", "p99", "L (in flight)", "errors", "verdict"}};
+  for (const auto& s : list(*c, "steps")) {
+    std::string verdict = flag(s, "held") ? "held" : "broke";
+    for (const auto& r : list(s, "reasons")) {
+      if (r.is_string()) verdict += ": " + r.get<std::string>();
+    }
+    const double errors = number(s, "due") - number(s, "ok");
+    rows.push_back({significant(number(s, "rate")), significant(number(s, "sentRate")),
+                    significant(number(s, "throughput")), duration(nanos(s, "p50Ns")),
+                    duration(nanos(s, "p99Ns")), significant(number(s, "inFlight")),
+                    significant(errors) + " of " + significant(number(s, "due")), verdict});
+  }
+  return rows;
+}
+
+std::string capacityHeadline(const Json& report) {
+  auto it = report.find("load");
+  if (it == report.end() || !it->is_object()) return "";
+  auto c = it->find("capacity");
+  if (c == it->end() || !c->is_object()) return "";
+  const bool broke = c->contains("brokeAt") && (*c)["brokeAt"].is_number();
+  const std::string every = duration(nanos(*c, "everyNs"));
+  std::string out = "Capacity ramp before the baseline: the load from " +
+                    significant(number(*c, "from")) + "/s by " + significant(number(*c, "step")) +
+                    "/s up to " + significant(number(*c, "max")) + "/s, " + every +
+                    " a step, until a step broke the load's tolerance. ";
+  if (flag(*c, "stopped")) return out + "The run was stopped during the ramp";
+  if (!c->contains("capacity") || !(*c)["capacity"].is_number()) {
+    return out + "The first step already broke: the capacity μ is below " +
+           significant(number(*c, "from")) + "/s";
+  }
+  out += "μ ≈ " + significant(number(*c, "capacity")) +
+         "/s (the throughput of the last step that held";
+  out += broke ? "; the first to break was " + significant(number(*c, "brokeAt")) + "/s)"
+               : "; no step broke: μ is at least this)";
+  return out + "; each phase's ρ = λ/μ is in the load's table";
 }
 
 std::string loadHeadline(const Json& report) {

@@ -46,6 +46,12 @@ std::string streamWords(const Json& verdict);
 std::vector<std::vector<std::string>> loadTable(const Json& report);
 // "load chat: POST http://... at 50/s (12,000 requests; the generator's own lateness p99 80us)"
 std::string loadHeadline(const Json& report);
+// The capacity ramp's table (report.json "load"."capacity"): a header row, then one row per
+// step: the rate asked, achieved, ok/s, p50, p99, errors, held or broke and why. Empty without
+// a ramp.
+std::vector<std::vector<std::string>> capacityTable(const Json& report);
+// "μ ≈ 48/s: the last step that held (broke at 60/s) ...", or "" without a ramp.
+std::string capacityHeadline(const Json& report);
 
 // The phase samples, verdicts and reports talk about, in order.
 inline constexpr const char* kPhases[] = {"before", "during", "after"};

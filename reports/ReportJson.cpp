@@ -115,6 +115,35 @@ nlohmann::json loadJson(const LoadReport& l) {
                            {"judged", p.judged},
                            {"held", p.held},
                            {"reasons", p.reasons}});
+    if (p.utilisation) j["phases"].back()["utilisation"] = *p.utilisation;
+  }
+  if (l.capacity) {
+    const LoadCapacity& c = *l.capacity;
+    nlohmann::json cj{{"from", c.spec.from},
+                      {"step", c.spec.step},
+                      {"max", c.spec.max},
+                      {"everyNs", c.spec.every.count()},
+                      {"cooldownNs", c.spec.cooldown.count()},
+                      {"stopped", c.stopped},
+                      {"steps", nlohmann::json::array()}};
+    cj["capacity"] = c.capacity ? nlohmann::json(*c.capacity) : nlohmann::json();
+    cj["brokeAt"] = c.brokeAt ? nlohmann::json(*c.brokeAt) : nlohmann::json();
+    for (const auto& s : c.steps) {
+      const LoadPhase& p = s.figures;
+      cj["steps"].push_back({{"rate", s.rate},
+                             {"seconds", p.seconds},
+                             {"due", p.due},
+                             {"ok", p.ok},
+                             {"sentRate", p.sentRate},
+                             {"throughput", p.throughput},
+                             {"p50Ns", p.p50},
+                             {"p99Ns", p.p99},
+                             {"inFlight", p.inFlight},
+                             {"errorKinds", p.errorKinds},
+                             {"held", p.held},
+                             {"reasons", p.reasons}});
+    }
+    j["capacity"] = std::move(cj);
   }
   return j;
 }
@@ -351,6 +380,13 @@ nlohmann::json experimentJson(const Experiment& e) {
     for (const auto& st : e.load->steps) {
       j["load"]["steps"].push_back(
           {{"rate", st.rate}, {"duration", units::formatDuration(st.duration)}});
+    }
+    if (const auto& c = e.load->capacity) {
+      j["load"]["capacity"] = {{"from", c->from},
+                               {"step", c->step},
+                               {"max", c->max},
+                               {"every", units::formatDuration(c->every)},
+                               {"cooldown", units::formatDuration(c->cooldown)}};
     }
   }
   return j;

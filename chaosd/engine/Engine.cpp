@@ -1,6 +1,7 @@
 #include "chaosd/engine/Engine.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include "chaosd/base/Units.h"
 #include "chaosd/engine/Guardian.h"
 #include "chaosd/engine/Impact.h"
+#include "chaosd/engine/probes/Verdict.h"
 #include "injectors/process/ExecTarget.h"
 
 namespace chaosd {
@@ -300,6 +302,65 @@ std::vector<PhaseVerdict> Engine::judge(Phase phase) {
   return out;
 }
 
+namespace {
+
+// A rate or a throughput for a line of the run's output: four significant digits.
+std::string perSecond(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+bool Engine::measureCapacity() {
+  if (!experiment_.load || !experiment_.load->capacity) return true;
+  const LoadSpec& load = *experiment_.load;
+  const Clock& clock = *deps_.clock;
+  // Waits as the windows do: an abort (Ctrl-C, the daemon's stop) ends the wait at once.
+  auto wait = [&](Duration d) {
+    const auto end = clock.now() + d;
+    while (!abortRequested_ && clock.now() < end) deps_.waiter->waitUntil(end);
+    return !abortRequested_;
+  };
+  const auto rates = load.capacity->rates();
+  note("capacity of " + load.http.url + ": the load at " + perSecond(rates.front()) + " to " +
+       perSecond(rates.back()) + "/s, " + units::formatDuration(load.capacity->every) +
+       " a step, until its tolerance breaks");
+  auto measured = chaosd::measureCapacity(load, wait, [&](const LoadCapacityStep& s) {
+    const LoadPhase& f = s.figures;
+    std::string line = "capacity step " + perSecond(s.rate) +
+                       "/s: " + perSecond(f.throughput) + " ok/s, p99 " +
+                       formatLatency(Duration(f.p99)) + ", " + (f.held ? "held" : "broke");
+    for (const auto& r : f.reasons) line += "; " + r;
+    note(line);
+  });
+  if (!measured) {
+    fail(Outcome::kError, "load capacity: " + measured.error().message());
+    return false;
+  }
+  capacity_ = std::move(*measured);
+  if (capacity_->stopped) {
+    std::lock_guard lock(abortMu_);
+    fail(Outcome::kAborted, abortReason_);
+    return false;
+  }
+  if (capacity_->capacity) {
+    note("capacity μ ≈ " + perSecond(*capacity_->capacity) + "/s" +
+         (capacity_->brokeAt ? " (broke at " + perSecond(*capacity_->brokeAt) + "/s)"
+                             : " at least (no step up to the ramp's max broke)"));
+  } else {
+    note("capacity: the first step (" + perSecond(rates.front()) + "/s) already broke");
+  }
+  // The service drains what the last step queued before the baseline measures it.
+  if (!wait(load.capacity->cooldown)) {
+    std::lock_guard lock(abortMu_);
+    fail(Outcome::kAborted, abortReason_);
+    return false;
+  }
+  return true;
+}
+
 bool Engine::startLoad() {
   if (!experiment_.load) return true;
   load_ = std::make_unique<LoadGenerator>(*experiment_.load);
@@ -316,6 +377,8 @@ void Engine::finishLoad() {
   load_->stop();
   result_.load = load_->report();
   load_.reset();
+  result_.load->capacity = capacity_;
+  setUtilisation(*result_.load);
   for (const auto& p : result_.load->phases) {
     if (p.held) continue;
     std::string why;
@@ -372,7 +435,8 @@ RunResult Engine::run() {
   Duration baselineLength = ss.baseline;
   std::optional<Clock::TimePoint> methodStart;
   bool ready = prepareInjectors() && resolveFaultArgs() && prepareProbes() && startExecTargets() &&
-               checkTargets() && planStart(baselineLength, methodStart) && startLoad();
+               checkTargets() && measureCapacity() && planStart(baselineLength, methodStart) &&
+               startLoad();
   if (!ready) {
     skip(Phase::kBefore, "not started: " + result_.reasons.back());
     stopExecTargets();

@@ -15,6 +15,7 @@
 #include "chaosd/engine/RunResult.h"
 #include "chaosd/engine/Waiter.h"
 #include "chaosd/engine/journal/FaultJournal.h"
+#include "chaosd/engine/load/LoadCapacity.h"
 #include "chaosd/engine/load/LoadGenerator.h"
 #include "experiments/model/Experiment.h"
 #include "experiments/model/Timeline.h"
@@ -137,6 +138,9 @@ class Engine {
   std::vector<PhaseVerdict> judge(Phase phase);
   // `load:` started before the baseline; stopped and summarised (its phases judged against its
   // tolerance) after the last window.
+  // load.capacity: the ramp that measures μ, before the baseline (LoadCapacity.h). False when
+  // the run was stopped during it or the generator could not start.
+  bool measureCapacity();
   bool startLoad();
   void finishLoad();
   // When probe i takes its first sample in a window of `window`, after the window's start.
@@ -156,7 +160,8 @@ class Engine {
   Timeline timeline_;
   std::map<std::string, std::unique_ptr<Injector>> injectors_;  // by fault type
   std::unique_ptr<ProbeRunner> runner_;
-  std::unique_ptr<LoadGenerator> load_;  // the experiment's `load:`, over every phase
+  std::unique_ptr<LoadGenerator> load_;   // the experiment's `load:`, over every phase
+  std::optional<LoadCapacity> capacity_;  // what load.capacity's ramp measured
 
   struct FaultEvent {
     Duration at;

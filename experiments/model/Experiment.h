@@ -258,6 +258,31 @@ struct LoadStep {
   Duration duration{0};
 };
 
+// `load.capacity`: before the baseline, the load at rising rates (from, from + step, ... up to
+// max, each for `every`) until a step breaks the load's own tolerance; the service's capacity μ
+// is the throughput of the last step that held. Then `cooldown` for the service to drain its
+// queues before the baseline. docs/experiment-format.md#load-capacity.
+struct LoadCapacitySpec {
+  SourcePos pos;
+  double from = 0;
+  double step = 0;  // added at each step; `from` when not given
+  double max = 0;
+  Duration every = std::chrono::seconds(5);
+  Duration cooldown = std::chrono::seconds(5);  // `every` when not given
+
+  // The rates of the ramp, in order (at most kMaxSteps).
+  static constexpr size_t kMaxSteps = 100;
+  std::vector<double> rates() const {
+    std::vector<double> out;
+    for (size_t i = 0; i < kMaxSteps && step > 0; ++i) {
+      const double r = from + step * static_cast<double>(i);
+      if (r > max * (1 + 1e-9)) break;
+      out.push_back(r);
+    }
+    return out;
+  }
+};
+
 // `load:` an open-loop generator of HTTP requests at a known arrival rate over every phase:
 // request i is due at a fixed time whatever became of the ones before it, and its latency is
 // measured from that intended time (no coordinated omission). docs/experiment-format.md#load.
@@ -270,6 +295,7 @@ struct LoadSpec {
   Duration timeout = std::chrono::seconds(5);
   uint32_t maxInFlight = 1000;  // requests open at once; a request due beyond it is an error
   Tolerance tolerance;          // successRate, latency, status; judged per phase like a probe
+  std::optional<LoadCapacitySpec> capacity;  // the ramp before the baseline that measures μ
 };
 
 // ---- method ---------------------------------------------------------------------------

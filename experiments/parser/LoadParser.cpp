@@ -1,8 +1,10 @@
 // `load:` the open-loop generator's request, arrival rate (or steps) and tolerance.
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "chaosd/base/Quote.h"
+#include "chaosd/base/Units.h"
 #include "experiments/parser/Sections.h"
 
 namespace chaosd::parser {
@@ -27,10 +29,67 @@ std::optional<double> asArrivalRate(ReadContext& ctx, const Field& f) {
   return v;
 }
 
+std::string rateText(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// `capacity: {from, step, max, every, cooldown}`: the ramp stops where the load's tolerance
+// breaks, so the load must have one that can break.
+void parseCapacity(ReadContext& ctx, const Field& f, LoadSpec& load) {
+  MapReader m(ctx, f, {"from", "step", "max", "every", "cooldown"});
+  if (!m.valid()) return;
+  LoadCapacitySpec c;
+  c.pos = posOf(f.node.Mark());
+  if (auto from = m.require("from", "the first rate, in requests per second")) {
+    c.from = asArrivalRate(ctx, *from).value_or(0);
+  }
+  if (auto mx = m.require("max", "the highest rate to try, in requests per second")) {
+    c.max = asArrivalRate(ctx, *mx).value_or(0);
+    if (c.from > 0 && c.max > 0 && c.max < c.from) {
+      ctx.diag.error(mx->node.Mark(), mx->path, "max is below from",
+                     "a rate of at least " + rateText(c.from) + " (from)");
+    }
+  }
+  c.step = c.from;
+  if (auto st = m.get("step")) c.step = asArrivalRate(ctx, *st).value_or(0);
+  if (auto every = m.duration("every")) {
+    if (*every < std::chrono::milliseconds(500) || *every > std::chrono::minutes(10)) {
+      ctx.diag.error(m.get("every")->node.Mark(), joinPath(f.path, "every"),
+                     "a step of " + units::formatDuration(*every), "from 500ms to 10m");
+    }
+    c.every = *every;
+  }
+  c.cooldown = c.every;
+  if (auto cool = m.duration("cooldown")) {
+    if (*cool > std::chrono::minutes(10)) {
+      ctx.diag.error(m.get("cooldown")->node.Mark(), joinPath(f.path, "cooldown"),
+                     "a cooldown of " + units::formatDuration(*cool), "at most 10m");
+    }
+    c.cooldown = *cool;
+  }
+  if (c.from > 0 && c.step > 0 && c.max >= c.from &&
+      (c.max - c.from) / c.step + 1 > static_cast<double>(LoadCapacitySpec::kMaxSteps) + 1e-9) {
+    ctx.diag.error(f.node.Mark(), f.path,
+                   "a ramp of more than " + std::to_string(LoadCapacitySpec::kMaxSteps) +
+                       " steps from " + rateText(c.from) + " to " + rateText(c.max) + " by " +
+                       rateText(c.step),
+                   "a larger step, or a smaller range");
+  }
+  if (!load.tolerance.successRate && load.tolerance.latency.empty()) {
+    ctx.diag.error(f.node.Mark(), f.path, "a capacity ramp without a load tolerance to break",
+                   "load.tolerance with latency (like {p99: \"<= 500ms\"}) or successRate: "
+                   "the ramp stops at the first step that does not hold it");
+  }
+  load.capacity = c;
+}
+
 }  // namespace
 
 void parseLoad(ReadContext& ctx, const Field& f, Experiment& exp) {
-  MapReader m(ctx, f, {"name", "http", "rate", "steps", "timeout", "maxInFlight", "tolerance"});
+  MapReader m(ctx, f,
+              {"name", "http", "rate", "steps", "timeout", "maxInFlight", "tolerance", "capacity"});
   if (!m.valid()) return;
   LoadSpec load;
   load.pos = posOf(f.node.Mark());
@@ -81,6 +140,7 @@ void parseLoad(ReadContext& ctx, const Field& f, Experiment& exp) {
     if (auto v = asInt(ctx, *mif, 1, 100000)) load.maxInFlight = static_cast<uint32_t>(*v);
   }
   if (auto tol = m.get("tolerance")) parseLoadTolerance(ctx, *tol, load.tolerance);
+  if (auto c = m.get("capacity")) parseCapacity(ctx, *c, load);
   exp.load = std::move(load);
 }
 

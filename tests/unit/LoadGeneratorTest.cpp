@@ -5,12 +5,16 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <thread>
 
+#include "chaosd/engine/load/LoadCapacity.h"
 #include "chaosd/engine/load/LoadGenerator.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "tests/support/BuiltinFaults.h"
 #include "tests/support/PortPrintingServer.h"
+#include "tests/support/ReportFixtures.h"
+#include "tests/support/Shell.h"
 
 namespace chaosd {
 namespace {
@@ -159,6 +163,171 @@ TEST(LoadParseTest, RefusesWhatTheGeneratorCouldNotRun) {
       << e;
   EXPECT_NE(e.find("load.maxInFlight"), std::string::npos) << e;
   EXPECT_NE(e.find("load.tolerance.body"), std::string::npos) << e;
+}
+
+TEST(LoadParseTest, ReadsACapacityRampAndRefusesOneThatCannotBreak) {
+  auto r = parse(
+      "  http: {url: \"http://127.0.0.1:8000/\"}\n  rate: 20\n"
+      "  tolerance: {latency: {p99: \"<= 250ms\"}}\n"
+      "  capacity: {from: 10, step: 5/s, max: 42, every: 2s}\n");
+  ASSERT_TRUE(r.ok()) << errorsOf(r);
+  const auto& c = r.experiment->load->capacity;
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->from, 10);
+  EXPECT_EQ(c->step, 5);
+  EXPECT_EQ(c->every, std::chrono::seconds(2));
+  EXPECT_EQ(c->cooldown, std::chrono::seconds(2)) << "the step's length by default";
+  EXPECT_EQ(c->rates(), (std::vector<double>{10, 15, 20, 25, 30, 35, 40}));
+
+  auto byFrom = parse(
+      "  http: {url: \"http://127.0.0.1:8000/\"}\n  rate: 20\n"
+      "  tolerance: {successRate: \">= 99%\"}\n"
+      "  capacity: {from: 50, max: 200, cooldown: 500ms}\n");
+  ASSERT_TRUE(byFrom.ok()) << errorsOf(byFrom);
+  EXPECT_EQ(byFrom.experiment->load->capacity->rates(), (std::vector<double>{50, 100, 150, 200}));
+  EXPECT_EQ(byFrom.experiment->load->capacity->cooldown, std::chrono::milliseconds(500));
+
+  // Nothing to break: the ramp would run to max and measure nothing.
+  auto noTolerance = parse(
+      "  http: {url: \"http://127.0.0.1:8000/\"}\n  rate: 20\n"
+      "  capacity: {from: 10, max: 100}\n");
+  EXPECT_NE(errorsOf(noTolerance)
+                .find("exp.yaml:9:13: load.capacity: a capacity ramp without a load tolerance"),
+            std::string::npos)
+      << errorsOf(noTolerance);
+  auto bad = parse(
+      "  http: {url: \"http://127.0.0.1:8000/\"}\n  rate: 20\n"
+      "  tolerance: {latency: {p99: \"<= 1s\"}}\n"
+      "  capacity: {from: 10, max: 5, every: 100ms, speed: 3}\n");
+  const std::string e = errorsOf(bad);
+  EXPECT_NE(e.find("load.capacity.max: max is below from"), std::string::npos) << e;
+  EXPECT_NE(e.find("load.capacity.every: a step of 100ms"), std::string::npos) << e;
+  EXPECT_NE(e.find("load.capacity.speed"), std::string::npos) << e;
+  auto tooMany = parse(
+      "  http: {url: \"http://127.0.0.1:8000/\"}\n  rate: 20\n"
+      "  tolerance: {latency: {p99: \"<= 1s\"}}\n"
+      "  capacity: {from: 1, max: 1000}\n");
+  EXPECT_NE(errorsOf(tooMany).find("a ramp of more than 100 steps"), std::string::npos)
+      << errorsOf(tooMany);
+}
+
+// The ramp against a server that does 20 ms of work a request, one at a time (capacity 50/s
+// less its own overhead): the steps below it hold the p99 bound, the ramp breaks past it, and
+// μ, the throughput of the last step that held, is near 50/s. One-second steps let a queue of
+// (λ - 50) a second build up: 250 ms of it at 60/s, so the break lands at 60 or 70/s.
+TEST(LoadCapacityTest, TheRampStopsWhereTheToleranceBreaksAndMeasuresMu) {
+  testing::PortPrintingServer server(testing::streamServerArgv());
+  LoadSpec spec;
+  spec.http.url = server.url("/serial?ms=20");
+  spec.rate = 10;
+  spec.timeout = std::chrono::seconds(5);
+  spec.tolerance.latency = {{99, {CompareOp::kLe, 250e6}}};
+  spec.capacity =
+      LoadCapacitySpec{.from = 10, .step = 10, .max = 150, .every = std::chrono::seconds(1)};
+  std::vector<double> told;
+  auto wait = [](Duration d) {
+    std::this_thread::sleep_for(d);
+    return true;
+  };
+  auto c = measureCapacity(spec, wait, [&](const LoadCapacityStep& s) { told.push_back(s.rate); });
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  ASSERT_TRUE(c->brokeAt) << "no step broke up to 150/s";
+  ASSERT_TRUE(c->capacity);
+  EXPECT_GE(*c->brokeAt, 40) << "broke below a third of the way to saturation";
+  EXPECT_LE(*c->brokeAt, 100);
+  EXPECT_GT(*c->capacity, 25);
+  EXPECT_LT(*c->capacity, 75);
+  EXPECT_EQ(c->steps.size(), told.size());
+  ASSERT_GE(c->steps.size(), 2u);
+  EXPECT_EQ(c->steps.back().rate, *c->brokeAt);
+  EXPECT_FALSE(c->steps.back().figures.held);
+  for (size_t i = 0; i + 1 < c->steps.size(); ++i) {
+    const auto& f = c->steps[i].figures;
+    EXPECT_TRUE(f.held) << c->steps[i].rate;
+    EXPECT_NEAR(f.sentRate, c->steps[i].rate, c->steps[i].rate * 0.15) << c->steps[i].rate;
+  }
+  EXPECT_DOUBLE_EQ(*c->capacity, c->steps[c->steps.size() - 2].figures.throughput);
+
+  // Utilisation of a phase at 20/s against that μ.
+  LoadReport report;
+  LoadPhase p;
+  p.offeredRate = 20;
+  report.phases.push_back(p);
+  report.capacity = *c;
+  setUtilisation(report);
+  ASSERT_TRUE(report.phases[0].utilisation);
+  EXPECT_DOUBLE_EQ(*report.phases[0].utilisation, 20 / *c->capacity);
+}
+
+// A stop during the ramp ends it at once: no step after it, `stopped` set.
+TEST(LoadCapacityTest, AStopDuringTheRampEndsIt) {
+  testing::PortPrintingServer server(testing::streamServerArgv());
+  LoadSpec spec;
+  spec.http.url = server.url("/plain");
+  spec.rate = 10;
+  spec.tolerance.successRate = Comparison{CompareOp::kGe, 0.99};
+  spec.capacity =
+      LoadCapacitySpec{.from = 10, .step = 10, .max = 100, .every = std::chrono::seconds(1)};
+  int waits = 0;
+  auto wait = [&](Duration d) {
+    if (++waits == 2) return false;  // Ctrl-C during the second step
+    std::this_thread::sleep_for(d);
+    return true;
+  };
+  auto c = measureCapacity(spec, wait, nullptr);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->stopped);
+  EXPECT_EQ(c->steps.size(), 1u);
+  EXPECT_FALSE(c->brokeAt);
+}
+
+// Through `chaosctl run`: the ramp runs before the baseline, its steps are printed as they are
+// judged, and the report carries μ, the steps and each phase's ρ = λ/μ (JSON, HTML, Markdown).
+TEST(LoadCapacityTest, ChaosctlRunReportsTheRampMuAndUtilisation) {
+  testing::PortPrintingServer server(testing::streamServerArgv());
+  const std::string dir = testing::makeTempDir("chaosd-capacity");
+  testing::writeFile(dir + "/exp.yaml",
+                     "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: capacity}\n"
+                     "steadyState: {baseline: {duration: 1s}, recovery: {duration: 1s}, "
+                     "probes: []}\n"
+                     "load:\n  http: {url: \"" +
+                         server.url("/serial?ms=20") +
+                         "\"}\n  rate: 10\n"
+                         "  tolerance: {latency: {p99: \"<= 250ms\"}}\n"
+                         "  capacity: {from: 20, step: 20, max: 200, every: 1s, cooldown: 500ms}\n"
+                         "method: [{name: wait, pause: 1s}]\n"
+                         "report: {formats: [json, html, md]}\n");
+  int st = -1;
+  const std::string out =
+      testing::runCommand(std::string(CHAOSCTL_PATH) + " run --state-dir " + dir +
+                              "/state --report-dir " + dir + "/reports " + dir + "/exp.yaml 2>&1",
+                          &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("capacity step 20/s: "), std::string::npos) << out;
+  EXPECT_NE(out.find("capacity μ ≈ "), std::string::npos) << out;
+  EXPECT_LT(out.find("capacity μ ≈ "), out.find("== baseline")) << "the ramp before the baseline";
+  const auto runDir = testing::runDirIn(dir + "/reports");
+  const auto report = testing::readReport(runDir);
+  ASSERT_FALSE(report.is_discarded()) << out;
+  const auto& c = report["load"]["capacity"];
+  ASSERT_TRUE(c["capacity"].is_number()) << c.dump();
+  ASSERT_TRUE(c["brokeAt"].is_number()) << c.dump();
+  const double mu = c["capacity"].get<double>();
+  EXPECT_GT(mu, 15);
+  EXPECT_LT(mu, 100);
+  EXPECT_GE(c["steps"].size(), 2u);
+  for (const auto& p : report["load"]["phases"]) {
+    ASSERT_TRUE(p.contains("utilisation")) << p.dump();
+    EXPECT_NEAR(p["utilisation"].get<double>(), p["offeredRate"].get<double>() / mu, 1e-9);
+  }
+  EXPECT_EQ(report["experiment"]["load"]["capacity"]["every"], "1s")
+      << report["experiment"]["load"].dump();
+  const std::string html = testing::readFile((runDir / "report.html").string());
+  EXPECT_NE(html.find("<h3>Capacity</h3>"), std::string::npos);
+  EXPECT_NE(html.find("ρ = λ/μ"), std::string::npos);
+  const std::string md = testing::readFile((runDir / "summary.md").string());
+  EXPECT_NE(md.find("#### Capacity"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -125,4 +125,9 @@ LoadReport summariseLoad(const LoadSpec& spec, const std::vector<LoadRecord>& re
   return out;
 }
 
+void setUtilisation(LoadReport& report) {
+  if (!report.capacity || !report.capacity->capacity || *report.capacity->capacity <= 0) return;
+  for (auto& p : report.phases) p.utilisation = p.offeredRate / *report.capacity->capacity;
+}
+
 }  // namespace chaosd

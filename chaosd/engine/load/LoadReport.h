@@ -54,6 +54,24 @@ struct LoadPhase {
   bool judged = false;                         // the load has a tolerance
   bool held = true;
   std::vector<std::string> reasons;
+  std::optional<double> utilisation;  // ρ = offered λ / μ, when the capacity ramp measured μ
+};
+
+// One step of the capacity ramp (load.capacity): the load at `rate` for the step's length,
+// judged by the load's tolerance. `figures.phase` is kBefore (the ramp runs before it).
+struct LoadCapacityStep {
+  double rate = 0;
+  LoadPhase figures;
+};
+
+// What the capacity ramp measured. μ is the throughput of the last step that held; the true
+// capacity lies between it and the first rate that broke (or above it, when none broke).
+struct LoadCapacity {
+  LoadCapacitySpec spec;
+  std::vector<LoadCapacityStep> steps;
+  std::optional<double> capacity;  // μ; none when the first step already broke
+  std::optional<double> brokeAt;   // the first rate whose step broke the tolerance
+  bool stopped = false;            // the run was aborted during the ramp
 };
 
 struct LoadReport {
@@ -65,7 +83,11 @@ struct LoadReport {
   uint64_t requests = 0;        // generated in all
   int64_t lateness99 = 0;       // p99 of sent - intended: how late the generator itself was
   std::vector<LoadPhase> phases;
+  std::optional<LoadCapacity> capacity;  // the ramp before the baseline, when asked for
 };
+
+// Sets each phase's utilisation ρ = offered λ / μ from the ramp's μ (none without one).
+void setUtilisation(LoadReport& report);
 
 // The phases' figures from the records and windows. `tolerance` decides which statuses are ok
 // (status; 2xx by default) and, when it has successRate or latency bounds, whether each phase

@@ -10,6 +10,8 @@ Paths (query parameters in milliseconds):
   /lines?first=F&gap=G&n=N  chunked NDJSON: the same timing, one {"token": i} line per chunk
   /plain                    a Content-Length answer, not streamed
   /stall?ms=M               waits M, then answers "ok" (Content-Length)
+  /serial?ms=M              answers "ok" after M of work done one request at a time: a server
+                            whose capacity is 1000/M requests per second
   /window?at=A&for=F        answers "ok" at once, except that a request received from A to A+F
                             ms after the server's first /window request waits until A+F: the
                             whole server stalls for F
@@ -27,6 +29,7 @@ import urllib.parse
 
 FIRST = None
 LOCK = threading.Lock()
+SERIAL = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -92,6 +95,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rel = now - FIRST
             if at <= rel < at + span:
                 time.sleep(at + span - rel)
+            self.plain(b"ok")
+        elif path == "/serial":
+            with SERIAL:
+                time.sleep(float(self.params().get("ms", "0")) / 1000)
             self.plain(b"ok")
         elif path == "/stall":
             time.sleep(float(self.params().get("ms", "0")) / 1000)
