@@ -329,9 +329,9 @@ bool Engine::measureCapacity() {
        " a step, until its tolerance breaks");
   auto measured = chaosd::measureCapacity(load, wait, [&](const LoadCapacityStep& s) {
     const LoadPhase& f = s.figures;
-    std::string line = "capacity step " + perSecond(s.rate) +
-                       "/s: " + perSecond(f.throughput) + " ok/s, p99 " +
-                       formatLatency(Duration(f.p99)) + ", " + (f.held ? "held" : "broke");
+    std::string line = "capacity step " + perSecond(s.rate) + "/s: " + perSecond(f.throughput) +
+                       " ok/s, p99 " + formatLatency(Duration(f.p99)) + ", " +
+                       (f.held ? "held" : "broke");
     for (const auto& r : f.reasons) line += "; " + r;
     note(line);
   });
