@@ -132,6 +132,11 @@ std::vector<std::vector<std::string>> loadTable(const Json& report) {
   bool utilisation = false;  // a column of ρ = λ/μ when the capacity ramp measured μ
   for (const auto& p : list(*it, "phases")) utilisation = utilisation || p.contains("utilisation");
   if (utilisation) rows[0].insert(rows[0].end() - 1, "ρ = λ/μ");
+  bool streamed = false;  // TTFT and TPOT columns when answers were streamed
+  for (const auto& p : list(*it, "phases")) streamed = streamed || p.contains("stream");
+  if (streamed) {
+    rows[0].insert(rows[0].end() - 1, {"first event p50", "first event p99", "event gap p99"});
+  }
   for (const auto& p : list(*it, "phases")) {
     std::string verdict = !flag(p, "judged") ? "-" : flag(p, "held") ? "held" : "failed";
     for (const auto& r : list(p, "reasons")) {
@@ -147,6 +152,13 @@ std::vector<std::vector<std::string>> loadTable(const Json& report) {
     if (utilisation) {
       rows.back().insert(rows.back().end() - 1,
                          p.contains("utilisation") ? significant(number(p, "utilisation")) : "-");
+    }
+    if (streamed) {
+      auto s = p.is_object() ? p.find("stream") : p.end();
+      const bool has = s != p.end() && s->is_object();
+      rows.back().insert(rows.back().end() - 1, {has ? duration(nanos(*s, "firstEventP50Ns")) : "-",
+                                                 has ? duration(nanos(*s, "firstEventP99Ns")) : "-",
+                                                 has ? duration(nanos(*s, "eventGapP99Ns")) : "-"});
     }
   }
   return rows;

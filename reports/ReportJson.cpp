@@ -116,6 +116,14 @@ nlohmann::json loadJson(const LoadReport& l) {
                            {"held", p.held},
                            {"reasons", p.reasons}});
     if (p.utilisation) j["phases"].back()["utilisation"] = *p.utilisation;
+    if (p.streamed > 0) {
+      j["phases"].back()["stream"] = {{"streamed", p.streamed},
+                                      {"firstEventP50Ns", p.firstEventP50},
+                                      {"firstEventP99Ns", p.firstEventP99},
+                                      {"eventGapP50Ns", p.eventGapP50},
+                                      {"eventGapP99Ns", p.eventGapP99},
+                                      {"eventRateP50", p.eventRateP50}};
+    }
   }
   if (l.capacity) {
     const LoadCapacity& c = *l.capacity;

@@ -77,10 +77,11 @@ void parseCapacity(ReadContext& ctx, const Field& f, LoadSpec& load) {
                        rateText(c.step),
                    "a larger step, or a smaller range");
   }
-  if (!load.tolerance.successRate && load.tolerance.latency.empty()) {
+  if (!load.tolerance.successRate && load.tolerance.latency.empty() &&
+      load.tolerance.stream.empty()) {
     ctx.diag.error(f.node.Mark(), f.path, "a capacity ramp without a load tolerance to break",
-                   "load.tolerance with latency (like {p99: \"<= 500ms\"}) or successRate: "
-                   "the ramp stops at the first step that does not hold it");
+                   "load.tolerance with latency (like {p99: \"<= 500ms\"}), successRate or "
+                   "firstEvent: the ramp stops at the first step that does not hold it");
   }
   load.capacity = c;
 }

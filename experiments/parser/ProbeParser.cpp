@@ -495,7 +495,8 @@ void parseHttpRequest(ReadContext& ctx, MapReader& h, HttpProbe& http) {
 void parseLoadTolerance(ReadContext& ctx, const Field& f, Tolerance& tol) {
   ProbeSpec asHttp;
   asHttp.kind = ProbeKind::kHttp;
-  const std::vector<std::string> allowed = {"status", "successRate", "latency"};
+  const std::vector<std::string> allowed = {"status",     "successRate", "latency",  "firstByte",
+                                            "firstEvent", "eventGap",    "eventRate"};
   MapReader m(ctx, f, allowed);
   if (!m.valid()) return;
   for (const auto& kv : f.node) {  // reported by m: not read again below
@@ -506,6 +507,7 @@ void parseLoadTolerance(ReadContext& ctx, const Field& f, Tolerance& tol) {
   tol.status = asHttp.tolerance.status;
   tol.successRate = asHttp.tolerance.successRate;
   tol.latency = asHttp.tolerance.latency;
+  tol.stream = asHttp.tolerance.stream;
 }
 
 // The probe resolves the host at every sample: a string that cannot be a name would fail

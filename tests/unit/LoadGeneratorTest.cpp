@@ -108,6 +108,59 @@ TEST(LoadGeneratorTest, AStalledServerShowsInThePercentilesAndTheRateHolds) {
   EXPECT_NEAR(p.littleRatio, 1.0, 0.1) << "L " << p.inFlight << ", λW " << p.littleLw;
 }
 
+// Streamed answers (text/event-stream): the first event of each (TTFT) and the gaps between
+// events (TPOT), from the intended send time, against a server whose delays are known (the
+// first event 150 ms after the request, then one every 20 ms); a bound on them is judged per
+// phase like the latency's. A plain answer has no stream figures.
+TEST(LoadGeneratorTest, StreamedAnswersGiveTimeToFirstEventAndGaps) {
+  testing::PortPrintingServer server(testing::streamServerArgv());
+  LoadSpec spec;
+  spec.http.url = server.url("/sse?first=150&gap=20&n=6");
+  spec.rate = 20;
+  spec.tolerance.stream = {{StreamMetric::kFirstEvent, 99, {CompareOp::kLe, 50e6}}};
+  LoadGenerator gen(spec);
+  ASSERT_TRUE(gen.start().ok());
+  gen.phaseStarted(Phase::kDuring);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  gen.phaseEnded(Phase::kDuring);
+  gen.stop();
+  const LoadReport r = gen.report();
+  ASSERT_EQ(r.phases.size(), 1u);
+  const LoadPhase& p = r.phases[0];
+  EXPECT_EQ(p.ok, p.due) << (p.errorKinds.empty() ? "" : p.errorKinds.begin()->first);
+  EXPECT_EQ(p.streamed, p.due);
+  EXPECT_GE(p.firstEventP50, seconds(0.15));
+  EXPECT_LT(p.firstEventP50, seconds(0.35));
+  EXPECT_GE(p.eventGapP50, seconds(0.01));
+  EXPECT_LT(p.eventGapP50, seconds(0.05));
+  EXPECT_GT(p.eventRateP50, 20);  // 5 gaps of 20 ms: 50 events a second
+  EXPECT_LT(p.eventRateP50, 100);
+  EXPECT_LT(p.firstByteP50, p.firstEventP50) << "the stream's opening comment comes first";
+  EXPECT_TRUE(p.judged);
+  EXPECT_FALSE(p.held);
+  ASSERT_EQ(p.reasons.size(), 1u);
+  EXPECT_EQ(p.reasons[0].rfind("load p99 firstEvent ", 0), 0u) << p.reasons[0];
+  for (const auto& rec : gen.records()) {
+    if (rec.status != 200) continue;
+    EXPECT_EQ(rec.events, 6u);
+    EXPECT_EQ(rec.gaps.size(), 5u);
+  }
+
+  LoadSpec plainSpec;
+  plainSpec.http.url = server.url("/plain");
+  plainSpec.rate = 20;
+  LoadGenerator plain(plainSpec);
+  ASSERT_TRUE(plain.start().ok());
+  plain.phaseStarted(Phase::kDuring);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  plain.phaseEnded(Phase::kDuring);
+  plain.stop();
+  const LoadReport pr = plain.report();
+  EXPECT_GT(pr.phases[0].ok, 5u);
+  EXPECT_EQ(pr.phases[0].streamed, 0u);
+  EXPECT_EQ(pr.phases[0].firstEventP99, 0);
+}
+
 ParseResult parse(const std::string& load) {
   const std::string text =
       "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: load}\n"
@@ -139,6 +192,13 @@ TEST(LoadParseTest, ReadsARateOrStepsAndTheRequest) {
   EXPECT_EQ(l.timeout, std::chrono::seconds(2));
   EXPECT_EQ(l.maxInFlight, 64u);
   ASSERT_EQ(l.tolerance.latency.size(), 1u);
+
+  auto stream = parse(
+      "  http: {url: \"http://127.0.0.1:8000/\"}\n  rate: 5\n"
+      "  tolerance: {firstEvent: {p99: \"<= 500ms\"}, eventGap: {p50: \"<= 50ms\"}}\n");
+  ASSERT_TRUE(stream.ok()) << errorsOf(stream);
+  ASSERT_EQ(stream.experiment->load->tolerance.stream.size(), 2u);
+  EXPECT_EQ(stream.experiment->load->tolerance.stream[0].metric, StreamMetric::kFirstEvent);
 
   auto steps = parse(
       "  http: {url: \"http://127.0.0.1:8000/\"}\n"

@@ -5,12 +5,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include "chaosd/base/Fd.h"
+#include "chaosd/engine/probes/StreamTiming.h"
 
 namespace chaosd {
 
@@ -23,6 +27,8 @@ struct LoadGenerator::Loop {
     size_t record = 0;
     std::vector<LoadRecord>* records = nullptr;
     const LoadGenerator* owner = nullptr;
+    // A streamed answer's events (its Content-Type, read at the first body byte, says so).
+    std::optional<StreamEventSplitter> events;
   };
 
   CURLM* multi = nullptr;
@@ -52,12 +58,54 @@ namespace {
 
 using Loop = LoadGenerator::Loop;
 
-// The body is counted, not kept; its first byte is stamped.
-size_t onBody(char*, size_t size, size_t count, void* userdata) {
+// Whether a Content-Type is a stream of events: SSE (events end at a blank line) or one of the
+// line-delimited JSON types (an event a line); nullopt for anything else (a plain answer).
+std::optional<bool> streamKind(const char* contentType) {
+  if (contentType == nullptr) return std::nullopt;
+  std::string type(contentType);
+  type = type.substr(0, type.find(';'));
+  std::transform(type.begin(), type.end(), type.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  if (type == "text/event-stream") return true;
+  if (type == "application/x-ndjson" || type == "application/ndjson" ||
+      type == "application/jsonl" || type == "application/json-seq" ||
+      type == "application/stream+json" || type == "application/jsonlines") {
+    return false;
+  }
+  return std::nullopt;
+}
+
+// The body is not kept: its first byte is stamped, and a streamed one is split into events.
+size_t onBody(char* data, size_t size, size_t count, void* userdata) {
   auto* req = static_cast<Loop::Request*>(userdata);
   LoadRecord& rec = (*req->records)[req->record];
-  if (rec.firstByte < 0 && size * count > 0) rec.firstByte = req->owner->now();
-  return size * count;
+  const size_t n = size * count;
+  if (n == 0) return 0;
+  const int64_t at = req->owner->now();
+  if (rec.firstByte < 0) {
+    rec.firstByte = at;
+    char* type = nullptr;
+    curl_easy_getinfo(req->easy, CURLINFO_CONTENT_TYPE, &type);
+    if (auto sse = streamKind(type)) req->events.emplace(*sse);
+  }
+  if (req->events)
+    req->events->feed(std::string_view(data, n), StreamTiming::Duration(at - rec.intended));
+  return n;
+}
+
+// The events of a streamed answer into its record, times from its intended send time.
+void recordEvents(Loop::Request& req, LoadRecord& rec) {
+  if (!req.events) return;
+  const StreamTiming t = req.events->finish(StreamTiming::Duration(rec.completed - rec.intended));
+  req.events.reset();
+  if (t.events == 0 || !t.firstEvent) return;
+  rec.events = static_cast<uint32_t>(std::min<size_t>(t.events, UINT32_MAX));
+  rec.firstEvent = rec.intended + t.firstEvent->count();
+  rec.lastEvent = rec.intended + t.lastEvent.value_or(*t.firstEvent).count();
+  const size_t kept = std::min(t.gaps.size(), LoadRecord::kMaxGaps);
+  rec.gaps.reserve(kept);
+  for (size_t i = 0; i < kept; ++i) rec.gaps.push_back(t.gaps[i].count());
 }
 
 int onTimer(CURLM*, long timeoutMs, void* userp) {
@@ -220,6 +268,7 @@ void LoadGenerator::run() {
       loop.idle.pop_back();
     }
     r->record = records_.size() - 1;
+    r->events.reset();
     rec.sent = now();
     ++loop.inFlight;
     curl_multi_add_handle(loop.multi, r->easy);
@@ -232,6 +281,7 @@ void LoadGenerator::run() {
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&r));
       LoadRecord& rec = records_[r->record];
       rec.completed = now();
+      recordEvents(*r, rec);
       if (msg->data.result == CURLE_OK) {
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &rec.status);
       } else {

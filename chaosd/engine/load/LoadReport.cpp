@@ -22,9 +22,15 @@ ValueMatch defaultStatus() {
   return m;
 }
 
-void judge(const LoadSpec& spec, LoadPhase& p) {
+// The values of a stream metric over a phase's requests (docs/experiment-format.md#load):
+// durations in nanoseconds from the intended send time, the rate in events per second.
+struct StreamValues {
+  std::vector<double> of[4];  // by StreamMetric
+};
+
+void judge(const LoadSpec& spec, LoadPhase& p, const StreamValues& stream) {
   const Tolerance& t = spec.tolerance;
-  p.judged = t.successRate.has_value() || !t.latency.empty();
+  p.judged = t.successRate.has_value() || !t.latency.empty() || !t.stream.empty();
   if (!p.judged) return;
   if (p.due == 0) {
     p.reasons.push_back("no request was due in the " + std::string(phaseName(p.phase)) + " phase");
@@ -45,6 +51,21 @@ void judge(const LoadSpec& spec, LoadPhase& p) {
                           " does not hold " +
                           bound.bound.describe().substr(0, bound.bound.describe().find(' ')) + " " +
                           formatLatency(Duration(static_cast<int64_t>(bound.bound.value))));
+    }
+  }
+  for (const auto& bound : t.stream) {
+    const auto& values = stream.of[static_cast<int>(bound.metric)];
+    const std::string name = "load p" + formatNumber(bound.percentile) + " " +
+                             std::string(streamMetricName(bound.metric));
+    if (values.empty()) {
+      p.reasons.push_back(name + ": no request measured it (no streamed answer)");
+      continue;
+    }
+    const double seen = stats::percentile(values, bound.percentile).value_or(0);
+    if (!bound.bound.holds(seen)) {
+      const std::string op = bound.bound.describe().substr(0, bound.bound.describe().find(' '));
+      p.reasons.push_back(name + " " + formatStreamValue(bound.metric, seen) + " does not hold " +
+                          op + " " + formatStreamValue(bound.metric, bound.bound.value));
     }
   }
   p.held = p.reasons.empty();
@@ -84,6 +105,11 @@ LoadReport summariseLoad(const LoadSpec& spec, const std::vector<LoadRecord>& re
     std::vector<double> firstBytes;
     double inSystem = 0;  // the integral of the in-flight count over the window, in ns
     double totalLatency = 0;
+    StreamValues stream;
+    auto& firstEvents = stream.of[static_cast<int>(StreamMetric::kFirstEvent)];
+    auto& gaps = stream.of[static_cast<int>(StreamMetric::kEventGap)];
+    auto& rates = stream.of[static_cast<int>(StreamMetric::kEventRate)];
+    std::vector<double> failedFirst;  // the failed requests, counted as the timeout
     for (const auto& r : records) {
       // Every request overlapping the window counts towards L, whenever it was due.
       const int64_t from = std::max(r.intended, w.begin);
@@ -101,6 +127,30 @@ LoadReport summariseLoad(const LoadSpec& spec, const std::vector<LoadRecord>& re
       latencies.push_back(static_cast<double>(latency));
       totalLatency += static_cast<double>(latency);
       if (r.firstByte >= 0) firstBytes.push_back(static_cast<double>(r.firstByte - r.intended));
+      if (r.events > 0) {
+        ++p.streamed;
+        const int64_t firstEvent = r.firstEvent - r.intended;
+        firstEvents.push_back(
+            static_cast<double>(accepted ? firstEvent : std::max(firstEvent, timeout)));
+        for (const int64_t g : r.gaps) gaps.push_back(static_cast<double>(g));
+        if (!accepted) {
+          rates.push_back(0);
+        } else if (r.events > 1 && r.lastEvent > r.firstEvent) {
+          rates.push_back(static_cast<double>(r.events - 1) * 1e9 /
+                          static_cast<double>(r.lastEvent - r.firstEvent));
+        }
+      } else if (!accepted) {
+        failedFirst.push_back(static_cast<double>(std::max(latency, timeout)));
+      }
+    }
+    // Failed requests count for the first byte and event only beside streamed ones (a load of
+    // plain answers has no stream figures), or when the tolerance bounds them.
+    auto& firstBytesJudged = stream.of[static_cast<int>(StreamMetric::kFirstByte)];
+    firstBytesJudged = firstBytes;
+    if (p.streamed > 0 || !spec.tolerance.stream.empty()) {
+      firstEvents.insert(firstEvents.end(), failedFirst.begin(), failedFirst.end());
+      firstBytesJudged.insert(firstBytesJudged.end(), failedFirst.begin(), failedFirst.end());
+      rates.insert(rates.end(), failedFirst.size(), 0.0);
     }
     p.errors = p.due - p.ok;
     p.offeredRate = static_cast<double>(p.due) / p.seconds;
@@ -119,7 +169,12 @@ LoadReport summariseLoad(const LoadSpec& spec, const std::vector<LoadRecord>& re
     p.inFlight = inSystem / static_cast<double>(length);
     p.littleLw = p.offeredRate * p.meanLatency;
     p.littleRatio = p.littleLw > 0 ? p.inFlight / p.littleLw : 0;
-    judge(spec, p);
+    p.firstEventP50 = percentileOf(firstEvents, 50);
+    p.firstEventP99 = percentileOf(firstEvents, 99);
+    p.eventGapP50 = percentileOf(gaps, 50);
+    p.eventGapP99 = percentileOf(gaps, 99);
+    p.eventRateP50 = stats::percentile(rates, 50).value_or(0);
+    judge(spec, p, stream);
     out.phases.push_back(std::move(p));
   }
   return out;

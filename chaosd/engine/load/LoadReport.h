@@ -22,6 +22,13 @@ struct LoadRecord {
   int64_t completed = 0;   // answered, failed, or the generator stopped (unfinished)
   long status = 0;         // 0: no response
   std::string error;       // "" when a response came; else why not (the first words of it)
+  // A streamed answer (text/event-stream, NDJSON): its events as StreamEventSplitter splits
+  // them, times from the generator's start as above; none for a plain answer.
+  int64_t firstEvent = -1;  // the end of its first event (TTFT); -1: no event
+  int64_t lastEvent = -1;   // of its last
+  uint32_t events = 0;
+  std::vector<int64_t> gaps;  // between consecutive events' ends (TPOT), at most kMaxGaps
+  static constexpr size_t kMaxGaps = 1024;
 };
 
 // A phase's window in the generator's time.
@@ -46,7 +53,14 @@ struct LoadPhase {
   // dropped request counts as the timeout.
   int64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
   int64_t firstByteP50 = 0, firstByteP99 = 0;  // for the requests that got a body byte
-  double meanLatency = 0;                      // W in seconds, over the requests due in the window
+  // Streamed answers (LoadRecord's events): how many, and from the intended send time the first
+  // event (TTFT; a failed request counts as the timeout), the gaps between events (TPOT) and
+  // each answer's events per second after its first. Zero when none was streamed.
+  uint64_t streamed = 0;
+  int64_t firstEventP50 = 0, firstEventP99 = 0;
+  int64_t eventGapP50 = 0, eventGapP99 = 0;
+  double eventRateP50 = 0;
+  double meanLatency = 0;  // W in seconds, over the requests due in the window
   double inFlight = 0;     // L: the time-average of requests in flight (intended..completed)
   double littleLw = 0;     // λ·W with λ = due / seconds
   double littleRatio = 0;  // L / (λ·W); 1 when Little's law holds over the window
