@@ -239,6 +239,9 @@ Result<std::vector<ContainerMatch>> findContainers(const ContainerSpec& spec,
   for (auto& m : all) {
     if (m.pid <= 0 || !specMatches(spec, m)) continue;
     completeFromProc(m, sources.procRoot);
+    // The runtime still names an init that has exited (podman's state lags a restart by a few
+    // milliseconds): the container is not running now, whatever the API says.
+    if (m.startTime == 0) continue;
     out.push_back(std::move(m));
   }
   std::sort(out.begin(), out.end(),

@@ -68,15 +68,15 @@ FleetInputs threeHosts() {
   // web1: faults 1.0s..2.0s; its probe from 1.0s: 10 samples, 5 passing.
   in.hosts.push_back({"web1", "w1/report.json",
                       hostReport("r1", 1000, 2000, impact(300'000'000, 50'000'000),
-                                 {probe("health", 1000, "-----+++++")})});
+                                 Json::array({probe("health", 1000, "-----+++++")}))});
   // web2: 1.2s..2.4s; 10 samples from 1.0s, all passing.
   in.hosts.push_back({"web2", "w2/report.json",
                       hostReport("r2", 1200, 2400, impact(100'000'000, 20'000'000),
-                                 {probe("health", 1000, "++++++++++")})});
+                                 Json::array({probe("health", 1000, "++++++++++")}))});
   // web3: 1.1s..2.2s; 10 samples from 1.0s, 8 passing; never recovered.
   in.hosts.push_back({"web3", "w3/report.json",
                       hostReport("r3", 1100, 2200, impact(200'000'000, std::nullopt),
-                                 {probe("health", 1000, "++--++++++")})});
+                                 Json::array({probe("health", 1000, "++--++++++")}))});
   return in;
 }
 
@@ -185,7 +185,8 @@ TEST(FleetReportTest, MismatchedInputIsRefusedNamingTheFiles) {
 
 FleetInputs withFront(const std::string& frontPattern, Topology topology) {
   FleetInputs in = threeHosts();
-  Json control = hostReport("c1", 0, 0, Json::array(), {probe("front", 1000, frontPattern)});
+  Json control =
+      hostReport("c1", 0, 0, Json::array(), Json::array({probe("front", 1000, frontPattern)}));
   control["faults"] = Json::array();
   control["experiment"]["metadata"]["name"] = "front-watch";
   in.control = FleetMember{"control", "c/report.json", control};
