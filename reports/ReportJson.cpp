@@ -356,6 +356,12 @@ nlohmann::json experimentJson(const Experiment& e) {
         if (!c.name.empty()) tj["name"] = c.name;
         if (!c.labels.empty()) tj["labels"] = c.labels;
         if (!c.pod.empty()) tj["pod"] = c.pod;
+        if (c.kubernetes) {
+          tj["kubernetes"] = {{"namespace", c.kubernetes->ns}, {"pod", c.kubernetes->pod}};
+          if (!c.kubernetes->container.empty()) {
+            tj["kubernetes"]["container"] = c.kubernetes->container;
+          }
+        }
         tj["runtime"] = std::string(containerRuntimeName(c.runtime));
         if (t.selection.seed) tj["seed"] = *t.selection.seed;
         break;

@@ -73,11 +73,23 @@ std::string_view containerRuntimeName(ContainerRuntime runtime);
 // all of them, or only its init.
 enum class ContainerInit { kProtect, kInclude, kOnly };
 
+// A Kubernetes pod's containers on this node, by namespace, pod name (or glob) and container
+// name, found through the kubelet's container log links (logDir/<pod>_<namespace>_<container>-
+// <id>.log, kept by every kubelet for log collectors) and the cgroups the runtime made for
+// those ids. docs/containers.md#kubernetes-pods.
+struct KubernetesPodSpec {
+  std::string ns = "default";
+  std::string pod;        // a name, or a glob (`web-*`: the replicas of a deployment)
+  std::string container;  // "" for any container of the pod
+  std::string logDir = "/var/log/containers";
+};
+
 struct ContainerSpec {
-  std::string id;                             // a prefix of the 64-hex id (at least 4 characters)
-  std::string name;                           // exactly
-  std::map<std::string, std::string> labels;  // every one must match
-  std::string pod;                            // the podman (libpod API) pod's name
+  std::optional<KubernetesPodSpec> kubernetes;  // instead of id, name, labels and pod
+  std::string id;                               // a prefix of the 64-hex id (at least 4 characters)
+  std::string name;                             // exactly
+  std::map<std::string, std::string> labels;    // every one must match
+  std::string pod;                              // the podman (libpod API) pod's name
   ContainerRuntime runtime = ContainerRuntime::kAuto;
   std::string socket;              // the runtime's API socket; "" for the runtime's usual one
   std::string interface = "eth0";  // network faults act on it, in the container's namespace

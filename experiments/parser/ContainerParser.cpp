@@ -23,18 +23,68 @@ void absolute(ReadContext& ctx, MapReader& m, const char* key, const std::string
   }
 }
 
+// A DNS label (RFC 1123), as Kubernetes names namespaces, pods and containers; a pod may also
+// be a glob of one (*, ?, [...]).
+bool dnsLabelOrGlob(const std::string& s, bool glob) {
+  static const std::regex kLabel("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
+  static const std::regex kGlob("[-a-z0-9.*?\\[\\]!]{1,253}");
+  return std::regex_match(s, glob ? kGlob : kLabel);
+}
+
+void parseKubernetesPod(ReadContext& ctx, const Field& f, ContainerSpec& c) {
+  MapReader k(ctx, f, {"namespace", "pod", "container", "logDir"});
+  if (!k.valid()) return;
+  KubernetesPodSpec pod;
+  auto named = [&](const char* key, std::string& into, bool glob, const char* what) {
+    auto v = k.string(key);
+    if (!v) return;
+    if (!dnsLabelOrGlob(*v, glob)) {
+      ctx.diag.error(k.get(key)->node.Mark(), joinPath(f.path, key),
+                     quoteText(*v) + " is not a Kubernetes " + what,
+                     glob ? "lower-case letters, digits, '-' and '.', or a glob of them like web-*"
+                          : "lower-case letters, digits, '-' and '.' (a DNS label)");
+    }
+    into = *v;
+  };
+  named("namespace", pod.ns, false, "namespace");
+  if (!k.has("pod")) {
+    ctx.diag.error(f.node.Mark(), f.path, "no pod", "pod: its name, or a glob like web-*");
+  }
+  named("pod", pod.pod, true, "pod name");
+  named("container", pod.container, false, "container name");
+  if (auto dir = k.string("logDir")) {
+    if (dir->empty() || dir->front() != '/') {
+      ctx.diag.error(k.get("logDir")->node.Mark(), joinPath(f.path, "logDir"),
+                     quoteText(*dir) + " is not an absolute path",
+                     "the kubelet's container log links, /var/log/containers by default");
+    }
+    pod.logDir = *dir;
+  }
+  c.kubernetes = std::move(pod);
+}
+
 }  // namespace
 
 std::optional<ContainerSpec> parseContainerSpec(ReadContext& ctx, const Field& f) {
   MapReader m(ctx, f,
-              {"id", "name", "label", "pod", "runtime", "socket", "interface", "path", "init",
-               "onRestart"});
+              {"id", "name", "label", "pod", "kubernetes", "runtime", "socket", "interface", "path",
+               "init", "onRestart"});
   if (!m.valid()) return std::nullopt;
   ContainerSpec c;
-  if (!m.has("id") && !m.has("name") && !m.has("label") && !m.has("pod")) {
+  if (!m.has("id") && !m.has("name") && !m.has("label") && !m.has("pod") && !m.has("kubernetes")) {
     ctx.diag.error(f.node.Mark(), f.path, "the container selector selects nothing",
-                   "at least one of: id, name, label, pod");
+                   "at least one of: id, name, label, pod, kubernetes");
     return std::nullopt;
+  }
+  if (auto k = m.get("kubernetes")) {
+    for (const char* other : {"id", "name", "label", "pod", "socket"}) {
+      if (!m.has(other)) continue;
+      ctx.diag.error(m.get(other)->node.Mark(), joinPath(f.path, other),
+                     std::string(other) + " beside kubernetes",
+                     "a Kubernetes pod's containers are selected by kubernetes: {namespace, pod, "
+                     "container} alone (no labels: they are the API server's, not the node's)");
+    }
+    parseKubernetesPod(ctx, *k, c);
   }
   if (auto id = m.string("id")) {
     static const std::regex kHex("[0-9a-f]{4,64}");
@@ -95,12 +145,13 @@ std::optional<ContainerSpec> parseContainerSpec(ReadContext& ctx, const Field& f
     }
   }
   if ((c.runtime == ContainerRuntime::kContainerd || c.runtime == ContainerRuntime::kCrio) &&
-      (!c.name.empty() || !c.labels.empty() || !c.pod.empty())) {
+      !c.kubernetes && (!c.name.empty() || !c.labels.empty() || !c.pod.empty())) {
     ctx.diag.error(m.get("runtime")->node.Mark(), joinPath(f.path, "runtime"),
                    std::string(containerRuntimeName(c.runtime)) +
                        " containers are found by their cgroups only, which know no names, "
                        "labels or pods",
-                   "id: with runtime " + std::string(containerRuntimeName(c.runtime)));
+                   "id: with runtime " + std::string(containerRuntimeName(c.runtime)) +
+                       ", or kubernetes: {namespace, pod, container} on a Kubernetes node");
   }
   return c;
 }

@@ -1,6 +1,10 @@
 #include "injectors/container/ContainerFinder.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 #include <set>
 
 #include "chaosd/base/Cgroup.h"
@@ -145,6 +149,72 @@ std::vector<ContainerMatch> scanCgroups(const ContainerSpec& spec, const std::st
   return out;
 }
 
+// A kubelet container log link's name: <pod>_<namespace>_<container>-<64 hex id>.log. Pod,
+// namespace and container names are DNS labels (no '_'), so the three split unambiguously.
+struct PodLogLink {
+  std::string pod, ns, container, id;
+};
+
+std::optional<PodLogLink> parsePodLogLink(std::string_view name) {
+  if (!name.ends_with(".log")) return std::nullopt;
+  name.remove_suffix(4);
+  if (name.size() < 66 || name[name.size() - 65] != '-') return std::nullopt;
+  PodLogLink out;
+  out.id = std::string(name.substr(name.size() - 64));
+  if (!std::all_of(out.id.begin(), out.id.end(),
+                   [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
+    return std::nullopt;
+  }
+  name.remove_suffix(65);
+  const size_t a = name.find('_');
+  const size_t b = a == std::string_view::npos ? a : name.find('_', a + 1);
+  if (b == std::string_view::npos || name.find('_', b + 1) != std::string_view::npos) {
+    return std::nullopt;
+  }
+  out.pod = std::string(name.substr(0, a));
+  out.ns = std::string(name.substr(a + 1, b - a - 1));
+  out.container = std::string(name.substr(b + 1));
+  if (out.pod.empty() || out.ns.empty() || out.container.empty()) return std::nullopt;
+  return out;
+}
+
+// A Kubernetes pod's running containers: the kubelet's log links name them (and their ids), the
+// runtime's cgroups hold their processes. A link whose container no longer runs (the kubelet
+// keeps the last one's for a while) has no processes, and the pod's sandbox (pause) has no link.
+Result<std::vector<ContainerMatch>> findKubernetes(const ContainerSpec& spec,
+                                                   const std::string& procRoot) {
+  const KubernetesPodSpec& k = *spec.kubernetes;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(k.logDir, ec);
+  if (ec) {
+    return Error(ErrorCode::kNotFound, "cannot read the kubelet's container log links in " +
+                                           k.logDir + " (" + ec.message() +
+                                           "): is this a Kubernetes node? (logDir: names another)");
+  }
+  std::map<std::string, PodLogLink> byId;
+  for (const auto& entry : it) {
+    auto link = parsePodLogLink(entry.path().filename().string());
+    if (!link || link->ns != k.ns) continue;
+    if (::fnmatch(k.pod.c_str(), link->pod.c_str(), 0) != 0) continue;
+    if (!k.container.empty() && link->container != k.container) continue;
+    byId[link->id] = std::move(*link);
+  }
+  ContainerSpec byCgroup;
+  byCgroup.runtime = spec.runtime;
+  std::vector<ContainerMatch> out;
+  for (auto& m : scanCgroups(byCgroup, procRoot)) {
+    auto link = byId.find(m.id);
+    if (link == byId.end()) continue;
+    m.name = link->second.container;
+    m.pod = link->second.ns + "/" + link->second.pod;
+    m.foundBy = "kubelet log link " + link->second.pod + "_" + link->second.ns + "_" +
+                link->second.container + "-" + m.shortId() + "....log in " + k.logDir + ", " +
+                m.foundBy;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 void completeFromProc(ContainerMatch& m, const std::string& procRoot) {
   if (m.startTime == 0) {
     if (auto st = readStartTime(m.pid, procRoot)) m.startTime = *st;
@@ -193,6 +263,11 @@ std::string describeContainerSpec(const ContainerSpec& spec) {
   if (!spec.name.empty()) add("name=" + spec.name);
   for (const auto& [k, v] : spec.labels) add("label " + k + "=" + v);
   if (!spec.pod.empty()) add("pod=" + spec.pod);
+  if (spec.kubernetes) {
+    const auto& k = *spec.kubernetes;
+    add("kubernetes pod " + k.ns + "/" + k.pod +
+        (k.container.empty() ? std::string() : " container " + k.container));
+  }
   return "container " + s + " (" + std::string(containerRuntimeName(spec.runtime)) + ")";
 }
 
@@ -201,7 +276,13 @@ Result<std::vector<ContainerMatch>> findContainers(const ContainerSpec& spec,
   std::vector<ContainerMatch> all;
   std::string tried;
   bool viaApi = false;
-  for (const auto& socket : containerSockets(spec)) {
+  if (spec.kubernetes) {
+    auto found = findKubernetes(spec, sources.procRoot);
+    if (!found) return std::move(found).error();
+    all = std::move(*found);
+    viaApi = true;  // selected already: no socket, no cgroup scan again
+  }
+  for (const auto& socket : viaApi ? std::vector<std::string>{} : containerSockets(spec)) {
     if (sources.api == nullptr) break;
     Result<std::vector<ContainerMatch>> listed = spec.runtime == ContainerRuntime::kDocker
                                                      ? listDocker(*sources.api, socket, spec)
@@ -237,7 +318,7 @@ Result<std::vector<ContainerMatch>> findContainers(const ContainerSpec& spec,
   }
   std::vector<ContainerMatch> out;
   for (auto& m : all) {
-    if (m.pid <= 0 || !specMatches(spec, m)) continue;
+    if (m.pid <= 0 || (!spec.kubernetes && !specMatches(spec, m))) continue;
     completeFromProc(m, sources.procRoot);
     // The runtime still names an init that has exited (podman's state lags a restart by a few
     // milliseconds): the container is not running now, whatever the API says.
@@ -251,6 +332,22 @@ Result<std::vector<ContainerMatch>> findContainers(const ContainerSpec& spec,
 
 Result<ContainerMatch> findContainerAgain(const ContainerSpec& spec, const ContainerMatch& before,
                                           const ContainerSources& sources) {
+  if (spec.kubernetes) {
+    // The same pod's same container: a restart gives it a new id (and a new log link).
+    ContainerSpec again = spec;
+    again.kubernetes->pod = before.pod.substr(before.pod.find('/') + 1);
+    again.kubernetes->container = before.name;
+    auto found = findContainers(again, sources);
+    if (!found) return std::move(found).error();
+    for (const auto& m : *found) {
+      if (m.id == before.id) return m;
+    }
+    if (found->empty()) {
+      return Error(ErrorCode::kNotFound, "container " + before.name + " of pod " + before.pod +
+                                             " (" + before.shortId() + ") no longer runs");
+    }
+    return found->front();
+  }
   ContainerSpec again = spec;
   again.id = before.id;
   again.labels.clear();

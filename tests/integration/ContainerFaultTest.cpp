@@ -435,6 +435,65 @@ TEST_F(ContainerFaultTest, KillDrillExampleRunsForReal) {
 
 // A podman pod: the target names the pod, the seeded mode picks one of its containers, and the
 // fault acts in that container's namespace only.
+// A Kubernetes pod's container, found as on a node: the kubelet's log link names it (made here
+// in a folder of the test's own, as the kubelet makes them in /var/log/containers), the
+// container's cgroups hold its processes. A partition hits web-0's app only: not web-0 in
+// another namespace, not a container without a link; then the kill of its init (a kill drill).
+TEST_F(ContainerFaultTest, AKubernetesPodsContainerIsFoundByItsKubeletLogLink) {
+  PodmanContainer app;
+  PodmanContainer staging;
+  PodmanContainer unlinked;
+  ASSERT_EQ(app.run(name_ + "-app", rootfs_.dir(), {"/bin/sleep", "600"}), "");
+  ASSERT_EQ(staging.run(name_ + "-stg", rootfs_.dir(), {"/bin/sleep", "600"}), "");
+  ASSERT_EQ(unlinked.run(name_, rootfs_.dir(), {"/bin/sleep", "600"}), "");
+  const std::string logs = root_ + "/containers";
+  fs::create_directories(logs);
+  std::ofstream(logs + "/web-0_shop_app-" + app.id() + ".log") << "";
+  std::ofstream(logs + "/web-0_staging_app-" + staging.id() + ".log") << "";
+  const std::string file = root_ + "/k8s.yaml";
+  auto write = [&](const std::string& step) {
+    std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: k8s}\n"
+                           "targets:\n  ctr:\n    container: {kubernetes: {namespace: shop, "
+                           "pod: \"web-*\", container: app, logDir: "
+                        << logs
+                        << "}, interface: lo, init: only}\n"
+                           "steadyState: {baseline: {duration: 100ms}, "
+                           "recovery: {duration: 100ms}, probes: []}\n"
+                           "method:\n  - "
+                        << step << "\n";
+  };
+  auto rules = [](const PodmanContainer& c) {
+    return runShell("nsenter -t " + std::to_string(c.pid()) + " -n nft list ruleset");
+  };
+  write(
+      "{name: cut, fault: network.partition, target: ctr, duration: 2s, "
+      "args: {cidr: [127.0.0.2/32]}}");
+  const std::string plan = runShell(chaosctl("plan", file) + " 2>&1");
+  EXPECT_NE(plan.find("kubelet log link web-0_shop_app-" + app.id().substr(0, 12)),
+            std::string::npos)
+      << plan;
+  startRun(file);
+  ASSERT_TRUE(waitUntil([&] { return rules(app).find("chaosd") != std::string::npos; }, 20s))
+      << log();
+  EXPECT_EQ(rules(staging), "") << "web-0 of another namespace";
+  EXPECT_EQ(rules(unlinked), "") << "a container the kubelet does not know";
+  EXPECT_EQ(waitRun(), 0) << log();
+  EXPECT_EQ(rules(app), "");
+  const auto r = report();
+  ASSERT_TRUE(r.is_object()) << log();
+  const auto& hit = r["faults"][0]["observed"]["container"];
+  EXPECT_EQ(hit["pod"], "shop/web-0") << hit.dump();
+  EXPECT_EQ(hit["name"], "app");
+
+  const pid_t init = app.pid();
+  write("{name: kill, fault: process.kill, target: ctr}");
+  startRun(file);
+  EXPECT_EQ(waitRun(), 0) << log();
+  EXPECT_TRUE(waitUntil([&] { return ::kill(init, 0) != 0; }, 10s)) << "its init was killed";
+  EXPECT_GT(staging.pid(), 0);
+  EXPECT_GT(unlinked.pid(), 0);
+}
+
 TEST_F(ContainerFaultTest, APodTargetHitsOneContainerOfThePod) {
   testing::PodmanPod pod;
   ASSERT_EQ(pod.create(name_ + "-pod"), "");

@@ -407,5 +407,135 @@ method:
   EXPECT_EQ(describeContainerSpec(t->container), "container name=web AND label app=web (podman)");
 }
 
+// ---- Kubernetes pods --------------------------------------------------------------------
+
+// A node's state as the kubelet and containerd leave it: log links in a folder, the containers'
+// processes in kubepods cgroups (systemd driver), the pod's sandbox (pause) in one of its own.
+class KubeletFixture {
+ public:
+  KubeletFixture() {
+    char tmpl[] = "/tmp/chaosd-kubelet-XXXXXX";
+    logs_ = ::mkdtemp(tmpl);
+  }
+  ~KubeletFixture() { std::filesystem::remove_all(logs_); }
+  void link(const std::string& pod, const std::string& ns, const std::string& container,
+            const std::string& id) {
+    std::ofstream(logs_ + "/" + pod + "_" + ns + "_" + container + "-" + id + ".log") << "";
+  }
+  static std::string cgroup(const std::string& podUid, const std::string& id) {
+    return "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUid +
+           ".slice/cri-containerd-" + id + ".scope\n";
+  }
+  const std::string& logs() const { return logs_; }
+
+ private:
+  std::string logs_;
+};
+
+std::string hexId(char c) { return std::string(64, c); }
+
+TEST(KubernetesPodTest, FoundByNamespacePodAndContainerThroughLogLinksAndCgroups) {
+  ProcFixture proc;
+  KubeletFixture node;
+  // web-0 (app + a sidecar) and web-1 in shop; web-0 in another namespace; a stale link of
+  // web-1's app before its restart (no process); the sandboxes (pause), which have no link.
+  node.link("web-0", "shop", "app", hexId('a'));
+  node.link("web-0", "shop", "proxy", hexId('b'));
+  node.link("web-1", "shop", "app", hexId('c'));
+  node.link("web-1", "shop", "app", hexId('9'));
+  node.link("web-0", "staging", "app", hexId('d'));
+  node.link("db-0", "shop", "postgres", hexId('e'));
+  proc.add(500, 1, KubeletFixture::cgroup("u0", hexId('a')));
+  proc.add(501, 500, KubeletFixture::cgroup("u0", hexId('a')));  // a child: not the init
+  proc.add(510, 1, KubeletFixture::cgroup("u0", hexId('b')));
+  proc.add(520, 1, KubeletFixture::cgroup("u1", hexId('c')));
+  proc.add(530, 1, KubeletFixture::cgroup("u2", hexId('d')));
+  proc.add(540, 1, KubeletFixture::cgroup("u3", hexId('e')));
+  proc.add(490, 1, KubeletFixture::cgroup("u0", hexId('f')));  // web-0's sandbox
+  ContainerSpec spec;
+  spec.kubernetes =
+      KubernetesPodSpec{.ns = "shop", .pod = "web-*", .container = "app", .logDir = node.logs()};
+  ContainerSources sources{nullptr, proc.root()};
+  auto found = findContainers(spec, sources);
+  ASSERT_TRUE(found.ok()) << found.error().describe();
+  ASSERT_EQ(found->size(), 2u) << "web-0's and web-1's app; not staging's, not the stale link";
+  EXPECT_EQ((*found)[0].id, hexId('a'));
+  EXPECT_EQ((*found)[0].pid, 500);
+  EXPECT_EQ((*found)[0].name, "app");
+  EXPECT_EQ((*found)[0].pod, "shop/web-0");
+  EXPECT_EQ((*found)[0].runtime, ContainerRuntime::kContainerd);
+  EXPECT_THAT((*found)[0].foundBy, HasSubstr("kubelet log link web-0_shop_app-aaaaaaaaaaaa"));
+  EXPECT_THAT((*found)[0].foundBy, HasSubstr("cri-containerd-"));
+  EXPECT_EQ((*found)[1].pod, "shop/web-1");
+
+  // Every container of one pod.
+  spec.kubernetes->pod = "web-0";
+  spec.kubernetes->container.clear();
+  found = findContainers(spec, sources);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[1].name, "proxy");
+
+  // A restart: a new id under the same pod and container is the container now.
+  spec.kubernetes->container = "app";
+  const ContainerMatch before = findContainers(spec, sources)->front();
+  std::filesystem::remove_all(proc.root() + "/500");
+  std::filesystem::remove_all(proc.root() + "/501");
+  node.link("web-0", "shop", "app", hexId('7'));
+  proc.add(600, 1, KubeletFixture::cgroup("u0", hexId('7')));
+  auto again = findContainerAgain(spec, before, sources);
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_EQ(again->id, hexId('7'));
+  EXPECT_EQ(again->pid, 600);
+  std::filesystem::remove_all(proc.root() + "/600");
+  auto gone = findContainerAgain(spec, before, sources);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_THAT(gone.error().message(), HasSubstr("of pod shop/web-0"));
+
+  // Not a Kubernetes node.
+  spec.kubernetes->logDir = node.logs() + "/none";
+  auto none = findContainers(spec, sources);
+  ASSERT_FALSE(none.ok());
+  EXPECT_THAT(none.error().message(), HasSubstr("is this a Kubernetes node?"));
+}
+
+TEST(KubernetesPodTest, TheParserReadsThePodAndRefusesMixedSelectors) {
+  auto parse = [](const std::string& container) {
+    ParseOptions options;
+    options.registry = &testing::builtinFaults();
+    return parseExperimentText(
+        "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: k}\ntargets:\n  web:\n"
+        "    container: " +
+            container +
+            "\n    mode: one\nsteadyState: {probes: []}\n"
+            "method:\n  - {name: kill, fault: process.kill, target: web}\n",
+        "exp.yaml", options);
+  };
+  auto ok = parse(
+      "{kubernetes: {namespace: shop, pod: \"web-*\", container: app}, "
+      "runtime: containerd}");
+  ASSERT_TRUE(ok.ok()) << ok.diagnostics.front().str();
+  const auto& k = ok.experiment->findTarget("web")->container.kubernetes;
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k->ns, "shop");
+  EXPECT_EQ(k->pod, "web-*");
+  EXPECT_EQ(k->logDir, "/var/log/containers");
+  EXPECT_EQ(describeContainerSpec(ok.experiment->findTarget("web")->container),
+            "container kubernetes pod shop/web-* container app (containerd)");
+  auto mixed = parse("{kubernetes: {pod: web-0}, name: web, label: {app: web}}");
+  ASSERT_FALSE(mixed.ok());
+  std::string all;
+  for (const auto& d : mixed.diagnostics) all += d.str() + "\n";
+  EXPECT_THAT(all, HasSubstr("targets.web.container.name: name beside kubernetes"));
+  EXPECT_THAT(all, HasSubstr("targets.web.container.label: label beside kubernetes"));
+  auto bad = parse("{kubernetes: {namespace: Shop_1, container: app, logDir: logs}}");
+  ASSERT_FALSE(bad.ok());
+  all.clear();
+  for (const auto& d : bad.diagnostics) all += d.str() + "\n";
+  EXPECT_THAT(all, HasSubstr("'Shop_1' is not a Kubernetes namespace"));
+  EXPECT_THAT(all, HasSubstr("kubernetes: no pod"));
+  EXPECT_THAT(all, HasSubstr("kubernetes.logDir: 'logs' is not an absolute path"));
+}
+
 }  // namespace
 }  // namespace chaosd
