@@ -79,14 +79,22 @@ std::optional<int64_t> parseIsoTime(const std::string& iso) {
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = s;
-  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000 + fraction;
+  // Years up to 9999 fit the format; nanoseconds since 1970 only to 2262 (a hostile report's
+  // date beyond that is not a time, not an overflow).
+  int64_t ns = 0;
+  if (__builtin_mul_overflow(static_cast<int64_t>(::timegm(&tm)), int64_t{1'000'000'000}, &ns) ||
+      __builtin_add_overflow(ns, fraction, &ns)) {
+    return std::nullopt;
+  }
+  return ns;
 }
 
 std::optional<int64_t> wallOffset(const Json& report, const Json& j, const char* key) {
   auto start = parseIsoTime(text(report, "startedAt"));
   auto t = parseIsoTime(text(j, key));
-  if (!start || !t) return std::nullopt;
-  return *t - *start;
+  int64_t offset = 0;
+  if (!start || !t || __builtin_sub_overflow(*t, *start, &offset)) return std::nullopt;
+  return offset;
 }
 
 std::string duration(std::optional<int64_t> ns) {
