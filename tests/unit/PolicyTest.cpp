@@ -107,6 +107,53 @@ TEST(PolicyTest, HostInterfacesNeedAGrantNamingThem) {
   EXPECT_TRUE(ok.allowed) << ok.reason;
 }
 
+// Containers are granted by name (globs) and Kubernetes pods by NAMESPACE/POD globs; a
+// container selected only by id or labels is not confined.
+TEST(PolicyTest, ContainersAreGrantedByNameAndKubernetesPodsByNamespace) {
+  auto p = parsePolicy(R"yaml(grants:
+  - name: shop-team
+    users: ["4242"]
+    faults: [process.kill]
+    targets:
+      containers: ["web-*"]
+      kubernetes: ["shop/*", "staging/web-0"]
+)yaml",
+                       "/etc/chaosd/policy.yaml");
+  ASSERT_TRUE(p) << p.error().describe();
+  auto check = [&](const std::string& container) {
+    return checkExperiment(*p, alice(),
+                           experiment("  c: {container: " + container + "}\n",
+                                      "  - {name: kill, fault: process.kill, target: c}\n"));
+  };
+  EXPECT_TRUE(check("{name: web-1}").allowed);
+  auto other = check("{name: db}");
+  EXPECT_FALSE(other.allowed);
+  EXPECT_THAT(other.reason, HasSubstr("(name db) is not among the granted containers [web-*]"));
+  auto byLabel = check("{label: {app: web}}");
+  EXPECT_FALSE(byLabel.allowed);
+  EXPECT_THAT(byLabel.reason, HasSubstr("is not selected by name or kubernetes pod"));
+  EXPECT_TRUE(check("{kubernetes: {namespace: shop, pod: \"web-*\"}}").allowed);
+  EXPECT_TRUE(check("{kubernetes: {namespace: staging, pod: web-0}}").allowed);
+  auto wider = check("{kubernetes: {namespace: staging, pod: \"web-*\"}}");
+  EXPECT_FALSE(wider.allowed) << "a glob wider than the grant's pod";
+  EXPECT_THAT(wider.reason,
+              HasSubstr("(kubernetes pod staging/web-*) is not among the granted pods"));
+  EXPECT_FALSE(check("{kubernetes: {pod: web-0}}").allowed) << "namespace default";
+  // A lookup of the caller's own could name any process as the granted container.
+  auto socket = check("{name: web-1, socket: /tmp/mine.sock}");
+  EXPECT_FALSE(socket.allowed);
+  EXPECT_THAT(socket.reason, HasSubstr("names its API socket (/tmp/mine.sock)"));
+  auto logs = check("{kubernetes: {namespace: shop, pod: web-0, logDir: /tmp/links}}");
+  EXPECT_FALSE(logs.allowed);
+  EXPECT_THAT(logs.reason, HasSubstr("names its kubelet log folder (/tmp/links)"));
+  auto bad = parsePolicy(
+      "grants:\n  - users: [\"1\"]\n    faults: [\"*\"]\n"
+      "    targets: {kubernetes: [shop]}\n",
+      "p.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("'shop' is not NAMESPACE/POD"));
+}
+
 TEST(PolicyTest, TheGrantsMaxDurationBoundsEachStep) {
   const std::string pause = "  - {name: p, fault: process.pause, target: svc, duration: 10m}\n";
   Policy p = policy();

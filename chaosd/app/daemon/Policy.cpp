@@ -1,5 +1,6 @@
 #include "chaosd/app/daemon/Policy.h"
 
+#include <fnmatch.h>
 #include <grp.h>
 #include <yaml-cpp/yaml.h>
 
@@ -67,8 +68,8 @@ bool under(const std::string& path, const std::string& prefix) {
 
 const std::set<std::string> kGrantFields = {"name",    "users",       "groups",    "faults",
                                             "targets", "maxDuration", "maxTargets"};
-const std::set<std::string> kTargetFields = {"cgroups", "processUsers", "interfaces", "paths",
-                                             "host"};
+const std::set<std::string> kTargetFields = {"cgroups",    "processUsers", "interfaces", "paths",
+                                             "containers", "kubernetes",   "host"};
 
 Result<void> checkFields(const std::string& path, const YAML::Node& map,
                          const std::set<std::string>& known, const std::string& where) {
@@ -154,6 +155,19 @@ Result<PolicyGrant> parseGrant(const std::string& path, const YAML::Node& g, siz
         return policyError(path, t["paths"], where + ".targets.paths: '" + p + "' is not absolute");
       }
       grant.paths.push_back(canonicalPath(p));
+    }
+    auto containers = stringList(path, t["containers"], where + ".targets.containers");
+    if (!containers) return std::move(containers).error();
+    grant.containers = std::move(*containers);
+    auto pods = stringList(path, t["kubernetes"], where + ".targets.kubernetes");
+    if (!pods) return std::move(pods).error();
+    for (const auto& k : *pods) {
+      if (k.find('/') == std::string::npos || k.front() == '/' || k.back() == '/') {
+        return policyError(
+            path, t["kubernetes"],
+            where + ".targets.kubernetes: '" + k + "' is not NAMESPACE/POD (shop/*, shop/web-*)");
+      }
+      grant.kubernetes.push_back(k);
     }
     if (t["host"]) {
       if (!t["host"].IsScalar() ||
@@ -248,8 +262,40 @@ std::string targetRefusal(const PolicyGrant& g, const TargetSpec* t) {
       return "path target '" + t->name + "' (" + p + ") is not under the granted paths " +
              joined(g.paths);
     }
-    case TargetKind::kContainer:
-      break;  // no grant names containers yet
+    case TargetKind::kContainer: {
+      const auto& c = t->container;
+      // Where the container is looked up must be the system's: an API socket or a log-link
+      // folder of the caller's own could name any process as the granted container.
+      if (!c.socket.empty()) {
+        return "container target '" + t->name + "' names its API socket (" + c.socket +
+               "); callers that are not root use the runtime's own";
+      }
+      if (c.kubernetes && c.kubernetes->logDir != KubernetesPodSpec{}.logDir) {
+        return "container target '" + t->name + "' names its kubelet log folder (" +
+               c.kubernetes->logDir + "); callers that are not root use " +
+               KubernetesPodSpec{}.logDir;
+      }
+      if (c.kubernetes) {
+        // The target's pod as written (a glob is covered only by a grant whose glob matches
+        // that same text: "shop/*" covers "web-*"; "shop/web-0" does not).
+        const std::string pod = c.kubernetes->ns + "/" + c.kubernetes->pod;
+        for (const auto& allowed : g.kubernetes) {
+          if (::fnmatch(allowed.c_str(), pod.c_str(), FNM_PATHNAME) == 0) return "";
+        }
+        return "container target '" + t->name + "' (kubernetes pod " + pod +
+               ") is not among the granted pods " + joined(g.kubernetes);
+      }
+      if (!c.name.empty()) {
+        for (const auto& allowed : g.containers) {
+          if (::fnmatch(allowed.c_str(), c.name.c_str(), 0) == 0) return "";
+        }
+        return "container target '" + t->name + "' (name " + c.name +
+               ") is not among the granted containers " + joined(g.containers);
+      }
+      return "container target '" + t->name +
+             "' is not selected by name or kubernetes pod; grants name containers by those "
+             "(an id, labels or a podman pod alone are not confined)";
+    }
   }
   return "target '" + t->name + "' is of a kind no grant covers";
 }

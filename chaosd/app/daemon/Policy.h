@@ -38,6 +38,12 @@ struct PolicyGrant {
   std::vector<std::string> interfaces;
   // Path targets: canonical prefixes (a path inside one; whole components).
   std::vector<std::string> paths;
+  // Container targets by name: globs of the container names ("web", "web-*"); a target must
+  // select by a name they match (an id or labels alone are not confined).
+  std::vector<std::string> containers;
+  // Kubernetes pods: "NAMESPACE/POD" globs ("shop/*", "shop/web-*"); a kubernetes: target's
+  // namespace and pod (its glob as written, or a name) must be covered by one.
+  std::vector<std::string> kubernetes;
   // Faults without a target (host-wide: the host's clock, CPU stress of the machine).
   bool host = false;
   // Limits: each fault step's duration, and the experiment's guardrail maxTargets.
