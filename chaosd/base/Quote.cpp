@@ -22,6 +22,23 @@ size_t utf8Length(std::string_view s, size_t i) {
   return n;
 }
 
+}  // namespace
+
+bool isUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t len = utf8Length(s, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
 // Characters as a reader counts them: UTF-8 sequences count once, a stray byte once.
 size_t charCount(std::string_view s) {
   size_t n = 0;

@@ -9,6 +9,9 @@ namespace chaosd {
 // How many characters of a user's value an error message shows.
 inline constexpr size_t kQuotedChars = 80;
 
+// Whether `text` is valid UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+bool isUtf8(std::string_view text);
+
 // The user's text in single quotes, safe to print on one line of a terminal, a log or a JSON
 // field: control characters and bytes that are not UTF-8 are escaped, and text longer than
 // maxChars characters is cut there and its length said, so a 1 MB value gives a short line:

@@ -289,7 +289,17 @@ void parseDocument(ReadContext& ctx, const YAML::Node& root, const ParseOptions&
     if (!ec) vars["experiment_dir"] = dir.lexically_normal().string();
   }
   for (const auto& [name, cv] : exp.config) vars[name] = cv.value;
-  for (const auto& [name, value] : options.vars) vars[name] = value;
+  for (const auto& [name, value] : options.vars) {
+    // A value given on the command line goes into the experiment's strings, and from them into
+    // the journal and the report (JSON, which has no bytes): it must be text, as the file is.
+    if (!isUtf8(name) || !isUtf8(value)) {
+      ctx.diag.errorAt(
+          1, 1, "--var " + quoteText(name),
+          "the variable's " + std::string(isUtf8(name) ? "value" : "name") + " is not UTF-8 text",
+          "UTF-8, as the experiment file is");
+    }
+    vars[name] = value;  // known all the same: its uses are not "undefined" on top of this
+  }
 
   if (auto md = top.require("metadata", "metadata: {name: ...}")) {
     parseMetadata(ctx, *md, exp.metadata);

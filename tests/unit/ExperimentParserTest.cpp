@@ -524,6 +524,18 @@ TEST(ExperimentParserVariablesTest, VarWithoutConfig) {
   EXPECT_EQ(probeUrl(r), "http://db/");
 }
 
+// A --var value goes into the experiment's strings and from them into the journal and the
+// report (JSON): bytes that are not UTF-8 are refused before anything runs (they made `chaosctl
+// run` stop with an internal error from the journal's JSON).
+TEST(ExperimentParserVariablesTest, AVarThatIsNotUtf8IsRefused) {
+  ParseResult r = parse(probeUrlExperiment("", "http://${host}/"), {{"host", "db\x91"}});
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(lines(r), ElementsAre("exp.yaml:1:1: --var 'host': the variable's value is not "
+                                    "UTF-8 text (UTF-8, as the experiment file is)"));
+  EXPECT_TRUE(
+      parse(probeUrlExperiment("", "http://${host}/"), {{"host", "d\xc3\xa9j\xc3\xa0"}}).ok());
+}
+
 TEST(ExperimentParserVariablesTest, DoubleDollarIsALiteral) {
   ParseResult r =
       parse(probeUrlExperiment("config: {host: h}\n", "http://${host}/?q=$${host}&cost=$5"));

@@ -4,6 +4,8 @@
 #include <random>
 #include <regex>
 
+#include "chaosd/base/Quote.h"
+
 namespace chaosd::daemon::api {
 
 using json = nlohmann::json;
@@ -133,6 +135,10 @@ Result<Submission> readSubmission(const HttpRequest& req) {
     if (eq == std::string::npos || eq == 0) {
       return Error(ErrorCode::kInvalid, "var '" + v + "' is not NAME=VALUE");
     }
+    // Variables are text: the experiment's, the journal's (a schedule keeps them as JSON, which
+    // has no bytes). Found by fuzz_api_request: a schedule's var of invalid UTF-8 threw from
+    // the journal's dump() and stopped the daemon (tests/fuzz/corpus-api/schedule-var-not-utf8).
+    if (!isUtf8(v)) return Error(ErrorCode::kInvalid, "var " + quoteText(v) + " is not UTF-8 text");
     s.vars[v.substr(0, eq)] = v.substr(eq + 1);
   }
   if (s.yaml.empty()) return Error(ErrorCode::kInvalid, "the request has no experiment");

@@ -55,7 +55,7 @@ Result<void> FaultJournal::addSchedule(const ScheduleRecord& r) {
       .bind(8, int64_t{r.runsStarted})
       .bind(9, int64_t{r.paused ? 1 : 0})
       .bind(10, r.experimentYaml)
-      .bind(11, r.vars.dump())
+      .bind(11, r.vars.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
       .bind(12, toNanos(r.createdAt == WallTime{} ? std::chrono::system_clock::now() : r.createdAt))
       .bind(13, r.creator.dump());
   if (r.maxRuns) s->bind(7, int64_t{*r.maxRuns});
