@@ -324,6 +324,7 @@ bool Engine::measureCapacity() {
     return !abortRequested_;
   };
   const auto rates = load.capacity->rates();
+  if (rates.empty()) return true;  // the parser refuses such a ramp; nothing to measure
   note("capacity of " + load.http.url + ": the load at " + perSecond(rates.front()) + " to " +
        perSecond(rates.back()) + "/s, " + units::formatDuration(load.capacity->every) +
        " a step, until its tolerance breaks");
