@@ -282,8 +282,11 @@ TEST(LoadCapacityTest, TheRampStopsWhereTheToleranceBreaksAndMeasuresMu) {
   spec.rate = 10;
   spec.timeout = std::chrono::seconds(5);
   spec.tolerance.latency = {{99, {CompareOp::kLe, 250e6}}};
-  spec.capacity =
-      LoadCapacitySpec{.from = 10, .step = 10, .max = 150, .every = std::chrono::seconds(1)};
+  spec.capacity.emplace();
+  spec.capacity->from = 10;
+  spec.capacity->step = 10;
+  spec.capacity->max = 150;
+  spec.capacity->every = std::chrono::seconds(1);
   std::vector<double> told;
   auto wait = [](Duration d) {
     std::this_thread::sleep_for(d);
@@ -326,8 +329,11 @@ TEST(LoadCapacityTest, AStopDuringTheRampEndsIt) {
   spec.http.url = server.url("/plain");
   spec.rate = 10;
   spec.tolerance.successRate = Comparison{CompareOp::kGe, 0.99};
-  spec.capacity =
-      LoadCapacitySpec{.from = 10, .step = 10, .max = 100, .every = std::chrono::seconds(1)};
+  spec.capacity.emplace();
+  spec.capacity->from = 10;
+  spec.capacity->step = 10;
+  spec.capacity->max = 100;
+  spec.capacity->every = std::chrono::seconds(1);
   int waits = 0;
   auto wait = [&](Duration d) {
     if (++waits == 2) return false;  // Ctrl-C during the second step
