@@ -16,6 +16,7 @@
 #include "injectors/syscall/SyscallRecords.h"
 #include "injectors/syscall/SyscallRules.h"
 #include "tests/support/BuiltinFaults.h"
+#include "tests/support/ParseErrors.h"
 
 namespace chaosd {
 namespace {
@@ -217,11 +218,7 @@ ParseResult parseStep(const std::string& args) {
   return parseExperimentText(text, "exp.yaml", options);
 }
 
-std::string errorsOf(const ParseResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.str() + "\n";
-  return out;
-}
+using testing::errorsOf;
 
 TEST(FileCorruptParseTest, AcceptsEachModeAndRefusesArgsOfAnother) {
   EXPECT_TRUE(parseStep("{path: \"/m/*.bin\", mode: flip, flips: 8, seed: 1}").ok());

@@ -12,6 +12,7 @@
 #include "chaosd/engine/load/LoadGenerator.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "tests/support/BuiltinFaults.h"
+#include "tests/support/ParseErrors.h"
 #include "tests/support/PortPrintingServer.h"
 #include "tests/support/ReportFixtures.h"
 #include "tests/support/Shell.h"
@@ -171,11 +172,7 @@ ParseResult parse(const std::string& load) {
   return parseExperimentText(text, "exp.yaml", options);
 }
 
-std::string errorsOf(const ParseResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.str() + "\n";
-  return out;
-}
+using testing::errorsOf;
 
 TEST(LoadParseTest, ReadsARateOrStepsAndTheRequest) {
   auto r = parse(

@@ -11,6 +11,7 @@
 #include "chaosd/engine/probes/Verdict.h"
 #include "experiments/parser/ExperimentParser.h"
 #include "tests/support/BuiltinFaults.h"
+#include "tests/support/ParseErrors.h"
 #include "tests/support/PortPrintingServer.h"
 
 namespace chaosd {
@@ -237,11 +238,7 @@ ParseResult parse(const std::string& tolerance, const std::string& kind = "http"
   return parseExperimentText(text, "exp.yaml", options);
 }
 
-std::string errorsOf(const ParseResult& r) {
-  std::string out;
-  for (const auto& d : r.diagnostics) out += d.str() + "\n";
-  return out;
-}
+using testing::errorsOf;
 
 TEST(StreamToleranceParseTest, ReadsEveryStreamKeyWithPercentiles) {
   auto r = parse(
