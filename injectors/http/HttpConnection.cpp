@@ -250,7 +250,10 @@ void Connection::end() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   for (Side* s : {&client_, &upstream_}) {
-    if (s->fd >= 0) ::close(s->fd);
+    if (s->fd >= 0) {
+      loop_.unwatch(s->fd);  // ENOENT when it never was watched: harmless
+      ::close(s->fd);
+    }
     s->fd = -1;
     s->out.consume(s->out.size());
   }

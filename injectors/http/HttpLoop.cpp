@@ -46,6 +46,8 @@ bool EventLoop::watch(int fd, Connection& c, bool upstream) {
   return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &e) == 0;
 }
 
+void EventLoop::unwatch(int fd) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
 void EventLoop::arm(Connection& c, Clock::time_point at) {
   disarm(c);
   c.timer = timers_.emplace(at, &c);

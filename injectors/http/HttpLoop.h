@@ -33,6 +33,10 @@ class EventLoop {
   ProxyShared& shared() { return *shared_; }
   // Watches both directions of fd, edge-triggered, reporting to c (upstream: which socket).
   bool watch(int fd, Connection& c, bool upstream);
+  // Stops watching fd; called before it is closed. A close alone does not remove it from the
+  // epoll set while another descriptor shares its file (a fork elsewhere in the process between
+  // fork and exec), and its events would then name a connection already freed.
+  void unwatch(int fd);
   // One timer per connection: arming again moves it.
   void arm(Connection& c, Clock::time_point at);
   void disarm(Connection& c);
