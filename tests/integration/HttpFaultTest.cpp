@@ -7,6 +7,7 @@
 // pipelined requests answered in order, the nftables table gone after revert and after kill -9
 // of the owner (the next request goes direct).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -454,6 +455,56 @@ TEST_F(HttpFaultTest, HostileClientsAreBounded) {
   EXPECT_EQ(observed["proxy"]["headerTimeouts"], 1) << observed.dump();
   EXPECT_GE(observed["proxy"]["refused"].get<int>(), 1) << observed.dump();
   EXPECT_EQ(observed["proxy"]["malformed"], 1) << observed.dump();
+}
+
+// The proxy runs in the caller's process (the daemon's), which forks for commands and probes.
+// A child between fork and exec holds a copy of every descriptor, so the proxy's close of a
+// connection's socket does not take it out of the epoll set; the socket's next event then named
+// a connection already freed (ASan: heap-use-after-free, seen once in CI). The proxy now
+// unwatches a socket before closing it: the client's bytes after the close reach nobody.
+TEST_F(HttpFaultTest, AForkHoldingTheProxysSocketsDoesNotReachAClosedConnection) {
+  apply({{"headerTimeout", 200'000'000},
+         {"rules", {{{"path", "/never"}, {"abort", {{"status", 500}, {"percent", 1.0}}}}}}});
+  const auto sockets = [] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      n += std::filesystem::read_symlink(e.path(), ec).string().rfind("socket:", 0) == 0;
+    }
+    return n;
+  };
+  const int before = sockets();
+  Fd loris = connectFrom(a_, server_, 8080);
+  ASSERT_TRUE(loris.valid());
+  ASSERT_EQ(::send(loris.get(), "GET / HTTP/1.1\r\n", 16, MSG_NOSIGNAL), 16);
+  ASSERT_TRUE(waitUntil([&] { return sockets() == before + 2; }, 5s)) << "the proxy's accept";
+  int gate[2];
+  ASSERT_EQ(::pipe2(gate, O_CLOEXEC), 0);
+  const pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {  // holds every descriptor until the gate closes; async-signal-safe only
+    ::close(gate[1]);
+    char b;
+    while (::read(gate[0], &b, 1) < 0 && errno == EINTR) {
+    }
+    ::_exit(0);
+  }
+  ::close(gate[0]);
+  struct Release {
+    int gate;
+    pid_t pid;
+    ~Release() {
+      ::close(gate);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } release{gate[1], holder};
+  // The head times out and the proxy closes its socket; the holder keeps the connection open.
+  ASSERT_TRUE(waitUntil([&] { return sockets() == before + 1; }, 5s)) << "the proxy's close";
+  ASSERT_EQ(::send(loris.get(), "Host: x\r\n", 9, MSG_NOSIGNAL), 9);
+  loris = Fd();  // and a FIN: two events for the socket the holder keeps
+  EXPECT_TRUE(waitUntil([&] { return curl("/fine").out == "ok /fine"; }, 5s));
+  const json observed = revert();
+  EXPECT_EQ(observed["proxy"]["headerTimeouts"], 1) << observed.dump();
 }
 
 // resetExisting: a keep-alive connection opened before the fault is destroyed once the redirect
