@@ -159,7 +159,7 @@ struct CompiledSelector {
   std::optional<pid_t> pidFromFile;
   std::optional<CmdlineRegex> cmdline;
   std::optional<uid_t> uid;
-  std::string cgroup;  // without a trailing '/'; "/" stays "/"
+  std::vector<std::string> cgroups;  // any of: without a trailing '/'; "/" stays "/"
 };
 
 Result<uid_t> lookupUser(const std::string& user, const MatchContext& context) {
@@ -187,14 +187,18 @@ Result<CompiledSelector> compile(const ProcessSelector& s, const MatchContext& c
     out.uid = *uid;
   }
   if (!s.cgroup.empty()) {
-    if (s.cgroup.front() != '/') {
-      return Error(ErrorCode::kInvalid,
-                   "cgroup must be a path from the cgroup2 root, starting "
-                   "with '/': '" +
-                       s.cgroup + "'");
+    std::vector<std::string> groups{s.cgroup};
+    groups.insert(groups.end(), s.moreCgroups.begin(), s.moreCgroups.end());
+    for (std::string& g : groups) {
+      if (g.empty() || g.front() != '/') {
+        return Error(ErrorCode::kInvalid,
+                     "cgroup must be a path from the cgroup2 root, starting "
+                     "with '/': '" +
+                         g + "'");
+      }
+      while (g.size() > 1 && g.back() == '/') g.pop_back();
+      out.cgroups.push_back(std::move(g));
     }
-    out.cgroup = s.cgroup;
-    while (out.cgroup.size() > 1 && out.cgroup.back() == '/') out.cgroup.pop_back();
   }
   return out;
 }
@@ -207,7 +211,11 @@ bool matches(const ProcessInfo& p, const ProcessSelector& s, const CompiledSelec
   if (c.pidFromFile && p.pid != *c.pidFromFile) return false;
   if (!s.name.empty() && p.comm != s.name) return false;
   if (c.uid && p.uid != *c.uid) return false;
-  if (!c.cgroup.empty() && !inCgroup(p.cgroup, c.cgroup)) return false;
+  if (!c.cgroups.empty() &&
+      std::none_of(c.cgroups.begin(), c.cgroups.end(),
+                   [&](const std::string& g) { return inCgroup(p.cgroup, g); })) {
+    return false;
+  }
   // Last: the only expensive test.
   return !c.cmdline || c.cmdline->search(p.commandLine);
 }

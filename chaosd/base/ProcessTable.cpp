@@ -157,7 +157,7 @@ void splitCmdline(std::string_view raw, ProcessInfo& info) {
 struct ScanHint {
   std::string name;
   std::optional<pid_t> pid;
-  std::string cgroup;  // normalised as compile() does; "" for none
+  std::vector<std::string> cgroups;  // any of, normalised as compile() does; empty for none
   std::function<bool(const ProcessInfo&)> matches;
 };
 
@@ -167,9 +167,17 @@ ScanHint hintFor(const ProcessSelector* s, unsigned fields) {
   if ((fields & kScanCompleteMatches) != 0) h.matches = detail::selectorMatcher(*s);
   h.name = s->name;
   h.pid = s->pid;
-  if (!s->cgroup.empty() && s->cgroup.front() == '/') {
-    h.cgroup = s->cgroup;
-    while (h.cgroup.size() > 1 && h.cgroup.back() == '/') h.cgroup.pop_back();
+  if (!s->cgroup.empty()) {
+    std::vector<std::string> groups{s->cgroup};
+    groups.insert(groups.end(), s->moreCgroups.begin(), s->moreCgroups.end());
+    const bool valid = std::all_of(groups.begin(), groups.end(), [](const std::string& g) {
+      return !g.empty() && g.front() == '/';
+    });
+    for (std::string& g : groups) {
+      if (!valid) break;  // no hint: match() refuses the selector
+      while (g.size() > 1 && g.back() == '/') g.pop_back();
+      h.cgroups.push_back(std::move(g));
+    }
   }
   return h;
 }
@@ -196,7 +204,9 @@ int readProcessFiles(ProcessFiles files, pid_t pid, Buffers& buf, ProcessInfo& i
   int cgroupErr = (fields & kScanCgroup) != 0 ? files.read("cgroup", buf.cgroup) : ENOENT;
   if (cgroupErr != 0 && cgroupErr != ENOENT) return cgroupErr;
   if (cgroupErr == 0) info.cgroup = parseCgroupV2(buf.cgroup);
-  if (!hint.cgroup.empty() && (fields & kScanCgroup) != 0 && !inCgroup(info.cgroup, hint.cgroup)) {
+  if (!hint.cgroups.empty() && (fields & kScanCgroup) != 0 &&
+      std::none_of(hint.cgroups.begin(), hint.cgroups.end(),
+                   [&](const std::string& g) { return inCgroup(info.cgroup, g); })) {
     fields = 0;  // ruled out by its cgroup
   }
   bool readStatus = (fields & kScanStatus) != 0;

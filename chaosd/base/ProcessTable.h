@@ -26,6 +26,9 @@ struct ProcessSelector {
   // Never matched, whatever else matches: a container's init under `init: protect`. Set by
   // the code that builds a selector for a container, not by the experiment's YAML.
   std::vector<int> exceptPids;
+  // More groups a process may be in instead of `cgroup` (which is then set too): the groups of
+  // several containers one fault acts on (`mode: all` over a pod). Set by code, not YAML.
+  std::vector<std::string> moreCgroups;
 };
 
 // One process as /proc showed it at scan time.

@@ -113,16 +113,19 @@ class Engine {
   void startRefreshing(size_t index);
   // Container targets (EngineContainers.cpp): found and chosen when the fault is prepared, and
   // seen by the fault's injector as the kind it acts on (injectors/container/ContainerView.h).
-  // Returns the view for faults_[index]; records the container in resolved_[index].
+  // Returns the view for faults_[index] and records the containers in containers_[index];
+  // nullptr when none runs and the target says `empty: skip` (the fault is skipped).
   Result<const TargetSpec*> containerTarget(size_t index, const TargetSpec& target,
                                             const FaultType* type);
   // Every 200 ms from a container fault's apply to the run's end: whether its container's init
   // is still the one found. A container gone ends its fault (reverted); one restarted (a new
   // init) is followed (the fault applied again to it, under a new fault id) or only reported,
-  // per the target's onRestart. Both are timed in the fault's observed.containerEvents. Returns
+  // per the target's onRestart. Both are timed in the fault's observed.containerEvents. A fault
+  // over several containers only reports theirs (its victims were chosen at apply). Returns
   // when the next check is due.
   Clock::TimePoint watchContainers();
   void containerChanged(size_t index);
+  void otherContainerChanged(size_t index, size_t other);
   // Shared needs (injectors/Injector.h): each key journalled and applied once, before the
   // first fault that names it; released, newest first, once no fault is held.
   bool holdShared(const std::vector<SharedNeed>& needs);
@@ -192,6 +195,10 @@ class Engine {
   struct ContainerHeld {
     TargetSpec view;  // what the injector was handed
     ContainerMatch container;
+    // A fault over several containers (process faults, `mode: all`): the others, and since
+    // when each was seen not running ([0] `container`, [k] others[k-1]).
+    std::vector<ContainerMatch> others;
+    std::vector<std::optional<Clock::TimePoint>> othersDown;
     std::optional<Clock::TimePoint> firstApplied;  // events are timed from it
     Clock::TimePoint heldUntil{};                  // its first apply plus the step's duration
     std::optional<Clock::TimePoint> downSince;     // seen not running since then

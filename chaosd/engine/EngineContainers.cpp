@@ -23,19 +23,24 @@ Result<const TargetSpec*> Engine::containerTarget(size_t index, const TargetSpec
   std::random_device device;
   const uint64_t seed = (static_cast<uint64_t>(device()) << 32) ^ device();
   ContainerChoice choice = chooseContainers(target, std::move(*found), seed);
-  auto one = oneContainer(target, choice);
-  if (!one) return std::move(one).error();
-  auto view =
-      containerView(target, *one, *kind, result_.faults[index].type.starts_with("process."));
+  if (choice.selected.empty() && target.emptySkip) {
+    const TargetSpec* skipped = nullptr;  // `empty: skip`: nothing runs, nothing to do
+    return skipped;
+  }
+  auto view = containersView(target, choice.selected, *kind,
+                             result_.faults[index].type.starts_with("process."));
   if (!view) return std::move(view).error();
   if (choice.seed)
     note(target.name + ": container chosen with seed " + std::to_string(*choice.seed));
   auto& held = containers_[index];
   held.view = std::move(*view);
-  held.container = std::move(*one);
-  note(result_.faults[index].step + ": container " + held.container.name + " (" +
-       held.container.shortId() + ", pid " + std::to_string(held.container.pid) + ") found by " +
-       held.container.foundBy);
+  held.container = choice.selected.front();
+  held.others.assign(choice.selected.begin() + 1, choice.selected.end());
+  held.othersDown.assign(choice.selected.size(), std::nullopt);
+  for (const ContainerMatch& c : choice.selected) {
+    note(result_.faults[index].step + ": container " + c.name + " (" + c.shortId() + ", pid " +
+         std::to_string(c.pid) + ") found by " + c.foundBy);
+  }
   return &held.view;
 }
 
@@ -58,6 +63,11 @@ Clock::TimePoint Engine::watchContainers() {
   if (now < containerWatchDue_) return containerWatchDue_;
   containerWatchDue_ = now + kWatchEvery;
   std::vector<size_t> changed;
+  std::vector<std::pair<size_t, size_t>> othersChanged;
+  const auto moved = [](const ContainerMatch& c) {
+    auto start = readStartTime(c.pid);
+    return !start || *start != c.startTime;
+  };
   for (auto& [index, held] : containers_) {
     const FaultRecordOut& f = result_.faults[index];
     if (!f.appliedMono) continue;  // not applied (yet): nothing to follow
@@ -65,11 +75,59 @@ Clock::TimePoint Engine::watchContainers() {
       held.firstApplied = f.appliedMono;
       held.heldUntil = *f.appliedMono + (f.plannedEnd - f.plannedStart);
     }
-    auto start = readStartTime(held.container.pid);
-    if (!start || *start != held.container.startTime) changed.push_back(index);
+    if (!held.others.empty()) {  // several: each reported, none followed
+      if (moved(held.container)) othersChanged.emplace_back(index, 0);
+      for (size_t k = 0; k < held.others.size(); ++k) {
+        if (moved(held.others[k])) othersChanged.emplace_back(index, k + 1);
+      }
+      continue;
+    }
+    if (moved(held.container)) changed.push_back(index);
   }
   for (size_t index : changed) containerChanged(index);
+  for (auto [index, other] : othersChanged) otherContainerChanged(index, other);
   return containerWatchDue_;
+}
+
+void Engine::otherContainerChanged(size_t index, size_t which) {
+  ContainerHeld& held = containers_.at(index);
+  FaultRecordOut& f = result_.faults[index];
+  const TargetSpec* target = experiment_.findTarget(f.target);
+  if (target == nullptr) return;
+  ContainerMatch& c = which == 0 ? held.container : held.others[which - 1];
+  std::optional<Clock::TimePoint>& downSince = held.othersDown[which];
+  const auto now = deps_.clock->now();
+  const auto ms = [&held](Clock::TimePoint t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t - *held.firstApplied).count();
+  };
+  ContainerSources sources;
+  sources.api = containerApi_.get();
+  auto again = findContainerAgain(target->container, c, sources);
+  if (!again) {
+    if (downSince) return;  // still down: said already
+    downSince = now;
+    addEvent(f, {{"event", "stopped"},
+                 {"container", c.name},
+                 {"atMs", ms(now)},
+                 {"pid", c.pid},
+                 {"detail", again.error().describe()}});
+    note(f.step + ": container " + c.name + " stopped (" + again.error().describe() + ")");
+    return;
+  }
+  if (again->pid == c.pid && again->startTime == c.startTime) return;
+  nlohmann::json event{{"event", "restarted"},
+                       {"container", c.name},
+                       {"atMs", ms(now)},
+                       {"oldPid", c.pid},
+                       {"pid", again->pid},
+                       {"followed", false}};
+  if (again->id != c.id) event["id"] = again->id;
+  if (downSince) event["downMs"] = ms(now) - ms(*downSince);
+  note(f.step + ": container " + c.name + " restarted, pid " + std::to_string(c.pid) + " -> " +
+       std::to_string(again->pid));
+  downSince.reset();
+  c = *again;
+  addEvent(f, std::move(event));
 }
 
 void Engine::containerChanged(size_t index) {

@@ -4,6 +4,7 @@
 #include "chaosd/base/Log.h"
 #include "chaosd/engine/Engine.h"
 #include "chaosd/engine/Guardian.h"
+#include "injectors/container/ContainerFinder.h"
 
 // The engine's faults: journal the intent, apply, revert, hold the run's shared needs, and
 // audit what is left after the run. Engine.cpp has the run's phases and windows.
@@ -27,15 +28,19 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
   // 1. Prepare: read-only. When one fails, none of the batch is journalled or applied.
   pendingShared_.clear();
   std::vector<FaultIntent> intents;
+  std::vector<size_t> ready;  // the batch less the faults `empty: skip` skipped
   for (size_t i : indexes) {
     auto intent = prepareFault(i);
+    if (!intent && result_.faults[i].state == FaultState::kSkipped) continue;
     if (!intent) return false;
     intents.push_back(std::move(*intent));
+    ready.push_back(i);
   }
+  if (ready.empty()) return true;
   // What the batch shares with other faults of the run (the run's nftables table) is held
   // first: journalled and applied before the faults that hang from it.
   if (!holdShared(std::exchange(pendingShared_, {}))) {
-    for (size_t i : indexes) {
+    for (size_t i : ready) {
       result_.faults[i].state = FaultState::kSkipped;
       result_.faults[i].error = "not applied: " + result_.reasons.back();
     }
@@ -48,7 +53,7 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
     if (!ok) {
       const std::string why =
           "journal: " + ok.error().describe() + " (not applied: a fault is journalled first)";
-      for (size_t i : indexes) {
+      for (size_t i : ready) {
         result_.faults[i].state = FaultState::kSkipped;
         result_.faults[i].error = why;
       }
@@ -57,7 +62,7 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
     }
   }
   const auto wallNow = deps_.clock->wallNow();
-  for (size_t i : indexes) result_.faults[i].intentAt = wallNow;
+  for (size_t i : ready) result_.faults[i].intentAt = wallNow;
   // 3. Apply in order. After a failure the rest of the batch is not applied: skipped. The
   // applied marks of the batch are journalled together, in one commit, once it is done (the
   // intent already makes each fault revertible; a commit per fault was most of a large group's
@@ -66,16 +71,16 @@ bool Engine::applyFaults(const std::vector<size_t>& indexes) {
   auto markApplied = [&] {
     if (deps_.journal && !applied.empty()) (void)deps_.journal->markAppliedAll(applied);
   };
-  for (size_t k = 0; k < indexes.size(); ++k) {
-    if (applyPrepared(indexes[k])) {
-      applied.push_back(result_.faults[indexes[k]].faultId);
+  for (size_t k = 0; k < ready.size(); ++k) {
+    if (applyPrepared(ready[k])) {
+      applied.push_back(result_.faults[ready[k]].faultId);
       continue;
     }
     markApplied();
-    for (size_t rest = k + 1; rest < indexes.size(); ++rest) {
-      FaultRecordOut& f = result_.faults[indexes[rest]];
+    for (size_t rest = k + 1; rest < ready.size(); ++rest) {
+      FaultRecordOut& f = result_.faults[ready[rest]];
       f.state = FaultState::kSkipped;
-      f.error = "not applied: step " + result_.faults[indexes[k]].step + " failed first";
+      f.error = "not applied: step " + result_.faults[ready[k]].step + " failed first";
       if (deps_.journal) (void)deps_.journal->markSkipped(f.faultId, f.error);
     }
     return false;
@@ -106,6 +111,13 @@ std::optional<FaultIntent> Engine::prepareFault(size_t index) {
       f.error = view.error().describe();
       fail(view.error().code() == ErrorCode::kInvalid ? Outcome::kAborted : Outcome::kError,
            "step " + f.step + ": " + f.error);
+      return std::nullopt;
+    }
+    if (*view == nullptr) {  // `empty: skip`: the caller goes on with the batch's others
+      f.state = FaultState::kSkipped;
+      f.error = "no running container matches " + describeContainerSpec(req.target->container) +
+                " (empty: skip)";
+      note("step " + f.step + ": skipped, " + f.error);
       return std::nullopt;
     }
     req.target = *view;

@@ -202,8 +202,10 @@ void parseTarget(ReadContext& ctx, const Field& f, const std::string& name, Expe
     ctx.diag.error(field->node.Mark(), field->path,
                    "seed applies to process and container targets only");
   }
-  if (auto field = m.get("empty"); field && kind && t.kind != TargetKind::kProcess) {
-    ctx.diag.error(field->node.Mark(), field->path, "empty applies to process targets only");
+  if (auto field = m.get("empty");
+      field && kind && t.kind != TargetKind::kProcess && t.kind != TargetKind::kContainer) {
+    ctx.diag.error(field->node.Mark(), field->path,
+                   "empty applies to process and container targets only");
   }
   if (auto seed = m.get("seed")) {
     if (auto v = asInt(ctx, *seed, 0, INT64_MAX)) t.selection.seed = static_cast<uint64_t>(*v);

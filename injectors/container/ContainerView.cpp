@@ -55,6 +55,60 @@ Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch&
   }
 }
 
+Result<TargetSpec> containersView(const TargetSpec& target,
+                                  const std::vector<ContainerMatch>& chosen, TargetKind kind,
+                                  bool signals) {
+  if (chosen.empty()) {
+    return Error(ErrorCode::kNotFound,
+                 "no running container matches " + describeContainerSpec(target.container));
+  }
+  if (chosen.size() == 1) return containerView(target, chosen.front(), kind, signals);
+  std::string names;
+  for (const auto& m : chosen) names += (names.empty() ? "" : ", ") + m.name;
+  const std::string several = "target '" + target.name + "' selects " +
+                              std::to_string(chosen.size()) + " containers (" + names + "); ";
+  const std::string instead = ": use mode: one, a narrower selector or a target per container";
+  switch (kind) {
+    case TargetKind::kInterface:
+      return Error(ErrorCode::kInvalid,
+                   several + "a network fault acts in one network namespace" + instead);
+    case TargetKind::kPath:
+      return Error(ErrorCode::kInvalid, several + "a disk fault acts on one container's path" +
+                                            instead);
+    case TargetKind::kProcess:
+      break;
+    default:
+      return Error(ErrorCode::kInternal, "a container cannot be seen as that kind of target");
+  }
+  if (!signals) {
+    return Error(ErrorCode::kInvalid,
+                 several + "a resource fault joins one container's cgroup" + instead);
+  }
+  if (target.container.init == ContainerInit::kOnly) {
+    return Error(ErrorCode::kInvalid, several + "init: only hits one container's init" + instead);
+  }
+  TargetSpec view;
+  view.name = target.name;
+  view.pos = target.pos;
+  view.kind = kind;
+  view.emptySkip = target.emptySkip;
+  for (const auto& c : chosen) {
+    if (c.cgroup.empty()) {
+      return Error(ErrorCode::kUnsupported,
+                   "container " + c.name + " (" + c.shortId() +
+                       ") has no cgroup v2 group of its own on this machine, so its "
+                       "processes cannot be told apart from others");
+    }
+    if (view.process.cgroup.empty()) {
+      view.process.cgroup = c.cgroup;
+    } else {
+      view.process.moreCgroups.push_back(c.cgroup);
+    }
+    if (target.container.init == ContainerInit::kProtect) view.process.exceptPids.push_back(c.pid);
+  }
+  return view;
+}
+
 ContainerChoice chooseContainers(const TargetSpec& target, std::vector<ContainerMatch> matched,
                                  uint64_t seed) {
   ContainerChoice out;

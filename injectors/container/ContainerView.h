@@ -30,6 +30,16 @@ std::optional<TargetKind> containerViewKind(const std::vector<TargetKind>& kinds
 Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch& container,
                                  TargetKind kind, bool signals = true);
 
+// Several containers (`mode: all` over a pod, a label, a name glob) as one target of `kind`.
+// One container: containerView's. Several: only faults that signal processes (process.kill,
+// process.pause) take them, as the processes of every container's cgroup v2 group, each init
+// spared under `init: protect`; every victim is still named by pid and start time. A network,
+// disk or resource fault acts on one namespace, path or group, and `init: only` on one pid:
+// kInvalid, naming the containers and what to write instead.
+Result<TargetSpec> containersView(const TargetSpec& target,
+                                  const std::vector<ContainerMatch>& chosen, TargetKind kind,
+                                  bool signals = true);
+
 struct ContainerChoice {
   std::vector<ContainerMatch> matched;   // every running container the spec matches
   std::vector<ContainerMatch> selected;  // what the target's mode picks
@@ -42,7 +52,7 @@ ContainerChoice chooseContainers(const TargetSpec& target, std::vector<Container
                                  uint64_t seed);
 
 // The one container a fault acts on: the choice's, or why there is not exactly one (none
-// matches: kNotFound; several selected: kInvalid, a fault acts on one container).
+// matches: kNotFound; several selected: kInvalid, naming them).
 Result<ContainerMatch> oneContainer(const TargetSpec& target, const ContainerChoice& choice);
 
 }  // namespace chaosd

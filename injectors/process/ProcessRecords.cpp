@@ -103,6 +103,7 @@ Json selectorToJson(const ProcessSelector& s) {
             {"pidFile", s.pidFile}};
   if (s.pid) j["pid"] = *s.pid;
   if (!s.exceptPids.empty()) j["exceptPids"] = s.exceptPids;  // a container's protected init
+  if (!s.moreCgroups.empty()) j["moreCgroups"] = s.moreCgroups;  // several containers' groups
   return j;
 }
 
@@ -122,6 +123,11 @@ ProcessSelector selectorFromJson(const Json& j) {
   if (const Json* e = member(j, "exceptPids"); e != nullptr && e->is_array()) {
     for (const auto& p : *e) {
       if (p.is_number_integer()) s.exceptPids.push_back(p.get<int>());
+    }
+  }
+  if (const Json* m = member(j, "moreCgroups"); m != nullptr && m->is_array()) {
+    for (const auto& g : *m) {
+      if (g.is_string()) s.moreCgroups.push_back(g.get<std::string>());
     }
   }
   return s;

@@ -169,7 +169,13 @@ void resolveContainer(const TargetSpec& t, const Guardrails& g, const ResolveCon
   }
   out.containers = nlohmann::json::array();
   if (found->empty()) {
-    out.problems.push_back("no running container matches " + out.selector);
+    if (t.emptySkip) {
+      out.details.push_back("no running container matches " + out.selector +
+                            " (empty: skip — its faults would be skipped)");
+      out.usable = true;
+    } else {
+      out.problems.push_back("no running container matches " + out.selector);
+    }
     return;
   }
   ContainerChoice choice = chooseContainers(t, std::move(*found), t.selection.seed.value_or(0));
@@ -195,12 +201,50 @@ void resolveContainer(const TargetSpec& t, const Guardrails& g, const ResolveCon
     out.usable = true;
     return;
   }
+  out.usable = true;
+  if (choice.selected.size() > 1) {  // only faults that signal take several: ContainerView.h
+    if (auto v = containersView(t, choice.selected, TargetKind::kProcess)) {
+      ResolvedTarget procs;
+      procs.selector = describeSelector(*v);
+      resolveProcess(*v, g, ctx, procs);
+      out.details.push_back("process faults: " + procs.selector +
+                            (t.container.init == ContainerInit::kProtect
+                                 ? " (each container's init protected)"
+                                 : ""));
+      for (const auto& d : procs.details) out.details.push_back("process faults: " + d);
+      for (const auto& p : procs.problems) out.details.push_back("process faults: " + p);
+    } else {
+      out.details.push_back("process faults: " + v.error().describe());
+    }
+    for (auto kind : {TargetKind::kInterface, TargetKind::kPath}) {
+      if (kind == TargetKind::kPath && t.container.path.empty()) continue;
+      out.details.push_back(
+          std::string(kind == TargetKind::kPath ? "disk" : "network") + " faults: " +
+          containersView(t, choice.selected, kind).error().describe());
+    }
+    if (ctx.experiment == nullptr || ctx.catalog == nullptr) return;
+    // The steps on this target that cannot take several: refused before any fault.
+    std::vector<const StepSpec*> steps;
+    for (const auto& s : ctx.experiment->method) {
+      steps.push_back(&s);
+      for (const auto& p : s.parallel) steps.push_back(&p);
+    }
+    for (const StepSpec* s : steps) {
+      if (s->kind != StepKind::kFault || s->target != t.name) continue;
+      const FaultTypeInfo* info = ctx.catalog->find(s->fault);
+      auto kind = info ? containerViewKind(info->targetKinds) : std::nullopt;
+      if (!kind) continue;  // the parser refused it already
+      auto v = containersView(t, choice.selected, *kind, s->fault.starts_with("process."));
+      if (!v) out.problems.push_back("step " + s->name + " (" + s->fault + "): " + v.error().describe());
+    }
+    if (!out.problems.empty()) out.usable = false;
+    return;
+  }
   auto one = oneContainer(t, choice);
   if (!one) {
     out.problems.push_back(one.error().describe());
     return;
   }
-  out.usable = true;
   // What each family would act on.
   if (auto v = containerView(t, *one, TargetKind::kInterface)) {
     ResolvedTarget iface;
@@ -243,7 +287,9 @@ std::string describeSelector(const TargetSpec& t) {
       if (t.process.pid) add("pid", std::to_string(*t.process.pid));
       add("name", t.process.name);
       if (!t.process.cmdline.empty()) add("cmdline", "/" + t.process.cmdline + "/");
-      add("cgroup", t.process.cgroup);
+      std::string groups = t.process.cgroup;
+      for (const auto& g : t.process.moreCgroups) groups += "|" + g;
+      add("cgroup", groups);
       add("user", t.process.user);
       add("pidFile", t.process.pidFile);
       return "process " + s;

@@ -7,6 +7,7 @@
 
 #include "chaosd/base/ProcessTable.h"
 #include "experiments/model/Experiment.h"
+#include "experiments/model/FaultCatalog.h"
 
 namespace chaosd {
 
@@ -32,6 +33,11 @@ struct ResolveContext {
   const ProcessTable* processes = nullptr;  // scanned once per plan
   ContainerApi* containers = nullptr;       // the runtimes' APIs; nullptr: libcurl's
   ProtectionContext protection;
+  // The experiment and its fault types: a container target that selects several containers is
+  // a problem when one of its steps acts on one container only (ContainerView.h). nullptr:
+  // only what the target's own view allows is said.
+  const Experiment* experiment = nullptr;
+  const FaultCatalog* catalog = nullptr;
 };
 
 ResolvedTarget resolveTarget(const TargetSpec& target, const Guardrails& guardrails,

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -533,6 +534,90 @@ TEST_F(ContainerFaultTest, APodTargetHitsOneContainerOfThePod) {
   const auto& hit = r["faults"][0]["observed"]["container"];
   EXPECT_EQ(hit["pod"], pod.name()) << hit.dump();
   EXPECT_EQ(hit["name"], hitA ? a.name() : b.name());
+}
+
+// `mode: all` over a pod: process.pause stops the workers of both its containers, neither
+// init, nothing outside the pod; a network fault on the same target acts in one namespace, so
+// it is refused before any fault; a container target that matches nothing with `empty: skip`
+// skips its step and the run passes.
+TEST_F(ContainerFaultTest, AllOfAPodsContainersForProcessFaultsAndEmptySkip) {
+  testing::PodmanPod pod;
+  ASSERT_EQ(pod.create(name_ + "-pod"), "");
+  const std::vector<std::string> work = {
+      "/bin/sh", "-c", "sleep 1001 & while :; do wait; sleep 1; done"};
+  PodmanContainer a, b, outside;
+  ASSERT_EQ(a.run(name_ + "-a", rootfs_.dir(), work, {.pod = pod.name()}), "");
+  ASSERT_EQ(b.run(name_ + "-b", rootfs_.dir(), work, {.pod = pod.name()}), "");
+  ASSERT_EQ(outside.run(name_, rootfs_.dir(), work), "");
+  std::map<pid_t, pid_t> workerOf;  // init -> its sleep
+  ASSERT_TRUE(waitUntil([&] {
+    workerOf.clear();
+    for (const PodmanContainer* c : {&a, &b, &outside}) {
+      for (pid_t p : cgroupProcs("/libpod_parent/libpod-" + c->id())) {
+        if (p != c->pid()) workerOf[c->pid()] = p;
+      }
+    }
+    return workerOf.size() == 3;
+  })) << "each container's worker";
+  auto experimentOn = [&](const std::string& target, const std::string& step) {
+    const std::string file = root_ + "/all.yaml";
+    std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: all}\n"
+                           "targets:\n  ctr:\n    " << target << "\n"
+                           "steadyState: {baseline: {duration: 100ms}, "
+                           "recovery: {duration: 100ms}, probes: []}\n"
+                           "method:\n  - " << step << "\n";
+    return file;
+  };
+  const std::string podTarget =
+      "container: {pod: " + pod.name() + ", socket: " + socket_ + ", interface: lo}";
+  startRun(experimentOn(podTarget, "{name: freeze, fault: process.pause, target: ctr, "
+                                   "duration: 3s}"));
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return procState(workerOf[a.pid()]) == 'T' && procState(workerOf[b.pid()]) == 'T';
+      },
+      20s))
+      << log();
+  EXPECT_NE(procState(a.pid()), 'T') << "each container's init is protected";
+  EXPECT_NE(procState(b.pid()), 'T');
+  EXPECT_NE(procState(workerOf[outside.pid()]), 'T') << "not the container outside the pod";
+  EXPECT_EQ(waitRun(), 0) << log();
+  for (const auto& [init, worker] : workerOf) EXPECT_NE(procState(worker), 'T') << worker;
+  auto r = report();
+  ASSERT_TRUE(r.is_object()) << log();
+  EXPECT_EQ(r["faults"][0]["state"], "reverted") << r["faults"][0].dump();
+  fs::remove_all(root_ + "/reports");
+
+  int st = 0;
+  const std::string refused = runShell(
+      chaosctl("run", experimentOn(podTarget, "{name: cut, fault: network.partition, "
+                                              "target: ctr, duration: 3s, "
+                                              "args: {cidr: [127.0.0.2/32]}}")) +
+          " 2>&1",
+      &st);
+  EXPECT_NE(st, 0) << refused;
+  EXPECT_NE(refused.find("selects 2 containers"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("a network fault acts in one network namespace"), std::string::npos)
+      << refused;
+  for (const PodmanContainer* c : {&a, &b}) {
+    EXPECT_EQ(runShell("nsenter -t " + std::to_string(c->pid()) + " -n nft list ruleset"), "")
+        << "nothing applied";
+  }
+  fs::remove_all(root_ + "/reports");
+
+  const std::string skipped = runShell(
+      chaosctl("run", experimentOn("container: {name: " + name_ + "-none, socket: " + socket_ +
+                                       "}\n    empty: skip",
+                                   "{name: kill, fault: process.kill, target: ctr}")) +
+          " 2>&1",
+      &st);
+  EXPECT_EQ(st, 0) << skipped;
+  r = report();
+  ASSERT_TRUE(r.is_object()) << skipped;
+  EXPECT_EQ(r["faults"][0]["state"], "skipped") << r["faults"][0].dump();
+  EXPECT_NE(r["faults"][0]["error"].get<std::string>().find("empty: skip"), std::string::npos)
+      << r["faults"][0].dump();
+  for (const auto& [init, worker] : workerOf) EXPECT_EQ(procState(worker), 'S') << worker;
 }
 
 TEST_F(ContainerFaultTest, PlanShowsWhatMatchedAndHow) {

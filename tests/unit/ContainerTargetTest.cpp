@@ -361,6 +361,53 @@ TEST(ContainerViewTest, ModeAndSeedChooseAmongContainersAsForProcesses) {
   EXPECT_EQ(oneContainer(t, chooseContainers(t, {}, 0)).error().code(), ErrorCode::kNotFound);
 }
 
+// Several containers (`mode: all` over a pod): faults that signal take their processes; a
+// network, disk or resource fault, or `init: only`, acts on one and is refused, naming them.
+TEST(ContainerViewTest, SeveralContainersAreTakenOnlyByFaultsThatSignal) {
+  TargetSpec t;
+  t.name = "shop";
+  t.kind = TargetKind::kContainer;
+  t.container.pod = "shop";
+  t.container.path = "/data";
+  ContainerMatch web = webMatch(), db = webMatch();
+  db.name = "db";
+  db.pid = 400;
+  db.cgroup = "/libpod_parent/libpod-db";
+  const std::vector<ContainerMatch> both{web, db};
+
+  auto procs = containersView(t, both, TargetKind::kProcess);
+  ASSERT_TRUE(procs.ok()) << procs.error().describe();
+  EXPECT_EQ(procs->kind, TargetKind::kProcess);
+  EXPECT_EQ(procs->process.cgroup, web.cgroup);
+  EXPECT_EQ(procs->process.moreCgroups, std::vector<std::string>{db.cgroup});
+  EXPECT_EQ(procs->process.exceptPids, (std::vector<int>{300, 400})) << "each init protected";
+  t.container.init = ContainerInit::kInclude;
+  EXPECT_TRUE(containersView(t, both, TargetKind::kProcess)->process.exceptPids.empty());
+
+  for (auto [kind, signals, why] :
+       {std::tuple{TargetKind::kInterface, true, "a network fault acts in one network namespace"},
+        std::tuple{TargetKind::kPath, true, "a disk fault acts on one container's path"},
+        std::tuple{TargetKind::kProcess, false, "a resource fault joins one container's cgroup"}}) {
+    auto refused = containersView(t, both, kind, signals);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalid);
+    EXPECT_THAT(refused.error().message(), HasSubstr("selects 2 containers (web, db)"));
+    EXPECT_THAT(refused.error().message(), HasSubstr(why));
+  }
+  t.container.init = ContainerInit::kOnly;
+  EXPECT_THAT(containersView(t, both, TargetKind::kProcess).error().message(),
+              HasSubstr("init: only hits one container's init"));
+  t.container.init = ContainerInit::kProtect;
+  ContainerMatch noGroup = db;
+  noGroup.cgroup.clear();
+  EXPECT_EQ(containersView(t, {web, noGroup}, TargetKind::kProcess).error().code(),
+            ErrorCode::kUnsupported);
+  // One: the single view; none: not found.
+  EXPECT_EQ(containersView(t, {db}, TargetKind::kInterface)->interface.netns.nsPath(),
+            "/proc/400/ns/net");
+  EXPECT_EQ(containersView(t, {}, TargetKind::kProcess).error().code(), ErrorCode::kNotFound);
+}
+
 // ---- the parser ---------------------------------------------------------------------------
 
 TEST(ContainerParserTest, AContainerTargetForEveryFamily) {

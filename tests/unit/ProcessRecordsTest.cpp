@@ -69,6 +69,24 @@ const char* kPauseRecord = R"json({
   "alreadyStopped": [{"pid": 202, "startTime": 701, "comm": "worker"}]
 })json";
 
+// process.pause over two containers (`mode: all`): their groups, each init spared.
+const char* kSeveralContainersPauseRecord = R"json({
+  "version": 1, "faultId": "run-3-f1", "faultType": "process.pause",
+  "selectorText": "process cgroup=/machine.slice/libpod-a.scope|/machine.slice/libpod-b.scope",
+  "selector": {"name": "", "cmdline": "", "cgroup": "/machine.slice/libpod-a.scope",
+               "user": "", "pidFile": "", "exceptPids": [300, 400],
+               "moreCgroups": ["/machine.slice/libpod-b.scope"]},
+  "selection": {"mode": "all", "count": 0, "fraction": 0.0},
+  "seed": 1, "seedSource": "random", "signal": 19,
+  "durationNs": 30000000000, "intervalNs": 0, "noop": false, "matched": 2, "eligible": 2,
+  "refused": [],
+  "victims": [{"pid": 301, "startTime": 900, "comm": "app"},
+              {"pid": 401, "startTime": 901, "comm": "app"}],
+  "stopped": [{"pid": 301, "startTime": 900, "comm": "app"},
+              {"pid": 401, "startTime": 901, "comm": "app"}],
+  "alreadyStopped": []
+})json";
+
 // process.exec as execUndo() writes it.
 const char* kExecRecord =
     R"json({"pid": 4242, "startTime": 123456, "program": "/usr/bin/python3", "graceMs": 5000})json";
@@ -98,6 +116,7 @@ TEST(ProcessRecordsTest, TodaysUndoRecordsRoundTripUnchanged) {
   expectRoundTrip(kIntervalKillRecord);
   expectRoundTrip(kNoopKillRecord);
   expectRoundTrip(kPauseRecord);
+  expectRoundTrip(kSeveralContainersPauseRecord);
 
   const Json exec = Json::parse(kExecRecord);
   auto undo = ExecUndo::fromJson(exec);

@@ -1,3 +1,4 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -18,6 +19,8 @@
 
 namespace chaosd {
 namespace {
+
+using ::testing::HasSubstr;
 
 const std::string kBasic = std::string(CHAOSD_SOURCE_DIR) + "/tests/data/proc/basic";
 
@@ -407,6 +410,31 @@ TEST(ProcessTableScaleTest, SearchesVeryLongCommandLines) {
             (std::vector<pid_t>{1000, 1001}));
 }
 
+// The groups of several containers (`mode: all` over a pod): a process in any of them.
+ProcessSelector pools13() {
+  ProcessSelector s;
+  s.cgroup = "/system.slice/pool-1.service";
+  s.moreCgroups = {"/system.slice/pool-3.service/"};
+  return s;
+}
+
+TEST(ProcessTableScaleTest, MoreCgroupsMatchAProcessInAnyOfThem) {
+  FakeProcTree tree;
+  for (int i = 0; i < 8; ++i) {
+    tree.add(1000 + i, "worker", {"/usr/bin/worker"},
+             "/system.slice/pool-" + std::to_string(i % 4) + ".service");
+  }
+  auto table = ProcessTable::scan(tree.root());
+  ASSERT_TRUE(table.ok());
+  EXPECT_EQ(pidsOf(table->match(pools13())), (std::vector<pid_t>{1001, 1003, 1005, 1007}));
+  ProcessSelector bad = pools13();
+  bad.moreCgroups.push_back("system.slice/pool-2.service");
+  auto refused = table->match(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalid);
+  EXPECT_THAT(refused.error().message(), HasSubstr("'system.slice/pool-2.service'"));
+}
+
 // A scan that reads only what the selector needs, and skips what it rules out early, finds
 // exactly what a full scan finds; and it keeps every process for ancestor lookups.
 TEST(ProcessTableScaleTest, PartialScansMatchLikeAFullScan) {
@@ -422,7 +450,7 @@ TEST(ProcessTableScaleTest, PartialScansMatchLikeAFullScan) {
       Sel().name("worker-1").selector, Sel().cmdline("--id [12]$").selector,
       Sel().cgroup("/system.slice/pool-2.service/").selector,
       Sel().cgroup("/system.slice").user("1000").name("worker-2").selector,
-      Sel().pid(1007).cmdline("--id").selector};
+      Sel().pid(1007).cmdline("--id").selector, pools13()};
   for (const auto& sel : selectors) {
     auto partial = ProcessTable::scan(tree.root(), ProcessTable::fieldsFor(sel), &sel);
     ASSERT_TRUE(partial.ok());

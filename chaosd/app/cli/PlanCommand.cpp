@@ -251,6 +251,8 @@ int planCommand(const std::vector<std::string>& args) {
   if (table) ctx.processes = &*table;
   ctx.protection.selfPid = ::getpid();
   ctx.protection.invokerPid = ::getpid();
+  ctx.experiment = &e;
+  ctx.catalog = &builtinRegistry();
   std::vector<ResolvedTarget> targets;
   for (const auto& t : e.targets) targets.push_back(resolveTarget(t, e.guardrails, ctx));
   const std::vector<HostCheck> hosts = checkHosts(e, tl, builtinRegistry());

@@ -124,6 +124,8 @@ EngineDeps OwnedRun::engineDeps(const Clock& clock, Waiter& waiter, GuardianHand
     ctx.protection.selfPid = ::getpid();
     ctx.protection.guardedPids.insert(guardianPid);
     ctx.protection.invokerPid = invoker;
+    ctx.experiment = &experiment_;
+    ctx.catalog = config_.registry;
     ResolvedTarget r = resolveTarget(t, experiment_.guardrails, ctx);
     if (r.usable) return std::vector<std::string>{};
     return r.problems;
