@@ -115,12 +115,8 @@ void Engine::otherContainerChanged(size_t index, size_t which) {
     return;
   }
   if (again->pid == c.pid && again->startTime == c.startTime) return;
-  nlohmann::json event{{"event", "restarted"},
-                       {"container", c.name},
-                       {"atMs", ms(now)},
-                       {"oldPid", c.pid},
-                       {"pid", again->pid},
-                       {"followed", false}};
+  nlohmann::json event{{"event", "restarted"}, {"container", c.name}, {"atMs", ms(now)},
+                       {"oldPid", c.pid},      {"pid", again->pid},   {"followed", false}};
   if (again->id != c.id) event["id"] = again->id;
   if (downSince) event["downMs"] = ms(now) - ms(*downSince);
   note(f.step + ": container " + c.name + " restarted, pid " + std::to_string(c.pid) + " -> " +

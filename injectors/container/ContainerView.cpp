@@ -73,8 +73,8 @@ Result<TargetSpec> containersView(const TargetSpec& target,
       return Error(ErrorCode::kInvalid,
                    several + "a network fault acts in one network namespace" + instead);
     case TargetKind::kPath:
-      return Error(ErrorCode::kInvalid, several + "a disk fault acts on one container's path" +
-                                            instead);
+      return Error(ErrorCode::kInvalid,
+                   several + "a disk fault acts on one container's path" + instead);
     case TargetKind::kProcess:
       break;
     default:

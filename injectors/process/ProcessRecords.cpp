@@ -102,7 +102,7 @@ Json selectorToJson(const ProcessSelector& s) {
             {"user", s.user},
             {"pidFile", s.pidFile}};
   if (s.pid) j["pid"] = *s.pid;
-  if (!s.exceptPids.empty()) j["exceptPids"] = s.exceptPids;  // a container's protected init
+  if (!s.exceptPids.empty()) j["exceptPids"] = s.exceptPids;     // a container's protected init
   if (!s.moreCgroups.empty()) j["moreCgroups"] = s.moreCgroups;  // several containers' groups
   return j;
 }

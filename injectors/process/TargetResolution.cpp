@@ -219,8 +219,8 @@ void resolveContainer(const TargetSpec& t, const Guardrails& g, const ResolveCon
     for (auto kind : {TargetKind::kInterface, TargetKind::kPath}) {
       if (kind == TargetKind::kPath && t.container.path.empty()) continue;
       out.details.push_back(
-          std::string(kind == TargetKind::kPath ? "disk" : "network") + " faults: " +
-          containersView(t, choice.selected, kind).error().describe());
+          std::string(kind == TargetKind::kPath ? "disk" : "network") +
+          " faults: " + containersView(t, choice.selected, kind).error().describe());
     }
     if (ctx.experiment == nullptr || ctx.catalog == nullptr) return;
     // The steps on this target that cannot take several: refused before any fault.
@@ -235,7 +235,8 @@ void resolveContainer(const TargetSpec& t, const Guardrails& g, const ResolveCon
       auto kind = info ? containerViewKind(info->targetKinds) : std::nullopt;
       if (!kind) continue;  // the parser refused it already
       auto v = containersView(t, choice.selected, *kind, s->fault.starts_with("process."));
-      if (!v) out.problems.push_back("step " + s->name + " (" + s->fault + "): " + v.error().describe());
+      if (!v)
+        out.problems.push_back("step " + s->name + " (" + s->fault + "): " + v.error().describe());
     }
     if (!out.problems.empty()) out.usable = false;
     return;

@@ -15,9 +15,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <map>
 #include <sstream>
 #include <string>
 
@@ -543,8 +543,8 @@ TEST_F(ContainerFaultTest, APodTargetHitsOneContainerOfThePod) {
 TEST_F(ContainerFaultTest, AllOfAPodsContainersForProcessFaultsAndEmptySkip) {
   testing::PodmanPod pod;
   ASSERT_EQ(pod.create(name_ + "-pod"), "");
-  const std::vector<std::string> work = {
-      "/bin/sh", "-c", "sleep 1001 & while :; do wait; sleep 1; done"};
+  const std::vector<std::string> work = {"/bin/sh", "-c",
+                                         "sleep 1001 & while :; do wait; sleep 1; done"};
   PodmanContainer a, b, outside;
   ASSERT_EQ(a.run(name_ + "-a", rootfs_.dir(), work, {.pod = pod.name()}), "");
   ASSERT_EQ(b.run(name_ + "-b", rootfs_.dir(), work, {.pod = pod.name()}), "");
@@ -562,20 +562,22 @@ TEST_F(ContainerFaultTest, AllOfAPodsContainersForProcessFaultsAndEmptySkip) {
   auto experimentOn = [&](const std::string& target, const std::string& step) {
     const std::string file = root_ + "/all.yaml";
     std::ofstream(file) << "apiVersion: chaosd/v1\nkind: Experiment\nmetadata: {name: all}\n"
-                           "targets:\n  ctr:\n    " << target << "\n"
+                           "targets:\n  ctr:\n    "
+                        << target
+                        << "\n"
                            "steadyState: {baseline: {duration: 100ms}, "
                            "recovery: {duration: 100ms}, probes: []}\n"
-                           "method:\n  - " << step << "\n";
+                           "method:\n  - "
+                        << step << "\n";
     return file;
   };
   const std::string podTarget =
       "container: {pod: " + pod.name() + ", socket: " + socket_ + ", interface: lo}";
-  startRun(experimentOn(podTarget, "{name: freeze, fault: process.pause, target: ctr, "
-                                   "duration: 3s}"));
+  startRun(experimentOn(podTarget,
+                        "{name: freeze, fault: process.pause, target: ctr, "
+                        "duration: 3s}"));
   ASSERT_TRUE(waitUntil(
-      [&] {
-        return procState(workerOf[a.pid()]) == 'T' && procState(workerOf[b.pid()]) == 'T';
-      },
+      [&] { return procState(workerOf[a.pid()]) == 'T' && procState(workerOf[b.pid()]) == 'T'; },
       20s))
       << log();
   EXPECT_NE(procState(a.pid()), 'T') << "each container's init is protected";
@@ -589,12 +591,13 @@ TEST_F(ContainerFaultTest, AllOfAPodsContainersForProcessFaultsAndEmptySkip) {
   fs::remove_all(root_ + "/reports");
 
   int st = 0;
-  const std::string refused = runShell(
-      chaosctl("run", experimentOn(podTarget, "{name: cut, fault: network.partition, "
-                                              "target: ctr, duration: 3s, "
-                                              "args: {cidr: [127.0.0.2/32]}}")) +
-          " 2>&1",
-      &st);
+  const std::string refused =
+      runShell(chaosctl("run", experimentOn(podTarget,
+                                            "{name: cut, fault: network.partition, "
+                                            "target: ctr, duration: 3s, "
+                                            "args: {cidr: [127.0.0.2/32]}}")) +
+                   " 2>&1",
+               &st);
   EXPECT_NE(st, 0) << refused;
   EXPECT_NE(refused.find("selects 2 containers"), std::string::npos) << refused;
   EXPECT_NE(refused.find("a network fault acts in one network namespace"), std::string::npos)
@@ -605,12 +608,12 @@ TEST_F(ContainerFaultTest, AllOfAPodsContainersForProcessFaultsAndEmptySkip) {
   }
   fs::remove_all(root_ + "/reports");
 
-  const std::string skipped = runShell(
-      chaosctl("run", experimentOn("container: {name: " + name_ + "-none, socket: " + socket_ +
-                                       "}\n    empty: skip",
-                                   "{name: kill, fault: process.kill, target: ctr}")) +
-          " 2>&1",
-      &st);
+  const std::string skipped =
+      runShell(chaosctl("run", experimentOn("container: {name: " + name_ +
+                                                "-none, socket: " + socket_ + "}\n    empty: skip",
+                                            "{name: kill, fault: process.kill, target: ctr}")) +
+                   " 2>&1",
+               &st);
   EXPECT_EQ(st, 0) << skipped;
   r = report();
   ASSERT_TRUE(r.is_object()) << skipped;

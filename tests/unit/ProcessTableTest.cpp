@@ -447,10 +447,12 @@ TEST(ProcessTableScaleTest, PartialScansMatchLikeAFullScan) {
   auto full = ProcessTable::scan(tree.root());
   ASSERT_TRUE(full.ok());
   const std::vector<ProcessSelector> selectors = {
-      Sel().name("worker-1").selector, Sel().cmdline("--id [12]$").selector,
+      Sel().name("worker-1").selector,
+      Sel().cmdline("--id [12]$").selector,
       Sel().cgroup("/system.slice/pool-2.service/").selector,
       Sel().cgroup("/system.slice").user("1000").name("worker-2").selector,
-      Sel().pid(1007).cmdline("--id").selector, pools13()};
+      Sel().pid(1007).cmdline("--id").selector,
+      pools13()};
   for (const auto& sel : selectors) {
     auto partial = ProcessTable::scan(tree.root(), ProcessTable::fieldsFor(sel), &sel);
     ASSERT_TRUE(partial.ok());
