@@ -1,5 +1,8 @@
 #include "injectors/container/ContainerView.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "injectors/process/Selection.h"
@@ -13,6 +16,32 @@ std::optional<TargetKind> containerViewKind(const std::vector<TargetKind>& kinds
   return std::nullopt;
 }
 
+std::string durableNetnsPath(pid_t pid, const std::string& procRoot,
+                             const std::vector<std::string>& pinDirs) {
+  const std::string proc = procRoot + "/" + std::to_string(pid) + "/ns/net";
+  struct stat ns {};
+  if (::stat(proc.c_str(), &ns) != 0) return proc;
+  for (const std::string& dir : pinDirs) {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) continue;
+    std::string found;
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat pin {};
+      const std::string path = dir + "/" + name;
+      // The same nsfs device and inode: what `ip netns identify` compares.
+      if (::stat(path.c_str(), &pin) == 0 && pin.st_dev == ns.st_dev && pin.st_ino == ns.st_ino) {
+        found = path;
+        break;
+      }
+    }
+    ::closedir(d);
+    if (!found.empty()) return found;
+  }
+  return proc;
+}
+
 Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch& c, TargetKind kind,
                                  bool signals) {
   TargetSpec view;
@@ -24,7 +53,7 @@ Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch&
   switch (kind) {
     case TargetKind::kInterface:
       view.interface.name = target.container.interface;
-      view.interface.netns.path = proc + "/ns/net";
+      view.interface.netns.path = durableNetnsPath(c.pid);
       return view;
     case TargetKind::kPath:
       if (target.container.path.empty()) {

@@ -22,11 +22,21 @@ namespace chaosd {
 // process among its kinds; nullopt when it takes none of them.
 std::optional<TargetKind> containerViewKind(const std::vector<TargetKind>& kinds);
 
-// The container as a target of `kind`. kInvalid for a path view without `path:`; kUnsupported
-// for a process view of a container whose processes have no cgroup v2 group of their own
-// (only `init: only` works then). `signals` is true for faults that signal the processes
-// (process.kill, pause): only they spare the init under `init: protect`; resource faults
-// join the container's cgroup through every one of its processes.
+// The most durable path to a pid's network namespace. A file under one of `pinDirs` that pins
+// the same namespace (a podman pod's infra namespace, CNI's pod sandboxes, `ip netns add`, all
+// bind mounts under /run/netns) outlives the container's init; /proc/PID/ns/net dies with the
+// init while such a namespace lives on, and a revert through it (the run's after a container
+// stopped or restarted, the guardian's, the next start's) would find it "gone" and leave the
+// fault's rules behind in the live namespace. /proc/PID/ns/net when nothing pins it.
+std::string durableNetnsPath(pid_t pid, const std::string& procRoot = "/proc",
+                             const std::vector<std::string>& pinDirs = {"/run/netns",
+                                                                        "/var/run/netns"});
+
+// The container as a target of `kind` (an interface in durableNetnsPath()). kInvalid for a path
+// view without `path:`; kUnsupported for a process view of a container whose processes have no
+// cgroup v2 group of their own (only `init: only` works then). `signals` is true for faults that
+// signal the processes (process.kill, pause): only they spare the init under `init: protect`;
+// resource faults join the container's cgroup through every one of its processes.
 Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch& container,
                                  TargetKind kind, bool signals = true);
 

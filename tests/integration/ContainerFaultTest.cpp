@@ -413,6 +413,41 @@ TEST_F(ContainerFaultTest, AContainerThatGoesAwayEndsItsFault) {
   EXPECT_TRUE(testing::journalHoldsNothing(root_ + "/state"));
 }
 
+// A container in a namespace something else pins (a pod's infra or sandbox, CNI, `ip netns
+// add`: here the test's /run/netns file) and removed while a partition is held: its init dies,
+// the namespace lives on. The fault is reverted through the pin (durableNetnsPath), not through
+// /proc/PID/ns/net, which died with the init and would have left the table in the namespace.
+TEST_F(ContainerFaultTest, AFaultInAPinnedNamespaceIsRevertedAfterTheInitDied) {
+  const std::string ns = "chaosd-pin-" + std::to_string(::getpid());
+  ASSERT_EQ(shellStatus("ip netns add " + ns), 0);
+  struct Unpin {
+    std::string ns;
+    ~Unpin() { runShell("ip netns del " + ns); }
+  } unpin{ns};
+  PodmanContainer c;
+  ASSERT_EQ(c.run(name_, rootfs_.dir(), {"/bin/sleep", "600"},
+                  {.extra = {"--network=ns:/run/netns/" + ns}}),
+            "");
+  const std::string pinned = "ip netns exec " + ns + " nft list ruleset";
+  startRun(experiment(", interface: lo",
+                      "{name: cut, fault: network.partition, target: ctr, duration: 8s, "
+                      "args: {cidr: [127.0.0.2/32]}}"));
+  ASSERT_TRUE(waitUntil([&] { return runShell(pinned).find("chaosd") != std::string::npos; }, 20s))
+      << log();
+  c.remove();  // the init is gone; the namespace is not
+  EXPECT_EQ(waitRun(), 0) << log();
+  EXPECT_EQ(runShell(pinned), "") << "the table went with the revert, not left behind";
+  const auto r = report();
+  ASSERT_TRUE(r.is_object()) << log();
+  const auto& f = r["faults"][0];
+  EXPECT_EQ(f["state"], "reverted") << f.dump();
+  EXPECT_NE(f["description"].get<std::string>().find("/run/netns/" + ns), std::string::npos)
+      << f.dump();
+  EXPECT_FALSE(f["observed"].contains("note")) << "not 'the namespace is gone': " << f.dump();
+  EXPECT_TRUE(f["leftovers"].empty()) << f.dump();
+  EXPECT_TRUE(testing::journalHoldsNothing(root_ + "/state"));
+}
+
 // experiments/examples/container-kill-drill.yaml as users run it, on a container of the test's.
 TEST_F(ContainerFaultTest, KillDrillExampleRunsForReal) {
   PodmanContainer c;

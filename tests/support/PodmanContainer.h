@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -90,8 +91,12 @@ class PodmanContainer {
                   const std::vector<std::string>& argv, const PodmanRunOptions& options = {}) {
     name_ = name;
     runShell("podman rm -f -t 0 " + name_);  // a leftover of an earlier crashed test
+    const bool network =
+        std::any_of(options.extra.begin(), options.extra.end(),
+                    [](const std::string& e) { return e.starts_with("--network"); });
     std::string cmd = "podman run --runtime runc -d --name " + name_ +
-                      " --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096";
+                      (network ? "" : " --network none") +
+                      " --ulimit nofile=1024:1024 --ulimit nproc=4096:4096";
     for (const auto& l : options.labels) cmd += " --label '" + l + "'";
     if (!options.pod.empty()) cmd += " --pod " + options.pod;
     if (!options.restart.empty()) cmd += " --restart " + options.restart;

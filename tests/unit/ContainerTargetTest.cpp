@@ -408,6 +408,27 @@ TEST(ContainerViewTest, SeveralContainersAreTakenOnlyByFaultsThatSignal) {
   EXPECT_EQ(containersView(t, {}, TargetKind::kProcess).error().code(), ErrorCode::kNotFound);
 }
 
+// The namespace's pin (a file under /run/netns with the namespace's device and inode) is the
+// path a network fault keeps, since it outlives the init; here a hard link stands for the bind
+// mount (the same st_dev and st_ino, as nsfs gives both).
+TEST(ContainerViewTest, ANetworkFaultKeepsThePathThatPinsTheNamespace) {
+  const std::string root = ::testing::TempDir() + "/chaosd-pin-" + std::to_string(::getpid());
+  std::filesystem::create_directories(root + "/proc/300/ns");
+  std::filesystem::create_directories(root + "/proc/400/ns");
+  std::filesystem::create_directories(root + "/netns");
+  std::ofstream(root + "/proc/300/ns/net") << "";
+  std::ofstream(root + "/proc/400/ns/net") << "";
+  std::ofstream(root + "/netns/other") << "";
+  std::filesystem::create_hard_link(root + "/proc/300/ns/net", root + "/netns/pod-web");
+  const std::vector<std::string> dirs{root + "/missing", root + "/netns"};
+  EXPECT_EQ(durableNetnsPath(300, root + "/proc", dirs), root + "/netns/pod-web");
+  EXPECT_EQ(durableNetnsPath(400, root + "/proc", dirs), root + "/proc/400/ns/net")
+      << "nothing pins it: the init's own";
+  EXPECT_EQ(durableNetnsPath(500, root + "/proc", dirs), root + "/proc/500/ns/net")
+      << "no such process: its path, which the fault's prepare reports";
+  std::filesystem::remove_all(root);
+}
+
 // ---- the parser ---------------------------------------------------------------------------
 
 TEST(ContainerParserTest, AContainerTargetForEveryFamily) {
