@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <utility>
 
 #include "injectors/process/Selection.h"
 
@@ -43,7 +45,7 @@ std::string durableNetnsPath(pid_t pid, const std::string& procRoot,
 }
 
 Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch& c, TargetKind kind,
-                                 bool signals) {
+                                 bool signals, const NetnsLookup& netns) {
   TargetSpec view;
   view.name = target.name;
   view.pos = target.pos;
@@ -53,7 +55,7 @@ Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch&
   switch (kind) {
     case TargetKind::kInterface:
       view.interface.name = target.container.interface;
-      view.interface.netns.path = durableNetnsPath(c.pid);
+      view.interface.netns.path = durableNetnsPath(c.pid, netns.procRoot, netns.pinDirs);
       return view;
     case TargetKind::kPath:
       if (target.container.path.empty()) {
@@ -84,14 +86,58 @@ Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch&
   }
 }
 
+namespace {
+
+// Several containers' one network namespace, by the file that pins it.
+Result<TargetSpec> sharedNetnsView(const TargetSpec& target,
+                                   const std::vector<ContainerMatch>& chosen,
+                                   const NetnsLookup& netns, const std::string& several,
+                                   const std::string& instead) {
+  std::optional<std::pair<dev_t, ino_t>> first;
+  for (const auto& c : chosen) {
+    struct stat st {};
+    const std::string path = netns.procRoot + "/" + std::to_string(c.pid) + "/ns/net";
+    if (::stat(path.c_str(), &st) != 0) {
+      return Error::fromErrno("container " + c.name + "'s network namespace (" + path + ")", errno);
+    }
+    if (!first) first.emplace(st.st_dev, st.st_ino);
+    if (*first != std::pair{st.st_dev, st.st_ino}) {
+      return Error(ErrorCode::kInvalid,
+                   several +
+                       "they are in more than one network namespace, and a network fault "
+                       "acts in one" +
+                       instead);
+    }
+  }
+  const std::string own = netns.procRoot + "/" + std::to_string(chosen.front().pid) + "/ns/net";
+  const std::string pinned = durableNetnsPath(chosen.front().pid, netns.procRoot, netns.pinDirs);
+  if (pinned == own) {
+    return Error(ErrorCode::kInvalid,
+                 several +
+                     "they share one network namespace, but no file under /run/netns pins "
+                     "it, so a revert could not reach it once " +
+                     chosen.front().name + "'s init is gone" + instead);
+  }
+  TargetSpec view;
+  view.name = target.name;
+  view.pos = target.pos;
+  view.kind = TargetKind::kInterface;
+  view.emptySkip = target.emptySkip;
+  view.interface.name = target.container.interface;
+  view.interface.netns.path = pinned;
+  return view;
+}
+
+}  // namespace
+
 Result<TargetSpec> containersView(const TargetSpec& target,
                                   const std::vector<ContainerMatch>& chosen, TargetKind kind,
-                                  bool signals) {
+                                  bool signals, const NetnsLookup& netns) {
   if (chosen.empty()) {
     return Error(ErrorCode::kNotFound,
                  "no running container matches " + describeContainerSpec(target.container));
   }
-  if (chosen.size() == 1) return containerView(target, chosen.front(), kind, signals);
+  if (chosen.size() == 1) return containerView(target, chosen.front(), kind, signals, netns);
   std::string names;
   for (const auto& m : chosen) names += (names.empty() ? "" : ", ") + m.name;
   const std::string several = "target '" + target.name + "' selects " +
@@ -99,8 +145,7 @@ Result<TargetSpec> containersView(const TargetSpec& target,
   const std::string instead = ": use mode: one, a narrower selector or a target per container";
   switch (kind) {
     case TargetKind::kInterface:
-      return Error(ErrorCode::kInvalid,
-                   several + "a network fault acts in one network namespace" + instead);
+      return sharedNetnsView(target, chosen, netns, several, instead);
     case TargetKind::kPath:
       return Error(ErrorCode::kInvalid,
                    several + "a disk fault acts on one container's path" + instead);

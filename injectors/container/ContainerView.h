@@ -32,23 +32,34 @@ std::string durableNetnsPath(pid_t pid, const std::string& procRoot = "/proc",
                              const std::vector<std::string>& pinDirs = {"/run/netns",
                                                                         "/var/run/netns"});
 
+// Where a container's network namespace is looked up (fixture trees in tests).
+struct NetnsLookup {
+  std::string procRoot = "/proc";
+  std::vector<std::string> pinDirs = {"/run/netns", "/var/run/netns"};
+};
+
 // The container as a target of `kind` (an interface in durableNetnsPath()). kInvalid for a path
 // view without `path:`; kUnsupported for a process view of a container whose processes have no
 // cgroup v2 group of their own (only `init: only` works then). `signals` is true for faults that
 // signal the processes (process.kill, pause): only they spare the init under `init: protect`;
 // resource faults join the container's cgroup through every one of its processes.
 Result<TargetSpec> containerView(const TargetSpec& target, const ContainerMatch& container,
-                                 TargetKind kind, bool signals = true);
+                                 TargetKind kind, bool signals = true,
+                                 const NetnsLookup& netns = {});
 
 // Several containers (`mode: all` over a pod, a label, a name glob) as one target of `kind`.
-// One container: containerView's. Several: only faults that signal processes (process.kill,
-// process.pause) take them, as the processes of every container's cgroup v2 group, each init
-// spared under `init: protect`; every victim is still named by pid and start time. A network,
-// disk or resource fault acts on one namespace, path or group, and `init: only` on one pid:
-// kInvalid, naming the containers and what to write instead.
+// One container: containerView's. Several:
+//   process  faults that signal processes (process.kill, process.pause) act on the processes
+//            of every container's cgroup v2 group, each init spared under `init: protect`;
+//            every victim is still named by pid and start time
+//   network  when they share one network namespace (a pod's containers) that something pins
+//            under /run/netns: one fault in it, named by the pin (its revert must not depend on
+//            one container's init living on)
+// Anything else over several acts on one namespace, path, group or pid (a resource fault,
+// `init: only`): kInvalid, naming the containers and what to write instead.
 Result<TargetSpec> containersView(const TargetSpec& target,
                                   const std::vector<ContainerMatch>& chosen, TargetKind kind,
-                                  bool signals = true);
+                                  bool signals = true, const NetnsLookup& netns = {});
 
 struct ContainerChoice {
   std::vector<ContainerMatch> matched;   // every running container the spec matches

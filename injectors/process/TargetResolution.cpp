@@ -216,11 +216,18 @@ void resolveContainer(const TargetSpec& t, const Guardrails& g, const ResolveCon
     } else {
       out.details.push_back("process faults: " + v.error().describe());
     }
-    for (auto kind : {TargetKind::kInterface, TargetKind::kPath}) {
-      if (kind == TargetKind::kPath && t.container.path.empty()) continue;
+    if (auto v = containersView(t, choice.selected, TargetKind::kInterface)) {
+      ResolvedTarget iface;
+      resolveInterface(*v, iface);
+      for (const auto& d : iface.details) out.details.push_back("network faults: " + d);
+      for (const auto& p : iface.problems) out.details.push_back("network faults: " + p);
+    } else {
+      out.details.push_back("network faults: " + v.error().describe());
+    }
+    if (!t.container.path.empty()) {
       out.details.push_back(
-          std::string(kind == TargetKind::kPath ? "disk" : "network") +
-          " faults: " + containersView(t, choice.selected, kind).error().describe());
+          "disk faults: " +
+          containersView(t, choice.selected, TargetKind::kPath).error().describe());
     }
     if (ctx.experiment == nullptr || ctx.catalog == nullptr) return;
     // The steps on this target that cannot take several: refused before any fault.

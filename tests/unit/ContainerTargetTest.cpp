@@ -385,8 +385,7 @@ TEST(ContainerViewTest, SeveralContainersAreTakenOnlyByFaultsThatSignal) {
   EXPECT_TRUE(containersView(t, both, TargetKind::kProcess)->process.exceptPids.empty());
 
   for (auto [kind, signals, why] :
-       {std::tuple{TargetKind::kInterface, true, "a network fault acts in one network namespace"},
-        std::tuple{TargetKind::kPath, true, "a disk fault acts on one container's path"},
+       {std::tuple{TargetKind::kPath, true, "a disk fault acts on one container's path"},
         std::tuple{TargetKind::kProcess, false, "a resource fault joins one container's cgroup"}}) {
     auto refused = containersView(t, both, kind, signals);
     ASSERT_FALSE(refused.ok());
@@ -426,6 +425,33 @@ TEST(ContainerViewTest, ANetworkFaultKeepsThePathThatPinsTheNamespace) {
       << "nothing pins it: the init's own";
   EXPECT_EQ(durableNetnsPath(500, root + "/proc", dirs), root + "/proc/500/ns/net")
       << "no such process: its path, which the fault's prepare reports";
+
+  // Several containers: one network fault when they share one pinned namespace (a pod's).
+  TargetSpec t;
+  t.name = "shop";
+  t.kind = TargetKind::kContainer;
+  ContainerMatch web = webMatch(), sidecar = webMatch(), db = webMatch();
+  sidecar.name = "sidecar";
+  sidecar.pid = 310;
+  db.name = "db";
+  db.pid = 400;
+  std::filesystem::create_directories(root + "/proc/310/ns");
+  std::filesystem::create_hard_link(root + "/proc/300/ns/net", root + "/proc/310/ns/net");
+  const NetnsLookup lookup{root + "/proc", dirs};
+  auto pod = containersView(t, {web, sidecar}, TargetKind::kInterface, true, lookup);
+  ASSERT_TRUE(pod.ok()) << pod.error().describe();
+  EXPECT_EQ(pod->kind, TargetKind::kInterface);
+  EXPECT_EQ(pod->interface.name, "eth0");
+  EXPECT_EQ(pod->interface.netns.nsPath(), root + "/netns/pod-web");
+  auto apart = containersView(t, {web, db}, TargetKind::kInterface, true, lookup);
+  ASSERT_FALSE(apart.ok());
+  EXPECT_EQ(apart.error().code(), ErrorCode::kInvalid);
+  EXPECT_THAT(apart.error().message(), HasSubstr("selects 2 containers (web, db)"));
+  EXPECT_THAT(apart.error().message(), HasSubstr("more than one network namespace"));
+  std::filesystem::remove(root + "/netns/pod-web");
+  auto unpinned = containersView(t, {web, sidecar}, TargetKind::kInterface, true, lookup);
+  ASSERT_FALSE(unpinned.ok());
+  EXPECT_THAT(unpinned.error().message(), HasSubstr("no file under /run/netns pins it"));
   std::filesystem::remove_all(root);
 }
 
