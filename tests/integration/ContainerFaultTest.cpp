@@ -64,6 +64,26 @@ std::set<pid_t> cgroupProcs(const std::string& cgroupPath) {
   return out;
 }
 
+// A network namespace pinned under /run/netns (`ip netns add`), as a pod's infra container,
+// a Kubernetes sandbox or CNI pins one; deleted with the object.
+class PinnedNetns {
+ public:
+  explicit PinnedNetns(std::string name) : name_(std::move(name)) {
+    ok_ = shellStatus("ip netns add " + name_) == 0;
+  }
+  PinnedNetns(const PinnedNetns&) = delete;
+  PinnedNetns& operator=(const PinnedNetns&) = delete;
+  ~PinnedNetns() {
+    if (ok_) runShell("ip netns del " + name_);
+  }
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
 class ContainerFaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -419,12 +439,9 @@ TEST_F(ContainerFaultTest, AContainerThatGoesAwayEndsItsFault) {
 // the namespace lives on. The fault is reverted through the pin (durableNetnsPath), not through
 // /proc/PID/ns/net, which died with the init and would have left the table in the namespace.
 TEST_F(ContainerFaultTest, AFaultInAPinnedNamespaceIsRevertedAfterTheInitDied) {
-  const std::string ns = "chaosd-pin-" + std::to_string(::getpid());
-  ASSERT_EQ(shellStatus("ip netns add " + ns), 0);
-  struct Unpin {
-    std::string ns;
-    ~Unpin() { runShell("ip netns del " + ns); }
-  } unpin{ns};
+  PinnedNetns pin("chaosd-pin-" + std::to_string(::getpid()));
+  ASSERT_TRUE(pin.ok());
+  const std::string& ns = pin.name();
   PodmanContainer c;
   ASSERT_EQ(c.run(name_, rootfs_.dir(), {"/bin/sleep", "600"},
                   {.extra = {"--network=ns:/run/netns/" + ns}}),
@@ -454,12 +471,9 @@ TEST_F(ContainerFaultTest, AFaultInAPinnedNamespaceIsRevertedAfterTheInitDied) {
 // removed mid-fault is reported; the fault stays (the namespace and the other container live)
 // and is reverted through the pin at the step's end.
 TEST_F(ContainerFaultTest, APodsContainersInOnePinnedNamespaceTakeOneNetworkFault) {
-  const std::string ns = "chaosd-podns-" + std::to_string(::getpid());
-  ASSERT_EQ(shellStatus("ip netns add " + ns), 0);
-  struct Unpin {
-    std::string ns;
-    ~Unpin() { runShell("ip netns del " + ns); }
-  } unpin{ns};
+  PinnedNetns pin("chaosd-podns-" + std::to_string(::getpid()));
+  ASSERT_TRUE(pin.ok());
+  const std::string& ns = pin.name();
   testing::PodmanPod pod;
   ASSERT_EQ(pod.create(name_ + "-pod"), "");
   PodmanContainer a, b;
