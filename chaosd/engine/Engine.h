@@ -124,8 +124,8 @@ class Engine {
   // over several containers only reports theirs (its victims were chosen at apply). Returns
   // when the next check is due.
   Clock::TimePoint watchContainers();
-  void containerChanged(size_t index);
-  void otherContainerChanged(size_t index, size_t other);
+  // Container `which` of faults_[index] (0: `container`, k: others[k-1]) is gone or restarted.
+  void containerChanged(size_t index, size_t which);
   // Shared needs (injectors/Injector.h): each key journalled and applied once, before the
   // first fault that names it; released, newest first, once no fault is held.
   bool holdShared(const std::vector<SharedNeed>& needs);
@@ -195,13 +195,12 @@ class Engine {
   struct ContainerHeld {
     TargetSpec view;  // what the injector was handed
     ContainerMatch container;
-    // A fault over several containers (process faults, `mode: all`): the others, and since
-    // when each was seen not running ([0] `container`, [k] others[k-1]).
+    // A fault over several containers (process faults, a pod's namespace): the others.
     std::vector<ContainerMatch> others;
-    std::vector<std::optional<Clock::TimePoint>> othersDown;
+    // Since when each was seen not running: [0] `container`, [k] others[k-1].
+    std::vector<std::optional<Clock::TimePoint>> downSince;
     std::optional<Clock::TimePoint> firstApplied;  // events are timed from it
     Clock::TimePoint heldUntil{};                  // its first apply plus the step's duration
-    std::optional<Clock::TimePoint> downSince;     // seen not running since then
     bool revertedByWatch = false;                  // its fault was reverted when it went away
     int reapplied = 0;                             // times the fault followed a restart
   };

@@ -36,7 +36,7 @@ Result<const TargetSpec*> Engine::containerTarget(size_t index, const TargetSpec
   held.view = std::move(*view);
   held.container = choice.selected.front();
   held.others.assign(choice.selected.begin() + 1, choice.selected.end());
-  held.othersDown.assign(choice.selected.size(), std::nullopt);
+  held.downSince.assign(choice.selected.size(), std::nullopt);
   for (const ContainerMatch& c : choice.selected) {
     note(result_.faults[index].step + ": container " + c.name + " (" + c.shortId() + ", pid " +
          std::to_string(c.pid) + ") found by " + c.foundBy);
@@ -62,8 +62,7 @@ Clock::TimePoint Engine::watchContainers() {
   const auto now = deps_.clock->now();
   if (now < containerWatchDue_) return containerWatchDue_;
   containerWatchDue_ = now + kWatchEvery;
-  std::vector<size_t> changed;
-  std::vector<std::pair<size_t, size_t>> othersChanged;
+  std::vector<std::pair<size_t, size_t>> changed;  // (fault, which container)
   const auto moved = [](const ContainerMatch& c) {
     auto start = readStartTime(c.pid);
     return !start || *start != c.startTime;
@@ -75,27 +74,25 @@ Clock::TimePoint Engine::watchContainers() {
       held.firstApplied = f.appliedMono;
       held.heldUntil = *f.appliedMono + (f.plannedEnd - f.plannedStart);
     }
-    if (!held.others.empty()) {  // several: each reported, none followed
-      if (moved(held.container)) othersChanged.emplace_back(index, 0);
-      for (size_t k = 0; k < held.others.size(); ++k) {
-        if (moved(held.others[k])) othersChanged.emplace_back(index, k + 1);
-      }
-      continue;
+    if (moved(held.container)) changed.emplace_back(index, 0);
+    for (size_t k = 0; k < held.others.size(); ++k) {
+      if (moved(held.others[k])) changed.emplace_back(index, k + 1);
     }
-    if (moved(held.container)) changed.push_back(index);
   }
-  for (size_t index : changed) containerChanged(index);
-  for (auto [index, other] : othersChanged) otherContainerChanged(index, other);
+  for (auto [index, which] : changed) containerChanged(index, which);
   return containerWatchDue_;
 }
 
-void Engine::otherContainerChanged(size_t index, size_t which) {
+void Engine::containerChanged(size_t index, size_t which) {
   ContainerHeld& held = containers_.at(index);
   FaultRecordOut& f = result_.faults[index];
   const TargetSpec* target = experiment_.findTarget(f.target);
   if (target == nullptr) return;
+  // Over several containers each is reported by name, and the fault stays: its processes were
+  // chosen when it was applied, its namespace is the pod's.
+  const bool several = !held.others.empty();
   ContainerMatch& c = which == 0 ? held.container : held.others[which - 1];
-  std::optional<Clock::TimePoint>& downSince = held.othersDown[which];
+  std::optional<Clock::TimePoint>& downSince = held.downSince[which];
   const auto now = deps_.clock->now();
   const auto ms = [&held](Clock::TimePoint t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t - *held.firstApplied).count();
@@ -106,72 +103,38 @@ void Engine::otherContainerChanged(size_t index, size_t which) {
   if (!again) {
     if (downSince) return;  // still down: said already
     downSince = now;
-    addEvent(f, {{"event", "stopped"},
-                 {"container", c.name},
-                 {"atMs", ms(now)},
-                 {"pid", c.pid},
-                 {"detail", again.error().describe()}});
+    nlohmann::json event{{"event", "stopped"},
+                         {"atMs", ms(now)},
+                         {"pid", c.pid},
+                         {"detail", again.error().describe()}};
+    if (several) event["container"] = c.name;
+    addEvent(f, std::move(event));
     note(f.step + ": container " + c.name + " stopped (" + again.error().describe() + ")");
-    return;
-  }
-  if (again->pid == c.pid && again->startTime == c.startTime) return;
-  nlohmann::json event{{"event", "restarted"}, {"container", c.name}, {"atMs", ms(now)},
-                       {"oldPid", c.pid},      {"pid", again->pid},   {"followed", false}};
-  if (again->id != c.id) event["id"] = again->id;
-  if (downSince) event["downMs"] = ms(now) - ms(*downSince);
-  note(f.step + ": container " + c.name + " restarted, pid " + std::to_string(c.pid) + " -> " +
-       std::to_string(again->pid));
-  downSince.reset();
-  c = *again;
-  addEvent(f, std::move(event));
-}
-
-void Engine::containerChanged(size_t index) {
-  ContainerHeld& held = containers_.at(index);
-  FaultRecordOut& f = result_.faults[index];
-  const TargetSpec* target = experiment_.findTarget(f.target);
-  if (target == nullptr) return;
-  const auto now = deps_.clock->now();
-  const auto ms = [&held](Clock::TimePoint t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t - *held.firstApplied).count();
-  };
-  ContainerSources sources;
-  sources.api = containerApi_.get();
-  auto again = findContainerAgain(target->container, held.container, sources);
-  if (!again) {
-    if (held.downSince) return;  // still down: said already
-    held.downSince = now;
-    addEvent(f, {{"event", "stopped"},
-                 {"atMs", ms(now)},
-                 {"pid", held.container.pid},
-                 {"detail", again.error().describe()}});
-    note(f.step + ": container " + held.container.name + " stopped (" + again.error().describe() +
-         ")");
-    if (f.state == FaultState::kApplied && f.revertible) {
+    if (!several && f.state == FaultState::kApplied && f.revertible) {
       revertFault(index);  // what it held died with the container; the revert notes what is gone
       held.revertedByWatch = true;
     }
     return;
   }
-  if (again->pid == held.container.pid && again->startTime == held.container.startTime) return;
-  nlohmann::json event{{"event", "restarted"},
-                       {"atMs", ms(now)},
-                       {"oldPid", held.container.pid},
-                       {"pid", again->pid}};
-  if (again->id != held.container.id) event["id"] = again->id;  // re-created under its name
-  if (held.downSince) event["downMs"] = ms(now) - ms(*held.downSince);
-  note(f.step + ": container " + held.container.name + " restarted, pid " +
-       std::to_string(held.container.pid) + " -> " + std::to_string(again->pid));
-  held.downSince.reset();
-  if (f.state == FaultState::kApplied && f.revertible) {
+  if (again->pid == c.pid && again->startTime == c.startTime) return;
+  nlohmann::json event{
+      {"event", "restarted"}, {"atMs", ms(now)}, {"oldPid", c.pid}, {"pid", again->pid}};
+  if (several) event["container"] = c.name;
+  if (again->id != c.id) event["id"] = again->id;  // re-created under its name
+  if (downSince) event["downMs"] = ms(now) - ms(*downSince);
+  note(f.step + ": container " + c.name + " restarted, pid " + std::to_string(c.pid) + " -> " +
+       std::to_string(again->pid));
+  downSince.reset();
+  if (!several && f.state == FaultState::kApplied && f.revertible) {
     revertFault(index);  // on the old init's namespaces: gone, noted by the revert
     held.revertedByWatch = true;
   }
   // A fault still due that the container's going away ended: followed, or only reported.
   const bool ended = f.state == FaultState::kReverted && held.revertedByWatch;
-  if (!ended || !target->container.followRestart || deps_.clock->now() >= held.heldUntil) {
-    if (ended) event["followed"] = false;
-    held.container = *again;
+  if (several || !ended || !target->container.followRestart ||
+      deps_.clock->now() >= held.heldUntil) {
+    if (several || ended) event["followed"] = false;
+    c = *again;
     addEvent(f, std::move(event));
     return;
   }
