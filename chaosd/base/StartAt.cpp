@@ -77,6 +77,8 @@ Result<system_clock::time_point> parseStartAt(std::string_view text) {
     return invalid(text, "no time zone: end it with Z (UTC) or an offset like +02:00");
   }
   if (pos != text.size()) return invalid(text, "text after the time");
+  // Nanoseconds since 1970 in 64 bits reach 1677 to 2262: a year beyond that overflowed.
+  if (y < 1970 || y > 2200) return invalid(text, "the year is not between 1970 and 2200");
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
